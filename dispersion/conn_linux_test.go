@@ -1,0 +1,130 @@
+package dispersion
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func listen(t *testing.T, network, addr string, m Mode) *Conn {
+	t.Helper()
+	c, err := Listen(network, addr, Options{Mode: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	// The kernel turns receive stamping on asynchronously (a workqueue) when
+	// the first stamping socket appears; give it a moment.
+	time.Sleep(5 * time.Millisecond)
+	return c
+}
+
+// recv reads events until one of kind k arrives.
+func recv(t *testing.T, c *Conn, k Kind) Event {
+	t.Helper()
+	buf := make([]byte, 2048)
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for {
+		ev, err := c.Recv(buf)
+		if err != nil {
+			t.Fatalf("recv: %v", err)
+		}
+		if ev.Kind == k {
+			return ev
+		}
+	}
+}
+
+func TestLoopbackTimestamps(t *testing.T) {
+	for _, tc := range []struct {
+		network, addr string
+		mode          Mode
+		src           Source
+	}{
+		{"udp4", "127.0.0.1:0", ModeAuto, SourceKernel},
+		{"udp4", "127.0.0.1:0", ModeSoftware, SourceKernel},
+		{"udp4", "127.0.0.1:0", ModeUser, SourceUser},
+		{"udp6", "[::1]:0", ModeAuto, SourceKernel},
+	} {
+		t.Run(tc.network+"/"+tc.mode.String(), func(t *testing.T) {
+			a := listen(t, tc.network, tc.addr, tc.mode)
+			b := listen(t, tc.network, tc.addr, tc.mode)
+			if rx, tx := a.Sources(); rx != tc.src || tx != tc.src {
+				t.Fatalf("sources %v/%v, want %v", rx, tx, tc.src)
+			}
+			p := a.Peer(b.LocalAddr())
+			key := p.FirstKey()
+			before := time.Now().UnixNano()
+			if _, err := p.WriteBatch([][]byte{make([]byte, 100), make([]byte, 200)}); err != nil {
+				t.Fatal(err)
+			}
+			first := recv(t, b, Data)
+			second := recv(t, b, Data)
+			if first.N != 100 || second.N != 200 || first.From != a.LocalAddr() {
+				t.Errorf("got %d and %d bytes from %v", first.N, second.N, first.From)
+			}
+			if first.Source != tc.src || first.Ns < before || second.Ns < first.Ns {
+				t.Errorf("rx stamps %d %d (%v), sent after %d", first.Ns, second.Ns, first.Source, before)
+			}
+			if first.TTL != 64 {
+				t.Errorf("TTL %d, want 64", first.TTL)
+			}
+			if tc.src == SourceUser {
+				return
+			}
+			tx := recv(t, a, TxStamp)
+			if tx.Key != key || tx.Source != SourceKernel || tx.Ns < before || tx.Ns > first.Ns {
+				t.Errorf("tx stamp key %d (want %d) at %d source %v; rx at %d", tx.Key, key, tx.Ns, tx.Source, first.Ns)
+			}
+			if tx2 := recv(t, a, TxStamp); tx2.Key != key+1 {
+				t.Errorf("second tx key %d, want %d", tx2.Key, key+1)
+			}
+		})
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	a := listen(t, "udp4", "127.0.0.1:0", ModeAuto)
+	dead := listen(t, "udp4", "127.0.0.1:0", ModeUser)
+	to := dead.LocalAddr()
+	dead.Close()
+	if _, err := a.Peer(to).Write(make([]byte, 64)); err != nil {
+		t.Fatal(err)
+	}
+	ev := recv(t, a, Unreachable)
+	if ev.From != to || !errors.Is(ev.Err, syscall.ECONNREFUSED) {
+		t.Errorf("unreachable from %v: %v, want %v refused", ev.From, ev.Err, to)
+	}
+}
+
+func TestHardwareRefusedOnLoopback(t *testing.T) {
+	_, err := Listen("udp4", "127.0.0.1:0", Options{Mode: ModeHardware})
+	if err == nil || !strings.Contains(err.Error(), "hardware timestamps unavailable") {
+		t.Fatalf("err = %v, want hardware timestamps unavailable", err)
+	}
+	c, err := Listen("udp4", "127.0.0.1:0", Options{Mode: ModeAuto, Interface: "lo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if rx, _ := c.Sources(); rx != SourceKernel {
+		t.Errorf("auto on lo fell back to %v, want kernel", rx)
+	}
+	if c.Capabilities().HardwareProblem == nil {
+		t.Error("no reason recorded for missing hardware timestamps")
+	}
+}
+
+func TestPeerAddrFamilies(t *testing.T) {
+	c := listen(t, "udp", ":0", ModeAuto) // dual stack
+	b := listen(t, "udp4", "127.0.0.1:0", ModeAuto)
+	if _, err := c.Peer(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), b.LocalAddr().Port())).Write(make([]byte, 50)); err != nil {
+		t.Fatal(err)
+	}
+	if ev := recv(t, b, Data); ev.N != 50 {
+		t.Errorf("got %d bytes", ev.N)
+	}
+}

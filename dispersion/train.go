@@ -1,0 +1,116 @@
+package dispersion
+
+import (
+	"fmt"
+
+	"github.com/abing-net/abing/estimator"
+)
+
+// Reject says why a train yields no sample.
+type Reject int
+
+// Reasons a train is not used. They are counted and reported, never folded
+// silently into an estimate.
+const (
+	Accepted   Reject = iota
+	Lost              // a packet of the train did not arrive
+	Reordered         // packets arrived out of order
+	NoTxStamp         // a transmit time is missing
+	LeftLate          // back-to-back train that left too slowly to measure the path
+	OffPace           // paced train whose measured spacing is not what was asked
+	Compressed        // a gap at or below the timestamp noise
+	MixedClock        // a packet was stamped by a worse clock than the others
+	numRejects
+)
+
+func (r Reject) String() string {
+	return [...]string{"accepted", "lost", "reordered", "no-tx-stamp", "left-late", "off-pace", "compressed", "mixed-clock"}[r]
+}
+
+// PaceTolerance is how far (relative) a paced gap may be from the requested
+// one before the train is rejected.
+const PaceTolerance = 0.10
+
+// Rejects counts trains by reason.
+type Rejects [numRejects]int
+
+// Add counts one train.
+func (r *Rejects) Add(why Reject) { r[why]++ }
+
+// Rejected is the number of trains not accepted.
+func (r *Rejects) Rejected() int {
+	n := 0
+	for i := Lost; i < numRejects; i++ {
+		n += r[i]
+	}
+	return n
+}
+
+// String lists the non-zero rejection counts, e.g. "lost 2, off-pace 1".
+func (r *Rejects) String() string {
+	s := ""
+	for i := Lost; i < numRejects; i++ {
+		if r[i] > 0 {
+			if s != "" {
+				s += ", "
+			}
+			s += fmt.Sprintf("%s %d", i, r[i])
+		}
+	}
+	return s
+}
+
+// Map returns the non-zero counts by name, for JSON.
+func (r *Rejects) Map() map[string]int {
+	m := map[string]int{}
+	for i := Lost; i < numRejects; i++ {
+		if r[i] > 0 {
+			m[i.String()] = r[i]
+		}
+	}
+	return m
+}
+
+// TrainSample turns one train's timestamps into a dispersion sample. tx and rx
+// hold the transmit and receive time of each position (0 = unknown), order
+// the arrival rank of each position (-1 = never arrived). wantGap is the
+// requested spacing in seconds (0 = back to back) and noise the timestamp
+// noise in seconds.
+func TrainSample(tx, rx []int64, order []int, wantGap, noise float64) (estimator.Sample, Reject) {
+	n := len(rx)
+	if n < 2 || len(tx) != n || len(order) != n {
+		return estimator.Sample{}, Lost
+	}
+	for i := range n {
+		if order[i] < 0 || rx[i] == 0 {
+			return estimator.Sample{}, Lost
+		}
+		if i > 0 && order[i] < order[i-1] {
+			return estimator.Sample{}, Reordered
+		}
+	}
+	for i := range n {
+		if tx[i] == 0 {
+			return estimator.Sample{}, NoTxStamp
+		}
+	}
+	for i := 1; i < n; i++ {
+		in := float64(tx[i]-tx[i-1]) * 1e-9
+		out := float64(rx[i]-rx[i-1]) * 1e-9
+		if out <= noise {
+			return estimator.Sample{}, Compressed
+		}
+		if wantGap == 0 {
+			if in > out/2 {
+				return estimator.Sample{}, LeftLate
+			}
+		} else if in < wantGap*(1-PaceTolerance) || in > wantGap*(1+PaceTolerance) {
+			return estimator.Sample{}, OffPace
+		}
+	}
+	return estimator.Sample{
+		In:   float64(tx[n-1]-tx[0]) * 1e-9,
+		Out:  float64(rx[n-1]-rx[0]) * 1e-9,
+		Gaps: n - 1,
+	}, Accepted
+}

@@ -1,0 +1,100 @@
+package dispersion
+
+import (
+	"math"
+	"testing"
+
+	"github.com/abing-net/abing/estimator"
+)
+
+func TestTrainSample(t *testing.T) {
+	const noise = 2e-6
+	us := func(v ...int64) []int64 {
+		for i := range v {
+			v[i] *= 1000
+		}
+		return v
+	}
+	inOrder := []int{0, 1, 2}
+	for _, tc := range []struct {
+		name   string
+		tx, rx []int64
+		order  []int
+		want   float64
+		reject Reject
+		sample estimator.Sample
+	}{
+		{"b2b", us(1000, 1001, 1002), us(5000, 5120, 5240), inOrder, 0, Accepted,
+			estimator.Sample{In: 2e-6, Out: 240e-6, Gaps: 2}},
+		{"lost", us(1000, 1001, 1002), []int64{5e6, 0, 5.24e6}, []int{0, -1, 1}, 0, Lost, estimator.Sample{}},
+		{"reordered", us(1000, 1001, 1002), us(5000, 5240, 5120), []int{0, 2, 1}, 0, Reordered, estimator.Sample{}},
+		{"no tx", []int64{1e6, 0, 1.002e6}, us(5000, 5120, 5240), inOrder, 0, NoTxStamp, estimator.Sample{}},
+		{"left late", us(1000, 1100, 1200), us(5000, 5120, 5240), inOrder, 0, LeftLate, estimator.Sample{}},
+		{"compressed", us(1000, 1000, 1000), us(5000, 5001, 5120), inOrder, 0, Compressed, estimator.Sample{}},
+		{"paced", us(1000, 1120, 1241), us(5000, 5120, 5360), inOrder, 120e-6, Accepted,
+			estimator.Sample{In: 241e-6, Out: 360e-6, Gaps: 2}},
+		{"paced slow", us(1000, 1150, 1270), us(5000, 5150, 5270), inOrder, 120e-6, OffPace, estimator.Sample{}},
+		{"paced fast", us(1000, 1050, 1170), us(5000, 5120, 5240), inOrder, 120e-6, OffPace, estimator.Sample{}},
+		{"one packet", us(1000), us(5000), []int{0}, 0, Lost, estimator.Sample{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, r := TrainSample(tc.tx, tc.rx, tc.order, tc.want, noise)
+			if r != tc.reject {
+				t.Fatalf("reject = %v, want %v", r, tc.reject)
+			}
+			if s.Gaps != tc.sample.Gaps || math.Abs(s.In-tc.sample.In) > 1e-12 || math.Abs(s.Out-tc.sample.Out) > 1e-12 {
+				t.Errorf("sample = %+v, want %+v", s, tc.sample)
+			}
+		})
+	}
+}
+
+func TestRejects(t *testing.T) {
+	var r Rejects
+	r.Add(Accepted)
+	r.Add(Lost)
+	r.Add(Lost)
+	r.Add(OffPace)
+	if r.Rejected() != 3 || r.String() != "lost 2, off-pace 1" {
+		t.Errorf("rejected %d %q", r.Rejected(), r.String())
+	}
+	if m := r.Map(); len(m) != 2 || m["lost"] != 2 {
+		t.Errorf("map %v", m)
+	}
+}
+
+func TestChoose(t *testing.T) {
+	all := Capabilities{Hardware: true, Timestamping: true, TimestampNS: true}
+	sw := Capabilities{Timestamping: true, TimestampNS: true}
+	nsOnly := Capabilities{TimestampNS: true}
+	for _, tc := range []struct {
+		mode   Mode
+		caps   Capabilities
+		rx, tx Source
+		fail   bool
+	}{
+		{ModeAuto, all, SourceHardware, SourceHardware, false},
+		{ModeAuto, sw, SourceKernel, SourceKernel, false},
+		{ModeAuto, nsOnly, SourceKernel, SourceUser, false},
+		{ModeAuto, Capabilities{}, SourceUser, SourceUser, false},
+		{ModeHardware, all, SourceHardware, SourceHardware, false},
+		{ModeHardware, sw, 0, 0, true},
+		{ModeSoftware, all, SourceKernel, SourceKernel, false},
+		{ModeSoftware, nsOnly, SourceKernel, SourceUser, false},
+		{ModeSoftware, Capabilities{}, 0, 0, true},
+		{ModeUser, all, SourceUser, SourceUser, false},
+	} {
+		rx, tx, err := Choose(tc.mode, tc.caps)
+		if (err != nil) != tc.fail || rx != tc.rx || tx != tc.tx {
+			t.Errorf("%v %+v: got %v %v %v", tc.mode, tc.caps, rx, tx, err)
+		}
+	}
+	for _, s := range []string{"auto", "hardware", "software", "user"} {
+		if m, err := ParseMode(s); err != nil || m.String() != s {
+			t.Errorf("ParseMode(%q) = %v %v", s, m, err)
+		}
+	}
+	if _, err := ParseMode("gps"); err == nil {
+		t.Error("ParseMode(gps) accepted")
+	}
+}

@@ -1,0 +1,208 @@
+package estimator
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+const size = 1500
+
+var cfg = Config{Size: size, Noise: 2e-6}
+
+// tn is the per-probe service time of a link of c bit/s.
+func tn(c float64) float64 { return size * 8 / c }
+
+// b2b makes n back-to-back pair samples at capacity c with gaussian noise of
+// sd seconds.
+func b2b(r *rand.Rand, n int, c, sd float64) []Sample {
+	s := make([]Sample, n)
+	for i := range s {
+		s[i] = Sample{In: 1e-6, Out: tn(c) + r.NormFloat64()*sd, Gaps: 1}
+	}
+	return s
+}
+
+// paced makes trains of n packets paced at Tn through a bottleneck of c with
+// constant-rate cross traffic x of full-size packets arriving at a random
+// phase: each window of Tn catches a cross packet with probability x/c.
+func paced(r *rand.Rand, trains, n int, c, x float64) []Sample {
+	s := make([]Sample, trains)
+	t := tn(c)
+	for i := range s {
+		out := 0.0
+		for range n - 1 {
+			out += t
+			if r.Float64() < x/c {
+				out += t
+			}
+		}
+		s[i] = Sample{In: float64(n-1) * t, Out: out, Gaps: n - 1}
+	}
+	return s
+}
+
+func rel(got, want float64) float64 { return math.Abs(got-want) / want }
+
+func TestCapacity(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	outliers := b2b(r, 20, 100e6, 1e-6)
+	for i := range 6 { // loaded states and compressed samples
+		outliers[i].Out *= 1 + float64(i)
+	}
+	outliers[6].Out = tn(100e6) / 3
+	for _, tc := range []struct {
+		name    string
+		samples []Sample
+		want    float64
+		tol     float64
+		err     error
+	}{
+		{"idle 100M", b2b(r, 20, 100e6, 0), 100e6, 1e-9, nil},
+		{"idle 10M noisy", b2b(r, 20, 10e6, 20e-6), 10e6, 0.03, nil},
+		{"1G noisy", b2b(r, 20, 1e9, 0.3e-6), 1e9, 0.05, nil},
+		{"outliers", outliers, 100e6, 0.02, nil},
+		{"too few", b2b(r, 4, 100e6, 0), 0, 0, ErrTooFew},
+		{"below noise", b2b(r, 20, 10e9, 0), 0, 0, ErrBelowNoise},
+		{"no cluster", []Sample{{0, 1e-4, 1}, {0, 2e-4, 1}, {0, 3e-4, 1}, {0, 4e-4, 1}, {0, 5e-4, 1}}, 0, 0, ErrNoCluster},
+		{"garbage only", []Sample{{0, 0, 1}, {0, -1, 1}, {0, 1, 0}, {}, {}}, 0, 0, ErrTooFew},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _, err := EstimateCapacity(tc.samples, cfg, nil)
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) {
+					t.Fatalf("err = %v, want %v", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e := rel(c.DBC, tc.want); e > tc.tol {
+				t.Errorf("DBC %.4g, want %.4g (error %.2f%%)", c.DBC, tc.want, 100*e)
+			}
+			if c.Confidence <= 0 || c.Confidence > 1 {
+				t.Errorf("confidence %g outside (0,1]", c.Confidence)
+			}
+		})
+	}
+}
+
+func TestCapacityPicksDensestNotMinimum(t *testing.T) {
+	s := []Sample{{0, 50e-6, 1}, {0, 60e-6, 1}}
+	for range 10 {
+		s = append(s, Sample{0, 120e-6, 1})
+	}
+	c, _, err := EstimateCapacity(s, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Tn != 120e-6 || c.InCluster != 10 {
+		t.Fatalf("Tn %g in cluster %d, want 120e-6 and 10", c.Tn, c.InCluster)
+	}
+	if want := 10.0 / 12; math.Abs(c.Confidence-want) > 1e-9 {
+		t.Errorf("confidence %g, want %g", c.Confidence, want)
+	}
+}
+
+func TestCross(t *testing.T) {
+	const c = 100e6
+	for _, tc := range []struct {
+		name   string
+		x      float64
+		trains int
+		n      int
+		tol    float64 // of capacity
+	}{
+		{"idle", 0, 20, 10, 1e-9},
+		{"20%", 20e6, 40, 10, 0.05},
+		{"50%", 50e6, 40, 10, 0.05},
+		{"80%", 80e6, 40, 10, 0.05},
+		{"50% pairs", 50e6, 400, 2, 0.06},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(3, 4))
+			capa, _, err := EstimateCapacity(b2b(r, 20, c, 0), cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			x, err := EstimateCross(paced(r, tc.trains, tc.n, c, tc.x), capa, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e := math.Abs(x.XTR-tc.x) / c; e > tc.tol {
+				t.Errorf("XTR %.4g, want %.4g (error %.1f%% of C)", x.XTR, tc.x, 100*e)
+			}
+			if math.Abs(x.ABW+x.XTR-capa.DBC) > 1 {
+				t.Errorf("ABW %.4g + XTR %.4g != DBC %.4g", x.ABW, x.XTR, capa.DBC)
+			}
+			if tc.x > 0 && x.StdErr <= 0 {
+				t.Errorf("no standard error under cross traffic")
+			}
+		})
+	}
+}
+
+func TestCrossRefusals(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	if _, err := EstimateCross(paced(r, 20, 2, 100e6, 0), Capacity{}, cfg); !errors.Is(err, ErrNoCapacity) {
+		t.Errorf("no capacity: err = %v", err)
+	}
+	capa, _, _ := EstimateCapacity(b2b(r, 20, 100e6, 0), cfg, nil)
+	if _, err := EstimateCross(paced(r, 3, 2, 100e6, 0), capa, cfg); !errors.Is(err, ErrTooFew) {
+		t.Errorf("3 trains: err = %v", err)
+	}
+	// Cross traffic beyond capacity is clamped, not reported above C.
+	s := paced(r, 20, 2, 100e6, 0)
+	for i := range s {
+		s[i].Out *= 5
+	}
+	x, err := EstimateCross(s, capa, cfg)
+	if err != nil || x.XTR != capa.DBC || x.ABW != 0 {
+		t.Errorf("saturated: XTR %g ABW %g err %v", x.XTR, x.ABW, err)
+	}
+}
+
+// ABwE's published reduction on back-to-back pairs: a pair that caught one
+// cross packet doubles its dispersion (q contribution 1).
+func TestABwE(t *testing.T) {
+	capa := Capacity{DBC: 100e6, Tn: tn(100e6), Upper: tn(100e6) * 1.02}
+	s := make([]Sample, 10)
+	for i := range s {
+		s[i] = Sample{0, tn(100e6), 1}
+	}
+	x, err := EstimateABwE(s, capa)
+	if err != nil || x.XTR != 0 || x.ABW != 100e6 {
+		t.Fatalf("idle: %+v %v", x, err)
+	}
+	for i := range 5 {
+		s[i].Out = 2 * tn(100e6)
+	}
+	// q = 0.5, u = 1/3
+	x, err = EstimateABwE(s, capa)
+	if err != nil || rel(x.XTR, 100e6/3) > 1e-9 {
+		t.Fatalf("half loaded: XTR %g err %v, want %g", x.XTR, err, 100e6/3)
+	}
+}
+
+func BenchmarkEstimate(b *testing.B) {
+	r := rand.New(rand.NewPCG(7, 8))
+	bb := b2b(r, 20, 100e6, 1e-6)
+	pp := paced(r, 20, 2, 100e6, 50e6)
+	scratch := make([]float64, 0, 64)
+	b.ReportAllocs()
+	for b.Loop() {
+		c, s, err := EstimateCapacity(bb, cfg, scratch)
+		scratch = s
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := EstimateCross(pp, c, cfg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := EstimateABwE(bb, c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

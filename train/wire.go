@@ -1,0 +1,321 @@
+// Package train defines abing's probe wire format and sends probe trains.
+//
+// Every abing datagram starts with a fixed 40-byte header, big-endian:
+//
+//	offset size field
+//	0      4    magic "ABWE"
+//	4      1    version (1)
+//	5      1    message type (see Type)
+//	6      2    flags (see Flag*)
+//	8      8    session id, chosen at random by the sender
+//	16     4    train index within the session
+//	20     2    position of this packet in its train (0-based)
+//	22     2    train length (packets)
+//	24     4    sequence number within the session
+//	28     4    reply gap in nanoseconds: how the reflector spaces its
+//	            reply train (0 = back to back)
+//	32     8    sender timestamp (ns since the Unix epoch, user space, when
+//	            the packet was built)
+//
+// followed by a body that depends on the type, and zero padding up to the
+// requested datagram size. Sizes in abing are IP-layer sizes (IP and UDP
+// headers included), so a 1500-byte probe carries 1472 bytes of UDP payload
+// over IPv4 and 1452 over IPv6.
+//
+// Bodies:
+//
+//	TypeProbe (sender → reflector): none.
+//	TypeReply (reflector → sender), 16 bytes:
+//	  40 8  reflector receive timestamp of the request packet at this position
+//	  48 1  TTL / hop limit the reflector saw on that packet (0 = unknown)
+//	  49 1  reflector receive timestamp source (see Source in package dispersion)
+//	  50 2  packets of the request train that reached the reflector
+//	  52 4  reserved, zero
+//	TypeReportRequest (sender → reflector), 8 bytes:
+//	  40 4  first train index wanted
+//	  44 4  number of trains wanted
+//	TypeReport (reflector → sender): 8-byte preamble, then 16-byte entries
+//	  40 1  reflector transmit timestamp source
+//	  41 1  reserved
+//	  42 2  number of entries that follow
+//	  44 4  reserved
+//	  48+16k: train index (4), position (2), reserved (2), transmit time (8)
+//	  of the reflector's reply packets.
+//
+// A packet that does not parse is dropped and counted by its receiver: Parse
+// never panics, whatever the bytes.
+package train
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Magic opens every abing datagram.
+const Magic = "ABWE"
+
+// Version is the wire format version this package speaks.
+const Version = 1
+
+// HeaderLen is the length of the fixed header in bytes.
+const HeaderLen = 40
+
+// Datagram overhead at the IP layer: IP header plus UDP header.
+const (
+	OverheadIPv4 = 20 + 8
+	OverheadIPv6 = 40 + 8
+)
+
+// Type is a message type.
+type Type uint8
+
+// Message types.
+const (
+	TypeProbe         Type = 1
+	TypeReply         Type = 2
+	TypeReportRequest Type = 3
+	TypeReport        Type = 4
+)
+
+func (t Type) String() string {
+	switch t {
+	case TypeProbe:
+		return "probe"
+	case TypeReply:
+		return "reply"
+	case TypeReportRequest:
+		return "report-request"
+	case TypeReport:
+		return "report"
+	}
+	return fmt.Sprintf("type(%d)", uint8(t))
+}
+
+// Flags carried in the header.
+const (
+	// FlagPaced marks a train whose packets were spaced on purpose (the
+	// cross-traffic phase) rather than sent back to back.
+	FlagPaced uint16 = 1 << 0
+	// FlagRateLimited in a reply says the reflector refused some work
+	// because the source exceeded its reply budget.
+	FlagRateLimited uint16 = 1 << 1
+)
+
+// Header is the fixed part of every datagram.
+type Header struct {
+	Type     Type
+	Flags    uint16
+	Session  uint64
+	Train    uint32
+	Pos      uint16
+	Len      uint16
+	Seq      uint32
+	ReplyGap uint32 // ns
+	SentNs   int64
+}
+
+// ReplyBody is the body of a TypeReply datagram.
+type ReplyBody struct {
+	RxNs     int64 // reflector receive time of the request packet
+	TTL      uint8
+	RxSource uint8
+	Arrived  uint16 // request packets of this train that arrived
+}
+
+// ReplyBodyLen is the encoded length of ReplyBody.
+const ReplyBodyLen = 16
+
+// ReportRequest is the body of a TypeReportRequest datagram.
+type ReportRequest struct {
+	FirstTrain uint32
+	Trains     uint32
+}
+
+// ReportRequestLen is the encoded length of ReportRequest.
+const ReportRequestLen = 8
+
+// TxStamp is one entry of a report: when the reflector sent one reply packet.
+type TxStamp struct {
+	Train uint32
+	Pos   uint16
+	TxNs  int64
+}
+
+// Report preamble and entry sizes.
+const (
+	reportPreambleLen = 8
+	ReportEntryLen    = 16
+)
+
+// Errors returned by Parse. They are values so that receivers can count
+// drops by cause.
+var (
+	ErrShort     = errors.New("datagram shorter than the abing header")
+	ErrMagic     = errors.New("bad magic")
+	ErrVersion   = errors.New("unsupported version")
+	ErrType      = errors.New("unknown message type")
+	ErrTrain     = errors.New("position outside train")
+	ErrBody      = errors.New("body truncated")
+	ErrTooSmall  = errors.New("size too small for the message")
+	ErrReportLen = errors.New("report entry count exceeds datagram")
+)
+
+// MinSize returns the smallest datagram (IP layer) that can carry a message of
+// type t with body length body over a path with the given IP+UDP overhead.
+func MinSize(overhead, body int) int { return overhead + HeaderLen + body }
+
+// PutHeader encodes h into b[:HeaderLen]. b must be at least HeaderLen long.
+func PutHeader(b []byte, h *Header) {
+	copy(b[0:4], Magic)
+	b[4] = Version
+	b[5] = byte(h.Type)
+	binary.BigEndian.PutUint16(b[6:], h.Flags)
+	binary.BigEndian.PutUint64(b[8:], h.Session)
+	binary.BigEndian.PutUint32(b[16:], h.Train)
+	binary.BigEndian.PutUint16(b[20:], h.Pos)
+	binary.BigEndian.PutUint16(b[22:], h.Len)
+	binary.BigEndian.PutUint32(b[24:], h.Seq)
+	binary.BigEndian.PutUint32(b[28:], h.ReplyGap)
+	binary.BigEndian.PutUint64(b[32:], uint64(h.SentNs))
+}
+
+// ParseHeader decodes and validates the header of datagram b.
+func ParseHeader(b []byte) (Header, error) {
+	var h Header
+	if len(b) < HeaderLen {
+		return h, ErrShort
+	}
+	if string(b[0:4]) != Magic {
+		return h, ErrMagic
+	}
+	if b[4] != Version {
+		return h, fmt.Errorf("%w %d", ErrVersion, b[4])
+	}
+	h.Type = Type(b[5])
+	h.Flags = binary.BigEndian.Uint16(b[6:])
+	h.Session = binary.BigEndian.Uint64(b[8:])
+	h.Train = binary.BigEndian.Uint32(b[16:])
+	h.Pos = binary.BigEndian.Uint16(b[20:])
+	h.Len = binary.BigEndian.Uint16(b[22:])
+	h.Seq = binary.BigEndian.Uint32(b[24:])
+	h.ReplyGap = binary.BigEndian.Uint32(b[28:])
+	h.SentNs = int64(binary.BigEndian.Uint64(b[32:]))
+	switch h.Type {
+	case TypeProbe, TypeReply:
+		if h.Len == 0 || h.Pos >= h.Len {
+			return h, ErrTrain
+		}
+		if h.Type == TypeReply && len(b) < HeaderLen+ReplyBodyLen {
+			return h, ErrBody
+		}
+	case TypeReportRequest:
+		if len(b) < HeaderLen+ReportRequestLen {
+			return h, ErrBody
+		}
+	case TypeReport:
+		if len(b) < HeaderLen+reportPreambleLen {
+			return h, ErrBody
+		}
+	default:
+		return h, ErrType
+	}
+	return h, nil
+}
+
+// PutReplyBody encodes r after the header of b.
+func PutReplyBody(b []byte, r *ReplyBody) {
+	p := b[HeaderLen:]
+	binary.BigEndian.PutUint64(p[0:], uint64(r.RxNs))
+	p[8] = r.TTL
+	p[9] = r.RxSource
+	binary.BigEndian.PutUint16(p[10:], r.Arrived)
+	clear(p[12:16])
+}
+
+// ParseReplyBody decodes the body of a TypeReply datagram whose header
+// already parsed.
+func ParseReplyBody(b []byte) (ReplyBody, error) {
+	if len(b) < HeaderLen+ReplyBodyLen {
+		return ReplyBody{}, ErrBody
+	}
+	p := b[HeaderLen:]
+	return ReplyBody{
+		RxNs:     int64(binary.BigEndian.Uint64(p[0:])),
+		TTL:      p[8],
+		RxSource: p[9],
+		Arrived:  binary.BigEndian.Uint16(p[10:]),
+	}, nil
+}
+
+// PutReportRequest encodes r after the header of b.
+func PutReportRequest(b []byte, r ReportRequest) {
+	p := b[HeaderLen:]
+	binary.BigEndian.PutUint32(p[0:], r.FirstTrain)
+	binary.BigEndian.PutUint32(p[4:], r.Trains)
+}
+
+// ParseReportRequest decodes the body of a TypeReportRequest datagram.
+func ParseReportRequest(b []byte) (ReportRequest, error) {
+	if len(b) < HeaderLen+ReportRequestLen {
+		return ReportRequest{}, ErrBody
+	}
+	p := b[HeaderLen:]
+	return ReportRequest{
+		FirstTrain: binary.BigEndian.Uint32(p[0:]),
+		Trains:     binary.BigEndian.Uint32(p[4:]),
+	}, nil
+}
+
+// ReportCapacity is how many TxStamp entries fit in a report datagram of
+// payload length n (UDP payload bytes).
+func ReportCapacity(n int) int {
+	c := (n - HeaderLen - reportPreambleLen) / ReportEntryLen
+	return max(c, 0)
+}
+
+// PutReport encodes a report after the header of b. It writes as many
+// entries as fit and returns how many it wrote.
+func PutReport(b []byte, source uint8, stamps []TxStamp) int {
+	n := min(len(stamps), ReportCapacity(len(b)), 0xffff)
+	p := b[HeaderLen:]
+	p[0] = source
+	p[1] = 0
+	binary.BigEndian.PutUint16(p[2:], uint16(n))
+	clear(p[4:8])
+	e := p[reportPreambleLen:]
+	for i := range n {
+		s := stamps[i]
+		binary.BigEndian.PutUint32(e[0:], s.Train)
+		binary.BigEndian.PutUint16(e[4:], s.Pos)
+		clear(e[6:8])
+		binary.BigEndian.PutUint64(e[8:], uint64(s.TxNs))
+		e = e[ReportEntryLen:]
+	}
+	return n
+}
+
+// ParseReport decodes the body of a TypeReport datagram, appending its
+// entries to dst. The entry count is checked against the datagram length
+// before anything is allocated.
+func ParseReport(b []byte, dst []TxStamp) (source uint8, out []TxStamp, err error) {
+	if len(b) < HeaderLen+reportPreambleLen {
+		return 0, dst, ErrBody
+	}
+	p := b[HeaderLen:]
+	source = p[0]
+	n := int(binary.BigEndian.Uint16(p[2:]))
+	if n > ReportCapacity(len(b)) {
+		return 0, dst, ErrReportLen
+	}
+	e := p[reportPreambleLen:]
+	for range n {
+		dst = append(dst, TxStamp{
+			Train: binary.BigEndian.Uint32(e[0:]),
+			Pos:   binary.BigEndian.Uint16(e[4:]),
+			TxNs:  int64(binary.BigEndian.Uint64(e[8:])),
+		})
+		e = e[ReportEntryLen:]
+	}
+	return source, dst, nil
+}
