@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/abing-net/abing/dispersion"
+	"github.com/abing-net/abing/measure"
+)
+
+func measureCommand() *cobra.Command {
+	cfg := measure.Defaults()
+	var (
+		count     int
+		interval  time.Duration
+		stamps    string
+		output    string
+		ipv4, ipv6 bool
+	)
+	cmd := &cobra.Command{
+		Use:   "measure HOST[:PORT]",
+		Short: "Measure both directions of the path to a reflector",
+		Example: "  abing measure reflector.example.org\n" +
+			"  abing measure -6 --train-len 10 --output json [2001:db8::1]:8176",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg.Target = args[0]
+			var err error
+			if cfg.Timestamps, err = dispersion.ParseMode(stamps); err != nil {
+				return err
+			}
+			switch {
+			case ipv4 && ipv6:
+				return errors.New("-4 and -6 exclude each other")
+			case ipv4:
+				cfg.Network = "udp4"
+			case ipv6:
+				cfg.Network = "udp6"
+			}
+			if output != "text" && output != "json" {
+				return fmt.Errorf("--output %q: want text or json", output)
+			}
+			if count < 1 {
+				return fmt.Errorf("--count %d: want at least 1", count)
+			}
+			if interval < 0 {
+				return fmt.Errorf("--interval %v: must not be negative", interval)
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runMeasure(ctx, cfg, count, interval, output, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Trains, "pairs", cfg.Trains, "trains (pairs) per phase; a run has two phases")
+	f.IntVar(&cfg.TrainLen, "train-len", cfg.TrainLen, "packets per train: 2 = packet pairs, more = mini-trains")
+	f.IntVar(&cfg.Size, "size", cfg.Size, "IP packet size in bytes, up to 9000 (jumbo)")
+	f.DurationVar(&cfg.Interval, "train-interval", cfg.Interval, "time between trains within a phase")
+	f.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "longest wait for replies")
+	f.StringVar(&stamps, "timestamps", "auto", "timestamp source: auto, hardware, software or user")
+	f.StringVar(&cfg.Interface, "interface", "", "interface whose NIC stamps packets (hardware timestamps)")
+	f.StringVar(&cfg.Method, "method", cfg.Method, "cross-traffic method: probe-gap or abwe (ABwE's published q/(1+q))")
+	f.IntVar(&count, "count", 1, "number of runs")
+	f.DurationVar(&interval, "interval", time.Second, "time between the starts of runs")
+	f.StringVar(&output, "output", "text", "output format: text or json (one object per direction per run)")
+	f.BoolVarP(&ipv4, "ipv4", "4", false, "use IPv4 only")
+	f.BoolVarP(&ipv6, "ipv6", "6", false, "use IPv6 only")
+	return cmd
+}
+
+// runMeasure runs count measurements and prints each; it fails if any run
+// or any direction produced no estimate.
+func runMeasure(ctx context.Context, cfg measure.Config, count int, interval time.Duration, output string, w io.Writer) error {
+	enc := json.NewEncoder(w)
+	failed := 0
+	next := time.Now()
+	for i := 0; i < count; i++ {
+		if i > 0 {
+			next = next.Add(interval)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Until(next)):
+			}
+		}
+		res, err := measure.Run(ctx, cfg)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if count == 1 && output == "text" {
+				return err
+			}
+			failed++
+			if output == "json" {
+				for _, dir := range []string{"forward", "reverse"} {
+					enc.Encode(measure.Record{Time: time.Now().UTC().Format(time.RFC3339Nano), Target: cfg.Target,
+						Direction: dir, Method: cfg.Method, PacketSize: cfg.Size, TrainLen: cfg.TrainLen,
+						TimestampSource: "none", Error: err.Error()})
+				}
+			}
+			fmt.Fprintln(os.Stderr, "abing:", err)
+			continue
+		}
+		bad := false
+		for _, rec := range res.Records() {
+			bad = bad || rec.Error != ""
+			if output == "json" {
+				if err := enc.Encode(rec); err != nil {
+					return err
+				}
+			}
+		}
+		if bad {
+			failed++
+		}
+		if output == "text" {
+			fmt.Fprint(w, res.Text())
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d runs had no estimate in some direction", failed, count)
+	}
+	return nil
+}

@@ -1,0 +1,747 @@
+// Package measure runs one abing measurement against a reflector: both
+// directions, two phases, in about a second.
+//
+// Phase 1 sends Trains back-to-back trains (pairs by default) and asks the
+// reflector to answer each with a back-to-back reply train: the forward
+// dispersion (reflector receive stamps) and the reverse one (our receive
+// stamps) give the dynamic bottleneck capacity of each direction. Phase 2
+// sends Trains trains paced at Tn = L/DBC(forward) and asks for replies paced
+// at L/DBC(reverse): their excess dispersion gives the cross traffic. After
+// each phase a report exchange fetches the reflector's transmit timestamps,
+// so that the reverse spacing is measured, not assumed.
+//
+// Lost, reordered, duplicated and off-pace trains are counted and left out
+// of the estimates; the result says how many and why.
+package measure
+
+import (
+	"context"
+		"fmt"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+		"sync"
+	"time"
+
+	"github.com/abing-net/abing/dispersion"
+	"github.com/abing-net/abing/estimator"
+	"github.com/abing-net/abing/train"
+)
+
+// DefaultPort is the reflector's UDP port.
+const DefaultPort = 8176
+
+// Methods for cross traffic.
+const (
+	MethodProbeGap = "probe-gap"
+	MethodABwE     = "abwe"
+)
+
+// Config describes one measurement.
+type Config struct {
+	Target     string        // host or host:port
+	Network    string        // "udp", "udp4" or "udp6"
+	Trains     int           // trains per phase (--pairs)
+	TrainLen   int           // packets per train (2 = pair)
+	Size       int           // IP-layer packet size, bytes
+	Interval   time.Duration // between train starts within a phase
+	Timeout    time.Duration // longest wait for replies after a phase
+	Timestamps dispersion.Mode
+	Interface  string // for hardware timestamps
+	Method     string // cross-traffic method for XTR/ABW
+	// Bind is used to open the socket; nil means dispersion.Listen. The
+	// testbed uses it to open sockets inside a network namespace.
+	Bind func(network, addr string, opts dispersion.Options) (*dispersion.Conn, error)
+}
+
+// Defaults returns the configuration of a default run.
+func Defaults() Config {
+	return Config{Network: "udp", Trains: 16, TrainLen: 2, Size: 1500,
+		Interval: 10 * time.Millisecond, Timeout: 2 * time.Second, Method: MethodProbeGap}
+}
+
+// MaxSize is the largest probe: a 9000-byte jumbo MTU.
+const MaxSize = 9000
+
+// Validate checks a configuration and says what is wrong in user terms.
+func (c *Config) Validate() error {
+	switch c.Network {
+	case "udp", "udp4", "udp6":
+	default:
+		return fmt.Errorf("network %q: want udp, udp4 or udp6", c.Network)
+	}
+	if c.Trains < 1 || c.Trains > 1000 {
+		return fmt.Errorf("--pairs %d: want 1 to 1000 trains per phase", c.Trains)
+	}
+	if c.TrainLen < 2 || c.TrainLen > 100 {
+		return fmt.Errorf("--train-len %d: want 2 (pairs) to 100", c.TrainLen)
+	}
+	minSize := train.OverheadIPv6 + train.HeaderLen + train.ReplyBodyLen
+	if c.Size < minSize || c.Size > MaxSize {
+		return fmt.Errorf("--size %d: want %d to %d bytes (IP packet size)", c.Size, minSize, MaxSize)
+	}
+	if c.Interval <= 0 || c.Timeout <= 0 {
+		return fmt.Errorf("interval %v and timeout %v must be positive", c.Interval, c.Timeout)
+	}
+	if c.Method != MethodProbeGap && c.Method != MethodABwE {
+		return fmt.Errorf("method %q: want %s or %s", c.Method, MethodProbeGap, MethodABwE)
+	}
+	return nil
+}
+
+// RTT statistics in milliseconds.
+type RTT struct {
+	Min    float64 `json:"min"`
+	Avg    float64 `json:"avg"`
+	Max    float64 `json:"max"`
+	Jitter float64 `json:"jitter"`
+}
+
+// Direction is the estimate for one direction of the path.
+type Direction struct {
+	Name       string // "forward" or "reverse"
+	Capacity   estimator.Capacity
+	CapErr     error
+	Cross      estimator.Cross // by Config.Method
+	CrossErr   error
+	ProbeGap   estimator.Cross // both methods, for comparison
+	ProbeGapEr error
+	ABwE       estimator.Cross
+	ABwEErr    error
+	Source     dispersion.Source // worst clock among both ends' stamps
+	TTL        int               // most common TTL / hop limit received, -1 unknown
+	TrainsSent int
+	Complete   int // trains that arrived whole
+	Used       int // trains used in an estimate
+	Rejects    dispersion.Rejects
+	Packets    int // datagrams sent in this direction
+	Bytes      int // IP-layer bytes sent in this direction
+	Lost       int // datagrams lost in this direction
+	Duplicates int
+}
+
+// Loss is the fraction of this direction's datagrams that were lost.
+func (d *Direction) Loss() float64 {
+	if d.Packets == 0 {
+		return 0
+	}
+	return float64(d.Lost) / float64(d.Packets)
+}
+
+// Err is why no estimate at all could be made, or nil.
+func (d *Direction) Err() error {
+	if d.CapErr != nil {
+		return d.CapErr
+	}
+	return d.CrossErr
+}
+
+// Result is one measurement.
+type Result struct {
+	Time     time.Time
+	Target   string // as given
+	Addr     netip.AddrPort
+	Config   Config
+	Forward  Direction
+	Reverse  Direction
+	RTT      RTT
+	RTTOK    bool
+	Duration time.Duration
+}
+
+// packet state for one position of one train.
+type slot struct {
+	sTx   int64 // our transmit stamp
+	sSrc  dispersion.Source
+	fRx   int64 // reflector receive stamp
+	fSrc  dispersion.Source
+	fTTL  int
+	rTx   int64 // reflector transmit stamp (from the report)
+	rRx   int64 // our receive stamp of the reply
+	rSrc  dispersion.Source
+	rTTL  int
+	rank  int // arrival rank of the reply within its train, -1 none
+	dup   int
+	seen  bool
+	fromR bool // reflector transmit stamp known
+}
+
+type trainState struct {
+	slots    []slot
+	arrived  int // request packets that reached the reflector (from replies)
+	replies  int
+	reported int // report entries, = reply packets the reflector sent
+}
+
+type session struct {
+	cfg     Config
+	conn    *dispersion.Conn
+	peer    *dispersion.Peer
+	addr    netip.AddrPort
+	id      uint64
+	payload int // UDP payload per probe
+	seq     uint32
+
+	mu       sync.Mutex
+	trains   []*trainState
+	txKeys   map[uint32][2]int // key → train, pos
+	reports  map[uint32]bool   // report requests answered, by first train
+	rtxSrc   dispersion.Source
+	unreach  error
+	malform  int
+	progress chan struct{}
+	gap      map[bool]float64 // paced spacing asked for, seconds, by forward
+}
+
+// Run performs one measurement.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	addr, err := resolve(cfg.Network, cfg.Target)
+	if err != nil {
+		return nil, err
+	}
+	bind := cfg.Bind
+	if bind == nil {
+		bind = dispersion.Listen
+	}
+	laddr := ":0"
+	network := cfg.Network
+	if addr.Addr().Is4() {
+		network = "udp4"
+	} else {
+		network = "udp6"
+	}
+	conn, err := bind(network, laddr, dispersion.Options{Mode: cfg.Timestamps, Interface: cfg.Interface})
+	if err != nil {
+		return nil, fmt.Errorf("reflector %s: %w", addr, err)
+	}
+	defer conn.Close()
+	overhead := train.OverheadIPv4
+	if addr.Addr().Is6() {
+		overhead = train.OverheadIPv6
+	}
+	s := &session{cfg: cfg, conn: conn, peer: conn.Peer(addr), addr: addr, id: rand.Uint64(),
+		payload: cfg.Size - overhead, gap: map[bool]float64{}, txKeys: map[uint32][2]int{}, reports: map[uint32]bool{},
+		progress: make(chan struct{}, 1)}
+	start := time.Now()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.receive(ctx) }()
+	res, err := s.run(ctx)
+	cancel()
+	conn.SetReadDeadline(time.Unix(1, 0))
+	if rerr := <-done; err == nil && rerr != nil {
+		err = rerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	res.Time = start
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+func resolve(network, target string) (netip.AddrPort, error) {
+	host, port := target, fmt.Sprint(DefaultPort)
+	if h, p, err := net.SplitHostPort(target); err == nil {
+		host, port = h, p
+	}
+	ua, err := net.ResolveUDPAddr(network, net.JoinHostPort(host, port))
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("reflector %s: %w", target, err)
+	}
+	ap := ua.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+}
+
+func (s *session) run(ctx context.Context) (*Result, error) {
+	cfg := s.cfg
+	res := &Result{Target: cfg.Target, Addr: s.addr, Config: cfg}
+	res.Forward.Name, res.Reverse.Name = "forward", "reverse"
+
+	// Phase 1: back to back.
+	if err := s.phase(ctx, 0, 0, 0); err != nil {
+		return nil, err
+	}
+	if err := s.wait(ctx, 0, cfg.Trains); err != nil {
+		return nil, err
+	}
+	s.fetchReports(ctx, 0, cfg.Trains)
+	ecfg := func(src dispersion.Source) estimator.Config {
+		return estimator.Config{Size: cfg.Size, Noise: src.Noise()}
+	}
+	fwdB2B, fwdSrc := s.samples(&res.Forward, 0, cfg.Trains, true)
+	revB2B, revSrc := s.samples(&res.Reverse, 0, cfg.Trains, false)
+	var scratch []float64
+	res.Forward.Capacity, scratch, res.Forward.CapErr = estimator.EstimateCapacity(fwdB2B, ecfg(fwdSrc), scratch)
+	res.Reverse.Capacity, _, res.Reverse.CapErr = estimator.EstimateCapacity(revB2B, ecfg(revSrc), scratch)
+
+	// Phase 2: paced at each direction's Tn.
+	fgap, rgap := time.Duration(0), time.Duration(0)
+	if res.Forward.CapErr == nil {
+		fgap = time.Duration(res.Forward.Capacity.Tn * 1e9)
+	}
+	if res.Reverse.CapErr == nil {
+		rgap = time.Duration(res.Reverse.Capacity.Tn * 1e9)
+	}
+	s.gap[true], s.gap[false] = fgap.Seconds(), rgap.Seconds()
+	if err := s.phase(ctx, cfg.Trains, fgap, rgap); err != nil {
+		return nil, err
+	}
+	if err := s.wait(ctx, cfg.Trains, 2*cfg.Trains); err != nil {
+		return nil, err
+	}
+	s.fetchReports(ctx, cfg.Trains, cfg.Trains)
+	fwdPaced, fsrc2 := s.samples(&res.Forward, cfg.Trains, 2*cfg.Trains, true)
+	revPaced, rsrc2 := s.samples(&res.Reverse, cfg.Trains, 2*cfg.Trains, false)
+	s.cross(&res.Forward, fwdB2B, fwdPaced, ecfg(min(fwdSrc, fsrc2)))
+	s.cross(&res.Reverse, revB2B, revPaced, ecfg(min(revSrc, rsrc2)))
+	res.Forward.Source, res.Reverse.Source = min(fwdSrc, fsrc2), min(revSrc, rsrc2)
+	s.traffic(res)
+	res.RTT, res.RTTOK = s.rtt()
+	return res, nil
+}
+
+func (s *session) cross(d *Direction, b2b, paced []estimator.Sample, ecfg estimator.Config) {
+	if d.CapErr != nil {
+		d.CrossErr = d.CapErr
+		return
+	}
+	d.ProbeGap, d.ProbeGapEr = estimator.EstimateCross(paced, d.Capacity, ecfg)
+	d.ABwE, d.ABwEErr = estimator.EstimateABwE(b2b, d.Capacity)
+	if s.cfg.Method == MethodABwE {
+		d.Cross, d.CrossErr = d.ABwE, d.ABwEErr
+	} else {
+		d.Cross, d.CrossErr = d.ProbeGap, d.ProbeGapEr
+	}
+}
+
+// phase sends trains [first, first+Trains) with forward spacing fgap and
+// reply spacing rgap (0 = back to back).
+func (s *session) phase(ctx context.Context, first int, fgap, rgap time.Duration) error {
+	cfg := s.cfg
+	interval := max(cfg.Interval, 2*time.Duration(cfg.TrainLen)*max(fgap, rgap))
+	pkts := make([][]byte, cfg.TrainLen)
+	for i := range pkts {
+		pkts[i] = make([]byte, s.payload)
+	}
+	var user []int64
+	next := time.Now()
+	for i := first; i < first+cfg.Trains; i++ {
+		if err := sleepUntil(ctx, next); err != nil {
+			return err
+		}
+		next = next.Add(interval)
+		ts := &trainState{slots: make([]slot, cfg.TrainLen)}
+		for p := range ts.slots {
+			ts.slots[p].rank = -1
+			ts.slots[p].fTTL, ts.slots[p].rTTL = -1, -1
+		}
+		var flags uint16
+		if fgap > 0 || rgap > 0 {
+			flags = train.FlagPaced
+		}
+		now := time.Now().UnixNano()
+		for p := range pkts {
+			s.seq++
+			train.PutHeader(pkts[p], &train.Header{Type: train.TypeProbe, Flags: flags, Session: s.id,
+				Train: uint32(i), Pos: uint16(p), Len: uint16(cfg.TrainLen), Seq: s.seq,
+				ReplyGap: uint32(rgap), SentNs: now})
+		}
+		s.mu.Lock()
+		s.trains = append(s.trains, ts)
+		key := s.peer.FirstKey()
+		for p := range pkts {
+			s.txKeys[key+uint32(p)] = [2]int{i, p}
+		}
+		s.mu.Unlock()
+		var err error
+		user, err = train.Send(s.peer, pkts, fgap, user)
+		if err != nil {
+			return fmt.Errorf("reflector %s: %w", s.addr, err)
+		}
+		_, txSrc := s.conn.Sources()
+		if txSrc == dispersion.SourceUser {
+			s.mu.Lock()
+			for p, t := range user {
+				ts.slots[p].sTx, ts.slots[p].sSrc = t, dispersion.SourceUser
+			}
+			s.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-tm.C:
+		return nil
+	}
+}
+
+// wait returns when every reply of trains [from, to) is in, or when the
+// stragglers are overdue: three times the slowest round trip seen plus the
+// reflector's train timeout, or Config.Timeout at the most.
+func (s *session) wait(ctx context.Context, from, to int) error {
+	start := time.Now()
+	hard := start.Add(s.cfg.Timeout)
+	for {
+		s.mu.Lock()
+		complete, any := true, false
+		for _, t := range s.trains[from:to] {
+			if t.replies < len(t.slots) {
+				complete = false
+			}
+			if t.replies > 0 {
+				any = true
+			}
+		}
+		anyAtAll := false
+		for _, t := range s.trains {
+			anyAtAll = anyAtAll || t.replies > 0
+		}
+		unreach := s.unreach
+		s.mu.Unlock()
+		if complete {
+			return nil
+		}
+		if unreach != nil && !anyAtAll {
+			return fmt.Errorf("reflector %s: %w (is a reflector listening there?)", s.addr, unreach)
+		}
+		now := time.Now()
+		if now.After(hard) {
+			if !anyAtAll {
+				return fmt.Errorf("reflector %s: no reply within %v (no reflector there, or a firewall drops UDP port %d)",
+					s.addr, s.cfg.Timeout, s.addr.Port())
+			}
+			return nil
+		}
+		if any && now.Sub(start) > 200*time.Millisecond+3*s.maxRTT() {
+			return nil // stragglers are lost
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.progress:
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+func (s *session) maxRTT() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var m int64
+	for _, t := range s.trains {
+		for _, sl := range t.slots {
+			if sl.seen && sl.sTx != 0 && sl.rRx > sl.sTx {
+				m = max(m, sl.rRx-sl.sTx)
+			}
+		}
+	}
+	return time.Duration(m)
+}
+
+// fetchReports asks the reflector for its transmit stamps of trains
+// [first, first+n), in as many report requests as needed, each no larger
+// than a probe, and waits for them (two tries).
+func (s *session) fetchReports(ctx context.Context, first, n int) {
+	perReport := max(1, train.ReportCapacity(s.payload)/s.cfg.TrainLen)
+	for try := 0; try < 2; try++ {
+		var want []uint32
+		for t := first; t < first+n; t += perReport {
+			s.mu.Lock()
+			got := s.reports[uint32(t)]
+			s.mu.Unlock()
+			if got {
+				continue
+			}
+			cnt := min(perReport, first+n-t)
+			size := train.HeaderLen + 8 + cnt*s.cfg.TrainLen*train.ReportEntryLen
+			b := make([]byte, min(size, s.payload))
+			s.seq++
+			train.PutHeader(b, &train.Header{Type: train.TypeReportRequest, Session: s.id, Train: uint32(t),
+				Len: 1, Seq: s.seq, SentNs: time.Now().UnixNano()})
+			train.PutReportRequest(b, train.ReportRequest{FirstTrain: uint32(t), Trains: uint32(cnt)})
+			if _, err := s.peer.Write(b); err != nil {
+				return
+			}
+			want = append(want, uint32(t))
+		}
+		if len(want) == 0 {
+			return
+		}
+		deadline := time.Now().Add(min(s.cfg.Timeout, 200*time.Millisecond+3*s.maxRTT()))
+		for time.Now().Before(deadline) {
+			s.mu.Lock()
+			all := true
+			for _, t := range want {
+				all = all && s.reports[t]
+			}
+			s.mu.Unlock()
+			if all {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.progress:
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// receive reads the socket until ctx ends.
+func (s *session) receive(ctx context.Context) error {
+	buf := make([]byte, 65536)
+	var stamps []train.TxStamp
+	for {
+		ev, err := s.conn.Recv(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("reflector %s: receive: %w", s.addr, err)
+		}
+		s.mu.Lock()
+		switch ev.Kind {
+		case dispersion.TxStamp:
+			if tp, ok := s.txKeys[ev.Key]; ok {
+				sl := &s.trains[tp[0]].slots[tp[1]]
+				sl.sTx, sl.sSrc = ev.Ns, ev.Source
+				delete(s.txKeys, ev.Key)
+			}
+		case dispersion.Unreachable:
+			if ev.From == s.addr {
+				s.unreach = ev.Err
+			}
+		case dispersion.Data:
+			stamps = s.handle(buf[:ev.N], ev, stamps)
+		}
+		s.mu.Unlock()
+		select {
+		case s.progress <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// handle records one datagram from the reflector; s.mu is held.
+func (s *session) handle(b []byte, ev dispersion.Event, stamps []train.TxStamp) []train.TxStamp {
+	h, err := train.ParseHeader(b)
+	if ev.From != s.addr || ev.Trunc || err != nil || h.Session != s.id {
+		s.malform++
+		return stamps
+	}
+	switch h.Type {
+	case train.TypeReply:
+		r, err := train.ParseReplyBody(b)
+		if err != nil || int(h.Train) >= len(s.trains) || int(h.Pos) >= len(s.trains[h.Train].slots) {
+			s.malform++
+			return stamps
+		}
+		t := s.trains[h.Train]
+		sl := &t.slots[h.Pos]
+		if sl.seen {
+			sl.dup++
+			return stamps
+		}
+		sl.seen = true
+		sl.fRx, sl.fSrc, sl.fTTL = r.RxNs, dispersion.Source(r.RxSource), int(r.TTL)
+		if r.TTL == 0 {
+			sl.fTTL = -1
+		}
+		sl.rRx, sl.rSrc, sl.rTTL = ev.Ns, ev.Source, ev.TTL
+		sl.rank = t.replies
+		t.replies++
+		t.arrived = max(t.arrived, int(r.Arrived))
+	case train.TypeReport:
+		src, st, err := train.ParseReport(b, stamps[:0])
+		if err != nil {
+			s.malform++
+			return stamps
+		}
+		s.rtxSrc = dispersion.Source(src)
+		for _, e := range st {
+			if int(e.Train) < len(s.trains) && int(e.Pos) < len(s.trains[e.Train].slots) {
+				t := s.trains[e.Train]
+				if sl := &t.slots[e.Pos]; !sl.fromR {
+					sl.rTx, sl.fromR = e.TxNs, true
+					t.reported++
+				}
+			}
+		}
+		s.reports[h.Train] = true
+		return st
+	default:
+		s.malform++
+	}
+	return stamps
+}
+
+// samples builds the dispersion samples of one direction for trains
+// [from, to), counting rejections into d, and returns the worst clock among
+// the accepted trains.
+func (s *session) samples(d *Direction, from, to int, forward bool) ([]estimator.Sample, dispersion.Source) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.cfg.TrainLen
+	tx, rx := make([]int64, n), make([]int64, n)
+	order := make([]int, n)
+	worst := dispersion.SourceHardware
+	var out []estimator.Sample
+	for i := from; i < to; i++ {
+		t := s.trains[i]
+		lo, hi := dispersion.SourceHardware, dispersion.SourceNone // receive clocks
+		txSrc := dispersion.SourceHardware
+		reordered := false
+		for p, sl := range t.slots {
+			order[p] = -1
+			var rsrc dispersion.Source
+			if forward {
+				tx[p], rx[p], rsrc = sl.sTx, sl.fRx, sl.fSrc
+				txSrc = min(txSrc, sl.sSrc)
+				if sl.seen {
+					order[p] = p // the reflector's stamps, checked below
+					reordered = reordered || (p > 0 && t.slots[p-1].seen && sl.fRx < t.slots[p-1].fRx)
+				}
+			} else {
+				tx[p], rx[p], rsrc = sl.rTx, sl.rRx, sl.rSrc
+				txSrc = min(txSrc, s.rtxSrc)
+				order[p] = sl.rank
+			}
+			if sl.seen {
+				lo, hi = min(lo, rsrc), max(hi, rsrc)
+			}
+		}
+		sample, why := dispersion.TrainSample(tx, rx, order, s.phaseGap(i, forward), lo.Noise())
+		switch {
+		case why == dispersion.Accepted && reordered:
+			why = dispersion.Reordered
+		case why == dispersion.Accepted && lo != hi:
+			why = dispersion.MixedClock
+		}
+		if t.replies == len(t.slots) {
+			d.Complete++
+		}
+		d.Rejects.Add(why)
+		if why == dispersion.Accepted {
+			out = append(out, sample)
+			worst = min(worst, lo, txSrc)
+		}
+	}
+	d.Used += len(out)
+	if len(out) == 0 {
+		worst = dispersion.SourceNone
+	}
+	return out, worst
+}
+
+// phaseGap is the spacing (s) train i was asked to have in one direction:
+// 0 in phase 1, the paced gap in phase 2.
+func (s *session) phaseGap(i int, forward bool) float64 {
+	if i < s.cfg.Trains {
+		return 0
+	}
+	return s.gap[forward]
+}
+
+// traffic fills in what each direction carried and lost.
+func (s *session) traffic(res *Result) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, r := &res.Forward, &res.Reverse
+	for _, t := range s.trains {
+		n := len(t.slots)
+		f.TrainsSent++
+		f.Packets += n
+		f.Bytes += n * s.cfg.Size
+		arrived := t.arrived
+		if t.replies == 0 {
+			arrived = t.reported // whole reply train lost: the report still says what came in
+		}
+		f.Lost += n - arrived
+		sent := max(t.reported, t.replies)
+		if sent > 0 {
+			r.TrainsSent++
+		}
+		r.Packets += sent
+		r.Bytes += sent * s.cfg.Size
+		r.Lost += sent - t.replies
+		for _, sl := range t.slots {
+			r.Duplicates += sl.dup
+		}
+	}
+	f.TTL, r.TTL = s.commonTTL(true), s.commonTTL(false)
+}
+
+// commonTTL is the TTL most packets of one direction arrived with.
+func (s *session) commonTTL(forward bool) int {
+	count := map[int]int{}
+	for _, t := range s.trains {
+		for _, sl := range t.slots {
+			v := sl.rTTL
+			if forward {
+				v = sl.fTTL
+			}
+			if sl.seen && v >= 0 {
+				count[v]++
+			}
+		}
+	}
+	best, n := -1, 0
+	for v, c := range count {
+		if c > n || (c == n && v < best) {
+			best, n = v, c
+		}
+	}
+	return best
+}
+
+// rtt computes round-trip times from every packet whose four stamps are
+// known, less the time it spent inside the reflector (same clock there).
+func (s *session) rtt() (RTT, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var v []float64
+	for _, t := range s.trains {
+		for _, sl := range t.slots {
+			if sl.seen && sl.fromR && sl.sTx != 0 {
+				ms := float64((sl.rRx-sl.sTx)-(sl.rTx-sl.fRx)) / 1e6
+				if ms >= 0 {
+					v = append(v, ms)
+				}
+			}
+		}
+	}
+	if len(v) == 0 {
+		return RTT{}, false
+	}
+	r := RTT{Min: math.Inf(1)}
+	var sum, jit float64
+	for i, x := range v {
+		r.Min, r.Max = math.Min(r.Min, x), math.Max(r.Max, x)
+		sum += x
+		if i > 0 {
+			jit += math.Abs(x - v[i-1])
+		}
+	}
+	r.Avg = sum / float64(len(v))
+	if len(v) > 1 {
+		r.Jitter = jit / float64(len(v)-1)
+	}
+	return r, true
+}

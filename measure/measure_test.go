@@ -1,0 +1,131 @@
+package measure
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/abing-net/abing/dispersion"
+	"github.com/abing-net/abing/reflector"
+)
+
+func startReflector(t *testing.T, network, addr string) (string, *reflector.Server) {
+	t.Helper()
+	conn, err := dispersion.Listen(network, addr, dispersion.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := reflector.New(conn, reflector.Config{})
+	done := make(chan error)
+	go func() { done <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("reflector: %v", err)
+		}
+		conn.Close()
+	})
+	return conn.LocalAddr().String(), srv
+}
+
+// On loopback there is no bottleneck worth the name, so this checks the
+// protocol end to end, not the numbers: every train answered, both
+// directions stamped by the kernel, reports fetched, RTT measured.
+func TestLoopback(t *testing.T) {
+	for _, tc := range []struct{ network, addr string }{{"udp4", "127.0.0.1:0"}, {"udp6", "[::1]:0"}} {
+		t.Run(tc.network, func(t *testing.T) {
+			target, srv := startReflector(t, tc.network, tc.addr)
+			cfg := Defaults()
+			cfg.Target = target
+			cfg.TrainLen = 3
+			res, err := Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range []*Direction{&res.Forward, &res.Reverse} {
+				if d.TrainsSent != 2*cfg.Trains || d.Packets != 2*cfg.Trains*3 || d.Lost != 0 {
+					t.Errorf("%s: sent %d trains %d packets, lost %d", d.Name, d.TrainsSent, d.Packets, d.Lost)
+				}
+				if d.Bytes != d.Packets*cfg.Size {
+					t.Errorf("%s: %d bytes for %d packets", d.Name, d.Bytes, d.Packets)
+				}
+				if d.TTL != 64 && !(tc.network == "udp6" && d.TTL == 64) {
+					t.Errorf("%s: TTL %d", d.Name, d.TTL)
+				}
+			}
+			if !res.RTTOK || res.RTT.Min <= 0 || res.RTT.Min > res.RTT.Max {
+				t.Errorf("RTT %+v ok %v", res.RTT, res.RTTOK)
+			}
+			st := srv.Stats()
+			if st.Trains != uint64(2*cfg.Trains) || st.Reports == 0 || st.Malformed != 0 {
+				t.Errorf("reflector stats %+v", st)
+			}
+			recs := res.Records()
+			if len(recs) != 2 || recs[0].Direction != "forward" || recs[1].Direction != "reverse" {
+				t.Fatalf("records %+v", recs)
+			}
+			b, _ := json.Marshal(recs[0])
+			for _, field := range []string{"time", "target", "direction", "rtt_ms", "pairs_sent", "pairs_received",
+				"pairs_used", "loss", "packet_size", "train_len", "timestamp_source", "ttl"} {
+				if !strings.Contains(string(b), `"`+field+`"`) {
+					t.Errorf("JSON lacks %s: %s", field, b)
+				}
+			}
+			if res.Duration > time.Second {
+				t.Errorf("took %v", res.Duration)
+			}
+		})
+	}
+}
+
+func TestNoReflector(t *testing.T) {
+	conn, err := dispersion.Listen("udp4", "127.0.0.1:0", dispersion.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := conn.LocalAddr().String()
+	conn.Close()
+	cfg := Defaults()
+	cfg.Target = target
+	start := time.Now()
+	_, err = Run(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), target) {
+		t.Fatalf("err = %v, want an error naming %s", err, target)
+	}
+	if time.Since(start) > cfg.Timeout+time.Second {
+		t.Errorf("took %v to fail", time.Since(start))
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*Config)
+		want string
+	}{
+		{"size 20", func(c *Config) { c.Size = 20 }, "--size 20"},
+		{"size 9001", func(c *Config) { c.Size = 9001 }, "--size 9001"},
+		{"pairs 0", func(c *Config) { c.Trains = 0 }, "--pairs 0"},
+		{"train-len 1", func(c *Config) { c.TrainLen = 1 }, "--train-len 1"},
+		{"method", func(c *Config) { c.Method = "magic" }, "method"},
+		{"network", func(c *Config) { c.Network = "tcp" }, "network"},
+	} {
+		cfg := Defaults()
+		tc.mod(&cfg)
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	if _, err := Run(context.Background(), Config{Target: "x"}); err == nil {
+		t.Error("zero config accepted")
+	}
+	cfg := Defaults()
+	// An invalid name fails in the resolver without a query on the network.
+	cfg.Target = "bad..host"
+	if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "bad..host") {
+		t.Errorf("unknown host: err = %v", err)
+	}
+}
