@@ -27,9 +27,13 @@ func (r Reject) String() string {
 	return [...]string{"accepted", "lost", "reordered", "no-tx-stamp", "left-late", "off-pace", "compressed", "mixed-clock"}[r]
 }
 
-// PaceTolerance is how far (relative) a paced gap may be from the requested
-// one before the train is rejected.
-const PaceTolerance = 0.10
+// Pace says what input spacing a train was meant to have. The zero Pace is
+// back to back: then every input gap must be under half its output gap (the
+// second packet reached the path while the first was still in it). A paced
+// train is accepted when every input gap lies in [Min, Max].
+type Pace struct {
+	Min, Max float64 // seconds
+}
 
 // Rejects counts trains by reason.
 type Rejects [numRejects]int
@@ -73,10 +77,9 @@ func (r *Rejects) Map() map[string]int {
 
 // TrainSample turns one train's timestamps into a dispersion sample. tx and rx
 // hold the transmit and receive time of each position (0 = unknown), order
-// the arrival rank of each position (-1 = never arrived). wantGap is the
-// requested spacing in seconds (0 = back to back) and noise the timestamp
-// noise in seconds.
-func TrainSample(tx, rx []int64, order []int, wantGap, noise float64) (estimator.Sample, Reject) {
+// the arrival rank of each position (-1 = never arrived), and noise the
+// timestamp noise in seconds.
+func TrainSample(tx, rx []int64, order []int, pace Pace, noise float64) (estimator.Sample, Reject) {
 	n := len(rx)
 	if n < 2 || len(tx) != n || len(order) != n {
 		return estimator.Sample{}, Lost
@@ -100,11 +103,11 @@ func TrainSample(tx, rx []int64, order []int, wantGap, noise float64) (estimator
 		if out <= noise {
 			return estimator.Sample{}, Compressed
 		}
-		if wantGap == 0 {
+		if pace.Max == 0 {
 			if in > out/2 {
 				return estimator.Sample{}, LeftLate
 			}
-		} else if in < wantGap*(1-PaceTolerance) || in > wantGap*(1+PaceTolerance) {
+		} else if in < pace.Min || in > pace.Max {
 			return estimator.Sample{}, OffPace
 		}
 	}

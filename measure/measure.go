@@ -16,12 +16,13 @@ package measure
 
 import (
 	"context"
-		"fmt"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"net"
 	"net/netip"
-		"sync"
+	"os"
+	"sync"
 	"time"
 
 	"github.com/abing-net/abing/dispersion"
@@ -191,7 +192,7 @@ type session struct {
 	unreach  error
 	malform  int
 	progress chan struct{}
-	gap      map[bool]float64 // paced spacing asked for, seconds, by forward
+	tn       map[bool]float64 // phase-1 Tn, seconds, by forward (true) or reverse
 }
 
 // Run performs one measurement.
@@ -224,7 +225,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		overhead = train.OverheadIPv6
 	}
 	s := &session{cfg: cfg, conn: conn, peer: conn.Peer(addr), addr: addr, id: rand.Uint64(),
-		payload: cfg.Size - overhead, gap: map[bool]float64{}, txKeys: map[uint32][2]int{}, reports: map[uint32]bool{},
+		payload: cfg.Size - overhead, tn: map[bool]float64{}, txKeys: map[uint32][2]int{}, reports: map[uint32]bool{},
 		progress: make(chan struct{}, 1)}
 	start := time.Now()
 	ctx, cancel := context.WithCancel(ctx)
@@ -283,12 +284,13 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 	// Phase 2: paced at each direction's Tn.
 	fgap, rgap := time.Duration(0), time.Duration(0)
 	if res.Forward.CapErr == nil {
-		fgap = time.Duration(res.Forward.Capacity.Tn * 1e9)
+		fgap = time.Duration(PaceFraction * res.Forward.Capacity.Tn * 1e9)
+		s.tn[true] = res.Forward.Capacity.Tn
 	}
 	if res.Reverse.CapErr == nil {
-		rgap = time.Duration(res.Reverse.Capacity.Tn * 1e9)
+		rgap = time.Duration(PaceFraction * res.Reverse.Capacity.Tn * 1e9)
+		s.tn[false] = res.Reverse.Capacity.Tn
 	}
-	s.gap[true], s.gap[false] = fgap.Seconds(), rgap.Seconds()
 	if err := s.phase(ctx, cfg.Trains, fgap, rgap); err != nil {
 		return nil, err
 	}
@@ -627,7 +629,7 @@ func (s *session) samples(d *Direction, from, to int, forward bool) ([]estimator
 				lo, hi = min(lo, rsrc), max(hi, rsrc)
 			}
 		}
-		sample, why := dispersion.TrainSample(tx, rx, order, s.phaseGap(i, forward), lo.Noise())
+		sample, why := dispersion.TrainSample(tx, rx, order, s.pace(i, forward), lo.Noise())
 		switch {
 		case why == dispersion.Accepted && reordered:
 			why = dispersion.Reordered
@@ -644,19 +646,48 @@ func (s *session) samples(d *Direction, from, to int, forward bool) ([]estimator
 		}
 	}
 	d.Used += len(out)
+	if os.Getenv("ABING_DEBUG") != "" {
+		for i := from; i < to; i++ {
+			t := s.trains[i]
+			var a, b []int64
+			for p := 1; p < len(t.slots); p++ {
+				if forward {
+					a = append(a, (t.slots[p].sTx-t.slots[p-1].sTx)/1000)
+					b = append(b, (t.slots[p].fRx-t.slots[p-1].fRx)/1000)
+				} else {
+					a = append(a, (t.slots[p].rTx-t.slots[p-1].rTx)/1000)
+					b = append(b, (t.slots[p].rRx-t.slots[p-1].rRx)/1000)
+				}
+			}
+			fmt.Fprintln(os.Stderr, "DBG", forward, i, a, b)
+		}
+	}
 	if len(out) == 0 {
 		worst = dispersion.SourceNone
 	}
 	return out, worst
 }
 
-// phaseGap is the spacing (s) train i was asked to have in one direction:
-// 0 in phase 1, the paced gap in phase 2.
-func (s *session) phaseGap(i int, forward bool) float64 {
-	if i < s.cfg.Trains {
-		return 0
+// PaceFraction is where phase 2 aims its probe spacing, as a fraction of
+// Tn. The probe-gap formula X = C·(Δout − Tn)/Δin is exact for any Δin ≤ Tn
+// (the second probe still queues behind the first) and biased above it,
+// while a sender's scheduling only ever delays packets; aiming at 0.8·Tn
+// leaves that jitter room. Trains whose measured gaps fall outside
+// [PaceMin·Tn, PaceMax·Tn] are rejected as off-pace.
+const (
+	PaceFraction = 0.8
+	PaceMin      = 0.4
+	PaceMax      = 1.1
+)
+
+// pace is what train i's input gaps had to be in one direction: back to
+// back in phase 1, near PaceFraction·Tn in phase 2.
+func (s *session) pace(i int, forward bool) dispersion.Pace {
+	tn := s.tn[forward]
+	if i < s.cfg.Trains || tn == 0 {
+		return dispersion.Pace{}
 	}
-	return s.gap[forward]
+	return dispersion.Pace{Min: PaceMin * tn, Max: PaceMax * tn}
 }
 
 // traffic fills in what each direction carried and lost.

@@ -20,10 +20,10 @@ import (
 func measureCommand() *cobra.Command {
 	cfg := measure.Defaults()
 	var (
-		count     int
-		interval  time.Duration
-		stamps    string
-		output    string
+		count      int
+		interval   time.Duration
+		stamps     string
+		output     string
 		ipv4, ipv6 bool
 	)
 	cmd := &cobra.Command{

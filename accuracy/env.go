@@ -1,0 +1,192 @@
+// Package accuracy runs abing against emulated paths with known truth: it
+// builds a testbed, starts a reflector inside it, calibrates the bottlenecks,
+// runs measurements under cross traffic and compares them with what the
+// router really forwarded. The demo, the integration tests and the accuracy
+// report all use it.
+//
+// Truth, per direction:
+//   - capacity: the calibrated rate (testbed.Calibrate), IP layer;
+//   - cross traffic: the IP bytes the bottleneck forwarded during the
+//     measurement (tc -s counters) less the probe bytes that crossed it,
+//     over the same window;
+//   - available bandwidth: capacity − cross traffic.
+package accuracy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/abing-net/abing/dispersion"
+	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/reflector"
+	"github.com/abing-net/abing/testbed"
+)
+
+// Env is a testbed with a running reflector and calibrated bottlenecks.
+type Env struct {
+	TB          *testbed.Testbed
+	Calibration [2]testbed.Calibration // by testbed.Direction
+	Reflector   *reflector.Server
+	target      netip.AddrPort
+	stop        context.CancelFunc
+	done        chan error
+}
+
+// Setup builds a path with the given nominal rates (bit/s), starts a
+// reflector in it and calibrates both directions.
+func Setup(ctx context.Context, forward, reverse float64, probeSize int) (*Env, error) {
+	tb, err := testbed.New(ctx, testbed.Config{Forward: forward, Reverse: reverse, ProbeSize: probeSize})
+	if err != nil {
+		return nil, err
+	}
+	e := &Env{TB: tb, target: netip.AddrPortFrom(testbed.ReflectorAddr, measure.DefaultPort)}
+	if err := e.startReflector(); err != nil {
+		e.Close()
+		return nil, err
+	}
+	for _, d := range []testbed.Direction{testbed.Forward, testbed.Reverse} {
+		if e.Calibration[d], err = tb.Calibrate(ctx, d); err != nil {
+			e.Close()
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+func (e *Env) startReflector() error {
+	var conn *dispersion.Conn
+	err := e.TB.Reflector.Do(func() (err error) {
+		conn, err = dispersion.Listen("udp", fmt.Sprintf(":%d", measure.DefaultPort), dispersion.Options{})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("reflector: %w", err)
+	}
+	// The accuracy grid sends far more than a default run: lift the
+	// per-source budget so that it measures the estimator, not the limiter.
+	e.Reflector = reflector.New(conn, reflector.Config{SourceRate: 1e9, SourceBurst: 64 << 20})
+	ctx, cancel := context.WithCancel(context.Background())
+	e.stop, e.done = cancel, make(chan error, 1)
+	go func() {
+		err := e.Reflector.Serve(ctx)
+		conn.Close()
+		e.done <- err
+	}()
+	return nil
+}
+
+// Target is the reflector's address in the testbed.
+func (e *Env) Target() netip.AddrPort { return e.target }
+
+// Bind opens sockets in the sender's namespace, for measure.Config.Bind.
+func (e *Env) Bind(network, addr string, opts dispersion.Options) (*dispersion.Conn, error) {
+	var c *dispersion.Conn
+	err := e.TB.Sender.Do(func() (err error) {
+		c, err = dispersion.Listen(network, addr, opts)
+		return err
+	})
+	return c, err
+}
+
+// Close stops the reflector and tears the testbed down.
+func (e *Env) Close() error {
+	var err error
+	if e.stop != nil {
+		e.stop()
+		err = <-e.done
+	}
+	return errors.Join(err, e.TB.Close())
+}
+
+// Truth is what one direction of the path really did during a measurement.
+type Truth struct {
+	Nominal  float64 // bit/s asked of tc
+	Capacity float64 // calibrated, bit/s
+	XTR      float64 // cross traffic forwarded, bit/s
+	ABW      float64 // Capacity − XTR
+}
+
+// Outcome is a measurement with its truth.
+type Outcome struct {
+	Result *measure.Result
+	Truth  [2]Truth // by testbed.Direction
+	Window time.Duration
+}
+
+// Measure runs one measurement with cfg (Target and Bind are filled in)
+// while flows run, and computes the truth from the router's counters.
+func (e *Env) Measure(ctx context.Context, cfg measure.Config, flows []testbed.Flow) (*Outcome, error) {
+	cfg.Target = e.target.String()
+	cfg.Bind = e.Bind
+	var running []*testbed.Traffic
+	defer func() {
+		for _, t := range running {
+			t.Stop()
+		}
+	}()
+	for _, f := range flows {
+		t, err := e.TB.StartTraffic(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		running = append(running, t)
+	}
+	if len(flows) > 0 { // let queues and TCP settle
+		if err := sleep(ctx, 500*time.Millisecond); err != nil {
+			return nil, err
+		}
+	}
+	var before [2]testbed.Counters
+	var err error
+	for d := range before {
+		if before[d], err = e.TB.Counters(ctx, testbed.Direction(d)); err != nil {
+			return nil, err
+		}
+	}
+	t0 := time.Now()
+	res, merr := measure.Run(ctx, cfg)
+	t1 := time.Now()
+	var after [2]testbed.Counters
+	for d := range after {
+		if after[d], err = e.TB.Counters(ctx, testbed.Direction(d)); err != nil {
+			return nil, err
+		}
+	}
+	for _, t := range running {
+		if err := t.Stop(); err != nil {
+			return nil, err
+		}
+	}
+	running = nil
+	if merr != nil {
+		return nil, merr
+	}
+	out := &Outcome{Result: res, Window: t1.Sub(t0)}
+	for d := range out.Truth {
+		dir := &res.Forward
+		if d == int(testbed.Reverse) {
+			dir = &res.Reverse
+		}
+		probe := uint64((dir.Packets - dir.Lost) * cfg.Size)
+		fwd := after[d].Sub(before[d]).IPBytes()
+		cross := float64(0)
+		if fwd > probe {
+			cross = float64(fwd-probe) * 8 / out.Window.Seconds()
+		}
+		c := e.Calibration[d].Capacity
+		out.Truth[d] = Truth{Nominal: e.Calibration[d].Nominal, Capacity: c, XTR: cross, ABW: max(0, c-cross)}
+	}
+	return out, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}

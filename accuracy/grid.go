@@ -1,0 +1,248 @@
+package accuracy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/testbed"
+)
+
+// Cell is one scenario of the accuracy grid.
+type Cell struct {
+	Rate     float64      // nominal bottleneck rate, both directions, bit/s
+	Kind     testbed.Kind // cross traffic kind
+	Load     float64      // UDP cross traffic as a fraction of the calibrated capacity
+	Dir      testbed.Direction
+	TrainLen int
+	Stress   bool // beyond what the emulated link can be trusted for
+}
+
+// HasCross reports whether the cell runs cross traffic.
+func (c Cell) HasCross() bool { return c.Kind == testbed.TCP || c.Load > 0 }
+
+// Name describes the cell, e.g. "100M cbr 50% fwd n=2".
+func (c Cell) Name() string {
+	x := "idle"
+	switch {
+	case c.Kind == testbed.TCP:
+		x = "tcp"
+	case c.Load > 0:
+		x = fmt.Sprintf("%s %.0f%%", c.Kind, 100*c.Load)
+	}
+	dir := "fwd"
+	if c.Dir == testbed.Reverse {
+		dir = "rev"
+	}
+	return fmt.Sprintf("%gM %s %s n=%d", c.Rate/1e6, x, dir, c.TrainLen)
+}
+
+// DefaultGrid is the report's grid: 10/50/100/200 Mbit/s × 0/20/50/80 %
+// constant-rate cross traffic, Poisson and TCP at 100 Mbit/s, cross traffic
+// in the reverse direction at 100 Mbit/s, and a 500 Mbit/s stress row, each
+// with pairs and with 10-packet trains.
+func DefaultGrid() []Cell {
+	var cells []Cell
+	for _, n := range []int{2, 10} {
+		for _, r := range []float64{10e6, 50e6, 100e6, 200e6} {
+			for _, l := range []float64{0, 0.2, 0.5, 0.8} {
+				cells = append(cells, Cell{Rate: r, Kind: testbed.CBR, Load: l, TrainLen: n})
+			}
+			if r == 100e6 {
+				cells = append(cells,
+					Cell{Rate: r, Kind: testbed.Poisson, Load: 0.5, TrainLen: n},
+					Cell{Rate: r, Kind: testbed.TCP, TrainLen: n},
+					Cell{Rate: r, Kind: testbed.CBR, Load: 0.5, Dir: testbed.Reverse, TrainLen: n})
+			}
+		}
+		cells = append(cells, Cell{Rate: 500e6, Kind: testbed.CBR, Load: 0, TrainLen: n, Stress: true},
+			Cell{Rate: 500e6, Kind: testbed.CBR, Load: 0.5, TrainLen: n, Stress: true})
+	}
+	return cells
+}
+
+// Row is the outcome of one cell over its repeats.
+type Row struct {
+	Cell     Cell
+	Truth    Truth // of the direction the cell loads (forward unless Dir says)
+	DBC, ABW float64
+	XTR      float64
+	ABwEXTR  float64 // ABwE's published reduction, for comparison
+	DBCErr   float64 // relative to the calibrated capacity
+	ABWErr   float64 // relative to the calibrated capacity
+	XTRErr   float64 // relative to the calibrated capacity
+	ABwEErr  float64 // ABW by ABwE's reduction, relative to capacity
+	WorstDBC float64 // largest |DBC error| of any repeat
+	WorstABW float64 // largest |ABW error| of any repeat
+	Failed   int     // repeats without an estimate
+	Runs     int
+	Packets  int // per estimate, both directions
+	Bytes    int
+	Duration time.Duration
+	Source   string
+	Err      string // last failure
+}
+
+// RunGrid measures every cell repeats times and writes the table to w,
+// with progress on log.
+func RunGrid(ctx context.Context, cells []Cell, repeats int, w, log io.Writer) ([]Row, error) {
+	rates := map[float64][]Cell{}
+	var order []float64
+	for _, c := range cells {
+		if _, ok := rates[c.Rate]; !ok {
+			order = append(order, c.Rate)
+		}
+		rates[c.Rate] = append(rates[c.Rate], c)
+	}
+	var rows []Row
+	done := 0
+	for _, rate := range order {
+		fmt.Fprintf(log, "building testbed at %g Mbit/s and calibrating...\n", rate/1e6)
+		env, err := Setup(ctx, rate, rate, 1500)
+		if err != nil {
+			return rows, err
+		}
+		fmt.Fprintf(log, "  calibrated: forward %.2f, reverse %.2f Mbit/s (nominal %g)\n",
+			env.Calibration[0].Capacity/1e6, env.Calibration[1].Capacity/1e6, rate/1e6)
+		for _, c := range rates[rate] {
+			row, err := env.cell(ctx, c, repeats)
+			if err != nil {
+				env.Close()
+				return rows, err
+			}
+			rows = append(rows, row)
+			done++
+			fmt.Fprintf(log, "  [%d/%d] %s: DBC %.1f (%+.1f%%) ABW %.1f (%+.1f%% of C)\n", done, len(cells),
+				c.Name(), row.DBC/1e6, 100*row.DBCErr, row.ABW/1e6, 100*row.ABWErr)
+		}
+		if err := env.Close(); err != nil {
+			return rows, err
+		}
+	}
+	WriteTable(w, rows)
+	return rows, nil
+}
+
+func (e *Env) cell(ctx context.Context, c Cell, repeats int) (Row, error) {
+	row := Row{Cell: c, Runs: repeats}
+	var dbc, abw, xtr, abwe []float64
+	cap := e.Calibration[c.Dir].Capacity
+	for i := range repeats {
+		cfg := measure.Defaults()
+		cfg.TrainLen = c.TrainLen
+		var flows []testbed.Flow
+		if c.HasCross() {
+			flows = append(flows, testbed.Flow{Kind: c.Kind, Dir: c.Dir, Rate: c.Load * cap, Seed: uint64(i + 1)})
+		}
+		out, err := e.Measure(ctx, cfg, flows)
+		if err != nil {
+			if ctx.Err() != nil {
+				return row, ctx.Err()
+			}
+			row.Failed++
+			row.Err = err.Error()
+			continue
+		}
+		d := &out.Result.Forward
+		if c.Dir == testbed.Reverse {
+			d = &out.Result.Reverse
+		}
+		t := out.Truth[c.Dir]
+		row.Truth.Nominal, row.Truth.Capacity = t.Nominal, t.Capacity
+		row.Truth.XTR += t.XTR / float64(repeats)
+		row.Packets = out.Result.Forward.Packets + out.Result.Reverse.Packets
+		row.Bytes = out.Result.Forward.Bytes + out.Result.Reverse.Bytes
+		row.Duration = out.Result.Duration
+		row.Source = d.Source.String()
+		if d.CapErr != nil || d.CrossErr != nil {
+			row.Failed++
+			row.Err = d.Err().Error()
+			continue
+		}
+		dbc = append(dbc, d.Capacity.DBC)
+		abw = append(abw, d.Cross.ABW)
+		xtr = append(xtr, d.Cross.XTR)
+		abwe = append(abwe, d.ABwE.XTR)
+		row.WorstDBC = math.Max(row.WorstDBC, math.Abs(d.Capacity.DBC-cap)/cap)
+		row.WorstABW = math.Max(row.WorstABW, math.Abs(d.Cross.ABW-t.ABW)/cap)
+	}
+	row.Truth.ABW = max(0, row.Truth.Capacity-row.Truth.XTR)
+	if len(dbc) == 0 {
+		return row, nil
+	}
+	row.DBC, row.ABW, row.XTR, row.ABwEXTR = median(dbc), median(abw), median(xtr), median(abwe)
+	row.DBCErr = (row.DBC - cap) / cap
+	row.ABWErr = (row.ABW - row.Truth.ABW) / cap
+	row.XTRErr = (row.XTR - row.Truth.XTR) / cap
+	row.ABwEErr = ((row.DBC - row.ABwEXTR) - row.Truth.ABW) / cap
+	return row, nil
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// Targets: DBC within 5 % of capacity everywhere up to 200 Mbit/s; ABW
+// within 10 % of capacity under constant-rate and Poisson cross traffic.
+const (
+	TargetDBC = 0.05
+	TargetABW = 0.10
+)
+
+// Verdict says whether a row meets the targets ("ok", "MISS dbc", …).
+func (r Row) Verdict() string {
+	switch {
+	case r.Failed == r.Runs:
+		return "NO ESTIMATE"
+	case r.Cell.Stress:
+		return "stress"
+	}
+	var miss []string
+	if math.Abs(r.DBCErr) > TargetDBC {
+		miss = append(miss, "dbc")
+	}
+	if r.Cell.Kind != testbed.TCP && math.Abs(r.ABWErr) > TargetABW {
+		miss = append(miss, "abw")
+	}
+	if len(miss) == 0 {
+		return "ok"
+	}
+	return fmt.Sprintf("MISS %v", miss)
+}
+
+// WriteTable prints rows as a fixed-width table. Rates in Mbit/s; errors in
+// percent of the calibrated capacity; "worst" is the largest error of any
+// single repeat.
+func WriteTable(w io.Writer, rows []Row) {
+	fmt.Fprintf(w, "%-24s %6s %6s | %6s %6s %6s | %6s %6s | %6s %6s %6s %6s | %5s %6s %6s | %s\n",
+		"scenario", "nomC", "trueC", "DBC", "err%", "worst", "trXTR", "XTR", "trABW", "ABW", "err%", "worst",
+		"pkts", "KB", "ms", "verdict (ABwE XTR, err% of ABW)")
+	for _, r := range rows {
+		if r.Failed == r.Runs {
+			fmt.Fprintf(w, "%-24s %6.1f %6.1f | no estimate in %d runs: %s\n", r.Cell.Name(),
+				r.Truth.Nominal/1e6, r.Truth.Capacity/1e6, r.Runs, r.Err)
+			continue
+		}
+		fmt.Fprintf(w, "%-24s %6.1f %6.1f | %6.1f %+6.1f %6.1f | %6.1f %6.1f | %6.1f %6.1f %+6.1f %6.1f | %5d %6.1f %6.0f | %s (%.1f, %+.1f)",
+			r.Cell.Name(), r.Truth.Nominal/1e6, r.Truth.Capacity/1e6,
+			r.DBC/1e6, 100*r.DBCErr, 100*r.WorstDBC,
+			r.Truth.XTR/1e6, r.XTR/1e6,
+			r.Truth.ABW/1e6, r.ABW/1e6, 100*r.ABWErr, 100*r.WorstABW,
+			r.Packets, float64(r.Bytes)/1000, float64(r.Duration.Microseconds())/1000,
+			r.Verdict(), r.ABwEXTR/1e6, 100*r.ABwEErr)
+		if r.Failed > 0 {
+			fmt.Fprintf(w, " [%d/%d runs failed: %s]", r.Failed, r.Runs, r.Err)
+		}
+		fmt.Fprintln(w)
+	}
+}

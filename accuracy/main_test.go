@@ -1,0 +1,13 @@
+package accuracy
+
+import (
+	"os"
+	"testing"
+
+	"github.com/abing-net/abing/testbed"
+)
+
+func TestMain(m *testing.M) {
+	testbed.RunChild()
+	os.Exit(m.Run())
+}

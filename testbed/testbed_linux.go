@@ -1,0 +1,258 @@
+// Package testbed builds emulated network paths out of Linux network
+// namespaces, for abing's integration tests, demo and accuracy report.
+//
+// Topology (addresses from the benchmarking range 198.18.0.0/15 and from
+// fd00::/8, nothing else):
+//
+//	sender 198.18.1.2 ─┐                         ┌─ reflector 198.18.2.2
+//	                   router (198.18.{1,2,3}.1)
+//	cross  198.18.3.2 ─┘
+//
+// The router forwards between three veth links. The forward bottleneck is a
+// tbf on the router's egress toward the reflector, the reverse one a tbf on
+// its egress toward the sender; each is shaped independently. The cross host
+// sends traffic through either bottleneck.
+//
+// A tbf is a token bucket, not a link: with a bucket larger than one frame a
+// pair entering an idle bottleneck passes partly at once and reads as a
+// faster link. The testbed therefore sets the bucket to exactly one probe
+// frame (IP size + 14 bytes of Ethernet header, which the qdisc counts). The
+// qdisc's timers on these machines fire late, so the link forwards less than
+// its nominal rate; Calibrate measures what it really forwards, and that,
+// not the nominal rate, is the truth a scenario is judged against.
+//
+// Everything is torn down by Close, and by CleanStale for namespaces whose
+// process was killed.
+package testbed
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sync/atomic"
+)
+
+// Addresses of the test hosts.
+var (
+	SenderAddr     = netip.MustParseAddr("198.18.1.2")
+	ReflectorAddr  = netip.MustParseAddr("198.18.2.2")
+	CrossAddr      = netip.MustParseAddr("198.18.3.2")
+	SenderAddr6    = netip.MustParseAddr("fd00:ab:1::2")
+	ReflectorAddr6 = netip.MustParseAddr("fd00:ab:2::2")
+	CrossAddr6     = netip.MustParseAddr("fd00:ab:3::2")
+)
+
+// Direction names a bottleneck.
+type Direction int
+
+// Directions of the path.
+const (
+	Forward Direction = iota // sender → reflector
+	Reverse                  // reflector → sender
+)
+
+func (d Direction) String() string {
+	if d == Forward {
+		return "forward"
+	}
+	return "reverse"
+}
+
+// Config describes a path.
+type Config struct {
+	Forward, Reverse float64 // nominal bottleneck rates, bit/s; 0 = unshaped
+	ProbeSize        int     // IP size of the probes, for the bucket; 0 = 1500
+	MTU              int     // link MTU; 0 = max(1500, ProbeSize)
+}
+
+// Testbed is a built path.
+type Testbed struct {
+	Sender, Router, Reflector, Cross *Netns
+	cfg                              Config
+	closed                           atomic.Bool
+}
+
+var seq atomic.Uint32
+
+// New builds the namespaces, links, addresses, routes and bottlenecks. On
+// failure it removes whatever it had built.
+func New(ctx context.Context, cfg Config) (tb *Testbed, err error) {
+	if os.Geteuid() != 0 {
+		return nil, ErrNotRoot
+	}
+	if cfg.ProbeSize == 0 {
+		cfg.ProbeSize = 1500
+	}
+	if cfg.MTU == 0 {
+		cfg.MTU = max(1500, cfg.ProbeSize)
+	}
+	if _, err := CleanStale(); err != nil {
+		return nil, fmt.Errorf("testbed: removing stale namespaces: %w", err)
+	}
+	tb = &Testbed{cfg: cfg}
+	defer func() {
+		if err != nil {
+			tb.Close()
+			tb = nil
+		}
+	}()
+	base := fmt.Sprintf("%s%d-%d-", namePrefix, os.Getpid(), seq.Add(1))
+	for _, p := range []struct {
+		nsp  **Netns
+		role string
+	}{{&tb.Sender, "snd"}, {&tb.Router, "rtr"}, {&tb.Reflector, "rfl"}, {&tb.Cross, "xh"}} {
+		if *p.nsp, err = addNetns(ctx, base+p.role); err != nil {
+			return tb, fmt.Errorf("testbed: %w", err)
+		}
+	}
+	if err = tb.Router.sysctl("net.ipv4.ip_forward", "1"); err != nil {
+		return tb, err
+	}
+	if err = tb.Router.sysctl("net.ipv6.conf.all.forwarding", "1"); err != nil {
+		return tb, err
+	}
+	for i, h := range []*Netns{tb.Sender, tb.Reflector, tb.Cross} {
+		if err = tb.link(ctx, h, i+1); err != nil {
+			return tb, fmt.Errorf("testbed: %w", err)
+		}
+	}
+	if err = tb.SetRate(ctx, Forward, cfg.Forward); err != nil {
+		return tb, err
+	}
+	if err = tb.SetRate(ctx, Reverse, cfg.Reverse); err != nil {
+		return tb, err
+	}
+	return tb, nil
+}
+
+// link joins host h to the router on subnet 198.18.n.0/24 and fd00:ab:n::/64.
+func (tb *Testbed) link(ctx context.Context, h *Netns, n int) error {
+	rdev := tb.routerDev(n)
+	mtu := fmt.Sprint(tb.cfg.MTU)
+	steps := []struct {
+		ns   *Netns
+		args []string
+	}{
+		{tb.Router, []string{"link", "add", rdev, "mtu", mtu, "type", "veth", "peer", "name", "eth0", "mtu", mtu, "netns", h.Name}},
+		{tb.Router, []string{"addr", "add", fmt.Sprintf("198.18.%d.1/24", n), "dev", rdev}},
+		{tb.Router, []string{"addr", "add", fmt.Sprintf("fd00:ab:%d::1/64", n), "dev", rdev, "nodad"}},
+		{tb.Router, []string{"link", "set", rdev, "up"}},
+		{h, []string{"addr", "add", fmt.Sprintf("198.18.%d.2/24", n), "dev", "eth0"}},
+		{h, []string{"addr", "add", fmt.Sprintf("fd00:ab:%d::2/64", n), "dev", "eth0", "nodad"}},
+		{h, []string{"link", "set", "eth0", "up"}},
+		{h, []string{"route", "add", "default", "via", fmt.Sprintf("198.18.%d.1", n)}},
+		{h, []string{"-6", "route", "add", "default", "via", fmt.Sprintf("fd00:ab:%d::1", n)}},
+	}
+	for _, s := range steps {
+		if err := s.ns.ip(ctx, s.args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// routerDev is the router's interface toward host n (1 sender, 2 reflector,
+// 3 cross).
+func (tb *Testbed) routerDev(n int) string {
+	return [...]string{"", "to-snd", "to-rfl", "to-xh"}[n]
+}
+
+// bottleneckDev is the router interface whose egress shapes direction d.
+func (tb *Testbed) bottleneckDev(d Direction) string {
+	if d == Forward {
+		return tb.routerDev(2)
+	}
+	return tb.routerDev(1)
+}
+
+// Frame is the size the qdisc accounts for an IP packet of size ip on veth.
+func Frame(ip int) int { return ip + 14 }
+
+// SetRate shapes direction d to a nominal rate (bit/s) with a one-frame
+// bucket; 0 removes the shaping. The queue holds 50 ms at the nominal rate,
+// at least 32 frames.
+func (tb *Testbed) SetRate(ctx context.Context, d Direction, rate float64) error {
+	dev := tb.bottleneckDev(d)
+	if rate == 0 {
+		_, err := tb.Router.tc(ctx, "qdisc", "replace", "dev", dev, "root", "pfifo", "limit", "1000")
+		return err
+	}
+	frame := Frame(tb.cfg.ProbeSize)
+	limit := max(32*frame, int(rate/8*0.05))
+	_, err := tb.Router.tc(ctx, "qdisc", "replace", "dev", dev, "root", "tbf",
+		"rate", fmt.Sprintf("%dbit", int64(rate)), "burst", fmt.Sprint(frame), "limit", fmt.Sprint(limit))
+	if err != nil {
+		return fmt.Errorf("testbed: shaping %s to %g bit/s: %w", d, rate, err)
+	}
+	if d == Forward {
+		tb.cfg.Forward = rate
+	} else {
+		tb.cfg.Reverse = rate
+	}
+	return nil
+}
+
+// Nominal returns the rate direction d was shaped to.
+func (tb *Testbed) Nominal(d Direction) float64 {
+	if d == Forward {
+		return tb.cfg.Forward
+	}
+	return tb.cfg.Reverse
+}
+
+// Counters are what a bottleneck qdisc reports (tc -s).
+type Counters struct {
+	Bytes   uint64 // link-layer bytes sent, Ethernet header included
+	Packets uint64
+	Drops   uint64
+}
+
+// IPBytes is the IP-layer byte count: the qdisc counts 14 bytes of Ethernet
+// header per packet.
+func (c Counters) IPBytes() uint64 { return c.Bytes - 14*c.Packets }
+
+// Sub returns c − o.
+func (c Counters) Sub(o Counters) Counters {
+	return Counters{Bytes: c.Bytes - o.Bytes, Packets: c.Packets - o.Packets, Drops: c.Drops - o.Drops}
+}
+
+// Counters reads the root qdisc counters of direction d's bottleneck.
+func (tb *Testbed) Counters(ctx context.Context, d Direction) (Counters, error) {
+	out, err := tb.Router.tc(ctx, "-s", "-j", "qdisc", "show", "dev", tb.bottleneckDev(d))
+	if err != nil {
+		return Counters{}, err
+	}
+	var qs []struct {
+		Root    bool   `json:"root"`
+		Bytes   uint64 `json:"bytes"`
+		Packets uint64 `json:"packets"`
+		Drops   uint64 `json:"drops"`
+	}
+	if err := json.Unmarshal(out, &qs); err != nil {
+		return Counters{}, fmt.Errorf("testbed: parsing tc -s -j output %q: %w", out, err)
+	}
+	for _, q := range qs {
+		if q.Root {
+			return Counters{Bytes: q.Bytes, Packets: q.Packets, Drops: q.Drops}, nil
+		}
+	}
+	return Counters{}, fmt.Errorf("testbed: no root qdisc on %s", tb.bottleneckDev(d))
+}
+
+// Close removes every namespace of the testbed (and with them the links). It
+// is safe to call more than once.
+func (tb *Testbed) Close() error {
+	if tb == nil || tb.closed.Swap(true) {
+		return nil
+	}
+	var errs []error
+	for _, n := range []*Netns{tb.Sender, tb.Router, tb.Reflector, tb.Cross} {
+		if n != nil {
+			errs = append(errs, n.delete())
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,300 @@
+package testbed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Kind is a kind of cross traffic.
+type Kind int
+
+// Kinds of cross traffic.
+const (
+	CBR     Kind = iota // constant-rate UDP, evenly spaced full-size packets
+	Poisson             // UDP with exponentially distributed spacing
+	TCP                 // one bulk TCP flow (its rate is whatever TCP gets)
+)
+
+func (k Kind) String() string {
+	return [...]string{"cbr", "poisson", "tcp"}[k]
+}
+
+// Flow is cross traffic from the cross host through one bottleneck.
+type Flow struct {
+	Kind Kind
+	Dir  Direction
+	Rate float64 // bit/s at the IP layer (UDP kinds)
+	Size int     // IP packet size (UDP kinds); 0 = 1500
+	// Seed for the Poisson spacing; the same seed gives the same schedule.
+	Seed uint64
+}
+
+// Ports used by cross-traffic sinks.
+const (
+	discardPort = 9
+	tcpPort     = 5201
+)
+
+// Traffic is running cross traffic.
+type Traffic struct {
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	closers []io.Closer
+	mu      sync.Mutex
+	err     error
+}
+
+// Stop ends the traffic and waits for the generator to finish.
+func (t *Traffic) Stop() error {
+	t.cancel()
+	for _, c := range t.closers {
+		c.Close()
+	}
+	t.wg.Wait()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.err
+}
+
+func (t *Traffic) fail(err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.err == nil {
+		t.err = err
+	}
+}
+
+// sink is where direction d's cross traffic goes.
+func (tb *Testbed) sink(d Direction) (*Netns, netip.Addr) {
+	if d == Forward {
+		return tb.Reflector, ReflectorAddr
+	}
+	return tb.Sender, SenderAddr
+}
+
+// StartTraffic starts a flow; it runs until Stop or until ctx ends.
+func (tb *Testbed) StartTraffic(ctx context.Context, f Flow) (*Traffic, error) {
+	if f.Size == 0 {
+		f.Size = 1500
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	t := &Traffic{cancel: cancel}
+	dstNs, dst := tb.sink(f.Dir)
+	var err error
+	switch f.Kind {
+	case CBR, Poisson:
+		err = tb.startUDP(ctx, t, f, dstNs, dst)
+	case TCP:
+		err = tb.startTCP(ctx, t, dstNs, dst)
+	default:
+		err = fmt.Errorf("testbed: unknown traffic kind %d", f.Kind)
+	}
+	if err != nil {
+		t.Stop()
+		return nil, err
+	}
+	return t, nil
+}
+
+func (tb *Testbed) startUDP(ctx context.Context, t *Traffic, f Flow, dstNs *Netns, dst netip.Addr) error {
+	if f.Rate <= 0 {
+		return fmt.Errorf("testbed: %s traffic needs a positive rate", f.Kind)
+	}
+	// The sink is a socket nobody reads: once its buffer is full the kernel
+	// drops what arrives, quietly (no ICMP goes back through the path).
+	var sink *net.UDPConn
+	err := dstNs.Do(func() (err error) {
+		sink, err = net.ListenUDP("udp4", &net.UDPAddr{IP: dst.AsSlice(), Port: discardPort})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("testbed: traffic sink: %w", err)
+	}
+	t.closers = append(t.closers, sink)
+	sink.SetReadBuffer(4096)
+	// The generator runs in a process of its own, as cross traffic from
+	// another host would: inside this process it would share the Go
+	// scheduler with the sender and reflector, which spin while they pace
+	// probes, and it would fall silent exactly while probes are in flight.
+	child, err := startChild(ctx, childSpec{Netns: tb.Cross.Name, Kind: f.Kind, Rate: f.Rate, Size: f.Size,
+		Seed: f.Seed, Dst: netip.AddrPortFrom(dst, discardPort).String()})
+	if err != nil {
+		return err
+	}
+	t.closers = append(t.closers, child)
+	return nil
+}
+
+// generate sends UDP from the current network namespace until stop closes.
+func generate(spec childSpec, stop <-chan struct{}) error {
+	src, err := net.Dial("udp4", spec.Dst)
+	if err != nil {
+		return fmt.Errorf("traffic to %s: %w", spec.Dst, err)
+	}
+	defer src.Close()
+	payload := make([]byte, spec.Size-28)
+	mean := float64(spec.Size*8) / spec.Rate * 1e9 // ns between packets
+	rng := rand.New(rand.NewPCG(spec.Seed, 0x5eed))
+	next := func() int64 {
+		if spec.Kind == Poisson {
+			return int64(rng.ExpFloat64() * mean)
+		}
+		return int64(mean)
+	}
+	// A thread of its own with 1 ns timer slack: Go's timers wake about a
+	// millisecond late here, far too coarse for spacing packets tens of
+	// microseconds apart.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	unix.Prctl(unix.PR_SET_TIMERSLACK, 1, 0, 0, 0)
+	due := monotonic()
+	for {
+		select {
+		case <-stop:
+			return nil
+		default:
+		}
+		due += next()
+		now := monotonic()
+		if now-due > int64(10*time.Millisecond) {
+			due = now // fell far behind (descheduled): do not burst to catch up
+		}
+		if due > now {
+			ts := unix.NsecToTimespec(due)
+			for unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &ts, nil) == unix.EINTR {
+			}
+		}
+		if _, err := src.Write(payload); err != nil && !errors.Is(err, unix.ENOBUFS) && !errors.Is(err, unix.ECONNREFUSED) {
+			return fmt.Errorf("traffic to %s: %w", spec.Dst, err)
+		}
+	}
+}
+
+func monotonic() int64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
+}
+
+func (tb *Testbed) startTCP(ctx context.Context, t *Traffic, dstNs *Netns, dst netip.Addr) error {
+	var ln *net.TCPListener
+	err := dstNs.Do(func() (err error) {
+		ln, err = net.ListenTCP("tcp4", &net.TCPAddr{IP: dst.AsSlice(), Port: tcpPort})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("testbed: tcp sink: %w", err)
+	}
+	t.closers = append(t.closers, ln)
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		t.closers = append(t.closers, c)
+		io.Copy(io.Discard, c)
+	}()
+	var conn *net.TCPConn
+	err = tb.Cross.Do(func() error {
+		d := net.Dialer{Timeout: 2 * time.Second}
+		c, err := d.DialContext(ctx, "tcp4", netip.AddrPortFrom(dst, tcpPort).String())
+		if err == nil {
+			conn = c.(*net.TCPConn)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("testbed: tcp source: %w", err)
+	}
+	t.closers = append(t.closers, conn)
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		buf := make([]byte, 64<<10)
+		for ctx.Err() == nil {
+			if _, err := conn.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// Calibration is what a bottleneck really forwards when saturated.
+type Calibration struct {
+	Dir      Direction
+	Nominal  float64 // bit/s asked of tc
+	Capacity float64 // bit/s at the IP layer, of packets of the probe size
+	Packets  uint64  // forwarded during the window
+	Window   time.Duration
+}
+
+// Calibrate saturates the idle bottleneck of direction d for a second with
+// probe-size UDP at 1.5 times its nominal rate and returns what it forwarded.
+func (tb *Testbed) Calibrate(ctx context.Context, d Direction) (Calibration, error) {
+	nominal := tb.Nominal(d)
+	cal := Calibration{Dir: d, Nominal: nominal}
+	if nominal == 0 {
+		return cal, fmt.Errorf("testbed: %s is not shaped", d)
+	}
+	tr, err := tb.StartTraffic(ctx, Flow{Kind: CBR, Dir: d, Rate: 1.5 * nominal, Size: tb.cfg.ProbeSize})
+	if err != nil {
+		return cal, err
+	}
+	defer tr.Stop()
+	if err := sleep(ctx, 200*time.Millisecond); err != nil { // fill the queue
+		return cal, err
+	}
+	c0, t0, err := tb.countersAt(ctx, d)
+	if err != nil {
+		return cal, err
+	}
+	if err := sleep(ctx, time.Second); err != nil {
+		return cal, err
+	}
+	c1, t1, err := tb.countersAt(ctx, d)
+	if err != nil {
+		return cal, err
+	}
+	if err := tr.Stop(); err != nil {
+		return cal, err
+	}
+	diff := c1.Sub(c0)
+	cal.Window = t1.Sub(t0)
+	cal.Packets = diff.Packets
+	cal.Capacity = float64(diff.IPBytes()*8) / cal.Window.Seconds()
+	if diff.Drops == 0 {
+		return cal, fmt.Errorf("testbed: calibrating %s: the bottleneck never dropped, so it was not saturated (generator too slow?)", d)
+	}
+	return cal, sleep(ctx, 100*time.Millisecond) // let the queue drain
+}
+
+// countersAt reads counters and the time they stand for (the middle of the
+// read).
+func (tb *Testbed) countersAt(ctx context.Context, d Direction) (Counters, time.Time, error) {
+	before := time.Now()
+	c, err := tb.Counters(ctx, d)
+	after := time.Now()
+	return c, before.Add(after.Sub(before) / 2), err
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
