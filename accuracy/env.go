@@ -48,12 +48,22 @@ func Setup(ctx context.Context, forward, reverse float64, probeSize int) (*Env, 
 		return nil, err
 	}
 	for _, d := range []testbed.Direction{testbed.Forward, testbed.Reverse} {
-		if e.Calibration[d], err = tb.Calibrate(ctx, d); err != nil {
+		if err := e.Recalibrate(ctx, d); err != nil {
 			e.Close()
 			return nil, err
 		}
 	}
 	return e, nil
+}
+
+// Recalibrate measures direction d's capacity again.
+func (e *Env) Recalibrate(ctx context.Context, d testbed.Direction) error {
+	c, err := e.TB.Calibrate(ctx, d)
+	if err != nil {
+		return err
+	}
+	e.Calibration[d] = c
+	return nil
 }
 
 func (e *Env) startReflector() error {

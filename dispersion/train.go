@@ -2,6 +2,7 @@ package dispersion
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/abing-net/abing/estimator"
 )
@@ -30,9 +31,14 @@ func (r Reject) String() string {
 // Pace says what input spacing a train was meant to have. The zero Pace is
 // back to back: then every input gap must be under half its output gap (the
 // second packet reached the path while the first was still in it). A paced
-// train is accepted when every input gap lies in [Min, Max].
+// train is accepted when its mean input gap lies in [Min, Max] and no single
+// gap exceeds Hole. The check is on the train, not on each gap, because a
+// sender that is delayed once sends the next packet early to keep its
+// schedule, and such delays come with a busy host, that is with the very
+// cross traffic being measured: rejecting them gap by gap would keep mostly
+// the trains that saw none.
 type Pace struct {
-	Min, Max float64 // seconds
+	Min, Max, Hole float64 // seconds
 }
 
 // Rejects counts trains by reason.
@@ -75,6 +81,29 @@ func (r *Rejects) Map() map[string]int {
 	return m
 }
 
+// maxGaps bounds the train length TrainSample accepts (and its stack use).
+const maxGaps = 255
+
+// clean returns the sum and number of the gaps at most 1.5 times the median
+// gap: the train's dominating state. gaps is reordered.
+func clean(gaps []float64) (float64, int) {
+	slices.Sort(gaps)
+	n := len(gaps)
+	med := gaps[n/2]
+	if n%2 == 0 {
+		med = (gaps[n/2-1] + gaps[n/2]) / 2
+	}
+	var sum float64
+	k := 0
+	for _, g := range gaps {
+		if g <= 1.5*med {
+			sum += g
+			k++
+		}
+	}
+	return sum, k
+}
+
 // TrainSample turns one train's timestamps into a dispersion sample. tx and rx
 // hold the transmit and receive time of each position (0 = unknown), order
 // the arrival rank of each position (-1 = never arrived), and noise the
@@ -97,23 +126,37 @@ func TrainSample(tx, rx []int64, order []int, pace Pace, noise float64) (estimat
 			return estimator.Sample{}, NoTxStamp
 		}
 	}
+	var outs [maxGaps]float64
+	if n-1 > maxGaps {
+		return estimator.Sample{}, Lost
+	}
 	for i := 1; i < n; i++ {
 		in := float64(tx[i]-tx[i-1]) * 1e-9
 		out := float64(rx[i]-rx[i-1]) * 1e-9
+		outs[i-1] = out
 		if out <= noise {
 			return estimator.Sample{}, Compressed
 		}
 		if pace.Max == 0 {
-			if in > out/2 {
+			// Packet i must have reached the path before packet i−1
+			// left it; for a train, while the backlog of the earlier
+			// packets lasted: cumulatively, it entered at least half a
+			// gap before it left.
+			if float64(tx[i]-tx[0])*1e-9 > float64(rx[i]-rx[0])*1e-9-out/2 {
 				return estimator.Sample{}, LeftLate
 			}
-		} else if in < pace.Min || in > pace.Max {
+		} else if in > pace.Hole {
 			return estimator.Sample{}, OffPace
 		}
 	}
-	return estimator.Sample{
+	s := estimator.Sample{
 		In:   float64(tx[n-1]-tx[0]) * 1e-9,
 		Out:  float64(rx[n-1]-rx[0]) * 1e-9,
 		Gaps: n - 1,
-	}, Accepted
+	}
+	s.Clean, s.CleanGaps = clean(outs[:n-1])
+	if mean := s.In / float64(s.Gaps); pace.Max > 0 && (mean < pace.Min || mean > pace.Max) {
+		return estimator.Sample{}, OffPace
+	}
+	return s, Accepted
 }

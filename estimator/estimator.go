@@ -7,7 +7,8 @@
 // A Sample is one train of n packets (n = 2 for a pair) of L bytes at the IP
 // layer: In is the time from its first to its last packet as they left the
 // sender (transmit timestamps), Out the same span as they arrived after the
-// path, and Gaps = n−1. Per-gap values are In/Gaps and Out/Gaps.
+// path, and Gaps = n−1. Clean/CleanGaps is the mean of the output gaps in
+// the train's own dominating state (see Sample).
 //
 // # Capacity: the dominating state
 //
@@ -15,7 +16,11 @@
 // probe, Tn = L/C. Their per-gap output dispersions cluster around Tn (the
 // dominating state); larger values are loaded states (something slipped in
 // between) and smaller ones are compression after the bottleneck or timestamp
-// noise. Capacity finds the densest cluster: every sample is taken as the
+// noise. Each train offers one value, the mean of its gaps in its dominating
+// state (averaging over a train smooths timestamp and timer noise, and
+// leaving out its loaded gaps keeps cross traffic that slipped in while the
+// train entered the bottleneck out of it). Capacity finds the densest
+// cluster of these values: every sample is taken as the
 // centre of a window ±w, with w = max(2·noise, 2 %·median), and the window
 // holding most samples wins (the lowest on ties). δ_dom is the median of the
 // samples in it:
@@ -73,11 +78,30 @@ import (
 	"slices"
 )
 
-// Sample is one train: first-to-last spans as sent and as received.
+// Sample is one train: first-to-last spans as sent and as received, and the
+// part of the output span in the train's dominating state.
 type Sample struct {
 	In   float64 // seconds
 	Out  float64 // seconds
 	Gaps int     // packets − 1
+	// Clean is the sum of the output gaps that are at most 1.5 times the
+	// train's median output gap, CleanGaps how many there are. A cross
+	// packet that slipped into a back-to-back train while it was entering
+	// the bottleneck makes its gap a loaded state; leaving it out keeps the
+	// capacity estimate of a train to the gaps that measure the link.
+	Clean     float64
+	CleanGaps int
+}
+
+// capacityGap is the per-gap dispersion a sample offers for capacity.
+func (s Sample) capacityGap() float64 {
+	if s.CleanGaps > 0 {
+		return s.Clean / float64(s.CleanGaps)
+	}
+	if s.Gaps > 0 {
+		return s.Out / float64(s.Gaps)
+	}
+	return 0
 }
 
 // Config holds what the estimator needs to know about the probes.
@@ -122,8 +146,8 @@ func EstimateCapacity(samples []Sample, cfg Config, scratch []float64) (Capacity
 	}
 	g := scratch[:0]
 	for _, s := range samples {
-		if s.Gaps > 0 && s.Out > 0 {
-			g = append(g, s.Out/float64(s.Gaps))
+		if v := s.capacityGap(); v > 0 {
+			g = append(g, v)
 		}
 	}
 	c := Capacity{Used: len(g)}

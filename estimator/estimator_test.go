@@ -65,8 +65,8 @@ func TestCapacity(t *testing.T) {
 		{"outliers", outliers, 100e6, 0.02, nil},
 		{"too few", b2b(r, 4, 100e6, 0), 0, 0, ErrTooFew},
 		{"below noise", b2b(r, 20, 10e9, 0), 0, 0, ErrBelowNoise},
-		{"no cluster", []Sample{{0, 1e-4, 1}, {0, 2e-4, 1}, {0, 3e-4, 1}, {0, 4e-4, 1}, {0, 5e-4, 1}}, 0, 0, ErrNoCluster},
-		{"garbage only", []Sample{{0, 0, 1}, {0, -1, 1}, {0, 1, 0}, {}, {}}, 0, 0, ErrTooFew},
+		{"no cluster", []Sample{{Out: 1e-4, Gaps: 1}, {Out: 2e-4, Gaps: 1}, {Out: 3e-4, Gaps: 1}, {Out: 4e-4, Gaps: 1}, {Out: 5e-4, Gaps: 1}}, 0, 0, ErrNoCluster},
+		{"garbage only", []Sample{{Out: 0, Gaps: 1}, {Out: -1, Gaps: 1}, {Out: 1, Gaps: 0}, {}, {}}, 0, 0, ErrTooFew},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, _, err := EstimateCapacity(tc.samples, cfg, nil)
@@ -90,9 +90,9 @@ func TestCapacity(t *testing.T) {
 }
 
 func TestCapacityPicksDensestNotMinimum(t *testing.T) {
-	s := []Sample{{0, 50e-6, 1}, {0, 60e-6, 1}}
+	s := []Sample{{Out: 50e-6, Gaps: 1}, {Out: 60e-6, Gaps: 1}}
 	for range 10 {
-		s = append(s, Sample{0, 120e-6, 1})
+		s = append(s, Sample{In: 0, Out: 120e-6, Gaps: 1})
 	}
 	c, _, err := EstimateCapacity(s, cfg, nil)
 	if err != nil {
@@ -103,6 +103,20 @@ func TestCapacityPicksDensestNotMinimum(t *testing.T) {
 	}
 	if want := 10.0 / 12; math.Abs(c.Confidence-want) > 1e-9 {
 		t.Errorf("confidence %g, want %g", c.Confidence, want)
+	}
+}
+
+// A train whose clean gaps measure the link gives the link's capacity even
+// when a cross packet slipped into it.
+func TestCapacityUsesCleanGaps(t *testing.T) {
+	var s []Sample
+	for range 10 {
+		// 9 gaps: 8 at Tn, one doubled by a cross packet.
+		s = append(s, Sample{In: 1e-4, Out: 10 * tn(100e6), Gaps: 9, Clean: 8 * tn(100e6), CleanGaps: 8})
+	}
+	c, _, err := EstimateCapacity(s, cfg, nil)
+	if err != nil || rel(c.DBC, 100e6) > 1e-9 {
+		t.Fatalf("DBC %g err %v, want 100e6", c.DBC, err)
 	}
 }
 
@@ -170,7 +184,7 @@ func TestABwE(t *testing.T) {
 	capa := Capacity{DBC: 100e6, Tn: tn(100e6), Upper: tn(100e6) * 1.02}
 	s := make([]Sample, 10)
 	for i := range s {
-		s[i] = Sample{0, tn(100e6), 1}
+		s[i] = Sample{In: 0, Out: tn(100e6), Gaps: 1}
 	}
 	x, err := EstimateABwE(s, capa)
 	if err != nil || x.XTR != 0 || x.ABW != 100e6 {

@@ -193,6 +193,7 @@ type session struct {
 	malform  int
 	progress chan struct{}
 	tn       map[bool]float64 // phase-1 Tn, seconds, by forward (true) or reverse
+	rng      *rand.Rand
 }
 
 // Run performs one measurement.
@@ -224,7 +225,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if addr.Addr().Is6() {
 		overhead = train.OverheadIPv6
 	}
-	s := &session{cfg: cfg, conn: conn, peer: conn.Peer(addr), addr: addr, id: rand.Uint64(),
+	id := rand.Uint64()
+	s := &session{cfg: cfg, conn: conn, peer: conn.Peer(addr), addr: addr, id: id, rng: rand.New(rand.NewPCG(id, 1)),
 		payload: cfg.Size - overhead, tn: map[bool]float64{}, txKeys: map[uint32][2]int{}, reports: map[uint32]bool{},
 		progress: make(chan struct{}, 1)}
 	start := time.Now()
@@ -337,7 +339,10 @@ func (s *session) phase(ctx context.Context, first int, fgap, rgap time.Duration
 		if err := sleepUntil(ctx, next); err != nil {
 			return err
 		}
-		next = next.Add(interval)
+		// Random spacing (uniform, 0.5 to 1.5 intervals): periodic probes
+		// against periodic cross traffic would see the same phase of it
+		// again and again (PASTA: Poisson-like arrivals see time averages).
+		next = next.Add(time.Duration((0.5 + s.rng.Float64()) * float64(interval)))
 		ts := &trainState{slots: make([]slot, cfg.TrainLen)}
 		for p := range ts.slots {
 			ts.slots[p].rank = -1
@@ -646,22 +651,6 @@ func (s *session) samples(d *Direction, from, to int, forward bool) ([]estimator
 		}
 	}
 	d.Used += len(out)
-	if os.Getenv("ABING_DEBUG") != "" {
-		for i := from; i < to; i++ {
-			t := s.trains[i]
-			var a, b []int64
-			for p := 1; p < len(t.slots); p++ {
-				if forward {
-					a = append(a, (t.slots[p].sTx-t.slots[p-1].sTx)/1000)
-					b = append(b, (t.slots[p].fRx-t.slots[p-1].fRx)/1000)
-				} else {
-					a = append(a, (t.slots[p].rTx-t.slots[p-1].rTx)/1000)
-					b = append(b, (t.slots[p].rRx-t.slots[p-1].rRx)/1000)
-				}
-			}
-			fmt.Fprintln(os.Stderr, "DBG", forward, i, a, b)
-		}
-	}
 	if len(out) == 0 {
 		worst = dispersion.SourceNone
 	}
@@ -672,12 +661,14 @@ func (s *session) samples(d *Direction, from, to int, forward bool) ([]estimator
 // Tn. The probe-gap formula X = C·(Δout − Tn)/Δin is exact for any Δin ≤ Tn
 // (the second probe still queues behind the first) and biased above it,
 // while a sender's scheduling only ever delays packets; aiming at 0.8·Tn
-// leaves that jitter room. Trains whose measured gaps fall outside
-// [PaceMin·Tn, PaceMax·Tn] are rejected as off-pace.
+// leaves that jitter room. Trains whose mean measured gap falls outside
+// [PaceMin·Tn, PaceMax·Tn], or with a single gap over PaceHole·Tn (long
+// enough for the bottleneck queue to drain), are rejected as off-pace.
 const (
 	PaceFraction = 0.8
 	PaceMin      = 0.4
 	PaceMax      = 1.1
+	PaceHole     = 2
 )
 
 // pace is what train i's input gaps had to be in one direction: back to
@@ -687,7 +678,7 @@ func (s *session) pace(i int, forward bool) dispersion.Pace {
 	if i < s.cfg.Trains || tn == 0 {
 		return dispersion.Pace{}
 	}
-	return dispersion.Pace{Min: PaceMin * tn, Max: PaceMax * tn}
+	return dispersion.Pace{Min: PaceMin * tn, Max: PaceMax * tn, Hole: PaceHole * tn}
 }
 
 // traffic fills in what each direction carried and lost.
