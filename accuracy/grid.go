@@ -65,6 +65,17 @@ func DefaultGrid() []Cell {
 	return cells
 }
 
+// QuickGrid is a small grid at 100 Mbit/s, for a first look.
+func QuickGrid() []Cell {
+	var cells []Cell
+	for _, n := range []int{2, 10} {
+		for _, l := range []float64{0, 0.5} {
+			cells = append(cells, Cell{Rate: 100e6, Kind: testbed.CBR, Load: l, TrainLen: n})
+		}
+	}
+	return cells
+}
+
 // Row is the outcome of one cell over its repeats.
 type Row struct {
 	Cell     Cell

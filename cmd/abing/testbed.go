@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/abing-net/abing/accuracy"
+	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/testbed"
+)
+
+// signalContext is cancelled by SIGINT or SIGTERM, so that the testbed is
+// torn down on the way out.
+func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+}
+
+func demoCommand() *cobra.Command {
+	var rate, cross float64
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Measure an emulated path (needs root): 100 Mbit/s bottleneck, 40 Mbit/s cross traffic",
+		Long: "demo builds a test path out of Linux network namespaces (sender, router, reflector,\n" +
+			"cross-traffic host; addresses in 198.18.0.0/15), shapes the router's links with tc,\n" +
+			"calibrates them, sends constant-rate UDP cross traffic through the forward bottleneck,\n" +
+			"and prints abing's estimates next to what the router really forwarded.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if rate <= 0 || cross < 0 || cross >= rate {
+				return fmt.Errorf("want 0 < --cross (%g) < --rate (%g)", cross, rate)
+			}
+			ctx, stop := signalContext(cmd.Context())
+			defer stop()
+			return demo(ctx, cmd.OutOrStdout(), rate*1e6, cross*1e6)
+		},
+	}
+	cmd.Flags().Float64Var(&rate, "rate", 100, "bottleneck rate in Mbit/s (both directions, nominal)")
+	cmd.Flags().Float64Var(&cross, "cross", 40, "constant-rate cross traffic in Mbit/s (forward direction)")
+	return cmd
+}
+
+func demo(ctx context.Context, w io.Writer, rate, cross float64) error {
+	fmt.Fprintf(w, "building the test path (%g Mbit/s bottleneck each way) and calibrating it...\n", rate/1e6)
+	env, err := accuracy.Setup(ctx, rate, rate, 1500)
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	for _, c := range env.Calibration {
+		fmt.Fprintf(w, "  %-7s bottleneck: nominal %.0f Mbit/s, really forwards %.1f Mbit/s of 1500-byte packets\n",
+			c.Dir, c.Nominal/1e6, c.Capacity/1e6)
+	}
+	fmt.Fprintf(w, "starting %.0f Mbit/s of constant-rate UDP cross traffic through the forward bottleneck\n\n", cross/1e6)
+	for _, n := range []int{2, 10} {
+		cfg := measure.Defaults()
+		cfg.TrainLen = n
+		what := "default run: 16 pairs per phase"
+		if n > 2 {
+			what = "--train-len 10: 16 ten-packet trains per phase"
+		}
+		out, err := env.Measure(ctx, cfg, []testbed.Flow{{Kind: testbed.CBR, Dir: testbed.Forward, Rate: cross}})
+		if err != nil {
+			return err
+		}
+		r := out.Result
+		fmt.Fprintf(w, "abing measure %s   (%s; %d packets, %.0f KB, %v)\n", env.Target(), what,
+			r.Forward.Packets+r.Reverse.Packets, float64(r.Forward.Bytes+r.Reverse.Bytes)/1000, r.Duration.Round(time.Millisecond))
+		fmt.Fprint(w, indent(r.Text()))
+		for d, t := range out.Truth {
+			fmt.Fprintf(w, "  truth %-7s DBC %.1f Mbit/s  XTR %.1f  ABW %.1f\n",
+				testbed.Direction(d), t.Capacity/1e6, t.XTR/1e6, t.ABW/1e6)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w, "(truth: capacity from saturating the idle bottleneck; XTR from the router's tc counters)")
+	return nil
+}
+
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n  ") + "\n"
+}
+
+func accuracyCommand() *cobra.Command {
+	var repeats int
+	var quick bool
+	cmd := &cobra.Command{
+		Use:   "accuracy",
+		Short: "Print the accuracy report on emulated paths (needs root; about 10 minutes)",
+		Long: "accuracy measures a grid of emulated paths (10/50/100/200 Mbit/s x 0/20/50/80 % constant-rate\n" +
+			"cross traffic, Poisson, TCP and reverse-direction cross traffic at 100 Mbit/s, a 500 Mbit/s\n" +
+			"stress row; with pairs and with 10-packet trains) and prints scenario, truth, estimate and error.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if repeats < 1 {
+				return fmt.Errorf("--repeats %d: want at least 1", repeats)
+			}
+			ctx, stop := signalContext(cmd.Context())
+			defer stop()
+			cells := accuracy.DefaultGrid()
+			if quick {
+				cells = accuracy.QuickGrid()
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "abing accuracy report, %s\n", time.Now().UTC().Format(time.DateOnly))
+			fmt.Fprintf(w, "machine: %s, %d CPUs, kernel %s; links: veth through a one-frame tbf\n", cpuModel(), runtime.NumCPU(), kernel())
+			fmt.Fprintf(w, "each row: median of %d measurements, default settings but for the train length\n\n", repeats)
+			_, err := accuracy.RunGrid(ctx, cells, repeats, w, cmd.ErrOrStderr())
+			return err
+		},
+	}
+	cmd.Flags().IntVar(&repeats, "repeats", 3, "measurements per scenario")
+	cmd.Flags().BoolVar(&quick, "quick", false, "a small grid (100 Mbit/s only), about a minute")
+	return cmd
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+func kernel() string {
+	var u syscall.Utsname
+	if syscall.Uname(&u) != nil {
+		return "unknown"
+	}
+	var b strings.Builder
+	for _, c := range u.Release {
+		if c == 0 {
+			break
+		}
+		b.WriteByte(byte(c))
+	}
+	return b.String()
+}
