@@ -157,13 +157,8 @@ var (
 	ErrType      = errors.New("unknown message type")
 	ErrTrain     = errors.New("position outside train")
 	ErrBody      = errors.New("body truncated")
-	ErrTooSmall  = errors.New("size too small for the message")
 	ErrReportLen = errors.New("report entry count exceeds datagram")
 )
-
-// MinSize returns the smallest datagram (IP layer) that can carry a message of
-// type t with body length body over a path with the given IP+UDP overhead.
-func MinSize(overhead, body int) int { return overhead + HeaderLen + body }
 
 // PutHeader encodes h into b[:HeaderLen]. b must be at least HeaderLen long.
 func PutHeader(b []byte, h *Header) {

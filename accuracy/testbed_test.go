@@ -1,0 +1,143 @@
+package accuracy
+
+import (
+	"context"
+	"errors"
+	"math"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/testbed"
+)
+
+// setup builds an environment, or skips when not root; with
+// ABING_REQUIRE_ROOT_TESTS=1 (as in CI) it fails instead of skipping.
+func setup(t *testing.T, fwd, rev float64) *Env {
+	t.Helper()
+	env, err := Setup(context.Background(), fwd, rev, 1500)
+	if errors.Is(err, testbed.ErrNotRoot) {
+		if os.Getenv("ABING_REQUIRE_ROOT_TESTS") == "1" {
+			t.Fatalf("root-only test cannot run: %v", err)
+		}
+		t.Skipf("skipping testbed test: %v (run the tests as root)", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := env.Close(); err != nil {
+			t.Errorf("teardown: %v", err)
+		}
+	})
+	return env
+}
+
+func relErr(got, want float64) float64 { return math.Abs(got-want) / want }
+
+// The testbed's own honesty: 10-packet back-to-back trains through the
+// idle bottleneck leave it spaced by what the calibrated rate implies.
+func TestCalibration(t *testing.T) {
+	for _, rate := range []float64{10e6, 100e6} {
+		env := setup(t, rate, rate)
+		cfg := measure.Defaults()
+		cfg.TrainLen = 10
+		out, err := env.Measure(context.Background(), cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for d, dir := range []*measure.Direction{&out.Result.Forward, &out.Result.Reverse} {
+			cal := env.Calibration[d].Capacity
+			t.Logf("%g Mbit/s %s: calibrated %.2f, trains read %.2f Mbit/s", rate/1e6, dir.Name, cal/1e6, dir.Capacity.DBC/1e6)
+			if dir.CapErr != nil || relErr(dir.Capacity.DBC, cal) > 0.03 {
+				t.Errorf("%g Mbit/s %s: DBC %.2f, calibrated %.2f (want within 3 %%): %v",
+					rate/1e6, dir.Name, dir.Capacity.DBC/1e6, cal/1e6, dir.CapErr)
+			}
+		}
+	}
+}
+
+// Default runs (pairs) through an idle path: DBC within 5 % of the
+// calibrated capacity at 10 and 100 Mbit/s, both directions; and an
+// asymmetric path gives each direction its own answer.
+func TestCapacity(t *testing.T) {
+	for _, tc := range []struct{ fwd, rev float64 }{{10e6, 10e6}, {100e6, 100e6}, {100e6, 20e6}} {
+		env := setup(t, tc.fwd, tc.rev)
+		out, err := env.Measure(context.Background(), measure.Defaults(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for d, dir := range []*measure.Direction{&out.Result.Forward, &out.Result.Reverse} {
+			cal := env.Calibration[d].Capacity
+			t.Logf("%g/%g %s: DBC %.2f calibrated %.2f", tc.fwd/1e6, tc.rev/1e6, dir.Name, dir.Capacity.DBC/1e6, cal/1e6)
+			if dir.CapErr != nil || relErr(dir.Capacity.DBC, cal) > 0.05 {
+				t.Errorf("%g/%g %s: DBC %.2f, calibrated %.2f (want within 5 %%): %v",
+					tc.fwd/1e6, tc.rev/1e6, dir.Name, dir.Capacity.DBC/1e6, cal/1e6, dir.CapErr)
+			}
+			if dir.Lost != 0 || dir.Source.String() != "kernel" {
+				t.Errorf("%s: lost %d, timestamps %v", dir.Name, dir.Lost, dir.Source)
+			}
+		}
+		if out.Result.Forward.TTL != 63 || out.Result.Reverse.TTL != 63 {
+			t.Errorf("TTL %d/%d, want 63 (one router)", out.Result.Forward.TTL, out.Result.Reverse.TTL)
+		}
+	}
+}
+
+// 50 Mbit/s of constant-rate UDP at a 100 Mbit/s bottleneck, in each
+// direction in turn: ABW and XTR within 15 % of the capacity of their truth.
+func TestCrossTraffic(t *testing.T) {
+	env := setup(t, 100e6, 100e6)
+	for _, d := range []testbed.Direction{testbed.Forward, testbed.Reverse} {
+		cfg := measure.Defaults()
+		cfg.TrainLen = 10
+		flow := testbed.Flow{Kind: testbed.CBR, Dir: d, Rate: 0.5 * env.Calibration[d].Capacity}
+		out, err := env.Measure(context.Background(), cfg, []testbed.Flow{flow})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := &out.Result.Forward
+		if d == testbed.Reverse {
+			dir = &out.Result.Reverse
+		}
+		truth := out.Truth[d]
+		t.Logf("%s: XTR %.1f (truth %.1f) ABW %.1f (truth %.1f) of C %.1f", d, dir.Cross.XTR/1e6, truth.XTR/1e6,
+			dir.Cross.ABW/1e6, truth.ABW/1e6, truth.Capacity/1e6)
+		if dir.Err() != nil {
+			t.Fatalf("%s: %v", d, dir.Err())
+		}
+		if e := math.Abs(dir.Cross.XTR-truth.XTR) / truth.Capacity; e > 0.15 {
+			t.Errorf("%s: XTR %.1f, truth %.1f: error %.0f %% of capacity", d, dir.Cross.XTR/1e6, truth.XTR/1e6, 100*e)
+		}
+		if e := math.Abs(dir.Cross.ABW-truth.ABW) / truth.Capacity; e > 0.15 {
+			t.Errorf("%s: ABW %.1f, truth %.1f: error %.0f %% of capacity", d, dir.Cross.ABW/1e6, truth.ABW/1e6, 100*e)
+		}
+	}
+}
+
+// IPv6 through the same path, and a clear error where no reflector listens.
+func TestIPv6AndNoReflector(t *testing.T) {
+	env := setup(t, 50e6, 50e6)
+	cfg := measure.Defaults()
+	cfg.Target = "[" + testbed.ReflectorAddr6.String() + "]:8176"
+	cfg.Bind = env.Bind
+	res, err := measure.Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Forward.Err() != nil || relErr(res.Forward.Capacity.DBC, env.Calibration[0].Capacity) > 0.05 {
+		t.Errorf("IPv6 forward: DBC %.1f, calibrated %.1f: %v", res.Forward.Capacity.DBC/1e6, env.Calibration[0].Capacity/1e6, res.Forward.Err())
+	}
+	if res.Forward.TTL != 63 {
+		t.Errorf("IPv6 hop limit %d, want 63", res.Forward.TTL)
+	}
+
+	cfg.Target = testbed.ReflectorAddr.String() + ":9999"
+	start := time.Now()
+	_, err = measure.Run(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "198.18.2.2:9999") || time.Since(start) > cfg.Timeout+time.Second {
+		t.Errorf("no reflector: %v after %v", err, time.Since(start))
+	}
+}

@@ -1,0 +1,36 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// Bad input is refused with a message that names the problem, before any
+// packet is sent.
+func TestMeasureBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--size", "20", "198.18.2.2"}, "--size 20"},
+		{[]string{"--size", "9001", "198.18.2.2"}, "--size 9001"},
+		{[]string{"--pairs", "0", "198.18.2.2"}, "--pairs 0"},
+		{[]string{"--train-len", "1", "198.18.2.2"}, "--train-len 1"},
+		{[]string{"--output", "xml", "198.18.2.2"}, "--output"},
+		{[]string{"--timestamps", "gps", "198.18.2.2"}, "timestamps"},
+		{[]string{"-4", "-6", "198.18.2.2"}, "-4 and -6"},
+		{[]string{"--count", "0", "198.18.2.2"}, "--count 0"},
+		{[]string{}, "accepts 1 arg"},
+	} {
+		cmd := measureCommand()
+		var out bytes.Buffer
+		cmd.SetOut(&out)
+		cmd.SetErr(&out)
+		cmd.SetArgs(tc.args)
+		err := cmd.Execute()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err = %v, want it to mention %q", tc.args, err, tc.want)
+		}
+	}
+}

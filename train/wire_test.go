@@ -1,0 +1,174 @@
+package train
+
+import (
+	"errors"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+func TestHeaderRoundTrip(t *testing.T) {
+	for _, h := range []Header{
+		{Type: TypeProbe, Flags: FlagPaced, Session: 1<<63 + 5, Train: 7, Pos: 1, Len: 2, Seq: 99, ReplyGap: 120000, SentNs: 1e18},
+		{Type: TypeReply, Session: 1, Train: 0, Pos: 9, Len: 10, Seq: 1, SentNs: -1},
+		{Type: TypeReportRequest, Session: 2, Train: 3, Len: 1},
+		{Type: TypeReport, Session: 2, Train: 3, Len: 1},
+	} {
+		b := make([]byte, 200)
+		PutHeader(b, &h)
+		got, err := ParseHeader(b)
+		if err != nil || got != h {
+			t.Errorf("%v: got %+v, %v", h.Type, got, err)
+		}
+	}
+}
+
+func TestBodiesRoundTrip(t *testing.T) {
+	b := make([]byte, 1472)
+	PutHeader(b, &Header{Type: TypeReply, Len: 2})
+	r := ReplyBody{RxNs: 1234567890123, TTL: 61, RxSource: 2, Arrived: 2}
+	PutReplyBody(b, &r)
+	if got, err := ParseReplyBody(b); err != nil || got != r {
+		t.Errorf("reply body: %+v %v", got, err)
+	}
+	PutReportRequest(b, ReportRequest{FirstTrain: 16, Trains: 8})
+	if got, err := ParseReportRequest(b); err != nil || got != (ReportRequest{16, 8}) {
+		t.Errorf("report request: %+v %v", got, err)
+	}
+	stamps := make([]TxStamp, 200)
+	for i := range stamps {
+		stamps[i] = TxStamp{Train: uint32(i / 10), Pos: uint16(i % 10), TxNs: int64(i) * 1000}
+	}
+	n := PutReport(b, 2, stamps)
+	if n != ReportCapacity(len(b)) || n != (1472-48)/16 {
+		t.Fatalf("report holds %d, capacity %d", n, ReportCapacity(len(b)))
+	}
+	src, got, err := ParseReport(b, nil)
+	if err != nil || src != 2 || len(got) != n {
+		t.Fatalf("report: src %d, %d entries, %v", src, len(got), err)
+	}
+	for i := range got {
+		if got[i] != stamps[i] {
+			t.Fatalf("entry %d: %+v, want %+v", i, got[i], stamps[i])
+		}
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	good := make([]byte, 100)
+	PutHeader(good, &Header{Type: TypeReply, Len: 2, Pos: 1})
+	mod := func(f func(b []byte)) []byte {
+		b := append([]byte(nil), good...)
+		f(b)
+		return b
+	}
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want error
+	}{
+		{"empty", nil, ErrShort},
+		{"short", good[:HeaderLen-1], ErrShort},
+		{"magic", mod(func(b []byte) { b[0] = 'X' }), ErrMagic},
+		{"version", mod(func(b []byte) { b[4] = 2 }), ErrVersion},
+		{"type", mod(func(b []byte) { b[5] = 77 }), ErrType},
+		{"pos beyond len", mod(func(b []byte) { b[21] = 5 }), ErrTrain},
+		{"zero len", mod(func(b []byte) { b[23] = 0 }), ErrTrain},
+		{"reply without body", good[:HeaderLen+ReplyBodyLen-1], ErrBody},
+	} {
+		if _, err := ParseHeader(tc.b); !errors.Is(err, tc.want) {
+			t.Errorf("%s: err = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	// A report that claims more entries than its datagram holds.
+	b := make([]byte, HeaderLen+8+16)
+	PutHeader(b, &Header{Type: TypeReport, Len: 1})
+	b[HeaderLen+2], b[HeaderLen+3] = 0xff, 0xff
+	if _, _, err := ParseReport(b, nil); !errors.Is(err, ErrReportLen) {
+		t.Errorf("oversized count: %v", err)
+	}
+}
+
+// Every prefix of a valid datagram and random garbage must parse or fail
+// cleanly.
+func TestTruncatedAndGarbage(t *testing.T) {
+	b := make([]byte, 1472)
+	PutHeader(b, &Header{Type: TypeReport, Len: 1})
+	PutReport(b, 2, make([]TxStamp, 80))
+	for n := range len(b) {
+		parseAll(b[:n])
+	}
+	r := rand.New(rand.NewPCG(1, 1))
+	for range 10000 {
+		g := make([]byte, r.IntN(200))
+		for i := range g {
+			g[i] = byte(r.Uint32())
+		}
+		if len(g) > 6 && r.IntN(2) == 0 {
+			copy(g, Magic)
+			g[4] = Version
+			g[5] = byte(1 + r.IntN(4))
+		}
+		parseAll(g)
+	}
+}
+
+func parseAll(b []byte) {
+	h, err := ParseHeader(b)
+	if err != nil {
+		return
+	}
+	switch h.Type {
+	case TypeReply:
+		ParseReplyBody(b)
+	case TypeReportRequest:
+		ParseReportRequest(b)
+	case TypeReport:
+		ParseReport(b, nil)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	b := make([]byte, 120)
+	PutHeader(b, &Header{Type: TypeReport, Len: 1})
+	PutReport(b, 2, []TxStamp{{1, 2, 3}})
+	f.Add(b)
+	f.Add([]byte("ABWE\x01\x02"))
+	f.Fuzz(func(t *testing.T, b []byte) { parseAll(b) })
+}
+
+type recorder struct {
+	batches [][]int64
+	times   []int64
+}
+
+func (r *recorder) WriteBatch(p [][]byte) (int64, error) {
+	now := time.Now().UnixNano()
+	r.batches = append(r.batches, []int64{int64(len(p))})
+	return now, nil
+}
+
+func (r *recorder) Write(p []byte) (int64, error) {
+	now := time.Now().UnixNano()
+	r.times = append(r.times, now)
+	return now, nil
+}
+
+func TestSend(t *testing.T) {
+	pkts := [][]byte{{1}, {2}, {3}}
+	var r recorder
+	user, err := Send(&r, pkts, 0, nil)
+	if err != nil || len(r.batches) != 1 || len(user) != 3 || len(r.times) != 0 {
+		t.Fatalf("back to back: %d batches, %d user times, %v", len(r.batches), len(user), err)
+	}
+	gap := 200 * time.Microsecond
+	user, err = Send(&r, pkts, gap, user)
+	if err != nil || len(r.times) != 3 || len(user) != 3 {
+		t.Fatalf("paced: %d writes, %v", len(r.times), err)
+	}
+	for i := 1; i < 3; i++ {
+		if d := time.Duration(r.times[i] - r.times[i-1]); d < gap*9/10 {
+			t.Errorf("paced gap %d: %v, want about %v", i, d, gap)
+		}
+	}
+}
