@@ -40,20 +40,22 @@ func exists(name string) bool {
 func TestTrafficAndCounters(t *testing.T) {
 	tb := newTestbed(t, Config{Forward: 50e6, Reverse: 20e6})
 	ctx := context.Background()
-	f0, _ := tb.Counters(ctx, Forward)
-	r0, _ := tb.Counters(ctx, Reverse)
 	tr, err := tb.StartTraffic(ctx, Flow{Kind: Poisson, Dir: Forward, Rate: 10e6, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer tr.Stop()
+	time.Sleep(300 * time.Millisecond) // the generator process starts
+	f0, _ := tb.Counters(ctx, Forward)
+	r0, _ := tb.Counters(ctx, Reverse)
 	start := time.Now()
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(time.Second)
+	f1, _ := tb.Counters(ctx, Forward)
+	r1, _ := tb.Counters(ctx, Reverse)
+	el := time.Since(start).Seconds()
 	if err := tr.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	el := time.Since(start).Seconds()
-	f1, _ := tb.Counters(ctx, Forward)
-	r1, _ := tb.Counters(ctx, Reverse)
 	rate := float64(f1.Sub(f0).IPBytes()*8) / el
 	if rate < 7e6 || rate > 12e6 {
 		t.Errorf("forward bottleneck forwarded %.1f Mbit/s of a 10 Mbit/s flow", rate/1e6)
@@ -80,11 +82,11 @@ func TestTCPTraffic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(time.Second)
 	tr.Stop()
 	c1, _ := tb.Counters(ctx, Forward)
-	if c := c1.Sub(c0); c.Packets < 200 {
-		t.Errorf("TCP flow moved %d packets through a 20 Mbit/s bottleneck in 0.5 s", c.Packets)
+	if c := c1.Sub(c0); c.Packets < 400 {
+		t.Errorf("TCP flow moved %d packets through a 20 Mbit/s bottleneck in a second", c.Packets)
 	}
 }
 

@@ -57,13 +57,29 @@ type Traffic struct {
 // Stop ends the traffic and waits for the generator to finish.
 func (t *Traffic) Stop() error {
 	t.cancel()
-	for _, c := range t.closers {
+	t.mu.Lock()
+	closers := t.closers
+	t.closers = nil
+	t.mu.Unlock()
+	for _, c := range closers {
 		c.Close()
 	}
 	t.wg.Wait()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.err
+}
+
+// closeLater registers c to be closed by Stop; once Stop has begun, c is
+// closed at once.
+func (t *Traffic) closeLater(ctx context.Context, c io.Closer) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if ctx.Err() != nil {
+		c.Close()
+		return
+	}
+	t.closers = append(t.closers, c)
 }
 
 func (t *Traffic) fail(err error) {
@@ -120,7 +136,7 @@ func (tb *Testbed) startUDP(ctx context.Context, t *Traffic, f Flow, dstNs *Netn
 	if err != nil {
 		return fmt.Errorf("testbed: traffic sink: %w", err)
 	}
-	t.closers = append(t.closers, sink)
+	t.closeLater(ctx, sink)
 	sink.SetReadBuffer(4096)
 	// The generator runs in a process of its own, as cross traffic from
 	// another host would: inside this process it would share the Go
@@ -131,7 +147,7 @@ func (tb *Testbed) startUDP(ctx context.Context, t *Traffic, f Flow, dstNs *Netn
 	if err != nil {
 		return err
 	}
-	t.closers = append(t.closers, child)
+	t.closeLater(ctx, child)
 	return nil
 }
 
@@ -202,7 +218,7 @@ func (tb *Testbed) startTCP(ctx context.Context, t *Traffic, dstNs *Netns, dst n
 	if err != nil {
 		return fmt.Errorf("testbed: tcp sink: %w", err)
 	}
-	t.closers = append(t.closers, ln)
+	t.closeLater(ctx, ln)
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
@@ -210,7 +226,7 @@ func (tb *Testbed) startTCP(ctx context.Context, t *Traffic, dstNs *Netns, dst n
 		if err != nil {
 			return
 		}
-		t.closers = append(t.closers, c)
+		t.closeLater(ctx, c)
 		io.Copy(io.Discard, c)
 	}()
 	var conn *net.TCPConn
@@ -225,7 +241,7 @@ func (tb *Testbed) startTCP(ctx context.Context, t *Traffic, dstNs *Netns, dst n
 	if err != nil {
 		return fmt.Errorf("testbed: tcp source: %w", err)
 	}
-	t.closers = append(t.closers, conn)
+	t.closeLater(ctx, conn)
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
