@@ -265,8 +265,17 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 	res := &Result{Target: cfg.Target, Addr: s.addr, Config: cfg}
 	res.Forward.Name, res.Reverse.Name = "forward", "reverse"
 
-	// Phase 1: back to back.
-	if err := s.phase(ctx, 0, 0, 0); err != nil {
+	// Phase 1: back to back. The first train goes alone: its reply tells
+	// how long a train occupies the bottleneck, and so how far apart the
+	// others must be for the probe load to stay under 1/LoadFactor.
+	if err := s.phase(ctx, 0, 1, 0, 0, cfg.Interval); err != nil {
+		return nil, err
+	}
+	if err := s.waitFirst(ctx); err != nil {
+		return nil, err
+	}
+	interval := max(cfg.Interval, time.Duration(LoadFactor*float64(cfg.TrainLen)*s.firstTrainTn()*1e9))
+	if err := s.phase(ctx, 1, cfg.Trains-1, 0, 0, interval); err != nil {
 		return nil, err
 	}
 	if err := s.wait(ctx, 0, cfg.Trains); err != nil {
@@ -292,7 +301,10 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 		rgap = time.Duration(PaceFraction * res.Reverse.Capacity.Tn * 1e9)
 		s.tn[false] = res.Reverse.Capacity.Tn
 	}
-	if err := s.phase(ctx, cfg.Trains, fgap, rgap); err != nil {
+	if tn := max(s.tn[true], s.tn[false]); tn > 0 {
+		interval = max(cfg.Interval, time.Duration(LoadFactor*float64(cfg.TrainLen)*tn*1e9))
+	}
+	if err := s.phase(ctx, cfg.Trains, cfg.Trains, fgap, rgap, interval); err != nil {
 		return nil, err
 	}
 	if err := s.wait(ctx, cfg.Trains, 2*cfg.Trains); err != nil {
@@ -323,18 +335,38 @@ func (s *session) cross(d *Direction, b2b, paced []estimator.Sample, ecfg estima
 	}
 }
 
-// phase sends trains [first, first+Trains) with forward spacing fgap and
-// reply spacing rgap (0 = back to back).
-func (s *session) phase(ctx context.Context, first int, fgap, rgap time.Duration) error {
+// LoadFactor bounds the probe load: trains start on average at least
+// LoadFactor times the time a train occupies the bottleneck apart, so probes
+// take at most 1/LoadFactor of the path's capacity.
+const LoadFactor = 5
+
+// firstTrainTn is the per-packet time at the bottleneck that train 0's
+// arrival shows, the larger of the two directions; 0 when it did not come
+// back.
+func (s *session) firstTrainTn() float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.trains[0]
+	var fwd, rev float64
+	n := len(t.slots)
+	if a, b := t.slots[0], t.slots[n-1]; a.seen && b.seen {
+		fwd = float64(b.fRx-a.fRx) * 1e-9 / float64(n-1)
+		rev = float64(b.rRx-a.rRx) * 1e-9 / float64(n-1)
+	}
+	return max(fwd, rev, 0)
+}
+
+// phase sends count trains from index first, with forward spacing fgap and
+// reply spacing rgap (0 = back to back), starting on average interval apart.
+func (s *session) phase(ctx context.Context, first, count int, fgap, rgap, interval time.Duration) error {
 	cfg := s.cfg
-	interval := max(cfg.Interval, 2*time.Duration(cfg.TrainLen)*max(fgap, rgap))
 	pkts := make([][]byte, cfg.TrainLen)
 	for i := range pkts {
 		pkts[i] = make([]byte, s.payload)
 	}
 	var user []int64
 	next := time.Now()
-	for i := first; i < first+cfg.Trains; i++ {
+	for i := first; i < first+count; i++ {
 		if err := sleepUntil(ctx, next); err != nil {
 			return err
 		}
@@ -444,6 +476,35 @@ func (s *session) wait(ctx context.Context, from, to int) error {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// waitFirst waits for the first reply of train 0, for half the timeout at
+// most; a lost first train is no reason to give up (the others follow at the
+// configured interval), but an ICMP error is.
+func (s *session) waitFirst(ctx context.Context) error {
+	deadline := time.Now().Add(s.cfg.Timeout / 2)
+	for time.Now().Before(deadline) {
+		s.mu.Lock()
+		t, unreach := s.trains[0], s.unreach
+		done := t.replies == len(t.slots)
+		s.mu.Unlock()
+		if unreach != nil {
+			return fmt.Errorf("reflector %s: %w (is a reflector listening there?)", s.addr, unreach)
+		}
+		if done {
+			return nil
+		}
+		if t.replies > 0 && time.Since(deadline.Add(-s.cfg.Timeout/2)) > 200*time.Millisecond+3*s.maxRTT() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.progress:
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 func (s *session) maxRTT() time.Duration {
