@@ -486,7 +486,7 @@ func (s *session) waitFirst(ctx context.Context) error {
 	for time.Now().Before(deadline) {
 		s.mu.Lock()
 		t, unreach := s.trains[0], s.unreach
-		done := t.replies == len(t.slots)
+		replies, done := t.replies, t.replies == len(t.slots)
 		s.mu.Unlock()
 		if unreach != nil {
 			return fmt.Errorf("reflector %s: %w (is a reflector listening there?)", s.addr, unreach)
@@ -494,7 +494,7 @@ func (s *session) waitFirst(ctx context.Context) error {
 		if done {
 			return nil
 		}
-		if t.replies > 0 && time.Since(deadline.Add(-s.cfg.Timeout/2)) > 200*time.Millisecond+3*s.maxRTT() {
+		if replies > 0 && time.Since(deadline.Add(-s.cfg.Timeout/2)) > 200*time.Millisecond+3*s.maxRTT() {
 			return nil
 		}
 		select {
