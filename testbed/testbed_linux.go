@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"sync/atomic"
 )
 
@@ -82,6 +83,11 @@ var seq atomic.Uint32
 func New(ctx context.Context, cfg Config) (tb *Testbed, err error) {
 	if os.Geteuid() != 0 {
 		return nil, ErrNotRoot
+	}
+	for _, tool := range []string{"ip", "tc"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil, fmt.Errorf("testbed: %s not found: install iproute2 (apt-get install iproute2)", tool)
+		}
 	}
 	if cfg.ProbeSize == 0 {
 		cfg.ProbeSize = 1500
