@@ -103,8 +103,9 @@ func TestCrossTraffic(t *testing.T) {
 			dir = &out.Result.Reverse
 		}
 		truth := out.Truth[d]
-		t.Logf("%s: XTR %.1f (truth %.1f) ABW %.1f (truth %.1f) of C %.1f", d, dir.Cross.XTR/1e6, truth.XTR/1e6,
-			dir.Cross.ABW/1e6, truth.ABW/1e6, truth.Capacity/1e6)
+		t.Logf("%s: XTR %.1f (truth %.1f) ABW %.1f (truth %.1f) of C %.1f; DBC %.1f Tn %.1f µs, %d/%d trains in cluster, %d paced used, rejected %v",
+			d, dir.Cross.XTR/1e6, truth.XTR/1e6, dir.Cross.ABW/1e6, truth.ABW/1e6, truth.Capacity/1e6,
+			dir.Capacity.DBC/1e6, dir.Capacity.Tn*1e6, dir.Capacity.InCluster, dir.Capacity.Used, dir.Cross.Used, dir.Rejects.Map())
 		if dir.Err() != nil {
 			t.Fatalf("%s: %v", d, dir.Err())
 		}

@@ -271,14 +271,16 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 	if err := s.phase(ctx, 0, 1, 0, 0, cfg.Interval); err != nil {
 		return nil, err
 	}
-	if err := s.waitFirst(ctx); err != nil {
+	// A lost first train is no reason to give up: the others then follow
+	// at the configured interval.
+	if err := s.wait(ctx, 0, 1, cfg.Timeout/2, false); err != nil {
 		return nil, err
 	}
 	interval := max(cfg.Interval, time.Duration(LoadFactor*float64(cfg.TrainLen)*s.firstTrainTn()*1e9))
 	if err := s.phase(ctx, 1, cfg.Trains-1, 0, 0, interval); err != nil {
 		return nil, err
 	}
-	if err := s.wait(ctx, 0, cfg.Trains); err != nil {
+	if err := s.wait(ctx, 0, cfg.Trains, cfg.Timeout, true); err != nil {
 		return nil, err
 	}
 	s.fetchReports(ctx, 0, cfg.Trains)
@@ -307,7 +309,7 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 	if err := s.phase(ctx, cfg.Trains, cfg.Trains, fgap, rgap, interval); err != nil {
 		return nil, err
 	}
-	if err := s.wait(ctx, cfg.Trains, 2*cfg.Trains); err != nil {
+	if err := s.wait(ctx, cfg.Trains, 2*cfg.Trains, cfg.Timeout, true); err != nil {
 		return nil, err
 	}
 	s.fetchReports(ctx, cfg.Trains, cfg.Trains)
@@ -430,21 +432,19 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 }
 
 // wait returns when every reply of trains [from, to) is in, or when the
-// stragglers are overdue: three times the slowest round trip seen plus the
-// reflector's train timeout, or Config.Timeout at the most.
-func (s *session) wait(ctx context.Context, from, to int) error {
+// stragglers are overdue (200 ms plus three times the slowest round trip
+// seen since the first of them arrived), or after limit. It fails on an ICMP
+// error before any reply, and, if required, when nothing at all came back
+// within limit.
+func (s *session) wait(ctx context.Context, from, to int, limit time.Duration, required bool) error {
 	start := time.Now()
-	hard := start.Add(s.cfg.Timeout)
+	hard := start.Add(limit)
 	for {
 		s.mu.Lock()
 		complete, any := true, false
 		for _, t := range s.trains[from:to] {
-			if t.replies < len(t.slots) {
-				complete = false
-			}
-			if t.replies > 0 {
-				any = true
-			}
+			complete = complete && t.replies == len(t.slots)
+			any = any || t.replies > 0
 		}
 		anyAtAll := false
 		for _, t := range s.trains {
@@ -460,9 +460,9 @@ func (s *session) wait(ctx context.Context, from, to int) error {
 		}
 		now := time.Now()
 		if now.After(hard) {
-			if !anyAtAll {
+			if required && !anyAtAll {
 				return fmt.Errorf("reflector %s: no reply within %v (no reflector there, or a firewall drops UDP port %d)",
-					s.addr, s.cfg.Timeout, s.addr.Port())
+					s.addr, limit, s.addr.Port())
 			}
 			return nil
 		}
@@ -476,35 +476,6 @@ func (s *session) wait(ctx context.Context, from, to int) error {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-}
-
-// waitFirst waits for the first reply of train 0, for half the timeout at
-// most; a lost first train is no reason to give up (the others follow at the
-// configured interval), but an ICMP error is.
-func (s *session) waitFirst(ctx context.Context) error {
-	deadline := time.Now().Add(s.cfg.Timeout / 2)
-	for time.Now().Before(deadline) {
-		s.mu.Lock()
-		t, unreach := s.trains[0], s.unreach
-		replies, done := t.replies, t.replies == len(t.slots)
-		s.mu.Unlock()
-		if unreach != nil {
-			return fmt.Errorf("reflector %s: %w (is a reflector listening there?)", s.addr, unreach)
-		}
-		if done {
-			return nil
-		}
-		if replies > 0 && time.Since(deadline.Add(-s.cfg.Timeout/2)) > 200*time.Millisecond+3*s.maxRTT() {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.progress:
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-	return nil
 }
 
 func (s *session) maxRTT() time.Duration {
