@@ -4,7 +4,7 @@
 //
 //	offset size field
 //	0      4    magic "ABWE"
-//	4      1    version (1)
+//	4      1    version (2)
 //	5      1    message type (see Type)
 //	6      2    flags (see Flag*)
 //	8      8    session id, chosen at random by the sender
@@ -17,13 +17,26 @@
 //	32     8    sender timestamp (ns since the Unix epoch, user space, when
 //	            the packet was built)
 //
+// Every message from a sender (hello, probe, report request) then carries a
+// 48-byte client block:
+//
+//	40 4   cookie time (reflector clock, Unix seconds; 0 in a hello)
+//	44 12  cookie MAC, as the reflector issued it
+//	56 16  key name, zero padded (all zero: unsigned)
+//	72 16  HMAC-SHA-256 of the whole datagram with these 16 bytes zeroed,
+//	       truncated to 128 bits (zero when unsigned)
+//
 // followed by a body that depends on the type, and zero padding up to the
 // requested datagram size. Sizes in abing are IP-layer sizes (IP and UDP
 // headers included), so a 1500-byte probe carries 1472 bytes of UDP payload
 // over IPv4 and 1452 over IPv6.
 //
-// Bodies:
+// Bodies (offsets are from the start of the datagram):
 //
+//	TypeHello (sender → reflector): none; padded to at least HelloMin.
+//	TypeCookie (reflector → sender), 16 bytes:
+//	  40 4  cookie time
+//	  44 12 cookie MAC
 //	TypeProbe (sender → reflector): none.
 //	TypeReply (reflector → sender), 16 bytes:
 //	  40 8  reflector receive timestamp of the request packet at this position
@@ -32,8 +45,8 @@
 //	  50 2  packets of the request train that reached the reflector
 //	  52 4  reserved, zero
 //	TypeReportRequest (sender → reflector), 8 bytes:
-//	  40 4  first train index wanted
-//	  44 4  number of trains wanted
+//	  88 4  first train index wanted
+//	  92 4  number of trains wanted
 //	TypeReport (reflector → sender): 8-byte preamble, then 16-byte entries
 //	  40 1  reflector transmit timestamp source
 //	  41 1  reserved
@@ -41,6 +54,17 @@
 //	  44 4  reserved
 //	  48+16k: train index (4), position (2), reserved (2), transmit time (8)
 //	  of the reflector's reply packets.
+//	TypeRefused (reflector → sender), 8 bytes:
+//	  40 1  reason (see Refusal)
+//	  41 3  reserved
+//	  44 4  milliseconds after which the sender may try again
+//
+// A reflector answers a hello with a cookie, and answers probes and report
+// requests only when they carry a valid cookie for their source address, port
+// and session: a forged source address never sees the cookie, so it cannot
+// turn the reflector against a third party. No reflector message is larger
+// than the request that caused it (a cookie is 56 bytes, a refusal 48, any
+// request at least 88).
 //
 // A packet that does not parse is dropped and counted by its receiver: Parse
 // never panics, whatever the bytes.
@@ -56,7 +80,7 @@ import (
 const Magic = "ABWE"
 
 // Version is the wire format version this package speaks.
-const Version = 1
+const Version = 2
 
 // HeaderLen is the length of the fixed header in bytes.
 const HeaderLen = 40
@@ -76,7 +100,16 @@ const (
 	TypeReply         Type = 2
 	TypeReportRequest Type = 3
 	TypeReport        Type = 4
+	TypeHello         Type = 5
+	TypeCookie        Type = 6
+	TypeRefused       Type = 7
 )
+
+// FromSender says whether messages of type t go from a sender to a
+// reflector, and so carry a client block.
+func (t Type) FromSender() bool {
+	return t == TypeHello || t == TypeProbe || t == TypeReportRequest
+}
 
 func (t Type) String() string {
 	switch t {
@@ -88,6 +121,12 @@ func (t Type) String() string {
 		return "report-request"
 	case TypeReport:
 		return "report"
+	case TypeHello:
+		return "hello"
+	case TypeCookie:
+		return "cookie"
+	case TypeRefused:
+		return "refused"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -97,10 +136,72 @@ const (
 	// FlagPaced marks a train whose packets were spaced on purpose (the
 	// cross-traffic phase) rather than sent back to back.
 	FlagPaced uint16 = 1 << 0
-	// FlagRateLimited in a reply says the reflector refused some work
-	// because the source exceeded its reply budget.
-	FlagRateLimited uint16 = 1 << 1
 )
+
+// Client block layout.
+const (
+	ClientBlockLen = 48
+	CookieLen      = 16 // time (4) + MAC (12)
+	CookieMACLen   = 12
+	KeyNameLen     = 16
+	MACLen         = 16
+	// MACOffset is where a signature sits in a sender's datagram.
+	MACOffset = HeaderLen + CookieLen + KeyNameLen
+	// SenderBody is where the body of a sender's message starts.
+	SenderBody = HeaderLen + ClientBlockLen
+	// HelloMin is the smallest hello a reflector answers: no smaller than
+	// any request, so that a cookie is always smaller than its hello.
+	HelloMin = SenderBody
+)
+
+// Cookie is a reflector's proof that a sender can receive at its source
+// address: the reflector computes MAC from Time, the source address and
+// port, and the session, under a secret only it knows.
+type Cookie struct {
+	Time uint32 // reflector clock, Unix seconds
+	MAC  [CookieMACLen]byte
+}
+
+// ClientBlock is what every sender message carries after the header.
+type ClientBlock struct {
+	Cookie  Cookie
+	KeyName [KeyNameLen]byte
+	MAC     [MACLen]byte
+}
+
+// Refusal says why a reflector refused a sender.
+type Refusal uint8
+
+// Refusal reasons.
+const (
+	RefusedRate     Refusal = 1 // over the reflector's rate budget
+	RefusedCookie   Refusal = 2 // no valid cookie: say hello again
+	RefusedSessions Refusal = 3 // the reflector has too many sessions
+	RefusedTrain    Refusal = 4 // train longer or larger than the reflector accepts
+)
+
+func (r Refusal) String() string {
+	switch r {
+	case RefusedRate:
+		return "over the reflector's rate budget"
+	case RefusedCookie:
+		return "no valid cookie (the handshake expired or the source address changed)"
+	case RefusedSessions:
+		return "the reflector has too many sessions"
+	case RefusedTrain:
+		return "train too long or too large for the reflector"
+	}
+	return fmt.Sprintf("refusal(%d)", uint8(r))
+}
+
+// RefusedBody is the body of a TypeRefused datagram.
+type RefusedBody struct {
+	Reason     Refusal
+	RetryAfter uint32 // ms
+}
+
+// RefusedLen is the length of a refusal datagram.
+const RefusedLen = HeaderLen + 8
 
 // Header is the fixed part of every datagram.
 type Header struct {
@@ -201,21 +302,95 @@ func ParseHeader(b []byte) (Header, error) {
 		if h.Len == 0 || h.Pos >= h.Len {
 			return h, ErrTrain
 		}
-		if h.Type == TypeReply && len(b) < HeaderLen+ReplyBodyLen {
-			return h, ErrBody
-		}
-	case TypeReportRequest:
-		if len(b) < HeaderLen+ReportRequestLen {
-			return h, ErrBody
-		}
-	case TypeReport:
-		if len(b) < HeaderLen+reportPreambleLen {
-			return h, ErrBody
-		}
+	case TypeHello, TypeReportRequest, TypeReport, TypeCookie, TypeRefused:
 	default:
 		return h, ErrType
 	}
+	if len(b) < minLen(h.Type) {
+		return h, ErrBody
+	}
 	return h, nil
+}
+
+// minLen is the shortest valid datagram of type t.
+func minLen(t Type) int {
+	switch t {
+	case TypeHello:
+		return HelloMin
+	case TypeProbe:
+		return SenderBody
+	case TypeReportRequest:
+		return SenderBody + ReportRequestLen
+	case TypeReply:
+		return HeaderLen + ReplyBodyLen
+	case TypeReport:
+		return HeaderLen + reportPreambleLen
+	case TypeCookie:
+		return HeaderLen + CookieLen
+	case TypeRefused:
+		return RefusedLen
+	}
+	return HeaderLen
+}
+
+// PutClientBlock encodes c after the header of a sender's datagram b.
+func PutClientBlock(b []byte, c *ClientBlock) {
+	p := b[HeaderLen:SenderBody]
+	putCookie(p, c.Cookie)
+	copy(p[CookieLen:], c.KeyName[:])
+	copy(p[CookieLen+KeyNameLen:], c.MAC[:])
+}
+
+// ParseClientBlock decodes the client block of a sender's datagram.
+func ParseClientBlock(b []byte) (ClientBlock, error) {
+	var c ClientBlock
+	if len(b) < SenderBody {
+		return c, ErrBody
+	}
+	p := b[HeaderLen:SenderBody]
+	c.Cookie = parseCookie(p)
+	copy(c.KeyName[:], p[CookieLen:])
+	copy(c.MAC[:], p[CookieLen+KeyNameLen:])
+	return c, nil
+}
+
+func putCookie(p []byte, c Cookie) {
+	binary.BigEndian.PutUint32(p, c.Time)
+	copy(p[4:CookieLen], c.MAC[:])
+}
+
+func parseCookie(p []byte) Cookie {
+	c := Cookie{Time: binary.BigEndian.Uint32(p)}
+	copy(c.MAC[:], p[4:CookieLen])
+	return c
+}
+
+// PutCookie encodes the body of a TypeCookie datagram.
+func PutCookie(b []byte, c Cookie) { putCookie(b[HeaderLen:], c) }
+
+// ParseCookie decodes the body of a TypeCookie datagram.
+func ParseCookie(b []byte) (Cookie, error) {
+	if len(b) < HeaderLen+CookieLen {
+		return Cookie{}, ErrBody
+	}
+	return parseCookie(b[HeaderLen:]), nil
+}
+
+// PutRefused encodes the body of a TypeRefused datagram.
+func PutRefused(b []byte, r RefusedBody) {
+	p := b[HeaderLen:RefusedLen]
+	p[0] = byte(r.Reason)
+	clear(p[1:4])
+	binary.BigEndian.PutUint32(p[4:], r.RetryAfter)
+}
+
+// ParseRefused decodes the body of a TypeRefused datagram.
+func ParseRefused(b []byte) (RefusedBody, error) {
+	if len(b) < RefusedLen {
+		return RefusedBody{}, ErrBody
+	}
+	p := b[HeaderLen:]
+	return RefusedBody{Reason: Refusal(p[0]), RetryAfter: binary.BigEndian.Uint32(p[4:])}, nil
 }
 
 // PutReplyBody encodes r after the header of b.
@@ -243,19 +418,19 @@ func ParseReplyBody(b []byte) (ReplyBody, error) {
 	}, nil
 }
 
-// PutReportRequest encodes r after the header of b.
+// PutReportRequest encodes r after the client block of b.
 func PutReportRequest(b []byte, r ReportRequest) {
-	p := b[HeaderLen:]
+	p := b[SenderBody:]
 	binary.BigEndian.PutUint32(p[0:], r.FirstTrain)
 	binary.BigEndian.PutUint32(p[4:], r.Trains)
 }
 
 // ParseReportRequest decodes the body of a TypeReportRequest datagram.
 func ParseReportRequest(b []byte) (ReportRequest, error) {
-	if len(b) < HeaderLen+ReportRequestLen {
+	if len(b) < SenderBody+ReportRequestLen {
 		return ReportRequest{}, ErrBody
 	}
-	p := b[HeaderLen:]
+	p := b[SenderBody:]
 	return ReportRequest{
 		FirstTrain: binary.BigEndian.Uint32(p[0:]),
 		Trains:     binary.BigEndian.Uint32(p[4:]),

@@ -31,6 +31,19 @@ func TestBodiesRoundTrip(t *testing.T) {
 	if got, err := ParseReplyBody(b); err != nil || got != r {
 		t.Errorf("reply body: %+v %v", got, err)
 	}
+	c := ClientBlock{Cookie: Cookie{Time: 1700000000, MAC: [12]byte{1, 2, 3}}, KeyName: [16]byte{'k'}, MAC: [16]byte{9}}
+	PutClientBlock(b, &c)
+	if got, err := ParseClientBlock(b); err != nil || got != c {
+		t.Errorf("client block: %+v %v", got, err)
+	}
+	PutCookie(b, c.Cookie)
+	if got, err := ParseCookie(b); err != nil || got != c.Cookie {
+		t.Errorf("cookie: %+v %v", got, err)
+	}
+	PutRefused(b, RefusedBody{Reason: RefusedRate, RetryAfter: 1000})
+	if got, err := ParseRefused(b); err != nil || got != (RefusedBody{RefusedRate, 1000}) {
+		t.Errorf("refused: %+v %v", got, err)
+	}
 	PutReportRequest(b, ReportRequest{FirstTrain: 16, Trains: 8})
 	if got, err := ParseReportRequest(b); err != nil || got != (ReportRequest{16, 8}) {
 		t.Errorf("report request: %+v %v", got, err)
@@ -70,11 +83,16 @@ func TestParseRejects(t *testing.T) {
 		{"empty", nil, ErrShort},
 		{"short", good[:HeaderLen-1], ErrShort},
 		{"magic", mod(func(b []byte) { b[0] = 'X' }), ErrMagic},
-		{"version", mod(func(b []byte) { b[4] = 2 }), ErrVersion},
+		{"version", mod(func(b []byte) { b[4] = 1 }), ErrVersion},
 		{"type", mod(func(b []byte) { b[5] = 77 }), ErrType},
 		{"pos beyond len", mod(func(b []byte) { b[21] = 5 }), ErrTrain},
 		{"zero len", mod(func(b []byte) { b[23] = 0 }), ErrTrain},
 		{"reply without body", good[:HeaderLen+ReplyBodyLen-1], ErrBody},
+		{"probe without client block", mod(func(b []byte) { b[5] = byte(TypeProbe) })[:SenderBody-1], ErrBody},
+		{"small hello", mod(func(b []byte) { b[5] = byte(TypeHello) })[:HelloMin-1], ErrBody},
+		{"report request without body", mod(func(b []byte) { b[5] = byte(TypeReportRequest) })[:SenderBody+7], ErrBody},
+		{"cookie without body", mod(func(b []byte) { b[5] = byte(TypeCookie) })[:HeaderLen+CookieLen-1], ErrBody},
+		{"refusal without body", mod(func(b []byte) { b[5] = byte(TypeRefused) })[:RefusedLen-1], ErrBody},
 	} {
 		if _, err := ParseHeader(tc.b); !errors.Is(err, tc.want) {
 			t.Errorf("%s: err = %v, want %v", tc.name, err, tc.want)
@@ -107,7 +125,7 @@ func TestTruncatedAndGarbage(t *testing.T) {
 		if len(g) > 6 && r.IntN(2) == 0 {
 			copy(g, Magic)
 			g[4] = Version
-			g[5] = byte(1 + r.IntN(4))
+			g[5] = byte(1 + r.IntN(7))
 		}
 		parseAll(g)
 	}
@@ -118,11 +136,28 @@ func parseAll(b []byte) {
 	if err != nil {
 		return
 	}
+	if h.Type.FromSender() {
+		if _, err := ParseClientBlock(b); err != nil {
+			panic("client block of a parsed sender message: " + err.Error())
+		}
+	}
 	switch h.Type {
+	case TypeCookie:
+		if _, err := ParseCookie(b); err != nil {
+			panic("cookie body of a parsed cookie: " + err.Error())
+		}
+	case TypeRefused:
+		if _, err := ParseRefused(b); err != nil {
+			panic("refusal body of a parsed refusal: " + err.Error())
+		}
 	case TypeReply:
-		ParseReplyBody(b)
+		if _, err := ParseReplyBody(b); err != nil {
+			panic("reply body of a parsed reply: " + err.Error())
+		}
 	case TypeReportRequest:
-		ParseReportRequest(b)
+		if _, err := ParseReportRequest(b); err != nil {
+			panic("body of a parsed report request: " + err.Error())
+		}
 	case TypeReport:
 		ParseReport(b, nil)
 	}
@@ -133,7 +168,10 @@ func FuzzParse(f *testing.F) {
 	PutHeader(b, &Header{Type: TypeReport, Len: 1})
 	PutReport(b, 2, []TxStamp{{1, 2, 3}})
 	f.Add(b)
-	f.Add([]byte("ABWE\x01\x02"))
+	f.Add([]byte("ABWE\x02\x02"))
+	h := make([]byte, HelloMin)
+	PutHeader(h, &Header{Type: TypeHello, Len: 1})
+	f.Add(h)
 	f.Fuzz(func(t *testing.T, b []byte) { parseAll(b) })
 }
 

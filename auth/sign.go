@@ -1,0 +1,96 @@
+package auth
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"hash"
+
+	"github.com/abing-net/abing/train"
+)
+
+// Signature errors, values so that a reflector can count drops by cause.
+var (
+	ErrUnsigned     = errors.New("datagram not signed")
+	ErrUnknownKey   = errors.New("signed with an unknown key")
+	ErrBadSignature = errors.New("bad signature")
+)
+
+// Signer signs a sender's datagrams with one key.
+type Signer struct {
+	name [train.KeyNameLen]byte
+	mac  hash.Hash
+	sum  [sha256.Size]byte
+}
+
+// NewSigner returns a signer for k.
+func NewSigner(k Key) *Signer {
+	s := &Signer{mac: hmac.New(sha256.New, k.Secret)}
+	copy(s.name[:], k.Name)
+	return s
+}
+
+// Sign writes the key name and the signature into the client block of b, a
+// complete sender datagram (header, client block, body and padding).
+func (s *Signer) Sign(b []byte) {
+	copy(b[train.HeaderLen+train.CookieLen:], s.name[:])
+	field := b[train.MACOffset : train.MACOffset+train.MACLen]
+	clear(field)
+	copy(field, s.digest(b))
+}
+
+func (s *Signer) digest(b []byte) []byte {
+	s.mac.Reset()
+	s.mac.Write(b)
+	return s.mac.Sum(s.sum[:0])[:train.MACLen]
+}
+
+// Verifier checks signatures against a set of keys.
+type Verifier struct {
+	keys map[[train.KeyNameLen]byte]*Signer
+	got  [train.MACLen]byte
+}
+
+// NewVerifier returns a verifier that accepts datagrams signed with any of
+// keys.
+func NewVerifier(keys []Key) *Verifier {
+	v := &Verifier{keys: map[[train.KeyNameLen]byte]*Signer{}}
+	for _, k := range keys {
+		s := NewSigner(k)
+		v.keys[s.name] = s
+	}
+	return v
+}
+
+// Verify checks the signature of sender datagram b (at least
+// train.SenderBody long) and returns the name of the key that signed it. b
+// is modified during the check and restored before Verify returns.
+func (v *Verifier) Verify(b []byte) (string, error) {
+	var name [train.KeyNameLen]byte
+	copy(name[:], b[train.HeaderLen+train.CookieLen:])
+	if name == ([train.KeyNameLen]byte{}) {
+		return "", ErrUnsigned
+	}
+	s := v.keys[name]
+	if s == nil {
+		return "", ErrUnknownKey
+	}
+	field := b[train.MACOffset : train.MACOffset+train.MACLen]
+	copy(v.got[:], field)
+	clear(field)
+	want := s.digest(b)
+	copy(field, v.got[:])
+	if !hmac.Equal(want, v.got[:]) {
+		return "", ErrBadSignature
+	}
+	return string(trimZero(name[:])), nil
+}
+
+func trimZero(b []byte) []byte {
+	for i, c := range b {
+		if c == 0 {
+			return b[:i]
+		}
+	}
+	return b
+}
