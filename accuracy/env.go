@@ -77,7 +77,13 @@ func (e *Env) startReflector() error {
 	}
 	// The accuracy grid sends far more than a default run: lift the
 	// per-source budget so that it measures the estimator, not the limiter.
-	e.Reflector = reflector.New(conn, reflector.Config{SourceRate: 1e9, SourceBurst: 64 << 20})
+	lim := reflector.DefaultLimits()
+	lim.Source, lim.Prefix, lim.PacedShare = lim.Global, lim.Global, 1
+	e.Reflector, err = reflector.New(conn, reflector.Config{Limits: lim})
+	if err != nil {
+		conn.Close()
+		return err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.stop, e.done = cancel, make(chan error, 1)
 	go func() {

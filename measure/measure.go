@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/estimator"
 	"github.com/abing-net/abing/train"
@@ -50,6 +51,9 @@ type Config struct {
 	Timestamps dispersion.Mode
 	Interface  string // for hardware timestamps
 	Method     string // cross-traffic method for XTR/ABW
+	// Key, when set, signs every datagram for a reflector that requires
+	// keys (HMAC-SHA-256, package auth).
+	Key *auth.Key
 	// Bind is used to open the socket; nil means dispersion.Listen. The
 	// testbed uses it to open sockets inside a network namespace.
 	Bind func(network, addr string, opts dispersion.Options) (*dispersion.Conn, error)
@@ -77,7 +81,7 @@ func (c *Config) Validate() error {
 	if c.TrainLen < 2 || c.TrainLen > 100 {
 		return fmt.Errorf("--train-len %d: want 2 (pairs) to 100", c.TrainLen)
 	}
-	minSize := train.OverheadIPv6 + train.HeaderLen + train.ReplyBodyLen
+	minSize := train.OverheadIPv6 + train.SenderBody + train.ReportRequestLen
 	if c.Size < minSize || c.Size > MaxSize {
 		return fmt.Errorf("--size %d: want %d to %d bytes (IP packet size)", c.Size, minSize, MaxSize)
 	}
@@ -86,6 +90,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Method != MethodProbeGap && c.Method != MethodABwE {
 		return fmt.Errorf("method %q: want %s or %s", c.Method, MethodProbeGap, MethodABwE)
+	}
+	if c.Key != nil {
+		if err := auth.ValidName(c.Key.Name); err != nil {
+			return err
+		}
+		if len(c.Key.Secret) < auth.MinSecret {
+			return fmt.Errorf("key %q: secret shorter than %d bytes", c.Key.Name, auth.MinSecret)
+		}
 	}
 	return nil
 }
@@ -148,6 +160,9 @@ type Result struct {
 	RTT      RTT
 	RTTOK    bool
 	Duration time.Duration
+	// Unexpected counts datagrams received that did not parse, came from
+	// elsewhere or belonged to no train of ours.
+	Unexpected int
 }
 
 // packet state for one position of one train.
@@ -189,6 +204,9 @@ type session struct {
 	reports  map[uint32]bool   // report requests answered, by first train
 	rtxSrc   dispersion.Source
 	unreach  error
+	refused  *train.RefusedBody
+	cookie   *train.Cookie
+	signer   *auth.Signer
 	malform  int
 	progress chan struct{}
 	tn       map[bool]float64 // phase-1 Tn, seconds, by forward (true) or reverse
@@ -228,6 +246,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	s := &session{cfg: cfg, conn: conn, peer: conn.Peer(addr), addr: addr, id: id, rng: rand.New(rand.NewPCG(id, 1)),
 		payload: cfg.Size - overhead, tn: map[bool]float64{}, txKeys: map[uint32][2]int{}, reports: map[uint32]bool{},
 		progress: make(chan struct{}, 1)}
+	if cfg.Key != nil {
+		s.signer = auth.NewSigner(*cfg.Key)
+	}
 	start := time.Now()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -264,6 +285,9 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 	cfg := s.cfg
 	res := &Result{Target: cfg.Target, Addr: s.addr, Config: cfg}
 	res.Forward.Name, res.Reverse.Name = "forward", "reverse"
+	if err := s.handshake(ctx); err != nil {
+		return nil, err
+	}
 
 	// Phase 1: back to back. The first train goes alone: its reply tells
 	// how long a train occupies the bottleneck, and so how far apart the
@@ -320,6 +344,9 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 	res.Forward.Source, res.Reverse.Source = min(fwdSrc, fsrc2), min(revSrc, rsrc2)
 	s.traffic(res)
 	res.RTT, res.RTTOK = s.rtt()
+	s.mu.Lock()
+	res.Unexpected = s.malform
+	s.mu.Unlock()
 	return res, nil
 }
 
@@ -334,6 +361,71 @@ func (s *session) cross(d *Direction, b2b, paced []estimator.Sample, ecfg estima
 		d.Cross, d.CrossErr = d.ABwE, d.ABwEErr
 	} else {
 		d.Cross, d.CrossErr = d.ProbeGap, d.ProbeGapEr
+	}
+}
+
+// seal writes the client block into sender datagram b, whose header is in
+// place: the cookie, and the signature when a key is set.
+func (s *session) seal(b []byte) {
+	var c train.ClientBlock
+	s.mu.Lock()
+	if s.cookie != nil {
+		c.Cookie = *s.cookie
+	}
+	s.mu.Unlock()
+	train.PutClientBlock(b, &c)
+	if s.signer != nil {
+		s.signer.Sign(b)
+	}
+}
+
+// handshake says hello until the reflector answers with a cookie, which
+// every later datagram carries. The hello is as large as a probe, so the
+// cookie (56 bytes) never amplifies.
+func (s *session) handshake(ctx context.Context) error {
+	b := make([]byte, s.payload)
+	deadline := time.Now().Add(s.cfg.Timeout)
+	retry := max(s.cfg.Timeout/4, 100*time.Millisecond)
+	for {
+		s.seq++
+		train.PutHeader(b, &train.Header{Type: train.TypeHello, Session: s.id, Len: 1, Seq: s.seq, SentNs: time.Now().UnixNano()})
+		s.seal(b)
+		if _, err := s.peer.Write(b); err != nil {
+			return fmt.Errorf("reflector %s: %w", s.addr, err)
+		}
+		next := time.Now().Add(retry)
+		if next.After(deadline) {
+			next = deadline
+		}
+		for {
+			s.mu.Lock()
+			cookie, unreach, refused := s.cookie, s.unreach, s.refused
+			s.mu.Unlock()
+			switch {
+			case cookie != nil:
+				return nil
+			case refused != nil:
+				return fmt.Errorf("reflector %s refused the measurement: %s", s.addr, refused.Reason)
+			case unreach != nil:
+				return fmt.Errorf("reflector %s: %w (is a reflector listening there?)", s.addr, unreach)
+			}
+			if !time.Now().Before(next) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-s.progress:
+			case <-time.After(time.Until(next)):
+			}
+		}
+		if !time.Now().Before(deadline) {
+			hint := "no reflector there, a firewall drops UDP port %d, or the reflector requires a signing key (--key-file)"
+			if s.signer != nil {
+				hint = "no reflector there, a firewall drops UDP port %d, or the reflector does not accept our key or clock (within 10 s)"
+			}
+			return fmt.Errorf("reflector %s: no answer to hello within %v ("+hint+")", s.addr, s.cfg.Timeout, s.addr.Port())
+		}
 	}
 }
 
@@ -391,6 +483,7 @@ func (s *session) phase(ctx context.Context, first, count int, fgap, rgap, inter
 			train.PutHeader(pkts[p], &train.Header{Type: train.TypeProbe, Flags: flags, Session: s.id,
 				Train: uint32(i), Pos: uint16(p), Len: uint16(cfg.TrainLen), Seq: s.seq,
 				ReplyGap: uint32(rgap), SentNs: now})
+			s.seal(pkts[p])
 		}
 		s.mu.Lock()
 		s.trains = append(s.trains, ts)
@@ -450,8 +543,11 @@ func (s *session) wait(ctx context.Context, from, to int, limit time.Duration, r
 		for _, t := range s.trains {
 			anyAtAll = anyAtAll || t.replies > 0
 		}
-		unreach := s.unreach
+		unreach, refused := s.unreach, s.refused
 		s.mu.Unlock()
+		if refused != nil {
+			return fmt.Errorf("reflector %s refused the measurement: %s", s.addr, refused.Reason)
+		}
 		if complete {
 			return nil
 		}
@@ -507,12 +603,14 @@ func (s *session) fetchReports(ctx context.Context, first, n int) {
 				continue
 			}
 			cnt := min(perReport, first+n-t)
-			size := train.HeaderLen + 8 + cnt*s.cfg.TrainLen*train.ReportEntryLen
+			// The report comes back in a datagram of the request's size.
+			size := max(train.HeaderLen+8+cnt*s.cfg.TrainLen*train.ReportEntryLen, train.SenderBody+train.ReportRequestLen)
 			b := make([]byte, min(size, s.payload))
 			s.seq++
 			train.PutHeader(b, &train.Header{Type: train.TypeReportRequest, Session: s.id, Train: uint32(t),
 				Len: 1, Seq: s.seq, SentNs: time.Now().UnixNano()})
 			train.PutReportRequest(b, train.ReportRequest{FirstTrain: uint32(t), Trains: uint32(cnt)})
+			s.seal(b)
 			if _, err := s.peer.Write(b); err != nil {
 				return
 			}
@@ -606,6 +704,22 @@ func (s *session) handle(b []byte, ev dispersion.Event, stamps []train.TxStamp) 
 		sl.rank = t.replies
 		t.replies++
 		t.arrived = max(t.arrived, int(r.Arrived))
+	case train.TypeCookie:
+		c, err := train.ParseCookie(b)
+		if err != nil {
+			s.malform++
+			return stamps
+		}
+		s.cookie = &c
+	case train.TypeRefused:
+		r, err := train.ParseRefused(b)
+		if err != nil {
+			s.malform++
+			return stamps
+		}
+		if s.refused == nil {
+			s.refused = &r
+		}
 	case train.TypeReport:
 		src, st, err := train.ParseReport(b, stamps[:0])
 		if err != nil {

@@ -7,18 +7,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/reflector"
 )
 
 func startReflector(t *testing.T, network, addr string) (string, *reflector.Server) {
+	return startReflectorConfig(t, network, addr, reflector.Config{})
+}
+
+func startReflectorConfig(t *testing.T, network, addr string, rcfg reflector.Config) (string, *reflector.Server) {
 	t.Helper()
 	conn, err := dispersion.Listen(network, addr, dispersion.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv := reflector.New(conn, reflector.Config{})
+	srv, err := reflector.New(conn, rcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan error)
 	go func() { done <- srv.Serve(ctx) }()
 	t.Cleanup(func() {
@@ -60,8 +68,11 @@ func TestLoopback(t *testing.T) {
 				t.Errorf("RTT %+v ok %v", res.RTT, res.RTTOK)
 			}
 			st := srv.Stats()
-			if st.Trains != uint64(2*cfg.Trains) || st.Reports == 0 || st.Malformed != 0 {
+			if st.Trains != uint64(2*cfg.Trains) || st.Reports == 0 || st.DroppedTotal() != 0 || st.Cookies != 1 {
 				t.Errorf("reflector stats %+v", st)
+			}
+			if res.Unexpected != 0 {
+				t.Errorf("%d unexpected datagrams", res.Unexpected)
 			}
 			recs := res.Records()
 			if len(recs) != 2 || recs[0].Direction != "forward" || recs[1].Direction != "reverse" {
@@ -78,6 +89,37 @@ func TestLoopback(t *testing.T) {
 				t.Errorf("took %v", res.Duration)
 			}
 		})
+	}
+}
+
+// A reflector with keys measures for a sender with a right key only, and a
+// sender without one is told what may be wrong.
+func TestKeyed(t *testing.T) {
+	key := auth.Key{Name: "site-a", Secret: []byte("0123456789abcdef")}
+	target, srv := startReflectorConfig(t, "udp4", "127.0.0.1:0", reflector.Config{Keys: []auth.Key{key}})
+	for _, tc := range []struct {
+		name string
+		key  *auth.Key
+		want string // error substring, "" for success
+	}{
+		{"right key", &key, ""},
+		{"no key", nil, "--key-file"},
+		{"wrong secret", &auth.Key{Name: "site-a", Secret: []byte("fedcba9876543210")}, "does not accept our key"},
+		{"unknown name", &auth.Key{Name: "site-b", Secret: key.Secret}, "does not accept our key"},
+	} {
+		cfg := Defaults()
+		cfg.Target, cfg.Key, cfg.Timeout = target, tc.key, 500*time.Millisecond
+		res, err := Run(context.Background(), cfg)
+		switch {
+		case tc.want == "" && (err != nil || res.Forward.Complete != 2*cfg.Trains):
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	st := srv.Stats()
+	if st.Dropped[reflector.DropUnsigned] == 0 || st.Dropped[reflector.DropBadSignature] == 0 {
+		t.Errorf("drops %v", st.Dropped)
 	}
 }
 

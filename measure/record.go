@@ -27,6 +27,7 @@ type Record struct {
 	Rejected        map[string]int `json:"rejected,omitempty"`
 	Loss            float64        `json:"loss"`
 	Duplicates      int            `json:"duplicates,omitempty"`
+	Unexpected      int            `json:"unexpected,omitempty"` // reverse: datagrams that did not parse or were not ours
 	PacketSize      int            `json:"packet_size"`
 	TrainLen        int            `json:"train_len"`
 	PacketsSent     int            `json:"packets_sent"`
@@ -65,6 +66,9 @@ func (r *Result) Records() []Record {
 			BytesSent:       d.Bytes,
 			DurationMS:      float64(r.Duration.Microseconds()) / 1000,
 			TimestampSource: d.Source.String(),
+		}
+		if d == &r.Reverse {
+			rec.Unexpected = r.Unexpected
 		}
 		if len(rec.Rejected) == 0 {
 			rec.Rejected = nil

@@ -1,4 +1,4 @@
-// Package reflector answers abing probe trains.
+// Package reflector answers abing probe trains, safely on the open Internet.
 //
 // For every request train the reflector stamps each packet as it arrives
 // (kernel or hardware clock where available), waits until the whole train
@@ -8,16 +8,45 @@
 // request asks (back to back in one sendmmsg, or paced by spinning on the
 // clock). Each reply carries the receive timestamp and TTL of its request
 // packet, so the sender learns the forward dispersion, and the reply train's
-// own arrival gives it the reverse dispersion. Echoing packets one by one as
-// they arrive would stamp the forward dispersion onto the reverse train.
+// own arrival gives it the reverse dispersion. The reflector's own transmit
+// timestamps come back from the kernel after the replies have left; the
+// sender fetches them with report requests, each answered by a report no
+// larger than the request.
 //
-// The reflector's own transmit timestamps come back from the kernel after
-// the replies have left, so they cannot ride in the replies; the sender
-// fetches them with a report request at the end of its run. A report is never
-// larger than the request that asked for it.
+// # No amplification
 //
-// Each source address has a token bucket on reply bytes; a train that does
-// not fit is not answered and counted. Sessions expire after SessionIdle.
+// A reflector answers strangers, so nothing it sends may be larger than
+// what caused it, and it must not send to an address that did not ask:
+//
+//   - A hello (at least 88 bytes) gets a 56-byte cookie: a MAC, under a
+//     secret of this process, of the time, the source address and port and
+//     the session id. Nothing is stored.
+//   - Probes and report requests are answered only when they carry a valid
+//     cookie for their source, port and session, or belong to a session
+//     that did. Otherwise they get at most one 48-byte refusal per source
+//     per second. A forged source address never sees its cookie.
+//   - Replies: one per request packet that arrived, of the same size; a
+//     report is no larger than its request.
+//
+// Bytes out per source are therefore never more than bytes in.
+//
+// # Budgets, keys, bounds
+//
+// Every datagram is charged to token buckets on bytes and packets for its
+// source address, its /24 or /48 prefix, and the whole reflector; a source
+// over budget is told so once (a refusal, at most one a second) and dropped.
+// Paced reply trains also spend a per-source share of the writer's time.
+// With keys, every sender message must be signed (HMAC-SHA-256, package
+// auth), stamped within ReplayWindow of the reflector's clock, and carry a
+// sequence number new to its session; anything else is dropped silently.
+//
+// Memory is bounded: at most MaxSessions sessions of at most SessionMemory
+// bytes each (trains being assembled and transmit stamps awaiting reports),
+// at most MaxSources tracked source addresses and MaxSources/4 prefixes, a
+// fixed ring of transmit keys and a fixed reply queue. Sessions are
+// forgotten SessionIdle after their last packet; idle buckets once they have
+// refilled. Every drop is counted by reason (Stats, and Collector for
+// Prometheus), and a summary is logged once per SummaryEvery.
 package reflector
 
 import (
@@ -28,107 +57,85 @@ import (
 	"net/netip"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/train"
 )
 
+// MaxDatagram is the largest UDP payload of any abing message: a 9000-byte
+// jumbo IPv4 packet.
+const MaxDatagram = 9000 - train.OverheadIPv4
+
 // Config tunes a Server. Zero values take the defaults shown.
 type Config struct {
-	TrainTimeout time.Duration // 50 ms: wait for the rest of a train after its latest packet
-	SessionIdle  time.Duration // 30 s: forget a session this long after its last packet
-	MaxSessions  int           // 4096
-	SourceRate   float64       // 10e6 bit/s: reply budget per source address
-	SourceBurst  int           // 1 MiB: bucket depth per source, bytes
-	MaxReplyGap  time.Duration // 20 ms: largest spacing a request may ask for
-	MaxStamps    int           // 8192: transmit stamps kept per session for reports
-	Logger       *slog.Logger
+	TrainTimeout  time.Duration // 50 ms: wait for the rest of a train after its latest packet
+	SessionIdle   time.Duration // 30 s: forget a session this long after its last packet
+	MaxSessions   int           // 1024
+	SessionMemory int           // 128 KiB per session: half for trains being assembled, half for stamps
+	MaxTrainLen   int           // 1024 packets
+	MaxReplyGap   time.Duration // 20 ms: largest spacing a request may ask for
+	MaxReplySpan  time.Duration // 100 ms: longest a paced reply train may take
+	MaxSources    int           // 65536 source addresses tracked (and a quarter as many prefixes)
+	Limits        Limits        // DefaultLimits()
+	Keys          []auth.Key    // nil: any sender with a cookie; else signed datagrams only
+	ReplayWindow  time.Duration // 10 s: keyed datagrams must be stamped this close to our clock
+	Allow, Deny   []netip.Prefix
+	SummaryEvery  time.Duration // 1 min
+	Logger        *slog.Logger
 }
 
 func (c *Config) defaults() {
-	if c.TrainTimeout == 0 {
-		c.TrainTimeout = 50 * time.Millisecond
+	def := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
 	}
-	if c.SessionIdle == 0 {
-		c.SessionIdle = 30 * time.Second
+	defInt := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
 	}
-	if c.MaxSessions == 0 {
-		c.MaxSessions = 4096
-	}
-	if c.SourceRate == 0 {
-		c.SourceRate = 10e6
-	}
-	if c.SourceBurst == 0 {
-		c.SourceBurst = 1 << 20
-	}
-	if c.MaxReplyGap == 0 {
-		c.MaxReplyGap = 20 * time.Millisecond
-	}
-	if c.MaxStamps == 0 {
-		c.MaxStamps = 8192
+	def(&c.TrainTimeout, 50*time.Millisecond)
+	def(&c.SessionIdle, 30*time.Second)
+	def(&c.MaxReplyGap, 20*time.Millisecond)
+	def(&c.MaxReplySpan, 100*time.Millisecond)
+	def(&c.ReplayWindow, 10*time.Second)
+	def(&c.SummaryEvery, time.Minute)
+	defInt(&c.MaxSessions, 1024)
+	defInt(&c.SessionMemory, 128<<10)
+	defInt(&c.MaxTrainLen, 1024)
+	defInt(&c.MaxSources, 65536)
+	if c.Limits == (Limits{}) {
+		c.Limits = DefaultLimits()
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 }
 
-// Stats are the reflector's counters.
-type Stats struct {
-	Received      uint64 // datagrams read
-	Malformed     uint64 // dropped: did not parse
-	Probes        uint64 // probe packets accepted
-	Trains        uint64 // reply trains sent
-	TrainTimeouts uint64 // trains answered incomplete after TrainTimeout
-	Replies       uint64 // reply datagrams sent
-	Reports       uint64 // report datagrams sent
-	RateLimited   uint64 // trains not answered: source over budget
-	Overloaded    uint64 // trains not answered: reply queue full or too many sessions
-	SendErrors    uint64
-}
-
-type counters struct {
-	received, malformed, probes, trains, timeouts, replies, reports, limited, overloaded, sendErrors atomic.Uint64
-}
-
-type sessionKey struct {
-	src netip.AddrPort
-	id  uint64
-}
-
-type pendingTrain struct {
-	index    uint32
-	n        uint16
-	gap      uint32
-	flags    uint16
-	rx       []int64
-	ttl      []uint8
-	src      []uint8
-	size     []int
-	seq      []uint32
-	arrived  uint16
-	deadline time.Time
-}
-
-type session struct {
-	key     sessionKey
-	last    time.Time
-	pending map[uint32]*pendingTrain
-	stamps  []train.TxStamp // guarded by Server.mu
-}
-
-type job struct {
-	s      *session
-	t      *pendingTrain
-	report *train.ReportRequest
-	reqLen int // report: length of the request datagram
-	seq    uint32
-}
-
-type txRef struct {
-	s   *session
-	idx int // index into s.stamps
+// Validate says what is wrong with a configuration, after defaults.
+func (c Config) Validate() error {
+	c.defaults()
+	for name, b := range map[string]Budget{"source": c.Limits.Source, "prefix": c.Limits.Prefix, "global": c.Limits.Global} {
+		if !b.valid() {
+			return fmt.Errorf("%s budget %+v: rates must be positive, bursts at least %d bytes and 1 packet", name, b, MaxDatagram)
+		}
+	}
+	if c.Limits.PacedShare <= 0 || c.Limits.PacedShare > 1 {
+		return fmt.Errorf("paced share %g: want more than 0, at most 1", c.Limits.PacedShare)
+	}
+	if c.MaxSessions < 0 || c.MaxSources < 4 || c.MaxTrainLen < 2 || c.SessionMemory < 2*c.MaxTrainLen*slotSize {
+		return fmt.Errorf("max sessions %d, sources %d, train length %d, session memory %d: out of range (memory must hold two of the longest trains)",
+			c.MaxSessions, c.MaxSources, c.MaxTrainLen, c.SessionMemory)
+	}
+	// A keyed session must outlive the replay window on both sides of our
+	// clock, or a replay could revive a forgotten session.
+	if len(c.Keys) > 0 && c.SessionIdle < 2*c.ReplayWindow {
+		return fmt.Errorf("session idle %v must be at least twice the replay window %v", c.SessionIdle, c.ReplayWindow)
+	}
+	return nil
 }
 
 // Server is a running reflector.
@@ -136,37 +143,54 @@ type Server struct {
 	conn *dispersion.Conn
 	cfg  Config
 	c    counters
+	acl  acl
 
-	sessions map[sessionKey]*session // receive loop only
-	buckets  map[netip.Addr]*bucket  // receive loop only
-	jobs     chan job
+	// receive loop only
+	sessions map[sessionKey]*session
+	pending  pendingList
+	sources  *table[netip.Addr]
+	prefixes *table[netip.Prefix]
+	global   *bucket
+	jar      *auth.Jar
+	verifier *auth.Verifier // nil: keys not required
+	sum      summary
 
-	mu    sync.Mutex
-	txKey map[uint32]txRef // transmit key → where its stamp goes
+	jobs chan job
+
+	mu sync.Mutex // guards session stamps and the transmit key ring
+	tx txRing
 }
 
 // New returns a reflector answering on conn.
-func New(conn *dispersion.Conn, cfg Config) *Server {
+func New(conn *dispersion.Conn, cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("reflector: %w", err)
+	}
 	cfg.defaults()
-	return &Server{
+	now := time.Now()
+	s := &Server{
 		conn:     conn,
 		cfg:      cfg,
+		acl:      acl{allow: cfg.Allow, deny: cfg.Deny},
 		sessions: map[sessionKey]*session{},
-		buckets:  map[netip.Addr]*bucket{},
+		sources:  newTable[netip.Addr](cfg.Limits.Source, cfg.MaxSources),
+		prefixes: newTable[netip.Prefix](cfg.Limits.Prefix, cfg.MaxSources/4),
+		global:   newBucket(cfg.Limits.Global, now),
+		jar:      auth.NewJar(),
+		sum:      summary{every: cfg.SummaryEvery, at: now},
 		jobs:     make(chan job, 256),
-		txKey:    map[uint32]txRef{},
 	}
+	s.pending.init()
+	s.sources.paced = &pacedBudget{share: cfg.Limits.PacedShare,
+		burst: int(max(cfg.Limits.PacedShare*float64(time.Second), float64(cfg.MaxReplySpan)) / float64(time.Microsecond))}
+	if len(cfg.Keys) > 0 {
+		s.verifier = auth.NewVerifier(cfg.Keys)
+	}
+	return s, nil
 }
 
 // Stats returns a snapshot of the counters.
-func (s *Server) Stats() Stats {
-	return Stats{
-		Received: s.c.received.Load(), Malformed: s.c.malformed.Load(), Probes: s.c.probes.Load(),
-		Trains: s.c.trains.Load(), TrainTimeouts: s.c.timeouts.Load(), Replies: s.c.replies.Load(),
-		Reports: s.c.reports.Load(), RateLimited: s.c.limited.Load(), Overloaded: s.c.overloaded.Load(),
-		SendErrors: s.c.sendErrors.Load(),
-	}
-}
+func (s *Server) Stats() Stats { return s.c.snapshot() }
 
 // Serve answers probes until ctx is cancelled or the socket fails.
 func (s *Server) Serve(ctx context.Context) error {
@@ -193,7 +217,7 @@ func (s *Server) readLoop(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		s.conn.SetReadDeadline(s.nextDeadline())
+		s.conn.SetReadDeadline(s.pending.next(time.Now().Add(time.Second)))
 		ev, err := s.conn.Recv(buf)
 		now := time.Now()
 		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -206,8 +230,9 @@ func (s *Server) readLoop(ctx context.Context) error {
 			switch ev.Kind {
 			case dispersion.Data:
 				s.c.received.Add(1)
-				if ev.Trunc {
-					s.c.malformed.Add(1)
+				s.c.receivedBytes.Add(uint64(ev.N))
+				if ev.Trunc || ev.N > MaxDatagram {
+					s.drop(DropOversize, nil)
 				} else {
 					s.handle(buf[:ev.N], ev, now)
 				}
@@ -220,97 +245,175 @@ func (s *Server) readLoop(ctx context.Context) error {
 			s.sweep(now)
 			lastSweep = now
 		}
+		s.summarize(now)
 	}
 }
 
-func (s *Server) nextDeadline() time.Time {
-	d := time.Now().Add(time.Second)
-	for _, ss := range s.sessions {
-		for _, t := range ss.pending {
-			if t.deadline.Before(d) {
-				d = t.deadline
-			}
-		}
+// drop counts a dropped datagram, against its source prefix too if known.
+func (s *Server) drop(d Drop, prefix *bucket) {
+	s.c.dropped[d].Add(1)
+	if prefix != nil {
+		prefix.refused++
 	}
-	return d
 }
 
+// handle runs one datagram through the checks, cheapest first, and acts on
+// it.
 func (s *Server) handle(b []byte, ev dispersion.Event, now time.Time) {
-	h, err := train.ParseHeader(b)
-	if err != nil {
-		s.c.malformed.Add(1)
+	src := netip.AddrPortFrom(ev.From.Addr().Unmap(), ev.From.Port())
+	if !s.acl.permits(src.Addr()) {
+		s.drop(DropDenied, nil)
 		return
 	}
-	key := sessionKey{ev.From, h.Session}
+	h, err := train.ParseHeader(b)
+	if err != nil || !h.Type.FromSender() {
+		s.drop(DropMalformed, nil)
+		return
+	}
+	srcB := s.sources.get(src.Addr(), now) // nil: table full, the prefix and global budgets still apply
+	pfxB := s.prefixes.get(prefixOf(src.Addr()), now)
+	switch {
+	case srcB != nil && !srcB.take(now, len(b)):
+		s.drop(DropRateSource, pfxB)
+		s.refuse(src, &h, srcB, train.RefusedRate, now)
+		return
+	case pfxB != nil && !pfxB.take(now, len(b)):
+		s.drop(DropRatePrefix, pfxB)
+		s.refuse(src, &h, srcB, train.RefusedRate, now)
+		return
+	case !s.global.take(now, len(b)):
+		s.drop(DropRateGlobal, pfxB)
+		s.refuse(src, &h, srcB, train.RefusedRate, now)
+		return
+	}
+	if s.verifier != nil {
+		if _, err := s.verifier.Verify(b); err != nil {
+			if errors.Is(err, auth.ErrUnsigned) {
+				s.drop(DropUnsigned, pfxB)
+			} else {
+				s.drop(DropBadSignature, pfxB)
+			}
+			return
+		}
+		if !auth.Fresh(h.SentNs, now, s.cfg.ReplayWindow) {
+			s.drop(DropStale, pfxB)
+			return
+		}
+	}
+	if h.Type == train.TypeHello {
+		s.hello(src, &h, len(b), now)
+		return
+	}
+	key := sessionKey{src, h.Session}
+	ss := s.sessions[key]
+	if ss == nil {
+		cb, _ := train.ParseClientBlock(b) // cannot fail: the header parsed
+		if !s.jar.Valid(now, src, h.Session, cb.Cookie) {
+			s.drop(DropCookie, pfxB)
+			s.refuse(src, &h, srcB, train.RefusedCookie, now)
+			return
+		}
+		if len(s.sessions) >= s.cfg.MaxSessions {
+			s.drop(DropSessions, pfxB)
+			s.refuse(src, &h, srcB, train.RefusedSessions, now)
+			return
+		}
+		ss = &session{key: key, source: srcB}
+		s.sessions[key] = ss
+		s.c.sessions.Store(int64(len(s.sessions)))
+	}
+	if !ss.window.Accept(h.Seq) {
+		s.drop(DropReplayed, pfxB)
+		return
+	}
+	ss.last = now
 	switch h.Type {
 	case train.TypeProbe:
-		if len(b) < train.HeaderLen+train.ReplyBodyLen {
-			s.c.malformed.Add(1) // too small to be answered with a reply of its size
-			return
-		}
-		s.probe(key, &h, len(b), ev, now)
+		s.probe(ss, &h, len(b), ev, now, pfxB)
 	case train.TypeReportRequest:
-		ss := s.sessions[key]
-		r, err := train.ParseReportRequest(b)
-		if err != nil || ss == nil {
-			s.c.malformed.Add(1)
-			return
-		}
-		ss.last = now
-		s.enqueue(job{s: ss, report: &r, reqLen: len(b), seq: h.Seq})
-	default:
-		s.c.malformed.Add(1) // replies and reports are not for a reflector
+		r, _ := train.ParseReportRequest(b) // cannot fail: the header parsed
+		s.enqueue(job{s: ss, report: &r, reqLen: len(b), seq: h.Seq}, pfxB)
 	}
 }
 
-func (s *Server) probe(key sessionKey, h *train.Header, size int, ev dispersion.Event, now time.Time) {
-	ss := s.sessions[key]
-	if ss == nil {
-		if len(s.sessions) >= s.cfg.MaxSessions {
-			s.c.overloaded.Add(1)
-			return
-		}
-		ss = &session{key: key, pending: map[uint32]*pendingTrain{}}
-		s.sessions[key] = ss
+// hello answers with a cookie, smaller than the hello.
+func (s *Server) hello(src netip.AddrPort, h *train.Header, n int, now time.Time) {
+	b := make([]byte, train.HeaderLen+train.CookieLen)
+	train.PutHeader(b, &train.Header{Type: train.TypeCookie, Session: h.Session, Len: 1, Seq: h.Seq, SentNs: now.UnixNano()})
+	train.PutCookie(b, s.jar.Issue(now, src, h.Session))
+	if len(b) <= n {
+		s.enqueue(job{to: src, msg: b, cookie: true}, nil)
 	}
-	ss.last = now
-	s.c.probes.Add(1)
+}
+
+// refuse tells a source once a second at most why it is being dropped.
+func (s *Server) refuse(src netip.AddrPort, h *train.Header, b *bucket, why train.Refusal, now time.Time) {
+	if b == nil || now.Sub(b.notice) < time.Second {
+		return
+	}
+	b.notice = now
+	m := make([]byte, train.RefusedLen)
+	train.PutHeader(m, &train.Header{Type: train.TypeRefused, Session: h.Session, Train: h.Train, Len: 1, Seq: h.Seq, SentNs: now.UnixNano()})
+	train.PutRefused(m, train.RefusedBody{Reason: why, RetryAfter: 1000})
+	s.enqueue(job{to: src, msg: m}, nil)
+}
+
+func (s *Server) probe(ss *session, h *train.Header, size int, ev dispersion.Event, now time.Time, pfx *bucket) {
 	t := ss.pending[h.Train]
 	if t == nil {
-		if len(ss.pending) >= 64 {
-			s.c.overloaded.Add(1)
+		n := int(h.Len)
+		if n > s.cfg.MaxTrainLen || ss.pendingSlots+n > s.cfg.SessionMemory/2/slotSize {
+			s.drop(DropMemory, pfx)
+			s.refuse(ss.key.src, h, ss.source, train.RefusedTrain, now)
 			return
 		}
-		n := int(h.Len)
-		t = &pendingTrain{index: h.Train, n: h.Len, gap: h.ReplyGap, flags: h.Flags,
-			rx: make([]int64, n), ttl: make([]uint8, n), src: make([]uint8, n), size: make([]int, n), seq: make([]uint32, n)}
-		ss.pending[h.Train] = t
+		t = &pendingTrain{s: ss, index: h.Train, gap: h.ReplyGap, flags: h.Flags, slots: make([]slot, n)}
+		ss.addPending(t)
 	}
-	if h.Len != t.n || t.rx[h.Pos] != 0 {
-		return // duplicate, or a packet that disagrees with its train
+	if int(h.Len) != len(t.slots) || t.slots[h.Pos].rx != 0 {
+		s.drop(DropMalformed, pfx) // a packet that disagrees with its train, or a duplicate position
+		return
 	}
-	t.rx[h.Pos] = ev.Ns
-	t.ttl[h.Pos] = uint8(max(ev.TTL, 0))
-	t.src[h.Pos] = uint8(ev.Source)
-	t.size[h.Pos] = size
-	t.seq[h.Pos] = h.Seq
+	t.slots[h.Pos] = slot{rx: ev.Ns, seq: h.Seq, size: uint16(size), ttl: uint8(max(ev.TTL, 0)), src: uint8(ev.Source)}
 	t.arrived++
-	t.deadline = now.Add(s.cfg.TrainTimeout)
-	if t.arrived == t.n {
-		delete(ss.pending, h.Train)
-		s.answer(ss, t)
+	s.pending.touch(t, now.Add(s.cfg.TrainTimeout))
+	if t.arrived == len(t.slots) {
+		s.finish(t, pfx, now)
 	}
+}
+
+// finish takes a train out of assembly and queues its replies.
+func (s *Server) finish(t *pendingTrain, pfx *bucket, now time.Time) {
+	s.pending.remove(t)
+	t.s.removePending(t)
+	if gap := s.replyGap(t); gap > 0 && t.s.source != nil {
+		// Pacing holds the writer: charge the source its time.
+		span := gap * time.Duration(t.arrived-1)
+		if !t.s.source.paced.AllowN(now, int(span/time.Microsecond)) {
+			s.drop(DropPaced, pfx)
+			return
+		}
+	}
+	s.enqueue(job{s: t.s, t: t}, pfx)
+}
+
+// replyGap is the spacing of t's reply train: as asked, within limits.
+func (s *Server) replyGap(t *pendingTrain) time.Duration {
+	gap := min(time.Duration(t.gap), s.cfg.MaxReplyGap)
+	if n := len(t.slots); n > 1 {
+		gap = min(gap, s.cfg.MaxReplySpan/time.Duration(n-1))
+	}
+	return gap
 }
 
 func (s *Server) flushExpired(now time.Time) {
-	for _, ss := range s.sessions {
-		for i, t := range ss.pending {
-			if now.After(t.deadline) {
-				delete(ss.pending, i)
-				s.c.timeouts.Add(1)
-				s.answer(ss, t)
-			}
+	for {
+		t := s.pending.expired(now)
+		if t == nil {
+			return
 		}
+		s.c.timeouts.Add(1)
+		s.finish(t, nil, now)
 	}
 }
 
@@ -323,160 +426,17 @@ func (s *Server) sweep(now time.Time) {
 			s.mu.Unlock()
 		}
 	}
-	for a, b := range s.buckets {
-		if b.full(now, s.cfg) {
-			delete(s.buckets, a)
-		}
-	}
+	s.sources.sweep(now)
+	s.prefixes.sweep(now)
+	s.c.sessions.Store(int64(len(s.sessions)))
+	s.c.sources.Store(int64(len(s.sources.m)))
+	s.c.prefixes.Store(int64(len(s.prefixes.m)))
 }
 
-func (s *Server) answer(ss *session, t *pendingTrain) {
-	bytes := 0
-	for _, n := range t.size {
-		bytes += n
-	}
-	b := s.buckets[ss.key.src.Addr()]
-	if b == nil {
-		b = &bucket{tokens: float64(s.cfg.SourceBurst), at: time.Now()}
-		s.buckets[ss.key.src.Addr()] = b
-	}
-	if !b.take(time.Now(), float64(bytes), s.cfg) {
-		s.c.limited.Add(1)
-		return
-	}
-	s.enqueue(job{s: ss, t: t})
-}
-
-func (s *Server) enqueue(j job) {
+func (s *Server) enqueue(j job, pfx *bucket) {
 	select {
 	case s.jobs <- j:
 	default:
-		s.c.overloaded.Add(1)
+		s.drop(DropQueue, pfx)
 	}
-}
-
-func (s *Server) recordTx(key uint32, ns int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ref, ok := s.txKey[key]
-	if !ok {
-		return
-	}
-	delete(s.txKey, key)
-	if ref.idx < len(ref.s.stamps) {
-		ref.s.stamps[ref.idx].TxNs = ns
-	}
-}
-
-// writer sends every reply and report: one goroutine owns the socket's
-// transmit side, so transmit keys stay in step with the kernel's.
-func (s *Server) writer(ctx context.Context) {
-	_, txSrc := s.conn.Sources()
-	var pkts [][]byte
-	var user []int64
-	for {
-		var j job
-		select {
-		case <-ctx.Done():
-			return
-		case j = <-s.jobs:
-		}
-		peer := s.conn.Peer(j.s.key.src)
-		if j.report != nil {
-			s.sendReport(peer, j, uint8(txSrc))
-			continue
-		}
-		pkts = s.buildReplies(pkts[:0], j)
-		first := peer.FirstKey()
-		s.mu.Lock()
-		base := len(j.s.stamps)
-		for p := range j.t.n {
-			if j.t.rx[p] != 0 && len(j.s.stamps) < s.cfg.MaxStamps {
-				s.txKey[first+uint32(len(j.s.stamps)-base)] = txRef{j.s, len(j.s.stamps)}
-				j.s.stamps = append(j.s.stamps, train.TxStamp{Train: j.t.index, Pos: p})
-			}
-		}
-		s.mu.Unlock()
-		gap := min(time.Duration(j.t.gap), s.cfg.MaxReplyGap)
-		var err error
-		user, err = train.Send(peer, pkts, gap, user)
-		if err != nil {
-			s.c.sendErrors.Add(1)
-			s.cfg.Logger.Debug("reply", "to", j.s.key.src, "err", err)
-		}
-		s.c.trains.Add(1)
-		s.c.replies.Add(uint64(len(user)))
-		if txSrc == dispersion.SourceUser {
-			s.mu.Lock()
-			for i := range user {
-				if base+i < len(j.s.stamps) {
-					j.s.stamps[base+i].TxNs = user[i]
-				}
-			}
-			s.mu.Unlock()
-		}
-	}
-}
-
-func (s *Server) buildReplies(pkts [][]byte, j job) [][]byte {
-	t := j.t
-	now := time.Now().UnixNano()
-	for p := range t.n {
-		if t.rx[p] == 0 {
-			continue
-		}
-		b := make([]byte, t.size[p]) // the same UDP payload length as the request
-		train.PutHeader(b, &train.Header{Type: train.TypeReply, Flags: t.flags, Session: j.s.key.id,
-			Train: t.index, Pos: p, Len: t.n, Seq: t.seq[p], ReplyGap: t.gap, SentNs: now})
-		train.PutReplyBody(b, &train.ReplyBody{RxNs: t.rx[p], TTL: t.ttl[p], RxSource: t.src[p], Arrived: t.arrived})
-		pkts = append(pkts, b)
-	}
-	return pkts
-}
-
-func (s *Server) sendReport(peer *dispersion.Peer, j job, txSrc uint8) {
-	r := j.report
-	s.mu.Lock()
-	var sel []train.TxStamp
-	for _, st := range j.s.stamps {
-		if st.Train >= r.FirstTrain && st.Train-r.FirstTrain < r.Trains {
-			sel = append(sel, st)
-		}
-	}
-	s.mu.Unlock()
-	b := make([]byte, j.reqLen) // never larger than the request
-	train.PutHeader(b, &train.Header{Type: train.TypeReport, Session: j.s.key.id, Train: r.FirstTrain,
-		Len: 1, Seq: j.seq, SentNs: time.Now().UnixNano()})
-	train.PutReport(b, txSrc, sel)
-	// The report's own transmit stamp is not wanted, but it consumes a key.
-	if _, err := peer.Write(b); err != nil {
-		s.c.sendErrors.Add(1)
-		return
-	}
-	s.c.reports.Add(1)
-}
-
-// bucket is a token bucket on reply bytes.
-type bucket struct {
-	tokens float64
-	at     time.Time
-}
-
-func (b *bucket) refill(now time.Time, cfg Config) {
-	b.tokens = min(float64(cfg.SourceBurst), b.tokens+now.Sub(b.at).Seconds()*cfg.SourceRate/8)
-	b.at = now
-}
-
-func (b *bucket) take(now time.Time, n float64, cfg Config) bool {
-	b.refill(now, cfg)
-	if b.tokens < n {
-		return false
-	}
-	b.tokens -= n
-	return true
-}
-
-func (b *bucket) full(now time.Time, cfg Config) bool {
-	b.refill(now, cfg)
-	return b.tokens >= float64(cfg.SourceBurst)
 }

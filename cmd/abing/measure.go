@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/measure"
 )
@@ -25,6 +26,8 @@ func measureCommand() *cobra.Command {
 		stamps     string
 		output     string
 		ipv4, ipv6 bool
+		keyFile    string
+		keyName    string
 	)
 	cmd := &cobra.Command{
 		Use:   "measure HOST[:PORT]",
@@ -55,6 +58,19 @@ func measureCommand() *cobra.Command {
 			if interval < 0 {
 				return fmt.Errorf("--interval %v: must not be negative", interval)
 			}
+			if keyFile != "" {
+				keys, err := auth.LoadKeys(keyFile)
+				if err != nil {
+					return err
+				}
+				k, err := auth.Pick(keys, keyName)
+				if err != nil {
+					return fmt.Errorf("--key-file %s: %w (--key-name)", keyFile, err)
+				}
+				cfg.Key = &k
+			} else if keyName != "" {
+				return errors.New("--key-name needs --key-file")
+			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -77,6 +93,8 @@ func measureCommand() *cobra.Command {
 	f.StringVar(&output, "output", "text", "output format: text or json (one object per direction per run)")
 	f.BoolVarP(&ipv4, "ipv4", "4", false, "use IPv4 only")
 	f.BoolVarP(&ipv6, "ipv6", "6", false, "use IPv6 only")
+	f.StringVar(&keyFile, "key-file", "", "sign probes with a key from this keys file (\"NAME HEX-SECRET\" lines, mode 600), for reflectors started with --keys")
+	f.StringVar(&keyName, "key-name", "", "which key of --key-file to use when it holds several")
 	return cmd
 }
 

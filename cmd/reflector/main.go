@@ -3,16 +3,25 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/dispersion"
+	"github.com/abing-net/abing/privilege"
 	"github.com/abing-net/abing/reflector"
 )
 
@@ -22,52 +31,177 @@ func main() {
 	}
 }
 
+type options struct {
+	listen, stamps, iface, keys, user, web, logFormat string
+	allow, deny                                       []string
+	rate, sourceRate, prefixRate                      float64
+	pps, sourcePPS                                    float64
+	cfg                                               reflector.Config
+}
+
 func command() *cobra.Command {
-	var (
-		listen, stamps, iface string
-		cfg                   reflector.Config
-		rateMbps              float64
-	)
+	o := options{}
 	cmd := &cobra.Command{
-		Use:           "reflector",
-		Short:         "Answer abing probe trains on a UDP port",
-		Args:          cobra.NoArgs,
-		SilenceUsage:  true,
-		SilenceErrors: false,
+		Use:   "reflector",
+		Short: "Answer abing probe trains on a UDP port",
+		Long: "Answer abing probe trains on a UDP port. Safe on the open Internet: replies are never\n" +
+			"larger than requests, strangers get only a 56-byte cookie until they prove their address,\n" +
+			"every source, /24 or /48 prefix and the whole reflector have rate budgets, and with --keys\n" +
+			"only signed probes are answered.",
+		Args:         cobra.NoArgs,
+		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			mode, err := dispersion.ParseMode(stamps)
-			if err != nil {
-				return err
-			}
-			if rateMbps <= 0 {
-				return fmt.Errorf("--source-rate %g: must be positive", rateMbps)
-			}
-			cfg.SourceRate = rateMbps * 1e6
-			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-			cfg.Logger = log
-			conn, err := dispersion.Listen("udp", listen, dispersion.Options{Mode: mode, Interface: iface})
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			rx, tx := conn.Sources()
-			log.Info("reflector listening", "addr", conn.LocalAddr(), "rx_timestamps", rx, "tx_timestamps", tx)
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			srv := reflector.New(conn, cfg)
-			err = srv.Serve(ctx)
-			st := srv.Stats()
-			log.Info("reflector stopped", "received", st.Received, "malformed", st.Malformed, "trains", st.Trains,
-				"replies", st.Replies, "reports", st.Reports, "rate_limited", st.RateLimited, "overloaded", st.Overloaded)
-			return err
+			return run(cmd.Context(), &o)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&listen, "listen", ":8176", "UDP address to listen on (IPv4 and IPv6)")
-	f.StringVar(&stamps, "timestamps", "auto", "timestamp source: auto, hardware, software or user")
-	f.StringVar(&iface, "interface", "", "interface whose NIC stamps packets (hardware timestamps)")
-	f.Float64Var(&rateMbps, "source-rate", 10, "reply budget per source address, Mbit/s")
-	f.DurationVar(&cfg.TrainTimeout, "train-timeout", 50*time.Millisecond, "wait this long for the rest of a train")
-	f.IntVar(&cfg.MaxSessions, "max-sessions", 4096, "most sessions kept at once")
+	f.StringVar(&o.listen, "listen", ":8176", "UDP address to listen on (IPv4 and IPv6)")
+	f.StringVar(&o.stamps, "timestamps", "auto", "timestamp source: auto, hardware, software or user")
+	f.StringVar(&o.iface, "interface", "", "interface whose NIC stamps packets (hardware timestamps; needs CAP_NET_ADMIN at start)")
+	f.StringVar(&o.keys, "keys", "", "answer only probes signed with a key from this file (\"NAME HEX-SECRET\" lines, mode 600)")
+	f.StringSliceVar(&o.allow, "allow", nil, "answer only sources in these CIDR prefixes (repeatable)")
+	f.StringSliceVar(&o.deny, "deny", nil, "never answer sources in these CIDR prefixes (repeatable; wins over --allow)")
+	f.IntVar(&o.cfg.MaxSessions, "max-sessions", 1024, "most measurement sessions held at once")
+	f.IntVar(&o.cfg.SessionMemory, "session-memory", 128<<10, "most bytes one session may hold")
+	f.Float64Var(&o.rate, "rate", 1000, "budget of the whole reflector, Mbit/s received (replies never exceed it)")
+	f.Float64Var(&o.pps, "pps", 200000, "budget of the whole reflector, packets/s received")
+	f.Float64Var(&o.sourceRate, "source-rate", 10, "budget per source address, Mbit/s")
+	f.Float64Var(&o.sourcePPS, "source-pps", 5000, "budget per source address, packets/s")
+	f.Float64Var(&o.prefixRate, "prefix-rate", 40, "budget per source /24 (IPv4) or /48 (IPv6), Mbit/s; packets/s scale with it")
+	f.DurationVar(&o.cfg.TrainTimeout, "train-timeout", 50*time.Millisecond, "wait this long for the rest of a train")
+	f.StringVar(&o.user, "user", "nobody", "user to switch to after binding, when started as root (\"root\" keeps root)")
+	f.StringVar(&o.web, "web.listen-address", "127.0.0.1:9816", "HTTP address for /metrics and /healthz (\"\" disables)")
+	f.StringVar(&o.logFormat, "log.format", "text", "log format: text or json")
+	f.DurationVar(&o.cfg.SummaryEvery, "log.summary-interval", time.Minute, "how often to log a summary of refused datagrams")
 	return cmd
+}
+
+// config turns flags into a reflector configuration, or says which flag is
+// wrong.
+func (o *options) config() (reflector.Config, error) {
+	cfg := o.cfg
+	for _, v := range []struct {
+		name string
+		v    float64
+	}{{"--rate", o.rate}, {"--pps", o.pps}, {"--source-rate", o.sourceRate}, {"--source-pps", o.sourcePPS}, {"--prefix-rate", o.prefixRate}} {
+		if v.v <= 0 {
+			return cfg, fmt.Errorf("%s %g: must be positive", v.name, v.v)
+		}
+	}
+	lim := reflector.DefaultLimits()
+	def := lim
+	lim.Global.Rate, lim.Global.PPS = o.rate*1e6, o.pps
+	lim.Global.Burst = max(reflector.MaxDatagram, int(float64(def.Global.Burst)*o.rate/(def.Global.Rate/1e6)))
+	lim.Global.PacketBurst = max(1, int(float64(def.Global.PacketBurst)*o.pps/def.Global.PPS))
+	lim.Source.Rate, lim.Source.PPS = o.sourceRate*1e6, o.sourcePPS
+	lim.Source.Burst = max(reflector.MaxDatagram, int(float64(def.Source.Burst)*o.sourceRate/(def.Source.Rate/1e6)))
+	lim.Source.PacketBurst = max(1, int(float64(def.Source.PacketBurst)*o.sourcePPS/def.Source.PPS))
+	scale := o.prefixRate / (def.Prefix.Rate / 1e6)
+	lim.Prefix.Rate, lim.Prefix.PPS = o.prefixRate*1e6, def.Prefix.PPS*scale
+	lim.Prefix.Burst = max(reflector.MaxDatagram, int(float64(def.Prefix.Burst)*scale))
+	lim.Prefix.PacketBurst = max(1, int(float64(def.Prefix.PacketBurst)*scale))
+	cfg.Limits = lim
+	for _, p := range []struct {
+		flag string
+		in   []string
+		out  *[]netip.Prefix
+	}{{"--allow", o.allow, &cfg.Allow}, {"--deny", o.deny, &cfg.Deny}} {
+		for _, s := range p.in {
+			pfx, err := netip.ParsePrefix(s)
+			if err != nil {
+				a, aerr := netip.ParseAddr(s)
+				if aerr != nil {
+					return cfg, fmt.Errorf("%s %q: want a CIDR prefix such as 198.51.100.0/24 or 2001:db8::/32", p.flag, s)
+				}
+				pfx = netip.PrefixFrom(a, a.BitLen())
+			}
+			*p.out = append(*p.out, pfx.Masked())
+		}
+	}
+	if o.keys != "" {
+		keys, err := auth.LoadKeys(o.keys)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Keys = keys
+	}
+	if o.logFormat != "text" && o.logFormat != "json" {
+		return cfg, fmt.Errorf("--log.format %q: want text or json", o.logFormat)
+	}
+	if o.cfg.SummaryEvery <= 0 {
+		return cfg, fmt.Errorf("--log.summary-interval %v: must be positive", o.cfg.SummaryEvery)
+	}
+	return cfg, cfg.Validate()
+}
+
+func run(ctx context.Context, o *options) error {
+	mode, err := dispersion.ParseMode(o.stamps)
+	if err != nil {
+		return err
+	}
+	cfg, err := o.config()
+	if err != nil {
+		return err
+	}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, nil)
+	if o.logFormat == "json" {
+		h = slog.NewJSONHandler(os.Stderr, nil)
+	}
+	log := slog.New(h)
+	cfg.Logger = log
+
+	// Everything that may need privileges happens before the drop.
+	conn, err := dispersion.Listen("udp", o.listen, dispersion.Options{Mode: mode, Interface: o.iface})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var web net.Listener
+	if o.web != "" {
+		if web, err = net.Listen("tcp", o.web); err != nil {
+			return fmt.Errorf("--web.listen-address: %w", err)
+		}
+		defer web.Close()
+	}
+	if o.user != "root" {
+		switched, err := privilege.Drop(o.user)
+		if err != nil {
+			return err
+		}
+		if switched {
+			log.Info("dropped privileges", "user", o.user)
+		}
+	} else if os.Geteuid() == 0 {
+		log.Warn("running as root (--user root)")
+	}
+
+	srv, err := reflector.New(conn, cfg)
+	if err != nil {
+		return err
+	}
+	rx, tx := conn.Sources()
+	log.Info("reflector listening", "addr", conn.LocalAddr(), "rx_timestamps", rx, "tx_timestamps", tx,
+		"keys", len(cfg.Keys), "allow", o.allow, "deny", o.deny, "metrics", o.web)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if web != nil {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(reflector.NewCollector(srv), collectors.NewGoCollector(),
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := hs.Serve(web); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server", "err", err)
+			}
+		}()
+		defer hs.Close()
+	}
+	err = srv.Serve(ctx)
+	st := srv.Stats()
+	log.Info("reflector stopped", "received", st.Received, "dropped", st.DroppedTotal(), "cookies", st.Cookies,
+		"trains", st.Trains, "replies", st.Replies, "reports", st.Reports, "refusals", st.Refusals)
+	return err
 }

@@ -1,0 +1,45 @@
+package privilege
+
+import (
+	"fmt"
+	"os"
+	"os/user"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// Drop switches every thread of the process to the user named name and its
+// primary group, with no supplementary groups, if the process runs as root;
+// it does nothing otherwise. It reports whether it switched.
+func Drop(name string) (bool, error) {
+	if os.Geteuid() != 0 {
+		return false, nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return false, fmt.Errorf("drop privileges to %q: %w", name, err)
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err1 != nil || err2 != nil {
+		return false, fmt.Errorf("drop privileges to %q: uid %q, gid %q", name, u.Uid, u.Gid)
+	}
+	if uid == 0 {
+		return false, fmt.Errorf("drop privileges to %q: that user is root", name)
+	}
+	// Go applies these to every thread (since 1.16), so no thread keeps root.
+	if err := unix.Setgroups(nil); err != nil {
+		return false, fmt.Errorf("drop privileges: setgroups: %w", err)
+	}
+	if err := unix.Setgid(gid); err != nil {
+		return false, fmt.Errorf("drop privileges: setgid %d: %w", gid, err)
+	}
+	if err := unix.Setuid(uid); err != nil {
+		return false, fmt.Errorf("drop privileges: setuid %d: %w", uid, err)
+	}
+	if unix.Setuid(0) == nil {
+		return false, ErrStillRoot
+	}
+	return true, nil
+}

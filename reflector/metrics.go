@@ -1,0 +1,69 @@
+package reflector
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Collector exports a server's counters to Prometheus, named after the
+// conventions of blackbox_exporter and smokeping_prober (abing_ prefix,
+// base units, _total for counters).
+type Collector struct {
+	s                                              *Server
+	packets, bytes, dropped, sent, sessions, track *prometheus.Desc
+	trains, timeouts, sendErrors                   *prometheus.Desc
+}
+
+// NewCollector returns a collector for s; register it with a registry of
+// your own.
+func NewCollector(s *Server) *Collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("abing_reflector_"+name, help, labels, nil)
+	}
+	return &Collector{
+		s:          s,
+		packets:    d("packets_total", "Datagrams received and sent.", "direction"),
+		bytes:      d("bytes_total", "UDP payload bytes received and sent.", "direction"),
+		dropped:    d("dropped_packets_total", "Received datagrams dropped, by reason.", "reason"),
+		sent:       d("sent_messages_total", "Datagrams sent, by message type.", "type"),
+		trains:     d("reply_trains_total", "Reply trains sent."),
+		timeouts:   d("train_timeouts_total", "Trains answered incomplete after the train timeout."),
+		sendErrors: d("send_errors_total", "Failed sends."),
+		sessions:   d("sessions", "Sessions held now."),
+		track:      d("tracked", "Source addresses and prefixes with a rate budget held now.", "kind"),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.dropped, c.sent, c.trains, c.timeouts, c.sendErrors, c.sessions, c.track} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.Stats()
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v int, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	counter(c.packets, st.Received, "received")
+	counter(c.packets, st.Sent, "sent")
+	counter(c.bytes, st.ReceivedBytes, "received")
+	counter(c.bytes, st.SentBytes, "sent")
+	for i, n := range st.Dropped {
+		counter(c.dropped, n, Drop(i).String())
+	}
+	counter(c.sent, st.Replies, "reply")
+	counter(c.sent, st.Reports, "report")
+	counter(c.sent, st.Cookies, "cookie")
+	counter(c.sent, st.Refusals, "refused")
+	counter(c.trains, st.Trains)
+	counter(c.timeouts, st.TrainTimeouts)
+	counter(c.sendErrors, st.SendErrors)
+	gauge(c.sessions, st.Sessions)
+	gauge(c.track, st.Sources, "source")
+	gauge(c.track, st.Prefixes, "prefix")
+}
