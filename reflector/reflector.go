@@ -217,7 +217,11 @@ func (s *Server) readLoop(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		s.conn.SetReadDeadline(s.pending.next(time.Now().Add(time.Second)))
+		wake := time.Now().Add(time.Second)
+		if next := s.sum.at.Add(s.sum.every); next.Before(wake) {
+			wake = next
+		}
+		s.conn.SetReadDeadline(s.pending.next(wake))
 		ev, err := s.conn.Recv(buf)
 		now := time.Now()
 		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {

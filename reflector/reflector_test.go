@@ -1,8 +1,10 @@
 package reflector
 
 import (
+	"bytes"
 	"context"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -222,4 +224,22 @@ func TestHandshake(t *testing.T) {
 	if st.SentBytes > st.ReceivedBytes {
 		t.Errorf("sent %d bytes for %d received", st.SentBytes, st.ReceivedBytes)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
