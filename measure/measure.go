@@ -255,6 +255,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	done := make(chan error, 1)
 	go func() { done <- s.receive(ctx) }()
 	res, err := s.run(ctx)
+	s.close()
 	cancel()
 	conn.SetReadDeadline(time.Unix(1, 0))
 	if rerr := <-done; err == nil && rerr != nil {
@@ -377,6 +378,22 @@ func (s *session) seal(b []byte) {
 	if s.signer != nil {
 		s.signer.Sign(b)
 	}
+}
+
+// close tells the reflector that the session is over, so that it frees
+// what it holds for it at once. Best effort: no answer comes.
+func (s *session) close() {
+	s.mu.Lock()
+	greeted := s.cookie != nil
+	s.mu.Unlock()
+	if !greeted {
+		return
+	}
+	b := make([]byte, train.SenderBody)
+	s.seq++
+	train.PutHeader(b, &train.Header{Type: train.TypeClose, Session: s.id, Len: 1, Seq: s.seq, SentNs: time.Now().UnixNano()})
+	s.seal(b)
+	s.peer.Write(b)
 }
 
 // handshake says hello until the reflector answers with a cookie, which

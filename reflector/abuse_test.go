@@ -166,7 +166,7 @@ func TestMetrics(t *testing.T) {
 		`abing_reflector_dropped_packets_total{reason="rate_source"} 0`,
 		`abing_reflector_sent_messages_total{type="cookie"} 1`,
 		`abing_reflector_sent_messages_total{type="reply"} 2`,
-		`abing_reflector_sessions 1`,
+		`abing_reflector_sessions{state="active"} 1`,
 	} {
 		if !strings.Contains(string(body), want+"\n") {
 			t.Errorf("metrics lack %q", want)

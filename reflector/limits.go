@@ -56,6 +56,7 @@ type bucket struct {
 	last        time.Time     // last datagram
 	notice      time.Time     // last refusal notice sent
 	refused     uint64        // datagrams refused since the last summary
+	sessions    int           // prefixes only: sessions held
 }
 
 func newBucket(b Budget, now time.Time) *bucket {
@@ -111,13 +112,13 @@ func (t *table[K]) get(k K, now time.Time) *bucket {
 	return b
 }
 
-// sweep forgets buckets idle long enough to have refilled: they hold no
-// state worth keeping.
+// sweep forgets buckets idle long enough to have refilled and counting no
+// sessions: they hold no state worth keeping.
 func (t *table[K]) sweep(now time.Time) {
 	t.swept = now
 	idle := t.budget.refill() + time.Second
 	for k, b := range t.m {
-		if now.Sub(b.last) > idle {
+		if now.Sub(b.last) > idle && b.sessions == 0 {
 			delete(t.m, k)
 		}
 	}

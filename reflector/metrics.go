@@ -28,7 +28,7 @@ func NewCollector(s *Server) *Collector {
 		trains:     d("reply_trains_total", "Reply trains sent."),
 		timeouts:   d("train_timeouts_total", "Trains answered incomplete after the train timeout."),
 		sendErrors: d("send_errors_total", "Failed sends."),
-		sessions:   d("sessions", "Sessions held now."),
+		sessions:   d("sessions", "Sessions held now: active (counted against the caps) and remembered (active or not).", "state"),
 		track:      d("tracked", "Source addresses and prefixes with a rate budget held now.", "kind"),
 	}
 }
@@ -63,7 +63,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.trains, st.Trains)
 	counter(c.timeouts, st.TrainTimeouts)
 	counter(c.sendErrors, st.SendErrors)
-	gauge(c.sessions, st.Sessions)
+	gauge(c.sessions, st.Sessions, "active")
+	gauge(c.sessions, st.Remembered, "remembered")
 	gauge(c.track, st.Sources, "source")
 	gauge(c.track, st.Prefixes, "prefix")
 }

@@ -40,11 +40,14 @@
 // auth), stamped within ReplayWindow of the reflector's clock, and carry a
 // sequence number new to its session; anything else is dropped silently.
 //
-// Memory is bounded: at most MaxSessions sessions of at most SessionMemory
-// bytes each (trains being assembled and transmit stamps awaiting reports),
-// at most MaxSources tracked source addresses and MaxSources/4 prefixes, a
-// fixed ring of transmit keys and a fixed reply queue. Sessions are
-// forgotten SessionIdle after their last packet; idle buckets once they have
+// Memory is bounded: at most MaxSessions active sessions of at most
+// SessionMemory bytes each (trains being assembled and transmit stamps
+// awaiting reports), at most PrefixSessions of them from one /24 or /48; a
+// session stops being active when its sender closes it or after ActiveIdle
+// without a packet; with keys, it then keeps only its replay window (about
+// 150 bytes) until SessionIdle, up to 8·MaxSessions of them. At most MaxSources tracked
+// source addresses and MaxSources/4 prefixes, a fixed ring of transmit keys
+// and a fixed reply queue. Idle buckets are forgotten once they have
 // refilled. Every drop is counted by reason (Stats, and Collector for
 // Prometheus), and a summary is logged once per SummaryEvery.
 package reflector
@@ -70,20 +73,24 @@ const MaxDatagram = 9000 - train.OverheadIPv4
 
 // Config tunes a Server. Zero values take the defaults shown.
 type Config struct {
-	TrainTimeout  time.Duration // 50 ms: wait for the rest of a train after its latest packet
-	SessionIdle   time.Duration // 30 s: forget a session this long after its last packet
-	MaxSessions   int           // 1024
-	SessionMemory int           // 128 KiB per session: half for trains being assembled, half for stamps
-	MaxTrainLen   int           // 1024 packets
-	MaxReplyGap   time.Duration // 20 ms: largest spacing a request may ask for
-	MaxReplySpan  time.Duration // 100 ms: longest a paced reply train may take
-	MaxSources    int           // 65536 source addresses tracked (and a quarter as many prefixes)
-	Limits        Limits        // DefaultLimits()
-	Keys          []auth.Key    // nil: any sender with a cookie; else signed datagrams only
-	ReplayWindow  time.Duration // 10 s: keyed datagrams must be stamped this close to our clock
-	Allow, Deny   []netip.Prefix
-	SummaryEvery  time.Duration // 1 min
-	Logger        *slog.Logger
+	TrainTimeout time.Duration // 50 ms: wait for the rest of a train after its latest packet
+	ActiveIdle   time.Duration // 5 s: free a session's memory this long after its last packet
+	SessionIdle  time.Duration // 30 s: forget a session (its replay window) this long after its last packet
+	MaxSessions  int           // 1024 active sessions (8 times as many remembered)
+	// PrefixSessions caps the active sessions of one source prefix (/24 or /48),
+	// so that a few networks cannot take every session.
+	PrefixSessions int           // 8
+	SessionMemory  int           // 128 KiB per session: half for trains being assembled, half for stamps
+	MaxTrainLen    int           // 1024 packets
+	MaxReplyGap    time.Duration // 20 ms: largest spacing a request may ask for
+	MaxReplySpan   time.Duration // 100 ms: longest a paced reply train may take
+	MaxSources     int           // 65536 source addresses tracked (and a quarter as many prefixes)
+	Limits         Limits        // DefaultLimits()
+	Keys           []auth.Key    // nil: any sender with a cookie; else signed datagrams only
+	ReplayWindow   time.Duration // 10 s: keyed datagrams must be stamped this close to our clock
+	Allow, Deny    []netip.Prefix
+	SummaryEvery   time.Duration // 1 min
+	Logger         *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -99,11 +106,13 @@ func (c *Config) defaults() {
 	}
 	def(&c.TrainTimeout, 50*time.Millisecond)
 	def(&c.SessionIdle, 30*time.Second)
+	def(&c.ActiveIdle, 5*time.Second)
 	def(&c.MaxReplyGap, 20*time.Millisecond)
 	def(&c.MaxReplySpan, 100*time.Millisecond)
 	def(&c.ReplayWindow, 10*time.Second)
 	def(&c.SummaryEvery, time.Minute)
 	defInt(&c.MaxSessions, 1024)
+	defInt(&c.PrefixSessions, 8)
 	defInt(&c.SessionMemory, 128<<10)
 	defInt(&c.MaxTrainLen, 1024)
 	defInt(&c.MaxSources, 65536)
@@ -147,6 +156,7 @@ type Server struct {
 
 	// receive loop only
 	sessions map[sessionKey]*session
+	active   int // sessions counted against the caps
 	pending  pendingList
 	sources  *table[netip.Addr]
 	prefixes *table[netip.Prefix]
@@ -178,7 +188,7 @@ func New(conn *dispersion.Conn, cfg Config) (*Server, error) {
 		global:   newBucket(cfg.Limits.Global, now),
 		jar:      auth.NewJar(),
 		sum:      summary{every: cfg.SummaryEvery, at: now},
-		jobs:     make(chan job, 256),
+		jobs:     make(chan job, 1024),
 	}
 	s.pending.init()
 	s.sources.paced = &pacedBudget{share: cfg.Limits.PacedShare,
@@ -317,20 +327,31 @@ func (s *Server) handle(b []byte, ev dispersion.Event, now time.Time) {
 			s.refuse(src, &h, srcB, train.RefusedCookie, now)
 			return
 		}
-		if len(s.sessions) >= s.cfg.MaxSessions {
+		if len(s.sessions) >= s.cfg.MaxSessions*rememberFactor || !s.roomFor(pfxB) {
 			s.drop(DropSessions, pfxB)
 			s.refuse(src, &h, srcB, train.RefusedSessions, now)
 			return
 		}
-		ss = &session{key: key, source: srcB}
+		ss = &session{key: key, source: srcB, prefix: pfxB}
 		s.sessions[key] = ss
-		s.c.sessions.Store(int64(len(s.sessions)))
 	}
 	if !ss.window.Accept(h.Seq) {
 		s.drop(DropReplayed, pfxB)
 		return
 	}
 	ss.last = now
+	if h.Type == train.TypeClose {
+		s.deactivate(ss)
+		return
+	}
+	if !ss.active {
+		if !s.roomFor(ss.prefix) {
+			s.drop(DropSessions, pfxB)
+			s.refuse(src, &h, srcB, train.RefusedSessions, now)
+			return
+		}
+		s.activate(ss)
+	}
 	switch h.Type {
 	case train.TypeProbe:
 		s.probe(ss, &h, len(b), ev, now, pfxB)
@@ -338,6 +359,53 @@ func (s *Server) handle(b []byte, ev dispersion.Event, now time.Time) {
 		r, _ := train.ParseReportRequest(b) // cannot fail: the header parsed
 		s.enqueue(job{s: ss, report: &r, reqLen: len(b), seq: h.Seq}, pfxB)
 	}
+}
+
+// rememberFactor: with keys, the reflector remembers up to this many times
+// MaxSessions sessions, most of them closed or idle, so that their signed
+// datagrams cannot be replayed while they are fresh. Without keys anyone can
+// open a session anyway, so there is nothing to remember.
+const rememberFactor = 8
+
+// roomFor says whether one more session of the prefix whose bucket is pfx
+// (nil: untracked) may be active.
+func (s *Server) roomFor(pfx *bucket) bool {
+	return s.active < s.cfg.MaxSessions && (pfx == nil || pfx.sessions < s.cfg.PrefixSessions)
+}
+
+// activate counts a session against the caps; it may hold memory now.
+func (s *Server) activate(ss *session) {
+	ss.active = true
+	s.active++
+	if ss.prefix != nil {
+		ss.prefix.sessions++
+	}
+	s.c.sessions.Store(int64(s.active))
+}
+
+// deactivate frees what a session holds but its replay window: the sender
+// said it is done, or went quiet for ActiveIdle.
+func (s *Server) deactivate(ss *session) {
+	if !ss.active {
+		return
+	}
+	ss.active = false
+	s.active--
+	if ss.prefix != nil {
+		ss.prefix.sessions--
+	}
+	for _, t := range ss.pending {
+		s.pending.remove(t)
+		ss.removePending(t)
+	}
+	s.mu.Lock()
+	ss.stamps = nil
+	s.mu.Unlock()
+	if s.verifier == nil {
+		delete(s.sessions, ss.key)
+	}
+	s.c.sessions.Store(int64(s.active))
+	s.c.remembered.Store(int64(len(s.sessions)))
 }
 
 // hello answers with a cookie, smaller than the hello.
@@ -423,16 +491,17 @@ func (s *Server) flushExpired(now time.Time) {
 
 func (s *Server) sweep(now time.Time) {
 	for k, ss := range s.sessions {
-		if now.Sub(ss.last) > s.cfg.SessionIdle && len(ss.pending) == 0 {
+		idle := now.Sub(ss.last)
+		if idle > s.cfg.ActiveIdle {
+			s.deactivate(ss)
+		}
+		if idle > s.cfg.SessionIdle {
 			delete(s.sessions, k)
-			s.mu.Lock()
-			ss.stamps = nil
-			s.mu.Unlock()
 		}
 	}
 	s.sources.sweep(now)
 	s.prefixes.sweep(now)
-	s.c.sessions.Store(int64(len(s.sessions)))
+	s.c.remembered.Store(int64(len(s.sessions)))
 	s.c.sources.Store(int64(len(s.sources.m)))
 	s.c.prefixes.Store(int64(len(s.prefixes.m)))
 }

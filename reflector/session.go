@@ -43,7 +43,9 @@ type pendingTrain struct {
 type session struct {
 	key          sessionKey
 	source       *bucket // nil when the source table was full
+	prefix       *bucket // likewise
 	last         time.Time
+	active       bool // counted against the caps, may hold memory
 	window       auth.Window
 	pending      map[uint32]*pendingTrain
 	pendingSlots int

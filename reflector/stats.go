@@ -60,7 +60,8 @@ type Stats struct {
 	Reports       uint64 // report datagrams sent
 	SendErrors    uint64
 	Dropped       [numDrops]uint64 // by Drop
-	Sessions      int              // now
+	Sessions      int              // active now
+	Remembered    int              // sessions remembered now, active or not
 	Sources       int              // source addresses tracked now
 	Prefixes      int              // source prefixes tracked now
 }
@@ -75,10 +76,10 @@ func (s *Stats) DroppedTotal() uint64 {
 }
 
 type counters struct {
-	received, receivedBytes, sent, sentBytes, cookies, refusals   atomic.Uint64
-	trains, timeouts, replies, reports, sendErrors                atomic.Uint64
-	dropped                                                        [numDrops]atomic.Uint64
-	sessions, sources, prefixes                                    atomic.Int64
+	received, receivedBytes, sent, sentBytes, cookies, refusals atomic.Uint64
+	trains, timeouts, replies, reports, sendErrors              atomic.Uint64
+	dropped                                                     [numDrops]atomic.Uint64
+	sessions, remembered, sources, prefixes                     atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {
@@ -88,7 +89,7 @@ func (c *counters) snapshot() Stats {
 		Cookies: c.cookies.Load(), Refusals: c.refusals.Load(),
 		Trains: c.trains.Load(), TrainTimeouts: c.timeouts.Load(), Replies: c.replies.Load(),
 		Reports: c.reports.Load(), SendErrors: c.sendErrors.Load(),
-		Sessions: int(c.sessions.Load()), Sources: int(c.sources.Load()), Prefixes: int(c.prefixes.Load()),
+		Sessions: int(c.sessions.Load()), Remembered: int(c.remembered.Load()), Sources: int(c.sources.Load()), Prefixes: int(c.prefixes.Load()),
 	}
 	for i := range s.Dropped {
 		s.Dropped[i] = c.dropped[i].Load()
@@ -143,6 +144,6 @@ func (s *Server) summarize(now time.Time) {
 		fmt.Fprintf(&sb, "%s=%d", t.p, t.n)
 	}
 	attrs = append(attrs, "total", total, "top_prefixes", sb.String(),
-		"sessions", len(s.sessions), "sources", len(s.sources.m))
+		"sessions", s.active, "sources", len(s.sources.m))
 	s.cfg.Logger.Info("refusals", attrs...)
 }

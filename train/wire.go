@@ -38,6 +38,8 @@
 //	  40 4  cookie time
 //	  44 12 cookie MAC
 //	TypeProbe (sender → reflector): none.
+//	TypeClose (sender → reflector): none; the sender is done with the
+//	  session, which the reflector may forget (no answer).
 //	TypeReply (reflector → sender), 16 bytes:
 //	  40 8  reflector receive timestamp of the request packet at this position
 //	  48 1  TTL / hop limit the reflector saw on that packet (0 = unknown)
@@ -103,12 +105,13 @@ const (
 	TypeHello         Type = 5
 	TypeCookie        Type = 6
 	TypeRefused       Type = 7
+	TypeClose         Type = 8
 )
 
 // FromSender says whether messages of type t go from a sender to a
 // reflector, and so carry a client block.
 func (t Type) FromSender() bool {
-	return t == TypeHello || t == TypeProbe || t == TypeReportRequest
+	return t == TypeHello || t == TypeProbe || t == TypeReportRequest || t == TypeClose
 }
 
 func (t Type) String() string {
@@ -127,6 +130,8 @@ func (t Type) String() string {
 		return "cookie"
 	case TypeRefused:
 		return "refused"
+	case TypeClose:
+		return "close"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -302,7 +307,7 @@ func ParseHeader(b []byte) (Header, error) {
 		if h.Len == 0 || h.Pos >= h.Len {
 			return h, ErrTrain
 		}
-	case TypeHello, TypeReportRequest, TypeReport, TypeCookie, TypeRefused:
+	case TypeHello, TypeReportRequest, TypeReport, TypeCookie, TypeRefused, TypeClose:
 	default:
 		return h, ErrType
 	}
@@ -317,7 +322,7 @@ func minLen(t Type) int {
 	switch t {
 	case TypeHello:
 		return HelloMin
-	case TypeProbe:
+	case TypeProbe, TypeClose:
 		return SenderBody
 	case TypeReportRequest:
 		return SenderBody + ReportRequestLen

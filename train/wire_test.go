@@ -125,7 +125,7 @@ func TestTruncatedAndGarbage(t *testing.T) {
 		if len(g) > 6 && r.IntN(2) == 0 {
 			copy(g, Magic)
 			g[4] = Version
-			g[5] = byte(1 + r.IntN(7))
+			g[5] = byte(1 + r.IntN(8))
 		}
 		parseAll(g)
 	}
