@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -51,7 +52,7 @@ func command() *cobra.Command {
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return run(cmd.Context(), &o)
+			return run(cmd.Context(), &o, cmd.ErrOrStderr())
 		},
 	}
 	f := cmd.Flags()
@@ -134,7 +135,7 @@ func (o *options) config() (reflector.Config, error) {
 	return cfg, cfg.Validate()
 }
 
-func run(ctx context.Context, o *options) error {
+func run(ctx context.Context, o *options, logTo io.Writer) error {
 	mode, err := dispersion.ParseMode(o.stamps)
 	if err != nil {
 		return err
@@ -143,9 +144,9 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
-	var h slog.Handler = slog.NewTextHandler(os.Stderr, nil)
+	var h slog.Handler = slog.NewTextHandler(logTo, nil)
 	if o.logFormat == "json" {
-		h = slog.NewJSONHandler(os.Stderr, nil)
+		h = slog.NewJSONHandler(logTo, nil)
 	}
 	log := slog.New(h)
 	cfg.Logger = log
@@ -180,8 +181,12 @@ func run(ctx context.Context, o *options) error {
 		return err
 	}
 	rx, tx := conn.Sources()
+	metrics := "off"
+	if web != nil {
+		metrics = "http://" + web.Addr().String() + "/metrics"
+	}
 	log.Info("reflector listening", "addr", conn.LocalAddr(), "rx_timestamps", rx, "tx_timestamps", tx,
-		"keys", len(cfg.Keys), "allow", o.allow, "deny", o.deny, "metrics", o.web)
+		"keys", len(cfg.Keys), "allow", o.allow, "deny", o.deny, "metrics", metrics)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if web != nil {
