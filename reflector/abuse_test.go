@@ -190,3 +190,31 @@ func TestSummaryLog(t *testing.T) {
 		t.Errorf("log:\n%s", out)
 	}
 }
+
+// With keys, a source over budget is told so only if its datagram is
+// signed: unsigned senders never get an answer.
+func TestBudgetsKeyed(t *testing.T) {
+	key := auth.Key{Name: "site-a", Secret: []byte("0123456789abcdef")}
+	lim := DefaultLimits()
+	lim.Source = Budget{Rate: 8, Burst: MaxDatagram, PPS: 0.001, PacketBurst: 1}
+	srv, addr := start(t, Config{Limits: lim, Keys: []auth.Key{key}})
+	for _, tc := range []struct {
+		src     string
+		signed  bool
+		refused int
+	}{{"127.0.0.1:0", false, 0}, {"127.0.0.2:0", true, 1}} {
+		c := newClient(t, tc.src, addr)
+		if tc.signed {
+			c.signer = auth.NewSigner(key)
+		}
+		for i := range 3 {
+			c.send(c.probe(i, 0, 2, 500))
+		}
+		if m := types(c.read()); len(m) != tc.refused || m[train.TypeRefused] != tc.refused {
+			t.Errorf("%s (signed %v): got %v, want %d refusal", tc.src, tc.signed, m, tc.refused)
+		}
+	}
+	if d := srv.Stats().Dropped[DropRateSource]; d != 4 {
+		t.Errorf("rate drops %d, want 4", d)
+	}
+}

@@ -289,15 +289,15 @@ func (s *Server) handle(b []byte, ev dispersion.Event, now time.Time) {
 	switch {
 	case srcB != nil && !srcB.take(now, len(b)):
 		s.drop(DropRateSource, pfxB)
-		s.refuse(src, &h, srcB, train.RefusedRate, now)
+		s.refuse(src, &h, srcB, train.RefusedRate, now, b)
 		return
 	case pfxB != nil && !pfxB.take(now, len(b)):
 		s.drop(DropRatePrefix, pfxB)
-		s.refuse(src, &h, srcB, train.RefusedRate, now)
+		s.refuse(src, &h, srcB, train.RefusedRate, now, b)
 		return
 	case !s.global.take(now, len(b)):
 		s.drop(DropRateGlobal, pfxB)
-		s.refuse(src, &h, srcB, train.RefusedRate, now)
+		s.refuse(src, &h, srcB, train.RefusedRate, now, b)
 		return
 	}
 	if s.verifier != nil {
@@ -324,12 +324,12 @@ func (s *Server) handle(b []byte, ev dispersion.Event, now time.Time) {
 		cb, _ := train.ParseClientBlock(b) // cannot fail: the header parsed
 		if !s.jar.Valid(now, src, h.Session, cb.Cookie) {
 			s.drop(DropCookie, pfxB)
-			s.refuse(src, &h, srcB, train.RefusedCookie, now)
+			s.refuse(src, &h, srcB, train.RefusedCookie, now, nil)
 			return
 		}
 		if len(s.sessions) >= s.cfg.MaxSessions*rememberFactor || !s.roomFor(pfxB) {
 			s.drop(DropSessions, pfxB)
-			s.refuse(src, &h, srcB, train.RefusedSessions, now)
+			s.refuse(src, &h, srcB, train.RefusedSessions, now, nil)
 			return
 		}
 		ss = &session{key: key, source: srcB, prefix: pfxB}
@@ -347,7 +347,7 @@ func (s *Server) handle(b []byte, ev dispersion.Event, now time.Time) {
 	if !ss.active {
 		if !s.roomFor(ss.prefix) {
 			s.drop(DropSessions, pfxB)
-			s.refuse(src, &h, srcB, train.RefusedSessions, now)
+			s.refuse(src, &h, srcB, train.RefusedSessions, now, nil)
 			return
 		}
 		s.activate(ss)
@@ -419,9 +419,16 @@ func (s *Server) hello(src netip.AddrPort, h *train.Header, n int, now time.Time
 }
 
 // refuse tells a source once a second at most why it is being dropped.
-func (s *Server) refuse(src netip.AddrPort, h *train.Header, b *bucket, why train.Refusal, now time.Time) {
+// With keys, a datagram refused before its signature was checked (unsigned
+// is passed as unverified) is checked now: unsigned senders are never answered.
+func (s *Server) refuse(src netip.AddrPort, h *train.Header, b *bucket, why train.Refusal, now time.Time, unverified []byte) {
 	if b == nil || now.Sub(b.notice) < time.Second {
 		return
+	}
+	if s.verifier != nil && unverified != nil {
+		if _, err := s.verifier.Verify(unverified); err != nil {
+			return
+		}
 	}
 	b.notice = now
 	m := make([]byte, train.RefusedLen)
@@ -436,7 +443,7 @@ func (s *Server) probe(ss *session, h *train.Header, size int, ev dispersion.Eve
 		n := int(h.Len)
 		if n > s.cfg.MaxTrainLen || ss.pendingSlots+n > s.cfg.SessionMemory/2/slotSize {
 			s.drop(DropMemory, pfx)
-			s.refuse(ss.key.src, h, ss.source, train.RefusedTrain, now)
+			s.refuse(ss.key.src, h, ss.source, train.RefusedTrain, now, nil)
 			return
 		}
 		t = &pendingTrain{s: ss, index: h.Train, gap: h.ReplyGap, flags: h.Flags, slots: make([]slot, n)}
