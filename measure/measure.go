@@ -255,7 +255,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	done := make(chan error, 1)
 	go func() { done <- s.receive(ctx) }()
 	res, err := s.run(ctx)
-	s.close()
+	s.bye()
 	cancel()
 	conn.SetReadDeadline(time.Unix(1, 0))
 	if rerr := <-done; err == nil && rerr != nil {
@@ -380,9 +380,9 @@ func (s *session) seal(b []byte) {
 	}
 }
 
-// close tells the reflector that the session is over, so that it frees
+// bye tells the reflector that the session is over, so that it frees
 // what it holds for it at once. Best effort: no answer comes.
-func (s *session) close() {
+func (s *session) bye() {
 	s.mu.Lock()
 	greeted := s.cookie != nil
 	s.mu.Unlock()

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -9,6 +11,10 @@ import (
 // Bad input is refused with a message that names the problem, before any
 // packet is sent.
 func TestMeasureBadInput(t *testing.T) {
+	dir := t.TempDir()
+	open, two := filepath.Join(dir, "open"), filepath.Join(dir, "two")
+	os.WriteFile(open, []byte("a 00112233445566778899aabbccddeeff\n"), 0o644)
+	os.WriteFile(two, []byte("a 00112233445566778899aabbccddeeff\nb 00112233445566778899aabbccddeeff\n"), 0o600)
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -22,6 +28,10 @@ func TestMeasureBadInput(t *testing.T) {
 		{[]string{"-4", "-6", "198.18.2.2"}, "-4 and -6"},
 		{[]string{"--count", "0", "198.18.2.2"}, "--count 0"},
 		{[]string{}, "accepts 1 arg"},
+		{[]string{"--key-file", open, "198.18.2.2"}, "chmod 600"},
+		{[]string{"--key-file", two, "198.18.2.2"}, "2 keys (a, b)"},
+		{[]string{"--key-file", two, "--key-name", "c", "198.18.2.2"}, "no key named \"c\""},
+		{[]string{"--key-name", "a", "198.18.2.2"}, "--key-name needs --key-file"},
 	} {
 		cmd := measureCommand()
 		var out bytes.Buffer
