@@ -10,33 +10,35 @@ import (
 // --output json prints one per line). Estimate fields are absent, not zero,
 // when no estimate could be made; Error then says why.
 type Record struct {
-	Time            string         `json:"time"`
-	Target          string         `json:"target"`
-	Address         string         `json:"address"`
-	Direction       string         `json:"direction"`
-	DBC             *float64       `json:"dbc_mbps,omitempty"`
-	XTR             *float64       `json:"xtr_mbps,omitempty"`
-	ABW             *float64       `json:"abw_mbps,omitempty"`
-	Method          string         `json:"method"`
-	XTRProbeGap     *float64       `json:"xtr_probe_gap_mbps,omitempty"`
-	XTRABwE         *float64       `json:"xtr_abwe_mbps,omitempty"`
-	RTT             *RTT           `json:"rtt_ms,omitempty"`
-	PairsSent       int            `json:"pairs_sent"`
-	PairsReceived   int            `json:"pairs_received"`
-	PairsUsed       int            `json:"pairs_used"`
-	Rejected        map[string]int `json:"rejected,omitempty"`
-	Loss            float64        `json:"loss"`
-	Duplicates      int            `json:"duplicates,omitempty"`
-	Unexpected      int            `json:"unexpected,omitempty"` // reverse: datagrams that did not parse or were not ours
-	PacketSize      int            `json:"packet_size"`
-	TrainLen        int            `json:"train_len"`
-	PacketsSent     int            `json:"packets_sent"`
-	BytesSent       int            `json:"bytes_sent"`
-	DurationMS      float64        `json:"duration_ms"`
-	TimestampSource string         `json:"timestamp_source"`
-	TTL             *int           `json:"ttl,omitempty"`
-	Confidence      *float64       `json:"confidence,omitempty"`
-	Error           string         `json:"error,omitempty"`
+	Time            string            `json:"time"`
+	Target          string            `json:"target"`
+	Name            string            `json:"name,omitempty"`   // set by the monitor
+	Labels          map[string]string `json:"labels,omitempty"` // set by the monitor
+	Address         string            `json:"address"`
+	Direction       string            `json:"direction"`
+	DBC             *float64          `json:"dbc_mbps,omitempty"`
+	XTR             *float64          `json:"xtr_mbps,omitempty"`
+	ABW             *float64          `json:"abw_mbps,omitempty"`
+	Method          string            `json:"method"`
+	XTRProbeGap     *float64          `json:"xtr_probe_gap_mbps,omitempty"`
+	XTRABwE         *float64          `json:"xtr_abwe_mbps,omitempty"`
+	RTT             *RTT              `json:"rtt_ms,omitempty"`
+	PairsSent       int               `json:"pairs_sent"`
+	PairsReceived   int               `json:"pairs_received"`
+	PairsUsed       int               `json:"pairs_used"`
+	Rejected        map[string]int    `json:"rejected,omitempty"`
+	Loss            float64           `json:"loss"`
+	Duplicates      int               `json:"duplicates,omitempty"`
+	Unexpected      int               `json:"unexpected,omitempty"` // reverse: datagrams that did not parse or were not ours
+	PacketSize      int               `json:"packet_size"`
+	TrainLen        int               `json:"train_len"`
+	PacketsSent     int               `json:"packets_sent"`
+	BytesSent       int               `json:"bytes_sent"`
+	DurationMS      float64           `json:"duration_ms"`
+	TimestampSource string            `json:"timestamp_source"`
+	TTL             *int              `json:"ttl,omitempty"`
+	Confidence      *float64          `json:"confidence,omitempty"`
+	Error           string            `json:"error,omitempty"`
 }
 
 func mbps(v float64) *float64 {
@@ -101,6 +103,19 @@ func (r *Result) Records() []Record {
 			rec.Error = err.Error()
 		}
 		out = append(out, rec)
+	}
+	return out
+}
+
+// FailedRecords are the records of a run that produced no result at all
+// (no reflector, refused, bad address): one per direction, with the error.
+func FailedRecords(cfg Config, start time.Time, err error) []Record {
+	out := make([]Record, 0, 2)
+	for _, dir := range []string{"forward", "reverse"} {
+		out = append(out, Record{
+			Time: start.UTC().Format(time.RFC3339Nano), Target: cfg.Target, Direction: dir,
+			Method: cfg.Method, PacketSize: cfg.Size, TrainLen: cfg.TrainLen, Error: err.Error(),
+		})
 	}
 	return out
 }

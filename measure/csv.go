@@ -1,0 +1,140 @@
+package measure
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+)
+
+// CSVHeader is the column list of WriteCSV: the required columns first,
+// then a few more that help reading a series.
+var CSVHeader = []string{"time", "target", "direction", "dbc_mbps", "xtr_mbps", "abw_mbps",
+	"rtt_min_ms", "rtt_avg_ms", "rtt_max_ms", "jitter_ms", "loss", "ttl", "error",
+	"name", "confidence", "pairs_used", "timestamp_source"}
+
+// CSVWriter writes records as CSV, header first. Absent numbers are empty
+// cells. Time is RFC 3339 in UTC, with fractions of a second.
+type CSVWriter struct {
+	w      *csv.Writer
+	header bool
+}
+
+// NewCSVWriter returns a writer to w.
+func NewCSVWriter(w io.Writer) *CSVWriter { return &CSVWriter{w: csv.NewWriter(w)} }
+
+// Write writes one record (and the header before the first).
+func (c *CSVWriter) Write(r *Record) error {
+	if !c.header {
+		c.header = true
+		if err := c.w.Write(CSVHeader); err != nil {
+			return err
+		}
+	}
+	f := func(p *float64) string {
+		if p == nil {
+			return ""
+		}
+		return strconv.FormatFloat(*p, 'f', -1, 64)
+	}
+	var rmin, ravg, rmax, jit *float64
+	if r.RTT != nil {
+		rmin, ravg, rmax, jit = &r.RTT.Min, &r.RTT.Avg, &r.RTT.Max, &r.RTT.Jitter
+	}
+	ttl := ""
+	if r.TTL != nil {
+		ttl = strconv.Itoa(*r.TTL)
+	}
+	return c.w.Write([]string{r.Time, r.Target, r.Direction, f(r.DBC), f(r.XTR), f(r.ABW),
+		f(rmin), f(ravg), f(rmax), f(jit), strconv.FormatFloat(r.Loss, 'f', -1, 64), ttl, r.Error,
+		r.Name, f(r.Confidence), strconv.Itoa(r.PairsUsed), r.TimestampSource})
+}
+
+// Flush writes buffered rows (the header alone if there were none) and
+// returns the first error of any write.
+func (c *CSVWriter) Flush() error {
+	if !c.header {
+		c.header = true
+		c.w.Write(CSVHeader)
+	}
+	c.w.Flush()
+	return c.w.Error()
+}
+
+// ReadCSV reads records written by CSVWriter (or any CSV with at least the
+// required columns, in any order). It names the line of a bad cell.
+func ReadCSV(r io.Reader) ([]Record, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	head, err := cr.Read()
+	if err != nil {
+		return nil, fmt.Errorf("csv header: %w", err)
+	}
+	col := map[string]int{}
+	for i, h := range head {
+		col[h] = i
+	}
+	for _, req := range CSVHeader[:13] {
+		if _, ok := col[req]; !ok {
+			return nil, fmt.Errorf("csv header lacks column %q", req)
+		}
+	}
+	var out []Record
+	for line := 2; ; line++ {
+		row, err := cr.Read()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("csv: %w", err)
+		}
+		get := func(name string) string {
+			if i, ok := col[name]; ok && i < len(row) {
+				return row[i]
+			}
+			return ""
+		}
+		var bad error
+		num := func(name string) *float64 {
+			s := get(name)
+			if s == "" || bad != nil {
+				return nil
+			}
+			v, err := strconv.ParseFloat(s, 64)
+			if err != nil {
+				bad = fmt.Errorf("csv line %d: %s %q: not a number", line, name, s)
+				return nil
+			}
+			return &v
+		}
+		rec := Record{Time: get("time"), Target: get("target"), Direction: get("direction"), Error: get("error"),
+			Name: get("name"), TimestampSource: get("timestamp_source")}
+		if _, err := time.Parse(time.RFC3339Nano, rec.Time); err != nil {
+			return nil, fmt.Errorf("csv line %d: time %q: want RFC 3339", line, rec.Time)
+		}
+		rec.DBC, rec.XTR, rec.ABW = num("dbc_mbps"), num("xtr_mbps"), num("abw_mbps")
+		rmin, ravg, rmax, jit := num("rtt_min_ms"), num("rtt_avg_ms"), num("rtt_max_ms"), num("jitter_ms")
+		if rmin != nil && ravg != nil && rmax != nil {
+			rec.RTT = &RTT{Min: *rmin, Avg: *ravg, Max: *rmax}
+			if jit != nil {
+				rec.RTT.Jitter = *jit
+			}
+		}
+		if l := num("loss"); l != nil {
+			rec.Loss = *l
+		}
+		if t := num("ttl"); t != nil {
+			v := int(*t)
+			rec.TTL = &v
+		}
+		rec.Confidence = num("confidence")
+		if p := num("pairs_used"); p != nil {
+			rec.PairsUsed = int(*p)
+		}
+		if bad != nil {
+			return nil, bad
+		}
+		out = append(out, rec)
+	}
+}

@@ -1,0 +1,48 @@
+package measure
+
+import (
+	"bytes"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestCSVRoundTrip(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	ttl := 61
+	recs := []Record{
+		{Time: "2026-11-23T10:00:00.123456789Z", Target: "b:8176", Name: "lab, b", Direction: "forward",
+			DBC: f(95.5), XTR: f(40), ABW: f(55.5), RTT: &RTT{Min: 0.1, Avg: 0.2, Max: 0.4, Jitter: 0.05},
+			Loss: 0.03125, TTL: &ttl, Confidence: f(0.9), PairsUsed: 31, TimestampSource: "kernel"},
+		{Time: "2026-11-23T10:01:00Z", Target: "b:8176", Direction: "reverse", Error: "reflector b:8176: no answer to hello"},
+	}
+	var b bytes.Buffer
+	w := NewCSVWriter(&b)
+	for i := range recs {
+		if err := w.Write(&recs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(b.String(), "time,target,direction,dbc_mbps,xtr_mbps,abw_mbps,rtt_min_ms,rtt_avg_ms,rtt_max_ms,jitter_ms,loss,ttl,error,") {
+		t.Errorf("header: %s", b.String())
+	}
+	got, err := ReadCSV(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, recs) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", got, recs)
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"time,target\n", `lacks column "direction"`},
+		{strings.Join(CSVHeader, ",") + "\nnoon,a,forward,,,,,,,,0,,\n", `line 2: time "noon"`},
+		{strings.Join(CSVHeader, ",") + "\n2026-11-23T10:00:00Z,a,forward,fast,,,,,,,0,,\n", `line 2: dbc_mbps "fast"`},
+	} {
+		if _, err := ReadCSV(strings.NewReader(tc.in)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.in, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,159 @@
+// Package store keeps measurement records in an embedded SQLite database
+// (modernc.org/sqlite: pure Go, no cgo, and a file the sqlite3 shell opens).
+//
+// Each record is one row: indexed columns for time, target and direction,
+// and the record itself as JSON, in the names of `abing measure --output
+// json`. The database runs in WAL mode with synchronous=FULL, so a write
+// that returned survives a crash of the process or of the machine, and a
+// crash mid-write leaves earlier rows intact (SQLite's journal rolls the
+// torn transaction back when the database is next opened).
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/abing-net/abing/measure"
+)
+
+// Store is an open database.
+type Store struct {
+	db   *sql.DB
+	path string
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS results (
+	id        INTEGER PRIMARY KEY,
+	time_ns   INTEGER NOT NULL,
+	target    TEXT NOT NULL,
+	direction TEXT NOT NULL,
+	record    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_target_time ON results (target, time_ns);
+CREATE INDEX IF NOT EXISTS results_time ON results (time_ns);
+`
+
+// DefaultPath is where the monitor keeps its database unless told: under
+// $XDG_STATE_HOME (or ~/.local/state), or /var/lib/abing for root.
+func DefaultPath() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/abing/abing.db"
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "abing", "abing.db")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "state", "abing", "abing.db")
+	}
+	return "abing.db"
+}
+
+// Open opens or creates the database at path, and its directory.
+func Open(path string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(5000)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1) // one writer; SQLite serialises anyway
+	if _, err := db.Exec(schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	var ok string
+	if err := db.QueryRow("PRAGMA quick_check").Scan(&ok); err != nil || ok != "ok" {
+		db.Close()
+		return nil, fmt.Errorf("store %s: integrity check: %q %v", path, ok, err)
+	}
+	return &Store{db: db, path: path}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Write stores records in one transaction: all or none.
+func (s *Store) Write(ctx context.Context, recs []measure.Record) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store %s: %w", s.path, err)
+	}
+	defer tx.Rollback()
+	for i := range recs {
+		r := &recs[i]
+		t, err := time.Parse(time.RFC3339Nano, r.Time)
+		if err != nil {
+			return fmt.Errorf("store: record time %q: %w", r.Time, err)
+		}
+		js, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO results (time_ns, target, direction, record) VALUES (?, ?, ?, ?)",
+			t.UnixNano(), r.Target, r.Direction, string(js)); err != nil {
+			return fmt.Errorf("store %s: %w", s.path, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Filter selects records: Target "" means all; zero Since means all time.
+type Filter struct {
+	Target string
+	Since  time.Time
+}
+
+// Query returns the matching records, oldest first, to fn; it stops at the
+// first error fn returns.
+func (s *Store) Query(ctx context.Context, f Filter, fn func(*measure.Record) error) error {
+	q := "SELECT record FROM results WHERE time_ns >= ?"
+	args := []any{f.Since.UnixNano()}
+	if f.Since.IsZero() {
+		args[0] = int64(-1 << 63)
+	}
+	if f.Target != "" {
+		q += " AND target = ?"
+		args = append(args, f.Target)
+	}
+	rows, err := s.db.QueryContext(ctx, q+" ORDER BY time_ns, id", args...)
+	if err != nil {
+		return fmt.Errorf("store %s: %w", s.path, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var js string
+		if err := rows.Scan(&js); err != nil {
+			return fmt.Errorf("store %s: %w", s.path, err)
+		}
+		var r measure.Record
+		if err := json.Unmarshal([]byte(js), &r); err != nil {
+			return fmt.Errorf("store %s: row %q: %w", s.path, js, err)
+		}
+		if err := fn(&r); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Prune deletes records older than before and returns how many.
+func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, "DELETE FROM results WHERE time_ns < ?", before.UnixNano())
+	if err != nil {
+		return 0, fmt.Errorf("store %s: %w", s.path, err)
+	}
+	return res.RowsAffected()
+}

@@ -1,0 +1,150 @@
+package store
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/abing-net/abing/measure"
+)
+
+func TestMain(m *testing.M) {
+	if p := os.Getenv("ABING_STORE_WRITER"); p != "" {
+		writer(p)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func rec(target, dir string, t time.Time, dbc float64) measure.Record {
+	ttl := 61
+	return measure.Record{Time: t.UTC().Format(time.RFC3339Nano), Target: target, Direction: dir, DBC: &dbc,
+		TTL: &ttl, Labels: map[string]string{"site": "b"}}
+}
+
+func all(t *testing.T, s *Store, f Filter) []measure.Record {
+	t.Helper()
+	var out []measure.Record
+	if err := s.Query(context.Background(), f, func(r *measure.Record) error { out = append(out, *r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestWriteQueryPrune(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "abing.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	var recs []measure.Record
+	for i := range 10 {
+		for _, tg := range []string{"a:8176", "b:8176"} {
+			recs = append(recs, rec(tg, "forward", t0.Add(time.Duration(i)*time.Hour), float64(100+i)), rec(tg, "reverse", t0.Add(time.Duration(i)*time.Hour), 50))
+		}
+	}
+	if err := s.Write(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	if got := all(t, s, Filter{}); len(got) != 40 || got[0].Time != recs[0].Time || *got[0].DBC != 100 || *got[0].TTL != 61 || got[0].Labels["site"] != "b" {
+		t.Fatalf("%d records, first %+v", len(got), got[0])
+	}
+	if got := all(t, s, Filter{Target: "a:8176", Since: t0.Add(5 * time.Hour)}); len(got) != 10 || *got[0].DBC != 105 {
+		t.Fatalf("filtered: %d", len(got))
+	}
+	// A bad record fails the whole write.
+	bad := []measure.Record{rec("a:8176", "forward", t0, 1), {Time: "yesterday"}}
+	if err := s.Write(ctx, bad); err == nil {
+		t.Error("bad time accepted")
+	}
+	if got := all(t, s, Filter{}); len(got) != 40 {
+		t.Errorf("%d records after a failed write", len(got))
+	}
+	n, err := s.Prune(ctx, t0.Add(8*time.Hour))
+	if err != nil || n != 32 {
+		t.Errorf("pruned %d, %v", n, err)
+	}
+	s.Close()
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := all(t, s, Filter{}); len(got) != 8 {
+		t.Errorf("%d records after reopening", len(got))
+	}
+}
+
+// writer is the child of TestKill: it writes batches as fast as it can and
+// prints how many it committed.
+func writer(path string) {
+	s, err := Open(path)
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	t0 := time.Now()
+	for i := 0; ; i++ {
+		r := []measure.Record{rec("k", "forward", t0.Add(time.Duration(i)), float64(i)), rec("k", "reverse", t0.Add(time.Duration(i)), float64(i))}
+		if err := s.Write(context.Background(), r); err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		fmt.Println(i + 1)
+	}
+}
+
+// TestKill: SIGKILL a writer in the middle of its writes, five times over;
+// every batch it reported committed is there, the database opens clean, and
+// no batch is half written.
+func TestKill(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "abing.db")
+	committed := 0
+	for round := range 5 {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "ABING_STORE_WRITER="+path)
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(out)
+		last := 0
+		deadline := time.Now().Add(time.Duration(100+50*round) * time.Millisecond)
+		for sc.Scan() {
+			n, err := strconv.Atoi(sc.Text())
+			if err != nil {
+				t.Fatalf("child: %s", sc.Text())
+			}
+			last = n
+			if time.Now().After(deadline) {
+				cmd.Process.Signal(syscall.SIGKILL)
+				break
+			}
+		}
+		cmd.Wait()
+		committed += last
+		s, err := Open(path)
+		if err != nil {
+			t.Fatalf("round %d: reopen after SIGKILL: %v", round, err)
+		}
+		got := all(t, s, Filter{})
+		s.Close()
+		if len(got) < 2*committed || len(got)%2 != 0 {
+			t.Fatalf("round %d: %d records, %d batches committed", round, len(got), committed)
+		}
+		committed = len(got) / 2 // a batch may have committed after its line was read
+		if last == 0 {
+			t.Fatalf("round %d: the writer committed nothing", round)
+		}
+	}
+	t.Logf("%d batches over 5 kills", committed)
+}
