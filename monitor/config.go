@@ -1,0 +1,253 @@
+package monitor
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/abing-net/abing/measure"
+)
+
+// Duration is a time.Duration that also reads days ("30d").
+type Duration time.Duration
+
+// UnmarshalText parses "90s", "5m", "1h30m" or "30d".
+func (d *Duration) UnmarshalText(b []byte) error {
+	s := string(b)
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.ParseFloat(n, 64)
+		if err != nil {
+			return fmt.Errorf("duration %q: want a number of days such as 30d", s)
+		}
+		*d = Duration(days * float64(24*time.Hour))
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: want e.g. 60s, 5m, 1h or 30d", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Probe settings of a measurement; zero fields take the defaults of
+// `abing measure`.
+type Probe struct {
+	Pairs    int      `yaml:"pairs"`
+	TrainLen int      `yaml:"train_len"`
+	Size     int      `yaml:"size"`
+	Timeout  Duration `yaml:"timeout"`
+}
+
+// Target is one path to watch.
+type Target struct {
+	Address  string            `yaml:"address"` // reflector host[:port]
+	Name     string            `yaml:"name"`
+	Labels   map[string]string `yaml:"labels"`
+	Interval Duration          `yaml:"interval"`
+	Probe    Probe             `yaml:"probe"`
+	line     int
+}
+
+// Store configures the embedded database.
+type Store struct {
+	Disabled  bool     `yaml:"disabled"`
+	Path      string   `yaml:"path"`
+	Retention Duration `yaml:"retention"`
+}
+
+// Exclusive says which measurements may not overlap.
+const (
+	ExclusiveInterface = "interface" // none two at once through one outgoing interface (the default)
+	ExclusiveTarget    = "target"    // none two at once to one target
+)
+
+// Config is a monitor's configuration (monitor.yaml).
+type Config struct {
+	Interval    Duration `yaml:"interval"`      // default per target: 60s
+	Jitter      float64  `yaml:"jitter"`        // ± fraction of the interval, random per run: 0.1
+	MaxInFlight int      `yaml:"max_in_flight"` // measurements at once: 4
+	Exclusive   string   `yaml:"exclusive"`     // interface (default) or target
+	Probe       Probe    `yaml:"probe"`         // defaults for every target
+	Store       Store    `yaml:"store"`
+	Targets     []Target `yaml:"targets"`
+}
+
+// Defaults of a Config.
+const (
+	DefaultInterval  = 60 * time.Second
+	DefaultJitter    = 0.1
+	DefaultInFlight  = 4
+	DefaultRetention = 30 * 24 * time.Hour
+)
+
+// ParseConfig reads a monitor.yaml. Errors name the file and line: unknown
+// keys, wrong types, bad addresses, bad numbers. name is used in messages.
+func ParseConfig(b []byte, name string) (*Config, error) {
+	var cfg Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s: empty", name)
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	// Line numbers of the targets, for the checks below.
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err == nil && len(doc.Content) == 1 {
+		m := doc.Content[0]
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if m.Content[i].Value == "targets" {
+				for j, t := range m.Content[i+1].Content {
+					if j < len(cfg.Targets) {
+						cfg.Targets[j].line = t.Line
+					}
+				}
+			}
+		}
+	}
+	if err := cfg.Complete(); err != nil {
+		return nil, fmt.Errorf("%s:%w", name, err)
+	}
+	return &cfg, nil
+}
+
+// Complete fills in defaults and checks everything; errors start with the
+// line number (":12: ...") when it is known.
+func (c *Config) Complete() error {
+	at := func(line int) string {
+		if line > 0 {
+			return strconv.Itoa(line) + ": "
+		}
+		return " "
+	}
+	if c.Interval == 0 {
+		c.Interval = Duration(DefaultInterval)
+	}
+	if c.Interval < 0 {
+		return fmt.Errorf(" interval %v: must be positive", time.Duration(c.Interval))
+	}
+	if c.Jitter == 0 {
+		c.Jitter = DefaultJitter
+	}
+	if c.Jitter < 0 || c.Jitter >= 1 {
+		return fmt.Errorf(" jitter %g: want a fraction of the interval, 0 to below 1", c.Jitter)
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultInFlight
+	}
+	if c.MaxInFlight < 0 {
+		return fmt.Errorf(" max_in_flight %d: must be positive", c.MaxInFlight)
+	}
+	switch c.Exclusive {
+	case "":
+		c.Exclusive = ExclusiveInterface
+	case ExclusiveInterface, ExclusiveTarget:
+	default:
+		return fmt.Errorf(" exclusive %q: want interface or target", c.Exclusive)
+	}
+	if c.Store.Retention == 0 {
+		c.Store.Retention = Duration(DefaultRetention)
+	}
+	if c.Store.Retention < 0 {
+		return fmt.Errorf(" store retention %v: must be positive", time.Duration(c.Store.Retention))
+	}
+	if len(c.Targets) == 0 {
+		return errors.New(" no targets")
+	}
+	seen := map[string]int{}
+	for i := range c.Targets {
+		t := &c.Targets[i]
+		if t.Address == "" {
+			return fmt.Errorf("%saddress missing", at(t.line))
+		}
+		if err := checkAddress(t.Address); err != nil {
+			return fmt.Errorf("%saddress %q: %v", at(t.line), t.Address, err)
+		}
+		if t.Name == "" {
+			t.Name = t.Address
+		}
+		if l, ok := seen[t.Name]; ok {
+			return fmt.Errorf("%starget %q is also at line %d", at(t.line), t.Name, l)
+		}
+		seen[t.Name] = t.line
+		if t.Interval == 0 {
+			t.Interval = c.Interval
+		}
+		if t.Interval < Duration(time.Second) {
+			return fmt.Errorf("%sinterval %v: want at least 1s", at(t.line), time.Duration(t.Interval))
+		}
+		if _, err := t.measureConfig(c.Probe); err != nil {
+			return fmt.Errorf("%s%v", at(t.line), err)
+		}
+		for k := range t.Labels {
+			if k == "" || k == "target" || k == "name" || k == "direction" {
+				return fmt.Errorf("%slabel %q: reserved or empty", at(t.line), k)
+			}
+		}
+	}
+	return nil
+}
+
+// checkAddress accepts host, host:port, [v6]:port; it does not resolve.
+func checkAddress(a string) error {
+	host, port := a, ""
+	if h, p, err := net.SplitHostPort(a); err == nil {
+		host, port = h, p
+	} else if strings.Count(a, ":") == 1 || strings.HasPrefix(a, "[") {
+		return err
+	}
+	if port != "" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port %q: want 1 to 65535", port)
+		}
+	}
+	if host == "" {
+		return errors.New("no host")
+	}
+	if net.ParseIP(host) != nil {
+		return nil
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(host, "."), ".") {
+		if label == "" || len(label) > 63 || strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") {
+			return fmt.Errorf("host %q: not an IP address or a DNS name", host)
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return fmt.Errorf("host %q: not an IP address or a DNS name", host)
+			}
+		}
+	}
+	return nil
+}
+
+// measureConfig is the measurement of t: its probe settings over the
+// defaults over those of `abing measure`.
+func (t *Target) measureConfig(def Probe) (measure.Config, error) {
+	m := measure.Defaults()
+	m.Target = t.Address
+	for _, p := range []Probe{def, t.Probe} {
+		if p.Pairs != 0 {
+			m.Trains = p.Pairs
+		}
+		if p.TrainLen != 0 {
+			m.TrainLen = p.TrainLen
+		}
+		if p.Size != 0 {
+			m.Size = p.Size
+		}
+		if p.Timeout != 0 {
+			m.Timeout = time.Duration(p.Timeout)
+		}
+	}
+	return m, m.Validate()
+}

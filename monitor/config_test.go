@@ -1,0 +1,66 @@
+package monitor
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+const good = `
+interval: 30s
+jitter: 0.2
+probe:
+  pairs: 20
+store:
+  retention: 7d
+targets:
+  - address: 198.18.2.2
+    name: lab-b
+    labels: {site: b, link: lhcopn}
+  - address: "[fd00:ab:2::2]:8176"
+    interval: 10s
+    probe: {train_len: 10}
+`
+
+func TestParseConfig(t *testing.T) {
+	c, err := ParseConfig([]byte(good), "monitor.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := c.Targets[0], c.Targets[1]
+	if a.Name != "lab-b" || a.Labels["link"] != "lhcopn" || time.Duration(a.Interval) != 30*time.Second ||
+		b.Name != "[fd00:ab:2::2]:8176" || time.Duration(b.Interval) != 10*time.Second ||
+		time.Duration(c.Store.Retention) != 7*24*time.Hour || c.MaxInFlight != DefaultInFlight || c.Exclusive != ExclusiveInterface {
+		t.Errorf("parsed %+v", c)
+	}
+	m, _ := b.measureConfig(c.Probe)
+	if m.Trains != 20 || m.TrainLen != 10 || m.Size != 1500 {
+		t.Errorf("probe settings %+v", m)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"empty", "", "m.yaml: empty"},
+		{"unknown key", "intervall: 5s\ntargets: [{address: a}]\n", "m.yaml: yaml: unmarshal errors:\n  line 1: field intervall not found"},
+		{"unknown target key", "targets:\n  - address: a\n    adress: b\n", "line 3: field adress not found"},
+		{"wrong type", "max_in_flight: many\ntargets: [{address: a}]\n", "line 1: cannot unmarshal"},
+		{"bad duration", "interval: soon\ntargets: [{address: a}]\n", `duration "soon"`},
+		{"negative interval", "interval: -5s\ntargets: [{address: a}]\n", "m.yaml: interval -5s: must be positive"},
+		{"no targets", "interval: 5s\n", "m.yaml: no targets"},
+		{"no address", "targets:\n  - name: x\n", "m.yaml:2: address missing"},
+		{"bad address", "targets:\n  - address: a\n  - address: 'bad host'\n", `m.yaml:3: address "bad host"`},
+		{"bad port", "targets:\n  - address: a:99999\n", `m.yaml:2: address "a:99999": port`},
+		{"short interval", "targets:\n  - address: a\n    interval: 100ms\n", "m.yaml:2: interval 100ms: want at least 1s"},
+		{"bad probe", "targets:\n  - address: a\n    probe: {size: 20}\n", "m.yaml:2: --size 20"},
+		{"duplicate", "targets:\n  - address: a\n  - address: b\n    name: a\n", `m.yaml:3: target "a" is also at line 2`},
+		{"jitter", "jitter: 1.5\ntargets: [{address: a}]\n", "jitter 1.5"},
+		{"exclusive", "exclusive: never\ntargets: [{address: a}]\n", `exclusive "never"`},
+		{"reserved label", "targets:\n  - address: a\n    labels: {direction: x}\n", `m.yaml:2: label "direction"`},
+	} {
+		_, err := ParseConfig([]byte(tc.yaml), "m.yaml")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}

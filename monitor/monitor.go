@@ -1,0 +1,237 @@
+// Package monitor measures many paths around the clock: each target on its
+// own cadence with random jitter, a bounded number of measurements at once,
+// none two at once through the same outgoing interface (or, if configured,
+// to the same target), and every result, failures included, handed to the
+// store.
+//
+// Measurements that share an outgoing link distort each other: the probes
+// of one are cross traffic to the other. So by default the monitor never
+// runs two at once through one interface, and spreads targets over their
+// interval. A target that is slow or dead holds its interface for at most
+// its timeout; the others keep their cadence, which is set by the clock,
+// not by when the previous run ended.
+package monitor
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/abing-net/abing/dispersion"
+	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/store"
+)
+
+// Options are what a monitor runs with besides its configuration.
+type Options struct {
+	Store  *store.Store // nil: results are not stored
+	Logger *slog.Logger
+	// Bind opens measurement sockets; nil means dispersion.Listen. The
+	// testbed opens them inside a network namespace.
+	Bind func(network, addr string, opts dispersion.Options) (*dispersion.Conn, error)
+	// Results, if set, receives every batch of records once it has been
+	// handed to the store.
+	Results func([]measure.Record)
+}
+
+// Monitor runs a configuration.
+type Monitor struct {
+	cfg   *Config
+	o     Options
+	slots chan struct{}
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex // by exclusivity key
+}
+
+// New returns a monitor of a completed configuration (see Config.Complete).
+func New(cfg *Config, o Options) *Monitor {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Monitor{cfg: cfg, o: o, slots: make(chan struct{}, cfg.MaxInFlight), locks: map[string]*sync.Mutex{}}
+}
+
+// Run measures until ctx ends, then stores what was measured and returns.
+func (m *Monitor) Run(ctx context.Context) error {
+	results := make(chan []measure.Record, 1024)
+	var targets sync.WaitGroup
+	start := time.Now()
+	for i := range m.cfg.Targets {
+		t := &m.cfg.Targets[i]
+		targets.Add(1)
+		go func() {
+			defer targets.Done()
+			m.loop(ctx, t, start, results)
+		}()
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); m.sink(results) }()
+	go m.prune(ctx)
+	targets.Wait()
+	close(results)
+	<-done
+	return nil
+}
+
+// loop measures one target on its cadence until ctx ends.
+func (m *Monitor) loop(ctx context.Context, t *Target, start time.Time, results chan<- []measure.Record) {
+	rng := rand.New(rand.NewPCG(uint64(start.UnixNano()), uint64(t.line)+uint64(len(t.Name))))
+	interval := time.Duration(t.Interval)
+	// Spread the first runs over one interval, so that targets added
+	// together do not probe together.
+	next := start.Add(time.Duration(rng.Float64() * float64(interval)))
+	for {
+		if !sleepUntil(ctx, next) {
+			return
+		}
+		next = next.Add(time.Duration(float64(interval) * (1 + m.cfg.Jitter*(2*rng.Float64()-1))))
+		if now := time.Now(); next.Before(now) {
+			next = now.Add(interval / 2) // fell behind (suspend, long run): do not catch up in a burst
+		}
+		recs := m.measure(ctx, t)
+		if ctx.Err() != nil {
+			return // a cancelled run is not a result
+		}
+		results <- recs
+	}
+}
+
+// measure runs one measurement of t within the concurrency limits and
+// returns its records, or the records of its failure.
+func (m *Monitor) measure(ctx context.Context, t *Target) []measure.Record {
+	cfg, _ := t.measureConfig(m.cfg.Probe) // checked by Complete
+	cfg.Bind = m.o.Bind
+	select {
+	case m.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil
+	}
+	defer func() { <-m.slots }()
+	lock := m.lock(m.exclusive(t))
+	lock.Lock()
+	start := time.Now()
+	res, err := measure.Run(ctx, cfg)
+	lock.Unlock()
+	var recs []measure.Record
+	if err != nil {
+		recs = measure.FailedRecords(cfg, start, err)
+		m.o.Logger.Debug("measurement failed", "target", t.Name, "err", err)
+	} else {
+		recs = res.Records()
+	}
+	for i := range recs {
+		recs[i].Name, recs[i].Labels = t.Name, t.Labels
+	}
+	return recs
+}
+
+// exclusive is the key of what t's measurements must not share: its
+// outgoing interface, found as the local address the kernel would send
+// from (no packet is sent), or the target itself.
+func (m *Monitor) exclusive(t *Target) string {
+	if m.cfg.Exclusive == ExclusiveTarget {
+		return "target " + t.Name
+	}
+	addr := t.Address
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		addr = net.JoinHostPort(addr, "8176")
+	}
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		return "interface ?" // unknown: share one lock, which is safe
+	}
+	defer c.Close()
+	return "interface " + c.LocalAddr().(*net.UDPAddr).IP.String()
+}
+
+func (m *Monitor) lock(key string) *sync.Mutex {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := m.locks[key]
+	if l == nil {
+		l = &sync.Mutex{}
+		m.locks[key] = l
+	}
+	return l
+}
+
+// maxBacklog bounds the batches kept in memory while the store fails.
+const maxBacklog = 10000
+
+// sink stores every batch, in order, until results is closed. Batches the
+// store refuses (disk full, say) are kept, up to maxBacklog, and written
+// before the next one.
+func (m *Monitor) sink(results <-chan []measure.Record) {
+	var backlog [][]measure.Record
+	failing := false
+	flush := func() {
+		for len(backlog) > 0 {
+			// Not cancellable: what was measured is written even while
+			// the monitor shuts down.
+			if err := m.o.Store.Write(context.Background(), backlog[0]); err != nil {
+				if !failing {
+					m.o.Logger.Error("store write failed; results are kept in memory and retried", "err", err)
+				}
+				failing = true
+				return
+			}
+			if failing {
+				m.o.Logger.Info("store writes work again", "written", len(backlog))
+				failing = false
+			}
+			backlog = backlog[1:]
+		}
+	}
+	for recs := range results {
+		if m.o.Store != nil {
+			if len(backlog) == maxBacklog {
+				m.o.Logger.Error("store backlog full: dropping the oldest result", "target", backlog[0][0].Target, "time", backlog[0][0].Time)
+				backlog = backlog[1:]
+			}
+			backlog = append(backlog, recs)
+			flush()
+		}
+		if m.o.Results != nil {
+			m.o.Results(recs)
+		}
+	}
+	if len(backlog) > 0 {
+		m.o.Logger.Error("results not stored at exit", "batches", len(backlog))
+	}
+}
+
+// prune applies the store's retention at start and then hourly.
+func (m *Monitor) prune(ctx context.Context) {
+	if m.o.Store == nil {
+		return
+	}
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	for {
+		n, err := m.o.Store.Prune(ctx, time.Now().Add(-time.Duration(m.cfg.Store.Retention)))
+		if err != nil && ctx.Err() == nil {
+			m.o.Logger.Error("pruning the store", "err", err)
+		} else if n > 0 {
+			m.o.Logger.Info("pruned old results", "rows", n, "retention", time.Duration(m.cfg.Store.Retention).String())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	tm := time.NewTimer(time.Until(t))
+	defer tm.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-tm.C:
+		return true
+	}
+}
