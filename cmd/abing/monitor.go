@@ -1,0 +1,99 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/abing-net/abing/monitor"
+	"github.com/abing-net/abing/store"
+)
+
+func monitorCommand() *cobra.Command {
+	var (
+		file, db, logFormat string
+		interval, retention time.Duration
+		noStore             bool
+		inFlight            int
+	)
+	cmd := &cobra.Command{
+		Use:   "monitor {--config FILE | TARGET...}",
+		Short: "Measure many paths around the clock and store every result",
+		Example: "  abing monitor --config /etc/abing/monitor.yaml\n" +
+			"  abing monitor --interval 30s lab-b.example.org lab-c.example.org:8176",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var cfg *monitor.Config
+			switch {
+			case file != "" && len(args) > 0:
+				return errors.New("give --config or targets, not both")
+			case file != "":
+				b, err := os.ReadFile(file)
+				if err != nil {
+					return err
+				}
+				if cfg, err = monitor.ParseConfig(b, file); err != nil {
+					return err
+				}
+			case len(args) > 0:
+				cfg = &monitor.Config{Interval: monitor.Duration(interval), MaxInFlight: inFlight}
+				for _, a := range args {
+					cfg.Targets = append(cfg.Targets, monitor.Target{Address: a})
+				}
+				if err := cfg.Complete(); err != nil {
+					return fmt.Errorf("targets:%w", err)
+				}
+			default:
+				return errors.New("give --config FILE or at least one target")
+			}
+			if cmd.Flags().Changed("retention") {
+				if retention <= 0 {
+					return fmt.Errorf("--retention %v: must be positive", retention)
+				}
+				cfg.Store.Retention = monitor.Duration(retention)
+			}
+			if logFormat != "text" && logFormat != "json" {
+				return fmt.Errorf("--log.format %q: want text or json", logFormat)
+			}
+			var h slog.Handler = slog.NewTextHandler(cmd.ErrOrStderr(), nil)
+			if logFormat == "json" {
+				h = slog.NewJSONHandler(cmd.ErrOrStderr(), nil)
+			}
+			log := slog.New(h)
+			opts := monitor.Options{Logger: log}
+			if !noStore && !cfg.Store.Disabled {
+				path := cfg.Store.Path
+				if cmd.Flags().Changed("db") || path == "" {
+					path = db
+				}
+				s, err := store.Open(path)
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				opts.Store = s
+				log.Info("storing results", "db", path, "retention", time.Duration(cfg.Store.Retention).String())
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			log.Info("monitoring", "targets", len(cfg.Targets), "max_in_flight", cfg.MaxInFlight, "exclusive", cfg.Exclusive)
+			err := monitor.New(cfg, opts).Run(ctx)
+			log.Info("monitor stopped")
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&file, "config", "", "monitor.yaml with targets, intervals, probe settings and the store")
+	f.DurationVar(&interval, "interval", monitor.DefaultInterval, "time between measurements of each target (targets on the command line)")
+	f.IntVar(&inFlight, "max-in-flight", monitor.DefaultInFlight, "measurements at once (targets on the command line)")
+	f.StringVar(&db, "db", store.DefaultPath(), "embedded database for the results")
+	f.BoolVar(&noStore, "no-store", false, "do not store results in the embedded database")
+	f.DurationVar(&retention, "retention", monitor.DefaultRetention, "delete stored results older than this")
+	f.StringVar(&logFormat, "log.format", "text", "log format: text or json")
+	return cmd
+}

@@ -1,0 +1,118 @@
+package monitor
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/abing-net/abing/dispersion"
+	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/reflector"
+	"github.com/abing-net/abing/store"
+)
+
+// reflectorOn runs a reflector on loopback until stop is called.
+func reflectorOn(t *testing.T) (addr string, stop func()) {
+	t.Helper()
+	conn, err := dispersion.Listen("udp4", "127.0.0.1:0", dispersion.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := reflector.New(conn, reflector.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx); conn.Close(); close(done) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return conn.LocalAddr().String(), stop
+}
+
+// Three reflectors on loopback, one stopped halfway: its failures are
+// stored as errors, the other two keep their cadence, and everything
+// measured is in the store when the monitor returns.
+func TestMonitorKeepsCadence(t *testing.T) {
+	var addrs []string
+	var stops []func()
+	for range 3 {
+		a, s := reflectorOn(t)
+		addrs, stops = append(addrs, a), append(stops, s)
+	}
+	yaml := fmt.Sprintf("interval: 2s\njitter: 0.05\nprobe: {timeout: 500ms}\ntargets:\n  - {address: %q, name: a}\n  - {address: %q, name: b}\n  - {address: %q, name: dies}\n",
+		addrs[0], addrs[1], addrs[2])
+	cfg, err := ParseConfig([]byte(yaml), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(filepath.Join(t.TempDir(), "m.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var mu sync.Mutex
+	seen := map[string][]time.Time{}
+	m := New(cfg, Options{Store: db, Results: func(r []measure.Record) {
+		mu.Lock()
+		defer mu.Unlock()
+		tm, _ := time.Parse(time.RFC3339Nano, r[0].Time)
+		seen[r[0].Name] = append(seen[r[0].Name], tm)
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Second)
+	defer cancel()
+	go func() { time.Sleep(4 * time.Second); stops[2]() }()
+	start := time.Now()
+	if err := m.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Errorf("monitor took %v to stop", time.Since(start))
+	}
+	byName := map[string][]measure.Record{}
+	db.Query(context.Background(), store.Filter{}, func(r *measure.Record) error {
+		byName[r.Name] = append(byName[r.Name], *r)
+		return nil
+	})
+	for _, name := range []string{"a", "b"} {
+		runs := len(byName[name]) / 2
+		if runs < 4 || runs > 5 {
+			t.Errorf("%s: %d runs in 9 s at a 2 s interval", name, runs)
+		}
+		// On loopback the estimate itself may be refused (no bottleneck
+		// to speak of); the reflector must have answered every time.
+		for _, r := range byName[name] {
+			if r.PairsReceived == 0 || r.RTT == nil {
+				t.Errorf("%s: no answer: %s", name, r.Error)
+			}
+		}
+		ts := seen[name]
+		for i := 1; i < len(ts); i++ {
+			if gap := ts[i].Sub(ts[i-1]); gap < 1500*time.Millisecond || gap > 2600*time.Millisecond {
+				t.Errorf("%s: runs %v apart", name, gap)
+			}
+		}
+	}
+	var ok, failed int
+	for _, r := range byName["dies"] {
+		switch {
+		case r.PairsReceived > 0:
+			ok++
+		case strings.Contains(r.Error, "no answer to hello") || strings.Contains(r.Error, "refused"):
+			failed++
+		default:
+			t.Errorf("dying target: %+v", r)
+		}
+	}
+	if ok == 0 || failed == 0 {
+		t.Errorf("dying target: %d good and %d failed records", ok, failed)
+	}
+	if len(byName["dies"])%2 != 0 {
+		t.Errorf("dying target: %d records, not one per direction", len(byName["dies"]))
+	}
+}
