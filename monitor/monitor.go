@@ -182,6 +182,8 @@ func (m *Monitor) sink(results <-chan []measure.Record) {
 				m.o.Logger.Info("store writes work again", "written", len(backlog))
 				failing = false
 			}
+			r := backlog[0][0]
+			m.o.Logger.Info("stored", "target", r.Name, "time", r.Time, "error", r.Error)
 			backlog = backlog[1:]
 		}
 	}
