@@ -17,7 +17,7 @@ const secretA = "00112233445566778899aabbccddeeff"
 func TestParseKeys(t *testing.T) {
 	for _, tc := range []struct {
 		name, text, err string
-		keys           int
+		keys            int
 	}{
 		{"one", "site-a " + secretA + "\n", "", 1},
 		{"comments and blanks", "# keys\n\n  site-a   " + secretA + "  \nb.c_d " + secretA + secretA + "\n", "", 2},
