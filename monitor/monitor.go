@@ -32,6 +32,8 @@ type Options struct {
 	// Bind opens measurement sockets; nil means dispersion.Listen. The
 	// testbed opens them inside a network namespace.
 	Bind func(network, addr string, opts dispersion.Options) (*dispersion.Conn, error)
+	// Metrics, if set, are updated with every result.
+	Metrics *Metrics
 	// Results, if set, receives every batch of records once it has been
 	// handed to the store.
 	Results func([]measure.Record)
@@ -195,6 +197,9 @@ func (m *Monitor) sink(results <-chan []measure.Record) {
 			}
 			backlog = append(backlog, recs)
 			flush()
+		}
+		if m.o.Metrics != nil {
+			m.o.Metrics.observe(recs)
 		}
 		if m.o.Results != nil {
 			m.o.Results(recs)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -13,11 +14,12 @@ import (
 
 	"github.com/abing-net/abing/monitor"
 	"github.com/abing-net/abing/store"
+	"github.com/abing-net/abing/web"
 )
 
 func monitorCommand() *cobra.Command {
 	var (
-		file, db, logFormat string
+		file, db, logFormat, webAddr string
 		interval, retention time.Duration
 		noStore             bool
 		inFlight            int
@@ -79,6 +81,17 @@ func monitorCommand() *cobra.Command {
 				opts.Store = s
 				log.Info("storing results", "db", path, "retention", time.Duration(cfg.Store.Retention).String())
 			}
+			if webAddr != "" {
+				l, err := net.Listen("tcp", webAddr)
+				if err != nil {
+					return fmt.Errorf("--web.listen-address: %w", err)
+				}
+				defer l.Close()
+				reg := web.Registry()
+				opts.Metrics = monitor.NewMetrics(reg, cfg)
+				defer web.Serve(l, reg, log).Close()
+				log.Info("metrics", "url", "http://"+l.Addr().String()+"/metrics")
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			log.Info("monitoring", "targets", len(cfg.Targets), "max_in_flight", cfg.MaxInFlight, "exclusive", cfg.Exclusive)
@@ -95,5 +108,6 @@ func monitorCommand() *cobra.Command {
 	f.BoolVar(&noStore, "no-store", false, "do not store results in the embedded database")
 	f.DurationVar(&retention, "retention", monitor.DefaultRetention, "delete stored results older than this")
 	f.StringVar(&logFormat, "log.format", "text", "log format: text or json")
+	f.StringVar(&webAddr, "web.listen-address", "127.0.0.1:9817", "HTTP address for /metrics and /healthz (\"\" disables)")
 	return cmd
 }

@@ -56,7 +56,7 @@ func TestMonitorKilled(t *testing.T) {
 	stored := map[string]bool{}
 	line := regexp.MustCompile(`msg=stored target=\S+ time=(\S+)`)
 	for round := range 2 {
-		cmd := exec.Command(os.Args[0], "-test.run=^$", "--", "monitor", "--interval", "1s", "--db", db, conn.LocalAddr().String())
+		cmd := exec.Command(os.Args[0], "-test.run=^$", "--", "monitor", "--interval", "1s", "--db", db, "--web.listen-address", "127.0.0.1:0", conn.LocalAddr().String())
 		cmd.Env = append(os.Environ(), "ABING_TEST_MAIN=1")
 		errs, _ := cmd.StderrPipe()
 		if err := cmd.Start(); err != nil {

@@ -1,0 +1,108 @@
+package monitor
+
+import (
+	"math"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/abing-net/abing/measure"
+)
+
+// Metrics are the monitor's Prometheus metrics, named after the
+// conventions of blackbox_exporter and smokeping_prober: abing_ prefix,
+// base units (bits per second, seconds), the last estimate as gauges, RTT
+// as a histogram, counters for probes and errors.
+type Metrics struct {
+	dbc, xtr, abw *prometheus.GaugeVec
+	last          *prometheus.GaugeVec
+	rtt           *prometheus.HistogramVec
+	sent, lost    *prometheus.CounterVec
+	runs, errors  *prometheus.CounterVec
+	info          *prometheus.GaugeVec
+}
+
+// NewMetrics registers the metrics of cfg's targets with reg. Each
+// target's labels appear on abing_target_info (every label key of any
+// target, empty where a target lacks it), to join on in queries.
+func NewMetrics(reg prometheus.Registerer, cfg *Config) *Metrics {
+	dir := []string{"target", "name", "direction"}
+	tgt := []string{"target", "name"}
+	g := func(name, help string, labels []string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "abing_" + name, Help: help}, labels)
+	}
+	c := func(name, help string, labels []string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "abing_" + name, Help: help}, labels)
+	}
+	var keys []string
+	for _, t := range cfg.Targets {
+		for k := range t.Labels {
+			if !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	slices.Sort(keys)
+	m := &Metrics{
+		dbc:  g("dbc_bits_per_second", "Last dynamic bottleneck capacity estimate.", dir),
+		xtr:  g("xtr_bits_per_second", "Last cross-traffic estimate.", dir),
+		abw:  g("abw_bits_per_second", "Last available-bandwidth estimate.", dir),
+		last: g("last_measurement_timestamp_seconds", "When the last measurement of the target started.", tgt),
+		rtt: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "abing_rtt_seconds",
+			Help:    "Round-trip time of the probes (mean of each measurement), less time inside the reflector.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, tgt),
+		sent:   c("probes_sent_total", "Probe datagrams sent, by direction.", dir),
+		lost:   c("probes_lost_total", "Probe datagrams lost, by direction.", dir),
+		runs:   c("measurements_total", "Measurements run.", tgt),
+		errors: c("measurement_errors_total", "Measurements that produced no estimate (both directions failed).", tgt),
+		info:   g("target_info", "The labels of each target, value 1.", append(slices.Clone(tgt), keys...)),
+	}
+	reg.MustRegister(m.dbc, m.xtr, m.abw, m.last, m.rtt, m.sent, m.lost, m.runs, m.errors, m.info)
+	for _, t := range cfg.Targets {
+		vals := []string{t.Address, t.Name}
+		for _, k := range keys {
+			vals = append(vals, t.Labels[k])
+		}
+		m.info.WithLabelValues(vals...).Set(1)
+		m.runs.WithLabelValues(t.Address, t.Name)
+		m.errors.WithLabelValues(t.Address, t.Name)
+	}
+	return m
+}
+
+// observe records one measurement's records (one per direction).
+func (m *Metrics) observe(recs []measure.Record) {
+	if len(recs) == 0 {
+		return
+	}
+	r0 := &recs[0]
+	m.runs.WithLabelValues(r0.Target, r0.Name).Inc()
+	if t, err := time.Parse(time.RFC3339Nano, r0.Time); err == nil {
+		m.last.WithLabelValues(r0.Target, r0.Name).Set(float64(t.UnixNano()) / 1e9)
+	}
+	failed := true
+	for i := range recs {
+		r := &recs[i]
+		l := []string{r.Target, r.Name, r.Direction}
+		set := func(g *prometheus.GaugeVec, v *float64) {
+			if v == nil {
+				g.WithLabelValues(l...).Set(math.NaN())
+			} else {
+				g.WithLabelValues(l...).Set(*v * 1e6)
+			}
+		}
+		set(m.dbc, r.DBC)
+		set(m.xtr, r.XTR)
+		set(m.abw, r.ABW)
+		failed = failed && r.DBC == nil
+		m.sent.WithLabelValues(l...).Add(float64(r.PacketsSent))
+		m.lost.WithLabelValues(l...).Add(math.Round(r.Loss * float64(r.PacketsSent)))
+	}
+	if failed {
+		m.errors.WithLabelValues(r0.Target, r0.Name).Inc()
+	}
+	if r0.RTT != nil {
+		m.rtt.WithLabelValues(r0.Target, r0.Name).Observe(r0.RTT.Avg / 1e3)
+	}
+}

@@ -1,0 +1,67 @@
+package monitor
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/web"
+)
+
+// The metrics as Prometheus scrapes them, over HTTP.
+func TestMetrics(t *testing.T) {
+	cfg, err := ParseConfig([]byte("targets:\n  - {address: 198.18.2.2, name: b, labels: {site: lab}}\n  - {address: 198.18.2.3}\n"), "m.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := web.Registry()
+	m := NewMetrics(reg, cfg)
+	f := func(v float64) *float64 { return &v }
+	m.observe([]measure.Record{
+		{Time: "2026-11-23T10:00:00Z", Target: "198.18.2.2", Name: "b", Direction: "forward", DBC: f(95.5), XTR: f(40), ABW: f(55.5),
+			RTT: &measure.RTT{Avg: 0.25}, PacketsSent: 64, Loss: 0.03125},
+		{Time: "2026-11-23T10:00:00Z", Target: "198.18.2.2", Name: "b", Direction: "reverse", PacketsSent: 64, Error: "too few"},
+	})
+	failed := measure.FailedRecords(measure.Config{Target: "198.18.2.3"}, t0(), io.EOF)
+	for i := range failed {
+		failed[i].Name = "198.18.2.3"
+	}
+	m.observe(failed)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := web.Serve(l, reg, slog.New(slog.DiscardHandler))
+	defer hs.Close()
+	resp, err := http.Get("http://" + l.Addr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`abing_dbc_bits_per_second{direction="forward",name="b",target="198.18.2.2"} 9.55e+07`,
+		`abing_abw_bits_per_second{direction="forward",name="b",target="198.18.2.2"} 5.55e+07`,
+		`abing_dbc_bits_per_second{direction="reverse",name="b",target="198.18.2.2"} NaN`,
+		`abing_probes_sent_total{direction="forward",name="b",target="198.18.2.2"} 64`,
+		`abing_probes_lost_total{direction="forward",name="b",target="198.18.2.2"} 2`,
+		`abing_rtt_seconds_count{name="b",target="198.18.2.2"} 1`,
+		`abing_measurements_total{name="b",target="198.18.2.2"} 1`,
+		`abing_measurement_errors_total{name="b",target="198.18.2.2"} 0`,
+		`abing_measurement_errors_total{name="198.18.2.3",target="198.18.2.3"} 1`,
+		`abing_last_measurement_timestamp_seconds{name="b",target="198.18.2.2"} 1.795428e+09`,
+		`abing_target_info{name="b",site="lab",target="198.18.2.2"} 1`,
+		`abing_target_info{name="198.18.2.3",site="",target="198.18.2.3"} 1`,
+	} {
+		if !strings.Contains(string(b), want+"\n") {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+func t0() (t time.Time) { return time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC) }
