@@ -21,6 +21,8 @@ type Metrics struct {
 	sent, lost    *prometheus.CounterVec
 	runs, errors  *prometheus.CounterVec
 	info          *prometheus.GaugeVec
+	keys          []string        // label keys of abing_target_info, fixed at start
+	names         map[string]bool // targets with series now
 }
 
 // NewMetrics registers the metrics of cfg's targets with reg. Each
@@ -57,18 +59,40 @@ func NewMetrics(reg prometheus.Registerer, cfg *Config) *Metrics {
 		runs:   c("measurements_total", "Measurements run.", tgt),
 		errors: c("measurement_errors_total", "Measurements that produced no estimate (both directions failed).", tgt),
 		info:   g("target_info", "The labels of each target, value 1.", append(slices.Clone(tgt), keys...)),
+		keys:   keys,
+		names:  map[string]bool{},
 	}
 	reg.MustRegister(m.dbc, m.xtr, m.abw, m.last, m.rtt, m.sent, m.lost, m.runs, m.errors, m.info)
+	m.targets(cfg)
+	return m
+}
+
+// targets makes the series of cfg's targets and deletes those of targets
+// no longer there (after a reload). Label keys that were not in the
+// configuration at start are left out of abing_target_info until a
+// restart: a metric's label names cannot change.
+func (m *Metrics) targets(cfg *Config) {
+	m.info.Reset()
+	now := map[string]bool{}
 	for _, t := range cfg.Targets {
+		now[t.Name] = true
 		vals := []string{t.Address, t.Name}
-		for _, k := range keys {
+		for _, k := range m.keys {
 			vals = append(vals, t.Labels[k])
 		}
 		m.info.WithLabelValues(vals...).Set(1)
 		m.runs.WithLabelValues(t.Address, t.Name)
 		m.errors.WithLabelValues(t.Address, t.Name)
 	}
-	return m
+	for n := range m.names {
+		if !now[n] {
+			for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
+				m.dbc, m.xtr, m.abw, m.last, m.rtt, m.sent, m.lost, m.runs, m.errors} {
+				v.DeletePartialMatch(prometheus.Labels{"name": n})
+			}
+		}
+	}
+	m.names = now
 }
 
 // observe records one measurement's records (one per direction).

@@ -41,11 +41,12 @@ type Options struct {
 
 // Monitor runs a configuration.
 type Monitor struct {
-	cfg   *Config
-	o     Options
-	slots chan struct{}
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex // by exclusivity key
+	cfg    *Config
+	o      Options
+	slots  chan struct{}
+	reload chan *Config
+	mu     sync.Mutex
+	locks  map[string]*sync.Mutex // by exclusivity key
 }
 
 // New returns a monitor of a completed configuration (see Config.Complete).
@@ -53,47 +54,131 @@ func New(cfg *Config, o Options) *Monitor {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Monitor{cfg: cfg, o: o, slots: make(chan struct{}, cfg.MaxInFlight), locks: map[string]*sync.Mutex{}}
+	return &Monitor{cfg: cfg, o: o, slots: make(chan struct{}, cfg.MaxInFlight), reload: make(chan *Config),
+		locks: map[string]*sync.Mutex{}}
 }
 
 // Run measures until ctx ends, then stores what was measured and returns.
 func (m *Monitor) Run(ctx context.Context) error {
 	results := make(chan []measure.Record, 1024)
 	var targets sync.WaitGroup
-	start := time.Now()
-	for i := range m.cfg.Targets {
-		t := &m.cfg.Targets[i]
+	running := map[string]*targetLoop{}
+	startLoop := func(t Target, start time.Time) {
+		r := &targetLoop{t: t, probe: m.cfg.Probe, jitter: m.cfg.Jitter, stop: make(chan struct{})}
+		running[t.Name] = r
 		targets.Add(1)
 		go func() {
 			defer targets.Done()
-			m.loop(ctx, t, start, results)
+			m.loop(ctx, r, start, results)
 		}()
+	}
+	start := time.Now()
+	for _, t := range m.cfg.Targets {
+		startLoop(t, start)
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); m.sink(results) }()
 	go m.prune(ctx)
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case cfg := <-m.reload:
+			m.apply(cfg, running, startLoop)
+		}
+	}
 	targets.Wait()
 	close(results)
 	<-done
 	return nil
 }
 
-// loop measures one target on its cadence until ctx ends.
-func (m *Monitor) loop(ctx context.Context, t *Target, start time.Time, results chan<- []measure.Record) {
+// targetLoop is one target's loop and the settings it runs with.
+type targetLoop struct {
+	t      Target
+	probe  Probe // the configuration's defaults
+	jitter float64
+	stop   chan struct{} // closed: finish the run in progress, then stop
+}
+
+// Reload replaces the targets with those of cfg (a completed
+// configuration): loops of unchanged targets go on with their cadence,
+// removed or changed ones stop after their run in progress, new ones start.
+// Settings that need a restart (max_in_flight, exclusive, store) are kept
+// and logged. Reload returns once Run has taken the change, or when ctx
+// ends.
+func (m *Monitor) Reload(ctx context.Context, cfg *Config) {
+	select {
+	case m.reload <- cfg:
+	case <-ctx.Done():
+	}
+}
+
+func (m *Monitor) apply(cfg *Config, running map[string]*targetLoop, startLoop func(Target, time.Time)) {
+	if cfg.MaxInFlight != m.cfg.MaxInFlight || cfg.Exclusive != m.cfg.Exclusive || cfg.Store != m.cfg.Store {
+		m.o.Logger.Warn("reload: max_in_flight, exclusive and store take effect at restart; kept",
+			"max_in_flight", m.cfg.MaxInFlight, "exclusive", m.cfg.Exclusive)
+	}
+	wanted := map[string]Target{}
+	for _, t := range cfg.Targets {
+		wanted[t.Name] = t
+	}
+	var stopped, started, kept int
+	for name, r := range running {
+		if t, ok := wanted[name]; ok && sameTarget(t, r.t, cfg.Probe, r.probe) && cfg.Jitter == r.jitter {
+			kept++
+			continue
+		}
+		close(r.stop)
+		delete(running, name)
+		stopped++
+	}
+	m.cfg.Targets, m.cfg.Probe, m.cfg.Interval, m.cfg.Jitter = cfg.Targets, cfg.Probe, cfg.Interval, cfg.Jitter
+	now := time.Now()
+	for _, t := range cfg.Targets {
+		if _, ok := running[t.Name]; !ok {
+			startLoop(t, now)
+			started++
+		}
+	}
+	if m.o.Metrics != nil {
+		m.o.Metrics.targets(cfg)
+	}
+	m.o.Logger.Info("configuration reloaded", "targets", len(cfg.Targets), "kept", kept, "started", started, "stopped", stopped)
+}
+
+// sameTarget says whether a target's measurements are unchanged.
+func sameTarget(a, b Target, probeA, probeB Probe) bool {
+	ma, _ := a.measureConfig(probeA)
+	mb, _ := b.measureConfig(probeB)
+	if a.Address != b.Address || a.Interval != b.Interval || len(a.Labels) != len(b.Labels) ||
+		ma.Trains != mb.Trains || ma.TrainLen != mb.TrainLen || ma.Size != mb.Size || ma.Timeout != mb.Timeout {
+		return false
+	}
+	for k, v := range a.Labels {
+		if b.Labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// loop measures one target on its cadence until ctx ends or stop closes.
+func (m *Monitor) loop(ctx context.Context, l *targetLoop, start time.Time, results chan<- []measure.Record) {
+	t := &l.t
 	rng := rand.New(rand.NewPCG(uint64(start.UnixNano()), uint64(t.line)+uint64(len(t.Name))))
 	interval := time.Duration(t.Interval)
 	// Spread the first runs over one interval, so that targets added
 	// together do not probe together.
 	next := start.Add(time.Duration(rng.Float64() * float64(interval)))
 	for {
-		if !sleepUntil(ctx, next) {
+		if !sleepUntil(ctx, l.stop, next) {
 			return
 		}
-		next = next.Add(time.Duration(float64(interval) * (1 + m.cfg.Jitter*(2*rng.Float64()-1))))
+		next = next.Add(time.Duration(float64(interval) * (1 + l.jitter*(2*rng.Float64()-1))))
 		if now := time.Now(); next.Before(now) {
 			next = now.Add(interval / 2) // fell behind (suspend, long run): do not catch up in a burst
 		}
-		recs := m.measure(ctx, t)
+		recs := m.measure(ctx, t, l.probe)
 		if ctx.Err() != nil {
 			return // a cancelled run is not a result
 		}
@@ -103,8 +188,8 @@ func (m *Monitor) loop(ctx context.Context, t *Target, start time.Time, results 
 
 // measure runs one measurement of t within the concurrency limits and
 // returns its records, or the records of its failure.
-func (m *Monitor) measure(ctx context.Context, t *Target) []measure.Record {
-	cfg, _ := t.measureConfig(m.cfg.Probe) // checked by Complete
+func (m *Monitor) measure(ctx context.Context, t *Target, probe Probe) []measure.Record {
+	cfg, _ := t.measureConfig(probe) // checked by Complete
 	cfg.Bind = m.o.Bind
 	select {
 	case m.slots <- struct{}{}:
@@ -232,11 +317,13 @@ func (m *Monitor) prune(ctx context.Context) {
 	}
 }
 
-func sleepUntil(ctx context.Context, t time.Time) bool {
+func sleepUntil(ctx context.Context, stop <-chan struct{}, t time.Time) bool {
 	tm := time.NewTimer(time.Until(t))
 	defer tm.Stop()
 	select {
 	case <-ctx.Done():
+		return false
+	case <-stop:
 		return false
 	case <-tm.C:
 		return true

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -95,7 +96,9 @@ func monitorCommand() *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			log.Info("monitoring", "targets", len(cfg.Targets), "max_in_flight", cfg.MaxInFlight, "exclusive", cfg.Exclusive)
-			err := monitor.New(cfg, opts).Run(ctx)
+			mon := monitor.New(cfg, opts)
+			go reloadOnHUP(ctx, mon, file, log)
+			err := mon.Run(ctx)
 			log.Info("monitor stopped")
 			return err
 		},
@@ -110,4 +113,33 @@ func monitorCommand() *cobra.Command {
 	f.StringVar(&logFormat, "log.format", "text", "log format: text or json")
 	f.StringVar(&webAddr, "web.listen-address", "127.0.0.1:9817", "HTTP address for /metrics and /healthz (\"\" disables)")
 	return cmd
+}
+
+// reloadOnHUP rereads the configuration file on SIGHUP. A file that does
+// not parse is logged and the running configuration kept.
+func reloadOnHUP(ctx context.Context, mon *monitor.Monitor, file string, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		if file == "" {
+			log.Warn("SIGHUP: no --config file to reload; targets came from the command line")
+			continue
+		}
+		b, err := os.ReadFile(file)
+		var cfg *monitor.Config
+		if err == nil {
+			cfg, err = monitor.ParseConfig(b, file)
+		}
+		if err != nil {
+			log.Error("SIGHUP: configuration not reloaded; the running one is kept", "err", err)
+			continue
+		}
+		mon.Reload(ctx, cfg)
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,5 +91,92 @@ func TestMonitorKilled(t *testing.T) {
 				t.Errorf("round %d: result of %s has %d of 2 records", round, tm, have[tm])
 			}
 		}
+	}
+}
+
+func loopbackReflector(t *testing.T) string {
+	t.Helper()
+	conn, err := dispersion.Listen("udp4", "127.0.0.1:0", dispersion.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := reflector.New(conn, reflector.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; conn.Close() })
+	return conn.LocalAddr().String()
+}
+
+// SIGHUP: a bad file is refused and the monitor goes on; a good one swaps
+// target a for target b without a restart; SIGTERM then stops it cleanly.
+func TestMonitorReload(t *testing.T) {
+	a, b := loopbackReflector(t), loopbackReflector(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "monitor.yaml")
+	write := func(s string) {
+		if err := os.WriteFile(conf, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(fmt.Sprintf("interval: 1s\ntargets:\n  - {address: %q, name: a}\n", a))
+	cmd := exec.Command(os.Args[0], "-test.run=^$", "--", "monitor", "--config", conf, "--db", filepath.Join(dir, "m.db"), "--web.listen-address", "")
+	cmd.Env = append(os.Environ(), "ABING_TEST_MAIN=1")
+	errs, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(errs)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	await := func(re string) string {
+		t.Helper()
+		timeout := time.After(10 * time.Second)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("monitor exited waiting for %q", re)
+				}
+				if regexp.MustCompile(re).MatchString(l) {
+					return l
+				}
+			case <-timeout:
+				t.Fatalf("no log line %q", re)
+			}
+		}
+	}
+	await(`msg=stored target=a `)
+	write("targets: [{address: a}]\nbogus: 1\n")
+	cmd.Process.Signal(syscall.SIGHUP)
+	await(`configuration not reloaded.*bogus`)
+	await(`msg=stored target=a `) // still measuring
+	write(fmt.Sprintf("interval: 1s\ntargets:\n  - {address: %q, name: b}\n", b))
+	cmd.Process.Signal(syscall.SIGHUP)
+	await(`configuration reloaded" targets=1 kept=0 started=1 stopped=1`)
+	await(`msg=stored target=b `)
+	// After the switch, a stores at most the run it was in.
+	var afterA int
+	for range 2 {
+		if regexp.MustCompile(`msg=stored target=a `).MatchString(await(`msg=stored target=`)) {
+			afterA++
+		}
+	}
+	if afterA > 1 {
+		t.Errorf("target a went on after the reload: %d results", afterA)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	await(`msg="monitor stopped"`)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit: %v", err)
 	}
 }
