@@ -1,0 +1,344 @@
+// Package influx delivers measurement records to InfluxDB through
+// influxdb-client-go's v2 write API (InfluxDB 2.x, or 1.8 with its v2
+// compatibility endpoints: bucket "database/retention-policy", empty org).
+//
+// Every record becomes one point of measurement "abing" (configurable):
+//
+//	tags:   target, name, direction, and the target's labels
+//	fields: dbc_mbps, xtr_mbps, abw_mbps, rtt_min_ms, rtt_avg_ms, rtt_max_ms,
+//	        jitter_ms, loss, ttl, pairs_used, confidence (absent when
+//	        unknown), error (string, absent when none)
+//	time:   the start of the measurement, ns
+//
+// Nothing is lost when InfluxDB is away: each batch is first written to a
+// spool directory (one file a batch, written to a temporary name and
+// renamed, so a crash leaves whole files only), and a sender goroutine
+// delivers the files oldest first and deletes each only after InfluxDB
+// accepted it. An outage is logged once when it starts and once when it
+// ends. A point delivered twice (a crash between InfluxDB's answer and the
+// delete) lands on the same series and timestamp and overwrites itself, so
+// InfluxDB holds it once. The spool is bounded; when full, the oldest batch
+// is dropped and logged.
+package influx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
+	"github.com/influxdata/influxdb-client-go/v2/api"
+	"github.com/influxdata/influxdb-client-go/v2/api/write"
+
+	"github.com/abing-net/abing/measure"
+)
+
+// Config says where points go.
+type Config struct {
+	URL         string `yaml:"url"`         // e.g. http://127.0.0.1:8086
+	Bucket      string `yaml:"bucket"`      // 2.x bucket, or 1.8 "database/retention-policy"
+	Org         string `yaml:"org"`         // empty for 1.8
+	Token       string `yaml:"token"`       // empty for 1.8 without auth, or "user:password"
+	Measurement string `yaml:"measurement"` // "abing"
+	// CreateDatabase: on InfluxDB 1.8, create the database of Bucket
+	// (POST /query CREATE DATABASE) when a write says it does not exist.
+	CreateDatabase bool   `yaml:"create_database"`
+	Spool          string `yaml:"spool"`        // directory of undelivered batches
+	SpoolMaxMB     int    `yaml:"spool_max_mb"` // 100
+}
+
+// Check fills in defaults and checks c.
+func (c *Config) Check() error {
+	u, err := url.Parse(c.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("influxdb url %q: want http(s)://host:port", c.URL)
+	}
+	if c.Bucket == "" {
+		return errors.New("influxdb bucket missing (1.8: \"database/retention-policy\")")
+	}
+	if c.Measurement == "" {
+		c.Measurement = "abing"
+	}
+	if c.SpoolMaxMB == 0 {
+		c.SpoolMaxMB = 100
+	}
+	if c.SpoolMaxMB < 0 {
+		return fmt.Errorf("influxdb spool_max_mb %d: must be positive", c.SpoolMaxMB)
+	}
+	if c.Spool == "" {
+		return errors.New("influxdb spool directory missing")
+	}
+	return nil
+}
+
+// Sink delivers records to InfluxDB through a spool on disk.
+type Sink struct {
+	cfg    Config
+	log    *slog.Logger
+	client influxdb2.Client
+	write  api.WriteAPIBlocking
+
+	mu   sync.Mutex // guards the spool's sequence and size
+	seq  uint64
+	wake chan struct{}
+	stop chan struct{}
+	done chan struct{}
+}
+
+// Open starts a sink with a checked Config; undelivered batches of an
+// earlier run are delivered first.
+func Open(cfg Config, log *slog.Logger) (*Sink, error) {
+	if err := os.MkdirAll(cfg.Spool, 0o750); err != nil {
+		return nil, fmt.Errorf("influxdb spool: %w", err)
+	}
+	client := influxdb2.NewClientWithOptions(cfg.URL, cfg.Token, influxdb2.DefaultOptions().SetHTTPRequestTimeout(10))
+	s := &Sink{cfg: cfg, log: log, client: client, write: client.WriteAPIBlocking(cfg.Org, cfg.Bucket),
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	files, err := s.spooled()
+	if err != nil {
+		return nil, err
+	}
+	if len(files) > 0 {
+		fmt.Sscanf(filepath.Base(files[len(files)-1]), "%d", &s.seq)
+		log.Info("influxdb: undelivered batches from an earlier run", "batches", len(files))
+	}
+	go s.sender()
+	return s, nil
+}
+
+// Lines are the line-protocol lines of recs.
+func Lines(measurement string, recs []measure.Record) ([]string, error) {
+	out := make([]string, 0, len(recs))
+	for i := range recs {
+		r := &recs[i]
+		t, err := time.Parse(time.RFC3339Nano, r.Time)
+		if err != nil {
+			return nil, fmt.Errorf("influxdb: record time %q: %w", r.Time, err)
+		}
+		p := write.NewPointWithMeasurement(measurement).SetTime(t).
+			AddTag("target", r.Target).AddTag("direction", r.Direction)
+		if r.Name != "" {
+			p.AddTag("name", r.Name)
+		}
+		for k, v := range r.Labels {
+			p.AddTag(k, v)
+		}
+		f := func(name string, v *float64) {
+			if v != nil {
+				p.AddField(name, *v)
+			}
+		}
+		f("dbc_mbps", r.DBC)
+		f("xtr_mbps", r.XTR)
+		f("abw_mbps", r.ABW)
+		if r.RTT != nil {
+			p.AddField("rtt_min_ms", r.RTT.Min).AddField("rtt_avg_ms", r.RTT.Avg).
+				AddField("rtt_max_ms", r.RTT.Max).AddField("jitter_ms", r.RTT.Jitter)
+		}
+		p.AddField("loss", r.Loss).AddField("pairs_used", int64(r.PairsUsed))
+		if r.TTL != nil {
+			p.AddField("ttl", int64(*r.TTL))
+		}
+		f("confidence", r.Confidence)
+		if r.Error != "" {
+			p.AddField("error", r.Error)
+		}
+		out = append(out, strings.TrimSuffix(write.PointToLineProtocol(p, time.Nanosecond), "\n"))
+	}
+	return out, nil
+}
+
+// Write spools recs for delivery. It fails only if the spool cannot be
+// written.
+func (s *Sink) Write(_ context.Context, recs []measure.Record) error {
+	lines, err := Lines(s.cfg.Measurement, recs)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.seq++
+	name := filepath.Join(s.cfg.Spool, fmt.Sprintf("%020d.lp", s.seq))
+	s.mu.Unlock()
+	tmp := name + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strings.Join(lines, "\n")+"\n"), 0o640); err != nil {
+		return fmt.Errorf("influxdb spool: %w", err)
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		return fmt.Errorf("influxdb spool: %w", err)
+	}
+	s.trim()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// spooled lists the spooled batches, oldest first.
+func (s *Sink) spooled() ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(s.cfg.Spool, "*.lp"))
+	if err != nil {
+		return nil, fmt.Errorf("influxdb spool: %w", err)
+	}
+	slices.Sort(files)
+	return files, nil
+}
+
+// trim drops the oldest batches while the spool is over its size.
+func (s *Sink) trim() {
+	files, err := s.spooled()
+	if err != nil {
+		return
+	}
+	var total int64
+	sizes := make([]int64, len(files))
+	for i, f := range files {
+		if st, err := os.Stat(f); err == nil {
+			sizes[i] = st.Size()
+			total += sizes[i]
+		}
+	}
+	for i := 0; total > int64(s.cfg.SpoolMaxMB)<<20 && i < len(files)-1; i++ {
+		os.Remove(files[i])
+		total -= sizes[i]
+		s.log.Error("influxdb spool full: dropped the oldest batch", "file", files[i], "spool_max_mb", s.cfg.SpoolMaxMB)
+	}
+}
+
+// maxBatch bounds the lines sent in one request.
+const maxBatch = 5000
+
+// sender delivers the spool, oldest first, until Close.
+func (s *Sink) sender() {
+	defer close(s.done)
+	backoff := time.Second
+	down := false
+	var downSince time.Time
+	for {
+		err := s.deliver()
+		switch {
+		case err != nil && !down:
+			down, downSince = true, time.Now()
+			s.log.Error("influxdb unreachable; results are spooled on disk and will be delivered", "url", s.cfg.URL, "err", err)
+		case err == nil && down:
+			down, backoff = false, time.Second
+			s.log.Info("influxdb reachable again; spool delivered", "url", s.cfg.URL, "outage", time.Since(downSince).Round(time.Second).String())
+		}
+		wait := time.Hour
+		if err != nil {
+			wait = backoff
+			backoff = min(2*backoff, 30*time.Second)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-s.stop:
+			t.Stop()
+			return
+		case <-s.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// deliver sends every spooled batch, in order, deleting each once
+// InfluxDB accepted it.
+func (s *Sink) deliver() error {
+	for {
+		files, err := s.spooled()
+		if err != nil || len(files) == 0 {
+			return err
+		}
+		var lines []string
+		var sent []string
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if errors.Is(err, os.ErrNotExist) {
+				continue // trimmed away meanwhile
+			}
+			if err != nil {
+				return fmt.Errorf("influxdb spool: %w", err)
+			}
+			ls := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+			if len(lines)+len(ls) > maxBatch && len(sent) > 0 {
+				break
+			}
+			lines, sent = append(lines, ls...), append(sent, f)
+		}
+		if err := s.send(lines); err != nil {
+			return err
+		}
+		for _, f := range sent {
+			os.Remove(f)
+		}
+	}
+}
+
+func (s *Sink) send(lines []string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	err := s.write.WriteRecord(ctx, lines...)
+	if err != nil && s.cfg.CreateDatabase && strings.Contains(err.Error(), "database not found") {
+		if cerr := s.createDatabase(ctx); cerr != nil {
+			return fmt.Errorf("%w (and creating the database: %v)", err, cerr)
+		}
+		err = s.write.WriteRecord(ctx, lines...)
+	}
+	return err
+}
+
+// createDatabase creates the database of the bucket on InfluxDB 1.8.
+func (s *Sink) createDatabase(ctx context.Context) error {
+	db, _, _ := strings.Cut(s.cfg.Bucket, "/")
+	q := url.Values{"q": {fmt.Sprintf("CREATE DATABASE %q", db)}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(s.cfg.URL, "/")+"/query", strings.NewReader(q.Encode()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if s.cfg.Token != "" {
+		req.Header.Set("Authorization", "Token "+s.cfg.Token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("CREATE DATABASE %s: HTTP %s", db, resp.Status)
+	}
+	s.log.Info("influxdb: created database", "database", db)
+	return nil
+}
+
+// Close tries to deliver what is spooled for up to flush, then stops.
+// What is left stays in the spool for the next run.
+func (s *Sink) Close(flush time.Duration) error {
+	deadline := time.Now().Add(flush)
+	for time.Now().Before(deadline) {
+		if files, err := s.spooled(); err != nil || len(files) == 0 {
+			break
+		}
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	close(s.stop)
+	<-s.done
+	s.client.Close()
+	if files, _ := s.spooled(); len(files) > 0 {
+		s.log.Warn("influxdb: batches left in the spool for the next run", "batches", len(files), "spool", s.cfg.Spool)
+	}
+	return nil
+}

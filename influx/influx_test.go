@@ -1,0 +1,302 @@
+package influx
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/abing-net/abing/measure"
+)
+
+// server is a real InfluxDB 1.8 (influxd from $ABING_INFLUXD, $PATH or
+// $GOPATH/bin), bound to loopback, with its data in a test directory.
+type server struct {
+	bin, dir, conf, url string
+	cmd                 *exec.Cmd
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func newServer(t *testing.T) *server {
+	t.Helper()
+	bin := os.Getenv("ABING_INFLUXD")
+	if bin == "" {
+		if p, err := exec.LookPath("influxd"); err == nil {
+			bin = p
+		} else if gp, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+			bin = filepath.Join(strings.TrimSpace(string(gp)), "bin", "influxd")
+		}
+	}
+	if _, err := os.Stat(bin); err != nil {
+		if os.Getenv("ABING_REQUIRE_INFLUXD") == "1" {
+			t.Fatalf("influxd not found (%q) and ABING_REQUIRE_INFLUXD=1", bin)
+		}
+		t.Skip("needs influxd 1.8.10: CGO_ENABLED=0 go install github.com/influxdata/influxdb/cmd/influxd@v1.8.10 (CI installs it)")
+	}
+	dir := t.TempDir()
+	port := freePort(t)
+	conf := filepath.Join(dir, "influxd.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf(`reporting-disabled = true
+bind-address = "127.0.0.1:%d"
+[meta]
+  dir = "%s/meta"
+[data]
+  dir = "%s/data"
+  wal-dir = "%s/wal"
+  query-log-enabled = false
+[http]
+  bind-address = "127.0.0.1:%d"
+  flux-enabled = true
+  log-enabled = false
+[monitor]
+  store-enabled = false
+[continuous_queries]
+  enabled = false
+`, freePort(t), dir, dir, dir, port)), 0o644)
+	s := &server{bin: bin, dir: dir, conf: conf, url: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	s.start(t)
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *server) start(t *testing.T) {
+	t.Helper()
+	s.cmd = exec.Command(s.bin, "-config", s.conf)
+	s.cmd.Stdout, s.cmd.Stderr = nil, nil
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if resp, err := http.Get(s.url + "/ping"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusNoContent {
+				return
+			}
+		}
+	}
+	t.Fatal("influxd did not come up")
+}
+
+func (s *server) stop() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		s.cmd.Wait()
+		s.cmd = nil
+	}
+}
+
+// query runs InfluxQL and returns the rows of the first series as maps.
+func (s *server) query(t *testing.T, db, q string) []map[string]any {
+	t.Helper()
+	resp, err := http.Get(s.url + "/query?" + url.Values{"db": {db}, "q": {q}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Results []struct {
+			Series []struct {
+				Columns []string
+				Values  [][]any
+			}
+			Error string
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]any
+	for _, r := range out.Results {
+		if r.Error != "" {
+			t.Fatalf("query %q: %s", q, r.Error)
+		}
+		for _, sr := range r.Series {
+			for _, v := range sr.Values {
+				row := map[string]any{}
+				for i, c := range sr.Columns {
+					row[c] = v[i]
+				}
+				rows = append(rows, row)
+			}
+		}
+	}
+	return rows
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func result(i int, t0 time.Time) []measure.Record {
+	f := func(v float64) *float64 { return &v }
+	ttl := 60
+	tm := t0.Add(time.Duration(i) * time.Minute).UTC().Format(time.RFC3339Nano)
+	return []measure.Record{
+		{Time: tm, Target: "198.18.2.2:8176", Name: "lab-b", Labels: map[string]string{"site": "b"}, Direction: "forward",
+			DBC: f(float64(90 + i)), XTR: f(40), ABW: f(float64(50 + i)), RTT: &measure.RTT{Min: 0.2, Avg: 0.3, Max: 0.5, Jitter: 0.05},
+			TTL: &ttl, PairsUsed: 31, Loss: 0.01, Confidence: f(0.9)},
+		{Time: tm, Target: "198.18.2.2:8176", Name: "lab-b", Labels: map[string]string{"site": "b"}, Direction: "reverse",
+			Error: "too few usable samples: 4, need 5"},
+	}
+}
+
+func waitSpoolEmpty(t *testing.T, s *Sink, within time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if files, _ := s.spooled(); len(files) == 0 {
+			return
+		}
+	}
+	files, _ := s.spooled()
+	t.Fatalf("%d batches still spooled after %v", len(files), within)
+}
+
+// Points written and read back from a real InfluxDB, which the sink
+// creates the database of; then an outage: every result of it arrives,
+// once, and the outage is logged once.
+func TestInfluxDB(t *testing.T) {
+	srv := newServer(t)
+	var log syncBuffer
+	cfg := Config{URL: srv.url, Bucket: "abing/autogen", CreateDatabase: true, Spool: filepath.Join(t.TempDir(), "spool")}
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
+	sink, err := Open(cfg, slog.New(slog.NewTextHandler(&log, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close(0)
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	for i := range 3 {
+		if err := sink.Write(ctx, result(i, t0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitSpoolEmpty(t, sink, 10*time.Second)
+	rows := srv.query(t, "abing", `SELECT * FROM abing WHERE direction = 'forward' ORDER BY time`)
+	if len(rows) != 3 {
+		t.Fatalf("%d forward points, want 3: %v\nlog: %s", len(rows), rows, log.String())
+	}
+	r := rows[2]
+	if r["target"] != "198.18.2.2:8176" || r["name"] != "lab-b" || r["site"] != "b" || r["dbc_mbps"] != 92.0 ||
+		r["abw_mbps"] != 52.0 || r["rtt_avg_ms"] != 0.3 || r["ttl"] != 60.0 || r["pairs_used"] != 31.0 || r["time"] != "2026-11-23T00:02:00Z" {
+		t.Errorf("point %v", r)
+	}
+	rev := srv.query(t, "abing", `SELECT * FROM abing WHERE direction = 'reverse'`)
+	if len(rev) != 3 || rev[0]["error"] != "too few usable samples: 4, need 5" || rev[0]["dbc_mbps"] != nil {
+		t.Errorf("reverse points %v", rev)
+	}
+
+	// The outage: InfluxDB stops, results keep coming, InfluxDB returns.
+	srv.stop()
+	for i := 3; i < 10; i++ {
+		sink.Write(ctx, result(i, t0))
+		time.Sleep(300 * time.Millisecond)
+	}
+	srv.start(t)
+	sink.Write(ctx, result(10, t0))
+	waitSpoolEmpty(t, sink, 40*time.Second)
+	all := srv.query(t, "abing", `SELECT * FROM abing`)
+	seen := map[string]bool{}
+	for _, r := range all {
+		k := fmt.Sprint(r["time"], r["direction"])
+		if seen[k] {
+			t.Errorf("duplicate point %s", k)
+		}
+		seen[k] = true
+	}
+	if len(all) != 22 {
+		t.Errorf("%d points after the outage, want 22 (11 results × 2 directions)", len(all))
+	}
+	out := log.String()
+	if n := strings.Count(out, "influxdb unreachable"); n != 1 {
+		t.Errorf("outage logged %d times:\n%s", n, out)
+	}
+	if !strings.Contains(out, "influxdb reachable again") || !strings.Contains(out, "created database") {
+		t.Errorf("log:\n%s", out)
+	}
+}
+
+// Batches spooled by a run that ended while InfluxDB was away are
+// delivered by the next run.
+func TestSpoolSurvivesRestart(t *testing.T) {
+	srv := newServer(t)
+	spool := filepath.Join(t.TempDir(), "spool")
+	quiet := slog.New(slog.DiscardHandler)
+	away := Config{URL: fmt.Sprintf("http://127.0.0.1:%d", freePort(t)), Bucket: "abing/autogen", CreateDatabase: true, Spool: spool}
+	away.Check()
+	s1, err := Open(away, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	for i := range 4 {
+		s1.Write(context.Background(), result(i, t0))
+	}
+	s1.Close(0)
+	if files, _ := s1.spooled(); len(files) != 4 {
+		t.Fatalf("%d batches spooled, want 4", len(files))
+	}
+	back := away
+	back.URL = srv.url
+	s2, err := Open(back, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close(0)
+	s2.Write(context.Background(), result(4, t0))
+	waitSpoolEmpty(t, s2, 10*time.Second)
+	if rows := srv.query(t, "abing", `SELECT * FROM abing`); len(rows) != 10 {
+		t.Errorf("%d points, want 10", len(rows))
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	for _, tc := range []struct {
+		c    Config
+		want string
+	}{
+		{Config{URL: "127.0.0.1:8086", Bucket: "a", Spool: "s"}, "want http(s)://"},
+		{Config{URL: "http://127.0.0.1:8086", Spool: "s"}, "bucket missing"},
+		{Config{URL: "http://127.0.0.1:8086", Bucket: "a"}, "spool"},
+		{Config{URL: "http://127.0.0.1:8086", Bucket: "a", Spool: "s", SpoolMaxMB: -1}, "spool_max_mb"},
+	} {
+		if err := tc.c.Check(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.c, err, tc.want)
+		}
+	}
+}
