@@ -6,13 +6,16 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/abing-net/abing/influx"
 	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/store"
 )
 
 // Duration is a time.Duration that also reads days ("30d").
@@ -77,7 +80,9 @@ type Config struct {
 	Exclusive   string   `yaml:"exclusive"`     // interface (default) or target
 	Probe       Probe    `yaml:"probe"`         // defaults for every target
 	Store       Store    `yaml:"store"`
-	Targets     []Target `yaml:"targets"`
+	// InfluxDB, when set, receives every result too (package influx).
+	InfluxDB *influx.Config `yaml:"influxdb"`
+	Targets  []Target       `yaml:"targets"`
 }
 
 // Defaults of a Config.
@@ -159,6 +164,18 @@ func (c *Config) Complete() error {
 	}
 	if c.Store.Retention < 0 {
 		return fmt.Errorf(" store retention %v: must be positive", time.Duration(c.Store.Retention))
+	}
+	if c.InfluxDB != nil {
+		if c.InfluxDB.Spool == "" {
+			db := c.Store.Path
+			if db == "" {
+				db = store.DefaultPath()
+			}
+			c.InfluxDB.Spool = filepath.Join(filepath.Dir(db), "influx-spool")
+		}
+		if err := c.InfluxDB.Check(); err != nil {
+			return fmt.Errorf(" %w", err)
+		}
 	}
 	if len(c.Targets) == 0 {
 		return errors.New(" no targets")

@@ -64,3 +64,22 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestInfluxConfig(t *testing.T) {
+	c, err := ParseConfig([]byte("store: {path: /var/lib/abing/abing.db}\ninfluxdb: {url: 'http://127.0.0.1:8086', bucket: abing/autogen, create_database: true}\ntargets: [{address: a}]\n"), "m.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.InfluxDB.Spool != "/var/lib/abing/influx-spool" || c.InfluxDB.Measurement != "abing" || c.InfluxDB.SpoolMaxMB != 100 {
+		t.Errorf("influxdb %+v", c.InfluxDB)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"influxdb: {url: 'localhost:8086', bucket: b}\ntargets: [{address: a}]\n", "m.yaml: influxdb url"},
+		{"influxdb: {url: 'http://h:8086'}\ntargets: [{address: a}]\n", "bucket missing"},
+		{"influxdb: {url: 'http://h:8086', bucket: b, tokn: x}\ntargets: [{address: a}]\n", "field tokn not found"},
+	} {
+		if _, err := ParseConfig([]byte(tc.yaml), "m.yaml"); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}

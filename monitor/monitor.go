@@ -14,6 +14,7 @@ package monitor
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -25,9 +26,16 @@ import (
 	"github.com/abing-net/abing/store"
 )
 
+// Sink takes results: the embedded store, InfluxDB.
+type Sink interface {
+	Write(ctx context.Context, recs []measure.Record) error
+}
+
 // Options are what a monitor runs with besides its configuration.
 type Options struct {
-	Store  *store.Store // nil: results are not stored
+	Store *store.Store // nil: results are not stored locally (and not pruned)
+	// Sinks take every result after the store.
+	Sinks  []Sink
 	Logger *slog.Logger
 	// Bind opens measurement sockets; nil means dispersion.Listen. The
 	// testbed opens them inside a network namespace.
@@ -114,8 +122,9 @@ func (m *Monitor) Reload(ctx context.Context, cfg *Config) {
 }
 
 func (m *Monitor) apply(cfg *Config, running map[string]*targetLoop, startLoop func(Target, time.Time)) {
-	if cfg.MaxInFlight != m.cfg.MaxInFlight || cfg.Exclusive != m.cfg.Exclusive || cfg.Store != m.cfg.Store {
-		m.o.Logger.Warn("reload: max_in_flight, exclusive and store take effect at restart; kept",
+	if cfg.MaxInFlight != m.cfg.MaxInFlight || cfg.Exclusive != m.cfg.Exclusive || cfg.Store != m.cfg.Store ||
+		(cfg.InfluxDB == nil) != (m.cfg.InfluxDB == nil) || (cfg.InfluxDB != nil && *cfg.InfluxDB != *m.cfg.InfluxDB) {
+		m.o.Logger.Warn("reload: max_in_flight, exclusive, store and influxdb take effect at restart; kept",
 			"max_in_flight", m.cfg.MaxInFlight, "exclusive", m.cfg.Exclusive)
 	}
 	wanted := map[string]Target{}
@@ -245,43 +254,36 @@ func (m *Monitor) lock(key string) *sync.Mutex {
 	return l
 }
 
-// maxBacklog bounds the batches kept in memory while the store fails.
+// maxBacklog bounds the batches kept in memory while a sink fails.
 const maxBacklog = 10000
 
-// sink stores every batch, in order, until results is closed. Batches the
-// store refuses (disk full, say) are kept, up to maxBacklog, and written
-// before the next one.
+// sinkState is one sink and what it has not taken yet.
+type sinkState struct {
+	name    string
+	sink    Sink
+	backlog [][]measure.Record
+	failing bool
+}
+
+// sink hands every batch, in order, to every sink until results is
+// closed. Batches a sink refuses (disk full, say) are kept, up to
+// maxBacklog, and written before the next one.
 func (m *Monitor) sink(results <-chan []measure.Record) {
-	var backlog [][]measure.Record
-	failing := false
-	flush := func() {
-		for len(backlog) > 0 {
-			// Not cancellable: what was measured is written even while
-			// the monitor shuts down.
-			if err := m.o.Store.Write(context.Background(), backlog[0]); err != nil {
-				if !failing {
-					m.o.Logger.Error("store write failed; results are kept in memory and retried", "err", err)
-				}
-				failing = true
-				return
-			}
-			if failing {
-				m.o.Logger.Info("store writes work again", "written", len(backlog))
-				failing = false
-			}
-			r := backlog[0][0]
-			m.o.Logger.Info("stored", "target", r.Name, "time", r.Time, "error", r.Error)
-			backlog = backlog[1:]
-		}
+	var sinks []*sinkState
+	if m.o.Store != nil {
+		sinks = append(sinks, &sinkState{name: "store", sink: m.o.Store})
+	}
+	for _, s := range m.o.Sinks {
+		sinks = append(sinks, &sinkState{name: fmt.Sprintf("%T", s), sink: s})
 	}
 	for recs := range results {
-		if m.o.Store != nil {
-			if len(backlog) == maxBacklog {
-				m.o.Logger.Error("store backlog full: dropping the oldest result", "target", backlog[0][0].Target, "time", backlog[0][0].Time)
-				backlog = backlog[1:]
+		for _, s := range sinks {
+			if len(s.backlog) == maxBacklog {
+				m.o.Logger.Error("sink backlog full: dropping the oldest result", "sink", s.name, "target", s.backlog[0][0].Target, "time", s.backlog[0][0].Time)
+				s.backlog = s.backlog[1:]
 			}
-			backlog = append(backlog, recs)
-			flush()
+			s.backlog = append(s.backlog, recs)
+			m.flush(s)
 		}
 		if m.o.Metrics != nil {
 			m.o.Metrics.observe(recs)
@@ -290,8 +292,32 @@ func (m *Monitor) sink(results <-chan []measure.Record) {
 			m.o.Results(recs)
 		}
 	}
-	if len(backlog) > 0 {
-		m.o.Logger.Error("results not stored at exit", "batches", len(backlog))
+	for _, s := range sinks {
+		if len(s.backlog) > 0 {
+			m.o.Logger.Error("results not written at exit", "sink", s.name, "batches", len(s.backlog))
+		}
+	}
+}
+
+// flush writes a sink's backlog in order, stopping at the first failure.
+func (m *Monitor) flush(s *sinkState) {
+	for len(s.backlog) > 0 {
+		// Not cancellable: what was measured is written even while the
+		// monitor shuts down.
+		if err := s.sink.Write(context.Background(), s.backlog[0]); err != nil {
+			if !s.failing {
+				m.o.Logger.Error("sink write failed; results are kept in memory and retried", "sink", s.name, "err", err)
+			}
+			s.failing = true
+			return
+		}
+		if s.failing {
+			m.o.Logger.Info("sink writes work again", "sink", s.name, "written", len(s.backlog))
+			s.failing = false
+		}
+		r := s.backlog[0][0]
+		m.o.Logger.Info("stored", "target", r.Name, "time", r.Time, "sink", s.name, "error", r.Error)
+		s.backlog = s.backlog[1:]
 	}
 }
 

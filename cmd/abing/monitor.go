@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/abing-net/abing/influx"
 	"github.com/abing-net/abing/monitor"
 	"github.com/abing-net/abing/store"
 	"github.com/abing-net/abing/web"
@@ -81,6 +82,16 @@ func monitorCommand() *cobra.Command {
 				defer s.Close()
 				opts.Store = s
 				log.Info("storing results", "db", path, "retention", time.Duration(cfg.Store.Retention).String())
+			}
+			if ic := cfg.InfluxDB; ic != nil {
+				sink, err := influx.Open(*ic, log)
+				if err != nil {
+					return err
+				}
+				// At exit, try for a while to deliver what is spooled.
+				defer sink.Close(10 * time.Second)
+				opts.Sinks = append(opts.Sinks, sink)
+				log.Info("writing to influxdb", "url", ic.URL, "bucket", ic.Bucket, "spool", ic.Spool)
 			}
 			if webAddr != "" {
 				l, err := net.Listen("tcp", webAddr)
