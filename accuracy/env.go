@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/abing-net/abing/dispersion"
@@ -31,8 +32,7 @@ type Env struct {
 	Calibration [2]testbed.Calibration // by testbed.Direction
 	Reflector   *reflector.Server
 	target      netip.AddrPort
-	stop        context.CancelFunc
-	done        chan error
+	stop        func() error
 }
 
 // Setup builds a path with the given nominal rates (bit/s), starts a
@@ -67,31 +67,48 @@ func (e *Env) Recalibrate(ctx context.Context, d testbed.Direction) error {
 }
 
 func (e *Env) startReflector() error {
+	srv, stop, err := e.StartReflector(measure.DefaultPort)
+	if err != nil {
+		return err
+	}
+	e.Reflector, e.stop = srv, stop
+	return nil
+}
+
+// StartReflector starts a reflector in the reflector's namespace on port;
+// stop ends it and returns what Serve returned. The environment's own
+// reflector is on measure.DefaultPort.
+func (e *Env) StartReflector(port int) (srv *reflector.Server, stop func() error, err error) {
 	var conn *dispersion.Conn
-	err := e.TB.Reflector.Do(func() (err error) {
-		conn, err = dispersion.Listen("udp", fmt.Sprintf(":%d", measure.DefaultPort), dispersion.Options{})
+	err = e.TB.Reflector.Do(func() (err error) {
+		conn, err = dispersion.Listen("udp", fmt.Sprintf(":%d", port), dispersion.Options{})
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("reflector: %w", err)
+		return nil, nil, fmt.Errorf("reflector: %w", err)
 	}
 	// The accuracy grid sends far more than a default run: lift the
 	// per-source budget so that it measures the estimator, not the limiter.
 	lim := reflector.DefaultLimits()
 	lim.Source, lim.Prefix, lim.PacedShare = lim.Global, lim.Global, 1
-	e.Reflector, err = reflector.New(conn, reflector.Config{Limits: lim})
+	srv, err = reflector.New(conn, reflector.Config{Limits: lim})
 	if err != nil {
 		conn.Close()
-		return err
+		return nil, nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e.stop, e.done = cancel, make(chan error, 1)
+	done := make(chan error, 1)
 	go func() {
-		err := e.Reflector.Serve(ctx)
+		err := srv.Serve(ctx)
 		conn.Close()
-		e.done <- err
+		done <- err
 	}()
-	return nil
+	var once sync.Once
+	var serr error
+	return srv, func() error {
+		once.Do(func() { cancel(); serr = <-done })
+		return serr
+	}, nil
 }
 
 // Target is the reflector's address in the testbed.
@@ -111,8 +128,7 @@ func (e *Env) Bind(network, addr string, opts dispersion.Options) (*dispersion.C
 func (e *Env) Close() error {
 	var err error
 	if e.stop != nil {
-		e.stop()
-		err = <-e.done
+		err = e.stop()
 	}
 	return errors.Join(err, e.TB.Close())
 }

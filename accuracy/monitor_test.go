@@ -1,0 +1,77 @@
+package accuracy
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/monitor"
+	"github.com/abing-net/abing/testbed"
+)
+
+// The monitor through the emulated 100 Mbit/s path, against three
+// reflectors on the far host; one is stopped halfway. Its failures are
+// recorded as errors, and the other two keep their cadence and their
+// capacity estimate.
+func TestMonitorThreeReflectors(t *testing.T) {
+	env := setup(t, 100e6, 100e6)
+	stops := map[string]func() error{}
+	var targets []string
+	for i, port := range []int{8177, 8178, 8179} {
+		_, stop, err := env.StartReflector(port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { stop() })
+		name := fmt.Sprintf("r%d", i)
+		stops[name] = stop
+		targets = append(targets, fmt.Sprintf("  - {address: \"%s:%d\", name: %s}\n", testbed.ReflectorAddr, port, name))
+	}
+	cfg, err := monitor.ParseConfig([]byte("interval: 2s\njitter: 0.05\nprobe: {timeout: 1s}\ntargets:\n"+strings.Join(targets, "")), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	got := map[string][]measure.Record{}
+	m := monitor.New(cfg, monitor.Options{Bind: env.Bind, Results: func(recs []measure.Record) {
+		mu.Lock()
+		defer mu.Unlock()
+		got[recs[0].Name] = append(got[recs[0].Name], recs...)
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Second)
+	defer cancel()
+	go func() {
+		time.Sleep(6 * time.Second)
+		stops["r2"]()
+	}()
+	m.Run(ctx)
+	cal := env.Calibration[testbed.Forward].Capacity
+	for _, name := range []string{"r0", "r1"} {
+		recs := got[name]
+		if runs := len(recs) / 2; runs < 5 || runs > 7 {
+			t.Errorf("%s: %d runs in 12 s at a 2 s interval", name, runs)
+		}
+		for _, r := range recs {
+			if r.Direction == "forward" && (r.DBC == nil || relErr(*r.DBC*1e6, cal) > 0.1) {
+				t.Errorf("%s: forward DBC %v, calibrated %.1f Mbit/s: %s", name, r.DBC, cal/1e6, r.Error)
+			}
+		}
+	}
+	var good, failed int
+	for _, r := range got["r2"] {
+		if r.PairsReceived > 0 {
+			good++
+		} else if strings.Contains(r.Error, "r2") || strings.Contains(r.Error, "8179") {
+			failed++
+		}
+	}
+	t.Logf("r0 %d runs, r1 %d runs, r2 %d answered and %d failed (%s)", len(got["r0"])/2, len(got["r1"])/2, good/2, failed/2,
+		got["r2"][len(got["r2"])-1].Error)
+	if good == 0 || failed == 0 {
+		t.Errorf("stopped reflector: %d good records, %d failures naming it: %+v", good, failed, got["r2"])
+	}
+}
