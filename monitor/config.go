@@ -83,6 +83,7 @@ type Config struct {
 	// InfluxDB, when set, receives every result too (package influx).
 	InfluxDB *influx.Config `yaml:"influxdb"`
 	Targets  []Target       `yaml:"targets"`
+	lines    map[string]int // line of each top-level key, for errors
 }
 
 // Defaults of a Config.
@@ -109,7 +110,9 @@ func ParseConfig(b []byte, name string) (*Config, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err == nil && len(doc.Content) == 1 {
 		m := doc.Content[0]
+		cfg.lines = map[string]int{}
 		for i := 0; i+1 < len(m.Content); i += 2 {
+			cfg.lines[m.Content[i].Value] = m.Content[i].Line
 			if m.Content[i].Value == "targets" {
 				for j, t := range m.Content[i+1].Content {
 					if j < len(cfg.Targets) {
@@ -137,33 +140,34 @@ func (c *Config) Complete() error {
 	if c.Interval == 0 {
 		c.Interval = Duration(DefaultInterval)
 	}
+	key := func(k string) string { return at(c.lines[k]) }
 	if c.Interval < 0 {
-		return fmt.Errorf(" interval %v: must be positive", time.Duration(c.Interval))
+		return fmt.Errorf("%sinterval %v: must be positive", key("interval"), time.Duration(c.Interval))
 	}
 	if c.Jitter == 0 {
 		c.Jitter = DefaultJitter
 	}
 	if c.Jitter < 0 || c.Jitter >= 1 {
-		return fmt.Errorf(" jitter %g: want a fraction of the interval, 0 to below 1", c.Jitter)
+		return fmt.Errorf("%sjitter %g: want a fraction of the interval, 0 to below 1", key("jitter"), c.Jitter)
 	}
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = DefaultInFlight
 	}
 	if c.MaxInFlight < 0 {
-		return fmt.Errorf(" max_in_flight %d: must be positive", c.MaxInFlight)
+		return fmt.Errorf("%smax_in_flight %d: must be positive", key("max_in_flight"), c.MaxInFlight)
 	}
 	switch c.Exclusive {
 	case "":
 		c.Exclusive = ExclusiveInterface
 	case ExclusiveInterface, ExclusiveTarget:
 	default:
-		return fmt.Errorf(" exclusive %q: want interface or target", c.Exclusive)
+		return fmt.Errorf("%sexclusive %q: want interface or target", key("exclusive"), c.Exclusive)
 	}
 	if c.Store.Retention == 0 {
 		c.Store.Retention = Duration(DefaultRetention)
 	}
 	if c.Store.Retention < 0 {
-		return fmt.Errorf(" store retention %v: must be positive", time.Duration(c.Store.Retention))
+		return fmt.Errorf("%sstore retention %v: must be positive", key("store"), time.Duration(c.Store.Retention))
 	}
 	if c.InfluxDB != nil {
 		if c.InfluxDB.Spool == "" {
@@ -174,7 +178,7 @@ func (c *Config) Complete() error {
 			c.InfluxDB.Spool = filepath.Join(filepath.Dir(db), "influx-spool")
 		}
 		if err := c.InfluxDB.Check(); err != nil {
-			return fmt.Errorf(" %w", err)
+			return fmt.Errorf("%s%w", key("influxdb"), err)
 		}
 	}
 	if len(c.Targets) == 0 {
@@ -202,7 +206,9 @@ func (c *Config) Complete() error {
 		if t.Interval < Duration(time.Second) {
 			return fmt.Errorf("%sinterval %v: want at least 1s", at(t.line), time.Duration(t.Interval))
 		}
-		if _, err := t.measureConfig(c.Probe); err != nil {
+		if _, err := t.measureConfig(c.Probe); err != nil && t.Probe == (Probe{}) {
+			return fmt.Errorf("%sprobe: %v", key("probe"), err)
+		} else if err != nil {
 			return fmt.Errorf("%s%v", at(t.line), err)
 		}
 		for k := range t.Labels {

@@ -46,7 +46,7 @@ func TestConfigErrors(t *testing.T) {
 		{"unknown target key", "targets:\n  - address: a\n    adress: b\n", "line 3: field adress not found"},
 		{"wrong type", "max_in_flight: many\ntargets: [{address: a}]\n", "line 1: cannot unmarshal"},
 		{"bad duration", "interval: soon\ntargets: [{address: a}]\n", `duration "soon"`},
-		{"negative interval", "interval: -5s\ntargets: [{address: a}]\n", "m.yaml: interval -5s: must be positive"},
+		{"negative interval", "interval: -5s\ntargets: [{address: a}]\n", "m.yaml:1: interval -5s: must be positive"},
 		{"no targets", "interval: 5s\n", "m.yaml: no targets"},
 		{"no address", "targets:\n  - name: x\n", "m.yaml:2: address missing"},
 		{"bad address", "targets:\n  - address: a\n  - address: 'bad host'\n", `m.yaml:3: address "bad host"`},
@@ -54,8 +54,9 @@ func TestConfigErrors(t *testing.T) {
 		{"short interval", "targets:\n  - address: a\n    interval: 100ms\n", "m.yaml:2: interval 100ms: want at least 1s"},
 		{"bad probe", "targets:\n  - address: a\n    probe: {size: 20}\n", "m.yaml:2: --size 20"},
 		{"duplicate", "targets:\n  - address: a\n  - address: b\n    name: a\n", `m.yaml:3: target "a" is also at line 2`},
-		{"jitter", "jitter: 1.5\ntargets: [{address: a}]\n", "jitter 1.5"},
-		{"exclusive", "exclusive: never\ntargets: [{address: a}]\n", `exclusive "never"`},
+		{"jitter", "jitter: 1.5\ntargets: [{address: a}]\n", "m.yaml:1: jitter 1.5"},
+		{"default probe", "targets: [{address: a}]\nprobe: {pairs: 0, size: 9999}\n", "m.yaml:2: probe: --size 9999"},
+		{"exclusive", "exclusive: never\ntargets: [{address: a}]\n", `m.yaml:1: exclusive "never"`},
 		{"reserved label", "targets:\n  - address: a\n    labels: {direction: x}\n", `m.yaml:2: label "direction"`},
 	} {
 		_, err := ParseConfig([]byte(tc.yaml), "m.yaml")
@@ -74,7 +75,7 @@ func TestInfluxConfig(t *testing.T) {
 		t.Errorf("influxdb %+v", c.InfluxDB)
 	}
 	for _, tc := range []struct{ yaml, want string }{
-		{"influxdb: {url: 'localhost:8086', bucket: b}\ntargets: [{address: a}]\n", "m.yaml: influxdb url"},
+		{"influxdb: {url: 'localhost:8086', bucket: b}\ntargets: [{address: a}]\n", "m.yaml:1: influxdb url"},
 		{"influxdb: {url: 'http://h:8086'}\ntargets: [{address: a}]\n", "bucket missing"},
 		{"influxdb: {url: 'http://h:8086', bucket: b, tokn: x}\ntargets: [{address: a}]\n", "field tokn not found"},
 	} {
