@@ -10,6 +10,7 @@ import (
 	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/reflector"
+	"github.com/abing-net/abing/reflector/reflectortest"
 )
 
 func startReflector(t *testing.T, network, addr string) (string, *reflector.Server) {
@@ -17,26 +18,8 @@ func startReflector(t *testing.T, network, addr string) (string, *reflector.Serv
 }
 
 func startReflectorConfig(t *testing.T, network, addr string, rcfg reflector.Config) (string, *reflector.Server) {
-	t.Helper()
-	conn, err := dispersion.Listen(network, addr, dispersion.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := reflector.New(conn, rcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("reflector: %v", err)
-		}
-		conn.Close()
-	})
-	return conn.LocalAddr().String(), srv
+	r := reflectortest.Start(t, network, addr, rcfg)
+	return r.String(), r.Server
 }
 
 // On loopback there is no bottleneck worth the name, so this checks the

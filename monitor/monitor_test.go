@@ -9,31 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/reflector"
+	"github.com/abing-net/abing/reflector/reflectortest"
 	"github.com/abing-net/abing/store"
 )
-
-// reflectorOn runs a reflector on loopback until stop is called.
-func reflectorOn(t *testing.T) (addr string, stop func()) {
-	t.Helper()
-	conn, err := dispersion.Listen("udp4", "127.0.0.1:0", dispersion.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := reflector.New(conn, reflector.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx); conn.Close(); close(done) }()
-	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); <-done }) }
-	t.Cleanup(stop)
-	return conn.LocalAddr().String(), stop
-}
 
 // Three reflectors on loopback, one stopped halfway: its failures are
 // stored as errors, the other two keep their cadence, and everything
@@ -42,8 +22,8 @@ func TestMonitorKeepsCadence(t *testing.T) {
 	var addrs []string
 	var stops []func()
 	for range 3 {
-		a, s := reflectorOn(t)
-		addrs, stops = append(addrs, a), append(stops, s)
+		r := reflectortest.Start(t, "udp4", "127.0.0.1:0", reflector.Config{})
+		addrs, stops = append(addrs, r.String()), append(stops, r.Stop)
 	}
 	yaml := fmt.Sprintf("interval: 2s\njitter: 0.05\nprobe: {timeout: 500ms}\ntargets:\n  - {address: %q, name: a}\n  - {address: %q, name: b}\n  - {address: %q, name: dies}\n",
 		addrs[0], addrs[1], addrs[2])

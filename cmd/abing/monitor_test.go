@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/reflector"
+	"github.com/abing-net/abing/reflector/reflectortest"
 	"github.com/abing-net/abing/store"
 )
 
@@ -42,22 +42,12 @@ func flagArgs() []string {
 // SIGKILL the monitor mid-run, twice; each time, every result it said it
 // stored is in the history, and the store opens cleanly.
 func TestMonitorKilled(t *testing.T) {
-	conn, err := dispersion.Listen("udp4", "127.0.0.1:0", dispersion.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := reflector.New(conn, reflector.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go srv.Serve(ctx)
+	target := reflectortest.Start(t, "udp4", "127.0.0.1:0", reflector.Config{}).String()
 	db := filepath.Join(t.TempDir(), "m.db")
 	stored := map[string]bool{}
 	line := regexp.MustCompile(`msg=stored target=\S+ time=(\S+)`)
 	for round := range 2 {
-		cmd := exec.Command(os.Args[0], "-test.run=^$", "--", "monitor", "--interval", "1s", "--db", db, "--web.listen-address", "127.0.0.1:0", conn.LocalAddr().String())
+		cmd := exec.Command(os.Args[0], "-test.run=^$", "--", "monitor", "--interval", "1s", "--db", db, "--web.listen-address", "127.0.0.1:0", target)
 		cmd.Env = append(os.Environ(), "ABING_TEST_MAIN=1")
 		errs, _ := cmd.StderrPipe()
 		if err := cmd.Start(); err != nil {
@@ -94,27 +84,11 @@ func TestMonitorKilled(t *testing.T) {
 	}
 }
 
-func loopbackReflector(t *testing.T) string {
-	t.Helper()
-	conn, err := dispersion.Listen("udp4", "127.0.0.1:0", dispersion.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := reflector.New(conn, reflector.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; conn.Close() })
-	return conn.LocalAddr().String()
-}
-
 // SIGHUP: a bad file is refused and the monitor goes on; a good one swaps
 // target a for target b without a restart; SIGTERM then stops it cleanly.
 func TestMonitorReload(t *testing.T) {
-	a, b := loopbackReflector(t), loopbackReflector(t)
+	a := reflectortest.Start(t, "udp4", "127.0.0.1:0", reflector.Config{}).String()
+	b := reflectortest.Start(t, "udp4", "127.0.0.1:0", reflector.Config{}).String()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "monitor.yaml")
 	write := func(s string) {
