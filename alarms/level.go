@@ -1,0 +1,192 @@
+// Package alarms finds lasting changes in the time series of a monitored
+// path: capacity or route changes (DBC level shifts), latency changes (RTT
+// level shifts), and more as they are added.
+//
+// # Method: a two-window test on medians
+//
+// For each series the detector keeps a test window (the last Window
+// values) and a reference window (Reference values that end Window values
+// before the test window starts: the gap keeps a slow ramp from dragging
+// the reference along). It compares the medians of the two against a
+// threshold that is the largest of K standard errors of that difference
+// (σ·√(π/2)·√(1/Window + 1/Reference), with σ = 1.4826 × the reference's
+// median absolute deviation), MinRel of the reference level and MinAbs. A change is raised when the test median stays beyond the
+// threshold for Hold consecutive values; it clears when the median comes
+// back within half the threshold (hysteresis) for Clear consecutive values.
+//
+// Why medians rather than CUSUM: bandwidth estimates have heavy-tailed
+// noise — single runs that read half or double the capacity when cross
+// traffic bursts or a probe train is disturbed. A CUSUM on means
+// accumulates those outliers and either fires on them or needs thresholds
+// so wide that real steps go late. A median of Window values ignores up to
+// Window/2 outliers outright, needs no model of the noise (the MAD scales
+// the threshold to each path's own spread), and its delay is bounded:
+// a step is seen once more than half the test window lies past it, plus
+// Hold − 1 values: 5 values with the defaults. One alarm per episode: while raised, the reference is
+// frozen at the level before the change.
+package alarms
+
+import (
+	"math"
+	"slices"
+	"time"
+)
+
+// Point is one value of a series.
+type Point struct {
+	Time  time.Time
+	Value float64
+}
+
+// LevelParams tune a LevelDetector.
+type LevelParams struct {
+	Window    int     // values in the test window (5)
+	Reference int     // values in the reference window (12)
+	K         float64 // robust standard deviations to the threshold (4)
+	MinRel    float64 // smallest shift, relative to the reference level (0.1)
+	MinAbs    float64 // smallest shift, absolute (0)
+	Hold      int     // consecutive values beyond the threshold to raise (3)
+	Clear     int     // consecutive values back within half of it to clear (3)
+}
+
+func (p *LevelParams) defaults() {
+	if p.Window == 0 {
+		p.Window = 5
+	}
+	if p.Reference == 0 {
+		p.Reference = 12
+	}
+	if p.K == 0 {
+		p.K = 4
+	}
+	if p.MinRel == 0 {
+		p.MinRel = 0.1
+	}
+	if p.Hold == 0 {
+		p.Hold = 3
+	}
+	if p.Clear == 0 {
+		p.Clear = 3
+	}
+}
+
+// Shift is a level change found by a LevelDetector.
+type Shift struct {
+	Start    time.Time // first value of the episode past the threshold
+	End      time.Time // zero while active
+	Before   float64   // reference level
+	After    float64   // level when raised (test median)
+	Evidence []Point   // the test window when raised
+}
+
+// LevelDetector watches one series for level shifts.
+type LevelDetector struct {
+	p       LevelParams
+	hist    []Point // reference then test window, oldest first
+	beyond  int     // consecutive values beyond the threshold
+	back    int     // consecutive values back within half of it (while active)
+	active  *Shift
+	thr     float64 // threshold when raised
+	scratch []float64
+}
+
+// NewLevelDetector returns a detector; zero fields of p take defaults.
+func NewLevelDetector(p LevelParams) *LevelDetector {
+	p.defaults()
+	return &LevelDetector{p: p}
+}
+
+// Active is the shift in progress, or nil.
+func (d *LevelDetector) Active() *Shift { return d.active }
+
+// Add takes the next value and returns a shift when one is raised
+// (End zero) or cleared (End set).
+func (d *LevelDetector) Add(pt Point) *Shift {
+	p := d.p
+	if math.IsNaN(pt.Value) || math.IsInf(pt.Value, 0) {
+		return nil
+	}
+	d.hist = append(d.hist, pt)
+	if d.active != nil {
+		return d.whileActive()
+	}
+	if len(d.hist) > p.Reference+2*p.Window {
+		d.hist = d.hist[1:]
+	}
+	if len(d.hist) < 2*p.Window+p.Reference/2 {
+		return nil // not enough history yet
+	}
+	ref, test := d.hist[:len(d.hist)-2*p.Window], d.hist[len(d.hist)-p.Window:]
+	level, thr := d.reference(ref)
+	m := d.median(test)
+	if math.Abs(m-level) <= thr {
+		d.beyond = 0
+		return nil
+	}
+	d.beyond++
+	if d.beyond < p.Hold {
+		return nil
+	}
+	// Raised: the episode starts at the first test value on the far side.
+	start := test[len(test)-1].Time
+	for i := len(test) - 1; i >= 0 && (test[i].Value-level)*(m-level) > 0 && math.Abs(test[i].Value-level) > thr; i-- {
+		start = test[i].Time
+	}
+	d.active = &Shift{Start: start, Before: level, After: m, Evidence: slices.Clone(test)}
+	d.thr, d.back, d.beyond = thr, 0, 0
+	d.hist = slices.Clone(test) // from here on, the history is the episode's
+	return d.active
+}
+
+func (d *LevelDetector) whileActive() *Shift {
+	p := d.p
+	if len(d.hist) > p.Window {
+		d.hist = d.hist[1:]
+	}
+	if len(d.hist) < p.Window {
+		return nil
+	}
+	if math.Abs(d.median(d.hist)-d.active.Before) < d.thr/2 {
+		d.back++
+	} else {
+		d.back = 0
+	}
+	if d.back < p.Clear {
+		return nil
+	}
+	done := *d.active
+	done.End = d.hist[len(d.hist)-1].Time
+	d.active, d.back = nil, 0
+	return &done
+}
+
+// reference is the level of the reference window and the threshold of a
+// shift from it.
+func (d *LevelDetector) reference(ref []Point) (level, thr float64) {
+	level = d.median(ref)
+	d.scratch = d.scratch[:0]
+	for _, r := range ref {
+		d.scratch = append(d.scratch, math.Abs(r.Value-level))
+	}
+	slices.Sort(d.scratch)
+	sigma := 1.4826 * quantile50(d.scratch)
+	se := sigma * math.Sqrt(math.Pi/2) * math.Sqrt(1/float64(d.p.Window)+1/float64(len(ref)))
+	return level, max(d.p.K*se, d.p.MinRel*math.Abs(level), d.p.MinAbs)
+}
+
+func (d *LevelDetector) median(pts []Point) float64 {
+	d.scratch = d.scratch[:0]
+	for _, r := range pts {
+		d.scratch = append(d.scratch, r.Value)
+	}
+	slices.Sort(d.scratch)
+	return quantile50(d.scratch)
+}
+
+func quantile50(sorted []float64) float64 {
+	n := len(sorted)
+	if n%2 == 1 {
+		return sorted[n/2]
+	}
+	return (sorted[n/2-1] + sorted[n/2]) / 2
+}
