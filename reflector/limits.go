@@ -21,6 +21,18 @@ func (b Budget) valid() bool {
 	return b.Rate > 0 && b.Burst >= MaxDatagram && b.PPS > 0 && b.PacketBurst >= 1
 }
 
+// Scaled is b at another byte rate (bit/s) and packet rate, with bursts
+// scaled alike so that they hold the same time's worth (at least one
+// largest datagram and one packet).
+func (b Budget) Scaled(rate, pps float64) Budget {
+	return Budget{
+		Rate:        rate,
+		Burst:       max(MaxDatagram, int(float64(b.Burst)*rate/b.Rate)),
+		PPS:         pps,
+		PacketBurst: max(1, int(float64(b.PacketBurst)*pps/b.PPS)),
+	}
+}
+
 // refill is how long an empty bucket of b takes to fill.
 func (b Budget) refill() time.Duration {
 	return time.Duration(max(float64(b.Burst)*8/b.Rate, float64(b.PacketBurst)/b.PPS) * float64(time.Second))

@@ -86,17 +86,10 @@ func (o *options) config() (reflector.Config, error) {
 		}
 	}
 	lim := reflector.DefaultLimits()
-	def := lim
-	lim.Global.Rate, lim.Global.PPS = o.rate*1e6, o.pps
-	lim.Global.Burst = max(reflector.MaxDatagram, int(float64(def.Global.Burst)*o.rate/(def.Global.Rate/1e6)))
-	lim.Global.PacketBurst = max(1, int(float64(def.Global.PacketBurst)*o.pps/def.Global.PPS))
-	lim.Source.Rate, lim.Source.PPS = o.sourceRate*1e6, o.sourcePPS
-	lim.Source.Burst = max(reflector.MaxDatagram, int(float64(def.Source.Burst)*o.sourceRate/(def.Source.Rate/1e6)))
-	lim.Source.PacketBurst = max(1, int(float64(def.Source.PacketBurst)*o.sourcePPS/def.Source.PPS))
-	scale := o.prefixRate / (def.Prefix.Rate / 1e6)
-	lim.Prefix.Rate, lim.Prefix.PPS = o.prefixRate*1e6, def.Prefix.PPS*scale
-	lim.Prefix.Burst = max(reflector.MaxDatagram, int(float64(def.Prefix.Burst)*scale))
-	lim.Prefix.PacketBurst = max(1, int(float64(def.Prefix.PacketBurst)*scale))
+	lim.Global = lim.Global.Scaled(o.rate*1e6, o.pps)
+	lim.Source = lim.Source.Scaled(o.sourceRate*1e6, o.sourcePPS)
+	// A prefix's packet budget scales with its byte budget.
+	lim.Prefix = lim.Prefix.Scaled(o.prefixRate*1e6, lim.Prefix.PPS*o.prefixRate*1e6/lim.Prefix.Rate)
 	cfg.Limits = lim
 	for _, p := range []struct {
 		flag string

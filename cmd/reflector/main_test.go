@@ -14,6 +14,7 @@ import (
 
 	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/reflector"
 )
 
 func TestBadFlags(t *testing.T) {
@@ -114,4 +115,23 @@ func get(t *testing.T, url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// Flags scale each budget's bursts with its rates; the defaults stay the
+// defaults.
+func TestBudgetFlags(t *testing.T) {
+	o := options{rate: 1000, pps: 200000, sourceRate: 10, sourcePPS: 5000, prefixRate: 40, logFormat: "text"}
+	o.cfg.SummaryEvery = time.Minute
+	cfg, err := o.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def := reflector.DefaultLimits(); cfg.Limits != def {
+		t.Errorf("default flags: %+v, want %+v", cfg.Limits, def)
+	}
+	o.sourceRate, o.sourcePPS, o.prefixRate = 20, 10000, 80
+	cfg, _ = o.config()
+	if s, p := cfg.Limits.Source, cfg.Limits.Prefix; s.Burst != 2<<20 || s.PacketBurst != 4000 || p.PPS != 40000 || p.Burst != 8<<20 || p.PacketBurst != 16000 {
+		t.Errorf("doubled: source %+v prefix %+v", s, p)
+	}
 }
