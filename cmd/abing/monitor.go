@@ -22,9 +22,9 @@ import (
 func monitorCommand() *cobra.Command {
 	var (
 		file, db, logFormat, webAddr string
-		interval, retention time.Duration
-		noStore             bool
-		inFlight            int
+		interval, retention          time.Duration
+		noStore                      bool
+		inFlight                     int
 	)
 	cmd := &cobra.Command{
 		Use:   "monitor {--config FILE | TARGET...}",
