@@ -1,6 +1,11 @@
 // Package alarms finds lasting changes in the time series of a monitored
-// path: capacity or route changes (DBC level shifts), latency changes (RTT
-// level shifts), and more as they are added.
+// path and reports them as alarms: capacity or route changes (DBC level
+// shifts), heavy load (ABW low for long while DBC is unchanged), latency
+// changes (RTT level shifts), path changes (the hop count of received
+// probes changes) and a target going down. Engine runs the detectors over
+// the record stream, per target and direction; Dispatcher hands alarms to
+// hooks (a command, an Alertmanager-format webhook) without ever blocking
+// the caller, and can attach a traceroute.
 //
 // # Method: a two-window test on medians
 //
@@ -10,9 +15,10 @@
 // the reference along). It compares the medians of the two against a
 // threshold that is the largest of K standard errors of that difference
 // (σ·√(π/2)·√(1/Window + 1/Reference), with σ = 1.4826 × the reference's
-// median absolute deviation), MinRel of the reference level and MinAbs. A change is raised when the test median stays beyond the
-// threshold for Hold consecutive values; it clears when the median comes
-// back within half the threshold (hysteresis) for Clear consecutive values.
+// median absolute deviation), MinRel of the reference level and MinAbs. A
+// change is raised when the test median stays beyond the threshold for Hold
+// consecutive values and at least MinDuration; it clears when the median comes
+// back within (1 − Hysteresis) of the threshold for Clear consecutive values.
 //
 // Why medians rather than CUSUM: bandwidth estimates have heavy-tailed
 // noise — single runs that read half or double the capacity when cross
@@ -22,8 +28,8 @@
 // Window/2 outliers outright, needs no model of the noise (the MAD scales
 // the threshold to each path's own spread), and its delay is bounded:
 // a step is seen once more than half the test window lies past it, plus
-// Hold − 1 values: 5 values with the defaults. One alarm per episode: while raised, the reference is
-// frozen at the level before the change.
+// Hold − 1 values: 5 values with the defaults. One alarm per episode: while
+// raised, the reference is frozen at the level before the change.
 package alarms
 
 import (
@@ -34,8 +40,8 @@ import (
 
 // Point is one value of a series.
 type Point struct {
-	Time  time.Time
-	Value float64
+	Time  time.Time `json:"time"`
+	Value float64   `json:"value"`
 }
 
 // LevelParams tune a LevelDetector.
@@ -46,7 +52,11 @@ type LevelParams struct {
 	MinRel    float64 // smallest shift, relative to the reference level (0.1)
 	MinAbs    float64 // smallest shift, absolute (0)
 	Hold      int     // consecutive values beyond the threshold to raise (3)
-	Clear     int     // consecutive values back within half of it to clear (3)
+	Clear     int     // consecutive values back to clear (3)
+	// Hysteresis: how far back past the threshold the median must come to
+	// clear, as a fraction of the threshold (0.5: within half of it).
+	Hysteresis  float64
+	MinDuration time.Duration // a shift must also last this long to be raised (0)
 }
 
 func (p *LevelParams) defaults() {
@@ -68,6 +78,9 @@ func (p *LevelParams) defaults() {
 	if p.Clear == 0 {
 		p.Clear = 3
 	}
+	if p.Hysteresis == 0 {
+		p.Hysteresis = 0.5
+	}
 }
 
 // Shift is a level change found by a LevelDetector.
@@ -84,6 +97,7 @@ type LevelDetector struct {
 	p       LevelParams
 	hist    []Point // reference then test window, oldest first
 	beyond  int     // consecutive values beyond the threshold
+	first   time.Time // time of the first of them
 	back    int     // consecutive values back within half of it (while active)
 	active  *Shift
 	thr     float64 // threshold when raised
@@ -124,7 +138,10 @@ func (d *LevelDetector) Add(pt Point) *Shift {
 		return nil
 	}
 	d.beyond++
-	if d.beyond < p.Hold {
+	if d.beyond == 1 {
+		d.first = pt.Time
+	}
+	if d.beyond < p.Hold || pt.Time.Sub(d.first) < p.MinDuration {
 		return nil
 	}
 	// Raised: the episode starts at the first test value on the far side.
@@ -146,7 +163,7 @@ func (d *LevelDetector) whileActive() *Shift {
 	if len(d.hist) < p.Window {
 		return nil
 	}
-	if math.Abs(d.median(d.hist)-d.active.Before) < d.thr/2 {
+	if math.Abs(d.median(d.hist)-d.active.Before) < d.thr*(1-p.Hysteresis) {
 		d.back++
 	} else {
 		d.back = 0
@@ -158,6 +175,12 @@ func (d *LevelDetector) whileActive() *Shift {
 	done.End = d.hist[len(d.hist)-1].Time
 	d.active, d.back = nil, 0
 	return &done
+}
+
+// Accept ends the active shift without an alarm of its own: its level
+// becomes the reference from which the next shift is measured.
+func (d *LevelDetector) Accept() {
+	d.active, d.back, d.beyond = nil, 0, 0
 }
 
 // reference is the level of the reference window and the threshold of a
