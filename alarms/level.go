@@ -95,10 +95,10 @@ type Shift struct {
 // LevelDetector watches one series for level shifts.
 type LevelDetector struct {
 	p       LevelParams
-	hist    []Point // reference then test window, oldest first
-	beyond  int     // consecutive values beyond the threshold
+	hist    []Point   // reference then test window, oldest first
+	beyond  int       // consecutive values beyond the threshold
 	first   time.Time // time of the first of them
-	back    int     // consecutive values back within half of it (while active)
+	back    int       // consecutive values back within half of it (while active)
 	active  *Shift
 	thr     float64 // threshold when raised
 	scratch []float64
