@@ -39,6 +39,7 @@ import (
 	"github.com/influxdata/influxdb-client-go/v2/api"
 	"github.com/influxdata/influxdb-client-go/v2/api/write"
 
+	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/measure"
 )
 
@@ -164,6 +165,40 @@ func (s *Sink) Write(_ context.Context, recs []measure.Record) error {
 	if err != nil {
 		return err
 	}
+	return s.spool(lines)
+}
+
+// AlarmLine is an alarm as an event: one point of measurement
+// MEASUREMENT_alarm ("abing_alarm") when raised, at its start, and one when
+// cleared, at its end.
+//
+//	tags:   kind, target, direction, severity, status (firing|resolved)
+//	fields: before, after (in unit), unit, summary, active (1|0),
+//	        cleared (how it ended, on the resolved point)
+func AlarmLine(measurement string, a *alarms.Alarm) string {
+	at := a.Start
+	active := int64(1)
+	if a.End != nil {
+		at, active = *a.End, 0
+	}
+	p := write.NewPointWithMeasurement(measurement+"_alarm").SetTime(at).
+		AddTag("kind", string(a.Kind)).AddTag("target", a.Target).AddTag("direction", a.Direction).
+		AddTag("severity", a.Severity).AddTag("status", a.Status()).
+		AddField("before", a.Before).AddField("after", a.After).AddField("unit", a.Unit).
+		AddField("summary", a.Summary).AddField("active", active)
+	if a.Cleared != "" {
+		p.AddField("cleared", a.Cleared)
+	}
+	return strings.TrimSuffix(write.PointToLineProtocol(p, time.Nanosecond), "\n")
+}
+
+// WriteAlarm spools an alarm event for delivery.
+func (s *Sink) WriteAlarm(_ context.Context, a *alarms.Alarm) error {
+	return s.spool([]string{AlarmLine(s.cfg.Measurement, a)})
+}
+
+// spool writes lines as one batch file and wakes the sender.
+func (s *Sink) spool(lines []string) error {
 	s.mu.Lock()
 	s.seq++
 	name := filepath.Join(s.cfg.Spool, fmt.Sprintf("%020d.lp", s.seq))

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/measure"
 )
 
@@ -248,6 +249,39 @@ func TestInfluxDB(t *testing.T) {
 	}
 	if !strings.Contains(out, "influxdb reachable again") || !strings.Contains(out, "created database") {
 		t.Errorf("log:\n%s", out)
+	}
+}
+
+// An alarm's raise and clear are two events, read back from InfluxDB.
+func TestAlarmEvents(t *testing.T) {
+	srv := newServer(t)
+	cfg := Config{URL: srv.url, Bucket: "abing/autogen", CreateDatabase: true, Spool: filepath.Join(t.TempDir(), "spool")}
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
+	sink, err := Open(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close(0)
+	t0 := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	a := alarms.Alarm{Kind: alarms.Capacity, Target: "lab", Direction: "forward", Severity: alarms.Critical, Start: t0,
+		Before: 100, After: 40, Unit: "Mbit/s", Summary: "DBC forward changed from 100 to 40 Mbit/s (-60 %)"}
+	ctx := context.Background()
+	if err := sink.WriteAlarm(ctx, &a); err != nil {
+		t.Fatal(err)
+	}
+	end := t0.Add(10 * time.Minute)
+	a.End, a.Cleared = &end, "returned"
+	if err := sink.WriteAlarm(ctx, &a); err != nil {
+		t.Fatal(err)
+	}
+	waitSpoolEmpty(t, sink, 10*time.Second)
+	rows := srv.query(t, "abing", `SELECT * FROM abing_alarm ORDER BY time`)
+	if len(rows) != 2 || rows[0]["status"] != "firing" || rows[0]["active"] != 1.0 || rows[0]["after"] != 40.0 ||
+		rows[0]["summary"] != a.Summary || rows[1]["status"] != "resolved" || rows[1]["active"] != 0.0 ||
+		rows[1]["cleared"] != "returned" || rows[1]["time"] != "2026-11-23T00:10:00Z" || rows[1]["kind"] != "capacity" {
+		t.Errorf("alarm events %v", rows)
 	}
 }
 

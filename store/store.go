@@ -3,7 +3,8 @@
 //
 // Each record is one row: indexed columns for time, target and direction,
 // and the record itself as JSON, in the names of `abing measure --output
-// json`. The database runs in WAL mode with synchronous=FULL, so a write
+// json`. Alarms have a table of their own: one row an episode, written when
+// raised and rewritten when cleared (or when its traceroute arrives). The database runs in WAL mode with synchronous=FULL, so a write
 // that returned survives a crash of the process or of the machine, and a
 // crash mid-write leaves earlier rows intact (SQLite's journal rolls the
 // torn transaction back when the database is next opened).
@@ -20,6 +21,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
+	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/measure"
 )
 
@@ -39,6 +41,17 @@ CREATE TABLE IF NOT EXISTS results (
 );
 CREATE INDEX IF NOT EXISTS results_target_time ON results (target, time_ns);
 CREATE INDEX IF NOT EXISTS results_time ON results (time_ns);
+CREATE TABLE IF NOT EXISTS alarms (
+	id        INTEGER PRIMARY KEY,
+	kind      TEXT NOT NULL,
+	target    TEXT NOT NULL,
+	direction TEXT NOT NULL,
+	start_ns  INTEGER NOT NULL,
+	end_ns    INTEGER,
+	alarm     TEXT NOT NULL,
+	UNIQUE (kind, target, direction, start_ns)
+);
+CREATE INDEX IF NOT EXISTS alarms_start ON alarms (start_ns);
 `
 
 // DefaultPath is where the monitor keeps its database unless told: under
@@ -149,11 +162,71 @@ func (s *Store) Query(ctx context.Context, f Filter, fn func(*measure.Record) er
 	return rows.Err()
 }
 
-// Prune deletes records older than before and returns how many.
+// Prune deletes records older than before, and alarms that ended before
+// it, and returns how many records.
 func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
 	res, err := s.db.ExecContext(ctx, "DELETE FROM results WHERE time_ns < ?", before.UnixNano())
 	if err != nil {
 		return 0, fmt.Errorf("store %s: %w", s.path, err)
 	}
+	if _, err := s.db.ExecContext(ctx, "DELETE FROM alarms WHERE end_ns < ?", before.UnixNano()); err != nil {
+		return 0, fmt.Errorf("store %s: %w", s.path, err)
+	}
 	return res.RowsAffected()
+}
+
+// WriteAlarm stores an alarm, or updates the stored one of the same
+// episode (kind, target, direction, start).
+func (s *Store) WriteAlarm(ctx context.Context, a *alarms.Alarm) error {
+	js, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	var end *int64
+	if a.End != nil {
+		e := a.End.UnixNano()
+		end = &e
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO alarms (kind, target, direction, start_ns, end_ns, alarm) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (kind, target, direction, start_ns) DO UPDATE SET end_ns = excluded.end_ns, alarm = excluded.alarm`,
+		string(a.Kind), a.Target, a.Direction, a.Start.UnixNano(), end, string(js))
+	if err != nil {
+		return fmt.Errorf("store %s: alarm: %w", s.path, err)
+	}
+	return nil
+}
+
+// Alarms returns, oldest first, the alarms of f.Target (all if empty) that
+// were active at some time since f.Since: those still active, and those
+// that ended after it.
+func (s *Store) Alarms(ctx context.Context, f Filter, fn func(*alarms.Alarm) error) error {
+	since := f.Since.UnixNano()
+	if f.Since.IsZero() {
+		since = -1 << 63
+	}
+	q := "SELECT alarm FROM alarms WHERE (end_ns IS NULL OR end_ns >= ?)"
+	args := []any{since}
+	if f.Target != "" {
+		q += " AND target = ?"
+		args = append(args, f.Target)
+	}
+	rows, err := s.db.QueryContext(ctx, q+" ORDER BY start_ns, id", args...)
+	if err != nil {
+		return fmt.Errorf("store %s: %w", s.path, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var js string
+		if err := rows.Scan(&js); err != nil {
+			return fmt.Errorf("store %s: %w", s.path, err)
+		}
+		var a alarms.Alarm
+		if err := json.Unmarshal([]byte(js), &a); err != nil {
+			return fmt.Errorf("store %s: alarm %q: %w", s.path, js, err)
+		}
+		if err := fn(&a); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/measure"
 )
 
@@ -147,4 +148,50 @@ func TestKill(t *testing.T) {
 		}
 	}
 	t.Logf("%d batches over 5 kills", committed)
+}
+
+// An alarm is one row from raise to clear; Alarms selects by target and by
+// whether it was active since a time; Prune drops old ended ones.
+func TestAlarms(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "a.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	old := alarms.Alarm{Kind: alarms.Capacity, Target: "lab", Direction: "forward", Start: t0, Before: 100, After: 40}
+	end := t0.Add(time.Hour)
+	current := alarms.Alarm{Kind: alarms.Path, Target: "far", Direction: "reverse", Start: t0.Add(48 * time.Hour), Before: 2, After: 3}
+	for _, a := range []*alarms.Alarm{&old, &current} {
+		if err := s.WriteAlarm(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.End, old.Cleared = &end, "returned"
+	if err := s.WriteAlarm(ctx, &old); err != nil { // the clear updates the row
+		t.Fatal(err)
+	}
+	get := func(f Filter) []alarms.Alarm {
+		var out []alarms.Alarm
+		if err := s.Alarms(ctx, f, func(a *alarms.Alarm) error { out = append(out, *a); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if got := get(Filter{}); len(got) != 2 || got[0].End == nil || !got[0].End.Equal(end) || got[0].Cleared != "returned" || got[1].End != nil {
+		t.Errorf("all: %+v", got)
+	}
+	if got := get(Filter{Since: t0.Add(2 * time.Hour)}); len(got) != 1 || got[0].Target != "far" {
+		t.Errorf("since: %+v", got)
+	}
+	if got := get(Filter{Target: "lab"}); len(got) != 1 || got[0].Kind != alarms.Capacity {
+		t.Errorf("target: %+v", got)
+	}
+	if _, err := s.Prune(ctx, t0.Add(24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(Filter{}); len(got) != 1 || got[0].Target != "far" {
+		t.Errorf("after prune: %+v", got)
+	}
 }
