@@ -32,7 +32,7 @@ const (
 type Alarm struct {
 	Kind      Kind              `json:"kind"`
 	Target    string            `json:"target"`
-	Address   string            `json:"address,omitempty"`
+	Address   string            `json:"address,omitempty"` // as configured (host[:port])
 	Labels    map[string]string `json:"labels,omitempty"`
 	Direction string            `json:"direction"` // forward, reverse, or both (latency, down)
 	Severity  string            `json:"severity"`

@@ -333,12 +333,9 @@ func (t *targetState) shift(k key, s *Shift, unit, what string) {
 
 func (t *targetState) raise(k key, start time.Time, before, after float64, unit, severity string, evidence []Point, summary string) {
 	r := t.rec
-	a := &Alarm{Kind: k.kind, Target: Name(r), Address: r.Address, Labels: r.Labels, Direction: k.direction,
+	a := &Alarm{Kind: k.kind, Target: Name(r), Address: r.Target, Labels: r.Labels, Direction: k.direction,
 		Severity: severity, Start: start, Before: round(before), After: round(after), Unit: unit, Summary: summary,
 		Evidence: evidence}
-	if a.Address == "" {
-		a.Address = r.Target
-	}
 	t.active[k] = a
 	t.order = append(t.order, k)
 	t.out = append(t.out, *a)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/influx"
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/store"
@@ -56,7 +59,10 @@ type Target struct {
 	Labels   map[string]string `yaml:"labels"`
 	Interval Duration          `yaml:"interval"`
 	Probe    Probe             `yaml:"probe"`
-	line     int
+	// Alarms are this target's detector settings, laid over the
+	// configuration's.
+	Alarms alarms.Params `yaml:"alarms"`
+	line   int
 }
 
 // Store configures the embedded database.
@@ -64,6 +70,39 @@ type Store struct {
 	Disabled  bool     `yaml:"disabled"`
 	Path      string   `yaml:"path"`
 	Retention Duration `yaml:"retention"`
+}
+
+// Alarms configures change detection (package alarms) and its hooks.
+type Alarms struct {
+	Disabled bool `yaml:"disabled"`
+	// The detectors' settings for every target (zero: the defaults).
+	alarms.Params `yaml:",inline"`
+	// Command is run for every alarm raised or cleared: program and
+	// arguments, no shell.
+	Command        []string `yaml:"command"`
+	CommandTimeout Duration `yaml:"command_timeout"` // 10s
+	// Webhook receives every alarm in Alertmanager's webhook format.
+	Webhook string `yaml:"webhook"`
+	// Traceroute to the target on path and capacity alarms (needs root or
+	// CAP_NET_RAW).
+	Traceroute bool `yaml:"traceroute"`
+}
+
+// Hooks are the hooks a configuration asks for.
+func (a *Alarms) Hooks() []alarms.Hook {
+	var hooks []alarms.Hook
+	if len(a.Command) > 0 {
+		hooks = append(hooks, &alarms.Command{Argv: a.Command, Timeout: time.Duration(a.CommandTimeout)})
+	}
+	if a.Webhook != "" {
+		hooks = append(hooks, &alarms.Webhook{URL: a.Webhook})
+	}
+	return hooks
+}
+
+// AlarmParams are the detector settings of a target.
+func (c *Config) AlarmParams(t *Target) alarms.Params {
+	return alarms.Defaults().Merge(c.Alarms.Params).Merge(t.Alarms)
 }
 
 // Exclusive says which measurements may not overlap.
@@ -82,6 +121,7 @@ type Config struct {
 	Store       Store    `yaml:"store"`
 	// InfluxDB, when set, receives every result too (package influx).
 	InfluxDB *influx.Config `yaml:"influxdb"`
+	Alarms   Alarms         `yaml:"alarms"`
 	Targets  []Target       `yaml:"targets"`
 	lines    map[string]int // line of each top-level key, for errors
 }
@@ -181,6 +221,22 @@ func (c *Config) Complete() error {
 			return fmt.Errorf("%s%w", key("influxdb"), err)
 		}
 	}
+	if err := alarms.Defaults().Merge(c.Alarms.Params).Check(); err != nil {
+		return fmt.Errorf("%s%w", key("alarms"), err)
+	}
+	if len(c.Alarms.Command) > 0 {
+		if _, err := exec.LookPath(c.Alarms.Command[0]); err != nil {
+			return fmt.Errorf("%salarms command: %w", key("alarms"), err)
+		}
+	}
+	if c.Alarms.CommandTimeout < 0 {
+		return fmt.Errorf("%salarms command_timeout %v: must be positive", key("alarms"), time.Duration(c.Alarms.CommandTimeout))
+	}
+	if w := c.Alarms.Webhook; w != "" {
+		if u, err := url.Parse(w); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%salarms webhook %q: want an http(s):// URL", key("alarms"), w)
+		}
+	}
 	if len(c.Targets) == 0 {
 		return errors.New(" no targets")
 	}
@@ -211,8 +267,11 @@ func (c *Config) Complete() error {
 		} else if err != nil {
 			return fmt.Errorf("%s%v", at(t.line), err)
 		}
+		if err := c.AlarmParams(t).Check(); err != nil {
+			return fmt.Errorf("%s%w", at(t.line), err)
+		}
 		for k := range t.Labels {
-			if k == "" || k == "target" || k == "name" || k == "direction" {
+			if k == "" || k == "target" || k == "name" || k == "direction" || k == "kind" {
 				return fmt.Errorf("%slabel %q: reserved or empty", at(t.line), k)
 			}
 		}

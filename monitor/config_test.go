@@ -84,3 +84,41 @@ func TestInfluxConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestAlarmsConfig(t *testing.T) {
+	c, err := ParseConfig([]byte(`
+alarms:
+  hold: 4
+  load_for: 10m
+  command: [sh, -c, "cat > /dev/null"]
+  command_timeout: 5s
+  webhook: http://127.0.0.1:9093/api/v2/alerts
+  traceroute: true
+targets:
+  - address: a
+    alarms: {hold: 2, min_change: 0.2}
+  - address: b
+`), "m.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa, pb := c.AlarmParams(&c.Targets[0]), c.AlarmParams(&c.Targets[1])
+	if pa.Hold != 2 || pa.MinChange != 0.2 || pa.LoadFor != 10*time.Minute || pb.Hold != 4 || pb.MinChange != 0.1 || pb.Clear != 3 {
+		t.Errorf("params a %+v b %+v", pa, pb)
+	}
+	if h := c.Alarms.Hooks(); len(h) != 2 || !c.Alarms.Traceroute || time.Duration(c.Alarms.CommandTimeout) != 5*time.Second {
+		t.Errorf("hooks %v, alarms %+v", h, c.Alarms)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"alarms: {hysteresis: 2}\ntargets: [{address: a}]\n", "m.yaml:1: alarms hysteresis 2: want a fraction"},
+		{"alarms: {holdd: 2}\ntargets: [{address: a}]\n", "field holdd not found"},
+		{"alarms: {load_for: soon}\ntargets: [{address: a}]\n", "line 1: cannot unmarshal !!str `soon` into time.Duration"},
+		{"alarms: {command: [/no/such/hook]}\ntargets: [{address: a}]\n", `m.yaml:1: alarms command: exec: "/no/such/hook"`},
+		{"alarms: {webhook: 'localhost:9093'}\ntargets: [{address: a}]\n", `alarms webhook "localhost:9093": want an http(s):// URL`},
+		{"targets:\n  - address: a\n    alarms: {hold: -1}\n", "m.yaml:2: alarms hold -1"},
+	} {
+		if _, err := ParseConfig([]byte(tc.yaml), "m.yaml"); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}

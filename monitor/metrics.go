@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/measure"
 )
 
@@ -21,6 +22,7 @@ type Metrics struct {
 	sent, lost    *prometheus.CounterVec
 	runs, errors  *prometheus.CounterVec
 	info          *prometheus.GaugeVec
+	alarms        *prometheus.GaugeVec
 	keys          []string        // label keys of abing_target_info, fixed at start
 	names         map[string]bool // targets with series now
 }
@@ -59,10 +61,12 @@ func NewMetrics(reg prometheus.Registerer, cfg *Config) *Metrics {
 		runs:   c("measurements_total", "Measurements run.", tgt),
 		errors: c("measurement_errors_total", "Measurements that produced no estimate (both directions failed).", tgt),
 		info:   g("target_info", "The labels of each target, value 1.", append(slices.Clone(tgt), keys...)),
-		keys:   keys,
-		names:  map[string]bool{},
+		alarms: g("alarm_active", "1 while an alarm of the kind is active on the target and direction, else 0.",
+			[]string{"target", "name", "direction", "kind"}),
+		keys:  keys,
+		names: map[string]bool{},
 	}
-	reg.MustRegister(m.dbc, m.xtr, m.abw, m.last, m.rtt, m.sent, m.lost, m.runs, m.errors, m.info)
+	reg.MustRegister(m.dbc, m.xtr, m.abw, m.last, m.rtt, m.sent, m.lost, m.runs, m.errors, m.info, m.alarms)
 	m.targets(cfg)
 	return m
 }
@@ -83,16 +87,40 @@ func (m *Metrics) targets(cfg *Config) {
 		m.info.WithLabelValues(vals...).Set(1)
 		m.runs.WithLabelValues(t.Address, t.Name)
 		m.errors.WithLabelValues(t.Address, t.Name)
+		if !cfg.Alarms.Disabled {
+			for _, k := range alarms.Kinds {
+				for _, d := range alarmDirections(k) {
+					m.alarms.WithLabelValues(t.Address, t.Name, d, string(k)).Add(0)
+				}
+			}
+		}
 	}
 	for n := range m.names {
 		if !now[n] {
 			for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
-				m.dbc, m.xtr, m.abw, m.last, m.rtt, m.sent, m.lost, m.runs, m.errors} {
+				m.dbc, m.xtr, m.abw, m.last, m.rtt, m.sent, m.lost, m.runs, m.errors, m.alarms} {
 				v.DeletePartialMatch(prometheus.Labels{"name": n})
 			}
 		}
 	}
 	m.names = now
+}
+
+// alarmDirections are the directions an alarm kind is raised for.
+func alarmDirections(k alarms.Kind) []string {
+	if k == alarms.Latency || k == alarms.Down {
+		return []string{"both"}
+	}
+	return []string{"forward", "reverse"}
+}
+
+// alarm sets abing_alarm_active.
+func (m *Metrics) alarm(a *alarms.Alarm) {
+	v := 0.0
+	if a.Active() {
+		v = 1
+	}
+	m.alarms.WithLabelValues(a.Address, a.Target, a.Direction, string(a.Kind)).Set(v)
 }
 
 // observe records one measurement's records (one per direction).

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/web"
 )
@@ -32,6 +33,7 @@ func TestMetrics(t *testing.T) {
 		failed[i].Name = "198.18.2.3"
 	}
 	m.observe(failed)
+	m.alarm(&alarms.Alarm{Kind: alarms.Capacity, Target: "b", Address: "198.18.2.2", Direction: "forward"})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -57,6 +59,9 @@ func TestMetrics(t *testing.T) {
 		`abing_last_measurement_timestamp_seconds{name="b",target="198.18.2.2"} 1.795428e+09`,
 		`abing_target_info{name="b",site="lab",target="198.18.2.2"} 1`,
 		`abing_target_info{name="198.18.2.3",site="",target="198.18.2.3"} 1`,
+		`abing_alarm_active{direction="forward",kind="capacity",name="b",target="198.18.2.2"} 1`,
+		`abing_alarm_active{direction="reverse",kind="capacity",name="b",target="198.18.2.2"} 0`,
+		`abing_alarm_active{direction="both",kind="down",name="198.18.2.3",target="198.18.2.3"} 0`,
 	} {
 		if !strings.Contains(string(b), want+"\n") {
 			t.Errorf("metrics lack %s", want)

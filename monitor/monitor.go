@@ -2,7 +2,8 @@
 // own cadence with random jitter, a bounded number of measurements at once,
 // none two at once through the same outgoing interface (or, if configured,
 // to the same target), and every result, failures included, handed to the
-// store.
+// store and to the alarm detectors (package alarms), whose alarms go to the
+// store, the metrics and the hooks.
 //
 // Measurements that share an outgoing link distort each other: the probes
 // of one are cross traffic to the other. So by default the monitor never
@@ -21,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/store"
@@ -45,6 +47,16 @@ type Options struct {
 	// Results, if set, receives every batch of records once it has been
 	// handed to the store.
 	Results func([]measure.Record)
+	// Hooks, if set, are told of every alarm raised or cleared (and asked
+	// for each target's first traceroute).
+	Hooks *alarms.Dispatcher
+	// Alarms, if set, receives every alarm raised or cleared, once stored.
+	Alarms func(alarms.Alarm)
+}
+
+// AlarmWriter is a sink that also takes alarms.
+type AlarmWriter interface {
+	WriteAlarm(ctx context.Context, a *alarms.Alarm) error
 }
 
 // Monitor runs a configuration.
@@ -55,6 +67,11 @@ type Monitor struct {
 	reload chan *Config
 	mu     sync.Mutex
 	locks  map[string]*sync.Mutex // by exclusivity key
+	// Alarm detection; the engine belongs to the sink goroutine.
+	engine  *alarms.Engine
+	params  map[string]alarms.Params // by target name; under mu
+	forget  []string                 // targets whose alarm state to drop; under mu
+	watched map[string]bool          // targets whose first traceroute was asked for
 }
 
 // New returns a monitor of a completed configuration (see Config.Complete).
@@ -62,8 +79,28 @@ func New(cfg *Config, o Options) *Monitor {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Monitor{cfg: cfg, o: o, slots: make(chan struct{}, cfg.MaxInFlight), reload: make(chan *Config),
-		locks: map[string]*sync.Mutex{}}
+	m := &Monitor{cfg: cfg, o: o, slots: make(chan struct{}, cfg.MaxInFlight), reload: make(chan *Config),
+		locks: map[string]*sync.Mutex{}, watched: map[string]bool{}}
+	if !cfg.Alarms.Disabled {
+		m.params = m.alarmParams(cfg)
+		m.engine = alarms.NewEngine(func(name string) alarms.Params {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if p, ok := m.params[name]; ok {
+				return p
+			}
+			return alarms.Defaults().Merge(m.cfg.Alarms.Params) // a target measured before a reload removed it
+		})
+	}
+	return m
+}
+
+func (m *Monitor) alarmParams(cfg *Config) map[string]alarms.Params {
+	out := map[string]alarms.Params{}
+	for i := range cfg.Targets {
+		out[cfg.Targets[i].Name] = cfg.AlarmParams(&cfg.Targets[i])
+	}
+	return out
 }
 
 // Run measures until ctx ends, then stores what was measured and returns.
@@ -140,6 +177,19 @@ func (m *Monitor) apply(cfg *Config, running map[string]*targetLoop, startLoop f
 		close(r.stop)
 		delete(running, name)
 		stopped++
+	}
+	if m.engine != nil {
+		// Targets that left, or whose detector settings changed, start
+		// their alarm state afresh.
+		params := m.alarmParams(cfg)
+		m.mu.Lock()
+		for name, p := range m.params {
+			if np, ok := params[name]; !ok || np != p {
+				m.forget = append(m.forget, name)
+			}
+		}
+		m.params = params
+		m.mu.Unlock()
 	}
 	m.cfg.Targets, m.cfg.Probe, m.cfg.Interval, m.cfg.Jitter = cfg.Targets, cfg.Probe, cfg.Interval, cfg.Jitter
 	now := time.Now()
@@ -288,6 +338,9 @@ func (m *Monitor) sink(results <-chan []measure.Record) {
 		if m.o.Metrics != nil {
 			m.o.Metrics.observe(recs)
 		}
+		if m.engine != nil {
+			m.detect(recs, sinks)
+		}
 		if m.o.Results != nil {
 			m.o.Results(recs)
 		}
@@ -296,6 +349,62 @@ func (m *Monitor) sink(results <-chan []measure.Record) {
 		if len(s.backlog) > 0 {
 			m.o.Logger.Error("results not written at exit", "sink", s.name, "batches", len(s.backlog))
 		}
+	}
+}
+
+// detect runs the alarm detectors over a batch and hands what they raise
+// or clear to the sinks that take alarms, the metrics and the hooks.
+func (m *Monitor) detect(recs []measure.Record, sinks []*sinkState) {
+	m.mu.Lock()
+	forget := m.forget
+	m.forget = nil
+	m.mu.Unlock()
+	for _, name := range forget {
+		for _, a := range m.engine.Forget(name, time.Now()) {
+			m.emit(a, sinks)
+		}
+		delete(m.watched, name)
+	}
+	for i := range recs {
+		r := &recs[i]
+		if name := alarms.Name(r); !m.watched[name] && m.o.Hooks != nil {
+			m.watched[name] = true
+			m.o.Hooks.Watch(name, alarms.Host(r.Target))
+		}
+		as, err := m.engine.Observe(r)
+		if err != nil {
+			m.o.Logger.Error("alarms", "err", err)
+			continue
+		}
+		for _, a := range as {
+			m.emit(a, sinks)
+		}
+	}
+}
+
+func (m *Monitor) emit(a alarms.Alarm, sinks []*sinkState) {
+	args := []any{"kind", a.Kind, "target", a.Target, "direction", a.Direction, "severity", a.Severity,
+		"before", a.Before, "after", a.After, "unit", a.Unit, "summary", a.Summary}
+	if a.Active() {
+		m.o.Logger.Warn("alarm raised", args...)
+	} else {
+		m.o.Logger.Info("alarm cleared", append(args, "how", a.Cleared)...)
+	}
+	for _, s := range sinks {
+		if w, ok := s.sink.(AlarmWriter); ok {
+			if err := w.WriteAlarm(context.Background(), &a); err != nil {
+				m.o.Logger.Error("writing an alarm", "sink", s.name, "kind", a.Kind, "target", a.Target, "err", err)
+			}
+		}
+	}
+	if m.o.Metrics != nil {
+		m.o.Metrics.alarm(&a)
+	}
+	if m.o.Alarms != nil {
+		m.o.Alarms(a)
+	}
+	if m.o.Hooks != nil {
+		m.o.Hooks.Send(a)
 	}
 }
 
