@@ -1,0 +1,83 @@
+package monitor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/abing-net/abing/alarms"
+	"github.com/abing-net/abing/reflector"
+	"github.com/abing-net/abing/reflector/reflectortest"
+	"github.com/abing-net/abing/store"
+)
+
+// A reflector on loopback stops and comes back: the monitor raises a down
+// alarm and clears it, stores both in one row, and a webhook receiver
+// gets the raise and the clear once each.
+func TestMonitorDownAlarm(t *testing.T) {
+	r := reflectortest.Start(t, "udp4", "127.0.0.1:0", reflector.Config{})
+	addr := r.String()
+	var mu sync.Mutex
+	var posts []alarms.AMMessage
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var m alarms.AMMessage
+		if err := json.NewDecoder(req.Body).Decode(&m); err != nil {
+			t.Errorf("webhook body: %v", err)
+		}
+		mu.Lock()
+		posts = append(posts, m)
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	yaml := fmt.Sprintf("interval: 1s\njitter: 0.01\nprobe: {timeout: 300ms}\nalarms: {down_after: 2, clear: 2, webhook: %q}\ntargets:\n  - {address: %q, name: lo}\n",
+		hook.URL, addr)
+	cfg, err := ParseConfig([]byte(yaml), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(filepath.Join(t.TempDir(), "m.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	hooks := alarms.NewDispatcher(alarms.DispatcherOptions{Hooks: cfg.Alarms.Hooks()})
+	var raised []alarms.Alarm
+	m := New(cfg, Options{Store: db, Hooks: hooks, Alarms: func(a alarms.Alarm) {
+		mu.Lock()
+		raised = append(raised, a)
+		mu.Unlock()
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 11*time.Second)
+	defer cancel()
+	go func() {
+		time.Sleep(2500 * time.Millisecond)
+		r.Stop()
+		time.Sleep(4 * time.Second)
+		reflectortest.Start(t, "udp4", addr, reflector.Config{})
+	}()
+	m.Run(ctx)
+	if err := hooks.Close(5 * time.Second); err != nil {
+		t.Error(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(raised) != 2 || raised[0].Kind != alarms.Down || !raised[0].Active() || raised[1].Cleared != "up" {
+		t.Fatalf("alarms %+v", raised)
+	}
+	var stored []alarms.Alarm
+	db.Alarms(context.Background(), store.Filter{}, func(a *alarms.Alarm) error { stored = append(stored, *a); return nil })
+	if len(stored) != 1 || stored[0].End == nil || stored[0].Kind != alarms.Down || stored[0].Target != "lo" {
+		t.Errorf("stored %+v", stored)
+	}
+	if len(posts) != 2 || posts[0].Status != "firing" || posts[1].Status != "resolved" ||
+		posts[0].Alerts[0].Labels["alertname"] != "AbingTargetDown" || posts[1].Alerts[0].EndsAt.IsZero() {
+		t.Errorf("webhook got %+v", posts)
+	}
+	t.Logf("down %v, up %v: %s", raised[0].Start.Format("15:04:05.000"), raised[1].End.Format("15:04:05.000"), raised[0].Summary)
+}
