@@ -2,7 +2,6 @@ package alarms
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -10,47 +9,18 @@ import (
 	"github.com/abing-net/abing/measure"
 )
 
-// run is one synthetic monitoring run: both directions alike.
-type runSpec struct {
-	dbc, abw, rtt float64 // Mbit/s, Mbit/s, ms
-	ttl           int
-	fail          bool
-}
+func records(seed uint64, runs []Level) []measure.Record { return Synthesize(seed, t0, runs, 0.03, 0) }
 
-// records turns runs, one a minute, into the records the monitor stores,
-// with 3 % noise on DBC, ABW and RTT.
-func records(seed uint64, runs []runSpec) []measure.Record {
-	r := rand.New(rand.NewPCG(seed, 11))
-	noisy := func(v float64) *float64 { x := v * (1 + 0.03*r.NormFloat64()); return &x }
-	var out []measure.Record
-	for i, s := range runs {
-		at := t0.Add(time.Duration(i) * time.Minute).Format(time.RFC3339Nano)
-		for _, dir := range []string{"forward", "reverse"} {
-			rec := measure.Record{Time: at, Target: "198.18.2.2:8176", Name: "lab", Direction: dir}
-			if s.fail {
-				rec.Error = "read: connection refused"
-			} else {
-				rec.DBC, rec.ABW = noisy(s.dbc), noisy(s.abw)
-				rec.RTT = &measure.RTT{Min: *noisy(s.rtt)}
-				ttl := s.ttl
-				rec.TTL = &ttl
-			}
-			out = append(out, rec)
-		}
-	}
-	return out
-}
-
-func repeat(n int, s runSpec) []runSpec {
-	out := make([]runSpec, n)
+func repeat(n int, s Level) []Level {
+	out := make([]Level, n)
 	for i := range out {
 		out[i] = s
 	}
 	return out
 }
 
-func concat(parts ...[]runSpec) []runSpec {
-	var out []runSpec
+func concat(parts ...[]Level) []Level {
+	var out []Level
 	for _, p := range parts {
 		out = append(out, p...)
 	}
@@ -96,17 +66,17 @@ type want struct {
 }
 
 func TestEngine(t *testing.T) {
-	normal := runSpec{dbc: 100, abw: 60, rtt: 10, ttl: 62}
-	with := func(f func(*runSpec)) runSpec { s := normal; f(&s); return s }
-	narrow := with(func(s *runSpec) { s.dbc, s.abw = 40, 24 })
-	loaded := with(func(s *runSpec) { s.abw = 10 })
-	slow := with(func(s *runSpec) { s.rtt = 30 })
-	jittery := with(func(s *runSpec) { s.rtt = 10.5 }) // +0.5 ms: below min_rtt_change
-	longer := with(func(s *runSpec) { s.ttl = 61 })
-	dead := runSpec{fail: true}
+	normal := Level{DBC: 100, ABW: 60, RTT: 10, TTL: 62}
+	with := func(f func(*Level)) Level { s := normal; f(&s); return s }
+	narrow := with(func(s *Level) { s.DBC, s.ABW = 40, 24 })
+	loaded := with(func(s *Level) { s.ABW = 10 })
+	slow := with(func(s *Level) { s.RTT = 30 })
+	jittery := with(func(s *Level) { s.RTT = 10.5 }) // +0.5 ms: below min_rtt_change
+	longer := with(func(s *Level) { s.TTL = 61 })
+	dead := Level{Down: true}
 	for _, tc := range []struct {
 		name   string
-		runs   []runSpec
+		runs   []Level
 		params Params
 		want   []want
 	}{
@@ -145,7 +115,7 @@ func TestEngine(t *testing.T) {
 		}},
 		// A drop that lasts accept_after becomes normal; the upgrade back
 		// from it is a change of its own.
-		{"upgrade accepted, then a return", concat(repeat(30, with(func(s *runSpec) { s.dbc, s.abw = 155, 90 })), repeat(70, normal), repeat(30, with(func(s *runSpec) { s.dbc, s.abw = 155, 90 }))),
+		{"upgrade accepted, then a return", concat(repeat(30, with(func(s *Level) { s.DBC, s.ABW = 155, 90 })), repeat(70, normal), repeat(30, with(func(s *Level) { s.DBC, s.ABW = 155, 90 }))),
 			Params{AcceptAfter: time.Hour}, []want{
 				{Capacity, "forward", true, 30, 34, Critical, ""}, {Capacity, "reverse", true, 30, 34, Critical, ""},
 				{Capacity, "forward", false, 90, 94, "", "accepted"}, {Capacity, "reverse", false, 90, 94, "", "accepted"},
@@ -188,8 +158,8 @@ func TestEngine(t *testing.T) {
 // The levels of an alarm are those of the series, in its units, and the
 // episode starts where the change did.
 func TestAlarmLevels(t *testing.T) {
-	normal := runSpec{dbc: 1000, abw: 600, rtt: 10, ttl: 62}
-	backup := runSpec{dbc: 622, abw: 400, rtt: 25, ttl: 59}
+	normal := Level{DBC: 1000, ABW: 600, RTT: 10, TTL: 62}
+	backup := Level{DBC: 622, ABW: 400, RTT: 25, TTL: 59}
 	events, _ := observe(t, Defaults(), records(1, concat(repeat(30, normal), repeat(30, backup))))
 	seen := map[Kind]bool{}
 	for _, a := range events {
