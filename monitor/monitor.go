@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -159,9 +160,12 @@ func (m *Monitor) Reload(ctx context.Context, cfg *Config) {
 }
 
 func (m *Monitor) apply(cfg *Config, running map[string]*targetLoop, startLoop func(Target, time.Time)) {
+	na, oa := cfg.Alarms, m.cfg.Alarms
 	if cfg.MaxInFlight != m.cfg.MaxInFlight || cfg.Exclusive != m.cfg.Exclusive || cfg.Store != m.cfg.Store ||
-		(cfg.InfluxDB == nil) != (m.cfg.InfluxDB == nil) || (cfg.InfluxDB != nil && *cfg.InfluxDB != *m.cfg.InfluxDB) {
-		m.o.Logger.Warn("reload: max_in_flight, exclusive, store and influxdb take effect at restart; kept",
+		(cfg.InfluxDB == nil) != (m.cfg.InfluxDB == nil) || (cfg.InfluxDB != nil && *cfg.InfluxDB != *m.cfg.InfluxDB) ||
+		na.Disabled != oa.Disabled || !slices.Equal(na.Command, oa.Command) || na.CommandTimeout != oa.CommandTimeout ||
+		na.Webhook != oa.Webhook || na.Traceroute != oa.Traceroute {
+		m.o.Logger.Warn("reload: max_in_flight, exclusive, store, influxdb and the alarm hooks take effect at restart; kept",
 			"max_in_flight", m.cfg.MaxInFlight, "exclusive", m.cfg.Exclusive)
 	}
 	wanted := map[string]Target{}
@@ -192,6 +196,7 @@ func (m *Monitor) apply(cfg *Config, running map[string]*targetLoop, startLoop f
 		m.mu.Unlock()
 	}
 	m.cfg.Targets, m.cfg.Probe, m.cfg.Interval, m.cfg.Jitter = cfg.Targets, cfg.Probe, cfg.Interval, cfg.Jitter
+	m.cfg.Alarms.Params = cfg.Alarms.Params
 	now := time.Now()
 	for _, t := range cfg.Targets {
 		if _, ok := running[t.Name]; !ok {

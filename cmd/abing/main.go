@@ -20,7 +20,7 @@ func main() {
 			"of both directions of a path to an abing reflector, in about a second.",
 		SilenceUsage: true,
 	}
-	root.AddCommand(measureCommand(), demoCommand(), accuracyCommand(), historyCommand(), monitorCommand())
+	root.AddCommand(measureCommand(), demoCommand(), accuracyCommand(), historyCommand(), monitorCommand(), alarmsCommand())
 	if err := root.Execute(); err != nil {
 		os.Exit(1)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/influx"
 	"github.com/abing-net/abing/monitor"
 	"github.com/abing-net/abing/store"
@@ -106,6 +107,28 @@ func monitorCommand() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if hooks := cfg.Alarms.Hooks(); !cfg.Alarms.Disabled && (len(hooks) > 0 || cfg.Alarms.Traceroute) {
+				o := alarms.DispatcherOptions{Hooks: hooks, Logger: log}
+				if cfg.Alarms.Traceroute {
+					o.Tracer = &alarms.Traceroute{}
+				}
+				if st := opts.Store; st != nil {
+					o.Traced = func(a alarms.Alarm) {
+						if err := st.WriteAlarm(context.Background(), &a); err != nil {
+							log.Error("storing an alarm's traceroute", "err", err)
+						}
+					}
+				}
+				d := alarms.NewDispatcher(o)
+				// At exit, give queued alarms a while to reach their hooks.
+				defer func() {
+					if err := d.Close(10 * time.Second); err != nil {
+						log.Error("alarm hooks", "err", err)
+					}
+				}()
+				opts.Hooks = d
+				log.Info("alarm hooks", "hooks", len(hooks), "traceroute", cfg.Alarms.Traceroute)
+			}
 			log.Info("monitoring", "targets", len(cfg.Targets), "max_in_flight", cfg.MaxInFlight, "exclusive", cfg.Exclusive)
 			mon := monitor.New(cfg, opts)
 			go reloadOnHUP(ctx, mon, file, log)

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/abing-net/abing/alarms"
+	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/store"
+)
+
+func runCmd(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := alarmsCommand()
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	return out.String(), err
+}
+
+// A series exported as CSV and as JSON lines replays into the same alarms:
+// the capacity drop of both directions, still active (no end), with the
+// levels in Mbit/s.
+func TestAlarmsReplay(t *testing.T) {
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	levels := make([]alarms.Level, 60)
+	for i := range levels {
+		levels[i] = alarms.Level{DBC: 1000, ABW: 600, RTT: 10, TTL: 60}
+		if i >= 40 {
+			levels[i].DBC, levels[i].ABW = 622, 370
+		}
+	}
+	recs := alarms.Synthesize(1, t0, levels, 0.03, 0)
+	dir := t.TempDir()
+	csvPath, jsonPath := filepath.Join(dir, "h.csv"), filepath.Join(dir, "h.json")
+	var csvBuf, jsonBuf bytes.Buffer
+	cw := measure.NewCSVWriter(&csvBuf)
+	enc := json.NewEncoder(&jsonBuf)
+	for i := range recs {
+		cw.Write(&recs[i])
+		enc.Encode(&recs[i])
+	}
+	cw.Flush()
+	os.WriteFile(csvPath, csvBuf.Bytes(), 0o644)
+	os.WriteFile(jsonPath, jsonBuf.Bytes(), 0o644)
+	var outs []string
+	for _, path := range []string{csvPath, jsonPath} {
+		out, err := runCmd(t, "replay", "--output", "json", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs = append(outs, out)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != 2 {
+			t.Fatalf("%s: %d alarms:\n%s", path, len(lines), out)
+		}
+		for _, l := range lines {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatal(err)
+			}
+			if m["kind"] != "capacity" || m["target"] != "lab" || m["severity"] != "critical" || m["end"] != nil ||
+				m["before"].(float64) < 970 || m["before"].(float64) > 1030 || m["after"].(float64) < 600 || m["after"].(float64) > 645 ||
+				!strings.HasPrefix(m["start"].(string), "2026-11-01T00:40:00") {
+				t.Errorf("%s: %s", path, l)
+			}
+		}
+	}
+	if outs[0] != outs[1] {
+		t.Errorf("CSV and JSON replays differ:\n%s\n%s", outs[0], outs[1])
+	}
+	// Tuning: a min_change above the drop hides it.
+	if out, err := runCmd(t, "replay", "--min-change", "0.5", csvPath); err != nil || strings.TrimSpace(out) != "no alarms" {
+		t.Errorf("--min-change 0.5: %q %v", out, err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"replay", "--hysteresis", "2", csvPath}, "alarms hysteresis 2"},
+		{[]string{"replay", "/no/such/file"}, "no such file"},
+		{[]string{"replay", "--output", "xml", csvPath}, "--output"},
+		{[]string{"replay", filepath.Join(dir)}, "is a directory"},
+	} {
+		if _, err := runCmd(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte("{\"time\": \"2026-11-01T00:00:00Z\"}\n{nope\n"), 0o644)
+	if _, err := runCmd(t, "replay", bad); err == nil || !strings.Contains(err.Error(), "bad.json:2") {
+		t.Errorf("bad JSON line: %v", err)
+	}
+}
+
+func TestAlarmsList(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.db")
+	s, err := store.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	old := now.Add(-72 * time.Hour)
+	end := old.Add(time.Hour)
+	for _, a := range []alarms.Alarm{
+		{Kind: alarms.Down, Target: "gone", Direction: "both", Severity: alarms.Critical, Start: old, End: &end, Cleared: "up", Unit: "up", Before: 1},
+		{Kind: alarms.Path, Target: "lab", Direction: "forward", Severity: alarms.Warning, Start: now.Add(-time.Hour), Before: 2, After: 3, Unit: "hops",
+			Summary: "path forward changed: 3 hops, was 2", Route: &alarms.Route{After: &alarms.Trace{}}},
+	} {
+		if err := s.WriteAlarm(context.Background(), &a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	out, err := runCmd(t, "--db", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out, "gone") || !strings.Contains(out, "active") || !strings.Contains(out, "2 → 3 hops") || !strings.Contains(out, "route after:") {
+		t.Errorf("last 24 h:\n%s", out)
+	}
+	out, _ = runCmd(t, "--db", path, "--since", "0", "--output", "json")
+	if n := strings.Count(out, "\n"); n != 2 || !strings.Contains(out, `"cleared":"up"`) {
+		t.Errorf("all, json:\n%s", out)
+	}
+}
