@@ -264,7 +264,7 @@ type Dispatcher struct {
 	o      DispatcherOptions
 	in     chan job
 	queues []chan Alarm
-	traces map[string]*Trace // last hop list per target; owned by the enrich goroutine
+	traces map[string]*traces // per target; owned by the enrich goroutine
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -287,7 +287,7 @@ func NewDispatcher(o DispatcherOptions) *Dispatcher {
 		o.Queue = 1024
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &Dispatcher{o: o, in: make(chan job, o.Queue), traces: map[string]*Trace{}, ctx: ctx, cancel: cancel}
+	d := &Dispatcher{o: o, in: make(chan job, o.Queue), traces: map[string]*traces{}, ctx: ctx, cancel: cancel}
 	for _, h := range o.Hooks {
 		q := make(chan Alarm, o.Queue)
 		d.queues = append(d.queues, q)
@@ -333,15 +333,13 @@ func (d *Dispatcher) enrich() {
 	for j := range d.in {
 		if j.alarm == nil {
 			if _, ok := d.traces[j.target]; !ok {
-				d.traces[j.target] = d.o.Tracer.Trace(d.ctx, j.host)
+				d.traces[j.target] = &traces{after: d.o.Tracer.Trace(d.ctx, j.host)} // old enough to be traced anew
 			}
 			continue
 		}
 		a := *j.alarm
 		if d.o.Tracer != nil && (a.Kind == Path || a.Kind == Capacity) {
-			after := d.o.Tracer.Trace(d.ctx, Host(a.Address))
-			a.Route = &Route{Before: d.traces[a.Target], After: after}
-			d.traces[a.Target] = after
+			a.Route = d.route(&a)
 			if d.o.Traced != nil {
 				d.o.Traced(a)
 			}
@@ -354,6 +352,36 @@ func (d *Dispatcher) enrich() {
 			}
 		}
 	}
+}
+
+// shareTrace is how long a traceroute serves the alarms of a target of the
+// same kind and status that come after it: the forward and reverse alarms
+// of one route change come together, and a second traceroute right after
+// the first would mostly meet ICMP rate limits.
+const shareTrace = 30 * time.Second
+
+// route returns the hop lists before and after for alarm a, tracing anew
+// unless the last traceroute was for the other direction of the same
+// change.
+func (d *Dispatcher) route(a *Alarm) *Route {
+	st := d.traces[a.Target]
+	if st == nil {
+		st = &traces{}
+		d.traces[a.Target] = st
+	}
+	why := string(a.Kind) + " " + a.Status()
+	if st.after == nil || st.why != why || time.Since(st.taken) > shareTrace {
+		st.before, st.after = st.after, d.o.Tracer.Trace(d.ctx, Host(a.Address))
+		st.taken, st.why = time.Now(), why
+	}
+	return &Route{Before: st.before, After: st.after}
+}
+
+// traces are a target's last two traceroutes, and why the last was taken.
+type traces struct {
+	before, after *Trace
+	taken         time.Time
+	why           string
 }
 
 func (d *Dispatcher) fire(h Hook, q <-chan Alarm) {

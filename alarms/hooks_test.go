@@ -181,19 +181,26 @@ func TestDispatcherRoute(t *testing.T) {
 	got := &blockingHook{release: make(chan struct{})}
 	close(got.release)
 	var traced []Alarm
-	d := NewDispatcher(DispatcherOptions{Hooks: []Hook{got}, Tracer: &fakeTracer{}, Traced: func(a Alarm) { traced = append(traced, a) }})
+	tr := &fakeTracer{}
+	d := NewDispatcher(DispatcherOptions{Hooks: []Hook{got}, Tracer: tr, Traced: func(a Alarm) { traced = append(traced, a) }})
 	d.Watch("lab", "198.18.2.2")
 	a := sample()
 	a.Kind = Path
-	d.Send(a)
+	d.Send(a) // forward
+	a.Direction = "reverse"
+	d.Send(a) // reverse, right after: the same traceroute serves
 	a.Kind = Load
 	d.Send(a)
 	if err := d.Close(time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if len(got.got) != 2 || got.got[0].Route == nil || len(got.got[0].Route.Before.Hops) != 1 || len(got.got[0].Route.After.Hops) != 2 ||
-		got.got[1].Route != nil || len(traced) != 1 {
-		t.Errorf("hooks got %+v, traced %d", got.got, len(traced))
+	if len(got.got) != 3 || len(traced) != 2 || tr.n != 2 || got.got[2].Route != nil {
+		t.Fatalf("hooks got %+v, traced %d, %d traceroutes", got.got, len(traced), tr.n)
+	}
+	for _, a := range got.got[:2] {
+		if a.Route == nil || len(a.Route.Before.Hops) != 1 || len(a.Route.After.Hops) != 2 {
+			t.Errorf("%s: route %+v", a.Direction, a.Route)
+		}
 	}
 }
 

@@ -8,6 +8,11 @@
 //	                   router (198.18.{1,2,3}.1)
 //	cross  198.18.3.2 ─┘
 //
+// AddHop puts a second router on the way to the reflector mid-run (a route
+// change: one hop more each way, same bottleneck rates):
+//
+//	router ─ 198.18.4.0/24 ─ hop ─ 198.18.5.0/24 ─ reflector (eth1)
+//
 // The router forwards between three veth links. The forward bottleneck is a
 // tbf on the router's egress toward the reflector, the reverse one a tbf on
 // its egress toward the sender; each is shaped independently. The cross host
@@ -72,6 +77,7 @@ type Config struct {
 // Testbed is a built path.
 type Testbed struct {
 	Sender, Router, Reflector, Cross *Netns
+	Hop                              *Netns // nil until AddHop
 	cfg                              Config
 	closed                           atomic.Bool
 }
@@ -161,17 +167,72 @@ func (tb *Testbed) link(ctx context.Context, h *Netns, n int) error {
 }
 
 // routerDev is the router's interface toward host n (1 sender, 2 reflector,
-// 3 cross).
+// 3 cross, 4 the added hop).
 func (tb *Testbed) routerDev(n int) string {
-	return [...]string{"", "to-snd", "to-rfl", "to-xh"}[n]
+	return [...]string{"", "to-snd", "to-rfl", "to-xh", "to-hop"}[n]
 }
 
 // bottleneckDev is the router interface whose egress shapes direction d.
 func (tb *Testbed) bottleneckDev(d Direction) string {
-	if d == Forward {
+	switch {
+	case d == Reverse:
+		return tb.routerDev(1)
+	case tb.Hop != nil:
+		return tb.routerDev(4)
+	default:
 		return tb.routerDev(2)
 	}
-	return tb.routerDev(1)
+}
+
+// HopAddr is the added hop's address toward the router.
+var HopAddr = netip.MustParseAddr("198.18.4.2")
+
+// AddHop inserts a second router between the router and the reflector, for
+// IPv4: the router's route to the reflector and the reflector's default
+// route go through it. The forward bottleneck moves to the router's link
+// toward the hop, at the same rate, so that only the path changes. IPv6
+// keeps the one-router path.
+func (tb *Testbed) AddHop(ctx context.Context) error {
+	if tb.Hop != nil {
+		return errors.New("testbed: hop already added")
+	}
+	hop, err := addNetns(ctx, tb.Sender.Name[:len(tb.Sender.Name)-len("snd")]+"hop")
+	if err != nil {
+		return fmt.Errorf("testbed: %w", err)
+	}
+	tb.Hop = hop
+	if err := hop.sysctl("net.ipv4.ip_forward", "1"); err != nil {
+		return err
+	}
+	if err := tb.link(ctx, hop, 4); err != nil { // router ─ hop, hop's default route via the router
+		return fmt.Errorf("testbed: %w", err)
+	}
+	mtu := fmt.Sprint(tb.cfg.MTU)
+	steps := []struct {
+		ns   *Netns
+		args []string
+	}{
+		{hop, []string{"link", "add", "to-rfl", "mtu", mtu, "type", "veth", "peer", "name", "eth1", "mtu", mtu, "netns", tb.Reflector.Name}},
+		{hop, []string{"addr", "add", "198.18.5.1/24", "dev", "to-rfl"}},
+		{hop, []string{"link", "set", "to-rfl", "up"}},
+		{hop, []string{"route", "add", ReflectorAddr.String() + "/32", "dev", "to-rfl"}},
+		{tb.Reflector, []string{"addr", "add", "198.18.5.2/24", "dev", "eth1"}},
+		{tb.Reflector, []string{"link", "set", "eth1", "up"}},
+		// src: the reflector keeps its address; a wildcard-bound socket
+		// would otherwise answer from eth1's.
+		{tb.Reflector, []string{"route", "replace", "default", "via", "198.18.5.1", "dev", "eth1", "src", ReflectorAddr.String()}},
+		{tb.Router, []string{"route", "replace", ReflectorAddr.String() + "/32", "via", HopAddr.String()}},
+	}
+	for _, s := range steps {
+		if err := s.ns.ip(ctx, s.args...); err != nil {
+			return fmt.Errorf("testbed: adding a hop: %w", err)
+		}
+	}
+	// The bottleneck follows the route.
+	if _, err := tb.Router.tc(ctx, "qdisc", "replace", "dev", tb.routerDev(2), "root", "pfifo", "limit", "1000"); err != nil {
+		return err
+	}
+	return tb.SetRate(ctx, Forward, tb.cfg.Forward)
 }
 
 // Frame is the size the qdisc accounts for an IP packet of size ip on veth.
@@ -255,7 +316,7 @@ func (tb *Testbed) Close() error {
 		return nil
 	}
 	var errs []error
-	for _, n := range []*Netns{tb.Sender, tb.Router, tb.Reflector, tb.Cross} {
+	for _, n := range []*Netns{tb.Sender, tb.Router, tb.Reflector, tb.Cross, tb.Hop} {
 		if n != nil {
 			errs = append(errs, n.delete())
 		}
