@@ -40,7 +40,8 @@ type Alarm struct {
 	End       *time.Time        `json:"end,omitempty"` // absent while active
 	// Cleared says how the episode ended: "returned" (back to the level
 	// before), "accepted" (lasted accept_after: the new level is normal
-	// now), "up" (a down target answers again).
+	// now), "up" (a down target answers again), "forgotten" (the target
+	// left the configuration, or its alarm settings changed).
 	Cleared  string  `json:"cleared,omitempty"`
 	Before   float64 `json:"before"` // level before, in Unit
 	After    float64 `json:"after"`  // level when raised, in Unit
