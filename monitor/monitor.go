@@ -71,6 +71,7 @@ type Monitor struct {
 	// Alarm detection; the engine belongs to the sink goroutine.
 	engine  *alarms.Engine
 	params  map[string]alarms.Params // by target name; under mu
+	others  alarms.Params            // of targets not configured (any more); under mu
 	forget  []string                 // targets whose alarm state to drop; under mu
 	watched map[string]bool          // targets whose first traceroute was asked for
 }
@@ -83,14 +84,14 @@ func New(cfg *Config, o Options) *Monitor {
 	m := &Monitor{cfg: cfg, o: o, slots: make(chan struct{}, cfg.MaxInFlight), reload: make(chan *Config),
 		locks: map[string]*sync.Mutex{}, watched: map[string]bool{}}
 	if !cfg.Alarms.Disabled {
-		m.params = m.alarmParams(cfg)
+		m.params, m.others = m.alarmParams(cfg), alarms.Defaults().Merge(cfg.Alarms.Params)
 		m.engine = alarms.NewEngine(func(name string) alarms.Params {
 			m.mu.Lock()
 			defer m.mu.Unlock()
 			if p, ok := m.params[name]; ok {
 				return p
 			}
-			return alarms.Defaults().Merge(m.cfg.Alarms.Params) // a target measured before a reload removed it
+			return m.others // a target measured before a reload removed it
 		})
 	}
 	return m
@@ -192,11 +193,10 @@ func (m *Monitor) apply(cfg *Config, running map[string]*targetLoop, startLoop f
 				m.forget = append(m.forget, name)
 			}
 		}
-		m.params = params
+		m.params, m.others = params, alarms.Defaults().Merge(cfg.Alarms.Params)
 		m.mu.Unlock()
 	}
 	m.cfg.Targets, m.cfg.Probe, m.cfg.Interval, m.cfg.Jitter = cfg.Targets, cfg.Probe, cfg.Interval, cfg.Jitter
-	m.cfg.Alarms.Params = cfg.Alarms.Params
 	now := time.Now()
 	for _, t := range cfg.Targets {
 		if _, ok := running[t.Name]; !ok {
