@@ -132,16 +132,27 @@ type Filter struct {
 // Query returns the matching records, oldest first, to fn; it stops at the
 // first error fn returns.
 func (s *Store) Query(ctx context.Context, f Filter, fn func(*measure.Record) error) error {
-	q := "SELECT record FROM results WHERE time_ns >= ?"
-	args := []any{f.Since.UnixNano()}
-	if f.Since.IsZero() {
-		args[0] = int64(-1 << 63)
-	}
+	q, args := "SELECT record FROM results WHERE time_ns >= ?", []any{f.sinceNs()}
 	if f.Target != "" {
 		q += " AND target = ?"
 		args = append(args, f.Target)
 	}
-	rows, err := s.db.QueryContext(ctx, q+" ORDER BY time_ns, id", args...)
+	return each(ctx, s, "row", q+" ORDER BY time_ns, id", args, fn)
+}
+
+// sinceNs is Since in ns, or the earliest time there is when it is zero.
+func (f Filter) sinceNs() int64 {
+	if f.Since.IsZero() {
+		return -1 << 63
+	}
+	return f.Since.UnixNano()
+}
+
+// each runs a query whose rows are one JSON column and hands each row,
+// decoded into a T, to fn; it stops at the first error fn returns. what
+// names a row in errors.
+func each[T any](ctx context.Context, s *Store, what, q string, args []any, fn func(*T) error) error {
+	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("store %s: %w", s.path, err)
 	}
@@ -151,11 +162,11 @@ func (s *Store) Query(ctx context.Context, f Filter, fn func(*measure.Record) er
 		if err := rows.Scan(&js); err != nil {
 			return fmt.Errorf("store %s: %w", s.path, err)
 		}
-		var r measure.Record
-		if err := json.Unmarshal([]byte(js), &r); err != nil {
-			return fmt.Errorf("store %s: row %q: %w", s.path, js, err)
+		var v T
+		if err := json.Unmarshal([]byte(js), &v); err != nil {
+			return fmt.Errorf("store %s: %s %q: %w", s.path, what, js, err)
 		}
-		if err := fn(&r); err != nil {
+		if err := fn(&v); err != nil {
 			return err
 		}
 	}
@@ -200,33 +211,10 @@ func (s *Store) WriteAlarm(ctx context.Context, a *alarms.Alarm) error {
 // were active at some time since f.Since: those still active, and those
 // that ended after it.
 func (s *Store) Alarms(ctx context.Context, f Filter, fn func(*alarms.Alarm) error) error {
-	since := f.Since.UnixNano()
-	if f.Since.IsZero() {
-		since = -1 << 63
-	}
-	q := "SELECT alarm FROM alarms WHERE (end_ns IS NULL OR end_ns >= ?)"
-	args := []any{since}
+	q, args := "SELECT alarm FROM alarms WHERE (end_ns IS NULL OR end_ns >= ?)", []any{f.sinceNs()}
 	if f.Target != "" {
 		q += " AND target = ?"
 		args = append(args, f.Target)
 	}
-	rows, err := s.db.QueryContext(ctx, q+" ORDER BY start_ns, id", args...)
-	if err != nil {
-		return fmt.Errorf("store %s: %w", s.path, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var js string
-		if err := rows.Scan(&js); err != nil {
-			return fmt.Errorf("store %s: %w", s.path, err)
-		}
-		var a alarms.Alarm
-		if err := json.Unmarshal([]byte(js), &a); err != nil {
-			return fmt.Errorf("store %s: alarm %q: %w", s.path, js, err)
-		}
-		if err := fn(&a); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return each(ctx, s, "alarm", q+" ORDER BY start_ns, id", args, fn)
 }

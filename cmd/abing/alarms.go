@@ -36,15 +36,9 @@ func alarmsCommand() *cobra.Command {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			if since < 0 {
-				return fmt.Errorf("--since %v: must not be negative", since)
-			}
-			f := store.Filter{}
-			if len(args) == 1 {
-				f.Target = args[0]
-			}
-			if since > 0 {
-				f.Since = time.Now().Add(-since)
+			f, err := storeFilter(args, since)
+			if err != nil {
+				return err
 			}
 			s, err := store.Open(db)
 			if err != nil {

@@ -27,15 +27,9 @@ func historyCommand() *cobra.Command {
 			if output != "text" && output != "json" && output != "csv" {
 				return fmt.Errorf("--output %q: want text, json or csv", output)
 			}
-			if since < 0 {
-				return fmt.Errorf("--since %v: must not be negative", since)
-			}
-			f := store.Filter{}
-			if len(args) == 1 {
-				f.Target = args[0]
-			}
-			if since > 0 {
-				f.Since = time.Now().Add(-since)
+			f, err := storeFilter(args, since)
+			if err != nil {
+				return err
 			}
 			s, err := store.Open(db)
 			if err != nil {
@@ -49,6 +43,21 @@ func historyCommand() *cobra.Command {
 	cmd.Flags().DurationVar(&since, "since", 0, "only results newer than this (0: all)")
 	cmd.Flags().StringVar(&output, "output", "text", "text, json (one object per line, as abing measure) or csv")
 	return cmd
+}
+
+// storeFilter is the filter of a command's optional TARGET and --since.
+func storeFilter(args []string, since time.Duration) (store.Filter, error) {
+	f := store.Filter{}
+	if since < 0 {
+		return f, fmt.Errorf("--since %v: must not be negative", since)
+	}
+	if len(args) == 1 {
+		f.Target = args[0]
+	}
+	if since > 0 {
+		f.Since = time.Now().Add(-since)
+	}
+	return f, nil
 }
 
 func printHistory(cmd *cobra.Command, s *store.Store, f store.Filter, output string, w io.Writer) error {
