@@ -231,7 +231,7 @@ func (p *Peer) WriteBatch(pkts [][]byte) (int64, error) {
 		hdrs[i].Hdr.SetIovlen(1)
 	}
 	now := time.Now().UnixNano()
-	done := 0
+	done, retries := 0, 0
 	var serr error
 	err := c.rc.Write(func(fd uintptr) bool {
 		for done < len(hdrs) {
@@ -241,6 +241,13 @@ func (p *Peer) WriteBatch(pkts [][]byte) (int64, error) {
 				return false
 			}
 			if errno == unix.EINTR {
+				continue
+			}
+			if IsICMPError(errno) && retries < maxSendRetries {
+				// A pending error from an ICMP message about an earlier
+				// datagram: reporting it cleared it, and this datagram
+				// was not sent. Try again.
+				retries++
 				continue
 			}
 			if errno != 0 {
@@ -260,6 +267,28 @@ func (p *Peer) WriteBatch(pkts [][]byte) (int64, error) {
 	return now, err
 }
 
+// maxSendRetries bounds how often WriteBatch tries again after a pending
+// ICMP error: each try clears one, and a local error (no route) repeats.
+const maxSendRetries = 4
+
+// IsICMPError reports whether err is one that an ICMP or ICMPv6 error
+// message can deliver to a UDP socket (the kernel's icmp_err_convert and
+// icmpv6_err_convert tables, and time exceeded and parameter problem): a
+// remote peer, or anyone forging ICMP, can cause it at will, so it must
+// never end a server loop.
+func IsICMPError(err error) bool {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return false
+	}
+	switch errno {
+	case unix.ECONNREFUSED, unix.EHOSTUNREACH, unix.ENETUNREACH, unix.EHOSTDOWN, unix.ENONET,
+		unix.ENOPROTOOPT, unix.EMSGSIZE, unix.EOPNOTSUPP, unix.EPROTO, unix.EACCES:
+		return true
+	}
+	return false
+}
+
 // Kind says what Recv returned.
 type Kind int
 
@@ -270,6 +299,9 @@ const (
 	// TxStamp: the kernel reports when one of our datagrams left.
 	TxStamp
 	// Unreachable: an ICMP error came back for a datagram we sent to From.
+	// From is invalid when the error came as the socket's pending error
+	// (IsICMPError); the same error also comes from the error queue, with
+	// its address.
 	Unreachable
 )
 
@@ -305,6 +337,13 @@ func (c *Conn) Recv(buf []byte) (Event, error) {
 			return false
 		case err == unix.EINTR:
 			return false
+		case IsICMPError(err):
+			// The pending socket error that an ICMP message set (IP_RECVERR
+			// sets it besides queueing the message): it says nothing about
+			// this socket, and the queued message, with its address, is
+			// read next.
+			ev = Event{Kind: Unreachable, Err: err, TTL: -1}
+			return true
 		case err != nil:
 			rerr = os.NewSyscallError("recvmsg", err)
 			return true

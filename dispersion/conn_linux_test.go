@@ -2,7 +2,10 @@ package dispersion
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -126,5 +129,74 @@ func TestPeerAddrFamilies(t *testing.T) {
 	}
 	if ev := recv(t, b, Data); ev.N != 50 {
 		t.Errorf("got %d bytes", ev.N)
+	}
+}
+
+func TestIsICMPError(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{syscall.ECONNREFUSED, true},
+		{os.NewSyscallError("recvmsg", syscall.EHOSTUNREACH), true},
+		{fmt.Errorf("wrapped: %w", syscall.EMSGSIZE), true},
+		{syscall.EACCES, true}, // ICMPv6 administratively prohibited
+		{syscall.EBADF, false},
+		{syscall.EAGAIN, false},
+		{net.ErrClosed, false},
+		{nil, false},
+	} {
+		if got := IsICMPError(tc.err); got != tc.want {
+			t.Errorf("IsICMPError(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+// A datagram to a closed port while the receive buffer is full: the ICMP
+// error cannot be queued, so it comes only as the socket's pending error,
+// which the next receive returns. Recv reports it as an Unreachable event
+// without an address, not as a failed receive, and the data still queued
+// is read after it.
+func TestRecvPendingICMPError(t *testing.T) {
+	a, err := Listen("udp4", "127.0.0.1:0", Options{Buffer: 8192})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b := listen(t, "udp4", "127.0.0.1:0", ModeUser)
+	closed := listen(t, "udp4", "127.0.0.1:0", ModeUser)
+	dead := closed.LocalAddr()
+	closed.Close()
+	for range 64 { // more than the buffer holds
+		b.Peer(a.LocalAddr()).Write(make([]byte, 1000))
+	}
+	if _, err := a.Peer(dead).Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2048)
+	a.SetReadDeadline(time.Now().Add(time.Second))
+	var pending bool
+	data := 0
+	for {
+		ev, err := a.Recv(buf)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("recv after %d datagrams: %v", data, err)
+		}
+		switch ev.Kind {
+		case Unreachable:
+			if !errors.Is(ev.Err, syscall.ECONNREFUSED) || ev.From.IsValid() {
+				t.Errorf("unreachable from %v: %v, want ECONNREFUSED without an address", ev.From, ev.Err)
+			}
+			pending = true
+		case Data:
+			data++
+		}
+		a.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	}
+	if !pending || data == 0 {
+		t.Errorf("pending error seen: %v; datagrams read: %d", pending, data)
 	}
 }

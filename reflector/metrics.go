@@ -10,7 +10,7 @@ import (
 type Collector struct {
 	s                                              *Server
 	packets, bytes, dropped, sent, sessions, track *prometheus.Desc
-	trains, timeouts, sendErrors                   *prometheus.Desc
+	trains, timeouts, sendErrors, recvErrors, icmp *prometheus.Desc
 }
 
 // NewCollector returns a collector for s; register it with a registry of
@@ -28,6 +28,8 @@ func NewCollector(s *Server) *Collector {
 		trains:     d("reply_trains_total", "Reply trains sent."),
 		timeouts:   d("train_timeouts_total", "Trains answered incomplete after the train timeout."),
 		sendErrors: d("send_errors_total", "Failed sends."),
+		recvErrors: d("receive_errors_total", "Failed receives other than ICMP errors (the reflector goes on)."),
+		icmp:       d("icmp_errors_total", "ICMP errors that came back for datagrams the reflector sent, by kind.", "kind"),
 		sessions:   d("sessions", "Sessions held now: active (counted against the caps) and remembered (active or not).", "state"),
 		track:      d("tracked", "Source addresses and prefixes with a rate budget held now.", "kind"),
 	}
@@ -35,7 +37,7 @@ func NewCollector(s *Server) *Collector {
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.dropped, c.sent, c.trains, c.timeouts, c.sendErrors, c.sessions, c.track} {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.dropped, c.sent, c.trains, c.timeouts, c.sendErrors, c.recvErrors, c.icmp, c.sessions, c.track} {
 		ch <- d
 	}
 }
@@ -63,6 +65,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.trains, st.Trains)
 	counter(c.timeouts, st.TrainTimeouts)
 	counter(c.sendErrors, st.SendErrors)
+	counter(c.recvErrors, st.ReceiveErrors)
+	for i, n := range st.ICMPErrors {
+		counter(c.icmp, n, ICMPError(i).String())
+	}
 	gauge(c.sessions, st.Sessions, "active")
 	gauge(c.sessions, st.Remembered, "remembered")
 	gauge(c.track, st.Sources, "source")

@@ -57,6 +57,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"sync"
@@ -164,6 +165,8 @@ type Server struct {
 	jar      *auth.Jar
 	verifier *auth.Verifier // nil: keys not required
 	sum      summary
+	// lastRecvErr is when a failed receive was last logged.
+	lastRecvErr time.Time
 
 	jobs chan job
 
@@ -220,6 +223,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	return err
 }
 
+// recvErrorPause is how long the receive loop waits after a failed receive
+// that was not an ICMP error, so that a broken socket cannot make it spin.
+const recvErrorPause = 10 * time.Millisecond
+
 func (s *Server) readLoop(ctx context.Context) error {
 	buf := make([]byte, 65536)
 	lastSweep := time.Now()
@@ -238,10 +245,26 @@ func (s *Server) readLoop(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("reflector %s: %w", s.conn.LocalAddr(), err)
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("reflector %s: %w", s.conn.LocalAddr(), err)
+			}
+			// Whatever else a receive fails with, the next one may work:
+			// count it, say it once a summary interval, and go on without
+			// spinning.
+			if s.c.recvErrors.Add(1) == 1 || now.Sub(s.lastRecvErr) >= s.sum.every {
+				s.cfg.Logger.Warn("receive", "err", err, "errors", s.c.recvErrors.Load())
+				s.lastRecvErr = now
+			}
+			time.Sleep(recvErrorPause)
 		}
 		if err == nil {
 			switch ev.Kind {
+			case dispersion.Unreachable:
+				// Queued ICMP errors are counted; the pending-error copy
+				// of the same message (no address) is not.
+				if ev.From.IsValid() {
+					s.c.icmp[icmpKind(ev.Err)].Add(1)
+				}
 			case dispersion.Data:
 				s.c.received.Add(1)
 				s.c.receivedBytes.Add(uint64(ev.N))

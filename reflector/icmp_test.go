@@ -1,0 +1,39 @@
+package reflector
+
+import (
+	"net"
+	"testing"
+
+	"github.com/abing-net/abing/train"
+)
+
+// Hellos from sockets that close at once: every cookie hits a closed port,
+// and the ICMP port-unreachable errors that come back (loopback is not
+// rate-limited) reach the reflector's socket both through its error queue
+// and as a pending socket error that the next receive or send returns. The
+// reflector counts them and goes on serving.
+func TestICMPErrorsDoNotStopServe(t *testing.T) {
+	srv, addr := start(t, Config{})
+	hello := (&client{session: 7}).msg(train.Header{Type: train.TypeHello, Len: 1}, train.HelloMin)
+	const n = 3000
+	for i := range n {
+		// From many loopback sources, so that no budget refuses them.
+		src := &net.UDPAddr{IP: net.IPv4(127, 3, byte(i/200), byte(1+i%200))}
+		c, err := net.DialUDP("udp4", src, net.UDPAddrFromAddrPort(addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write(hello); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	// The reflector still answers, and said why it saw errors.
+	c := newClient(t, "127.0.0.1:0", addr)
+	c.hello()
+	st := srv.Stats()
+	t.Logf("%d hellos to closed ports: %d cookies sent, ICMP errors %v, send errors %d", n, st.Cookies, st.ICMPErrors, st.SendErrors)
+	if st.ICMPErrors[ICMPPortUnreachable] == 0 {
+		t.Errorf("no port-unreachable errors counted: %v", st.ICMPErrors)
+	}
+}
