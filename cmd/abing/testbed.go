@@ -90,8 +90,8 @@ func indent(s string) string {
 }
 
 func accuracyCommand() *cobra.Command {
-	var repeats int
-	var quick bool
+	var repeats, size int
+	var quick, stability bool
 	cmd := &cobra.Command{
 		Use:   "accuracy",
 		Short: "Print the accuracy report on emulated paths (needs root; about 10 minutes)",
@@ -105,11 +105,22 @@ func accuracyCommand() *cobra.Command {
 			}
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
+			w := cmd.OutOrStdout()
+			if stability {
+				if size < 100 || size > measure.MaxSize {
+					return fmt.Errorf("--size %d: want 100 to %d bytes", size, measure.MaxSize)
+				}
+				fmt.Fprintf(w, "abing testbed stability, %s\n", time.Now().UTC().Format(time.DateOnly))
+				fmt.Fprintf(w, "machine: %s, %d CPUs, kernel %s; links: veth through a one-frame tbf\n", cpuModel(), runtime.NumCPU(), kernel())
+				fmt.Fprintf(w, "%d rounds per rate of: calibrate, 10-packet trains, default pairs (idle path, forward)\n\n", repeats)
+				rows, err := accuracy.Stability(ctx, []float64{10e6, 20e6, 50e6, 100e6}, size, repeats, cmd.ErrOrStderr())
+				accuracy.WriteStability(w, rows)
+				return err
+			}
 			cells := accuracy.DefaultGrid()
 			if quick {
 				cells = accuracy.QuickGrid()
 			}
-			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "abing accuracy report, %s\n", time.Now().UTC().Format(time.DateOnly))
 			fmt.Fprintf(w, "machine: %s, %d CPUs, kernel %s; links: veth through a one-frame tbf\n", cpuModel(), runtime.NumCPU(), kernel())
 			fmt.Fprintf(w, "each row: median of %d measurements, default settings but for the train length\n\n", repeats)
@@ -119,6 +130,9 @@ func accuracyCommand() *cobra.Command {
 	}
 	cmd.Flags().IntVar(&repeats, "repeats", 3, "measurements per scenario")
 	cmd.Flags().BoolVar(&quick, "quick", false, "a small grid (100 Mbit/s only), about a minute")
+	cmd.Flags().BoolVar(&stability, "stability", false,
+		"instead of the grid: how steady the emulated link is at 10/20/50/100 Mbit/s (calibrations and idle-path DBC, --repeats rounds each)")
+	cmd.Flags().IntVar(&size, "size", 1500, "with --stability: probe and calibration packet size (9000: jumbo frames on the veths)")
 	return cmd
 }
 
