@@ -13,19 +13,20 @@ type Reject int
 // Reasons a train is not used. They are counted and reported, never folded
 // silently into an estimate.
 const (
-	Accepted   Reject = iota
-	Lost              // a packet of the train did not arrive
-	Reordered         // packets arrived out of order
-	NoTxStamp         // a transmit time is missing
-	LeftLate          // back-to-back train that left too slowly to measure the path
-	OffPace           // paced train whose measured spacing is not what was asked
-	Compressed        // a gap at or below the timestamp noise
-	MixedClock        // a packet was stamped by a worse clock than the others
+	Accepted    Reject = iota
+	Lost               // a packet of the train did not arrive
+	Reordered          // packets arrived out of order
+	NoTxStamp          // a transmit time is missing
+	LeftLate           // back-to-back train that left too slowly to measure the path
+	OffPace            // paced train whose measured spacing is not what was asked
+	Compressed         // a gap at or below the timestamp noise
+	MixedClock         // a packet was stamped by a worse clock than the others
+	Implausible        // the peer's stamps span more time than the round trip allows
 	numRejects
 )
 
 func (r Reject) String() string {
-	return [...]string{"accepted", "lost", "reordered", "no-tx-stamp", "left-late", "off-pace", "compressed", "mixed-clock"}[r]
+	return [...]string{"accepted", "lost", "reordered", "no-tx-stamp", "left-late", "off-pace", "compressed", "mixed-clock", "implausible"}[r]
 }
 
 // Pace says what input spacing a train was meant to have. The zero Pace is

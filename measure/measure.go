@@ -16,6 +16,7 @@ package measure
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -250,7 +251,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		s.signer = auth.NewSigner(*cfg.Key)
 	}
 	start := time.Now()
-	ctx, cancel := context.WithCancel(ctx)
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, cfg.MaxDuration())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- s.receive(ctx) }()
@@ -260,6 +262,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	conn.SetReadDeadline(time.Unix(1, 0))
 	if rerr := <-done; err == nil && rerr != nil {
 		err = rerr
+	}
+	if err != nil && parent.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("reflector %s: run stopped at its hard deadline of %v (a reflector that stalls or claims huge gaps?)", addr, cfg.MaxDuration())
 	}
 	if err != nil {
 		return nil, err
@@ -301,7 +306,7 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 	if err := s.wait(ctx, 0, 1, cfg.Timeout/2, false); err != nil {
 		return nil, err
 	}
-	interval := max(cfg.Interval, time.Duration(LoadFactor*float64(cfg.TrainLen)*s.firstTrainTn()*1e9))
+	interval := trainInterval(cfg, s.firstTrainTn())
 	if err := s.phase(ctx, 1, cfg.Trains-1, 0, 0, interval); err != nil {
 		return nil, err
 	}
@@ -321,15 +326,15 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 	// Phase 2: paced at each direction's Tn.
 	fgap, rgap := time.Duration(0), time.Duration(0)
 	if res.Forward.CapErr == nil {
-		fgap = time.Duration(PaceFraction * res.Forward.Capacity.Tn * 1e9)
-		s.tn[true] = res.Forward.Capacity.Tn
+		fgap = paceGap(res.Forward.Capacity.Tn, cfg.TrainLen)
+		s.tn[true] = fgap.Seconds() / PaceFraction
 	}
 	if res.Reverse.CapErr == nil {
-		rgap = time.Duration(PaceFraction * res.Reverse.Capacity.Tn * 1e9)
-		s.tn[false] = res.Reverse.Capacity.Tn
+		rgap = paceGap(res.Reverse.Capacity.Tn, cfg.TrainLen)
+		s.tn[false] = rgap.Seconds() / PaceFraction
 	}
-	if tn := max(s.tn[true], s.tn[false]); tn > 0 {
-		interval = max(cfg.Interval, time.Duration(LoadFactor*float64(cfg.TrainLen)*tn*1e9))
+	if tn := max(res.Forward.Capacity.Tn, res.Reverse.Capacity.Tn); tn > 0 {
+		interval = trainInterval(cfg, tn)
 	}
 	if err := s.phase(ctx, cfg.Trains, cfg.Trains, fgap, rgap, interval); err != nil {
 		return nil, err
@@ -448,8 +453,96 @@ func (s *session) handshake(ctx context.Context) error {
 
 // LoadFactor bounds the probe load: trains start on average at least
 // LoadFactor times the time a train occupies the bottleneck apart, so probes
-// take at most 1/LoadFactor of the path's capacity.
+// take at most 1/LoadFactor of the path's capacity (on paths fast enough
+// that this needs no more than MaxInterval).
 const LoadFactor = 5
+
+// Bounds on what reflector data can make a run do. Tn comes from the
+// reflector's stamps, so a hostile or broken reflector could otherwise ask
+// for gaps of minutes. MaxGap and MaxSpan are the reflector's own limits on
+// reply spacing (reflector.Config.MaxReplyGap, MaxReplySpan). On a path
+// slower than L/MaxGap phase 2 sends closer than Tn apart, which the
+// probe-gap formula allows (it holds for any Δin ≤ Tn): its windows are
+// narrower, not wrong.
+const (
+	MaxGap      = 20 * time.Millisecond  // largest pacing gap in phase 2
+	MaxSpan     = 100 * time.Millisecond // longest paced train
+	MaxInterval = time.Second            // longest mean time between trains (unless --train-interval asks for more)
+)
+
+// trainInterval is the mean time between train starts for a per-packet
+// bottleneck time tn (seconds): cfg.Interval, stretched for the load bound,
+// at most MaxInterval.
+func trainInterval(cfg Config, tn float64) time.Duration {
+	load := time.Duration(min(LoadFactor*float64(cfg.TrainLen)*tn*1e9, float64(MaxInterval)))
+	return max(cfg.Interval, load)
+}
+
+// paceGap is phase 2's spacing for a per-packet time tn (seconds) and
+// trains of n packets.
+func paceGap(tn float64, n int) time.Duration {
+	return min(time.Duration(PaceFraction*tn*1e9), MaxGap, MaxSpan/time.Duration(n-1))
+}
+
+// MaxDuration is the hard deadline of a run with this configuration: the
+// longest each step may wait (hello, two waits and two report exchanges of
+// two tries per phase) and the longest two phases of Trains trains can take
+// at MaxInterval and MaxSpan. A run that is still going then ends with an
+// error, whatever the reflector sends.
+func (c *Config) MaxDuration() time.Duration {
+	interval := max(c.Interval, MaxInterval)
+	return 7*c.Timeout + time.Duration(c.Trains)*(3*interval+MaxSpan)
+}
+
+// plausible checks the reflector's stamps of a train against what our own
+// clock saw: everything the reflector stamped happened between our first
+// transmission and our last reception, so the span of its receive stamps
+// (forward) or transmit stamps (reverse), and the time each packet spent
+// inside it, cannot exceed that round trip (plus 1 ms and 100 ppm of
+// clock-rate difference). A broken or hostile reflector that claims other
+// gaps has its trains rejected as Implausible, not turned into a capacity.
+func (t *trainState) plausible(forward bool) dispersion.Reject {
+	var first, last int64
+	for _, sl := range t.slots {
+		if sl.sTx != 0 && (first == 0 || sl.sTx < first) {
+			first = sl.sTx
+		}
+		if sl.seen {
+			last = max(last, sl.rRx)
+		}
+	}
+	if first == 0 || last <= first {
+		return dispersion.NoTxStamp
+	}
+	bound := last - first + int64(time.Millisecond) + (last-first)/10000
+	var lo, hi int64
+	n := 0
+	for _, sl := range t.slots {
+		v := sl.fRx
+		if !forward {
+			if !sl.fromR {
+				continue
+			}
+			v = sl.rTx
+			if sl.seen && (sl.rTx < sl.fRx || sl.rTx-sl.fRx > bound) {
+				return dispersion.Implausible
+			}
+		} else if !sl.seen {
+			continue
+		}
+		if n == 0 || v < lo {
+			lo = v
+		}
+		if n == 0 || v > hi {
+			hi = v
+		}
+		n++
+	}
+	if hi-lo > bound {
+		return dispersion.Implausible
+	}
+	return dispersion.Accepted
+}
 
 // firstTrainTn is the per-packet time at the bottleneck that train 0's
 // arrival shows, the larger of the two directions; 0 when it did not come
@@ -460,7 +553,7 @@ func (s *session) firstTrainTn() float64 {
 	t := s.trains[0]
 	var fwd, rev float64
 	n := len(t.slots)
-	if a, b := t.slots[0], t.slots[n-1]; a.seen && b.seen {
+	if a, b := t.slots[0], t.slots[n-1]; a.seen && b.seen && t.plausible(true) == dispersion.Accepted {
 		fwd = float64(b.fRx-a.fRx) * 1e-9 / float64(n-1)
 		rev = float64(b.rRx-a.rRx) * 1e-9 / float64(n-1)
 	}
@@ -510,7 +603,7 @@ func (s *session) phase(ctx context.Context, first, count int, fgap, rgap, inter
 		}
 		s.mu.Unlock()
 		var err error
-		user, err = train.Send(s.peer, pkts, fgap, user)
+		user, err = train.Send(ctx, s.peer, pkts, fgap, user)
 		if err != nil {
 			return fmt.Errorf("reflector %s: %w", s.addr, err)
 		}
@@ -702,7 +795,8 @@ func (s *session) handle(b []byte, ev dispersion.Event, stamps []train.TxStamp) 
 	switch h.Type {
 	case train.TypeReply:
 		r, err := train.ParseReplyBody(b)
-		if err != nil || int(h.Train) >= len(s.trains) || int(h.Pos) >= len(s.trains[h.Train].slots) {
+		if err != nil || int(h.Train) >= len(s.trains) || int(h.Pos) >= len(s.trains[h.Train].slots) ||
+			int(r.Arrived) > len(s.trains[h.Train].slots) || dispersion.Source(r.RxSource) > dispersion.SourceHardware {
 			s.malform++
 			return stamps
 		}
@@ -739,7 +833,7 @@ func (s *session) handle(b []byte, ev dispersion.Event, stamps []train.TxStamp) 
 		}
 	case train.TypeReport:
 		src, st, err := train.ParseReport(b, stamps[:0])
-		if err != nil {
+		if err != nil || dispersion.Source(src) > dispersion.SourceHardware {
 			s.malform++
 			return stamps
 		}
@@ -797,6 +891,13 @@ func (s *session) samples(d *Direction, from, to int, forward bool) ([]estimator
 			}
 		}
 		sample, why := dispersion.TrainSample(tx, rx, order, s.pace(i, forward), lo.Noise())
+		switch why {
+		case dispersion.Lost, dispersion.Reordered, dispersion.NoTxStamp:
+		default: // stamps to check: a lie is named as such, whatever else it broke
+			if p := t.plausible(forward); p != dispersion.Accepted {
+				why = p
+			}
+		}
 		switch {
 		case why == dispersion.Accepted && reordered:
 			why = dispersion.Reordered
@@ -853,7 +954,10 @@ func (s *session) traffic(res *Result) {
 		f.TrainsSent++
 		f.Packets += n
 		f.Bytes += n * s.cfg.Size
-		arrived := t.arrived
+		// Each reply stands for a request that arrived; a reflector that
+		// claims fewer (or, checked on receipt, more than were sent) is
+		// not believed.
+		arrived := max(t.arrived, t.replies)
 		if t.replies == 0 {
 			arrived = t.reported // whole reply train lost: the report still says what came in
 		}
@@ -903,7 +1007,9 @@ func (s *session) rtt() (RTT, bool) {
 	var v []float64
 	for _, t := range s.trains {
 		for _, sl := range t.slots {
-			if sl.seen && sl.fromR && sl.sTx != 0 {
+			// The time inside the reflector, by its clock, must lie
+			// within the round trip by ours.
+			if sl.seen && sl.fromR && sl.sTx != 0 && sl.rTx >= sl.fRx && sl.rTx-sl.fRx <= sl.rRx-sl.sTx {
 				ms := float64((sl.rRx-sl.sTx)-(sl.rTx-sl.fRx)) / 1e6
 				if ms >= 0 {
 					v = append(v, ms)

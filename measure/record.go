@@ -2,6 +2,7 @@ package measure
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -102,9 +103,63 @@ func (r *Result) Records() []Record {
 		if err := d.Err(); err != nil {
 			rec.Error = err.Error()
 		}
+		rec.Sanitize()
 		out = append(out, rec)
 	}
 	return out
+}
+
+// Sanitize enforces what every record promises, whatever produced it: no
+// NaN or infinity, no negative rate, RTT or count, loss within [0, 1]. A
+// value that breaks it is removed (a rate, the RTT) or clamped (loss,
+// counts), and Error says so. Records built by Records are sanitized.
+func (r *Record) Sanitize() {
+	var bad []string
+	for _, f := range []struct {
+		name string
+		v    **float64
+	}{{"dbc", &r.DBC}, {"xtr", &r.XTR}, {"abw", &r.ABW}, {"xtr_probe_gap", &r.XTRProbeGap}, {"xtr_abwe", &r.XTRABwE}, {"confidence", &r.Confidence}} {
+		if v := *f.v; v != nil && (math.IsNaN(*v) || math.IsInf(*v, 0) || *v < 0 || (f.name == "confidence" && *v > 1)) {
+			bad = append(bad, fmt.Sprintf("%s %v", f.name, *v))
+			*f.v = nil
+		}
+	}
+	if (r.XTR == nil) != (r.ABW == nil) {
+		r.XTR, r.ABW = nil, nil
+	}
+	if t := r.RTT; t != nil {
+		for _, v := range []float64{t.Min, t.Avg, t.Max, t.Jitter} {
+			if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+				bad = append(bad, fmt.Sprintf("rtt %v", *t))
+				r.RTT = nil
+				break
+			}
+		}
+	}
+	if !(r.Loss >= 0 && r.Loss <= 1) { // NaN fails both
+		bad = append(bad, fmt.Sprintf("loss %v", r.Loss))
+		r.Loss = math.Min(1, math.Max(0, r.Loss))
+		if math.IsNaN(r.Loss) {
+			r.Loss = 1
+		}
+	}
+	if !(r.DurationMS >= 0) || math.IsInf(r.DurationMS, 0) {
+		bad = append(bad, fmt.Sprintf("duration %v", r.DurationMS))
+		r.DurationMS = 0
+	}
+	for _, n := range []*int{&r.PairsSent, &r.PairsReceived, &r.PairsUsed, &r.Duplicates, &r.Unexpected, &r.PacketsSent, &r.BytesSent} {
+		if *n < 0 {
+			bad = append(bad, fmt.Sprintf("count %d", *n))
+			*n = 0
+		}
+	}
+	if len(bad) > 0 {
+		msg := "implausible values dropped: " + strings.Join(bad, ", ")
+		if r.Error != "" {
+			msg = r.Error + "; " + msg
+		}
+		r.Error = msg
+	}
 }
 
 // FailedRecords are the records of a run that produced no result at all

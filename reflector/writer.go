@@ -83,7 +83,7 @@ func (s *Server) writer(ctx context.Context) {
 		}
 		s.mu.Unlock()
 		var err error
-		user, err = train.Send(peer, pkts, s.replyGap(j.t), user)
+		user, err = train.Send(ctx, peer, pkts, s.replyGap(j.t), user)
 		if err != nil {
 			s.c.sendErrors.Add(1)
 			s.cfg.Logger.Debug("reply", "to", j.s.key.src, "err", err)

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"fmt"
 	"time"
 )
@@ -14,14 +15,19 @@ type Writer interface {
 	Write(pkt []byte) (userNs int64, err error)
 }
 
+// spinFor is how close to a packet's due time Send stops sleeping and spins:
+// sleeping alone wakes tens of microseconds to a millisecond late.
+const spinFor = time.Millisecond
+
 // Send transmits one train. With gap == 0 the packets leave back to back in a
 // single system call; otherwise packet i is handed to the kernel at
-// start + i·gap, timed by spinning on the clock (sleeping is far too coarse at
-// tens of microseconds). The intended spacing is only intent: receivers must
-// use transmit timestamps to learn the spacing that really happened.
+// start + i·gap, timed by sleeping until spinFor before it and spinning on
+// the clock for the rest. The intended spacing is only intent: receivers must
+// use transmit timestamps to learn the spacing that really happened. When
+// ctx ends during a paced train, Send stops and returns ctx's error.
 //
-// It returns the user-space send time of every packet.
-func Send(w Writer, pkts [][]byte, gap time.Duration, userNs []int64) ([]int64, error) {
+// It returns the user-space send time of every packet sent.
+func Send(ctx context.Context, w Writer, pkts [][]byte, gap time.Duration, userNs []int64) ([]int64, error) {
 	userNs = userNs[:0]
 	if gap <= 0 {
 		t, err := w.WriteBatch(pkts)
@@ -36,7 +42,19 @@ func Send(w Writer, pkts [][]byte, gap time.Duration, userNs []int64) ([]int64, 
 	start := time.Now()
 	for i, p := range pkts {
 		due := start.Add(time.Duration(i) * gap)
+		if d := time.Until(due) - spinFor; d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return userNs, fmt.Errorf("paced train stopped at packet %d: %w", i, ctx.Err())
+			case <-t.C:
+			}
+		}
 		for time.Now().Before(due) {
+		}
+		if err := ctx.Err(); err != nil {
+			return userNs, fmt.Errorf("paced train stopped at packet %d: %w", i, err)
 		}
 		t, err := w.Write(p)
 		if err != nil {

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"errors"
 	"math/rand/v2"
 	"testing"
@@ -195,12 +196,13 @@ func (r *recorder) Write(p []byte) (int64, error) {
 func TestSend(t *testing.T) {
 	pkts := [][]byte{{1}, {2}, {3}}
 	var r recorder
-	user, err := Send(&r, pkts, 0, nil)
+	ctx := context.Background()
+	user, err := Send(ctx, &r, pkts, 0, nil)
 	if err != nil || len(r.batches) != 1 || len(user) != 3 || len(r.times) != 0 {
 		t.Fatalf("back to back: %d batches, %d user times, %v", len(r.batches), len(user), err)
 	}
 	gap := 200 * time.Microsecond
-	user, err = Send(&r, pkts, gap, user)
+	user, err = Send(ctx, &r, pkts, gap, user)
 	if err != nil || len(r.times) != 3 || len(user) != 3 {
 		t.Fatalf("paced: %d writes, %v", len(r.times), err)
 	}
@@ -208,5 +210,14 @@ func TestSend(t *testing.T) {
 		if d := time.Duration(r.times[i] - r.times[i-1]); d < gap*9/10 {
 			t.Errorf("paced gap %d: %v, want about %v", i, d, gap)
 		}
+	}
+	// A train paced a second apart stops as soon as its context ends,
+	// having slept, not spun.
+	ctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	user, err = Send(ctx, &r, pkts, time.Second, user)
+	if !errors.Is(err, context.DeadlineExceeded) || len(user) != 1 || time.Since(start) > 200*time.Millisecond {
+		t.Errorf("cancelled train: %d sent, %v after %v", len(user), err, time.Since(start))
 	}
 }

@@ -1,0 +1,176 @@
+package measure
+
+import (
+	"context"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/abing-net/abing/dispersion"
+	"github.com/abing-net/abing/reflector/reflectortest"
+	"github.com/abing-net/abing/train"
+)
+
+// reply rewrites the body of every reply datagram.
+func reply(f func(h train.Header, r *train.ReplyBody)) reflectortest.Lie {
+	return func(h train.Header, b []byte) [][]byte {
+		if h.Type == train.TypeReply {
+			r, err := train.ParseReplyBody(b)
+			if err == nil {
+				f(h, &r)
+				train.PutReplyBody(b, &r)
+			}
+		}
+		return [][]byte{b}
+	}
+}
+
+// A reflector that lies in what it sends back: every run ends well within
+// its timeout, and every record keeps what records promise (no NaN, no
+// negative rate, loss in [0, 1]), whatever the lie.
+func TestHostileReflector(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		lie  reflectortest.Lie
+		// check looks at the result beyond the promises every record keeps.
+		check func(t *testing.T, res *Result)
+	}{
+		// Lies in every other train, so that the run has replies to use.
+		{"claims 65535 arrivals", reply(func(h train.Header, r *train.ReplyBody) {
+			if h.Train%2 == 1 {
+				r.Arrived = 65535
+			}
+		}),
+			func(t *testing.T, res *Result) {
+				if res.Forward.Lost != 0 || res.Unexpected == 0 {
+					t.Errorf("forward lost %d, unexpected %d: want the replies refused as malformed", res.Forward.Lost, res.Unexpected)
+				}
+			}},
+		{"claims 1000-second gaps", reply(func(h train.Header, r *train.ReplyBody) { r.RxNs += int64(h.Pos) * 1000e9 }),
+			func(t *testing.T, res *Result) {
+				if res.Forward.CapErr == nil || res.Forward.Rejects[dispersion.Implausible] == 0 {
+					t.Errorf("forward: DBC %.0f, rejects %v: want implausible trains and no estimate",
+						res.Forward.Capacity.DBC, res.Forward.Rejects.Map())
+				}
+			}},
+		{"claims negative gaps", reply(func(h train.Header, r *train.ReplyBody) { r.RxNs -= int64(h.Pos) * 1e6 }),
+			func(t *testing.T, res *Result) {
+				if res.Forward.CapErr == nil {
+					t.Errorf("forward DBC %.0f from gaps that run backwards", res.Forward.Capacity.DBC)
+				}
+			}},
+		{"claims a clock that does not exist", reply(func(h train.Header, r *train.ReplyBody) {
+			if h.Train%2 == 1 {
+				r.RxSource = 200
+			}
+		}),
+			func(t *testing.T, res *Result) {
+				if res.Unexpected == 0 {
+					t.Errorf("replies with clock 200 accepted")
+				}
+			}},
+		{"reports transmit stamps from the future", func(h train.Header, b []byte) [][]byte {
+			if h.Type == train.TypeReport {
+				src, st, err := train.ParseReport(b, nil)
+				if err == nil {
+					for i := range st {
+						st[i].TxNs += int64(st[i].Pos) * 3600e9
+					}
+					train.PutReport(b, src, st)
+				}
+			}
+			return [][]byte{b}
+		}, func(t *testing.T, res *Result) {
+			if res.Reverse.Rejects[dispersion.Implausible] == 0 {
+				t.Errorf("reverse rejects %v: want implausible trains", res.Reverse.Rejects.Map())
+			}
+			if res.RTTOK && res.RTT.Max > 1000 {
+				t.Errorf("RTT %+v from an hour inside the reflector", res.RTT)
+			}
+		}},
+		{"duplicates everything", func(_ train.Header, b []byte) [][]byte { return [][]byte{b, b, b} },
+			func(t *testing.T, res *Result) {
+				if res.Reverse.Duplicates == 0 || res.Reverse.Lost != 0 {
+					t.Errorf("reverse: %d duplicates, %d lost", res.Reverse.Duplicates, res.Reverse.Lost)
+				}
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := reflectortest.StartHostile(t, tc.lie)
+			cfg := Defaults()
+			cfg.Target = h.String()
+			cfg.Timeout = time.Second
+			start := time.Now()
+			res, err := Run(context.Background(), cfg)
+			took := time.Since(start)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Two waits of the timeout at most, and report exchanges
+			// (the limit is loose for a loaded machine, and far below
+			// what a lie could once stretch a run to).
+			if took > 4*cfg.Timeout {
+				t.Errorf("run took %v", took)
+			}
+			for _, rec := range res.Records() {
+				checkRecord(t, rec)
+				t.Logf("%s: dbc %v loss %.3f rejected %v error %q", rec.Direction, ptr(rec.DBC), rec.Loss, rec.Rejected, rec.Error)
+			}
+			tc.check(t, res)
+		})
+	}
+}
+
+func ptr(v *float64) any {
+	if v == nil {
+		return nil
+	}
+	return *v
+}
+
+// checkRecord fails on a record that breaks what records promise.
+func checkRecord(t *testing.T, r Record) {
+	t.Helper()
+	for name, v := range map[string]*float64{"dbc": r.DBC, "xtr": r.XTR, "abw": r.ABW, "confidence": r.Confidence} {
+		if v != nil && (math.IsNaN(*v) || math.IsInf(*v, 0) || *v < 0) {
+			t.Errorf("%s %s = %v", r.Direction, name, *v)
+		}
+	}
+	if !(r.Loss >= 0 && r.Loss <= 1) {
+		t.Errorf("%s loss %v", r.Direction, r.Loss)
+	}
+	if r.RTT != nil && (r.RTT.Min < 0 || r.RTT.Max < r.RTT.Min || math.IsNaN(r.RTT.Avg)) {
+		t.Errorf("%s RTT %+v", r.Direction, *r.RTT)
+	}
+}
+
+func TestSanitize(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	for _, tc := range []struct {
+		name string
+		in   Record
+		want func(r Record) bool
+	}{
+		{"NaN DBC", Record{DBC: f(math.NaN())}, func(r Record) bool { return r.DBC == nil && r.Error != "" }},
+		{"negative XTR drops ABW too", Record{DBC: f(10), XTR: f(-1), ABW: f(11)}, func(r Record) bool {
+			return r.XTR == nil && r.ABW == nil && *r.DBC == 10
+		}},
+		{"infinite ABW", Record{ABW: f(math.Inf(1)), XTR: f(1)}, func(r Record) bool { return r.ABW == nil && r.XTR == nil }},
+		{"loss above 1", Record{Loss: 1.5}, func(r Record) bool { return r.Loss == 1 && r.Error != "" }},
+		{"negative loss", Record{Loss: -0.2, Error: "lost"}, func(r Record) bool {
+			return r.Loss == 0 && r.Error != "lost" && r.Error[:4] == "lost"
+		}},
+		{"NaN loss", Record{Loss: math.NaN()}, func(r Record) bool { return r.Loss == 1 }},
+		{"negative RTT", Record{RTT: &RTT{Min: -1, Avg: 1, Max: 2}}, func(r Record) bool { return r.RTT == nil }},
+		{"confidence above 1", Record{Confidence: f(2)}, func(r Record) bool { return r.Confidence == nil }},
+		{"negative count", Record{PairsSent: -3}, func(r Record) bool { return r.PairsSent == 0 }},
+		{"sane record unchanged", Record{DBC: f(10), XTR: f(2), ABW: f(8), Loss: 0.5, RTT: &RTT{Min: 1, Avg: 2, Max: 3}},
+			func(r Record) bool { return r.Error == "" && *r.ABW == 8 && r.RTT != nil && r.Loss == 0.5 }},
+	} {
+		r := tc.in
+		r.Sanitize()
+		if !tc.want(r) {
+			t.Errorf("%s: got %+v", tc.name, r)
+		}
+	}
+}
