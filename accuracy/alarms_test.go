@@ -20,14 +20,15 @@ import (
 	"github.com/abing-net/abing/testbed"
 )
 
-// The monitor watches a reflector behind a 100 Mbit/s bottleneck with the
-// default detector settings. The bottleneck drops to 40 Mbit/s: a capacity
+// The monitor watches a reflector behind a 20 Mbit/s bottleneck (a stable
+// rate on this machine kind: see CapacityBound) with the default detector
+// settings. The bottleneck drops to 8 Mbit/s: a capacity
 // alarm per direction within 5 measurements, which the command hook and a
 // webhook receiver each get once, and which clears once the rate is back.
 // Then a second router is put on the path: a path alarm, whose traceroutes
 // show the new hop.
 func TestMonitorAlarms(t *testing.T) {
-	env := setup(t, 100e6, 100e6)
+	env := setup(t, 20e6, 20e6)
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 
@@ -116,13 +117,13 @@ targets:
 		return n
 	}
 
-	// 20 s of history at 100 Mbit/s (the detector needs 16 values).
+	// 20 s of history at 20 Mbit/s (the detector needs 16 values).
 	time.Sleep(20 * time.Second)
 	if len(all) > 0 || len(events) > 0 {
 		t.Fatalf("alarms on a steady path: %+v", append(all, <-events))
 	}
 	for _, d := range []testbed.Direction{testbed.Forward, testbed.Reverse} {
-		if err := env.TB.SetRate(ctx, d, 40e6); err != nil {
+		if err := env.TB.SetRate(ctx, d, 8e6); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -144,7 +145,7 @@ targets:
 		}
 	}
 	for _, d := range []testbed.Direction{testbed.Forward, testbed.Reverse} {
-		if err := env.TB.SetRate(ctx, d, 100e6); err != nil {
+		if err := env.TB.SetRate(ctx, d, 20e6); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -13,12 +13,13 @@ import (
 	"github.com/abing-net/abing/testbed"
 )
 
-// The monitor through the emulated 100 Mbit/s path, against three
+// The monitor through the emulated 20 Mbit/s path (a stable rate on this
+// machine kind: see CapacityBound), against three
 // reflectors on the far host; one is stopped halfway. Its failures are
 // recorded as errors, and the other two keep their cadence and their
 // capacity estimate.
 func TestMonitorThreeReflectors(t *testing.T) {
-	env := setup(t, 100e6, 100e6)
+	env := setup(t, 20e6, 20e6)
 	stops := map[string]func() error{}
 	var targets []string
 	for i, port := range []int{8177, 8178, 8179} {
@@ -55,6 +56,8 @@ func TestMonitorThreeReflectors(t *testing.T) {
 		if runs := len(recs) / 2; runs < 5 || runs > 7 {
 			t.Errorf("%s: %d runs in 12 s at a 2 s interval", name, runs)
 		}
+		// 10 %: CapacityBound, widened because the runs span 12 s and
+		// are compared with one calibration made before them.
 		for _, r := range recs {
 			if r.Direction == "forward" && (r.DBC == nil || relErr(*r.DBC*1e6, cal) > 0.1) {
 				t.Errorf("%s: forward DBC %v, calibrated %.1f Mbit/s: %s", name, r.DBC, cal/1e6, r.Error)
