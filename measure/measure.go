@@ -219,7 +219,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	addr, err := resolve(cfg.Network, cfg.Target)
+	// The hard deadline covers everything, name resolution included.
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, cfg.MaxDuration())
+	defer cancel()
+	addr, err := resolve(ctx, cfg.Network, cfg.Target)
 	if err != nil {
 		return nil, err
 	}
@@ -251,9 +255,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		s.signer = auth.NewSigner(*cfg.Key)
 	}
 	start := time.Now()
-	parent := ctx
-	ctx, cancel := context.WithTimeout(ctx, cfg.MaxDuration())
-	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- s.receive(ctx) }()
 	res, err := s.run(ctx)
@@ -274,17 +275,30 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	return res, nil
 }
 
-func resolve(network, target string) (netip.AddrPort, error) {
+// resolve finds the reflector's address; a slow resolver is bounded by ctx.
+func resolve(ctx context.Context, network, target string) (netip.AddrPort, error) {
 	host, port := target, fmt.Sprint(DefaultPort)
 	if h, p, err := net.SplitHostPort(target); err == nil {
 		host, port = h, p
 	}
-	ua, err := net.ResolveUDPAddr(network, net.JoinHostPort(host, port))
+	pn, err := net.DefaultResolver.LookupPort(ctx, network, port)
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("reflector %s: %w", target, err)
 	}
-	ap := ua.AddrPort()
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+	ipnet := map[string]string{"udp": "ip", "udp4": "ip4", "udp6": "ip6"}[network]
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, ipnet, host)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("reflector %s: %w", target, err)
+	}
+	// As net.ResolveUDPAddr: IPv4 first when both families are allowed.
+	best := addrs[0]
+	for _, a := range addrs {
+		if a.Unmap().Is4() {
+			best = a
+			break
+		}
+	}
+	return netip.AddrPortFrom(best.Unmap(), uint16(pn)), nil
 }
 
 func (s *session) run(ctx context.Context) (*Result, error) {

@@ -23,6 +23,7 @@ type Metrics struct {
 	runs, errors  *prometheus.CounterVec
 	info          *prometheus.GaugeVec
 	alarms        *prometheus.GaugeVec
+	panics        *prometheus.CounterVec
 	keys          []string        // label keys of abing_target_info, fixed at start
 	names         map[string]bool // targets with series now
 }
@@ -63,10 +64,11 @@ func NewMetrics(reg prometheus.Registerer, cfg *Config) *Metrics {
 		info:   g("target_info", "The labels of each target, value 1.", append(slices.Clone(tgt), keys...)),
 		alarms: g("alarm_active", "1 while an alarm of the kind is active on the target and direction, else 0.",
 			[]string{"target", "name", "direction", "kind"}),
-		keys:  keys,
-		names: map[string]bool{},
+		panics: c("panics_total", "Panics recovered in the monitor's result handling (a bug: see the log), by where.", []string{"where"}),
+		keys:   keys,
+		names:  map[string]bool{},
 	}
-	reg.MustRegister(m.dbc, m.xtr, m.abw, m.last, m.rtt, m.sent, m.lost, m.runs, m.errors, m.info, m.alarms)
+	reg.MustRegister(m.dbc, m.xtr, m.abw, m.last, m.rtt, m.sent, m.lost, m.runs, m.errors, m.info, m.alarms, m.panics)
 	m.targets(cfg)
 	return m
 }

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -261,7 +262,7 @@ func (m *Monitor) measure(ctx context.Context, t *Target, probe Probe) []measure
 		return nil
 	}
 	defer func() { <-m.slots }()
-	lock := m.lock(m.exclusive(t))
+	lock := m.lock(m.exclusive(t, cfg.Timeout))
 	lock.Lock()
 	start := time.Now()
 	res, err := measure.Run(ctx, cfg)
@@ -282,7 +283,7 @@ func (m *Monitor) measure(ctx context.Context, t *Target, probe Probe) []measure
 // exclusive is the key of what t's measurements must not share: its
 // outgoing interface, found as the local address the kernel would send
 // from (no packet is sent), or the target itself.
-func (m *Monitor) exclusive(t *Target) string {
+func (m *Monitor) exclusive(t *Target, timeout time.Duration) string {
 	if m.cfg.Exclusive == ExclusiveTarget {
 		return "target " + t.Name
 	}
@@ -290,7 +291,9 @@ func (m *Monitor) exclusive(t *Target) string {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		addr = net.JoinHostPort(addr, "8176")
 	}
-	c, err := net.Dial("udp", addr)
+	// A name is resolved here too: bounded like the measurement itself.
+	d := net.Dialer{Timeout: timeout}
+	c, err := d.Dial("udp", addr)
 	if err != nil {
 		return "interface ?" // unknown: share one lock, which is safe
 	}
@@ -338,16 +341,16 @@ func (m *Monitor) sink(results <-chan []measure.Record) {
 				s.backlog = s.backlog[1:]
 			}
 			s.backlog = append(s.backlog, recs)
-			m.flush(s)
+			m.safely("sink "+s.name, func() { m.flush(s) })
 		}
 		if m.o.Metrics != nil {
-			m.o.Metrics.observe(recs)
+			m.safely("metrics", func() { m.o.Metrics.observe(recs) })
 		}
 		if m.engine != nil {
-			m.detect(recs, sinks)
+			m.safely("alarms", func() { m.detect(recs, sinks) })
 		}
 		if m.o.Results != nil {
-			m.o.Results(recs)
+			m.safely("results", func() { m.o.Results(recs) })
 		}
 	}
 	for _, s := range sinks {
@@ -355,6 +358,21 @@ func (m *Monitor) sink(results <-chan []measure.Record) {
 			m.o.Logger.Error("results not written at exit", "sink", s.name, "batches", len(s.backlog))
 		}
 	}
+}
+
+// safely runs one step of result handling; a panic there (a bug) is
+// recovered, logged with its stack and counted, and the monitor goes on:
+// one bad record must not end a process that watches every path.
+func (m *Monitor) safely(where string, f func()) {
+	defer func() {
+		if p := recover(); p != nil {
+			m.o.Logger.Error("panic recovered", "where", where, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			if m.o.Metrics != nil {
+				m.o.Metrics.panics.WithLabelValues(where).Inc()
+			}
+		}
+	}()
+	f()
 }
 
 // detect runs the alarm detectors over a batch and hands what they raise

@@ -1,0 +1,88 @@
+package monitor
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/reflector/reflectortest"
+	"github.com/abing-net/abing/store"
+	"github.com/abing-net/abing/train"
+)
+
+// A reflector that claims 65,535 arrivals in every other train once made
+// loss negative, and the probes-lost counter then panicked in the sink
+// goroutine and killed the monitor. Now: every stored record keeps loss in
+// [0, 1], and a panic in a result handler (here, the first call of the
+// Results callback) is recovered, counted, and the monitor goes on.
+func TestMonitorHostileReflector(t *testing.T) {
+	h := reflectortest.StartHostile(t, func(hd train.Header, b []byte) [][]byte {
+		if hd.Type == train.TypeReply && hd.Train%2 == 1 {
+			r, _ := train.ParseReplyBody(b)
+			r.Arrived = 65535
+			train.PutReplyBody(b, &r)
+		}
+		return [][]byte{b}
+	})
+	cfg, err := ParseConfig([]byte(fmt.Sprintf("interval: 1s\njitter: 0.05\nprobe: {timeout: 500ms}\ntargets:\n  - {address: %q, name: liar}\n", h)), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(filepath.Join(t.TempDir(), "m.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	reg := prometheus.NewRegistry()
+	metrics := NewMetrics(reg, cfg)
+	var mu sync.Mutex
+	calls := 0
+	m := New(cfg, Options{Store: db, Metrics: metrics, Results: func([]measure.Record) {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		if n == 1 {
+			panic("a bug in a result handler")
+		}
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 3500*time.Millisecond)
+	defer cancel()
+	if err := m.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	db.Query(context.Background(), store.Filter{}, func(r *measure.Record) error {
+		n++
+		if !(r.Loss >= 0 && r.Loss <= 1) {
+			t.Errorf("%s loss %v", r.Direction, r.Loss)
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if n < 4 || calls < 2 {
+		t.Errorf("%d records stored, results callback called %d times: want the monitor to go on after the panic", n, calls)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	panics := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() == "abing_panics_total" {
+			for _, mt := range mf.GetMetric() {
+				panics[mt.GetLabel()[0].GetValue()] = mt.GetCounter().GetValue()
+			}
+		}
+	}
+	if len(panics) != 1 || panics["results"] != 1 {
+		t.Errorf("abing_panics_total %v, want results=1", panics)
+	}
+}
