@@ -52,7 +52,7 @@ func TestMonitorHostileReflector(t *testing.T) {
 			panic("a bug in a result handler")
 		}
 	}})
-	ctx, cancel := context.WithTimeout(context.Background(), 3500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 4500*time.Millisecond)
 	defer cancel()
 	if err := m.Run(ctx); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,96 @@
+package measure
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/abing-net/abing/dispersion"
+	"github.com/abing-net/abing/estimator"
+	"github.com/abing-net/abing/train"
+)
+
+// fuzzSession is a session as it stands after both phases were sent: four
+// pairs, two back to back and two paced, with our transmit stamps known.
+func fuzzSession() *session {
+	cfg := Defaults()
+	cfg.Trains, cfg.TrainLen = 2, 2
+	addr := netip.MustParseAddrPort("198.18.2.2:8176")
+	s := &session{cfg: cfg, addr: addr, id: 7, payload: cfg.Size - train.OverheadIPv4,
+		tn: map[bool]float64{true: 100e-6, false: 100e-6}, txKeys: map[uint32][2]int{}, reports: map[uint32]bool{},
+		progress: make(chan struct{}, 1), rng: rand.New(rand.NewPCG(7, 1))}
+	t0 := time.Now().UnixNano()
+	for i := range 2 * cfg.Trains {
+		ts := &trainState{slots: make([]slot, cfg.TrainLen)}
+		for p := range ts.slots {
+			ts.slots[p] = slot{sTx: t0 + int64(i)*10e6 + int64(p)*80e3, sSrc: dispersion.SourceKernel, rank: -1, fTTL: -1, rTTL: -1}
+		}
+		s.trains = append(s.trains, ts)
+	}
+	return s
+}
+
+// FuzzReceive feeds what a reflector might send (replies, reports,
+// cookies, refusals, garbage) into the sender's receive path, then builds
+// the estimates and records as a run would. Nothing may panic, and no
+// record may need Sanitize: the checks on the way in must already keep
+// NaN, negative rates and loss outside [0, 1] out.
+func FuzzReceive(f *testing.F) {
+	// Seeds: one datagram of each type the reflector sends.
+	reply := make([]byte, 200)
+	train.PutHeader(reply, &train.Header{Type: train.TypeReply, Session: 7, Train: 1, Pos: 1, Len: 2, Seq: 1})
+	train.PutReplyBody(reply, &train.ReplyBody{RxNs: 1e18, TTL: 63, RxSource: 2, Arrived: 2})
+	report := make([]byte, 200)
+	train.PutHeader(report, &train.Header{Type: train.TypeReport, Session: 7, Len: 1})
+	train.PutReport(report, 2, []train.TxStamp{{Train: 0, Pos: 1, TxNs: 5}, {Train: 3, Pos: 0, TxNs: -1}})
+	cookie := make([]byte, train.HeaderLen+train.CookieLen)
+	train.PutHeader(cookie, &train.Header{Type: train.TypeCookie, Session: 7, Len: 1})
+	refused := make([]byte, train.RefusedLen)
+	train.PutHeader(refused, &train.Header{Type: train.TypeRefused, Session: 7, Len: 1})
+	train.PutRefused(refused, train.RefusedBody{Reason: 3, RetryAfter: 1000})
+	for _, b := range [][]byte{reply, report, cookie, refused, []byte("ABWE\x02")} {
+		f.Add(b, uint16(len(b)))
+	}
+	f.Add(append(append([]byte(nil), reply...), reply...), uint16(len(reply))) // a duplicate
+
+	f.Fuzz(func(t *testing.T, data []byte, cut uint16) {
+		s := fuzzSession()
+		// The input is one or more datagrams: cut splits it in two, and
+		// each half arrives; a reply's stamps are laid on every train so
+		// that the estimators have something to chew.
+		parts := [][]byte{data}
+		if c := int(cut); c > 0 && c < len(data) {
+			parts = [][]byte{data[:c], data[c:]}
+		}
+		var stamps []train.TxStamp
+		now := time.Now().UnixNano()
+		for i, b := range parts {
+			for tr := range s.trains {
+				if len(b) >= train.HeaderLen+train.ReplyBodyLen && train.Type(b[5]) == train.TypeReply {
+					binary.BigEndian.PutUint32(b[16:], uint32(tr)) // into each train in turn
+				}
+				stamps = s.handle(b, dispersion.Event{Kind: dispersion.Data, N: len(b), From: s.addr,
+					Ns: now + int64(i*1000+tr), Source: dispersion.SourceKernel, TTL: 60}, stamps)
+			}
+		}
+		res := &Result{Config: s.cfg}
+		res.Forward.Name, res.Reverse.Name = "forward", "reverse"
+		ecfg := estimator.Config{Size: s.cfg.Size, Noise: dispersion.SourceKernel.Noise()}
+		for _, d := range []*Direction{&res.Forward, &res.Reverse} {
+			b2b, _ := s.samples(d, 0, s.cfg.Trains, d == &res.Forward)
+			paced, _ := s.samples(d, s.cfg.Trains, 2*s.cfg.Trains, d == &res.Forward)
+			d.Capacity, _, d.CapErr = estimator.EstimateCapacity(b2b, ecfg, nil)
+			s.cross(d, b2b, paced, ecfg)
+		}
+		s.traffic(res)
+		res.RTT, res.RTTOK = s.rtt()
+		for _, rec := range res.Records() {
+			if strings.Contains(rec.Error, "implausible values") {
+				t.Fatalf("%s record needed Sanitize: %s", rec.Direction, rec.Error)
+			}
+		}
+	})
+}
