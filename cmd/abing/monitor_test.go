@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/reflector/reflectortest"
 	"github.com/abing-net/abing/store"
+	"github.com/abing-net/abing/train"
 )
 
 // The test binary doubles as abing, so that the monitor can be killed for
@@ -152,5 +154,43 @@ func TestMonitorReload(t *testing.T) {
 	await(`msg="monitor stopped"`)
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("exit: %v", err)
+	}
+}
+
+// SIGTERM ends `abing measure` within a second, wherever the run waits: for
+// a hello nobody answers, and for replies a reflector that answered the
+// hello never sends.
+func TestMeasureSIGTERM(t *testing.T) {
+	silent, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	mute := reflectortest.StartHostile(t, func(h train.Header, b []byte) [][]byte {
+		if h.Type == train.TypeReply || h.Type == train.TypeReport {
+			return nil
+		}
+		return [][]byte{b}
+	})
+	for _, tc := range []struct{ name, target string }{{"hello", silent.LocalAddr().String()}, {"replies", mute.String()}} {
+		cmd := exec.Command(os.Args[0], "-test.run=^$", "--", "measure", "--timeout", "30s", tc.target)
+		cmd.Env = append(os.Environ(), "ABING_TEST_MAIN=1")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(700 * time.Millisecond) // past the hello, into the wait
+		start := time.Now()
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+			if took := time.Since(start); took > time.Second {
+				t.Errorf("%s: abing measure took %v to stop after SIGTERM", tc.name, took)
+			}
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("%s: abing measure still running 5 s after SIGTERM", tc.name)
+		}
 	}
 }
