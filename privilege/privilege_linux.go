@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -28,14 +29,17 @@ func Drop(name string) (bool, error) {
 	if uid == 0 {
 		return false, fmt.Errorf("drop privileges to %q: that user is root", name)
 	}
-	// Go applies these to every thread (since 1.16), so no thread keeps root.
-	if err := unix.Setgroups(nil); err != nil {
+	// The kernel keeps credentials per thread. The syscall package's
+	// Setgroups, Setgid and Setuid apply to every thread of the process
+	// (since Go 1.16); x/sys/unix's Setgroups changes the calling thread
+	// only, which once left seven of eight threads in root's groups.
+	if err := syscall.Setgroups([]int{}); err != nil {
 		return false, fmt.Errorf("drop privileges: setgroups: %w", err)
 	}
-	if err := unix.Setgid(gid); err != nil {
+	if err := syscall.Setgid(gid); err != nil {
 		return false, fmt.Errorf("drop privileges: setgid %d: %w", gid, err)
 	}
-	if err := unix.Setuid(uid); err != nil {
+	if err := syscall.Setuid(uid); err != nil {
 		return false, fmt.Errorf("drop privileges: setuid %d: %w", uid, err)
 	}
 	if unix.Setuid(0) == nil {

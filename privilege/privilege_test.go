@@ -6,7 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -21,12 +25,32 @@ func TestMain(m *testing.M) {
 }
 
 func child(name string) {
+	// Root with supplementary groups, as a root shell has them, on every
+	// thread; and more threads, each parked on a goroutine of its own,
+	// so that a drop that reaches only the calling thread shows.
+	if err := syscall.Setgroups([]int{0, 4, 27}); err != nil {
+		fmt.Println("error: setgroups:", err)
+		os.Exit(1)
+	}
+	park := make(chan struct{})
+	defer close(park)
+	var ready sync.WaitGroup
+	for range 6 {
+		ready.Add(1)
+		go func() {
+			runtime.LockOSThread()
+			ready.Done()
+			<-park
+		}()
+	}
+	ready.Wait()
 	switched, err := Drop(name)
 	if err != nil {
 		fmt.Println("error:", err)
 		os.Exit(1)
 	}
 	fmt.Println("switched:", switched)
+	fmt.Println("threads:", len(must(filepath.Glob("/proc/self/task/*"))))
 	// Every thread's credentials, as the kernel sees them.
 	tasks, _ := filepath.Glob("/proc/self/task/*/status")
 	for _, t := range tasks {
@@ -43,6 +67,8 @@ func child(name string) {
 		fmt.Println("bound a privileged port")
 	}
 }
+
+func must[T any](v T, _ error) T { return v }
 
 func runChild(t *testing.T, name string) string {
 	t.Helper()
@@ -66,6 +92,10 @@ func TestDrop(t *testing.T) {
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
 		switch {
+		case len(f) > 1 && f[0] == "threads:":
+			if n, _ := strconv.Atoi(f[1]); n < 7 {
+				t.Errorf("child ran %s threads, want at least 7 for the test to mean something", f[1])
+			}
 		case len(f) == 0 || f[0] == "switched:":
 		case f[0] == "Uid:" || f[0] == "Gid:":
 			for _, id := range f[1:] { // real, effective, saved, filesystem
