@@ -92,6 +92,17 @@ func (c *Conn) setup(fd int, opts Options, ifname string) error {
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVHOPLIMIT, 1)
 		_ = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVERR, 1)
 	}
+	// The address each datagram was sent to (Event.Dst), so that a socket
+	// on a wildcard address can answer from it (PeerFrom). IP_PKTINFO
+	// also reports IPv4 traffic on a dual-stack socket.
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_PKTINFO, 1); err != nil && !c.v6 {
+		return fmt.Errorf("IP_PKTINFO: %w", err)
+	}
+	if c.v6 {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1); err != nil {
+			return fmt.Errorf("IPV6_RECVPKTINFO: %w", err)
+		}
+	}
 
 	if opts.Mode == ModeUser {
 		c.rx, c.tx = SourceUser, SourceUser
@@ -179,8 +190,23 @@ func (c *Conn) SetReadDeadline(t time.Time) error { return c.uc.SetReadDeadline(
 
 // Peer returns a writer that sends to addr. It is not safe for concurrent use
 // with other writers of the same Conn.
-func (c *Conn) Peer(addr netip.AddrPort) *Peer {
+func (c *Conn) Peer(addr netip.AddrPort) *Peer { return c.PeerFrom(addr, netip.Addr{}) }
+
+// PeerFrom returns a writer that sends to addr from the local address from
+// (IP_PKTINFO / IPV6_PKTINFO), as a server on a wildcard address must when
+// it answers: the kernel would otherwise pick the source by the route back,
+// which on a host with several addresses need not be the one the request
+// came to, and a sender drops answers from an address it did not ask. An
+// invalid from lets the kernel choose.
+func (c *Conn) PeerFrom(addr netip.AddrPort, from netip.Addr) *Peer {
 	p := &Peer{c: c}
+	switch {
+	case !from.IsValid():
+	case c.v6: // a v4-mapped source serves IPv4 on a dual-stack socket
+		p.oob = unix.PktInfo6(&unix.Inet6Pktinfo{Addr: from.As16()})
+	case from.Unmap().Is4():
+		p.oob = unix.PktInfo4(&unix.Inet4Pktinfo{Spec_dst: from.Unmap().As4()})
+	}
 	ip := addr.Addr()
 	if c.v6 {
 		sa := &unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: ip.As16()}
@@ -201,7 +227,8 @@ type Peer struct {
 	c       *Conn
 	name    *byte
 	namelen uint32
-	keep    any // the sockaddr that name points into
+	keep    any    // the sockaddr that name points into
+	oob     []byte // control message giving the source address, or nil
 }
 
 // FirstKey is the transmit-timestamp key the next datagram will get.
@@ -229,6 +256,10 @@ func (p *Peer) WriteBatch(pkts [][]byte) (int64, error) {
 		hdrs[i].Hdr.Namelen = p.namelen
 		hdrs[i].Hdr.Iov = &iovs[i]
 		hdrs[i].Hdr.SetIovlen(1)
+		if p.oob != nil {
+			hdrs[i].Hdr.Control = &p.oob[0]
+			hdrs[i].Hdr.SetControllen(len(p.oob))
+		}
 	}
 	now := time.Now().UnixNano()
 	done, retries := 0, 0
@@ -261,6 +292,7 @@ func (p *Peer) WriteBatch(pkts [][]byte) (int64, error) {
 	})
 	runtime.KeepAlive(pkts)
 	runtime.KeepAlive(p.keep)
+	runtime.KeepAlive(p.oob)
 	if err == nil {
 		err = serr
 	}
@@ -316,6 +348,9 @@ type Event struct {
 	Key    uint32 // TxStamp: the OPT_ID key of the datagram
 	Err    error  // Unreachable: the error the ICMP message carries
 	Trunc  bool   // Data: the datagram was larger than the buffer
+	// Dst is the address a Data datagram was sent to (one of ours;
+	// invalid when unknown): the source to answer from (PeerFrom).
+	Dst netip.Addr
 }
 
 // Recv blocks until a datagram, a transmit timestamp or an ICMP error is
@@ -374,6 +409,16 @@ func (c *Conn) parseData(oob []byte, ev *Event) {
 			if len(m.Data) >= int(unsafe.Sizeof(unix.Timespec{})) {
 				ts := (*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
 				ev.Ns, ev.Source = ts.Nano(), SourceKernel
+			}
+		case m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_PKTINFO:
+			if len(m.Data) >= unix.SizeofInet4Pktinfo {
+				pi := (*unix.Inet4Pktinfo)(unsafe.Pointer(&m.Data[0]))
+				ev.Dst = netip.AddrFrom4(pi.Addr)
+			}
+		case m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_PKTINFO:
+			if len(m.Data) >= unix.SizeofInet6Pktinfo {
+				pi := (*unix.Inet6Pktinfo)(unsafe.Pointer(&m.Data[0]))
+				ev.Dst = netip.AddrFrom16(pi.Addr).Unmap()
 			}
 		case m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_TTL,
 			m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_HOPLIMIT:

@@ -3,6 +3,7 @@ package measure
 import (
 	"context"
 	"encoding/json"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -152,5 +153,28 @@ func TestValidate(t *testing.T) {
 	cfg.Target = "bad..host"
 	if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "bad..host") {
 		t.Errorf("unknown host: err = %v", err)
+	}
+}
+
+// A reflector on a wildcard address, reached at one of the host's other
+// addresses (127.0.0.2: loopback holds all of 127/8): it answers from the
+// address the request came to, or the sender, which takes answers only from
+// the address it asked, would hear nothing. Both an IPv4 socket
+// (IP_PKTINFO) and a dual-stack one (IPv4-mapped, IPV6_PKTINFO).
+func TestReflectorOnWildcardAnswersFromRequestAddress(t *testing.T) {
+	for _, tc := range []struct{ network, addr string }{{"udp4", "0.0.0.0:0"}, {"udp", ":0"}} {
+		t.Run(tc.network, func(t *testing.T) {
+			r := reflectortest.Start(t, tc.network, tc.addr, reflector.Config{})
+			cfg := Defaults()
+			cfg.Target = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), r.Addr.Port()).String()
+			cfg.Timeout = time.Second
+			res, err := Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Forward.Complete != 2*cfg.Trains || res.Unexpected != 0 {
+				t.Errorf("%d of %d trains answered whole, %d unexpected datagrams", res.Forward.Complete, 2*cfg.Trains, res.Unexpected)
+			}
+		})
 	}
 }

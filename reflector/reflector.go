@@ -165,6 +165,8 @@ type Server struct {
 	jar      *auth.Jar
 	verifier *auth.Verifier // nil: keys not required
 	sum      summary
+	// dst is the local address the datagram being handled was sent to.
+	dst netip.Addr
 	// lastRecvErr is when a failed receive was last logged.
 	lastRecvErr time.Time
 
@@ -298,6 +300,7 @@ func (s *Server) drop(d Drop, prefix *bucket) {
 // it.
 func (s *Server) handle(b []byte, ev dispersion.Event, now time.Time) {
 	src := netip.AddrPortFrom(ev.From.Addr().Unmap(), ev.From.Port())
+	s.dst = ev.Dst // what every answer to this datagram is sent from
 	if !s.acl.permits(src.Addr()) {
 		s.drop(DropDenied, nil)
 		return
@@ -362,7 +365,7 @@ func (s *Server) handle(b []byte, ev dispersion.Event, now time.Time) {
 		s.drop(DropReplayed, pfxB)
 		return
 	}
-	ss.last = now
+	ss.last, ss.local = now, ev.Dst
 	if h.Type == train.TypeClose {
 		s.deactivate(ss)
 		return
@@ -380,7 +383,7 @@ func (s *Server) handle(b []byte, ev dispersion.Event, now time.Time) {
 		s.probe(ss, &h, len(b), ev, now, pfxB)
 	case train.TypeReportRequest:
 		r, _ := train.ParseReportRequest(b) // cannot fail: the header parsed
-		s.enqueue(job{s: ss, report: &r, reqLen: len(b), seq: h.Seq}, pfxB)
+		s.enqueue(job{s: ss, report: &r, reqLen: len(b), seq: h.Seq, from: ss.local}, pfxB)
 	}
 }
 
@@ -437,7 +440,7 @@ func (s *Server) hello(src netip.AddrPort, h *train.Header, n int, now time.Time
 	train.PutHeader(b, &train.Header{Type: train.TypeCookie, Session: h.Session, Len: 1, Seq: h.Seq, SentNs: now.UnixNano()})
 	train.PutCookie(b, s.jar.Issue(now, src, h.Session))
 	if len(b) <= n {
-		s.enqueue(job{to: src, msg: b, cookie: true}, nil)
+		s.enqueue(job{to: src, from: s.dst, msg: b, cookie: true}, nil)
 	}
 }
 
@@ -457,7 +460,7 @@ func (s *Server) refuse(src netip.AddrPort, h *train.Header, b *bucket, why trai
 	m := make([]byte, train.RefusedLen)
 	train.PutHeader(m, &train.Header{Type: train.TypeRefused, Session: h.Session, Train: h.Train, Len: 1, Seq: h.Seq, SentNs: now.UnixNano()})
 	train.PutRefused(m, train.RefusedBody{Reason: why, RetryAfter: 1000})
-	s.enqueue(job{to: src, msg: m}, nil)
+	s.enqueue(job{to: src, from: s.dst, msg: m}, nil)
 }
 
 func (s *Server) probe(ss *session, h *train.Header, size int, ev dispersion.Event, now time.Time, pfx *bucket) {
@@ -496,7 +499,7 @@ func (s *Server) finish(t *pendingTrain, pfx *bucket, now time.Time) {
 			return
 		}
 	}
-	s.enqueue(job{s: t.s, t: t}, pfx)
+	s.enqueue(job{s: t.s, t: t, from: t.s.local}, pfx)
 }
 
 // replyGap is the spacing of t's reply train: as asked, within limits.

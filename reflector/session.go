@@ -45,6 +45,7 @@ type session struct {
 	source       *bucket // nil when the source table was full
 	prefix       *bucket // likewise
 	last         time.Time
+	local        netip.Addr // our address its last datagram came to: answers go from there
 	active       bool // counted against the caps, may hold memory
 	window       auth.Window
 	pending      map[uint32]*pendingTrain

@@ -22,6 +22,9 @@ type job struct {
 	to     netip.AddrPort
 	msg    []byte
 	cookie bool
+	// from is our address the request came to, which every answer is
+	// sent from (invalid: the kernel chooses).
+	from netip.Addr
 }
 
 func (s *Server) recordTx(key uint32, ns int64) {
@@ -50,7 +53,7 @@ func (s *Server) writer(ctx context.Context) {
 		}
 		switch {
 		case j.msg != nil:
-			s.send(s.conn.Peer(j.to), j.msg)
+			s.send(s.conn.PeerFrom(j.to, j.from), j.msg)
 			if j.cookie {
 				s.c.cookies.Add(1)
 			} else {
@@ -58,10 +61,10 @@ func (s *Server) writer(ctx context.Context) {
 			}
 			continue
 		case j.report != nil:
-			s.sendReport(s.conn.Peer(j.s.key.src), j, uint8(txSrc))
+			s.sendReport(s.conn.PeerFrom(j.s.key.src, j.from), j, uint8(txSrc))
 			continue
 		}
-		peer := s.conn.Peer(j.s.key.src)
+		peer := s.conn.PeerFrom(j.s.key.src, j.from)
 		pkts := w.build(j, time.Now().UnixNano())
 		first := peer.FirstKey()
 		s.mu.Lock()
