@@ -46,7 +46,7 @@ type session struct {
 	prefix       *bucket // likewise
 	last         time.Time
 	local        netip.Addr // our address its last datagram came to: answers go from there
-	active       bool // counted against the caps, may hold memory
+	active       bool       // counted against the caps, may hold memory
 	window       auth.Window
 	pending      map[uint32]*pendingTrain
 	pendingSlots int
