@@ -62,19 +62,30 @@ func NewVerifier(keys []Key) *Verifier {
 	return v
 }
 
+// Signed is the cheap part of Verify: whether b names a key of the set,
+// without computing the signature (ErrUnsigned, ErrUnknownKey or nil).
+func (v *Verifier) Signed(b []byte) error {
+	var name [train.KeyNameLen]byte
+	copy(name[:], b[train.HeaderLen+train.CookieLen:])
+	switch {
+	case name == ([train.KeyNameLen]byte{}):
+		return ErrUnsigned
+	case v.keys[name] == nil:
+		return ErrUnknownKey
+	}
+	return nil
+}
+
 // Verify checks the signature of sender datagram b (at least
 // train.SenderBody long) and returns the name of the key that signed it. b
 // is modified during the check and restored before Verify returns.
 func (v *Verifier) Verify(b []byte) (string, error) {
+	if err := v.Signed(b); err != nil {
+		return "", err
+	}
 	var name [train.KeyNameLen]byte
 	copy(name[:], b[train.HeaderLen+train.CookieLen:])
-	if name == ([train.KeyNameLen]byte{}) {
-		return "", ErrUnsigned
-	}
 	s := v.keys[name]
-	if s == nil {
-		return "", ErrUnknownKey
-	}
 	field := b[train.MACOffset : train.MACOffset+train.MACLen]
 	copy(v.got[:], field)
 	clear(field)

@@ -47,17 +47,23 @@ type Limits struct {
 	// reflector's writer busy spacing its replies; the bucket holds one
 	// second's worth.
 	PacedShare float64
+	// PacedTotal is the fraction of time all sources together may keep
+	// it busy so: the rest is for back-to-back replies, cookies and
+	// reports, however many sources pace.
+	PacedTotal float64
 }
 
 // DefaultLimits: a source may send 10 Mbit/s and 5000 packets/s (bursts
 // of 1 MiB and 2000 packets: a run of 16 trains of 10 jumbo frames fits),
-// a prefix four times that, the reflector 1 Gbit/s and 200,000 packets/s.
+// a prefix four times that, the reflector 1 Gbit/s and 200,000 packets/s;
+// a source may keep the writer pacing 10 % of the time, all together 50 %.
 func DefaultLimits() Limits {
 	return Limits{
 		Source:     Budget{Rate: 10e6, Burst: 1 << 20, PPS: 5000, PacketBurst: 2000},
 		Prefix:     Budget{Rate: 40e6, Burst: 4 << 20, PPS: 20000, PacketBurst: 8000},
 		Global:     Budget{Rate: 1e9, Burst: 16 << 20, PPS: 200000, PacketBurst: 50000},
 		PacedShare: 0.1,
+		PacedTotal: 0.5,
 	}
 }
 
@@ -91,21 +97,26 @@ func (b *bucket) take(now time.Time, n int) bool {
 	return true
 }
 
-// table is a bounded set of buckets, one per key.
+// table is a bounded set of buckets, one per key. Keys that find it full
+// share one overflow bucket of the same budget: a flood of new sources or
+// prefixes can fill the table, but not escape its limits.
 type table[K comparable] struct {
-	budget Budget
-	paced  *pacedBudget // sources only
-	max    int
-	m      map[K]*bucket
-	swept  time.Time
+	budget   Budget
+	paced    *pacedBudget // sources only
+	max      int
+	m        map[K]*bucket
+	swept    time.Time
+	overflow *bucket // made when first needed
+	// overflowed counts the datagrams charged to the overflow bucket.
+	overflowed uint64
 }
 
 func newTable[K comparable](b Budget, max int) *table[K] {
 	return &table[K]{budget: b, max: max, m: map[K]*bucket{}}
 }
 
-// get returns the bucket of k, making one if there is room; nil if the
-// table is full even after forgetting idle buckets.
+// get returns the bucket of k, making one if there is room, or the shared
+// overflow bucket if the table is full even after forgetting idle buckets.
 func (t *table[K]) get(k K, now time.Time) *bucket {
 	if b := t.m[k]; b != nil {
 		return b
@@ -114,13 +125,22 @@ func (t *table[K]) get(k K, now time.Time) *bucket {
 		t.sweep(now)
 	}
 	if len(t.m) >= t.max {
-		return nil
+		if t.overflow == nil {
+			t.overflow = t.newBucket(now)
+		}
+		t.overflowed++
+		return t.overflow
 	}
+	b := t.newBucket(now)
+	t.m[k] = b
+	return b
+}
+
+func (t *table[K]) newBucket(now time.Time) *bucket {
 	b := newBucket(t.budget, now)
 	if t.paced != nil {
-		b.paced = rate.NewLimiter(rate.Limit(t.paced.share*1e6), t.paced.burst)
+		b.paced = t.paced.limiter()
 	}
-	t.m[k] = b
 	return b
 }
 
@@ -141,6 +161,10 @@ func (t *table[K]) sweep(now time.Time) {
 type pacedBudget struct {
 	share float64
 	burst int
+}
+
+func (p *pacedBudget) limiter() *rate.Limiter {
+	return rate.NewLimiter(rate.Limit(p.share*1e6), p.burst)
 }
 
 // prefixOf is the /24 (IPv4) or /48 (IPv6) holding a.

@@ -66,6 +66,7 @@ import (
 	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/train"
+	"golang.org/x/time/rate"
 )
 
 // MaxDatagram is the largest UDP payload of any abing message: a 9000-byte
@@ -133,8 +134,8 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%s budget %+v: rates must be positive, bursts at least %d bytes and 1 packet", name, b, MaxDatagram)
 		}
 	}
-	if c.Limits.PacedShare <= 0 || c.Limits.PacedShare > 1 {
-		return fmt.Errorf("paced share %g: want more than 0, at most 1", c.Limits.PacedShare)
+	if !(c.Limits.PacedShare > 0 && c.Limits.PacedShare <= 1) || !(c.Limits.PacedTotal > 0 && c.Limits.PacedTotal <= 1) {
+		return fmt.Errorf("paced share %g, total %g: want more than 0, at most 1", c.Limits.PacedShare, c.Limits.PacedTotal)
 	}
 	if c.MaxSessions < 0 || c.MaxSources < 4 || c.MaxTrainLen < 2 || c.SessionMemory < 2*c.MaxTrainLen*slotSize {
 		return fmt.Errorf("max sessions %d, sources %d, train length %d, session memory %d: out of range (memory must hold two of the longest trains)",
@@ -162,6 +163,7 @@ type Server struct {
 	sources  *table[netip.Addr]
 	prefixes *table[netip.Prefix]
 	global   *bucket
+	paced    *rate.Limiter // writer time all sources may spend pacing, µs
 	jar      *auth.Jar
 	verifier *auth.Verifier // nil: keys not required
 	sum      summary
@@ -196,8 +198,11 @@ func New(conn *dispersion.Conn, cfg Config) (*Server, error) {
 		jobs:     make(chan job, 1024),
 	}
 	s.pending.init()
-	s.sources.paced = &pacedBudget{share: cfg.Limits.PacedShare,
-		burst: int(max(cfg.Limits.PacedShare*float64(time.Second), float64(cfg.MaxReplySpan)) / float64(time.Microsecond))}
+	pacedBurst := func(share float64) int {
+		return int(max(share*float64(time.Second), float64(cfg.MaxReplySpan)) / float64(time.Microsecond))
+	}
+	s.sources.paced = &pacedBudget{share: cfg.Limits.PacedShare, burst: pacedBurst(cfg.Limits.PacedShare)}
+	s.paced = (&pacedBudget{share: cfg.Limits.PacedTotal, burst: pacedBurst(cfg.Limits.PacedTotal)}).limiter()
 	if len(cfg.Keys) > 0 {
 		s.verifier = auth.NewVerifier(cfg.Keys)
 	}
@@ -310,14 +315,28 @@ func (s *Server) handle(b []byte, ev dispersion.Event, now time.Time) {
 		s.drop(DropMalformed, nil)
 		return
 	}
-	srcB := s.sources.get(src.Addr(), now) // nil: table full, the prefix and global budgets still apply
+	srcB := s.sources.get(src.Addr(), now)
 	pfxB := s.prefixes.get(prefixOf(src.Addr()), now)
-	switch {
-	case srcB != nil && !srcB.take(now, len(b)):
+	if !srcB.take(now, len(b)) {
 		s.drop(DropRateSource, pfxB)
 		s.refuse(src, &h, srcB, train.RefusedRate, now, b)
 		return
-	case pfxB != nil && !pfxB.take(now, len(b)):
+	}
+	// With keys, what is cheap to check comes before the budgets that
+	// sources share, so that unsigned or stale traffic cannot spend what
+	// keyed senders need: only the source's own budget pays for it.
+	if s.verifier != nil {
+		if err := s.verifier.Signed(b); err != nil {
+			s.dropUnverified(err, pfxB)
+			return
+		}
+		if !auth.Fresh(h.SentNs, now, s.cfg.ReplayWindow) {
+			s.drop(DropStale, pfxB)
+			return
+		}
+	}
+	switch {
+	case !pfxB.take(now, len(b)):
 		s.drop(DropRatePrefix, pfxB)
 		s.refuse(src, &h, srcB, train.RefusedRate, now, b)
 		return
@@ -328,15 +347,7 @@ func (s *Server) handle(b []byte, ev dispersion.Event, now time.Time) {
 	}
 	if s.verifier != nil {
 		if _, err := s.verifier.Verify(b); err != nil {
-			if errors.Is(err, auth.ErrUnsigned) {
-				s.drop(DropUnsigned, pfxB)
-			} else {
-				s.drop(DropBadSignature, pfxB)
-			}
-			return
-		}
-		if !auth.Fresh(h.SentNs, now, s.cfg.ReplayWindow) {
-			s.drop(DropStale, pfxB)
+			s.dropUnverified(err, pfxB)
 			return
 		}
 	}
@@ -387,6 +398,15 @@ func (s *Server) handle(b []byte, ev dispersion.Event, now time.Time) {
 	}
 }
 
+// dropUnverified counts a datagram that failed a signature check.
+func (s *Server) dropUnverified(err error, pfx *bucket) {
+	if errors.Is(err, auth.ErrUnsigned) {
+		s.drop(DropUnsigned, pfx)
+	} else {
+		s.drop(DropBadSignature, pfx)
+	}
+}
+
 // rememberFactor: with keys, the reflector remembers up to this many times
 // MaxSessions sessions, most of them closed or idle, so that their signed
 // datagrams cannot be replayed while they are fresh. Without keys anyone can
@@ -394,18 +414,16 @@ func (s *Server) handle(b []byte, ev dispersion.Event, now time.Time) {
 const rememberFactor = 8
 
 // roomFor says whether one more session of the prefix whose bucket is pfx
-// (nil: untracked) may be active.
+// may be active.
 func (s *Server) roomFor(pfx *bucket) bool {
-	return s.active < s.cfg.MaxSessions && (pfx == nil || pfx.sessions < s.cfg.PrefixSessions)
+	return s.active < s.cfg.MaxSessions && pfx.sessions < s.cfg.PrefixSessions
 }
 
 // activate counts a session against the caps; it may hold memory now.
 func (s *Server) activate(ss *session) {
 	ss.active = true
 	s.active++
-	if ss.prefix != nil {
-		ss.prefix.sessions++
-	}
+	ss.prefix.sessions++
 	s.c.sessions.Store(int64(s.active))
 }
 
@@ -417,9 +435,7 @@ func (s *Server) deactivate(ss *session) {
 	}
 	ss.active = false
 	s.active--
-	if ss.prefix != nil {
-		ss.prefix.sessions--
-	}
+	ss.prefix.sessions--
 	for _, t := range ss.pending {
 		s.pending.remove(t)
 		ss.removePending(t)
@@ -448,7 +464,7 @@ func (s *Server) hello(src netip.AddrPort, h *train.Header, n int, now time.Time
 // With keys, a datagram refused before its signature was checked (unsigned
 // is passed as unverified) is checked now: unsigned senders are never answered.
 func (s *Server) refuse(src netip.AddrPort, h *train.Header, b *bucket, why train.Refusal, now time.Time, unverified []byte) {
-	if b == nil || now.Sub(b.notice) < time.Second {
+	if now.Sub(b.notice) < time.Second {
 		return
 	}
 	if s.verifier != nil && unverified != nil {
@@ -491,13 +507,15 @@ func (s *Server) probe(ss *session, h *train.Header, size int, ev dispersion.Eve
 func (s *Server) finish(t *pendingTrain, pfx *bucket, now time.Time) {
 	s.pending.remove(t)
 	t.s.removePending(t)
-	if gap := s.replyGap(t); gap > 0 && t.s.source != nil {
-		// Pacing holds the writer: charge the source its time.
-		span := gap * time.Duration(t.arrived-1)
-		if !t.s.source.paced.AllowN(now, int(span/time.Microsecond)) {
+	if gap := s.replyGap(t); gap > 0 {
+		// Pacing holds the writer: charge the source its time, and all
+		// sources together.
+		us := int(gap * time.Duration(t.arrived-1) / time.Microsecond)
+		if s.paced.TokensAt(now) < float64(us) || !t.s.source.paced.AllowN(now, us) {
 			s.drop(DropPaced, pfx)
 			return
 		}
+		s.paced.AllowN(now, us)
 	}
 	s.enqueue(job{s: t.s, t: t, from: t.s.local}, pfx)
 }

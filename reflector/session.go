@@ -42,8 +42,8 @@ type pendingTrain struct {
 
 type session struct {
 	key          sessionKey
-	source       *bucket // nil when the source table was full
-	prefix       *bucket // likewise
+	source       *bucket // the source's budget (or the table's overflow bucket)
+	prefix       *bucket // the prefix's budget, likewise
 	last         time.Time
 	local        netip.Addr // our address its last datagram came to: answers go from there
 	active       bool       // counted against the caps, may hold memory
