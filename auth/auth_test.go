@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"errors"
 	"net/netip"
 	"os"
@@ -191,6 +192,50 @@ func BenchmarkVerify1500(b *testing.B) {
 	for b.Loop() {
 		if _, err := v.Verify(d); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// A reflector's signature in the trailer: verified when intact, refused
+// when anything in the datagram changed, when unsigned or too short, and
+// when signed with a key the verifier lacks.
+func TestTrailer(t *testing.T) {
+	key := Key{Name: "site-a", Secret: []byte("0123456789abcdef")}
+	v := NewVerifier([]Key{key})
+	other := NewVerifier([]Key{{Name: "site-b", Secret: key.Secret}})
+	signed := func() []byte {
+		b := make([]byte, 200)
+		train.PutHeader(b, &train.Header{Type: train.TypeReply, Flags: train.FlagSigned, Session: 9, Len: 2})
+		if !v.SignTrailer("site-a", b) {
+			t.Fatal("SignTrailer refused a known key")
+		}
+		return b
+	}
+	if v.SignTrailer("site-x", make([]byte, 200)) {
+		t.Error("SignTrailer signed with an unknown key")
+	}
+	for _, tc := range []struct {
+		name string
+		b    func() []byte
+		v    *Verifier
+		want error
+	}{
+		{"intact", signed, v, nil},
+		{"header changed", func() []byte { b := signed(); b[9] ^= 1; return b }, v, ErrBadSignature},
+		{"padding changed", func() []byte { b := signed(); b[100] = 7; return b }, v, ErrBadSignature},
+		{"MAC changed", func() []byte { b := signed(); b[len(b)-1] ^= 1; return b }, v, ErrBadSignature},
+		{"unsigned", func() []byte { return make([]byte, 200) }, v, ErrUnsigned},
+		{"too short", func() []byte { return make([]byte, train.HeaderLen) }, v, ErrUnsigned},
+		{"key unknown to the verifier", signed, other, ErrUnknownKey},
+	} {
+		b := tc.b()
+		orig := append([]byte(nil), b...)
+		name, err := tc.v.VerifyTrailer(b)
+		if !errors.Is(err, tc.want) || (err == nil && name != "site-a") {
+			t.Errorf("%s: %q, %v; want %v", tc.name, name, err, tc.want)
+		}
+		if !bytes.Equal(b, orig) {
+			t.Errorf("%s: VerifyTrailer changed the datagram", tc.name)
 		}
 	}
 }

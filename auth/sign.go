@@ -97,6 +97,57 @@ func (v *Verifier) Verify(b []byte) (string, error) {
 	return string(trimZero(name[:])), nil
 }
 
+// TrailerLen is what a signature adds to the end of a reflector's message:
+// the key name and the MAC, in its last bytes.
+const TrailerLen = train.KeyNameLen + train.MACLen
+
+// SignTrailer signs a reflector's message b, whose last TrailerLen bytes
+// are for the signature, with the key named name; it reports false if the
+// set has no such key. The MAC covers the whole datagram (the MAC field
+// zeroed), header and padding included, as a sender's signature does.
+func (v *Verifier) SignTrailer(name string, b []byte) bool {
+	var n [train.KeyNameLen]byte
+	copy(n[:], name)
+	s := v.keys[n]
+	if s == nil || len(b) < train.HeaderLen+TrailerLen {
+		return false
+	}
+	t := b[len(b)-TrailerLen:]
+	copy(t, n[:])
+	field := t[train.KeyNameLen:]
+	clear(field)
+	copy(field, s.digest(b))
+	return true
+}
+
+// VerifyTrailer checks the signature a reflector put at the end of message
+// b and returns the name of its key. b is modified during the check and
+// restored before VerifyTrailer returns.
+func (v *Verifier) VerifyTrailer(b []byte) (string, error) {
+	if len(b) < train.HeaderLen+TrailerLen {
+		return "", ErrUnsigned
+	}
+	t := b[len(b)-TrailerLen:]
+	var name [train.KeyNameLen]byte
+	copy(name[:], t)
+	if name == ([train.KeyNameLen]byte{}) {
+		return "", ErrUnsigned
+	}
+	s := v.keys[name]
+	if s == nil {
+		return "", ErrUnknownKey
+	}
+	field := t[train.KeyNameLen:]
+	copy(v.got[:], field)
+	clear(field)
+	want := s.digest(b)
+	copy(field, v.got[:])
+	if !hmac.Equal(want, v.got[:]) {
+		return "", ErrBadSignature
+	}
+	return string(trimZero(name[:])), nil
+}
+
 func trimZero(b []byte) []byte {
 	for i, c := range b {
 		if c == 0 {

@@ -3,10 +3,13 @@ package measure
 import (
 	"context"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/dispersion"
+	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/reflector/reflectortest"
 	"github.com/abing-net/abing/train"
 )
@@ -96,7 +99,7 @@ func TestHostileReflector(t *testing.T) {
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := reflectortest.StartHostile(t, tc.lie)
+			h := reflectortest.StartHostile(t, reflector.Config{}, tc.lie)
 			cfg := Defaults()
 			cfg.Target = h.String()
 			cfg.Timeout = time.Second
@@ -172,5 +175,69 @@ func TestSanitize(t *testing.T) {
 		if !tc.want(r) {
 			t.Errorf("%s: got %+v", tc.name, r)
 		}
+	}
+}
+
+// With a key, the sender believes only what the reflector signed with it:
+// whoever sees the session id could otherwise forge replies (and so
+// capacities and alarms), cookies and refusals.
+func TestSignedReplies(t *testing.T) {
+	key := auth.Key{Name: "site-a", Secret: []byte("0123456789abcdef")}
+	keyed := reflector.Config{Keys: []auth.Key{key}}
+	refusal := func(h train.Header) []byte {
+		b := make([]byte, train.RefusedLen)
+		train.PutHeader(b, &train.Header{Type: train.TypeRefused, Session: h.Session, Len: 1})
+		train.PutRefused(b, train.RefusedBody{Reason: train.RefusedRate})
+		return b
+	}
+	for _, tc := range []struct {
+		name  string
+		cfg   reflector.Config
+		lie   reflectortest.Lie
+		want  string // error substring, "" for a result
+		check func(t *testing.T, res *Result)
+	}{
+		{"forged replies in every other train", keyed, reply(func(h train.Header, r *train.ReplyBody) {
+			if h.Train%2 == 1 {
+				r.RxNs += int64(h.Pos) * 300e3 // a 300 µs gap: 40 Mbit/s for 1500 bytes
+			}
+		}), "", func(t *testing.T, res *Result) {
+			if res.Unauthenticated == 0 || res.Forward.Complete > res.Config.Trains {
+				t.Errorf("%d unauthenticated, %d of %d trains whole: want the forged half ignored",
+					res.Unauthenticated, res.Forward.Complete, 2*res.Config.Trains)
+			}
+		}},
+		{"a forged refusal before the cookie", keyed, func(h train.Header, b []byte) [][]byte {
+			if h.Type == train.TypeCookie {
+				return [][]byte{refusal(h), b}
+			}
+			return [][]byte{b}
+		}, "", func(t *testing.T, res *Result) {
+			if res.Unauthenticated != 1 || res.Forward.Complete != 2*res.Config.Trains {
+				t.Errorf("%d unauthenticated, %d trains whole", res.Unauthenticated, res.Forward.Complete)
+			}
+		}},
+		{"a reflector without keys", reflector.Config{}, func(_ train.Header, b []byte) [][]byte { return [][]byte{b} },
+			`not signed with key "site-a"`, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := reflectortest.StartHostile(t, tc.cfg, tc.lie)
+			cfg := Defaults()
+			cfg.Target, cfg.Key, cfg.Timeout = h.String(), &key, 500*time.Millisecond
+			res, err := Run(context.Background(), cfg)
+			if tc.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("err = %v, want %q", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, rec := range res.Records() {
+				checkRecord(t, rec)
+			}
+			tc.check(t, res)
+		})
 	}
 }

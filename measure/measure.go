@@ -164,6 +164,9 @@ type Result struct {
 	// Unexpected counts datagrams received that did not parse, came from
 	// elsewhere or belonged to no train of ours.
 	Unexpected int
+	// Unauthenticated counts datagrams from the reflector that were not
+	// signed with our key (with Config.Key only), and so were ignored.
+	Unauthenticated int
 }
 
 // packet state for one position of one train.
@@ -208,7 +211,9 @@ type session struct {
 	refused  *train.RefusedBody
 	cookie   *train.Cookie
 	signer   *auth.Signer
+	verifier *auth.Verifier // with a key: checks the reflector's signatures
 	malform  int
+	unauth   int // datagrams from the reflector not signed with our key
 	progress chan struct{}
 	tn       map[bool]float64 // phase-1 Tn, seconds, by forward (true) or reverse
 	rng      *rand.Rand
@@ -253,6 +258,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		progress: make(chan struct{}, 1)}
 	if cfg.Key != nil {
 		s.signer = auth.NewSigner(*cfg.Key)
+		s.verifier = auth.NewVerifier([]auth.Key{*cfg.Key})
 	}
 	start := time.Now()
 	done := make(chan error, 1)
@@ -365,7 +371,7 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 	s.traffic(res)
 	res.RTT, res.RTTOK = s.rtt()
 	s.mu.Lock()
-	res.Unexpected = s.malform
+	res.Unexpected, res.Unauthenticated = s.malform, s.unauth
 	s.mu.Unlock()
 	return res, nil
 }
@@ -456,6 +462,13 @@ func (s *session) handshake(ctx context.Context) error {
 			}
 		}
 		if !time.Now().Before(deadline) {
+			s.mu.Lock()
+			unauth := s.unauth
+			s.mu.Unlock()
+			if unauth > 0 {
+				return fmt.Errorf("reflector %s: %d answers not signed with key %q (a reflector without --keys, with another key, or a forger)",
+					s.addr, unauth, s.cfg.Key.Name)
+			}
 			hint := "no reflector there, a firewall drops UDP port %d, or the reflector requires a signing key (--key-file)"
 			if s.signer != nil {
 				hint = "no reflector there, a firewall drops UDP port %d, or the reflector does not accept our key or clock (within 10 s)"
@@ -716,7 +729,11 @@ func (s *session) maxRTT() time.Duration {
 // [first, first+n), in as many report requests as needed, each no larger
 // than a probe, and waits for them (two tries).
 func (s *session) fetchReports(ctx context.Context, first, n int) {
-	perReport := max(1, train.ReportCapacity(s.payload)/s.cfg.TrainLen)
+	room := s.payload
+	if s.verifier != nil {
+		room -= auth.TrailerLen // the reflector's signature
+	}
+	perReport := max(1, train.ReportCapacity(room)/s.cfg.TrainLen)
 	for try := 0; try < 2; try++ {
 		var want []uint32
 		for t := first; t < first+n; t += perReport {
@@ -728,7 +745,7 @@ func (s *session) fetchReports(ctx context.Context, first, n int) {
 			}
 			cnt := min(perReport, first+n-t)
 			// The report comes back in a datagram of the request's size.
-			size := max(train.HeaderLen+8+cnt*s.cfg.TrainLen*train.ReportEntryLen, train.SenderBody+train.ReportRequestLen)
+			size := max(train.HeaderLen+8+cnt*s.cfg.TrainLen*train.ReportEntryLen+(s.payload-room), train.SenderBody+train.ReportRequestLen)
 			b := make([]byte, min(size, s.payload))
 			s.seq++
 			train.PutHeader(b, &train.Header{Type: train.TypeReportRequest, Session: s.id, Train: uint32(t),
@@ -805,6 +822,16 @@ func (s *session) handle(b []byte, ev dispersion.Event, stamps []train.TxStamp) 
 	if ev.From != s.addr || ev.Trunc || err != nil || h.Session != s.id {
 		s.malform++
 		return stamps
+	}
+	// With a key, everything the reflector says must be signed with it:
+	// anyone who sees the session id could otherwise forge replies,
+	// reports, cookies and refusals, and so capacities and alarms.
+	if s.verifier != nil {
+		if _, err := s.verifier.VerifyTrailer(b); err != nil || h.Flags&train.FlagSigned == 0 {
+			s.unauth++
+			return stamps
+		}
+		b = b[:len(b)-auth.TrailerLen]
 	}
 	switch h.Type {
 	case train.TypeReply:

@@ -30,7 +30,8 @@ type Record struct {
 	Rejected        map[string]int    `json:"rejected,omitempty"`
 	Loss            float64           `json:"loss"`
 	Duplicates      int               `json:"duplicates,omitempty"`
-	Unexpected      int               `json:"unexpected,omitempty"` // reverse: datagrams that did not parse or were not ours
+	Unexpected      int               `json:"unexpected,omitempty"`      // reverse: datagrams that did not parse or were not ours
+	Unauthenticated int               `json:"unauthenticated,omitempty"` // reverse: with a key, datagrams not signed with it
 	PacketSize      int               `json:"packet_size"`
 	TrainLen        int               `json:"train_len"`
 	PacketsSent     int               `json:"packets_sent"`
@@ -71,7 +72,7 @@ func (r *Result) Records() []Record {
 			TimestampSource: d.Source.String(),
 		}
 		if d == &r.Reverse {
-			rec.Unexpected = r.Unexpected
+			rec.Unexpected, rec.Unauthenticated = r.Unexpected, r.Unauthenticated
 		}
 		if len(rec.Rejected) == 0 {
 			rec.Rejected = nil
@@ -147,7 +148,7 @@ func (r *Record) Sanitize() {
 		bad = append(bad, fmt.Sprintf("duration %v", r.DurationMS))
 		r.DurationMS = 0
 	}
-	for _, n := range []*int{&r.PairsSent, &r.PairsReceived, &r.PairsUsed, &r.Duplicates, &r.Unexpected, &r.PacketsSent, &r.BytesSent} {
+	for _, n := range []*int{&r.PairsSent, &r.PairsReceived, &r.PairsUsed, &r.Duplicates, &r.Unexpected, &r.Unauthenticated, &r.PacketsSent, &r.BytesSent} {
 		if *n < 0 {
 			bad = append(bad, fmt.Sprintf("count %d", *n))
 			*n = 0

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/reflector/reflectortest"
 	"github.com/abing-net/abing/store"
 	"github.com/abing-net/abing/train"
@@ -22,7 +23,7 @@ import (
 // [0, 1], and a panic in a result handler (here, the first call of the
 // Results callback) is recovered, counted, and the monitor goes on.
 func TestMonitorHostileReflector(t *testing.T) {
-	h := reflectortest.StartHostile(t, func(hd train.Header, b []byte) [][]byte {
+	h := reflectortest.StartHostile(t, reflector.Config{}, func(hd train.Header, b []byte) [][]byte {
 		if hd.Type == train.TypeReply && hd.Train%2 == 1 {
 			r, _ := train.ParseReplyBody(b)
 			r.Arrived = 65535

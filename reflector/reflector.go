@@ -167,8 +167,12 @@ type Server struct {
 	jar      *auth.Jar
 	verifier *auth.Verifier // nil: keys not required
 	sum      summary
-	// dst is the local address the datagram being handled was sent to.
+	// dst is the local address the datagram being handled was sent to,
+	// key the name of the key it was verified with ("" until then).
 	dst netip.Addr
+	key string
+	// txSigner signs what the writer sends (its own hash states).
+	txSigner *auth.Verifier
 	// lastRecvErr is when a failed receive was last logged.
 	lastRecvErr time.Time
 
@@ -205,6 +209,7 @@ func New(conn *dispersion.Conn, cfg Config) (*Server, error) {
 	s.paced = (&pacedBudget{share: cfg.Limits.PacedTotal, burst: pacedBurst(cfg.Limits.PacedTotal)}).limiter()
 	if len(cfg.Keys) > 0 {
 		s.verifier = auth.NewVerifier(cfg.Keys)
+		s.txSigner = auth.NewVerifier(cfg.Keys)
 	}
 	return s, nil
 }
@@ -306,6 +311,7 @@ func (s *Server) drop(d Drop, prefix *bucket) {
 func (s *Server) handle(b []byte, ev dispersion.Event, now time.Time) {
 	src := netip.AddrPortFrom(ev.From.Addr().Unmap(), ev.From.Port())
 	s.dst = ev.Dst // what every answer to this datagram is sent from
+	s.key = ""     // and, once verified, the key it is signed with
 	if !s.acl.permits(src.Addr()) {
 		s.drop(DropDenied, nil)
 		return
@@ -346,10 +352,12 @@ func (s *Server) handle(b []byte, ev dispersion.Event, now time.Time) {
 		return
 	}
 	if s.verifier != nil {
-		if _, err := s.verifier.Verify(b); err != nil {
+		name, err := s.verifier.Verify(b)
+		if err != nil {
 			s.dropUnverified(err, pfxB)
 			return
 		}
+		s.key = name
 	}
 	if h.Type == train.TypeHello {
 		s.hello(src, &h, len(b), now)
@@ -376,7 +384,7 @@ func (s *Server) handle(b []byte, ev dispersion.Event, now time.Time) {
 		s.drop(DropReplayed, pfxB)
 		return
 	}
-	ss.last, ss.local = now, ev.Dst
+	ss.last, ss.local, ss.keyName = now, ev.Dst, s.key
 	if h.Type == train.TypeClose {
 		s.deactivate(ss)
 		return
@@ -394,7 +402,7 @@ func (s *Server) handle(b []byte, ev dispersion.Event, now time.Time) {
 		s.probe(ss, &h, len(b), ev, now, pfxB)
 	case train.TypeReportRequest:
 		r, _ := train.ParseReportRequest(b) // cannot fail: the header parsed
-		s.enqueue(job{s: ss, report: &r, reqLen: len(b), seq: h.Seq, from: ss.local}, pfxB)
+		s.enqueue(job{s: ss, report: &r, reqLen: len(b), seq: h.Seq, from: ss.local, key: ss.keyName}, pfxB)
 	}
 }
 
@@ -450,14 +458,32 @@ func (s *Server) deactivate(ss *session) {
 	s.c.remembered.Store(int64(len(s.sessions)))
 }
 
-// hello answers with a cookie, smaller than the hello.
+// hello answers with a cookie, no larger than the hello.
 func (s *Server) hello(src netip.AddrPort, h *train.Header, n int, now time.Time) {
-	b := make([]byte, train.HeaderLen+train.CookieLen)
-	train.PutHeader(b, &train.Header{Type: train.TypeCookie, Session: h.Session, Len: 1, Seq: h.Seq, SentNs: now.UnixNano()})
+	b := s.message(train.HeaderLen+train.CookieLen, &train.Header{Type: train.TypeCookie, Session: h.Session, Len: 1, Seq: h.Seq, SentNs: now.UnixNano()})
 	train.PutCookie(b, s.jar.Issue(now, src, h.Session))
-	if len(b) <= n {
+	if len(b) <= n && s.sign(b, s.key) {
 		s.enqueue(job{to: src, from: s.dst, msg: b, cookie: true}, nil)
 	}
+}
+
+// message makes a datagram of n bytes (and room for a signature, with
+// keys) with header h in place.
+func (s *Server) message(n int, h *train.Header) []byte {
+	if s.verifier != nil {
+		n += auth.TrailerLen
+		h.Flags |= train.FlagSigned
+	}
+	b := make([]byte, n)
+	train.PutHeader(b, h)
+	return b
+}
+
+// sign signs message b, made by message, with the key named key when the
+// reflector requires keys; it reports whether b may be sent (with keys, a
+// message that cannot be signed is not).
+func (s *Server) sign(b []byte, key string) bool {
+	return s.verifier == nil || s.verifier.SignTrailer(key, b)
 }
 
 // refuse tells a source once a second at most why it is being dropped.
@@ -467,15 +493,20 @@ func (s *Server) refuse(src netip.AddrPort, h *train.Header, b *bucket, why trai
 	if now.Sub(b.notice) < time.Second {
 		return
 	}
+	key := s.key
 	if s.verifier != nil && unverified != nil {
-		if _, err := s.verifier.Verify(unverified); err != nil {
+		name, err := s.verifier.Verify(unverified)
+		if err != nil {
 			return
 		}
+		key = name
+	}
+	m := s.message(train.RefusedLen, &train.Header{Type: train.TypeRefused, Session: h.Session, Train: h.Train, Len: 1, Seq: h.Seq, SentNs: now.UnixNano()})
+	train.PutRefused(m, train.RefusedBody{Reason: why, RetryAfter: 1000})
+	if !s.sign(m, key) {
+		return
 	}
 	b.notice = now
-	m := make([]byte, train.RefusedLen)
-	train.PutHeader(m, &train.Header{Type: train.TypeRefused, Session: h.Session, Train: h.Train, Len: 1, Seq: h.Seq, SentNs: now.UnixNano()})
-	train.PutRefused(m, train.RefusedBody{Reason: why, RetryAfter: 1000})
 	s.enqueue(job{to: src, from: s.dst, msg: m}, nil)
 }
 
@@ -517,7 +548,7 @@ func (s *Server) finish(t *pendingTrain, pfx *bucket, now time.Time) {
 		}
 		s.paced.AllowN(now, us)
 	}
-	s.enqueue(job{s: t.s, t: t, from: t.s.local}, pfx)
+	s.enqueue(job{s: t.s, t: t, from: t.s.local, key: t.s.keyName}, pfx)
 }
 
 // replyGap is the spacing of t's reply train: as asked, within limits.

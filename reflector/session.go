@@ -46,6 +46,7 @@ type session struct {
 	prefix       *bucket // the prefix's budget, likewise
 	last         time.Time
 	local        netip.Addr // our address its last datagram came to: answers go from there
+	keyName      string     // with keys: the key its datagrams are signed with, which signs ours
 	active       bool       // counted against the caps, may hold memory
 	window       auth.Window
 	pending      map[uint32]*pendingTrain

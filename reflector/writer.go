@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/train"
 )
@@ -25,6 +26,8 @@ type job struct {
 	// from is our address the request came to, which every answer is
 	// sent from (invalid: the kernel chooses).
 	from netip.Addr
+	// key names the key that signs a reply train or report (with keys).
+	key string
 }
 
 func (s *Server) recordTx(key uint32, ns int64) {
@@ -65,7 +68,7 @@ func (s *Server) writer(ctx context.Context) {
 			continue
 		}
 		peer := s.conn.PeerFrom(j.s.key.src, j.from)
-		pkts := w.build(j, time.Now().UnixNano())
+		pkts := w.build(j, time.Now().UnixNano(), s.txSigner)
 		first := peer.FirstKey()
 		s.mu.Lock()
 		base := len(j.s.stamps)
@@ -126,8 +129,8 @@ type replyBuffers struct {
 }
 
 // build makes the replies of j's train: one per arrived request packet,
-// each the size of its request.
-func (w *replyBuffers) build(j job, now int64) [][]byte {
+// each the size of its request, signed with j.key if signer is set.
+func (w *replyBuffers) build(j job, now int64, signer *auth.Verifier) [][]byte {
 	t := j.t
 	w.pkts = w.pkts[:0]
 	for p, sl := range t.slots {
@@ -140,9 +143,16 @@ func (w *replyBuffers) build(j job, now int64) [][]byte {
 		}
 		b := w.bufs[i][:sl.size]
 		clear(b)
-		train.PutHeader(b, &train.Header{Type: train.TypeReply, Flags: t.flags, Session: j.s.key.id,
+		flags := t.flags
+		if signer != nil {
+			flags |= train.FlagSigned
+		}
+		train.PutHeader(b, &train.Header{Type: train.TypeReply, Flags: flags, Session: j.s.key.id,
 			Train: t.index, Pos: uint16(p), Len: uint16(len(t.slots)), Seq: sl.seq, ReplyGap: t.gap, SentNs: now})
 		train.PutReplyBody(b, &train.ReplyBody{RxNs: sl.rx, TTL: sl.ttl, RxSource: sl.src, Arrived: uint16(t.arrived)})
+		if signer != nil {
+			signer.SignTrailer(j.key, b) // the request was verified with this key
+		}
 		w.pkts = append(w.pkts, b)
 	}
 	return w.pkts
@@ -151,7 +161,12 @@ func (w *replyBuffers) build(j job, now int64) [][]byte {
 func (s *Server) sendReport(peer *dispersion.Peer, j job, txSrc uint8) {
 	r := j.report
 	b := make([]byte, j.reqLen) // never larger than the request
-	train.PutHeader(b, &train.Header{Type: train.TypeReport, Session: j.s.key.id, Train: r.FirstTrain,
+	var flags uint16
+	body := b
+	if s.txSigner != nil {
+		flags, body = train.FlagSigned, b[:len(b)-auth.TrailerLen]
+	}
+	train.PutHeader(b, &train.Header{Type: train.TypeReport, Flags: flags, Session: j.s.key.id, Train: r.FirstTrain,
 		Len: 1, Seq: j.seq, SentNs: time.Now().UnixNano()})
 	var sel []train.TxStamp
 	s.mu.Lock()
@@ -161,7 +176,10 @@ func (s *Server) sendReport(peer *dispersion.Peer, j job, txSrc uint8) {
 		}
 	}
 	s.mu.Unlock()
-	train.PutReport(b, txSrc, sel)
+	train.PutReport(body, txSrc, sel)
+	if s.txSigner != nil && !s.txSigner.SignTrailer(j.key, b) {
+		return
+	}
 	// The report's own transmit stamp is not wanted; it consumes a key,
 	// which the ring never maps.
 	s.send(peer, b)

@@ -141,6 +141,9 @@ const (
 	// FlagPaced marks a train whose packets were spaced on purpose (the
 	// cross-traffic phase) rather than sent back to back.
 	FlagPaced uint16 = 1 << 0
+	// FlagSigned marks a reflector's message signed with the session's
+	// key: its last bytes are the key name and the MAC (auth.TrailerLen).
+	FlagSigned uint16 = 1 << 1
 )
 
 // Client block layout.

@@ -166,7 +166,7 @@ func TestMeasureSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer silent.Close()
-	mute := reflectortest.StartHostile(t, func(h train.Header, b []byte) [][]byte {
+	mute := reflectortest.StartHostile(t, reflector.Config{}, func(h train.Header, b []byte) [][]byte {
 		if h.Type == train.TypeReply || h.Type == train.TypeReport {
 			return nil
 		}

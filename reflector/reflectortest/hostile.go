@@ -35,11 +35,11 @@ type Hostile struct {
 	stop      func()
 }
 
-// StartHostile runs a lying reflector on 127.0.0.1 until the end of the
-// test.
-func StartHostile(t testing.TB, lie Lie) *Hostile {
+// StartHostile runs a lying reflector (the real one configured with cfg)
+// on 127.0.0.1 until the end of the test.
+func StartHostile(t testing.TB, cfg reflector.Config, lie Lie) *Hostile {
 	t.Helper()
-	real := Start(t, "udp4", "127.0.0.1:0", reflector.Config{})
+	real := Start(t, "udp4", "127.0.0.1:0", cfg)
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
