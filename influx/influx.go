@@ -11,14 +11,18 @@
 //	time:   the start of the measurement, ns
 //
 // Nothing is lost when InfluxDB is away: each batch is first written to a
-// spool directory (one file a batch, written to a temporary name and
-// renamed, so a crash leaves whole files only), and a sender goroutine
+// spool directory (one file a batch, written to a temporary name, synced
+// and renamed, and the directory synced, so that a crash or a power cut
+// leaves whole files only; unfinished *.tmp files are removed at start),
+// and a sender goroutine
 // delivers the files oldest first and deletes each only after InfluxDB
 // accepted it. An outage is logged once when it starts and once when it
 // ends. A point delivered twice (a crash between InfluxDB's answer and the
 // delete) lands on the same series and timestamp and overwrites itself, so
-// InfluxDB holds it once. The spool is bounded; when full, the oldest batch
-// is dropped and logged.
+// InfluxDB holds it once. A batch InfluxDB refuses for good (a 4xx answer
+// about the batch itself: see refusedForGood) is moved to the spool's rejected/ folder, counted and
+// logged, and newer batches keep flowing. The spool is bounded; when full,
+// the oldest batch is dropped and logged.
 package influx
 
 import (
@@ -33,10 +37,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	"github.com/influxdata/influxdb-client-go/v2/api"
+	ihttp "github.com/influxdata/influxdb-client-go/v2/api/http"
 	"github.com/influxdata/influxdb-client-go/v2/api/write"
 
 	"github.com/abing-net/abing/alarms"
@@ -88,11 +94,12 @@ type Sink struct {
 	client influxdb2.Client
 	write  api.WriteAPIBlocking
 
-	mu   sync.Mutex // guards the spool's sequence and size
-	seq  uint64
-	wake chan struct{}
-	stop chan struct{}
-	done chan struct{}
+	mu       sync.Mutex // guards the spool's sequence and size
+	seq      uint64
+	rejected atomic.Uint64
+	wake     chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
 }
 
 // Open starts a sink with a checked Config; undelivered batches of an
@@ -104,6 +111,15 @@ func Open(cfg Config, log *slog.Logger) (*Sink, error) {
 	client := influxdb2.NewClientWithOptions(cfg.URL, cfg.Token, influxdb2.DefaultOptions().SetHTTPRequestTimeout(10))
 	s := &Sink{cfg: cfg, log: log, client: client, write: client.WriteAPIBlocking(cfg.Org, cfg.Bucket),
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	// A crash between writing a batch and renaming it leaves a *.tmp:
+	// never acknowledged to the monitor, so nothing to deliver.
+	stale, _ := filepath.Glob(filepath.Join(cfg.Spool, "*.tmp"))
+	for _, f := range stale {
+		os.Remove(f)
+	}
+	if len(stale) > 0 {
+		log.Info("influxdb: removed unfinished spool files of an earlier run", "files", len(stale))
+	}
 	files, err := s.spooled()
 	if err != nil {
 		return nil, err
@@ -197,17 +213,15 @@ func (s *Sink) WriteAlarm(_ context.Context, a *alarms.Alarm) error {
 	return s.spool([]string{AlarmLine(s.cfg.Measurement, a)})
 }
 
-// spool writes lines as one batch file and wakes the sender.
+// spool writes lines as one batch file and wakes the sender. The file is
+// written to a temporary name, synced, renamed, and the directory synced:
+// once spool returns, the batch survives a crash or a power cut.
 func (s *Sink) spool(lines []string) error {
 	s.mu.Lock()
 	s.seq++
 	name := filepath.Join(s.cfg.Spool, fmt.Sprintf("%020d.lp", s.seq))
 	s.mu.Unlock()
-	tmp := name + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strings.Join(lines, "\n")+"\n"), 0o640); err != nil {
-		return fmt.Errorf("influxdb spool: %w", err)
-	}
-	if err := os.Rename(tmp, name); err != nil {
+	if err := writeDurably(name, []byte(strings.Join(lines, "\n")+"\n")); err != nil {
 		return fmt.Errorf("influxdb spool: %w", err)
 	}
 	s.trim()
@@ -216,6 +230,40 @@ func (s *Sink) spool(lines []string) error {
 	default:
 	}
 	return nil
+}
+
+// writeDurably writes b to name through a synced temporary file and syncs
+// the directory, so that a crash leaves either nothing or the whole file.
+func writeDurably(name string, b []byte) error {
+	tmp := name + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, name)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(name))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // spooled lists the spooled batches, oldest first.
@@ -309,7 +357,22 @@ func (s *Sink) deliver() error {
 			}
 			lines, sent = append(lines, ls...), append(sent, f)
 		}
-		if err := s.send(lines); err != nil {
+		err = s.send(lines)
+		if refusedForGood(err) {
+			// One batch InfluxDB will never take must not hold back
+			// the newer ones: find it, and move it aside.
+			if len(sent) == 1 {
+				s.reject(sent[0], err)
+				continue
+			}
+			for _, f := range sent {
+				if err := s.deliverOne(f); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if err != nil {
 			return err
 		}
 		for _, f := range sent {
@@ -317,6 +380,69 @@ func (s *Sink) deliver() error {
 		}
 	}
 }
+
+// deliverOne sends one batch file alone, moving it aside if InfluxDB
+// refuses it for good.
+func (s *Sink) deliverOne(f string) error {
+	b, err := os.ReadFile(f)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("influxdb spool: %w", err)
+	}
+	err = s.send(strings.Split(strings.TrimSuffix(string(b), "\n"), "\n"))
+	switch {
+	case refusedForGood(err):
+		s.reject(f, err)
+		return nil
+	case err != nil:
+		return err
+	}
+	os.Remove(f)
+	return nil
+}
+
+// refusedForGood says whether InfluxDB refused a batch in a way that trying
+// again cannot change: a 4xx answer about the batch itself (400 a line it
+// cannot parse, 413 too large, 422 a field of another type than before).
+// Not 401, 403 or 404 (a wrong token or a database not there yet: about
+// the configuration, which a reload or an administrator fixes, and every
+// batch would go), nor 408 and 429 (try later).
+func refusedForGood(err error) bool {
+	var he *ihttp.Error
+	if !errors.As(err, &he) || he.StatusCode < 400 || he.StatusCode >= 500 {
+		return false
+	}
+	switch he.StatusCode {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusRequestTimeout, http.StatusTooManyRequests:
+		return false
+	}
+	return true
+}
+
+// RejectedDir is the folder of the spool where batches InfluxDB refused for
+// good are kept, for a person to look at.
+const RejectedDir = "rejected"
+
+// reject moves a batch InfluxDB refused for good out of the spool.
+func (s *Sink) reject(f string, why error) {
+	dir := filepath.Join(s.cfg.Spool, RejectedDir)
+	dst := filepath.Join(dir, filepath.Base(f))
+	err := os.MkdirAll(dir, 0o750)
+	if err == nil {
+		err = os.Rename(f, dst)
+	}
+	if err != nil {
+		os.Remove(f) // cannot keep it: at least let the rest flow
+		dst = "(removed: " + err.Error() + ")"
+	}
+	s.rejected.Add(1)
+	s.log.Error("influxdb refused a batch for good; moved aside, newer results keep flowing", "file", dst, "err", why)
+}
+
+// Rejected is the number of batches InfluxDB refused for good since Open.
+func (s *Sink) Rejected() uint64 { return s.rejected.Load() }
 
 func (s *Sink) send(lines []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -17,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	ihttp "github.com/influxdata/influxdb-client-go/v2/api/http"
 
 	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/measure"
@@ -332,5 +335,59 @@ func TestConfigCheck(t *testing.T) {
 		if err := tc.c.Check(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want %q", tc.c, err, tc.want)
 		}
+	}
+}
+
+// A batch InfluxDB refuses for good (here a line it cannot parse: HTTP
+// 400) is moved aside and counted, and the results after it are delivered;
+// an unfinished *.tmp of an earlier run is removed at start.
+func TestRefusedBatchMovedAside(t *testing.T) {
+	srv := newServer(t)
+	var log syncBuffer
+	spool := filepath.Join(t.TempDir(), "spool")
+	os.MkdirAll(spool, 0o750)
+	os.WriteFile(filepath.Join(spool, fmt.Sprintf("%020d.lp", 1)), []byte("abing,target=x this is not line protocol\n"), 0o640)
+	os.WriteFile(filepath.Join(spool, fmt.Sprintf("%020d.lp.tmp", 2)), []byte("half a batch"), 0o640)
+	cfg := Config{URL: srv.url, Bucket: "abing/autogen", CreateDatabase: true, Spool: spool}
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
+	sink, err := Open(cfg, slog.New(slog.NewTextHandler(&log, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close(0)
+	t0 := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	for i := range 3 {
+		if err := sink.Write(context.Background(), result(i, t0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitSpoolEmpty(t, sink, 20*time.Second)
+	if rows := srv.query(t, "abing", `SELECT * FROM abing`); len(rows) != 6 {
+		t.Errorf("%d points, want 6 (3 results × 2 directions)\nlog: %s", len(rows), log.String())
+	}
+	if sink.Rejected() != 1 {
+		t.Errorf("%d batches rejected, want 1", sink.Rejected())
+	}
+	if _, err := os.Stat(filepath.Join(spool, RejectedDir, fmt.Sprintf("%020d.lp", 1))); err != nil {
+		t.Errorf("refused batch not kept aside: %v", err)
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(spool, "*.tmp")); len(tmp) != 0 {
+		t.Errorf("stale temporary files left: %v", tmp)
+	}
+	if !strings.Contains(log.String(), "refused a batch for good") {
+		t.Errorf("log:\n%s", log.String())
+	}
+}
+
+func TestRefusedForGood(t *testing.T) {
+	for code, want := range map[int]bool{400: true, 413: true, 422: true, 401: false, 403: false, 404: false, 408: false, 429: false, 500: false, 503: false} {
+		if got := refusedForGood(fmt.Errorf("write: %w", &ihttp.Error{StatusCode: code})); got != want {
+			t.Errorf("HTTP %d: refused for good %v, want %v", code, got, want)
+		}
+	}
+	if refusedForGood(errors.New("connection refused")) {
+		t.Error("a network error is not a refusal")
 	}
 }

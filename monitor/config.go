@@ -270,9 +270,14 @@ func (c *Config) Complete() error {
 		if err := c.AlarmParams(t).Check(); err != nil {
 			return fmt.Errorf("%s%w", at(t.line), err)
 		}
-		for k := range t.Labels {
+		for k, v := range t.Labels {
 			if k == "" || k == "target" || k == "name" || k == "direction" || k == "kind" {
 				return fmt.Errorf("%slabel %q: reserved or empty", at(t.line), k)
+			}
+			// InfluxDB cannot store an empty tag value: every point of
+			// the target would be refused.
+			if v == "" {
+				return fmt.Errorf("%slabel %q: empty value", at(t.line), k)
 			}
 		}
 	}

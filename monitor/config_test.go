@@ -58,6 +58,7 @@ func TestConfigErrors(t *testing.T) {
 		{"default probe", "targets: [{address: a}]\nprobe: {pairs: 0, size: 9999}\n", "m.yaml:2: probe: --size 9999"},
 		{"exclusive", "exclusive: never\ntargets: [{address: a}]\n", `m.yaml:1: exclusive "never"`},
 		{"reserved label", "targets:\n  - address: a\n    labels: {direction: x}\n", `m.yaml:2: label "direction"`},
+		{"empty label value", "targets:\n  - address: a\n    labels: {site: \"\"}\n", `m.yaml:2: label "site": empty value`},
 	} {
 		_, err := ParseConfig([]byte(tc.yaml), "m.yaml")
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
