@@ -61,6 +61,9 @@ type Config struct {
 	CreateDatabase bool   `yaml:"create_database"`
 	Spool          string `yaml:"spool"`        // directory of undelivered batches
 	SpoolMaxMB     int    `yaml:"spool_max_mb"` // 100
+	// BlockedAfter: the sink reports itself unhealthy (the monitor's
+	// /healthz) once nothing could be delivered for this long.
+	BlockedAfter time.Duration `yaml:"unhealthy_after"` // 5m
 }
 
 // Check fills in defaults and checks c.
@@ -84,6 +87,12 @@ func (c *Config) Check() error {
 	if c.Spool == "" {
 		return errors.New("influxdb spool directory missing")
 	}
+	if c.BlockedAfter == 0 {
+		c.BlockedAfter = DefaultBlockedAfter
+	}
+	if c.BlockedAfter < 0 {
+		return fmt.Errorf("influxdb unhealthy_after %v: must be positive", c.BlockedAfter)
+	}
 	return nil
 }
 
@@ -97,9 +106,13 @@ type Sink struct {
 	mu       sync.Mutex // guards the spool's sequence and size
 	seq      uint64
 	rejected atomic.Uint64
-	wake     chan struct{}
-	stop     chan struct{}
-	done     chan struct{}
+	// downSince is when delivery started failing (Unix ns; 0: it works),
+	// lastErr why, for Health.
+	downSince atomic.Int64
+	lastErr   atomic.Value
+	wake      chan struct{}
+	stop      chan struct{}
+	done      chan struct{}
 }
 
 // Open starts a sink with a checked Config; undelivered batches of an
@@ -311,10 +324,15 @@ func (s *Sink) sender() {
 		switch {
 		case err != nil && !down:
 			down, downSince = true, time.Now()
+			s.downSince.Store(downSince.UnixNano())
 			s.log.Error("influxdb unreachable; results are spooled on disk and will be delivered", "url", s.cfg.URL, "err", err)
 		case err == nil && down:
 			down, backoff = false, time.Second
+			s.downSince.Store(0)
 			s.log.Info("influxdb reachable again; spool delivered", "url", s.cfg.URL, "outage", time.Since(downSince).Round(time.Second).String())
+		}
+		if err != nil {
+			s.lastErr.Store(err.Error())
 		}
 		wait := time.Hour
 		if err != nil {
@@ -439,6 +457,23 @@ func (s *Sink) reject(f string, why error) {
 	}
 	s.rejected.Add(1)
 	s.log.Error("influxdb refused a batch for good; moved aside, newer results keep flowing", "file", dst, "err", why)
+}
+
+// DefaultBlockedAfter is how long the spool may go undelivered before
+// Health says so.
+const DefaultBlockedAfter = 5 * time.Minute
+
+// Health says whether the spool is blocked: nothing delivered for
+// Config.BlockedAfter, results piling up on disk.
+func (s *Sink) Health() error {
+	ns := s.downSince.Load()
+	if ns == 0 || time.Since(time.Unix(0, ns)) < s.cfg.BlockedAfter {
+		return nil
+	}
+	files, _ := s.spooled()
+	err, _ := s.lastErr.Load().(string)
+	return fmt.Errorf("influxdb: nothing delivered for %v, %d batches spooled: %s",
+		time.Since(time.Unix(0, ns)).Round(time.Second), len(files), err)
 }
 
 // Rejected is the number of batches InfluxDB refused for good since Open.

@@ -391,3 +391,40 @@ func TestRefusedForGood(t *testing.T) {
 		t.Error("a network error is not a refusal")
 	}
 }
+
+// Health says so once nothing could be delivered for unhealthy_after, and
+// is fine again once InfluxDB takes the spool.
+func TestHealth(t *testing.T) {
+	srv := newServer(t)
+	spool := filepath.Join(t.TempDir(), "spool")
+	away := Config{URL: fmt.Sprintf("http://127.0.0.1:%d", freePort(t)), Bucket: "abing/autogen", CreateDatabase: true,
+		Spool: spool, BlockedAfter: 500 * time.Millisecond}
+	if err := away.Check(); err != nil {
+		t.Fatal(err)
+	}
+	s1, err := Open(away, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	s1.Write(context.Background(), result(0, t0))
+	if err := s1.Health(); err != nil {
+		t.Errorf("healthy at once: %v", err)
+	}
+	time.Sleep(time.Second)
+	if err := s1.Health(); err == nil || !strings.Contains(err.Error(), "1 batches spooled") {
+		t.Errorf("after 1 s undelivered: %v", err)
+	}
+	s1.Close(0)
+	back := away
+	back.URL = srv.url
+	s2, err := Open(back, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close(0)
+	waitSpoolEmpty(t, s2, 10*time.Second)
+	if err := s2.Health(); err != nil {
+		t.Errorf("delivered: %v", err)
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/abing-net/abing/alarms"
@@ -75,6 +76,7 @@ type Monitor struct {
 	others  alarms.Params            // of targets not configured (any more); under mu
 	forget  []string                 // targets whose alarm state to drop; under mu
 	watched map[string]bool          // targets whose first traceroute was asked for
+	health  health
 }
 
 // New returns a monitor of a completed configuration (see Config.Complete).
@@ -84,6 +86,14 @@ func New(cfg *Config, o Options) *Monitor {
 	}
 	m := &Monitor{cfg: cfg, o: o, slots: make(chan struct{}, cfg.MaxInFlight), reload: make(chan *Config),
 		locks: map[string]*sync.Mutex{}, watched: map[string]bool{}}
+	m.health.started = time.Now()
+	if o.Store != nil {
+		m.health.names = append(m.health.names, "store")
+	}
+	for _, s := range o.Sinks {
+		m.health.names = append(m.health.names, fmt.Sprintf("%T", s))
+	}
+	m.health.backlog = make([]atomic.Int64, len(m.health.names))
 	if !cfg.Alarms.Disabled {
 		m.params, m.others = m.alarmParams(cfg), alarms.Defaults().Merge(cfg.Alarms.Params)
 		m.engine = alarms.NewEngine(func(name string) alarms.Params {
@@ -197,7 +207,9 @@ func (m *Monitor) apply(cfg *Config, running map[string]*targetLoop, startLoop f
 		m.params, m.others = params, alarms.Defaults().Merge(cfg.Alarms.Params)
 		m.mu.Unlock()
 	}
+	m.mu.Lock() // Health reads them
 	m.cfg.Targets, m.cfg.Probe, m.cfg.Interval, m.cfg.Jitter = cfg.Targets, cfg.Probe, cfg.Interval, cfg.Jitter
+	m.mu.Unlock()
 	now := time.Now()
 	for _, t := range cfg.Targets {
 		if _, ok := running[t.Name]; !ok {
@@ -335,13 +347,15 @@ func (m *Monitor) sink(results <-chan []measure.Record) {
 		sinks = append(sinks, &sinkState{name: fmt.Sprintf("%T", s), sink: s})
 	}
 	for recs := range results {
-		for _, s := range sinks {
+		m.health.observe(recs)
+		for i, s := range sinks {
 			if len(s.backlog) == maxBacklog {
 				m.o.Logger.Error("sink backlog full: dropping the oldest result", "sink", s.name, "target", s.backlog[0][0].Target, "time", s.backlog[0][0].Time)
 				s.backlog = s.backlog[1:]
 			}
 			s.backlog = append(s.backlog, recs)
 			m.safely("sink "+s.name, func() { m.flush(s) })
+			m.health.backlog[i].Store(int64(len(s.backlog)))
 		}
 		if m.o.Metrics != nil {
 			m.safely("metrics", func() { m.o.Metrics.observe(recs) })

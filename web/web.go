@@ -2,6 +2,7 @@
 package web
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,12 +24,24 @@ func Registry(cs ...prometheus.Collector) *prometheus.Registry {
 	return reg
 }
 
-// Serve answers /metrics from reg and /healthz with "ok" on l, in the
-// background. Close the returned server to stop.
-func Serve(l net.Listener, reg *prometheus.Registry, log *slog.Logger) *http.Server {
+// Serve answers /metrics from reg and /healthz on l, in the background.
+// /healthz says "ok" while health (nil: always) returns nil, and 503 with
+// {"status":"unhealthy","reason":"..."} otherwise. Close the returned server
+// to stop.
+func Serve(l net.Listener, reg *prometheus.Registry, log *slog.Logger, health func() error) *http.Server {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if health != nil {
+			if err := health(); err != nil {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				json.NewEncoder(w).Encode(map[string]string{"status": "unhealthy", "reason": err.Error()})
+				return
+			}
+		}
+		fmt.Fprintln(w, "ok")
+	})
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -18,7 +19,8 @@ func TestServe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := Serve(l, Registry(g), slog.New(slog.DiscardHandler))
+	var sick error
+	hs := Serve(l, Registry(g), slog.New(slog.DiscardHandler), func() error { return sick })
 	defer hs.Close()
 	get := func(path string) (int, string) {
 		resp, err := http.Get("http://" + l.Addr().String() + path)
@@ -37,6 +39,10 @@ func TestServe(t *testing.T) {
 		if code != 200 || !strings.Contains(body, want) {
 			t.Errorf("/metrics (%d) lacks %q", code, want)
 		}
+	}
+	sick = errors.New("store: 12 results not written")
+	if code, body := get("/healthz"); code != 503 || body != `{"reason":"store: 12 results not written","status":"unhealthy"}`+"\n" {
+		t.Errorf("/healthz when unhealthy: %d %q", code, body)
 	}
 	if code, _ := get("/nothing"); code != 404 {
 		t.Errorf("/nothing: %d", code)

@@ -33,6 +33,12 @@ func monitorCommand() *cobra.Command {
 		Example: "  abing monitor --config /etc/abing/monitor.yaml\n" +
 			"  abing monitor --interval 30s lab-b.example.org lab-c.example.org:8176",
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Before anything slow (opening the store, InfluxDB, the
+			// listener): a SIGHUP that comes during start-up would
+			// otherwise kill the process. It is taken once running.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
 			var cfg *monitor.Config
 			switch {
 			case file != "" && len(args) > 0:
@@ -94,6 +100,11 @@ func monitorCommand() *cobra.Command {
 				opts.Sinks = append(opts.Sinks, sink)
 				log.Info("writing to influxdb", "url", ic.URL, "bucket", ic.Bucket, "spool", ic.Spool)
 			}
+			// The web server starts once the monitor exists (its /healthz
+			// asks the monitor), and stops when the command returns.
+			var serveWeb func(health func() error)
+			stopWeb := func() {}
+			defer func() { stopWeb() }()
 			if webAddr != "" {
 				l, err := net.Listen("tcp", webAddr)
 				if err != nil {
@@ -102,8 +113,11 @@ func monitorCommand() *cobra.Command {
 				defer l.Close()
 				reg := web.Registry()
 				opts.Metrics = monitor.NewMetrics(reg, cfg)
-				defer web.Serve(l, reg, log).Close()
-				log.Info("metrics", "url", "http://"+l.Addr().String()+"/metrics")
+				serveWeb = func(health func() error) {
+					log.Info("metrics", "url", "http://"+l.Addr().String()+"/metrics")
+					hs := web.Serve(l, reg, log, health)
+					stopWeb = func() { hs.Close() }
+				}
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -131,7 +145,10 @@ func monitorCommand() *cobra.Command {
 			}
 			log.Info("monitoring", "targets", len(cfg.Targets), "max_in_flight", cfg.MaxInFlight, "exclusive", cfg.Exclusive)
 			mon := monitor.New(cfg, opts)
-			go reloadOnHUP(ctx, mon, file, log)
+			if serveWeb != nil {
+				serveWeb(mon.Health)
+			}
+			go reloadOnHUP(ctx, hup, mon, file, log)
 			err := mon.Run(ctx)
 			log.Info("monitor stopped")
 			return err
@@ -149,12 +166,9 @@ func monitorCommand() *cobra.Command {
 	return cmd
 }
 
-// reloadOnHUP rereads the configuration file on SIGHUP. A file that does
-// not parse is logged and the running configuration kept.
-func reloadOnHUP(ctx context.Context, mon *monitor.Monitor, file string, log *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+// reloadOnHUP rereads the configuration file on each signal from hup. A
+// file that does not parse is logged and the running configuration kept.
+func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, mon *monitor.Monitor, file string, log *slog.Logger) {
 	for {
 		select {
 		case <-ctx.Done():

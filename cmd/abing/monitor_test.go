@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -152,6 +154,44 @@ func TestMonitorReload(t *testing.T) {
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	await(`msg="monitor stopped"`)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit: %v", err)
+	}
+}
+
+// A SIGHUP during start-up (right as the store is opened) does not kill
+// the monitor: the reload handler is installed before anything slow.
+func TestMonitorHUPAtStart(t *testing.T) {
+	a := reflectortest.Start(t, "udp4", "127.0.0.1:0", reflector.Config{}).String()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "monitor.yaml")
+	os.WriteFile(conf, []byte(fmt.Sprintf("interval: 1s\ntargets:\n  - {address: %q, name: a}\n", a)), 0o644)
+	cmd := exec.Command(os.Args[0], "-test.run=^$", "--", "monitor", "--config", conf, "--db", filepath.Join(dir, "m.db"), "--web.listen-address", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "ABING_TEST_MAIN=1")
+	errs, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	sc := bufio.NewScanner(errs)
+	var log []string
+	for sc.Scan() {
+		log = append(log, sc.Text())
+		if strings.Contains(sc.Text(), "storing results") {
+			cmd.Process.Signal(syscall.SIGHUP) // the web listener and the monitor are not up yet
+			break
+		}
+	}
+	stored := false
+	for !stored && sc.Scan() {
+		log = append(log, sc.Text())
+		stored = strings.Contains(sc.Text(), "msg=stored target=a ")
+	}
+	if !stored {
+		t.Fatalf("the monitor died after a SIGHUP at start:\n%s", strings.Join(log, "\n"))
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	go io.Copy(io.Discard, errs)
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("exit: %v", err)
 	}
