@@ -16,6 +16,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/abing-net/abing/alarms"
+	"github.com/abing-net/abing/auth"
+	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/influx"
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/store"
@@ -44,12 +46,19 @@ func (d *Duration) UnmarshalText(b []byte) error {
 }
 
 // Probe settings of a measurement; zero fields take the defaults of
-// `abing measure`.
+// `abing measure`, whose flags of the same names they mirror.
 type Probe struct {
-	Pairs    int      `yaml:"pairs"`
-	TrainLen int      `yaml:"train_len"`
-	Size     int      `yaml:"size"`
-	Timeout  Duration `yaml:"timeout"`
+	Pairs      int      `yaml:"pairs"`
+	TrainLen   int      `yaml:"train_len"`
+	Size       int      `yaml:"size"`
+	Timeout    Duration `yaml:"timeout"`
+	Method     string   `yaml:"method"`     // probe-gap or abwe
+	Timestamps string   `yaml:"timestamps"` // auto, hardware, software or user
+	Interface  string   `yaml:"interface"`  // NIC for hardware timestamps
+	// KeyFile and KeyName sign the probes for a reflector run with
+	// --keys: the keys file (mode 600) and, when it holds several, which.
+	KeyFile string `yaml:"key_file"`
+	KeyName string `yaml:"key_name"`
 }
 
 // Target is one path to watch.
@@ -63,6 +72,7 @@ type Target struct {
 	// configuration's.
 	Alarms alarms.Params `yaml:"alarms"`
 	line   int
+	key    *auth.Key // loaded by Complete from the probe's key_file
 }
 
 // Store configures the embedded database.
@@ -262,6 +272,11 @@ func (c *Config) Complete() error {
 		if t.Interval < Duration(time.Second) {
 			return fmt.Errorf("%sinterval %v: want at least 1s", at(t.line), time.Duration(t.Interval))
 		}
+		if err := t.loadKey(c.Probe); err != nil && t.Probe.KeyFile == "" && t.Probe.KeyName == "" {
+			return fmt.Errorf("%sprobe: %v", key("probe"), err)
+		} else if err != nil {
+			return fmt.Errorf("%s%v", at(t.line), err)
+		}
 		if _, err := t.measureConfig(c.Probe); err != nil && t.Probe == (Probe{}) {
 			return fmt.Errorf("%sprobe: %v", key("probe"), err)
 		} else if err != nil {
@@ -281,6 +296,35 @@ func (c *Config) Complete() error {
 			}
 		}
 	}
+	return nil
+}
+
+// loadKey reads the key the target's probes are signed with, if its probe
+// settings (laid over def) name a keys file: the file must be readable by
+// its owner only, as for `abing measure --key-file`.
+func (t *Target) loadKey(def Probe) error {
+	file, name := def.KeyFile, def.KeyName
+	if t.Probe.KeyFile != "" {
+		file, name = t.Probe.KeyFile, t.Probe.KeyName
+	} else if t.Probe.KeyName != "" {
+		name = t.Probe.KeyName
+	}
+	t.key = nil
+	if file == "" {
+		if name != "" {
+			return fmt.Errorf("key_name %q needs key_file", name)
+		}
+		return nil
+	}
+	keys, err := auth.LoadKeys(file)
+	if err != nil {
+		return fmt.Errorf("key_file: %w", err)
+	}
+	k, err := auth.Pick(keys, name)
+	if err != nil {
+		return fmt.Errorf("key_file %s: %w (key_name)", file, err)
+	}
+	t.key = &k
 	return nil
 }
 
@@ -322,7 +366,21 @@ func checkAddress(a string) error {
 func (t *Target) measureConfig(def Probe) (measure.Config, error) {
 	m := measure.Defaults()
 	m.Target = t.Address
+	m.Key = t.key
 	for _, p := range []Probe{def, t.Probe} {
+		if p.Method != "" {
+			m.Method = p.Method
+		}
+		if p.Timestamps != "" {
+			mode, err := dispersion.ParseMode(p.Timestamps)
+			if err != nil {
+				return m, err
+			}
+			m.Timestamps = mode
+		}
+		if p.Interface != "" {
+			m.Interface = p.Interface
+		}
 		if p.Pairs != 0 {
 			m.Trains = p.Pairs
 		}

@@ -1,9 +1,14 @@
 package monitor
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/abing-net/abing/dispersion"
 )
 
 const good = `
@@ -120,6 +125,43 @@ targets:
 	} {
 		if _, err := ParseConfig([]byte(tc.yaml), "m.yaml"); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}
+
+// Probe settings that `abing measure` has as flags: keys for keyed
+// reflectors, method, timestamps, interface; each checked when the file is
+// read, with its line.
+func TestProbeKeysAndMethod(t *testing.T) {
+	dir := t.TempDir()
+	keys, open := filepath.Join(dir, "keys"), filepath.Join(dir, "open")
+	os.WriteFile(keys, []byte("a 00112233445566778899aabbccddeeff\nb 00112233445566778899aabbccddeeff\n"), 0o600)
+	os.WriteFile(open, []byte("a 00112233445566778899aabbccddeeff\n"), 0o644)
+	cfg, err := ParseConfig([]byte(fmt.Sprintf(`probe: {key_file: %q, key_name: a, method: abwe}
+targets:
+  - address: x
+  - address: y
+    probe: {key_name: b, timestamps: software, interface: eth1}
+`, keys)), "m.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mx, _ := cfg.Targets[0].measureConfig(cfg.Probe)
+	my, _ := cfg.Targets[1].measureConfig(cfg.Probe)
+	if mx.Key == nil || mx.Key.Name != "a" || mx.Method != "abwe" || my.Key == nil || my.Key.Name != "b" ||
+		my.Timestamps != dispersion.ModeSoftware || my.Interface != "eth1" || my.Method != "abwe" {
+		t.Errorf("x: %+v\ny: %+v", mx, my)
+	}
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"name without file", "targets:\n  - address: a\n    probe: {key_name: a}\n", `m.yaml:2: key_name "a" needs key_file`},
+		{"readable keys file", fmt.Sprintf("probe: {key_file: %q}\ntargets: [{address: a}]\n", open), "m.yaml:1: probe: key_file: keys file " + open + ": mode 0644"},
+		{"which key", fmt.Sprintf("targets:\n  - address: a\n    probe: {key_file: %q}\n", keys), "m.yaml:2: key_file " + keys + ": 2 keys (a, b)"},
+		{"no such key", fmt.Sprintf("targets:\n  - address: a\n    probe: {key_file: %q, key_name: c}\n", keys), `no key named "c"`},
+		{"method", "targets:\n  - address: a\n    probe: {method: guess}\n", `m.yaml:2: method "guess"`},
+		{"timestamps", "targets:\n  - address: a\n    probe: {timestamps: gps}\n", "m.yaml:2: "},
+	} {
+		if _, err := ParseConfig([]byte(tc.yaml), "m.yaml"); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
 	}
 }

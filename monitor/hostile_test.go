@@ -2,14 +2,18 @@ package monitor
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/reflector/reflectortest"
@@ -85,5 +89,48 @@ func TestMonitorHostileReflector(t *testing.T) {
 	}
 	if len(panics) != 1 || panics["results"] != 1 {
 		t.Errorf("abing_panics_total %v, want results=1", panics)
+	}
+}
+
+// A monitor target with key_file measures a reflector run with keys; one
+// without is refused by it, and its records say why.
+func TestMonitorKeyedTarget(t *testing.T) {
+	key := auth.Key{Name: "site-a", Secret: []byte("0123456789abcdef")}
+	r := reflectortest.Start(t, "udp4", "127.0.0.1:0", reflector.Config{Keys: []auth.Key{key}})
+	keys := filepath.Join(t.TempDir(), "keys")
+	os.WriteFile(keys, []byte("site-a "+hex.EncodeToString(key.Secret)+"\n"), 0o600)
+	cfg, err := ParseConfig([]byte(fmt.Sprintf(`interval: 1s
+probe: {timeout: 300ms}
+targets:
+  - {address: %q, name: signed, probe: {key_file: %q}}
+  - {address: %q, name: unsigned}
+`, r, keys, r)), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	got := map[string][]measure.Record{}
+	m := New(cfg, Options{Results: func(recs []measure.Record) {
+		mu.Lock()
+		defer mu.Unlock()
+		got[recs[0].Name] = append(got[recs[0].Name], recs...)
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+	defer cancel()
+	m.Run(ctx)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got["signed"]) == 0 || len(got["unsigned"]) == 0 {
+		t.Fatalf("records: %v", got)
+	}
+	for _, r := range got["signed"] {
+		if r.PairsReceived == 0 || r.Unauthenticated != 0 {
+			t.Errorf("signed target: %+v", r)
+		}
+	}
+	for _, r := range got["unsigned"] {
+		if r.PairsReceived != 0 || !strings.Contains(r.Error, "--key-file") {
+			t.Errorf("unsigned target: %d pairs, error %q", r.PairsReceived, r.Error)
+		}
 	}
 }

@@ -14,6 +14,7 @@
 package monitor
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -228,7 +229,9 @@ func sameTarget(a, b Target, probeA, probeB Probe) bool {
 	ma, _ := a.measureConfig(probeA)
 	mb, _ := b.measureConfig(probeB)
 	if a.Address != b.Address || a.Interval != b.Interval || len(a.Labels) != len(b.Labels) ||
-		ma.Trains != mb.Trains || ma.TrainLen != mb.TrainLen || ma.Size != mb.Size || ma.Timeout != mb.Timeout {
+		ma.Trains != mb.Trains || ma.TrainLen != mb.TrainLen || ma.Size != mb.Size || ma.Timeout != mb.Timeout ||
+		ma.Method != mb.Method || ma.Timestamps != mb.Timestamps || ma.Interface != mb.Interface ||
+		(ma.Key == nil) != (mb.Key == nil) || (ma.Key != nil && (ma.Key.Name != mb.Key.Name || !bytes.Equal(ma.Key.Secret, mb.Key.Secret))) {
 		return false
 	}
 	for k, v := range a.Labels {
