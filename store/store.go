@@ -1,7 +1,8 @@
 // Package store keeps measurement records in an embedded SQLite database
 // (modernc.org/sqlite: pure Go, no cgo, and a file the sqlite3 shell opens).
 //
-// Each record is one row: indexed columns for time, target and direction,
+// Each record is one row: indexed columns for time, target (address), name
+// and direction,
 // and the record itself as JSON, in the names of `abing measure --output
 // json`. Alarms have a table of their own: one row an episode, written when
 // raised and rewritten when cleared (or when its traceroute arrives). The database runs in WAL mode with synchronous=FULL, so a write
@@ -35,24 +36,55 @@ const schema = `
 CREATE TABLE IF NOT EXISTS results (
 	id        INTEGER PRIMARY KEY,
 	time_ns   INTEGER NOT NULL,
-	target    TEXT NOT NULL,
+	target    TEXT NOT NULL,             -- the address, as configured
 	direction TEXT NOT NULL,
-	record    TEXT NOT NULL
+	record    TEXT NOT NULL,
+	name      TEXT NOT NULL DEFAULT ''   -- the target's name (its address when it has none)
 );
 CREATE INDEX IF NOT EXISTS results_target_time ON results (target, time_ns);
 CREATE INDEX IF NOT EXISTS results_time ON results (time_ns);
 CREATE TABLE IF NOT EXISTS alarms (
 	id        INTEGER PRIMARY KEY,
 	kind      TEXT NOT NULL,
-	target    TEXT NOT NULL,
+	target    TEXT NOT NULL,             -- the target's name
 	direction TEXT NOT NULL,
 	start_ns  INTEGER NOT NULL,
 	end_ns    INTEGER,
 	alarm     TEXT NOT NULL,
+	address   TEXT NOT NULL DEFAULT '',  -- the target's address
 	UNIQUE (kind, target, direction, start_ns)
 );
 CREATE INDEX IF NOT EXISTS alarms_start ON alarms (start_ns);
 `
+
+// migrations add the columns later versions need to a database made by an
+// earlier one, and fill them from the JSON each row already holds.
+var migrations = []struct{ table, column, add, fill string }{
+	{"results", "name", `ALTER TABLE results ADD COLUMN name TEXT NOT NULL DEFAULT ''`,
+		`UPDATE results SET name = COALESCE(NULLIF(json_extract(record, '$.name'), ''), target)`},
+	{"alarms", "address", `ALTER TABLE alarms ADD COLUMN address TEXT NOT NULL DEFAULT ''`,
+		`UPDATE alarms SET address = COALESCE(json_extract(alarm, '$.address'), '')`},
+}
+
+func migrate(db *sql.DB) error {
+	for _, m := range migrations {
+		var n int
+		if err := db.QueryRow(`SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, m.table, m.column).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			continue
+		}
+		if _, err := db.Exec(m.add); err != nil {
+			return err
+		}
+		if _, err := db.Exec(m.fill); err != nil {
+			return err
+		}
+	}
+	_, err := db.Exec(`CREATE INDEX IF NOT EXISTS results_name_time ON results (name, time_ns)`)
+	return err
+}
 
 // DefaultPath is where the monitor keeps its database unless told: under
 // $XDG_STATE_HOME (or ~/.local/state), or /var/lib/abing for root.
@@ -84,6 +116,10 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
+	if err := migrate(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store %s: migrating: %w", path, err)
+	}
 	var ok string
 	if err := db.QueryRow("PRAGMA quick_check").Scan(&ok); err != nil || ok != "ok" {
 		db.Close()
@@ -112,8 +148,8 @@ func (s *Store) Write(ctx context.Context, recs []measure.Record) error {
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO results (time_ns, target, direction, record) VALUES (?, ?, ?, ?)",
-			t.UnixNano(), r.Target, r.Direction, string(js)); err != nil {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO results (time_ns, target, name, direction, record) VALUES (?, ?, ?, ?, ?)",
+			t.UnixNano(), r.Target, alarms.Name(r), r.Direction, string(js)); err != nil {
 			return fmt.Errorf("store %s: %w", s.path, err)
 		}
 	}
@@ -125,7 +161,7 @@ func (s *Store) Write(ctx context.Context, recs []measure.Record) error {
 
 // Filter selects records: Target "" means all; zero Since means all time.
 type Filter struct {
-	Target string
+	Target string // a target's name or address (either finds it)
 	Since  time.Time
 }
 
@@ -134,8 +170,8 @@ type Filter struct {
 func (s *Store) Query(ctx context.Context, f Filter, fn func(*measure.Record) error) error {
 	q, args := "SELECT record FROM results WHERE time_ns >= ?", []any{f.sinceNs()}
 	if f.Target != "" {
-		q += " AND target = ?"
-		args = append(args, f.Target)
+		q += " AND (name = ? OR target = ?)"
+		args = append(args, f.Target, f.Target)
 	}
 	return each(ctx, s, "row", q+" ORDER BY time_ns, id", args, fn)
 }
@@ -198,23 +234,24 @@ func (s *Store) WriteAlarm(ctx context.Context, a *alarms.Alarm) error {
 		e := a.End.UnixNano()
 		end = &e
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO alarms (kind, target, direction, start_ns, end_ns, alarm) VALUES (?, ?, ?, ?, ?, ?)
+	_, err = s.db.ExecContext(ctx, `INSERT INTO alarms (kind, target, address, direction, start_ns, end_ns, alarm) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (kind, target, direction, start_ns) DO UPDATE SET end_ns = excluded.end_ns, alarm = excluded.alarm`,
-		string(a.Kind), a.Target, a.Direction, a.Start.UnixNano(), end, string(js))
+		string(a.Kind), a.Target, a.Address, a.Direction, a.Start.UnixNano(), end, string(js))
 	if err != nil {
 		return fmt.Errorf("store %s: alarm: %w", s.path, err)
 	}
 	return nil
 }
 
-// Alarms returns, oldest first, the alarms of f.Target (all if empty) that
+// Alarms returns, oldest first, the alarms of f.Target (all if empty; its
+// name or its address) that
 // were active at some time since f.Since: those still active, and those
 // that ended after it.
 func (s *Store) Alarms(ctx context.Context, f Filter, fn func(*alarms.Alarm) error) error {
 	q, args := "SELECT alarm FROM alarms WHERE (end_ns IS NULL OR end_ns >= ?)", []any{f.sinceNs()}
 	if f.Target != "" {
-		q += " AND target = ?"
-		args = append(args, f.Target)
+		q += " AND (target = ? OR address = ?)"
+		args = append(args, f.Target, f.Target)
 	}
 	return each(ctx, s, "alarm", q+" ORDER BY start_ns, id", args, fn)
 }

@@ -3,6 +3,8 @@ package store
 import (
 	"bufio"
 	"context"
+	"database/sql"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -193,5 +195,63 @@ func TestAlarms(t *testing.T) {
 	}
 	if got := get(Filter{}); len(got) != 1 || got[0].Target != "far" {
 		t.Errorf("after prune: %+v", got)
+	}
+}
+
+// One identity per target: its results and its alarms are found by its
+// name and by its address alike; and a database made before the name and
+// address columns existed is brought up to date, its rows found by name.
+func TestOneIdentity(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	// The schema as it was, with a row of a named target.
+	old, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	r0 := rec("198.18.2.2:8176", "forward", t0, 90)
+	r0.Name = "lab-b"
+	js, _ := json.Marshal(r0)
+	for _, q := range []string{
+		`CREATE TABLE results (id INTEGER PRIMARY KEY, time_ns INTEGER NOT NULL, target TEXT NOT NULL, direction TEXT NOT NULL, record TEXT NOT NULL)`,
+		`CREATE TABLE alarms (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, target TEXT NOT NULL, direction TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER, alarm TEXT NOT NULL, UNIQUE (kind, target, direction, start_ns))`,
+	} {
+		if _, err := old.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := old.Exec(`INSERT INTO results (time_ns, target, direction, record) VALUES (?, ?, ?, ?)`,
+		t0.UnixNano(), r0.Target, r0.Direction, string(js)); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r1 := rec("198.18.2.2:8176", "forward", t0.Add(time.Minute), 91)
+	r1.Name = "lab-b"
+	unnamed := rec("198.18.3.3:8176", "forward", t0.Add(time.Minute), 50)
+	if err := s.Write(context.Background(), []measure.Record{r1, unnamed}); err != nil {
+		t.Fatal(err)
+	}
+	a := alarms.Alarm{Kind: alarms.Capacity, Target: "lab-b", Address: "198.18.2.2:8176", Direction: "forward", Start: t0}
+	if err := s.WriteAlarm(context.Background(), &a); err != nil {
+		t.Fatal(err)
+	}
+	for _, by := range []string{"lab-b", "198.18.2.2:8176"} {
+		if n := len(all(t, s, Filter{Target: by})); n != 2 {
+			t.Errorf("results of %q: %d, want 2 (one from before the migration)", by, n)
+		}
+		n := 0
+		s.Alarms(context.Background(), Filter{Target: by}, func(*alarms.Alarm) error { n++; return nil })
+		if n != 1 {
+			t.Errorf("alarms of %q: %d, want 1", by, n)
+		}
+	}
+	if n := len(all(t, s, Filter{Target: "198.18.3.3:8176"})); n != 1 {
+		t.Errorf("an unnamed target by its address: %d results", n)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/store"
 )
@@ -82,7 +83,7 @@ func printHistory(cmd *cobra.Command, s *store.Store, f store.Filter, output str
 				rtt = fmt.Sprintf("%.2f", r.RTT.Avg)
 			}
 			_, err := fmt.Fprintf(w, "%-30s %-24s %-8s DBC %6s  XTR %6s  ABW %6s  RTT %6s ms  loss %4.1f%%  %s\n",
-				r.Time, r.Target, r.Direction, num(r.DBC), num(r.XTR), num(r.ABW), rtt, 100*r.Loss, r.Error)
+				r.Time, alarms.Name(r), r.Direction, num(r.DBC), num(r.XTR), num(r.ABW), rtt, 100*r.Loss, r.Error)
 			return err
 		}
 	}
