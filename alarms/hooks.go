@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/abing-net/abing/redact"
 )
 
 // Hook is told of every alarm raised and cleared.
@@ -99,8 +101,8 @@ type Webhook struct {
 	Backoff  time.Duration
 }
 
-// Name is the URL.
-func (w *Webhook) Name() string { return "webhook " + w.URL }
+// Name is the URL, redacted: a webhook's path often is its secret.
+func (w *Webhook) Name() string { return "webhook " + redact.URL(w.URL) }
 
 // Fire posts the alarm, retrying as documented.
 func (w *Webhook) Fire(ctx context.Context, a *Alarm) error {
@@ -132,7 +134,7 @@ func (w *Webhook) Fire(ctx context.Context, a *Alarm) error {
 		if err == nil {
 			return nil
 		}
-		last = err
+		last = redact.Error(err, w.URL) // errors of net/http quote the URL
 		if !retry {
 			break
 		}

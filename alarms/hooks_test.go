@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -211,3 +212,42 @@ func TestHost(t *testing.T) {
 		}
 	}
 }
+
+// A webhook's URL often is its secret (Slack and others put the token in
+// the path): no log line of a failing webhook shows it.
+func TestWebhookSecretNotLogged(t *testing.T) {
+	// A receiver that fails, and a port nothing listens on.
+	fail := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "no", 500) }))
+	defer fail.Close()
+	var log strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return log.Write(p)
+	}), nil))
+	hooks := []Hook{
+		&Webhook{URL: fail.URL + "/services/T0/B0/SECRETPATH?token=SECRETQUERY", Attempts: 2, Backoff: time.Millisecond},
+		&Webhook{URL: "http://user:SECRETPW@127.0.0.1:1/hook/SECRETPATH", Attempts: 2, Backoff: time.Millisecond},
+	}
+	d := NewDispatcher(DispatcherOptions{Hooks: hooks, Logger: logger})
+	d.Send(sample())
+	if err := d.Close(10 * time.Second); err != nil {
+		t.Log(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	out := log.String()
+	if !strings.Contains(out, "127.0.0.1") {
+		t.Fatalf("no failure logged:\n%s", out)
+	}
+	for _, secret := range []string{"SECRETPATH", "SECRETQUERY", "SECRETPW"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("log shows %s:\n%s", secret, out)
+		}
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -47,6 +47,7 @@ import (
 
 	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/redact"
 )
 
 // Config says where points go.
@@ -320,16 +321,18 @@ func (s *Sink) sender() {
 	down := false
 	var downSince time.Time
 	for {
-		err := s.deliver()
+		// Errors quote the URL, which may hold user:password; the token
+		// is never meant to appear, but is taken out if it does.
+		err := redact.Error(s.deliver(), s.cfg.URL, s.cfg.Token)
 		switch {
 		case err != nil && !down:
 			down, downSince = true, time.Now()
 			s.downSince.Store(downSince.UnixNano())
-			s.log.Error("influxdb unreachable; results are spooled on disk and will be delivered", "url", s.cfg.URL, "err", err)
+			s.log.Error("influxdb unreachable; results are spooled on disk and will be delivered", "url", redact.URL(s.cfg.URL), "err", err)
 		case err == nil && down:
 			down, backoff = false, time.Second
 			s.downSince.Store(0)
-			s.log.Info("influxdb reachable again; spool delivered", "url", s.cfg.URL, "outage", time.Since(downSince).Round(time.Second).String())
+			s.log.Info("influxdb reachable again; spool delivered", "url", redact.URL(s.cfg.URL), "outage", time.Since(downSince).Round(time.Second).String())
 		}
 		if err != nil {
 			s.lastErr.Store(err.Error())
@@ -456,7 +459,7 @@ func (s *Sink) reject(f string, why error) {
 		dst = "(removed: " + err.Error() + ")"
 	}
 	s.rejected.Add(1)
-	s.log.Error("influxdb refused a batch for good; moved aside, newer results keep flowing", "file", dst, "err", why)
+	s.log.Error("influxdb refused a batch for good; moved aside, newer results keep flowing", "file", dst, "err", redact.Error(why, s.cfg.URL, s.cfg.Token))
 }
 
 // DefaultBlockedAfter is how long the spool may go undelivered before

@@ -428,3 +428,34 @@ func TestHealth(t *testing.T) {
 		t.Errorf("delivered: %v", err)
 	}
 }
+
+// An InfluxDB URL with user:password, unreachable: the outage is logged,
+// the password is not.
+func TestCredentialsNotLogged(t *testing.T) {
+	var log syncBuffer
+	cfg := Config{URL: fmt.Sprintf("http://admin:SECRETPW@127.0.0.1:%d", freePort(t)), Token: "SECRETTOKEN",
+		Bucket: "abing/autogen", Spool: filepath.Join(t.TempDir(), "spool"), BlockedAfter: time.Millisecond}
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(cfg, slog.New(slog.NewTextHandler(&log, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Write(context.Background(), result(0, time.Now()))
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(log.String(), "unreachable") && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(10 * time.Millisecond)
+	health := s.Health()
+	s.Close(0)
+	out := log.String() + fmt.Sprint(health)
+	if !strings.Contains(out, "influxdb unreachable") || health == nil {
+		t.Fatalf("no outage logged, health %v:\n%s", health, out)
+	}
+	for _, secret := range []string{"SECRETPW", "SECRETTOKEN"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("%s in the log or health:\n%s", secret, out)
+		}
+	}
+}

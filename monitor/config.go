@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -143,6 +144,47 @@ const (
 	DefaultInFlight  = 4
 	DefaultRetention = 30 * 24 * time.Hour
 )
+
+// LoadConfig reads and parses the monitor.yaml at path. A file that holds
+// a secret (Secrets) must be readable by its owner only, like a keys file.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := ParseConfig(b, path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if secrets := cfg.Secrets(); len(secrets) > 0 && st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s holds a secret (%s) and mode %04o lets group or others read it; run chmod 600 %s",
+			path, strings.Join(secrets, ", "), st.Mode().Perm(), path)
+	}
+	return cfg, nil
+}
+
+// Secrets names what in the configuration is a credential: an InfluxDB
+// token, a user and password in a URL, a webhook URL that carries one in
+// its query.
+func (c *Config) Secrets() []string {
+	var out []string
+	if ic := c.InfluxDB; ic != nil {
+		if ic.Token != "" {
+			out = append(out, "influxdb token")
+		}
+		if u, err := url.Parse(ic.URL); err == nil && u.User != nil {
+			out = append(out, "influxdb url with a password")
+		}
+	}
+	if u, err := url.Parse(c.Alarms.Webhook); c.Alarms.Webhook != "" && err == nil && (u.User != nil || u.RawQuery != "") {
+		out = append(out, "alarms webhook with a credential")
+	}
+	return out
+}
 
 // ParseConfig reads a monitor.yaml. Errors name the file and line: unknown
 // keys, wrong types, bad addresses, bad numbers. name is used in messages.

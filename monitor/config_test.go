@@ -165,3 +165,28 @@ targets:
 		}
 	}
 }
+
+// A configuration that holds a secret must be readable by its owner only;
+// one without needs no such care.
+func TestLoadConfigSecrets(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, yaml string
+		mode       os.FileMode
+		want       string // error substring, "" for none
+	}{
+		{"token, 0644", "influxdb: {url: \"http://127.0.0.1:8086\", bucket: a, token: t0k3n}\ntargets: [{address: a}]\n", 0o644, "holds a secret (influxdb token) and mode 0644"},
+		{"token, 0600", "influxdb: {url: \"http://127.0.0.1:8086\", bucket: a, token: t0k3n}\ntargets: [{address: a}]\n", 0o600, ""},
+		{"password in url, 0640", "influxdb: {url: \"http://u:p@127.0.0.1:8086\", bucket: a}\ntargets: [{address: a}]\n", 0o640, "influxdb url with a password"},
+		{"webhook token, 0644", "alarms: {webhook: \"https://example.org/hook?token=x\"}\ntargets: [{address: a}]\n", 0o644, "alarms webhook"},
+		{"no secret, 0644", "targets: [{address: a}]\n", 0o644, ""},
+	} {
+		path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".yaml")
+		os.WriteFile(path, []byte(tc.yaml), tc.mode)
+		os.Chmod(path, tc.mode)
+		_, err := LoadConfig(path)
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}

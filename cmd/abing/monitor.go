@@ -16,6 +16,7 @@ import (
 	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/influx"
 	"github.com/abing-net/abing/monitor"
+	"github.com/abing-net/abing/redact"
 	"github.com/abing-net/abing/store"
 	"github.com/abing-net/abing/web"
 )
@@ -44,11 +45,8 @@ func monitorCommand() *cobra.Command {
 			case file != "" && len(args) > 0:
 				return errors.New("give --config or targets, not both")
 			case file != "":
-				b, err := os.ReadFile(file)
-				if err != nil {
-					return err
-				}
-				if cfg, err = monitor.ParseConfig(b, file); err != nil {
+				var err error
+				if cfg, err = monitor.LoadConfig(file); err != nil {
 					return err
 				}
 			case len(args) > 0:
@@ -98,7 +96,7 @@ func monitorCommand() *cobra.Command {
 				// At exit, try for a while to deliver what is spooled.
 				defer sink.Close(10 * time.Second)
 				opts.Sinks = append(opts.Sinks, sink)
-				log.Info("writing to influxdb", "url", ic.URL, "bucket", ic.Bucket, "spool", ic.Spool)
+				log.Info("writing to influxdb", "url", redact.URL(ic.URL), "bucket", ic.Bucket, "spool", ic.Spool)
 			}
 			// The web server starts once the monitor exists (its /healthz
 			// asks the monitor), and stops when the command returns.
@@ -179,11 +177,7 @@ func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, mon *monitor.Monitor
 			log.Warn("SIGHUP: no --config file to reload; targets came from the command line")
 			continue
 		}
-		b, err := os.ReadFile(file)
-		var cfg *monitor.Config
-		if err == nil {
-			cfg, err = monitor.ParseConfig(b, file)
-		}
+		cfg, err := monitor.LoadConfig(file)
 		if err != nil {
 			log.Error("SIGHUP: configuration not reloaded; the running one is kept", "err", err)
 			continue
