@@ -240,7 +240,8 @@ func fingerprint(labels map[string]string) string {
 	return fmt.Sprintf("%016x", h.Sum64())
 }
 
-// Tracer runs a traceroute to a host.
+// Tracer runs a traceroute to a host. Trace may be called from two
+// goroutines at once (a target's first traceroute and an alarm's).
 type Tracer interface {
 	Trace(ctx context.Context, host string) *Trace
 }
@@ -265,19 +266,27 @@ type DispatcherOptions struct {
 type Dispatcher struct {
 	o      DispatcherOptions
 	in     chan job
+	watch  chan job // baseline traceroutes to take, on a worker of their own
 	queues []chan Alarm
 	traces map[string]*traces // per target; owned by the enrich goroutine
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	mu     sync.Mutex
-	closed bool
+	baseWG sync.WaitGroup // the baselines worker
+	// baseCtx ends the baselines' traceroutes as Close begins.
+	baseCtx     context.Context
+	baseCancel  context.CancelFunc
+	mu          sync.Mutex
+	closed      bool
+	watchClosed bool
 }
 
-// job is an alarm, or a request for a target's first traceroute.
+// job is an alarm, or a target's first traceroute (asked for: host; taken:
+// trace).
 type job struct {
 	alarm        *Alarm
 	target, host string
+	trace        *Trace
 }
 
 // NewDispatcher starts the goroutines; Close stops them.
@@ -289,7 +298,8 @@ func NewDispatcher(o DispatcherOptions) *Dispatcher {
 		o.Queue = 1024
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &Dispatcher{o: o, in: make(chan job, o.Queue), traces: map[string]*traces{}, ctx: ctx, cancel: cancel}
+	d := &Dispatcher{o: o, in: make(chan job, o.Queue), watch: make(chan job, o.Queue), traces: map[string]*traces{}, ctx: ctx, cancel: cancel}
+	d.baseCtx, d.baseCancel = context.WithCancel(ctx)
 	for _, h := range o.Hooks {
 		q := make(chan Alarm, o.Queue)
 		d.queues = append(d.queues, q)
@@ -298,7 +308,25 @@ func NewDispatcher(o DispatcherOptions) *Dispatcher {
 	}
 	d.wg.Add(1)
 	go d.enrich()
+	if o.Tracer != nil {
+		d.baseWG.Add(1)
+		go d.baselines()
+	}
 	return d
+}
+
+// baselines takes the first traceroute of each watched target, one at a
+// time, apart from the alarms: a hundred targets starting together must not
+// hold the first alarm back behind a hundred traceroutes.
+func (d *Dispatcher) baselines() {
+	defer d.baseWG.Done()
+	for j := range d.watch {
+		if d.baseCtx.Err() != nil {
+			continue // closing: drain
+		}
+		j.trace = d.o.Tracer.Trace(d.baseCtx, j.host)
+		d.put(j)
+	}
 }
 
 // Send queues an alarm for the hooks and returns at once.
@@ -307,8 +335,18 @@ func (d *Dispatcher) Send(a Alarm) { d.put(job{alarm: &a}) }
 // Watch asks for a first traceroute of a target, the "before" of its first
 // path or capacity alarm. Without a Tracer it does nothing.
 func (d *Dispatcher) Watch(target, host string) {
-	if d.o.Tracer != nil {
-		d.put(job{target: target, host: host})
+	if d.o.Tracer == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed || d.watchClosed {
+		return
+	}
+	select {
+	case d.watch <- job{target: target, host: host}:
+	default:
+		d.o.Logger.Warn("alarm hooks: too many first traceroutes waiting; this target's is skipped", "target", target)
 	}
 }
 
@@ -333,9 +371,9 @@ func (d *Dispatcher) enrich() {
 		}
 	}()
 	for j := range d.in {
-		if j.alarm == nil {
+		if j.alarm == nil { // a first traceroute, taken by baselines
 			if _, ok := d.traces[j.target]; !ok {
-				d.traces[j.target] = &traces{after: d.o.Tracer.Trace(d.ctx, j.host)} // old enough to be traced anew
+				d.traces[j.target] = &traces{after: j.trace} // old enough to be traced anew
 			}
 			continue
 		}
@@ -400,6 +438,16 @@ func (d *Dispatcher) fire(h Hook, q <-chan Alarm) {
 // Close stops taking alarms, gives the queued ones up to grace to be
 // delivered, then cancels what is still running (retries included).
 func (d *Dispatcher) Close(grace time.Duration) error {
+	// First traceroutes still to take are not worth waiting for.
+	d.mu.Lock()
+	closing := !d.closed && !d.watchClosed
+	if closing {
+		d.watchClosed = true
+		close(d.watch)
+	}
+	d.mu.Unlock()
+	d.baseCancel()
+	d.baseWG.Wait()
 	d.mu.Lock()
 	if !d.closed {
 		d.closed = true

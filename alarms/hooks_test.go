@@ -3,6 +3,7 @@ package alarms
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -122,6 +123,12 @@ type blockingHook struct {
 }
 
 func (h *blockingHook) Name() string { return "blocking" }
+
+func (h *blockingHook) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.got)
+}
 func (h *blockingHook) Fire(ctx context.Context, a *Alarm) error {
 	select {
 	case <-h.release:
@@ -169,11 +176,22 @@ func TestDispatcher(t *testing.T) {
 }
 
 // fakeTracer returns a numbered hop list each time.
-type fakeTracer struct{ n int }
+type fakeTracer struct {
+	mu sync.Mutex
+	n  int
+}
 
 func (f *fakeTracer) Trace(_ context.Context, host string) *Trace {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.n++
 	return &Trace{Target: host, Hops: make([]Hop, f.n)}
+}
+
+func (f *fakeTracer) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
 }
 
 // Path and capacity alarms carry the hop list before and after; the first
@@ -185,6 +203,12 @@ func TestDispatcherRoute(t *testing.T) {
 	tr := &fakeTracer{}
 	d := NewDispatcher(DispatcherOptions{Hooks: []Hook{got}, Tracer: tr, Traced: func(a Alarm) { traced = append(traced, a) }})
 	d.Watch("lab", "198.18.2.2")
+	// The first traceroute is taken on a worker of its own; the alarms
+	// below are to find it, so wait until it was handed over.
+	for tr.count() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
 	a := sample()
 	a.Kind = Path
 	d.Send(a) // forward
@@ -195,13 +219,49 @@ func TestDispatcherRoute(t *testing.T) {
 	if err := d.Close(time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if len(got.got) != 3 || len(traced) != 2 || tr.n != 2 || got.got[2].Route != nil {
-		t.Fatalf("hooks got %+v, traced %d, %d traceroutes", got.got, len(traced), tr.n)
+	if len(got.got) != 3 || len(traced) != 2 || tr.count() != 2 || got.got[2].Route != nil {
+		t.Fatalf("hooks got %+v, traced %d, %d traceroutes", got.got, len(traced), tr.count())
 	}
 	for _, a := range got.got[:2] {
 		if a.Route == nil || len(a.Route.Before.Hops) != 1 || len(a.Route.After.Hops) != 2 {
 			t.Errorf("%s: route %+v", a.Direction, a.Route)
 		}
+	}
+}
+
+// slowTracer takes a while for each traceroute, unless cancelled.
+type slowTracer struct{}
+
+func (slowTracer) Trace(ctx context.Context, host string) *Trace {
+	select {
+	case <-ctx.Done():
+	case <-time.After(3 * time.Second):
+	}
+	return &Trace{Target: host}
+}
+
+// First traceroutes of many targets never stand in front of an alarm:
+// they run on a worker of their own, and Close does not wait for them.
+func TestBaselinesApart(t *testing.T) {
+	got := &blockingHook{release: make(chan struct{})}
+	close(got.release)
+	d := NewDispatcher(DispatcherOptions{Hooks: []Hook{got}, Tracer: slowTracer{}})
+	for i := range 5 {
+		d.Watch(fmt.Sprintf("t%d", i), "198.18.2.2")
+	}
+	a := sample()
+	a.Kind = Latency // no traceroute of its own
+	start := time.Now()
+	d.Send(a)
+	for got.count() == 0 && time.Since(start) < 2*time.Second {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if took := time.Since(start); got.count() != 1 || took > time.Second {
+		t.Errorf("alarm reached its hook after %v (%d alarms), behind first traceroutes", took, got.count())
+	}
+	start = time.Now()
+	if err := d.Close(5 * time.Second); err != nil || time.Since(start) > time.Second {
+		t.Errorf("Close took %v: %v", time.Since(start), err)
 	}
 }
 

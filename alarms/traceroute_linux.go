@@ -123,6 +123,8 @@ func (tr *Traceroute) trace(ctx context.Context, host string, t *Trace) error {
 		deadline = d
 	}
 	icmp.SetReadDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { icmp.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
 	hops := make([]Hop, maxHops+1)
 	reached := maxHops + 1 // smallest TTL that reached the host
 	buf := make([]byte, 1500)

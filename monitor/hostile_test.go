@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/reflector"
@@ -132,5 +134,42 @@ targets:
 		if r.PairsReceived != 0 || !strings.Contains(r.Error, "--key-file") {
 			t.Errorf("unsigned target: %d pairs, error %q", r.PairsReceived, r.Error)
 		}
+	}
+}
+
+// flakyAlarms is a sink whose alarm writes fail until told otherwise.
+type flakyAlarms struct {
+	broken bool
+	got    []string
+}
+
+func (f *flakyAlarms) Write(context.Context, []measure.Record) error { return nil }
+func (f *flakyAlarms) WriteAlarm(_ context.Context, a *alarms.Alarm) error {
+	if f.broken {
+		return errors.New("database is locked")
+	}
+	f.got = append(f.got, a.Summary)
+	return nil
+}
+
+// Alarm writes are retried as results are: kept in order while the sink
+// fails, written once it works again, before anything newer.
+func TestAlarmWritesRetried(t *testing.T) {
+	sink := &flakyAlarms{broken: true}
+	cfg, err := ParseConfig([]byte("targets: [{address: a}]\n"), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New(cfg, Options{Sinks: []Sink{sink}})
+	states := []*sinkState{{name: "flaky", sink: sink}}
+	m.emit(alarms.Alarm{Kind: alarms.Down, Target: "a", Summary: "one"}, states)
+	m.emit(alarms.Alarm{Kind: alarms.Down, Target: "a", Summary: "two"}, states)
+	if len(sink.got) != 0 || len(states[0].alarms) != 2 {
+		t.Fatalf("while failing: written %v, waiting %d", sink.got, len(states[0].alarms))
+	}
+	sink.broken = false
+	m.emit(alarms.Alarm{Kind: alarms.Down, Target: "a", Summary: "three"}, states)
+	if strings.Join(sink.got, " ") != "one two three" || len(states[0].alarms) != 0 {
+		t.Errorf("after recovery: written %v, waiting %d", sink.got, len(states[0].alarms))
 	}
 }

@@ -336,6 +336,9 @@ type sinkState struct {
 	sink    Sink
 	backlog [][]measure.Record
 	failing bool
+	// alarms the sink (an AlarmWriter) has not taken yet, oldest first.
+	alarms        []alarms.Alarm
+	alarmsFailing bool
 }
 
 // sink hands every batch, in order, to every sink until results is
@@ -357,8 +360,8 @@ func (m *Monitor) sink(results <-chan []measure.Record) {
 				s.backlog = s.backlog[1:]
 			}
 			s.backlog = append(s.backlog, recs)
-			m.safely("sink "+s.name, func() { m.flush(s) })
-			m.health.backlog[i].Store(int64(len(s.backlog)))
+			m.safely("sink "+s.name, func() { m.flush(s); m.flushAlarms(s) })
+			m.health.backlog[i].Store(int64(len(s.backlog) + len(s.alarms)))
 		}
 		if m.o.Metrics != nil {
 			m.safely("metrics", func() { m.o.Metrics.observe(recs) })
@@ -431,10 +434,13 @@ func (m *Monitor) emit(a alarms.Alarm, sinks []*sinkState) {
 		m.o.Logger.Info("alarm cleared", append(args, "how", a.Cleared)...)
 	}
 	for _, s := range sinks {
-		if w, ok := s.sink.(AlarmWriter); ok {
-			if err := w.WriteAlarm(context.Background(), &a); err != nil {
-				m.o.Logger.Error("writing an alarm", "sink", s.name, "kind", a.Kind, "target", a.Target, "err", err)
+		if _, ok := s.sink.(AlarmWriter); ok {
+			if len(s.alarms) == maxBacklog {
+				m.o.Logger.Error("sink alarm backlog full: dropping the oldest alarm", "sink", s.name, "kind", s.alarms[0].Kind, "target", s.alarms[0].Target)
+				s.alarms = s.alarms[1:]
 			}
+			s.alarms = append(s.alarms, a)
+			m.flushAlarms(s)
 		}
 	}
 	if m.o.Metrics != nil {
@@ -467,6 +473,31 @@ func (m *Monitor) flush(s *sinkState) {
 		r := s.backlog[0][0]
 		m.o.Logger.Info("stored", "target", r.Name, "time", r.Time, "sink", s.name, "error", r.Error)
 		s.backlog = s.backlog[1:]
+	}
+}
+
+// flushAlarms writes a sink's waiting alarms in order, stopping at the first
+// failure: they are tried again with the next alarm or result, as results
+// are.
+func (m *Monitor) flushAlarms(s *sinkState) {
+	w, ok := s.sink.(AlarmWriter)
+	if !ok {
+		return
+	}
+	for len(s.alarms) > 0 {
+		a := &s.alarms[0]
+		if err := w.WriteAlarm(context.Background(), a); err != nil {
+			if !s.alarmsFailing {
+				m.o.Logger.Error("writing an alarm failed; alarms are kept in memory and retried", "sink", s.name, "kind", a.Kind, "target", a.Target, "err", err)
+			}
+			s.alarmsFailing = true
+			return
+		}
+		if s.alarmsFailing {
+			m.o.Logger.Info("alarm writes work again", "sink", s.name, "written", len(s.alarms))
+			s.alarmsFailing = false
+		}
+		s.alarms = s.alarms[1:]
 	}
 }
 
