@@ -3,6 +3,7 @@ package alarms
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -139,7 +140,7 @@ func (p Params) Check() error {
 	bad(p.AcceptAfter > 0, "accept_after", p.AcceptAfter, "must be positive")
 	bad(p.Window >= 3, "window", p.Window, "want 3 or more values")
 	bad(p.Reference >= p.Window, "reference", p.Reference, "want at least the window")
-	bad(p.K > 0, "sensitivity", p.K, "must be positive")
+	bad(p.K > 0 && !math.IsInf(p.K, 1), "sensitivity", p.K, "must be a positive number")
 	bad(p.MinChange > 0 && p.MinChange < 1, "min_change", p.MinChange, "want a fraction between 0 and 1")
 	bad(p.MinRTTChange >= 0, "min_rtt_change", p.MinRTTChange, "must not be negative")
 	bad(p.LoadBelow > 0 && p.LoadBelow < 1, "load_below", p.LoadBelow, "want a fraction of DBC between 0 and 1")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -32,7 +33,8 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	s := string(b)
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		days, err := strconv.ParseFloat(n, 64)
-		if err != nil {
+		// NaN, infinities and what overflows a duration are no number of days.
+		if err != nil || !(math.Abs(days) < float64(math.MaxInt64)/float64(24*time.Hour)) {
 			return fmt.Errorf("duration %q: want a number of days such as 30d", s)
 		}
 		*d = Duration(days * float64(24*time.Hour))
@@ -239,7 +241,7 @@ func (c *Config) Complete() error {
 	if c.Jitter == 0 {
 		c.Jitter = DefaultJitter
 	}
-	if c.Jitter < 0 || c.Jitter >= 1 {
+	if !(c.Jitter >= 0 && c.Jitter < 1) { // NaN too
 		return fmt.Errorf("%sjitter %g: want a fraction of the interval, 0 to below 1", key("jitter"), c.Jitter)
 	}
 	if c.MaxInFlight == 0 {

@@ -1,6 +1,7 @@
 package reflector
 
 import (
+	"math"
 	"net/netip"
 	"time"
 
@@ -18,8 +19,11 @@ type Budget struct {
 }
 
 func (b Budget) valid() bool {
-	return b.Rate > 0 && b.Burst >= MaxDatagram && b.PPS > 0 && b.PacketBurst >= 1
+	return positive(b.Rate) && b.Burst >= MaxDatagram && positive(b.PPS) && b.PacketBurst >= 1
 }
+
+// positive is true for a finite number above zero (not NaN, not +Inf).
+func positive(v float64) bool { return v > 0 && !math.IsInf(v, 1) }
 
 // Scaled is b at another byte rate (bit/s) and packet rate, with bursts
 // scaled alike so that they hold the same time's worth (at least one

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"runtime"
@@ -38,7 +39,7 @@ func demoCommand() *cobra.Command {
 			"about 20 Mbit/s the emulation, not abing, drifts by several per cent.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if rate <= 0 || cross < 0 || cross >= rate {
+			if !(rate > 0 && cross >= 0 && cross < rate) || math.IsInf(rate, 0) { // NaN fails too
 				return fmt.Errorf("want 0 < --cross (%g) < --rate (%g)", cross, rate)
 			}
 			ctx, stop := signalContext(cmd.Context())

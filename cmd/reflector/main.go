@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -81,8 +82,8 @@ func (o *options) config() (reflector.Config, error) {
 		name string
 		v    float64
 	}{{"--rate", o.rate}, {"--pps", o.pps}, {"--source-rate", o.sourceRate}, {"--source-pps", o.sourcePPS}, {"--prefix-rate", o.prefixRate}} {
-		if v.v <= 0 {
-			return cfg, fmt.Errorf("%s %g: must be positive", v.name, v.v)
+		if !(v.v > 0) || math.IsInf(v.v, 0) { // NaN fails the first test
+			return cfg, fmt.Errorf("%s %g: must be a positive number", v.name, v.v)
 		}
 	}
 	lim := reflector.DefaultLimits()

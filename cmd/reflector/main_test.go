@@ -27,6 +27,8 @@ func TestBadFlags(t *testing.T) {
 	}{
 		{[]string{"--rate", "0"}, "--rate 0"},
 		{[]string{"--source-rate", "-1"}, "--source-rate -1"},
+		{[]string{"--rate", "NaN"}, "--rate NaN"},
+		{[]string{"--pps", "+Inf"}, "--pps +Inf"},
 		{[]string{"--allow", "10.0.0.0/33"}, "--allow \"10.0.0.0/33\""},
 		{[]string{"--deny", "nonsense"}, "--deny \"nonsense\""},
 		{[]string{"--keys", open}, "chmod 600"},
