@@ -173,3 +173,58 @@ func TestAlarmWritesRetried(t *testing.T) {
 		t.Errorf("after recovery: written %v, waiting %d", sink.got, len(states[0].alarms))
 	}
 }
+
+// A target whose reflector answers the hello and then stalls holds its
+// interface lock for its timeout at most: a healthy target behind the same
+// interface keeps its cadence.
+func TestStalledTargetReleasesLock(t *testing.T) {
+	stalled := reflectortest.StartHostile(t, reflector.Config{}, func(h train.Header, b []byte) [][]byte {
+		if h.Type == train.TypeCookie {
+			return [][]byte{b}
+		}
+		return nil // no replies, no reports, ever
+	})
+	live := reflectortest.Start(t, "udp4", "127.0.0.1:0", reflector.Config{})
+	cfg, err := ParseConfig([]byte(fmt.Sprintf(`interval: 1s
+jitter: 0.05
+probe: {timeout: 400ms}
+targets:
+  - {address: %q, name: stalled}
+  - {address: %q, name: live}
+`, stalled, live)), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var liveRuns []time.Time
+	var stalledErr string
+	m := New(cfg, Options{Results: func(recs []measure.Record) {
+		mu.Lock()
+		defer mu.Unlock()
+		if recs[0].Name == "live" && recs[0].PairsReceived > 0 {
+			at, _ := time.Parse(time.RFC3339Nano, recs[0].Time)
+			liveRuns = append(liveRuns, at)
+		} else if recs[0].Name == "stalled" {
+			stalledErr = recs[0].Error
+		}
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 5500*time.Millisecond)
+	defer cancel()
+	m.Run(ctx)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(liveRuns) < 4 {
+		t.Errorf("live target: %d answered runs in 5.5 s at 1 s", len(liveRuns))
+	}
+	// A live run may wait behind one stalled run (half a timeout for the
+	// first train, a timeout for the rest: 0.6 s) but no more: 1.05 s of
+	// cadence plus that, with room for a loaded machine.
+	for i := 1; i < len(liveRuns); i++ {
+		if gap := liveRuns[i].Sub(liveRuns[i-1]); gap > 2500*time.Millisecond {
+			t.Errorf("live target: runs %v apart", gap)
+		}
+	}
+	if !strings.Contains(stalledErr, "no reply") {
+		t.Errorf("stalled target: %q", stalledErr)
+	}
+}
