@@ -1,5 +1,6 @@
-// Package privilege gives up root after a daemon has done what needed it
-// (binding a socket, enabling hardware timestamps on a NIC).
+// Package privilege gives up root, or the capabilities a daemon was started
+// with, after it has done what needed them (binding a socket, enabling
+// hardware timestamps on a NIC).
 package privilege
 
 import "errors"
@@ -7,3 +8,7 @@ import "errors"
 // ErrStillRoot is returned when a drop appeared to succeed but the process
 // could still become root again.
 var ErrStillRoot = errors.New("privileges not dropped: setuid(0) still succeeds")
+
+// ErrCgo is returned by DropCapabilities in a binary linked with cgo, which
+// cannot change the capabilities of every thread.
+var ErrCgo = errors.New("capabilities cannot be dropped from every thread by a binary built with cgo (build with CGO_ENABLED=0)")

@@ -165,6 +165,18 @@ func run(ctx context.Context, o *options, logTo io.Writer) error {
 	} else if os.Geteuid() == 0 {
 		log.Warn("running as root (--user root)")
 	}
+	if os.Geteuid() != 0 {
+		// Started unprivileged with capabilities (systemd's
+		// AmbientCapabilities=CAP_NET_ADMIN for --interface): none is
+		// needed once the socket is set up.
+		dropped, err := privilege.DropCapabilities()
+		if err != nil {
+			return fmt.Errorf("started with capabilities that cannot be given up: %w", err)
+		}
+		if dropped {
+			log.Info("dropped capabilities")
+		}
+	}
 
 	srv, err := reflector.New(conn, cfg)
 	if err != nil {
