@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -166,6 +167,24 @@ func TestIPv6AndNoReflector(t *testing.T) {
 	}
 	if res.Forward.TTL != 63 {
 		t.Errorf("IPv6 hop limit %d, want 63", res.Forward.TTL)
+	}
+
+	// A second address on the reflector host, routed to it: the
+	// reflector (on the wildcard address) answers from the one it was
+	// asked at, though for the way back the kernel would pick
+	// fd00:ab:2::2 (a longer prefix in common with the sender's).
+	second := "fd00:ab:9::3"
+	for _, args := range [][]string{
+		{"-n", env.TB.Reflector.Name, "addr", "add", second + "/128", "dev", "eth0", "nodad"},
+		{"-n", env.TB.Router.Name, "-6", "route", "add", second + "/128", "via", testbed.ReflectorAddr6.String()},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+	}
+	cfg.Target = "[" + second + "]:8176"
+	if res, err := measure.Run(context.Background(), cfg); err != nil || res.Forward.Complete != 2*cfg.Trains {
+		t.Errorf("reflector asked at its second address: %v", err)
 	}
 
 	cfg.Target = testbed.ReflectorAddr.String() + ":9999"
