@@ -218,3 +218,46 @@ func TestBudgetsKeyed(t *testing.T) {
 		t.Errorf("rate drops %d, want 4", d)
 	}
 }
+
+// With keys, everything the reflector sends is signed with the sender's
+// key, and still never larger than what caused it: a cookie for the
+// smallest hello, replies to the smallest probes, a refusal, a report.
+func TestKeyedAnswersSignedNeverLarger(t *testing.T) {
+	key := auth.Key{Name: "site-a", Secret: []byte("0123456789abcdef")}
+	lim := DefaultLimits()
+	lim.Source = Budget{Rate: 8, Burst: MaxDatagram, PPS: 0.001, PacketBurst: 5} // the 6th datagram is refused
+	srv, addr := start(t, Config{Keys: []auth.Key{key}, Limits: lim})
+	c := newClient(t, "127.0.0.1:0", addr)
+	c.signer = auth.NewSigner(key)
+	v := auth.NewVerifier([]auth.Key{key})
+	c.hello() // 1 datagram of train.HelloMin bytes
+	req := c.msg(train.Header{Type: train.TypeReportRequest, Len: 1}, train.SenderBody+train.ReportRequestLen)
+	train.PutReportRequest(req, train.ReportRequest{FirstTrain: 0, Trains: 1})
+	c.signer.Sign(req) // again, over the body
+	sent := [][]byte{c.probe(0, 0, 2, train.SenderBody), c.probe(0, 1, 2, train.SenderBody)}
+	c.send(sent...)
+	time.Sleep(50 * time.Millisecond)
+	c.send(req)
+	over := c.probe(1, 0, 2, train.SenderBody)
+	c.send(c.probe(1, 1, 2, train.SenderBody), over) // 5th and 6th: the 6th is refused
+	got := c.read()
+	m := types(got)
+	// Replies: train 0 whole, and of train 1 the packet that got in
+	// (answered when the train times out).
+	if m[train.TypeReply] != 3 || m[train.TypeReport] != 1 || m[train.TypeRefused] != 1 {
+		t.Fatalf("got %v; drops %s", m, dropString(srv.Stats()))
+	}
+	for _, b := range got {
+		h, _ := train.ParseHeader(b)
+		if name, err := v.VerifyTrailer(b); err != nil || name != "site-a" || h.Flags&train.FlagSigned == 0 {
+			t.Errorf("%v (%d bytes) not signed: %v", h.Type, len(b), err)
+		}
+		limit := train.SenderBody
+		if h.Type == train.TypeReport {
+			limit = len(req)
+		}
+		if len(b) > limit {
+			t.Errorf("%v: %d bytes for a request of %d", h.Type, len(b), limit)
+		}
+	}
+}
