@@ -20,9 +20,9 @@
 // ends. A point delivered twice (a crash between InfluxDB's answer and the
 // delete) lands on the same series and timestamp and overwrites itself, so
 // InfluxDB holds it once. A batch InfluxDB refuses for good (a 4xx answer
-// about the batch itself: see refusedForGood) is moved to the spool's rejected/ folder, counted and
-// logged, and newer batches keep flowing. The spool is bounded; when full,
-// the oldest batch is dropped and logged.
+// about the batch itself: see refusedForGood) is moved to the spool's
+// rejected/ folder, counted and logged, and newer batches keep flowing. The
+// spool is bounded; when full, the oldest batch is dropped and logged.
 package influx
 
 import (

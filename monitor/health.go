@@ -25,8 +25,8 @@ type HealthChecker interface {
 	Health() error
 }
 
-// health is what the sink goroutine and the target loops record for
-// Health, read from the web server's goroutines.
+// health is what the sink goroutine records for Health, which the web
+// server's goroutines call.
 type health struct {
 	started     time.Time
 	lastSuccess atomic.Int64 // Unix ns of the last run a reflector answered; 0: none yet
@@ -34,7 +34,7 @@ type health struct {
 	names       []string
 }
 
-// success notes a batch of records that shows a reflector answering.
+// observe notes a batch of records that shows a reflector answering.
 func (h *health) observe(recs []measure.Record) {
 	for _, r := range recs {
 		if r.PairsReceived > 0 {
