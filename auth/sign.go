@@ -65,28 +65,40 @@ func NewVerifier(keys []Key) *Verifier {
 // Signed is the cheap part of Verify: whether b names a key of the set,
 // without computing the signature (ErrUnsigned, ErrUnknownKey or nil).
 func (v *Verifier) Signed(b []byte) error {
-	var name [train.KeyNameLen]byte
-	copy(name[:], b[train.HeaderLen+train.CookieLen:])
-	switch {
-	case name == ([train.KeyNameLen]byte{}):
-		return ErrUnsigned
-	case v.keys[name] == nil:
-		return ErrUnknownKey
-	}
-	return nil
+	_, err := v.signer(b[train.HeaderLen+train.CookieLen:])
+	return err
 }
 
 // Verify checks the signature of sender datagram b (at least
 // train.SenderBody long) and returns the name of the key that signed it. b
 // is modified during the check and restored before Verify returns.
 func (v *Verifier) Verify(b []byte) (string, error) {
-	if err := v.Signed(b); err != nil {
+	return v.check(b, b[train.HeaderLen+train.CookieLen:train.MACOffset+train.MACLen])
+}
+
+// signer finds the key named in the first train.KeyNameLen bytes of name.
+func (v *Verifier) signer(name []byte) (*Signer, error) {
+	var n [train.KeyNameLen]byte
+	copy(n[:], name)
+	switch s := v.keys[n]; {
+	case n == ([train.KeyNameLen]byte{}):
+		return nil, ErrUnsigned
+	case s == nil:
+		return nil, ErrUnknownKey
+	default:
+		return s, nil
+	}
+}
+
+// check verifies datagram b against its signature block sig (inside b):
+// the key name, then the MAC, which covers all of b with the MAC zeroed.
+// b is modified during the check and restored before check returns.
+func (v *Verifier) check(b, sig []byte) (string, error) {
+	s, err := v.signer(sig)
+	if err != nil {
 		return "", err
 	}
-	var name [train.KeyNameLen]byte
-	copy(name[:], b[train.HeaderLen+train.CookieLen:])
-	s := v.keys[name]
-	field := b[train.MACOffset : train.MACOffset+train.MACLen]
+	field := sig[train.KeyNameLen : train.KeyNameLen+train.MACLen]
 	copy(v.got[:], field)
 	clear(field)
 	want := s.digest(b)
@@ -94,7 +106,7 @@ func (v *Verifier) Verify(b []byte) (string, error) {
 	if !hmac.Equal(want, v.got[:]) {
 		return "", ErrBadSignature
 	}
-	return string(trimZero(name[:])), nil
+	return string(trimZero(s.name[:])), nil
 }
 
 // TrailerLen is what a signature adds to the end of a reflector's message:
@@ -127,25 +139,7 @@ func (v *Verifier) VerifyTrailer(b []byte) (string, error) {
 	if len(b) < train.HeaderLen+TrailerLen {
 		return "", ErrUnsigned
 	}
-	t := b[len(b)-TrailerLen:]
-	var name [train.KeyNameLen]byte
-	copy(name[:], t)
-	if name == ([train.KeyNameLen]byte{}) {
-		return "", ErrUnsigned
-	}
-	s := v.keys[name]
-	if s == nil {
-		return "", ErrUnknownKey
-	}
-	field := t[train.KeyNameLen:]
-	copy(v.got[:], field)
-	clear(field)
-	want := s.digest(b)
-	copy(field, v.got[:])
-	if !hmac.Equal(want, v.got[:]) {
-		return "", ErrBadSignature
-	}
-	return string(trimZero(name[:])), nil
+	return v.check(b, b[len(b)-TrailerLen:])
 }
 
 func trimZero(b []byte) []byte {
