@@ -365,14 +365,13 @@ func (s *Sink) deliver() error {
 		var lines []string
 		var sent []string
 		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if errors.Is(err, os.ErrNotExist) {
+			ls, err := readBatch(f)
+			if err != nil {
+				return err
+			}
+			if ls == nil {
 				continue // trimmed away meanwhile
 			}
-			if err != nil {
-				return fmt.Errorf("influxdb spool: %w", err)
-			}
-			ls := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 			if len(lines)+len(ls) > maxBatch && len(sent) > 0 {
 				break
 			}
@@ -405,14 +404,11 @@ func (s *Sink) deliver() error {
 // deliverOne sends one batch file alone, moving it aside if InfluxDB
 // refuses it for good.
 func (s *Sink) deliverOne(f string) error {
-	b, err := os.ReadFile(f)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
+	lines, err := readBatch(f)
+	if err != nil || lines == nil {
+		return err
 	}
-	if err != nil {
-		return fmt.Errorf("influxdb spool: %w", err)
-	}
-	err = s.send(strings.Split(strings.TrimSuffix(string(b), "\n"), "\n"))
+	err = s.send(lines)
 	switch {
 	case refusedForGood(err):
 		s.reject(f, err)
@@ -422,6 +418,19 @@ func (s *Sink) deliverOne(f string) error {
 	}
 	os.Remove(f)
 	return nil
+}
+
+// readBatch reads the lines of a spooled batch; nil, nil when the file is
+// gone (trimmed away meanwhile).
+func readBatch(f string) ([]string, error) {
+	b, err := os.ReadFile(f)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("influxdb spool: %w", err)
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n"), nil
 }
 
 // refusedForGood says whether InfluxDB refused a batch in a way that trying
