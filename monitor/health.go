@@ -26,12 +26,10 @@ type HealthChecker interface {
 }
 
 // health is what the sink goroutine records for Health, which the web
-// server's goroutines call.
+// server's goroutines call (besides each sink's unwritten count).
 type health struct {
 	started     time.Time
 	lastSuccess atomic.Int64 // Unix ns of the last run a reflector answered; 0: none yet
-	backlog     []atomic.Int64
-	names       []string
 }
 
 // observe notes a batch of records that shows a reflector answering.
@@ -50,9 +48,9 @@ func (h *health) observe(recs []measure.Record) {
 // interval.
 func (m *Monitor) Health() error {
 	var why []string
-	for i, name := range m.health.names {
-		if n := m.health.backlog[i].Load(); n >= BacklogUnhealthy {
-			why = append(why, fmt.Sprintf("%s: %d results not written", name, n))
+	for _, s := range m.sinks {
+		if n := s.unwritten.Load(); n >= BacklogUnhealthy {
+			why = append(why, fmt.Sprintf("%s: %d results not written", s.name, n))
 		}
 	}
 	for _, s := range m.o.Sinks {

@@ -77,7 +77,10 @@ type Monitor struct {
 	others  alarms.Params            // of targets not configured (any more); under mu
 	forget  []string                 // targets whose alarm state to drop; under mu
 	watched map[string]bool          // targets whose first traceroute was asked for
-	health  health
+	// sinks: the store, then Options.Sinks; their backlogs belong to the
+	// sink goroutine.
+	sinks  []*sinkState
+	health health
 }
 
 // New returns a monitor of a completed configuration (see Config.Complete).
@@ -89,12 +92,11 @@ func New(cfg *Config, o Options) *Monitor {
 		locks: map[string]*sync.Mutex{}, watched: map[string]bool{}}
 	m.health.started = time.Now()
 	if o.Store != nil {
-		m.health.names = append(m.health.names, "store")
+		m.sinks = append(m.sinks, &sinkState{name: "store", sink: o.Store})
 	}
 	for _, s := range o.Sinks {
-		m.health.names = append(m.health.names, fmt.Sprintf("%T", s))
+		m.sinks = append(m.sinks, &sinkState{name: fmt.Sprintf("%T", s), sink: s})
 	}
-	m.health.backlog = make([]atomic.Int64, len(m.health.names))
 	if !cfg.Alarms.Disabled {
 		m.params, m.others = m.alarmParams(cfg), alarms.Defaults().Merge(cfg.Alarms.Params)
 		m.engine = alarms.NewEngine(func(name string) alarms.Params {
@@ -339,29 +341,33 @@ type sinkState struct {
 	// alarms the sink (an AlarmWriter) has not taken yet, oldest first.
 	alarms        []alarms.Alarm
 	alarmsFailing bool
+	// unwritten is len(backlog)+len(alarms), for Health (other goroutines).
+	unwritten atomic.Int64
+}
+
+// pushBounded appends v to q, first dropping the oldest (and telling drop)
+// when q holds maxBacklog already.
+func pushBounded[T any](q []T, v T, drop func(oldest T)) []T {
+	if len(q) == maxBacklog {
+		drop(q[0])
+		q = q[1:]
+	}
+	return append(q, v)
 }
 
 // sink hands every batch, in order, to every sink until results is
 // closed. Batches a sink refuses (disk full, say) are kept, up to
 // maxBacklog, and written before the next one.
 func (m *Monitor) sink(results <-chan []measure.Record) {
-	var sinks []*sinkState
-	if m.o.Store != nil {
-		sinks = append(sinks, &sinkState{name: "store", sink: m.o.Store})
-	}
-	for _, s := range m.o.Sinks {
-		sinks = append(sinks, &sinkState{name: fmt.Sprintf("%T", s), sink: s})
-	}
+	sinks := m.sinks
 	for recs := range results {
 		m.health.observe(recs)
-		for i, s := range sinks {
-			if len(s.backlog) == maxBacklog {
-				m.o.Logger.Error("sink backlog full: dropping the oldest result", "sink", s.name, "target", s.backlog[0][0].Target, "time", s.backlog[0][0].Time)
-				s.backlog = s.backlog[1:]
-			}
-			s.backlog = append(s.backlog, recs)
+		for _, s := range sinks {
+			s.backlog = pushBounded(s.backlog, recs, func(old []measure.Record) {
+				m.o.Logger.Error("sink backlog full: dropping the oldest result", "sink", s.name, "target", old[0].Target, "time", old[0].Time)
+			})
 			m.safely("sink "+s.name, func() { m.flush(s); m.flushAlarms(s) })
-			m.health.backlog[i].Store(int64(len(s.backlog) + len(s.alarms)))
+			s.unwritten.Store(int64(len(s.backlog) + len(s.alarms)))
 		}
 		if m.o.Metrics != nil {
 			m.safely("metrics", func() { m.o.Metrics.observe(recs) })
@@ -435,11 +441,9 @@ func (m *Monitor) emit(a alarms.Alarm, sinks []*sinkState) {
 	}
 	for _, s := range sinks {
 		if _, ok := s.sink.(AlarmWriter); ok {
-			if len(s.alarms) == maxBacklog {
-				m.o.Logger.Error("sink alarm backlog full: dropping the oldest alarm", "sink", s.name, "kind", s.alarms[0].Kind, "target", s.alarms[0].Target)
-				s.alarms = s.alarms[1:]
-			}
-			s.alarms = append(s.alarms, a)
+			s.alarms = pushBounded(s.alarms, a, func(old alarms.Alarm) {
+				m.o.Logger.Error("sink alarm backlog full: dropping the oldest alarm", "sink", s.name, "kind", old.Kind, "target", old.Target)
+			})
 			m.flushAlarms(s)
 		}
 	}
