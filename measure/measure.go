@@ -449,7 +449,7 @@ func (s *session) handshake(ctx context.Context) error {
 			case refused != nil:
 				return fmt.Errorf("reflector %s refused the measurement: %s", s.addr, refused.Reason)
 			case unreach != nil:
-				return fmt.Errorf("reflector %s: %w (is a reflector listening there?)", s.addr, unreach)
+				return s.gone()
 			}
 			if !time.Now().Before(next) {
 				break
@@ -601,6 +601,9 @@ func (s *session) phase(ctx context.Context, first, count int, fgap, rgap, inter
 		if err := sleepUntil(ctx, next); err != nil {
 			return err
 		}
+		if err := s.gone(); err != nil {
+			return err
+		}
 		// Random spacing (uniform, 0.5 to 1.5 intervals): periodic probes
 		// against periodic cross traffic would see the same phase of it
 		// again and again (PASTA: Poisson-like arrivals see time averages).
@@ -661,11 +664,30 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 	}
 }
 
+// gone is the error that ends a run once an ICMP error came back from the
+// reflector's address (the reflector stopped, or was never there), or nil:
+// waiting out the timeouts would only keep the monitor's interface lock.
+func (s *session) gone() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.unreach == nil {
+		return nil
+	}
+	anyAtAll := false
+	for _, t := range s.trains {
+		anyAtAll = anyAtAll || t.replies > 0
+	}
+	if anyAtAll {
+		return fmt.Errorf("reflector %s: %w (it stopped answering during the run)", s.addr, s.unreach)
+	}
+	return fmt.Errorf("reflector %s: %w (is a reflector listening there?)", s.addr, s.unreach)
+}
+
 // wait returns when every reply of trains [from, to) is in, or when the
 // stragglers are overdue (200 ms plus three times the slowest round trip
 // seen since the first of them arrived), or after limit. It fails on an ICMP
-// error before any reply, and, if required, when nothing at all came back
-// within limit.
+// error from the reflector (see gone), and, if required, when nothing at
+// all came back within limit.
 func (s *session) wait(ctx context.Context, from, to int, limit time.Duration, required bool) error {
 	start := time.Now()
 	hard := start.Add(limit)
@@ -688,8 +710,8 @@ func (s *session) wait(ctx context.Context, from, to int, limit time.Duration, r
 		if complete {
 			return nil
 		}
-		if unreach != nil && !anyAtAll {
-			return fmt.Errorf("reflector %s: %w (is a reflector listening there?)", s.addr, unreach)
+		if unreach != nil {
+			return s.gone()
 		}
 		now := time.Now()
 		if now.After(hard) {

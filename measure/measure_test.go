@@ -178,3 +178,22 @@ func TestReflectorOnWildcardAnswersFromRequestAddress(t *testing.T) {
 		})
 	}
 }
+
+// A reflector that stops during a run: the ICMP port-unreachable for the
+// next probes ends the run at once with an error that says so, instead of
+// waiting out every timeout (which held a monitor's interface lock).
+func TestReflectorStopsMidRun(t *testing.T) {
+	r := reflectortest.Start(t, "udp4", "127.0.0.1:0", reflector.Config{})
+	cfg := Defaults()
+	cfg.Target, cfg.Trains = r.String(), 50 // about a second of trains
+	go func() { time.Sleep(150 * time.Millisecond); r.Stop() }()
+	start := time.Now()
+	_, err := Run(context.Background(), cfg)
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "stopped answering") {
+		t.Fatalf("err = %v", err)
+	}
+	if took > cfg.Timeout {
+		t.Errorf("run took %v after its reflector stopped, want well under the %v timeout", took, cfg.Timeout)
+	}
+}
