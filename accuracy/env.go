@@ -20,10 +20,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/testbed"
+	"github.com/abing-net/abing/timestamp"
 )
 
 // Env is a testbed with a running reflector and calibrated bottlenecks.
@@ -79,9 +79,9 @@ func (e *Env) startReflector() error {
 // stop ends it and returns what Serve returned. The environment's own
 // reflector is on measure.DefaultPort.
 func (e *Env) StartReflector(port int) (srv *reflector.Server, stop func() error, err error) {
-	var conn *dispersion.Conn
+	var conn *timestamp.Conn
 	err = e.TB.Reflector.Do(func() (err error) {
-		conn, err = dispersion.Listen("udp", fmt.Sprintf(":%d", port), dispersion.Options{})
+		conn, err = timestamp.Listen("udp", fmt.Sprintf(":%d", port), timestamp.Options{})
 		return err
 	})
 	if err != nil {
@@ -115,10 +115,10 @@ func (e *Env) StartReflector(port int) (srv *reflector.Server, stop func() error
 func (e *Env) Target() netip.AddrPort { return e.target }
 
 // Bind opens sockets in the sender's namespace, for measure.Config.Bind.
-func (e *Env) Bind(network, addr string, opts dispersion.Options) (*dispersion.Conn, error) {
-	var c *dispersion.Conn
+func (e *Env) Bind(network, addr string, opts timestamp.Options) (*timestamp.Conn, error) {
+	var c *timestamp.Conn
 	err := e.TB.Sender.Do(func() (err error) {
-		c, err = dispersion.Listen(network, addr, opts)
+		c, err = timestamp.Listen(network, addr, opts)
 		return err
 	})
 	return c, err

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/abing-net/abing/train"
+	"github.com/abing-net/abing/wire"
 )
 
 // FuzzParseKeys: no input crashes the keys file parser, and whatever it
@@ -35,16 +35,16 @@ func FuzzVerify(f *testing.F) {
 	d := datagram(200)
 	NewSigner(k).Sign(d)
 	f.Add(d)
-	f.Add(datagram(train.SenderBody))
+	f.Add(datagram(wire.SenderBody))
 	v := NewVerifier([]Key{k})
 	j := NewJar()
 	src := netip.MustParseAddrPort("127.0.0.1:9")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		h, err := train.ParseHeader(b)
+		h, err := wire.ParseHeader(b)
 		if err != nil || !h.Type.FromSender() {
 			return
 		}
-		c, err := train.ParseClientBlock(b)
+		c, err := wire.ParseClientBlock(b)
 		if err != nil {
 			t.Fatalf("client block of a parsed sender datagram: %v", err)
 		}

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/estimator"
-	"github.com/abing-net/abing/train"
+	"github.com/abing-net/abing/timestamp"
+	"github.com/abing-net/abing/wire"
 )
 
 // fuzzSession is a session as it stands after both phases were sent: four
@@ -19,14 +19,14 @@ func fuzzSession() *session {
 	cfg := Defaults()
 	cfg.Trains, cfg.TrainLen = 2, 2
 	addr := netip.MustParseAddrPort("198.18.2.2:8176")
-	s := &session{cfg: cfg, addr: addr, id: 7, payload: cfg.Size - train.OverheadIPv4,
+	s := &session{cfg: cfg, addr: addr, id: 7, payload: cfg.Size - wire.OverheadIPv4,
 		tn: map[bool]float64{true: 100e-6, false: 100e-6}, txKeys: map[uint32][2]int{}, reports: map[uint32]bool{},
 		progress: make(chan struct{}, 1), rng: rand.New(rand.NewPCG(7, 1))}
 	t0 := time.Now().UnixNano()
 	for i := range 2 * cfg.Trains {
 		ts := &trainState{slots: make([]slot, cfg.TrainLen)}
 		for p := range ts.slots {
-			ts.slots[p] = slot{sTx: t0 + int64(i)*10e6 + int64(p)*80e3, sSrc: dispersion.SourceKernel, rank: -1, fTTL: -1, rTTL: -1}
+			ts.slots[p] = slot{sTx: t0 + int64(i)*10e6 + int64(p)*80e3, sSrc: timestamp.SourceKernel, rank: -1, fTTL: -1, rTTL: -1}
 		}
 		s.trains = append(s.trains, ts)
 	}
@@ -41,16 +41,16 @@ func fuzzSession() *session {
 func FuzzReceive(f *testing.F) {
 	// Seeds: one datagram of each type the reflector sends.
 	reply := make([]byte, 200)
-	train.PutHeader(reply, &train.Header{Type: train.TypeReply, Session: 7, Train: 1, Pos: 1, Len: 2, Seq: 1})
-	train.PutReplyBody(reply, &train.ReplyBody{RxNs: 1e18, TTL: 63, RxSource: 2, Arrived: 2})
+	wire.PutHeader(reply, &wire.Header{Type: wire.TypeReply, Session: 7, Train: 1, Pos: 1, Len: 2, Seq: 1})
+	wire.PutReplyBody(reply, &wire.ReplyBody{RxNs: 1e18, TTL: 63, RxSource: 2, Arrived: 2})
 	report := make([]byte, 200)
-	train.PutHeader(report, &train.Header{Type: train.TypeReport, Session: 7, Len: 1})
-	train.PutReport(report, 2, []train.TxStamp{{Train: 0, Pos: 1, TxNs: 5}, {Train: 3, Pos: 0, TxNs: -1}})
-	cookie := make([]byte, train.HeaderLen+train.CookieLen)
-	train.PutHeader(cookie, &train.Header{Type: train.TypeCookie, Session: 7, Len: 1})
-	refused := make([]byte, train.RefusedLen)
-	train.PutHeader(refused, &train.Header{Type: train.TypeRefused, Session: 7, Len: 1})
-	train.PutRefused(refused, train.RefusedBody{Reason: 3, RetryAfter: 1000})
+	wire.PutHeader(report, &wire.Header{Type: wire.TypeReport, Session: 7, Len: 1})
+	wire.PutReport(report, 2, []wire.TxStamp{{Train: 0, Pos: 1, TxNs: 5}, {Train: 3, Pos: 0, TxNs: -1}})
+	cookie := make([]byte, wire.HeaderLen+wire.CookieLen)
+	wire.PutHeader(cookie, &wire.Header{Type: wire.TypeCookie, Session: 7, Len: 1})
+	refused := make([]byte, wire.RefusedLen)
+	wire.PutHeader(refused, &wire.Header{Type: wire.TypeRefused, Session: 7, Len: 1})
+	wire.PutRefused(refused, wire.RefusedBody{Reason: 3, RetryAfter: 1000})
 	for _, b := range [][]byte{reply, report, cookie, refused, []byte("ABWE\x02")} {
 		f.Add(b, uint16(len(b)))
 	}
@@ -65,20 +65,20 @@ func FuzzReceive(f *testing.F) {
 		if c := int(cut); c > 0 && c < len(data) {
 			parts = [][]byte{data[:c], data[c:]}
 		}
-		var stamps []train.TxStamp
+		var stamps []wire.TxStamp
 		now := time.Now().UnixNano()
 		for i, b := range parts {
 			for tr := range s.trains {
-				if len(b) >= train.HeaderLen+train.ReplyBodyLen && train.Type(b[5]) == train.TypeReply {
+				if len(b) >= wire.HeaderLen+wire.ReplyBodyLen && wire.Type(b[5]) == wire.TypeReply {
 					binary.BigEndian.PutUint32(b[16:], uint32(tr)) // into each train in turn
 				}
-				stamps = s.handle(b, dispersion.Event{Kind: dispersion.Data, N: len(b), From: s.addr,
-					Ns: now + int64(i*1000+tr), Source: dispersion.SourceKernel, TTL: 60}, stamps)
+				stamps = s.handle(b, timestamp.Event{Kind: timestamp.Data, N: len(b), From: s.addr,
+					Ns: now + int64(i*1000+tr), Source: timestamp.SourceKernel, TTL: 60}, stamps)
 			}
 		}
 		res := &Result{Config: s.cfg}
 		res.Forward.Name, res.Reverse.Name = "forward", "reverse"
-		ecfg := estimator.Config{Size: s.cfg.Size, Noise: dispersion.SourceKernel.Noise()}
+		ecfg := estimator.Config{Size: s.cfg.Size, Noise: timestamp.SourceKernel.Noise()}
 		for _, d := range []*Direction{&res.Forward, &res.Reverse} {
 			b2b, _ := s.samples(d, 0, s.cfg.Trains, d == &res.Forward)
 			paced, _ := s.samples(d, s.cfg.Trains, 2*s.cfg.Trains, d == &res.Forward)

@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/abing-net/abing/pace"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -26,9 +27,9 @@ import (
 	"time"
 
 	"github.com/abing-net/abing/auth"
-	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/estimator"
-	"github.com/abing-net/abing/train"
+	"github.com/abing-net/abing/timestamp"
+	"github.com/abing-net/abing/wire"
 )
 
 // DefaultPort is the reflector's UDP port.
@@ -49,15 +50,15 @@ type Config struct {
 	Size       int           // IP-layer packet size, bytes
 	Interval   time.Duration // between train starts within a phase
 	Timeout    time.Duration // longest wait for replies after a phase
-	Timestamps dispersion.Mode
+	Timestamps timestamp.Mode
 	Interface  string // for hardware timestamps
 	Method     string // cross-traffic method for XTR/ABW
 	// Key, when set, signs every datagram for a reflector that requires
 	// keys (HMAC-SHA-256, package auth).
 	Key *auth.Key
-	// Bind is used to open the socket; nil means dispersion.Listen. The
+	// Bind is used to open the socket; nil means timestamp.Listen. The
 	// testbed uses it to open sockets inside a network namespace.
-	Bind func(network, addr string, opts dispersion.Options) (*dispersion.Conn, error)
+	Bind func(network, addr string, opts timestamp.Options) (*timestamp.Conn, error)
 }
 
 // Defaults returns the configuration of a default run.
@@ -82,7 +83,7 @@ func (c *Config) Validate() error {
 	if c.TrainLen < 2 || c.TrainLen > 100 {
 		return fmt.Errorf("--train-len %d: want 2 (pairs) to 100", c.TrainLen)
 	}
-	minSize := train.OverheadIPv6 + train.SenderBody + train.ReportRequestLen
+	minSize := wire.OverheadIPv6 + wire.SenderBody + wire.ReportRequestLen
 	if c.Size < minSize || c.Size > MaxSize {
 		return fmt.Errorf("--size %d: want %d to %d bytes (IP packet size)", c.Size, minSize, MaxSize)
 	}
@@ -122,12 +123,12 @@ type Direction struct {
 	ProbeGapEr error
 	ABwE       estimator.Cross
 	ABwEErr    error
-	Source     dispersion.Source // worst clock among both ends' stamps
-	TTL        int               // most common TTL / hop limit received, -1 unknown
+	Source     timestamp.Source // worst clock among both ends' stamps
+	TTL        int              // most common TTL / hop limit received, -1 unknown
 	TrainsSent int
 	Complete   int // trains that arrived whole
 	Used       int // trains used in an estimate
-	Rejects    dispersion.Rejects
+	Rejects    estimator.Rejects
 	Packets    int // datagrams sent in this direction
 	Bytes      int // IP-layer bytes sent in this direction
 	Lost       int // datagrams lost in this direction
@@ -172,13 +173,13 @@ type Result struct {
 // packet state for one position of one train.
 type slot struct {
 	sTx   int64 // our transmit stamp
-	sSrc  dispersion.Source
+	sSrc  timestamp.Source
 	fRx   int64 // reflector receive stamp
-	fSrc  dispersion.Source
+	fSrc  timestamp.Source
 	fTTL  int
 	rTx   int64 // reflector transmit stamp (from the report)
 	rRx   int64 // our receive stamp of the reply
-	rSrc  dispersion.Source
+	rSrc  timestamp.Source
 	rTTL  int
 	rank  int // arrival rank of the reply within its train, -1 none
 	dup   int
@@ -195,8 +196,8 @@ type trainState struct {
 
 type session struct {
 	cfg     Config
-	conn    *dispersion.Conn
-	peer    *dispersion.Peer
+	conn    *timestamp.Conn
+	peer    *timestamp.Peer
 	addr    netip.AddrPort
 	id      uint64
 	payload int // UDP payload per probe
@@ -206,10 +207,10 @@ type session struct {
 	trains   []*trainState
 	txKeys   map[uint32][2]int // key → train, pos
 	reports  map[uint32]bool   // report requests answered, by first train
-	rtxSrc   dispersion.Source
+	rtxSrc   timestamp.Source
 	unreach  error
-	refused  *train.RefusedBody
-	cookie   *train.Cookie
+	refused  *wire.RefusedBody
+	cookie   *wire.Cookie
 	signer   *auth.Signer
 	verifier *auth.Verifier // with a key: checks the reflector's signatures
 	malform  int
@@ -234,7 +235,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	bind := cfg.Bind
 	if bind == nil {
-		bind = dispersion.Listen
+		bind = timestamp.Listen
 	}
 	laddr := ":0"
 	network := cfg.Network
@@ -243,14 +244,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	} else {
 		network = "udp6"
 	}
-	conn, err := bind(network, laddr, dispersion.Options{Mode: cfg.Timestamps, Interface: cfg.Interface})
+	conn, err := bind(network, laddr, timestamp.Options{Mode: cfg.Timestamps, Interface: cfg.Interface})
 	if err != nil {
 		return nil, fmt.Errorf("reflector %s: %w", addr, err)
 	}
 	defer conn.Close()
-	overhead := train.OverheadIPv4
+	overhead := wire.OverheadIPv4
 	if addr.Addr().Is6() {
-		overhead = train.OverheadIPv6
+		overhead = wire.OverheadIPv6
 	}
 	id := rand.Uint64()
 	s := &session{cfg: cfg, conn: conn, peer: conn.Peer(addr), addr: addr, id: id, rng: rand.New(rand.NewPCG(id, 1)),
@@ -334,7 +335,7 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	s.fetchReports(ctx, 0, cfg.Trains)
-	ecfg := func(src dispersion.Source) estimator.Config {
+	ecfg := func(src timestamp.Source) estimator.Config {
 		return estimator.Config{Size: cfg.Size, Noise: src.Noise()}
 	}
 	fwdB2B, fwdSrc := s.samples(&res.Forward, 0, cfg.Trains, true)
@@ -393,13 +394,13 @@ func (s *session) cross(d *Direction, b2b, paced []estimator.Sample, ecfg estima
 // seal writes the client block into sender datagram b, whose header is in
 // place: the cookie, and the signature when a key is set.
 func (s *session) seal(b []byte) {
-	var c train.ClientBlock
+	var c wire.ClientBlock
 	s.mu.Lock()
 	if s.cookie != nil {
 		c.Cookie = *s.cookie
 	}
 	s.mu.Unlock()
-	train.PutClientBlock(b, &c)
+	wire.PutClientBlock(b, &c)
 	if s.signer != nil {
 		s.signer.Sign(b)
 	}
@@ -414,9 +415,9 @@ func (s *session) bye() {
 	if !greeted {
 		return
 	}
-	b := make([]byte, train.SenderBody)
+	b := make([]byte, wire.SenderBody)
 	s.seq++
-	train.PutHeader(b, &train.Header{Type: train.TypeClose, Session: s.id, Len: 1, Seq: s.seq, SentNs: time.Now().UnixNano()})
+	wire.PutHeader(b, &wire.Header{Type: wire.TypeClose, Session: s.id, Len: 1, Seq: s.seq, SentNs: time.Now().UnixNano()})
 	s.seal(b)
 	s.peer.Write(b)
 }
@@ -430,7 +431,7 @@ func (s *session) handshake(ctx context.Context) error {
 	retry := max(s.cfg.Timeout/4, 100*time.Millisecond)
 	for {
 		s.seq++
-		train.PutHeader(b, &train.Header{Type: train.TypeHello, Session: s.id, Len: 1, Seq: s.seq, SentNs: time.Now().UnixNano()})
+		wire.PutHeader(b, &wire.Header{Type: wire.TypeHello, Session: s.id, Len: 1, Seq: s.seq, SentNs: time.Now().UnixNano()})
 		s.seal(b)
 		if _, err := s.peer.Write(b); err != nil {
 			return fmt.Errorf("reflector %s: %w", s.addr, err)
@@ -528,7 +529,7 @@ func (c *Config) MaxDuration() time.Duration {
 // inside it, cannot exceed that round trip (plus 1 ms and 100 ppm of
 // clock-rate difference). A broken or hostile reflector that claims other
 // gaps has its trains rejected as Implausible, not turned into a capacity.
-func (t *trainState) plausible(forward bool) dispersion.Reject {
+func (t *trainState) plausible(forward bool) estimator.Reject {
 	var first, last int64
 	for _, sl := range t.slots {
 		if sl.sTx != 0 && (first == 0 || sl.sTx < first) {
@@ -539,7 +540,7 @@ func (t *trainState) plausible(forward bool) dispersion.Reject {
 		}
 	}
 	if first == 0 || last <= first {
-		return dispersion.NoTxStamp
+		return estimator.NoTxStamp
 	}
 	bound := last - first + int64(time.Millisecond) + (last-first)/10000
 	var lo, hi int64
@@ -552,7 +553,7 @@ func (t *trainState) plausible(forward bool) dispersion.Reject {
 			}
 			v = sl.rTx
 			if sl.seen && (sl.rTx < sl.fRx || sl.rTx-sl.fRx > bound) {
-				return dispersion.Implausible
+				return estimator.Implausible
 			}
 		} else if !sl.seen {
 			continue
@@ -566,9 +567,9 @@ func (t *trainState) plausible(forward bool) dispersion.Reject {
 		n++
 	}
 	if hi-lo > bound {
-		return dispersion.Implausible
+		return estimator.Implausible
 	}
-	return dispersion.Accepted
+	return estimator.Accepted
 }
 
 // firstTrainTn is the per-packet time at the bottleneck that train 0's
@@ -580,7 +581,7 @@ func (s *session) firstTrainTn() float64 {
 	t := s.trains[0]
 	var fwd, rev float64
 	n := len(t.slots)
-	if a, b := t.slots[0], t.slots[n-1]; a.seen && b.seen && t.plausible(true) == dispersion.Accepted {
+	if a, b := t.slots[0], t.slots[n-1]; a.seen && b.seen && t.plausible(true) == estimator.Accepted {
 		fwd = float64(b.fRx-a.fRx) * 1e-9 / float64(n-1)
 		rev = float64(b.rRx-a.rRx) * 1e-9 / float64(n-1)
 	}
@@ -615,12 +616,12 @@ func (s *session) phase(ctx context.Context, first, count int, fgap, rgap, inter
 		}
 		var flags uint16
 		if fgap > 0 || rgap > 0 {
-			flags = train.FlagPaced
+			flags = wire.FlagPaced
 		}
 		now := time.Now().UnixNano()
 		for p := range pkts {
 			s.seq++
-			train.PutHeader(pkts[p], &train.Header{Type: train.TypeProbe, Flags: flags, Session: s.id,
+			wire.PutHeader(pkts[p], &wire.Header{Type: wire.TypeProbe, Flags: flags, Session: s.id,
 				Train: uint32(i), Pos: uint16(p), Len: uint16(cfg.TrainLen), Seq: s.seq,
 				ReplyGap: uint32(rgap), SentNs: now})
 			s.seal(pkts[p])
@@ -633,15 +634,15 @@ func (s *session) phase(ctx context.Context, first, count int, fgap, rgap, inter
 		}
 		s.mu.Unlock()
 		var err error
-		user, err = train.Send(ctx, s.peer, pkts, fgap, user)
+		user, err = pace.Send(ctx, s.peer, pkts, fgap, user)
 		if err != nil {
 			return fmt.Errorf("reflector %s: %w", s.addr, err)
 		}
 		_, txSrc := s.conn.Sources()
-		if txSrc == dispersion.SourceUser {
+		if txSrc == timestamp.SourceUser {
 			s.mu.Lock()
 			for p, t := range user {
-				ts.slots[p].sTx, ts.slots[p].sSrc = t, dispersion.SourceUser
+				ts.slots[p].sTx, ts.slots[p].sSrc = t, timestamp.SourceUser
 			}
 			s.mu.Unlock()
 		}
@@ -755,7 +756,7 @@ func (s *session) fetchReports(ctx context.Context, first, n int) {
 	if s.verifier != nil {
 		room -= auth.TrailerLen // the reflector's signature
 	}
-	perReport := max(1, train.ReportCapacity(room)/s.cfg.TrainLen)
+	perReport := max(1, wire.ReportCapacity(room)/s.cfg.TrainLen)
 	for try := 0; try < 2; try++ {
 		var want []uint32
 		for t := first; t < first+n; t += perReport {
@@ -767,12 +768,12 @@ func (s *session) fetchReports(ctx context.Context, first, n int) {
 			}
 			cnt := min(perReport, first+n-t)
 			// The report comes back in a datagram of the request's size.
-			size := max(train.HeaderLen+8+cnt*s.cfg.TrainLen*train.ReportEntryLen+(s.payload-room), train.SenderBody+train.ReportRequestLen)
+			size := max(wire.HeaderLen+8+cnt*s.cfg.TrainLen*wire.ReportEntryLen+(s.payload-room), wire.SenderBody+wire.ReportRequestLen)
 			b := make([]byte, min(size, s.payload))
 			s.seq++
-			train.PutHeader(b, &train.Header{Type: train.TypeReportRequest, Session: s.id, Train: uint32(t),
+			wire.PutHeader(b, &wire.Header{Type: wire.TypeReportRequest, Session: s.id, Train: uint32(t),
 				Len: 1, Seq: s.seq, SentNs: time.Now().UnixNano()})
-			train.PutReportRequest(b, train.ReportRequest{FirstTrain: uint32(t), Trains: uint32(cnt)})
+			wire.PutReportRequest(b, wire.ReportRequest{FirstTrain: uint32(t), Trains: uint32(cnt)})
 			s.seal(b)
 			if _, err := s.peer.Write(b); err != nil {
 				return
@@ -806,7 +807,7 @@ func (s *session) fetchReports(ctx context.Context, first, n int) {
 // receive reads the socket until ctx ends.
 func (s *session) receive(ctx context.Context) error {
 	buf := make([]byte, 65536)
-	var stamps []train.TxStamp
+	var stamps []wire.TxStamp
 	for {
 		ev, err := s.conn.Recv(buf)
 		if err != nil {
@@ -817,17 +818,17 @@ func (s *session) receive(ctx context.Context) error {
 		}
 		s.mu.Lock()
 		switch ev.Kind {
-		case dispersion.TxStamp:
+		case timestamp.TxStamp:
 			if tp, ok := s.txKeys[ev.Key]; ok {
 				sl := &s.trains[tp[0]].slots[tp[1]]
 				sl.sTx, sl.sSrc = ev.Ns, ev.Source
 				delete(s.txKeys, ev.Key)
 			}
-		case dispersion.Unreachable:
+		case timestamp.Unreachable:
 			if ev.From == s.addr {
 				s.unreach = ev.Err
 			}
-		case dispersion.Data:
+		case timestamp.Data:
 			stamps = s.handle(buf[:ev.N], ev, stamps)
 		}
 		s.mu.Unlock()
@@ -839,8 +840,8 @@ func (s *session) receive(ctx context.Context) error {
 }
 
 // handle records one datagram from the reflector; s.mu is held.
-func (s *session) handle(b []byte, ev dispersion.Event, stamps []train.TxStamp) []train.TxStamp {
-	h, err := train.ParseHeader(b)
+func (s *session) handle(b []byte, ev timestamp.Event, stamps []wire.TxStamp) []wire.TxStamp {
+	h, err := wire.ParseHeader(b)
 	if ev.From != s.addr || ev.Trunc || err != nil || h.Session != s.id {
 		s.malform++
 		return stamps
@@ -849,17 +850,17 @@ func (s *session) handle(b []byte, ev dispersion.Event, stamps []train.TxStamp) 
 	// anyone who sees the session id could otherwise forge replies,
 	// reports, cookies and refusals, and so capacities and alarms.
 	if s.verifier != nil {
-		if _, err := s.verifier.VerifyTrailer(b); err != nil || h.Flags&train.FlagSigned == 0 {
+		if _, err := s.verifier.VerifyTrailer(b); err != nil || h.Flags&wire.FlagSigned == 0 {
 			s.unauth++
 			return stamps
 		}
 		b = b[:len(b)-auth.TrailerLen]
 	}
 	switch h.Type {
-	case train.TypeReply:
-		r, err := train.ParseReplyBody(b)
+	case wire.TypeReply:
+		r, err := wire.ParseReplyBody(b)
 		if err != nil || int(h.Train) >= len(s.trains) || int(h.Pos) >= len(s.trains[h.Train].slots) ||
-			int(r.Arrived) > len(s.trains[h.Train].slots) || dispersion.Source(r.RxSource) > dispersion.SourceHardware {
+			int(r.Arrived) > len(s.trains[h.Train].slots) || timestamp.Source(r.RxSource) > timestamp.SourceHardware {
 			s.malform++
 			return stamps
 		}
@@ -870,7 +871,7 @@ func (s *session) handle(b []byte, ev dispersion.Event, stamps []train.TxStamp) 
 			return stamps
 		}
 		sl.seen = true
-		sl.fRx, sl.fSrc, sl.fTTL = r.RxNs, dispersion.Source(r.RxSource), int(r.TTL)
+		sl.fRx, sl.fSrc, sl.fTTL = r.RxNs, timestamp.Source(r.RxSource), int(r.TTL)
 		if r.TTL == 0 {
 			sl.fTTL = -1
 		}
@@ -878,15 +879,15 @@ func (s *session) handle(b []byte, ev dispersion.Event, stamps []train.TxStamp) 
 		sl.rank = t.replies
 		t.replies++
 		t.arrived = max(t.arrived, int(r.Arrived))
-	case train.TypeCookie:
-		c, err := train.ParseCookie(b)
+	case wire.TypeCookie:
+		c, err := wire.ParseCookie(b)
 		if err != nil {
 			s.malform++
 			return stamps
 		}
 		s.cookie = &c
-	case train.TypeRefused:
-		r, err := train.ParseRefused(b)
+	case wire.TypeRefused:
+		r, err := wire.ParseRefused(b)
 		if err != nil {
 			s.malform++
 			return stamps
@@ -894,13 +895,13 @@ func (s *session) handle(b []byte, ev dispersion.Event, stamps []train.TxStamp) 
 		if s.refused == nil {
 			s.refused = &r
 		}
-	case train.TypeReport:
-		src, st, err := train.ParseReport(b, stamps[:0])
-		if err != nil || dispersion.Source(src) > dispersion.SourceHardware {
+	case wire.TypeReport:
+		src, st, err := wire.ParseReport(b, stamps[:0])
+		if err != nil || timestamp.Source(src) > timestamp.SourceHardware {
 			s.malform++
 			return stamps
 		}
-		s.rtxSrc = dispersion.Source(src)
+		s.rtxSrc = timestamp.Source(src)
 		for _, e := range st {
 			if int(e.Train) < len(s.trains) && int(e.Pos) < len(s.trains[e.Train].slots) {
 				t := s.trains[e.Train]
@@ -921,22 +922,22 @@ func (s *session) handle(b []byte, ev dispersion.Event, stamps []train.TxStamp) 
 // samples builds the dispersion samples of one direction for trains
 // [from, to), counting rejections into d, and returns the worst clock among
 // the accepted trains.
-func (s *session) samples(d *Direction, from, to int, forward bool) ([]estimator.Sample, dispersion.Source) {
+func (s *session) samples(d *Direction, from, to int, forward bool) ([]estimator.Sample, timestamp.Source) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := s.cfg.TrainLen
 	tx, rx := make([]int64, n), make([]int64, n)
 	order := make([]int, n)
-	worst := dispersion.SourceHardware
+	worst := timestamp.SourceHardware
 	var out []estimator.Sample
 	for i := from; i < to; i++ {
 		t := s.trains[i]
-		lo, hi := dispersion.SourceHardware, dispersion.SourceNone // receive clocks
-		txSrc := dispersion.SourceHardware
+		lo, hi := timestamp.SourceHardware, timestamp.SourceNone // receive clocks
+		txSrc := timestamp.SourceHardware
 		reordered := false
 		for p, sl := range t.slots {
 			order[p] = -1
-			var rsrc dispersion.Source
+			var rsrc timestamp.Source
 			if forward {
 				tx[p], rx[p], rsrc = sl.sTx, sl.fRx, sl.fSrc
 				txSrc = min(txSrc, sl.sSrc)
@@ -953,32 +954,32 @@ func (s *session) samples(d *Direction, from, to int, forward bool) ([]estimator
 				lo, hi = min(lo, rsrc), max(hi, rsrc)
 			}
 		}
-		sample, why := dispersion.TrainSample(tx, rx, order, s.pace(i, forward), lo.Noise())
+		sample, why := estimator.TrainSample(tx, rx, order, s.pace(i, forward), lo.Noise())
 		switch why {
-		case dispersion.Lost, dispersion.Reordered, dispersion.NoTxStamp:
+		case estimator.Lost, estimator.Reordered, estimator.NoTxStamp:
 		default: // stamps to check: a lie is named as such, whatever else it broke
-			if p := t.plausible(forward); p != dispersion.Accepted {
+			if p := t.plausible(forward); p != estimator.Accepted {
 				why = p
 			}
 		}
 		switch {
-		case why == dispersion.Accepted && reordered:
-			why = dispersion.Reordered
-		case why == dispersion.Accepted && lo != hi:
-			why = dispersion.MixedClock
+		case why == estimator.Accepted && reordered:
+			why = estimator.Reordered
+		case why == estimator.Accepted && lo != hi:
+			why = estimator.MixedClock
 		}
 		if t.replies == len(t.slots) {
 			d.Complete++
 		}
 		d.Rejects.Add(why)
-		if why == dispersion.Accepted {
+		if why == estimator.Accepted {
 			out = append(out, sample)
 			worst = min(worst, lo, txSrc)
 		}
 	}
 	d.Used += len(out)
 	if len(out) == 0 {
-		worst = dispersion.SourceNone
+		worst = timestamp.SourceNone
 	}
 	return out, worst
 }
@@ -999,12 +1000,12 @@ const (
 
 // pace is what train i's input gaps had to be in one direction: back to
 // back in phase 1, near PaceFraction·Tn in phase 2.
-func (s *session) pace(i int, forward bool) dispersion.Pace {
+func (s *session) pace(i int, forward bool) estimator.Pace {
 	tn := s.tn[forward]
 	if i < s.cfg.Trains || tn == 0 {
-		return dispersion.Pace{}
+		return estimator.Pace{}
 	}
-	return dispersion.Pace{Min: PaceMin * tn, Max: PaceMax * tn, Hole: PaceHole * tn}
+	return estimator.Pace{Min: PaceMin * tn, Max: PaceMax * tn, Hole: PaceHole * tn}
 }
 
 // traffic fills in what each direction carried and lost.

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/abing-net/abing/auth"
-	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/reflector/reflectortest"
+	"github.com/abing-net/abing/timestamp"
 )
 
 func startReflector(t *testing.T, network, addr string) (string, *reflector.Server) {
@@ -108,7 +108,7 @@ func TestKeyed(t *testing.T) {
 }
 
 func TestNoReflector(t *testing.T) {
-	conn, err := dispersion.Listen("udp4", "127.0.0.1:0", dispersion.Options{})
+	conn, err := timestamp.Listen("udp4", "127.0.0.1:0", timestamp.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

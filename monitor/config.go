@@ -19,10 +19,10 @@ import (
 
 	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/auth"
-	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/influx"
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/store"
+	"github.com/abing-net/abing/timestamp"
 )
 
 // Duration is a time.Duration that also reads days ("30d").
@@ -416,7 +416,7 @@ func (t *Target) measureConfig(def Probe) (measure.Config, error) {
 			m.Method = p.Method
 		}
 		if p.Timestamps != "" {
-			mode, err := dispersion.ParseMode(p.Timestamps)
+			mode, err := timestamp.ParseMode(p.Timestamps)
 			if err != nil {
 				return m, err
 			}

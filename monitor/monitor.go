@@ -27,9 +27,9 @@ import (
 	"time"
 
 	"github.com/abing-net/abing/alarms"
-	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/store"
+	"github.com/abing-net/abing/timestamp"
 )
 
 // Sink takes results: the embedded store, InfluxDB.
@@ -43,9 +43,9 @@ type Options struct {
 	// Sinks take every result after the store.
 	Sinks  []Sink
 	Logger *slog.Logger
-	// Bind opens measurement sockets; nil means dispersion.Listen. The
+	// Bind opens measurement sockets; nil means timestamp.Listen. The
 	// testbed opens them inside a network namespace.
-	Bind func(network, addr string, opts dispersion.Options) (*dispersion.Conn, error)
+	Bind func(network, addr string, opts timestamp.Options) (*timestamp.Conn, error)
 	// Metrics, if set, are updated with every result.
 	Metrics *Metrics
 	// Results, if set, receives every batch of records once it has been

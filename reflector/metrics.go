@@ -1,6 +1,7 @@
 package reflector
 
 import (
+	"github.com/abing-net/abing/timestamp"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -67,7 +68,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.sendErrors, st.SendErrors)
 	counter(c.recvErrors, st.ReceiveErrors)
 	for i, n := range st.ICMPErrors {
-		counter(c.icmp, n, ICMPError(i).String())
+		counter(c.icmp, n, timestamp.ICMP(i).String())
 	}
 	gauge(c.sessions, st.Sessions, "active")
 	gauge(c.sessions, st.Remembered, "remembered")

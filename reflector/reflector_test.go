@@ -9,14 +9,14 @@ import (
 	"time"
 
 	"github.com/abing-net/abing/auth"
-	"github.com/abing-net/abing/dispersion"
-	"github.com/abing-net/abing/train"
+	"github.com/abing-net/abing/timestamp"
+	"github.com/abing-net/abing/wire"
 )
 
 // start runs a reflector on 127.0.0.1 for the length of the test.
 func start(t testing.TB, cfg Config) (*Server, netip.AddrPort) {
 	t.Helper()
-	conn, err := dispersion.Listen("udp4", "127.0.0.1:0", dispersion.Options{})
+	conn, err := timestamp.Listen("udp4", "127.0.0.1:0", timestamp.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,17 +41,17 @@ func start(t testing.TB, cfg Config) (*Server, netip.AddrPort) {
 // builds datagrams that carry it.
 type client struct {
 	t       testing.TB
-	conn    *dispersion.Conn
-	peer    *dispersion.Peer
+	conn    *timestamp.Conn
+	peer    *timestamp.Peer
 	session uint64
 	seq     uint32
-	cookie  train.Cookie
+	cookie  wire.Cookie
 	signer  *auth.Signer
 }
 
 func newClient(t testing.TB, laddr string, to netip.AddrPort) *client {
 	t.Helper()
-	conn, err := dispersion.Listen("udp4", laddr, dispersion.Options{})
+	conn, err := timestamp.Listen("udp4", laddr, timestamp.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,15 +62,15 @@ func newClient(t testing.TB, laddr string, to netip.AddrPort) *client {
 // msg builds a sender datagram of n bytes with the client's cookie, signed
 // if the client has a key (cut short after signing if n is too small to
 // hold the client block).
-func (c *client) msg(h train.Header, n int) []byte {
-	b := make([]byte, max(n, train.SenderBody))
+func (c *client) msg(h wire.Header, n int) []byte {
+	b := make([]byte, max(n, wire.SenderBody))
 	c.seq++
 	h.Session, h.Seq = c.session, c.seq
 	if h.SentNs == 0 {
 		h.SentNs = time.Now().UnixNano()
 	}
-	train.PutHeader(b, &h)
-	train.PutClientBlock(b, &train.ClientBlock{Cookie: c.cookie})
+	wire.PutHeader(b, &h)
+	wire.PutClientBlock(b, &wire.ClientBlock{Cookie: c.cookie})
 	if c.signer != nil {
 		c.signer.Sign(b)
 	}
@@ -78,7 +78,7 @@ func (c *client) msg(h train.Header, n int) []byte {
 }
 
 func (c *client) probe(index, pos, n, size int) []byte {
-	return c.msg(train.Header{Type: train.TypeProbe, Train: uint32(index), Pos: uint16(pos), Len: uint16(n)}, size)
+	return c.msg(wire.Header{Type: wire.TypeProbe, Train: uint32(index), Pos: uint16(pos), Len: uint16(n)}, size)
 }
 
 func (c *client) send(pkts ...[]byte) {
@@ -90,10 +90,10 @@ func (c *client) send(pkts ...[]byte) {
 // hello gets a cookie; the test fails if none comes.
 func (c *client) hello() {
 	c.t.Helper()
-	c.send(c.msg(train.Header{Type: train.TypeHello, Len: 1}, train.HelloMin))
+	c.send(c.msg(wire.Header{Type: wire.TypeHello, Len: 1}, wire.HelloMin))
 	for _, b := range c.read() {
-		if h, err := train.ParseHeader(b); err == nil && h.Type == train.TypeCookie {
-			c.cookie, _ = train.ParseCookie(b)
+		if h, err := wire.ParseHeader(b); err == nil && h.Type == wire.TypeCookie {
+			c.cookie, _ = wire.ParseCookie(b)
 			return
 		}
 	}
@@ -111,16 +111,16 @@ func (c *client) read() [][]byte {
 		if err != nil {
 			return out
 		}
-		if ev.Kind == dispersion.Data {
+		if ev.Kind == timestamp.Data {
 			out = append(out, append([]byte(nil), buf[:ev.N]...))
 		}
 	}
 }
 
-func types(pkts [][]byte) map[train.Type]int {
-	m := map[train.Type]int{}
+func types(pkts [][]byte) map[wire.Type]int {
+	m := map[wire.Type]int{}
 	for _, b := range pkts {
-		h, _ := train.ParseHeader(b)
+		h, _ := wire.ParseHeader(b)
 		m[h.Type]++
 	}
 	return m
@@ -140,12 +140,12 @@ func TestReplyNeverLarger(t *testing.T) {
 	}
 	want := []int{100, 300, 200, 500, 500, 500}
 	for i, b := range got {
-		h, err := train.ParseHeader(b)
-		if err != nil || h.Type != train.TypeReply || len(b) != want[i] {
+		h, err := wire.ParseHeader(b)
+		if err != nil || h.Type != wire.TypeReply || len(b) != want[i] {
 			t.Errorf("reply %d: %d bytes (want %d), %+v %v", i, len(b), want[i], h, err)
 		}
-		r, _ := train.ParseReplyBody(b)
-		if r.RxNs == 0 || r.TTL != 64 || dispersion.Source(r.RxSource) == dispersion.SourceNone {
+		r, _ := wire.ParseReplyBody(b)
+		if r.RxNs == 0 || r.TTL != 64 || timestamp.Source(r.RxSource) == timestamp.SourceNone {
 			t.Errorf("reply %d body %+v", i, r)
 		}
 		if h.Train == 1 && r.Arrived != 3 {
@@ -158,14 +158,14 @@ func TestReplyNeverLarger(t *testing.T) {
 	}
 
 	// The report is no larger than its request and lists every reply.
-	req := c.msg(train.Header{Type: train.TypeReportRequest, Len: 1}, train.HeaderLen+8+6*16)
-	train.PutReportRequest(req, train.ReportRequest{FirstTrain: 0, Trains: 2})
+	req := c.msg(wire.Header{Type: wire.TypeReportRequest, Len: 1}, wire.HeaderLen+8+6*16)
+	wire.PutReportRequest(req, wire.ReportRequest{FirstTrain: 0, Trains: 2})
 	c.send(req)
 	got = c.read()
 	if len(got) != 1 || len(got[0]) > len(req) {
 		t.Fatalf("report: %d datagrams for a %d-byte request", len(got), len(req))
 	}
-	_, stamps, err := train.ParseReport(got[0], nil)
+	_, stamps, err := wire.ParseReport(got[0], nil)
 	if err != nil || len(stamps) != 6 {
 		t.Fatalf("report: %d stamps, %v", len(stamps), err)
 	}
@@ -187,20 +187,20 @@ func TestHandshake(t *testing.T) {
 		c.send(c.probe(i, 0, 2, 1000), c.probe(i, 1, 2, 1000))
 	}
 	got := c.read()
-	if m := types(got); len(got) != 1 || m[train.TypeRefused] != 1 || len(got[0]) != train.RefusedLen {
+	if m := types(got); len(got) != 1 || m[wire.TypeRefused] != 1 || len(got[0]) != wire.RefusedLen {
 		t.Fatalf("cookieless probes got %v", m)
 	}
-	if r, _ := train.ParseRefused(got[0]); r.Reason != train.RefusedCookie {
+	if r, _ := wire.ParseRefused(got[0]); r.Reason != wire.RefusedCookie {
 		t.Errorf("refusal %+v", r)
 	}
 	// A hello too small to outweigh its cookie is not answered.
-	c.send(c.msg(train.Header{Type: train.TypeHello, Len: 1}, train.HelloMin-1))
+	c.send(c.msg(wire.Header{Type: wire.TypeHello, Len: 1}, wire.HelloMin-1))
 	if got := c.read(); len(got) != 0 {
 		t.Errorf("small hello answered with %v", types(got))
 	}
 	c.hello()
 	c.send(c.probe(0, 0, 2, 1000), c.probe(0, 1, 2, 1000))
-	if m := types(c.read()); m[train.TypeReply] != 2 {
+	if m := types(c.read()); m[wire.TypeReply] != 2 {
 		t.Errorf("with a cookie: %v", m)
 	}
 
@@ -208,13 +208,13 @@ func TestHandshake(t *testing.T) {
 	spoof := newClient(t, "127.0.0.2:0", addr)
 	spoof.cookie = c.cookie
 	spoof.send(spoof.probe(1, 0, 2, 1000), spoof.probe(1, 1, 2, 1000))
-	if m := types(spoof.read()); m[train.TypeReply] != 0 {
+	if m := types(spoof.read()); m[wire.TypeReply] != 0 {
 		t.Errorf("spoofed session answered: %v", m)
 	}
 	// The cookie of another session: dropped.
 	c.session = 43
 	c.send(c.probe(0, 0, 2, 1000), c.probe(0, 1, 2, 1000))
-	if m := types(c.read()); m[train.TypeReply] != 0 {
+	if m := types(c.read()); m[wire.TypeReply] != 0 {
 		t.Errorf("cookie of another session accepted: %v", m)
 	}
 	st := srv.Stats()

@@ -2,13 +2,12 @@ package reflector
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
+	"github.com/abing-net/abing/timestamp"
 	"net/netip"
 	"slices"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -48,45 +47,6 @@ func (d Drop) String() string {
 	return fmt.Sprintf("drop(%d)", int(d))
 }
 
-// ICMPError is a kind of ICMP error that came back for a datagram the
-// reflector sent (a sender that went away, a forged message): counted, never
-// fatal.
-type ICMPError int
-
-// Kinds of ICMP errors, by the error the kernel turned them into.
-const (
-	ICMPPortUnreachable ICMPError = iota // ECONNREFUSED
-	ICMPHostUnreachable                  // EHOSTUNREACH, EHOSTDOWN, ENONET (also time exceeded)
-	ICMPNetUnreachable                   // ENETUNREACH
-	ICMPTooBig                           // EMSGSIZE: fragmentation needed, packet too big
-	ICMPOther                            // protocol unreachable, parameter problem, prohibited, …
-	numICMP
-)
-
-var icmpNames = [numICMP]string{"port_unreachable", "host_unreachable", "net_unreachable", "too_big", "other"}
-
-func (e ICMPError) String() string {
-	if e >= 0 && e < numICMP {
-		return icmpNames[e]
-	}
-	return fmt.Sprintf("icmp(%d)", int(e))
-}
-
-// icmpKind classifies an error from the socket's error queue.
-func icmpKind(err error) ICMPError {
-	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return ICMPPortUnreachable
-	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.EHOSTDOWN), errors.Is(err, syscall.ENONET):
-		return ICMPHostUnreachable
-	case errors.Is(err, syscall.ENETUNREACH):
-		return ICMPNetUnreachable
-	case errors.Is(err, syscall.EMSGSIZE):
-		return ICMPTooBig
-	}
-	return ICMPOther
-}
-
 // Stats are the reflector's counters.
 type Stats struct {
 	Received      uint64 // datagrams read
@@ -100,13 +60,13 @@ type Stats struct {
 	Replies       uint64 // reply datagrams sent
 	Reports       uint64 // report datagrams sent
 	SendErrors    uint64
-	ReceiveErrors uint64           // failed receives other than ICMP errors (the loop goes on)
-	ICMPErrors    [numICMP]uint64  // by ICMPError
-	Dropped       [numDrops]uint64 // by Drop
-	Sessions      int              // active now
-	Remembered    int              // sessions remembered now, active or not
-	Sources       int              // source addresses tracked now
-	Prefixes      int              // source prefixes tracked now
+	ReceiveErrors uint64                    // failed receives other than ICMP errors (the loop goes on)
+	ICMPErrors    [timestamp.NumICMP]uint64 // by timestamp.ICMP
+	Dropped       [numDrops]uint64          // by Drop
+	Sessions      int                       // active now
+	Remembered    int                       // sessions remembered now, active or not
+	Sources       int                       // source addresses tracked now
+	Prefixes      int                       // source prefixes tracked now
 }
 
 // DroppedTotal is the sum of Dropped.
@@ -122,7 +82,7 @@ type counters struct {
 	received, receivedBytes, sent, sentBytes, cookies, refusals atomic.Uint64
 	trains, timeouts, replies, reports, sendErrors              atomic.Uint64
 	recvErrors                                                  atomic.Uint64
-	icmp                                                        [numICMP]atomic.Uint64
+	icmp                                                        [timestamp.NumICMP]atomic.Uint64
 	dropped                                                     [numDrops]atomic.Uint64
 	sessions, remembered, sources, prefixes                     atomic.Int64
 }

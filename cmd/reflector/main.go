@@ -17,9 +17,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/abing-net/abing/auth"
-	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/privilege"
 	"github.com/abing-net/abing/reflector"
+	"github.com/abing-net/abing/timestamp"
 	webpkg "github.com/abing-net/abing/web"
 )
 
@@ -126,7 +126,7 @@ func (o *options) config() (reflector.Config, error) {
 }
 
 func run(ctx context.Context, o *options, logTo io.Writer) error {
-	mode, err := dispersion.ParseMode(o.stamps)
+	mode, err := timestamp.ParseMode(o.stamps)
 	if err != nil {
 		return err
 	}
@@ -142,7 +142,7 @@ func run(ctx context.Context, o *options, logTo io.Writer) error {
 	cfg.Logger = log
 
 	// Everything that may need privileges happens before the drop.
-	conn, err := dispersion.Listen("udp", o.listen, dispersion.Options{Mode: mode, Interface: o.iface})
+	conn, err := timestamp.Listen("udp", o.listen, timestamp.Options{Mode: mode, Interface: o.iface})
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,6 @@
-package train
+// Package pace hands a train of datagrams to the kernel: back to back in one
+// system call, or paced at a given spacing.
+package pace
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package dispersion
+package timestamp
 
 import (
 	"encoding/binary"
@@ -14,18 +14,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// Options configures Listen.
-type Options struct {
-	Mode Mode
-	// Interface names the interface whose NIC should stamp packets in
-	// hardware. Empty: the interface that owns the listen address, or, for a
-	// wildcard address, none (hardware stamping changes NIC-wide settings, so
-	// abing only does it where it is told which NIC).
-	Interface string
-	// Buffer is SO_RCVBUF and SO_SNDBUF in bytes; 0 means 4 MiB.
-	Buffer int
-}
 
 // Conn is a UDP socket with per-packet receive and transmit timestamps and
 // the received TTL / hop limit.
@@ -303,6 +291,21 @@ func (p *Peer) WriteBatch(pkts [][]byte) (int64, error) {
 // ICMP error: each try clears one, and a local error (no route) repeats.
 const maxSendRetries = 4
 
+// classifyICMP says what kind of ICMP error err reports.
+func classifyICMP(err error) ICMP {
+	switch {
+	case errors.Is(err, unix.ECONNREFUSED):
+		return ICMPPortUnreachable
+	case errors.Is(err, unix.EHOSTUNREACH), errors.Is(err, unix.EHOSTDOWN), errors.Is(err, unix.ENONET):
+		return ICMPHostUnreachable
+	case errors.Is(err, unix.ENETUNREACH):
+		return ICMPNetUnreachable
+	case errors.Is(err, unix.EMSGSIZE):
+		return ICMPTooBig
+	}
+	return ICMPOther
+}
+
 // IsICMPError reports whether err is one that an ICMP or ICMPv6 error
 // message can deliver to a UDP socket (the kernel's icmp_err_convert and
 // icmpv6_err_convert tables, and time exceeded and parameter problem): a
@@ -319,38 +322,6 @@ func IsICMPError(err error) bool {
 		return true
 	}
 	return false
-}
-
-// Kind says what Recv returned.
-type Kind int
-
-// Kinds of Event.
-const (
-	// Data: a datagram arrived; Event.N bytes of it are in the buffer.
-	Data Kind = iota
-	// TxStamp: the kernel reports when one of our datagrams left.
-	TxStamp
-	// Unreachable: an ICMP error came back for a datagram we sent to From.
-	// From is invalid when the error came as the socket's pending error
-	// (IsICMPError); the same error also comes from the error queue, with
-	// its address.
-	Unreachable
-)
-
-// Event is one thing read from the socket.
-type Event struct {
-	Kind   Kind
-	N      int
-	From   netip.AddrPort
-	Ns     int64 // receive or transmit time, ns
-	Source Source
-	TTL    int    // received TTL / hop limit, -1 when unknown
-	Key    uint32 // TxStamp: the OPT_ID key of the datagram
-	Err    error  // Unreachable: the error the ICMP message carries
-	Trunc  bool   // Data: the datagram was larger than the buffer
-	// Dst is the address a Data datagram was sent to (one of ours;
-	// invalid when unknown): the source to answer from (PeerFrom).
-	Dst netip.Addr
 }
 
 // Recv blocks until a datagram, a transmit timestamp or an ICMP error is
@@ -377,7 +348,7 @@ func (c *Conn) Recv(buf []byte) (Event, error) {
 			// sets it besides queueing the message): it says nothing about
 			// this socket, and the queued message, with its address, is
 			// read next.
-			ev = Event{Kind: Unreachable, Err: err, TTL: -1}
+			ev = Event{Kind: Unreachable, Err: err, ICMP: classifyICMP(err), TTL: -1}
 			return true
 		case err != nil:
 			rerr = os.NewSyscallError("recvmsg", err)
@@ -471,9 +442,9 @@ func (c *Conn) parseErrQueue(oob []byte, from unix.Sockaddr) (Event, error) {
 	case unix.SO_EE_ORIGIN_TIMESTAMPING:
 		return Event{Kind: TxStamp, Key: ee.Data, Ns: ns, Source: src, TTL: -1}, nil
 	case unix.SO_EE_ORIGIN_ICMP, unix.SO_EE_ORIGIN_ICMP6:
-		return Event{Kind: Unreachable, From: addrPort(from), Err: syscall.Errno(ee.Errno), TTL: -1}, nil
+		return Event{Kind: Unreachable, From: addrPort(from), Err: syscall.Errno(ee.Errno), ICMP: classifyICMP(syscall.Errno(ee.Errno)), TTL: -1}, nil
 	}
-	return Event{Kind: Unreachable, From: addrPort(from), Err: fmt.Errorf("error queue origin %d: %w", ee.Origin, syscall.Errno(ee.Errno)), TTL: -1}, nil
+	return Event{Kind: Unreachable, From: addrPort(from), Err: fmt.Errorf("error queue origin %d: %w", ee.Origin, syscall.Errno(ee.Errno)), ICMP: classifyICMP(syscall.Errno(ee.Errno)), TTL: -1}, nil
 }
 
 func addrPort(sa unix.Sockaddr) netip.AddrPort {

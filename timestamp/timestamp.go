@@ -1,6 +1,7 @@
-// Package dispersion is abing's receive side: a UDP socket that stamps every
-// datagram with the best clock available, learns when its own datagrams left,
-// and turns per-packet timestamps of a train into dispersion samples.
+// Package timestamp is abing's UDP socket: it stamps every datagram it
+// receives with the best clock available, learns when its own datagrams left,
+// reports ICMP errors about them, the TTL they arrived with and the local
+// address they were sent to, and sends from a chosen local address.
 //
 // Timestamp sources, best first:
 //
@@ -17,9 +18,20 @@
 // back through the socket error queue (SOF_TIMESTAMPING_OPT_ID keys each sent
 // datagram); where the kernel cannot stamp transmissions the user-space time
 // of the send call stands in, and is reported as such.
-package dispersion
+//
+// This file is the portable API. The socket itself needs Linux
+// (conn_linux.go); elsewhere Listen returns ErrNeedsLinux, so that the parts
+// of abing that only read stored results build and run on any system.
+package timestamp
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+)
+
+// ErrNeedsLinux is what Listen returns on other systems.
+var ErrNeedsLinux = errors.New("timestamping UDP socket needs Linux (SO_TIMESTAMPING, IP_PKTINFO, MSG_ERRQUEUE)")
 
 // Source says which clock produced a timestamp. Higher is better.
 type Source uint8
@@ -130,4 +142,72 @@ func Choose(m Mode, c Capabilities) (rx, tx Source, err error) {
 		return SourceKernel, SourceUser, nil
 	}
 	return SourceUser, SourceUser, nil
+}
+
+// Options configures Listen.
+type Options struct {
+	Mode Mode
+	// Interface names the interface whose NIC should stamp packets in
+	// hardware. Empty: the interface that owns the listen address, or, for a
+	// wildcard address, none (hardware stamping changes NIC-wide settings, so
+	// abing only does it where it is told which NIC).
+	Interface string
+	// Buffer is SO_RCVBUF and SO_SNDBUF in bytes; 0 means 4 MiB.
+	Buffer int
+}
+
+// Kind says what Recv returned.
+type Kind int
+
+// Kinds of Event.
+const (
+	// Data: a datagram arrived; Event.N bytes of it are in the buffer.
+	Data Kind = iota
+	// TxStamp: the kernel reports when one of our datagrams left.
+	TxStamp
+	// Unreachable: an ICMP error came back for a datagram we sent to From.
+	// From is invalid when the error came as the socket's pending error
+	// (IsICMPError); the same error also comes from the error queue, with
+	// its address.
+	Unreachable
+)
+
+// ICMP is the kind of ICMP error an Unreachable event reports, by the error
+// the kernel turned it into.
+type ICMP int
+
+// Kinds of ICMP errors.
+const (
+	ICMPPortUnreachable ICMP = iota // ECONNREFUSED
+	ICMPHostUnreachable             // EHOSTUNREACH, EHOSTDOWN, ENONET (also time exceeded)
+	ICMPNetUnreachable              // ENETUNREACH
+	ICMPTooBig                      // EMSGSIZE: fragmentation needed, packet too big
+	ICMPOther                       // protocol unreachable, parameter problem, prohibited, …
+	NumICMP                         // the number of kinds
+)
+
+var icmpNames = [NumICMP]string{"port_unreachable", "host_unreachable", "net_unreachable", "too_big", "other"}
+
+func (e ICMP) String() string {
+	if e >= 0 && e < NumICMP {
+		return icmpNames[e]
+	}
+	return fmt.Sprintf("icmp(%d)", int(e))
+}
+
+// Event is one thing read from the socket.
+type Event struct {
+	Kind   Kind
+	N      int
+	From   netip.AddrPort
+	Ns     int64 // receive or transmit time, ns
+	Source Source
+	TTL    int    // received TTL / hop limit, -1 when unknown
+	Key    uint32 // TxStamp: the OPT_ID key of the datagram
+	Err    error  // Unreachable: the error the ICMP message carries
+	ICMP   ICMP   // Unreachable: its kind
+	Trunc  bool   // Data: the datagram was larger than the buffer
+	// Dst is the address a Data datagram was sent to (one of ours;
+	// invalid when unknown): the source to answer from (PeerFrom).
+	Dst netip.Addr
 }

@@ -1,10 +1,8 @@
-package dispersion
+package estimator
 
 import (
 	"fmt"
 	"slices"
-
-	"github.com/abing-net/abing/estimator"
 )
 
 // Reject says why a train yields no sample.
@@ -109,34 +107,34 @@ func clean(gaps []float64) (float64, int) {
 // hold the transmit and receive time of each position (0 = unknown), order
 // the arrival rank of each position (-1 = never arrived), and noise the
 // timestamp noise in seconds.
-func TrainSample(tx, rx []int64, order []int, pace Pace, noise float64) (estimator.Sample, Reject) {
+func TrainSample(tx, rx []int64, order []int, pace Pace, noise float64) (Sample, Reject) {
 	n := len(rx)
 	if n < 2 || len(tx) != n || len(order) != n {
-		return estimator.Sample{}, Lost
+		return Sample{}, Lost
 	}
 	for i := range n {
 		if order[i] < 0 || rx[i] == 0 {
-			return estimator.Sample{}, Lost
+			return Sample{}, Lost
 		}
 		if i > 0 && order[i] < order[i-1] {
-			return estimator.Sample{}, Reordered
+			return Sample{}, Reordered
 		}
 	}
 	for i := range n {
 		if tx[i] == 0 {
-			return estimator.Sample{}, NoTxStamp
+			return Sample{}, NoTxStamp
 		}
 	}
 	var outs [maxGaps]float64
 	if n-1 > maxGaps {
-		return estimator.Sample{}, Lost
+		return Sample{}, Lost
 	}
 	for i := 1; i < n; i++ {
 		in := float64(tx[i]-tx[i-1]) * 1e-9
 		out := float64(rx[i]-rx[i-1]) * 1e-9
 		outs[i-1] = out
 		if out <= noise {
-			return estimator.Sample{}, Compressed
+			return Sample{}, Compressed
 		}
 		if pace.Max == 0 {
 			// Packet i must have reached the path before packet i−1
@@ -144,20 +142,20 @@ func TrainSample(tx, rx []int64, order []int, pace Pace, noise float64) (estimat
 			// packets lasted: cumulatively, it entered at least half a
 			// gap before it left.
 			if float64(tx[i]-tx[0])*1e-9 > float64(rx[i]-rx[0])*1e-9-out/2 {
-				return estimator.Sample{}, LeftLate
+				return Sample{}, LeftLate
 			}
 		} else if in > pace.Hole {
-			return estimator.Sample{}, OffPace
+			return Sample{}, OffPace
 		}
 	}
-	s := estimator.Sample{
+	s := Sample{
 		In:   float64(tx[n-1]-tx[0]) * 1e-9,
 		Out:  float64(rx[n-1]-rx[0]) * 1e-9,
 		Gaps: n - 1,
 	}
 	s.Clean, s.CleanGaps = clean(outs[:n-1])
 	if mean := s.In / float64(s.Gaps); pace.Max > 0 && (mean < pace.Min || mean > pace.Max) {
-		return estimator.Sample{}, OffPace
+		return Sample{}, OffPace
 	}
 	return s, Accepted
 }

@@ -1,4 +1,4 @@
-// Package train defines abing's probe wire format and sends probe trains.
+// Package wire defines abing's probe wire format and sends probe trains.
 //
 // Every abing datagram starts with a fixed 40-byte header, big-endian:
 //
@@ -70,7 +70,7 @@
 //
 // A packet that does not parse is dropped and counted by its receiver: Parse
 // never panics, whatever the bytes.
-package train
+package wire
 
 import (
 	"encoding/binary"

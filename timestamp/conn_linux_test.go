@@ -1,4 +1,4 @@
-package dispersion
+package timestamp
 
 import (
 	"errors"

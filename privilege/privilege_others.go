@@ -1,0 +1,14 @@
+//go:build !linux
+
+package privilege
+
+import "errors"
+
+// ErrNeedsLinux is what Drop and DropCapabilities return on other systems.
+var ErrNeedsLinux = errors.New("dropping privileges needs Linux")
+
+// Drop returns ErrNeedsLinux.
+func Drop(name string) (bool, error) { return false, ErrNeedsLinux }
+
+// DropCapabilities returns ErrNeedsLinux.
+func DropCapabilities() (bool, error) { return false, ErrNeedsLinux }
