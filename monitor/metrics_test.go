@@ -11,7 +11,7 @@ import (
 
 	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/measure"
-	"github.com/abing-net/abing/web"
+	"github.com/abing-net/abing/internal/web"
 )
 
 // The metrics as Prometheus scrapes them, over HTTP.

@@ -6,13 +6,9 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
-
-	"github.com/abing-net/abing/testbed"
 )
 
 func main() {
-	// A testbed runs its traffic generators as copies of this binary.
-	testbed.RunChild()
 	root := &cobra.Command{
 		Use:   "abing",
 		Short: "Light-weight available bandwidth estimation (ABwE packet-pair dispersion)",
@@ -20,7 +16,7 @@ func main() {
 			"of both directions of a path to an abing reflector, in about a second.",
 		SilenceUsage: true,
 	}
-	root.AddCommand(measureCommand(), demoCommand(), accuracyCommand(), historyCommand(), monitorCommand(), alarmsCommand())
+	root.AddCommand(measureCommand(), historyCommand(), monitorCommand(), alarmsCommand())
 	if err := root.Execute(); err != nil {
 		os.Exit(1)
 	}

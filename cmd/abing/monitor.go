@@ -18,7 +18,7 @@ import (
 	"github.com/abing-net/abing/monitor"
 	"github.com/abing-net/abing/redact"
 	"github.com/abing-net/abing/store"
-	"github.com/abing-net/abing/web"
+	"github.com/abing-net/abing/internal/web"
 )
 
 func monitorCommand() *cobra.Command {

@@ -17,10 +17,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/abing-net/abing/auth"
-	"github.com/abing-net/abing/privilege"
+	"github.com/abing-net/abing/internal/privilege"
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/timestamp"
-	webpkg "github.com/abing-net/abing/web"
+	webpkg "github.com/abing-net/abing/internal/web"
 )
 
 func main() {

@@ -1,3 +1,5 @@
+//go:build linux
+
 package accuracy
 
 import (
@@ -10,7 +12,7 @@ import (
 
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/monitor"
-	"github.com/abing-net/abing/testbed"
+	"github.com/abing-net/abing/internal/lab/testbed"
 )
 
 // The monitor through the emulated 20 Mbit/s path (a stable rate on this

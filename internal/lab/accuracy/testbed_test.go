@@ -1,3 +1,5 @@
+//go:build linux
+
 package accuracy
 
 import (
@@ -11,7 +13,7 @@ import (
 	"time"
 
 	"github.com/abing-net/abing/measure"
-	"github.com/abing-net/abing/testbed"
+	"github.com/abing-net/abing/internal/lab/testbed"
 )
 
 // setup builds an environment, or skips when not root; with
@@ -38,7 +40,7 @@ func setup(t *testing.T, fwd, rev float64) *Env {
 
 func relErr(got, want float64) float64 { return math.Abs(got-want) / want }
 
-// Rates and bounds of these CI-gating tests come from `abing accuracy
+// Rates and bounds of these CI-gating tests come from `abing-lab accuracy
 // --stability` and from repeated runs of these tests on this machine kind
 // (2 vCPUs, veth through a one-frame tbf; README "Testing"). At 10 and 20
 // Mbit/s nominal, five calibrations agree within 1 %, and in 60 readings

@@ -1,3 +1,5 @@
+//go:build linux
+
 package accuracy
 
 import (
@@ -7,7 +9,7 @@ import (
 	"slices"
 
 	"github.com/abing-net/abing/measure"
-	"github.com/abing-net/abing/testbed"
+	"github.com/abing-net/abing/internal/lab/testbed"
 )
 
 // StabilityRow is how steady one emulated link was: repeated calibrations

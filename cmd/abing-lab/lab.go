@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -14,9 +16,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/abing-net/abing/accuracy"
+	"github.com/abing-net/abing/internal/lab/accuracy"
 	"github.com/abing-net/abing/measure"
-	"github.com/abing-net/abing/testbed"
+	"github.com/abing-net/abing/internal/lab/testbed"
 )
 
 // signalContext is cancelled by SIGINT or SIGTERM, so that the testbed is
@@ -35,7 +37,7 @@ func demoCommand() *cobra.Command {
 			"calibrates them, sends constant-rate UDP cross traffic through the forward bottleneck,\n" +
 			"and prints abing's estimates next to what the router really forwarded.\n\n" +
 			"The default rate is one the emulated link forwards steadily on a small virtual machine\n" +
-			"(`abing accuracy --stability` shows how steady it is at 10-100 Mbit/s here); above\n" +
+			"(`abing-lab accuracy --stability` shows how steady it is at 10-100 Mbit/s here); above\n" +
 			"about 20 Mbit/s the emulation, not abing, drifts by several per cent.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -167,3 +169,7 @@ func kernel() string {
 	}
 	return b.String()
 }
+
+func runChild() { testbed.RunChild() }
+
+func commands() []*cobra.Command { return []*cobra.Command{demoCommand(), accuracyCommand()} }

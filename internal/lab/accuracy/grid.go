@@ -1,3 +1,5 @@
+//go:build linux
+
 package accuracy
 
 import (
@@ -9,7 +11,7 @@ import (
 	"time"
 
 	"github.com/abing-net/abing/measure"
-	"github.com/abing-net/abing/testbed"
+	"github.com/abing-net/abing/internal/lab/testbed"
 )
 
 // Cell is one scenario of the accuracy grid.

@@ -1,3 +1,5 @@
+//go:build linux
+
 package accuracy
 
 import (
@@ -17,7 +19,7 @@ import (
 	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/monitor"
-	"github.com/abing-net/abing/testbed"
+	"github.com/abing-net/abing/internal/lab/testbed"
 )
 
 // The monitor watches a reflector behind a 20 Mbit/s bottleneck (a stable

@@ -1,10 +1,12 @@
+//go:build linux
+
 package accuracy
 
 import (
 	"os"
 	"testing"
 
-	"github.com/abing-net/abing/testbed"
+	"github.com/abing-net/abing/internal/lab/testbed"
 )
 
 func TestMain(m *testing.M) {

@@ -1,0 +1,28 @@
+// Command abing-lab is abing's laboratory: it builds emulated paths out of
+// Linux network namespaces and runs abing through them (the demo, the
+// accuracy report, the stability check). It needs root, iproute2 and tc.
+//
+// It is a binary of its own, not a subcommand of abing, so that what users
+// deploy carries none of the lab's code and can never be turned into a
+// traffic generator: the lab runs its generators as copies of itself,
+// selected by an environment variable, and only this binary honours it.
+package main
+
+import (
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	runChild() // a testbed's traffic generator: runs and exits
+	root := &cobra.Command{
+		Use:          "abing-lab",
+		Short:        "abing on emulated paths: demo, accuracy report, stability check (Linux, root)",
+		SilenceUsage: true,
+	}
+	root.AddCommand(commands()...)
+	if err := root.Execute(); err != nil {
+		os.Exit(1)
+	}
+}
