@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/record"
 )
 
 // Engine runs the detectors over the records of many targets. It is not
@@ -24,13 +24,13 @@ func NewEngine(params func(target string) Params) *Engine {
 
 // Forget drops a target's state (it left the configuration, or its
 // parameters changed) and returns its active alarms, cleared now.
-func (e *Engine) Forget(target string, now time.Time) []Alarm {
+func (e *Engine) Forget(target string, now time.Time) []record.Alarm {
 	t := e.targets[target]
 	if t == nil {
 		return nil
 	}
 	delete(e.targets, target)
-	var out []Alarm
+	var out []record.Alarm
 	for _, k := range t.order {
 		out = append(out, t.end(k, now, "forgotten"))
 	}
@@ -38,8 +38,8 @@ func (e *Engine) Forget(target string, now time.Time) []Alarm {
 }
 
 // Active returns the alarms now active, by target then raise order.
-func (e *Engine) Active() []Alarm {
-	var out []Alarm
+func (e *Engine) Active() []record.Alarm {
+	var out []record.Alarm
 	names := make([]string, 0, len(e.targets))
 	for n := range e.targets {
 		names = append(names, n)
@@ -54,27 +54,17 @@ func (e *Engine) Active() []Alarm {
 	return out
 }
 
-// Name is the name alarms give a record's target: its configured name, or
-// its address.
-func Name(r *measure.Record) string {
-	if r.Name != "" {
-		return r.Name
-	}
-	return r.Target
-}
-
 // Observe takes one record (records of a target in time order; a run's
 // forward record before its reverse one) and returns the alarms it raised
 // or cleared.
-func (e *Engine) Observe(r *measure.Record) ([]Alarm, error) {
-	at, err := time.Parse(time.RFC3339Nano, r.Time)
-	if err != nil {
-		return nil, fmt.Errorf("alarms: record of %s: time %q: %w", Name(r), r.Time, err)
+func (e *Engine) Observe(r *record.Record) ([]record.Alarm, error) {
+	if r.Time.IsZero() {
+		return nil, fmt.Errorf("alarms: record of %s without a time", r.Target)
 	}
-	name := Name(r)
+	at, name := r.Time, r.Target
 	t := e.targets[name]
 	if t == nil {
-		t = &targetState{p: e.params(name), active: map[key]*Alarm{}, dirs: map[string]*dirState{}}
+		t = &targetState{p: e.params(name), active: map[key]*record.Alarm{}, dirs: map[string]*dirState{}}
 		t.rtt = NewLevelDetector(t.p.level(float64(t.p.MinRTTChange) / float64(time.Millisecond)))
 		e.targets[name] = t
 	}
@@ -83,7 +73,7 @@ func (e *Engine) Observe(r *measure.Record) ([]Alarm, error) {
 	if r.Direction == "forward" {
 		t.observeRun(at, r)
 	}
-	if !failed(r) {
+	if !r.Failed() {
 		d := t.dirs[r.Direction]
 		if d == nil {
 			d = &dirState{dbc: NewLevelDetector(t.p.level(0)), hops: -1}
@@ -94,54 +84,51 @@ func (e *Engine) Observe(r *measure.Record) ([]Alarm, error) {
 	return t.out, nil
 }
 
-// failed says whether a record is of a run that got nothing back.
-func failed(r *measure.Record) bool { return r.Error != "" && r.RTT == nil && r.DBC == nil }
-
 type key struct {
-	kind      Kind
+	kind      record.Kind
 	direction string
 }
 
 type targetState struct {
 	p      Params
-	rec    *measure.Record // the record being observed
-	out    []Alarm         // what it raised or cleared
-	active map[key]*Alarm
+	rec    *record.Record // the record being observed
+	out    []record.Alarm // what it raised or cleared
+	active map[key]*record.Alarm
 	order  []key // of active, in raise order
 	dirs   map[string]*dirState
 	rtt    *LevelDetector
-	fails  []Point // the failed runs in a row
-	ups    int     // good runs in a row while down
+	fails  []record.Point // the failed runs in a row
+	ups    int            // good runs in a row while down
 }
 
 type dirState struct {
 	dbc *LevelDetector
 	// Load.
-	ratio   []Point // ABW/DBC, the last Window values
-	abw     []Point // ABW, the last Window values
-	abwRef  []Point // ABW before the load, the last Reference values
-	low     int     // consecutive windows below the threshold
+	ratio   []record.Point // ABW/DBC, the last Window values
+	abw     []record.Point // ABW, the last Window values
+	abwRef  []record.Point // ABW before the load, the last Reference values
+	low     int            // consecutive windows below the threshold
 	lowFrom time.Time
 	high    int // consecutive windows back above it, while raised
 	// Path.
-	hops    int     // hop count of the path as known, -1 before the first
-	changed []Point // consecutive values off it
-	same    int     // consecutive values back on it, while raised
+	hops    int            // hop count of the path as known, -1 before the first
+	changed []record.Point // consecutive values off it
+	same    int            // consecutive values back on it, while raised
 }
 
 // observeRun runs the detectors of the run as a whole: down and latency.
-func (t *targetState) observeRun(at time.Time, r *measure.Record) {
+func (t *targetState) observeRun(at time.Time, r *record.Record) {
 	p := t.p
-	downKey := key{Down, "both"}
-	if failed(r) {
+	downKey := key{record.Down, "both"}
+	if r.Failed() {
 		t.ups = 0
-		t.fails = append(t.fails, Point{Time: at, Value: 0})
+		t.fails = append(t.fails, record.Point{Time: at, Value: 0})
 		if len(t.fails) > p.DownAfter {
 			t.fails = t.fails[1:]
 		}
 		if t.active[downKey] == nil && len(t.fails) >= p.DownAfter && at.Sub(t.fails[0].Time) >= p.MinDuration {
-			t.raise(downKey, t.fails[0].Time, 1, 0, "up", Critical, slices.Clone(t.fails),
-				fmt.Sprintf("%s does not answer: %d runs in a row failed (%s)", Name(r), len(t.fails), r.Error))
+			t.raise(downKey, t.fails[0].Time, 1, 0, "up", record.Critical, slices.Clone(t.fails),
+				fmt.Sprintf("%s does not answer: %d runs in a row failed (%s)", r.Target, len(t.fails), r.Error))
 		}
 		return
 	}
@@ -155,8 +142,8 @@ func (t *targetState) observeRun(at time.Time, r *measure.Record) {
 	if r.RTT == nil {
 		return
 	}
-	latKey := key{Latency, "both"}
-	if s := t.rtt.Add(Point{Time: at, Value: r.RTT.Min}); s != nil {
+	latKey := key{record.Latency, "both"}
+	if s := t.rtt.Add(record.Point{Time: at, Value: r.RTT.Min}); s != nil {
 		t.shift(latKey, s, "ms", "minimum RTT")
 	} else if a := t.active[latKey]; a != nil && at.Sub(a.Start) >= p.AcceptAfter {
 		t.rtt.Accept()
@@ -166,11 +153,11 @@ func (t *targetState) observeRun(at time.Time, r *measure.Record) {
 
 // observeDirection runs the detectors of one direction: capacity, load,
 // path.
-func (t *targetState) observeDirection(at time.Time, r *measure.Record, d *dirState) {
+func (t *targetState) observeDirection(at time.Time, r *record.Record, d *dirState) {
 	p := t.p
-	capKey := key{Capacity, r.Direction}
+	capKey := key{record.Capacity, r.Direction}
 	if r.DBC != nil {
-		if s := d.dbc.Add(Point{Time: at, Value: *r.DBC}); s != nil {
+		if s := d.dbc.Add(record.Point{Time: at, Value: *r.DBC}); s != nil {
 			t.shift(capKey, s, "Mbit/s", "DBC")
 		} else if a := t.active[capKey]; a != nil && at.Sub(a.Start) >= p.AcceptAfter {
 			d.dbc.Accept()
@@ -188,11 +175,11 @@ func (t *targetState) observeDirection(at time.Time, r *measure.Record, d *dirSt
 // load raises a load alarm when the median of ABW/DBC over the window
 // stays below LoadBelow for LoadFor (and Hold windows), while DBC is
 // unchanged: no capacity alarm and no DBC shift building up.
-func (t *targetState) load(at time.Time, r *measure.Record, d *dirState) {
+func (t *targetState) load(at time.Time, r *record.Record, d *dirState) {
 	p := t.p
-	k := key{Load, r.Direction}
-	push := func(s []Point, v float64, n int) []Point {
-		s = append(s, Point{Time: at, Value: v})
+	k := key{record.Load, r.Direction}
+	push := func(s []record.Point, v float64, n int) []record.Point {
+		s = append(s, record.Point{Time: at, Value: v})
 		if len(s) > n {
 			s = s[1:]
 		}
@@ -231,7 +218,7 @@ func (t *targetState) load(at time.Time, r *measure.Record, d *dirState) {
 			d.lowFrom = d.ratio[i].Time
 		}
 	}
-	capacityMoving := t.active[key{Capacity, r.Direction}] != nil || d.dbc.beyond > 0
+	capacityMoving := t.active[key{record.Capacity, r.Direction}] != nil || d.dbc.beyond > 0
 	// How long the load has lasted: from its first value to its last one
 	// (the median lags the values by half a window).
 	lastLow := d.lowFrom
@@ -248,9 +235,9 @@ func (t *targetState) load(at time.Time, r *measure.Record, d *dirState) {
 		before = medianOf(d.abwRef)
 	}
 	after := medianOf(d.abw)
-	sev := Warning
+	sev := record.Warning
 	if m < p.LoadBelow/2 {
-		sev = Critical
+		sev = record.Critical
 	}
 	t.raise(k, d.lowFrom, before, after, "Mbit/s", sev, slices.Clone(d.abw),
 		fmt.Sprintf("heavy load %s: ABW %.1f Mbit/s, %.0f %% of DBC %.1f, for %s", r.Direction, after, 100*m, *r.DBC,
@@ -260,11 +247,11 @@ func (t *targetState) load(at time.Time, r *measure.Record, d *dirState) {
 
 // path raises a path alarm when the hop count of received probes differs
 // from the known one for Hold values in a row (and MinDuration).
-func (t *targetState) path(at time.Time, r *measure.Record, d *dirState) {
+func (t *targetState) path(at time.Time, r *record.Record, d *dirState) {
 	p := t.p
-	k := key{Path, r.Direction}
+	k := key{record.Path, r.Direction}
 	hops := Hops(*r.TTL)
-	pt := Point{Time: at, Value: float64(hops)}
+	pt := record.Point{Time: at, Value: float64(hops)}
 	if d.hops < 0 {
 		d.hops = hops
 		return
@@ -292,7 +279,7 @@ func (t *targetState) path(at time.Time, r *measure.Record, d *dirState) {
 	if len(d.changed) < p.Hold || at.Sub(d.changed[0].Time) < p.MinDuration {
 		return
 	}
-	t.raise(k, d.changed[0].Time, float64(d.hops), float64(hops), "hops", Warning, slices.Clone(d.changed),
+	t.raise(k, d.changed[0].Time, float64(d.hops), float64(hops), "hops", record.Warning, slices.Clone(d.changed),
 		fmt.Sprintf("path %s changed: %d hops, was %d", r.Direction, hops, d.hops))
 	d.changed, d.same = d.changed[:0], 0
 }
@@ -315,13 +302,13 @@ func (t *targetState) shift(k key, s *Shift, unit, what string) {
 		t.end(k, s.End, "returned")
 		return
 	}
-	sev := Warning
+	sev := record.Warning
 	rel := (s.After - s.Before) / math.Abs(s.Before)
 	switch {
-	case k.kind == Capacity && rel <= -0.3:
-		sev = Critical
-	case (k.kind == Capacity && rel > 0) || (k.kind == Latency && rel < 0):
-		sev = Info
+	case k.kind == record.Capacity && rel <= -0.3:
+		sev = record.Critical
+	case (k.kind == record.Capacity && rel > 0) || (k.kind == record.Latency && rel < 0):
+		sev = record.Info
 	}
 	dir := k.direction
 	if dir == "both" {
@@ -331,9 +318,9 @@ func (t *targetState) shift(k key, s *Shift, unit, what string) {
 		fmt.Sprintf("%s %s changed from %.3g to %.3g %s (%+.0f %%)", what, dir, s.Before, s.After, unit, 100*rel))
 }
 
-func (t *targetState) raise(k key, start time.Time, before, after float64, unit, severity string, evidence []Point, summary string) {
+func (t *targetState) raise(k key, start time.Time, before, after float64, unit, severity string, evidence []record.Point, summary string) {
 	r := t.rec
-	a := &Alarm{Kind: k.kind, Target: Name(r), Address: r.Target, Labels: r.Labels, Direction: k.direction,
+	a := &record.Alarm{Kind: k.kind, Target: r.Target, Address: r.Address, Labels: r.Labels, Direction: k.direction,
 		Severity: severity, Start: start, Before: round(before), After: round(after), Unit: unit, Summary: summary,
 		Evidence: evidence}
 	t.active[k] = a
@@ -342,7 +329,7 @@ func (t *targetState) raise(k key, start time.Time, before, after float64, unit,
 }
 
 // end clears the active alarm of k and returns it.
-func (t *targetState) end(k key, at time.Time, how string) Alarm {
+func (t *targetState) end(k key, at time.Time, how string) record.Alarm {
 	a := t.active[k]
 	delete(t.active, k)
 	t.order = slices.DeleteFunc(t.order, func(o key) bool { return o == k })
@@ -358,7 +345,7 @@ func round(v float64) float64 {
 	return math.Round(v*1000) / 1000
 }
 
-func medianOf(pts []Point) float64 {
+func medianOf(pts []record.Point) float64 {
 	v := make([]float64, len(pts))
 	for i, p := range pts {
 		v[i] = p.Value

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/record"
 )
 
-func records(seed uint64, runs []Level) []measure.Record { return Synthesize(seed, t0, runs, 0.03, 0) }
+func records(seed uint64, runs []Level) []record.Record { return Synthesize(seed, t0, runs, 0.03, 0) }
 
 func repeat(n int, s Level) []Level {
 	out := make([]Level, n)
@@ -29,7 +29,7 @@ func concat(parts ...[]Level) []Level {
 
 // observe feeds records to an engine and returns what it raised and
 // cleared, with the index of the run that did it.
-func observe(t *testing.T, p Params, recs []measure.Record) (events []Alarm, at []int) {
+func observe(t *testing.T, p Params, recs []record.Record) (events []record.Alarm, at []int) {
 	t.Helper()
 	e := NewEngine(func(string) Params { return p })
 	for i := range recs {
@@ -45,7 +45,7 @@ func observe(t *testing.T, p Params, recs []measure.Record) (events []Alarm, at 
 	return events, at
 }
 
-func describe(events []Alarm, at []int) string {
+func describe(events []record.Alarm, at []int) string {
 	var b strings.Builder
 	for i, a := range events {
 		fmt.Fprintf(&b, "\n  run %d: %s %s %s %s before %g after %g (%s)", at[i], a.Status(), a.Kind, a.Direction, a.Severity,
@@ -57,7 +57,7 @@ func describe(events []Alarm, at []int) string {
 // want is an expected event: kind, direction, raised (or cleared) within
 // runs [from, to].
 type want struct {
-	kind     Kind
+	kind     record.Kind
 	dir      string
 	firing   bool
 	from, to int
@@ -82,48 +82,48 @@ func TestEngine(t *testing.T) {
 	}{
 		{"quiet", repeat(200, normal), Params{}, nil},
 		{"capacity 100→40 and back", concat(repeat(30, normal), repeat(20, narrow), repeat(30, normal)), Params{}, []want{
-			{Capacity, "forward", true, 30, 34, Critical, ""}, {Capacity, "reverse", true, 30, 34, Critical, ""},
-			{Capacity, "forward", false, 50, 57, "", "returned"}, {Capacity, "reverse", false, 50, 57, "", "returned"},
+			{record.Capacity, "forward", true, 30, 34, record.Critical, ""}, {record.Capacity, "reverse", true, 30, 34, record.Critical, ""},
+			{record.Capacity, "forward", false, 50, 57, "", "returned"}, {record.Capacity, "reverse", false, 50, 57, "", "returned"},
 		}},
 		{"heavy load 10 min", concat(repeat(30, normal), repeat(10, loaded), repeat(20, normal)), Params{}, []want{
-			{Load, "forward", true, 35, 37, Critical, ""}, {Load, "reverse", true, 35, 37, Critical, ""},
-			{Load, "forward", false, 40, 45, "", "returned"}, {Load, "reverse", false, 40, 45, "", "returned"},
+			{record.Load, "forward", true, 35, 37, record.Critical, ""}, {record.Load, "reverse", true, 35, 37, record.Critical, ""},
+			{record.Load, "forward", false, 40, 45, "", "returned"}, {record.Load, "reverse", false, 40, 45, "", "returned"},
 		}},
 		{"load shorter than load_for", concat(repeat(30, normal), repeat(4, loaded), repeat(20, normal)), Params{}, nil},
 		{"load_for 2m", concat(repeat(30, normal), repeat(6, loaded), repeat(20, normal)), Params{LoadFor: 2 * time.Minute}, []want{
-			{Load, "forward", true, 34, 34, Critical, ""}, {Load, "reverse", true, 34, 34, Critical, ""},
-			{Load, "forward", false, 36, 41, "", "returned"}, {Load, "reverse", false, 36, 41, "", "returned"},
+			{record.Load, "forward", true, 34, 34, record.Critical, ""}, {record.Load, "reverse", true, 34, 34, record.Critical, ""},
+			{record.Load, "forward", false, 36, 41, "", "returned"}, {record.Load, "reverse", false, 36, 41, "", "returned"},
 		}},
 		{"latency 10→30 ms", concat(repeat(30, normal), repeat(30, slow)), Params{}, []want{
-			{Latency, "both", true, 30, 34, Warning, ""},
+			{record.Latency, "both", true, 30, 34, record.Warning, ""},
 		}},
 		{"latency +0.5 ms is not a change", concat(repeat(30, normal), repeat(30, jittery)), Params{}, nil},
 		{"one more hop", concat(repeat(30, normal), repeat(30, longer)), Params{}, []want{
-			{Path, "forward", true, 32, 32, Warning, ""}, {Path, "reverse", true, 32, 32, Warning, ""},
+			{record.Path, "forward", true, 32, 32, record.Warning, ""}, {record.Path, "reverse", true, 32, 32, record.Warning, ""},
 		}},
 		{"hop count blip", concat(repeat(30, normal), repeat(2, longer), repeat(30, normal)), Params{}, nil},
 		{"path back", concat(repeat(30, normal), repeat(5, longer), repeat(10, normal)), Params{}, []want{
-			{Path, "forward", true, 32, 32, Warning, ""}, {Path, "reverse", true, 32, 32, Warning, ""},
-			{Path, "forward", false, 37, 37, "", "returned"}, {Path, "reverse", false, 37, 37, "", "returned"},
+			{record.Path, "forward", true, 32, 32, record.Warning, ""}, {record.Path, "reverse", true, 32, 32, record.Warning, ""},
+			{record.Path, "forward", false, 37, 37, "", "returned"}, {record.Path, "reverse", false, 37, 37, "", "returned"},
 		}},
 		{"down and up", concat(repeat(30, normal), repeat(5, dead), repeat(10, normal)), Params{}, []want{
-			{Down, "both", true, 32, 32, Critical, ""}, {Down, "both", false, 37, 37, "", "up"},
+			{record.Down, "both", true, 32, 32, record.Critical, ""}, {record.Down, "both", false, 37, 37, "", "up"},
 		}},
 		{"two failures are not down", concat(repeat(30, normal), repeat(2, dead), repeat(10, normal)), Params{}, nil},
 		{"hold 5 and min_duration 6m", concat(repeat(30, normal), repeat(30, longer)), Params{Hold: 5, MinDuration: 6 * time.Minute}, []want{
-			{Path, "forward", true, 36, 36, Warning, ""}, {Path, "reverse", true, 36, 36, Warning, ""},
+			{record.Path, "forward", true, 36, 36, record.Warning, ""}, {record.Path, "reverse", true, 36, 36, record.Warning, ""},
 		}},
 		// A drop that lasts accept_after becomes normal; the upgrade back
 		// from it is a change of its own.
 		{"upgrade accepted, then a return", concat(repeat(30, with(func(s *Level) { s.DBC, s.ABW = 155, 90 })), repeat(70, normal), repeat(30, with(func(s *Level) { s.DBC, s.ABW = 155, 90 }))),
 			Params{AcceptAfter: time.Hour}, []want{
-				{Capacity, "forward", true, 30, 34, Critical, ""}, {Capacity, "reverse", true, 30, 34, Critical, ""},
-				{Capacity, "forward", false, 90, 94, "", "accepted"}, {Capacity, "reverse", false, 90, 94, "", "accepted"},
-				{Capacity, "forward", true, 100, 104, Info, ""}, {Capacity, "reverse", true, 100, 104, Info, ""},
+				{record.Capacity, "forward", true, 30, 34, record.Critical, ""}, {record.Capacity, "reverse", true, 30, 34, record.Critical, ""},
+				{record.Capacity, "forward", false, 90, 94, "", "accepted"}, {record.Capacity, "reverse", false, 90, 94, "", "accepted"},
+				{record.Capacity, "forward", true, 100, 104, record.Info, ""}, {record.Capacity, "reverse", true, 100, 104, record.Info, ""},
 			}},
 		// Gaps (failed runs) inside a capacity change delay nothing.
 		{"capacity drop across a gap", concat(repeat(30, normal), repeat(2, dead), repeat(20, narrow)), Params{}, []want{
-			{Capacity, "forward", true, 32, 36, Critical, ""}, {Capacity, "reverse", true, 32, 36, Critical, ""},
+			{record.Capacity, "forward", true, 32, 36, record.Critical, ""}, {record.Capacity, "reverse", true, 32, 36, record.Critical, ""},
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -161,7 +161,7 @@ func TestAlarmLevels(t *testing.T) {
 	normal := Level{DBC: 1000, ABW: 600, RTT: 10, TTL: 62}
 	backup := Level{DBC: 622, ABW: 400, RTT: 25, TTL: 59}
 	events, _ := observe(t, Defaults(), records(1, concat(repeat(30, normal), repeat(30, backup))))
-	seen := map[Kind]bool{}
+	seen := map[record.Kind]bool{}
 	for _, a := range events {
 		if a.Direction == "reverse" {
 			continue
@@ -169,11 +169,11 @@ func TestAlarmLevels(t *testing.T) {
 		seen[a.Kind] = true
 		var before, after, tol float64
 		switch a.Kind {
-		case Capacity:
+		case record.Capacity:
 			before, after, tol = 1000, 622, 30
-		case Latency:
+		case record.Latency:
 			before, after, tol = 10, 25, 1
-		case Path:
+		case record.Path:
 			before, after, tol = 2, 5, 0
 		default:
 			t.Errorf("unexpected %s alarm: %s", a.Kind, a.Summary)
@@ -189,7 +189,7 @@ func TestAlarmLevels(t *testing.T) {
 			t.Errorf("%s starts %v, change at %v", a.Kind, a.Start, start)
 		}
 	}
-	if !seen[Capacity] || !seen[Latency] || !seen[Path] {
+	if !seen[record.Capacity] || !seen[record.Latency] || !seen[record.Path] {
 		t.Errorf("raised %v; want capacity, latency and path: %s", seen, describe(events, make([]int, len(events))))
 	}
 }
@@ -223,7 +223,7 @@ func TestHops(t *testing.T) {
 
 func TestBadTime(t *testing.T) {
 	e := NewEngine(func(string) Params { return Defaults() })
-	if _, err := e.Observe(&measure.Record{Time: "yesterday", Target: "x"}); err == nil || !strings.Contains(err.Error(), "yesterday") {
+	if _, err := e.Observe(&record.Record{Target: "x"}); err == nil || !strings.Contains(err.Error(), "without a time") {
 		t.Errorf("error %v", err)
 	}
 }

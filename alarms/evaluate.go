@@ -4,7 +4,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/record"
 )
 
 // Level is what a synthetic run measures, before noise.
@@ -17,7 +17,7 @@ type Level struct {
 // Synthesize makes the records of one run a minute from t0, forward and
 // reverse, each value with relative Gaussian noise and, for DBC and ABW, a
 // fraction of outliers at half or 1.5 times the level.
-func Synthesize(seed uint64, t0 time.Time, levels []Level, noise, outliers float64) []measure.Record {
+func Synthesize(seed uint64, t0 time.Time, levels []Level, noise, outliers float64) []record.Record {
 	r := rand.New(rand.NewPCG(seed, 11))
 	noisy := func(v float64, outlier bool) *float64 {
 		x := v * (1 + noise*r.NormFloat64())
@@ -26,17 +26,17 @@ func Synthesize(seed uint64, t0 time.Time, levels []Level, noise, outliers float
 		}
 		return &x
 	}
-	out := make([]measure.Record, 0, 2*len(levels))
+	out := make([]record.Record, 0, 2*len(levels))
 	for i, l := range levels {
-		at := t0.Add(time.Duration(i) * time.Minute).Format(time.RFC3339Nano)
+		at := t0.Add(time.Duration(i) * time.Minute).UTC()
 		rtt := noisy(l.RTT, false)
 		for _, dir := range []string{"forward", "reverse"} {
-			rec := measure.Record{Time: at, Target: "198.18.2.2:8176", Name: "lab", Direction: dir}
+			rec := record.Record{Time: at, Target: "lab", Address: "198.18.2.2:8176", Direction: dir}
 			if l.Down {
 				rec.Error = "read: connection refused"
 			} else {
 				rec.DBC, rec.ABW = noisy(l.DBC, true), noisy(l.ABW, true)
-				rec.RTT = &measure.RTT{Min: *rtt}
+				rec.RTT = &record.RTT{Min: *rtt}
 				ttl := l.TTL
 				rec.TTL = &ttl
 			}
@@ -49,8 +49,8 @@ func Synthesize(seed uint64, t0 time.Time, levels []Level, noise, outliers float
 // Scenario is a synthetic series with a known change (or none).
 type Scenario struct {
 	Name            string
-	Kind            Kind // the alarm the change should raise; "" for none
-	Runs, Change    int  // runs in all; index of the first changed run (-1: none)
+	Kind            record.Kind // the alarm the change should raise; "" for none
+	Runs, Change    int         // runs in all; index of the first changed run (-1: none)
 	Level           func(i int) Level
 	Noise, Outliers float64
 }
@@ -60,7 +60,7 @@ type Scenario struct {
 // included: 5 means raised by the 5th measurement after the change.
 type Figures struct {
 	Scenario    string
-	Kind        Kind
+	Kind        record.Kind
 	Series      int
 	Detected    int     // series where the alarm came within MaxDelay
 	Missed      int     // the others
@@ -89,29 +89,29 @@ func Scenarios() []Scenario {
 	}
 	with := func(f func(*Level)) Level { l := base; f(&l); return l }
 	return []Scenario{
-		{"route change: DBC 1000→622, 3 % noise", Capacity, 200, 60,
+		{"route change: DBC 1000→622, 3 % noise", record.Capacity, 200, 60,
 			step(60, Level{DBC: 1000, ABW: 600, RTT: 10, TTL: 61}, Level{DBC: 622, ABW: 373, RTT: 10, TTL: 61}), 0.03, 0},
-		{"upgrade: DBC 155→1000, 3 % noise", Capacity, 200, 60,
+		{"upgrade: DBC 155→1000, 3 % noise", record.Capacity, 200, 60,
 			step(60, Level{DBC: 155, ABW: 93, RTT: 10, TTL: 61}, Level{DBC: 1000, ABW: 600, RTT: 10, TTL: 61}), 0.03, 0},
-		{"bottleneck 100→40, 5 % noise, 5 % outliers", Capacity, 200, 60,
+		{"bottleneck 100→40, 5 % noise, 5 % outliers", record.Capacity, 200, 60,
 			step(60, base, with(func(l *Level) { l.DBC, l.ABW = 40, 24 })), 0.05, 0.05},
-		{"DBC −15 %, 2 % noise", Capacity, 200, 60, step(60, base, with(func(l *Level) { l.DBC, l.ABW = 85, 51 })), 0.02, 0},
-		{"DBC halved, heavy noise (15 %, 5 % outliers)", Capacity, 200, 60,
+		{"DBC −15 %, 2 % noise", record.Capacity, 200, 60, step(60, base, with(func(l *Level) { l.DBC, l.ABW = 85, 51 })), 0.02, 0},
+		{"DBC halved, heavy noise (15 %, 5 % outliers)", record.Capacity, 200, 60,
 			step(60, base, with(func(l *Level) { l.DBC, l.ABW = 50, 30 })), 0.15, 0.05},
-		{"DBC ramp 100→50 over 40 runs", Capacity, 200, 60, func(i int) Level {
+		{"DBC ramp 100→50 over 40 runs", record.Capacity, 200, 60, func(i int) Level {
 			f := min(max(float64(i-60), 0), 40) / 40
 			return with(func(l *Level) { l.DBC, l.ABW = 100-50*f, 60-30*f })
 		}, 0.03, 0},
 		{"DBC −5 % (below min_change)", "", 200, -1, step(60, base, with(func(l *Level) { l.DBC = 95 })), 0.01, 0},
-		{"heavy load: ABW 60→10 for 30 runs", Load, 200, 60, func(i int) Level {
+		{"heavy load: ABW 60→10 for 30 runs", record.Load, 200, 60, func(i int) Level {
 			if i >= 60 && i < 90 {
 				return with(func(l *Level) { l.ABW = 10 })
 			}
 			return base
 		}, 0.05, 0.02},
-		{"latency 10→30 ms", Latency, 200, 60, step(60, base, with(func(l *Level) { l.RTT = 30 })), 0.05, 0},
-		{"one more hop", Path, 200, 60, step(60, base, with(func(l *Level) { l.TTL = 60 })), 0.05, 0},
-		{"target down for 10 runs", Down, 200, 60, func(i int) Level {
+		{"latency 10→30 ms", record.Latency, 200, 60, step(60, base, with(func(l *Level) { l.RTT = 30 })), 0.05, 0},
+		{"one more hop", record.Path, 200, 60, step(60, base, with(func(l *Level) { l.TTL = 60 })), 0.05, 0},
+		{"target down for 10 runs", record.Down, 200, 60, func(i int) Level {
 			if i >= 60 && i < 70 {
 				return Level{Down: true}
 			}

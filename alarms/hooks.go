@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/abing-net/abing/record"
 	"hash/fnv"
 	"io"
 	"log/slog"
@@ -25,7 +26,7 @@ import (
 // Hook is told of every alarm raised and cleared.
 type Hook interface {
 	Name() string
-	Fire(ctx context.Context, a *Alarm) error
+	Fire(ctx context.Context, a *record.Alarm) error
 }
 
 // Command runs a program for every alarm: the alarm as JSON on its
@@ -43,7 +44,7 @@ func (c *Command) Name() string { return "command " + c.Argv[0] }
 
 // Fire runs the program and waits for it; its output, if any, goes into
 // the error when it fails.
-func (c *Command) Fire(ctx context.Context, a *Alarm) error {
+func (c *Command) Fire(ctx context.Context, a *record.Alarm) error {
 	timeout := c.Timeout
 	if timeout <= 0 {
 		timeout = 10 * time.Second
@@ -69,7 +70,7 @@ func (c *Command) Fire(ctx context.Context, a *Alarm) error {
 }
 
 // Env is an alarm as environment variables.
-func Env(a *Alarm) []string {
+func Env(a *record.Alarm) []string {
 	env := []string{
 		"ABING_ALARM_KIND=" + string(a.Kind),
 		"ABING_ALARM_STATUS=" + a.Status(),
@@ -105,7 +106,7 @@ type Webhook struct {
 func (w *Webhook) Name() string { return "webhook " + redact.URL(w.URL) }
 
 // Fire posts the alarm, retrying as documented.
-func (w *Webhook) Fire(ctx context.Context, a *Alarm) error {
+func (w *Webhook) Fire(ctx context.Context, a *record.Alarm) error {
 	body, err := json.Marshal(AlertmanagerMessage(a))
 	if err != nil {
 		return fmt.Errorf("%s: %w", w.Name(), err)
@@ -188,8 +189,8 @@ type AMAlert struct {
 }
 
 // alertNames are the alertname labels of the kinds.
-var alertNames = map[Kind]string{Capacity: "AbingCapacityChange", Load: "AbingHeavyLoad", Latency: "AbingLatencyChange",
-	Path: "AbingPathChange", Down: "AbingTargetDown"}
+var alertNames = map[record.Kind]string{record.Capacity: "AbingCapacityChange", record.Load: "AbingHeavyLoad", record.Latency: "AbingLatencyChange",
+	record.Path: "AbingPathChange", record.Down: "AbingTargetDown"}
 
 // AlertmanagerMessage is an alarm as an Alertmanager webhook body with one
 // alert. Labels: alertname, kind, target, direction, severity and the
@@ -197,7 +198,7 @@ var alertNames = map[Kind]string{Capacity: "AbingCapacityChange", Load: "AbingHe
 // before, after, unit, cleared, and the traceroutes when there are any.
 // The fingerprint is a hash of the labels, as Alertmanager's is, so the
 // raise and the clear of an episode share it.
-func AlertmanagerMessage(a *Alarm) AMMessage {
+func AlertmanagerMessage(a *record.Alarm) AMMessage {
 	labels := map[string]string{}
 	for k, v := range a.Labels {
 		labels[k] = v
@@ -243,7 +244,7 @@ func fingerprint(labels map[string]string) string {
 // Tracer runs a traceroute to a host. Trace may be called from two
 // goroutines at once (a target's first traceroute and an alarm's).
 type Tracer interface {
-	Trace(ctx context.Context, host string) *Trace
+	Trace(ctx context.Context, host string) *record.Trace
 }
 
 // DispatcherOptions configure a Dispatcher.
@@ -253,7 +254,7 @@ type DispatcherOptions struct {
 	Logger *slog.Logger
 	// Traced, if set, is called with an alarm once its traceroutes are
 	// attached (to store it again).
-	Traced func(Alarm)
+	Traced func(record.Alarm)
 	// Queue bounds the alarms waiting per hook (1024); beyond it the
 	// newest is dropped and logged.
 	Queue int
@@ -267,7 +268,7 @@ type Dispatcher struct {
 	o      DispatcherOptions
 	in     chan job
 	watch  chan job // baseline traceroutes to take, on a worker of their own
-	queues []chan Alarm
+	queues []chan record.Alarm
 	traces map[string]*traces // per target; owned by the enrich goroutine
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -284,9 +285,9 @@ type Dispatcher struct {
 // job is an alarm, or a target's first traceroute (asked for: host; taken:
 // trace).
 type job struct {
-	alarm        *Alarm
+	alarm        *record.Alarm
 	target, host string
-	trace        *Trace
+	trace        *record.Trace
 }
 
 // NewDispatcher starts the goroutines; Close stops them.
@@ -301,7 +302,7 @@ func NewDispatcher(o DispatcherOptions) *Dispatcher {
 	d := &Dispatcher{o: o, in: make(chan job, o.Queue), watch: make(chan job, o.Queue), traces: map[string]*traces{}, ctx: ctx, cancel: cancel}
 	d.baseCtx, d.baseCancel = context.WithCancel(ctx)
 	for _, h := range o.Hooks {
-		q := make(chan Alarm, o.Queue)
+		q := make(chan record.Alarm, o.Queue)
 		d.queues = append(d.queues, q)
 		d.wg.Add(1)
 		go d.fire(h, q)
@@ -330,7 +331,7 @@ func (d *Dispatcher) baselines() {
 }
 
 // Send queues an alarm for the hooks and returns at once.
-func (d *Dispatcher) Send(a Alarm) { d.put(job{alarm: &a}) }
+func (d *Dispatcher) Send(a record.Alarm) { d.put(job{alarm: &a}) }
 
 // Watch asks for a first traceroute of a target, the "before" of its first
 // path or capacity alarm. Without a Tracer it does nothing.
@@ -378,7 +379,7 @@ func (d *Dispatcher) enrich() {
 			continue
 		}
 		a := *j.alarm
-		if d.o.Tracer != nil && (a.Kind == Path || a.Kind == Capacity) {
+		if d.o.Tracer != nil && (a.Kind == record.Path || a.Kind == record.Capacity) {
 			a.Route = d.route(&a)
 			if d.o.Traced != nil {
 				d.o.Traced(a)
@@ -403,7 +404,7 @@ const shareTrace = 30 * time.Second
 // route returns the hop lists before and after for alarm a, tracing anew
 // unless the last traceroute was for the other direction of the same
 // change.
-func (d *Dispatcher) route(a *Alarm) *Route {
+func (d *Dispatcher) route(a *record.Alarm) *record.Route {
 	st := d.traces[a.Target]
 	if st == nil {
 		st = &traces{}
@@ -414,17 +415,17 @@ func (d *Dispatcher) route(a *Alarm) *Route {
 		st.before, st.after = st.after, d.o.Tracer.Trace(d.ctx, Host(a.Address))
 		st.taken, st.why = time.Now(), why
 	}
-	return &Route{Before: st.before, After: st.after}
+	return &record.Route{Before: st.before, After: st.after}
 }
 
 // traces are a target's last two traceroutes, and why the last was taken.
 type traces struct {
-	before, after *Trace
+	before, after *record.Trace
 	taken         time.Time
 	why           string
 }
 
-func (d *Dispatcher) fire(h Hook, q <-chan Alarm) {
+func (d *Dispatcher) fire(h Hook, q <-chan record.Alarm) {
 	defer d.wg.Done()
 	for a := range q {
 		if err := h.Fire(d.ctx, &a); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/abing-net/abing/record"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,12 +18,12 @@ import (
 	"time"
 )
 
-func sample() Alarm {
+func sample() record.Alarm {
 	end := t0.Add(20 * time.Minute)
-	return Alarm{Kind: Capacity, Target: "lab", Address: "198.18.2.2:8176", Labels: map[string]string{"site": "cern"},
-		Direction: "forward", Severity: Critical, Start: t0, End: &end, Cleared: "returned", Before: 100, After: 40,
+	return record.Alarm{Kind: record.Capacity, Target: "lab", Address: "198.18.2.2:8176", Labels: map[string]string{"site": "cern"},
+		Direction: "forward", Severity: record.Critical, Start: t0, End: &end, Cleared: "returned", Before: 100, After: 40,
 		Unit: "Mbit/s", Summary: "DBC forward changed from 100 to 40 Mbit/s (-60 %)",
-		Evidence: []Point{{Time: t0, Value: 40}}}
+		Evidence: []record.Point{{Time: t0, Value: 40}}}
 }
 
 func TestCommand(t *testing.T) {
@@ -34,8 +35,8 @@ func TestCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	stdin, _ := os.ReadFile(filepath.Join(dir, "stdin"))
-	var got Alarm
-	if err := json.Unmarshal(stdin, &got); err != nil || got.Kind != Capacity || got.After != 40 || got.End == nil || len(got.Evidence) != 1 {
+	var got record.Alarm
+	if err := json.Unmarshal(stdin, &got); err != nil || got.Kind != record.Capacity || got.After != 40 || got.End == nil || len(got.Evidence) != 1 {
 		t.Errorf("stdin %s: %v", stdin, err)
 	}
 	env, _ := os.ReadFile(filepath.Join(dir, "env"))
@@ -119,7 +120,7 @@ func TestWebhook(t *testing.T) {
 type blockingHook struct {
 	release chan struct{}
 	mu      sync.Mutex
-	got     []Alarm
+	got     []record.Alarm
 }
 
 func (h *blockingHook) Name() string { return "blocking" }
@@ -129,7 +130,7 @@ func (h *blockingHook) count() int {
 	defer h.mu.Unlock()
 	return len(h.got)
 }
-func (h *blockingHook) Fire(ctx context.Context, a *Alarm) error {
+func (h *blockingHook) Fire(ctx context.Context, a *record.Alarm) error {
 	select {
 	case <-h.release:
 	case <-ctx.Done():
@@ -181,11 +182,11 @@ type fakeTracer struct {
 	n  int
 }
 
-func (f *fakeTracer) Trace(_ context.Context, host string) *Trace {
+func (f *fakeTracer) Trace(_ context.Context, host string) *record.Trace {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.n++
-	return &Trace{Target: host, Hops: make([]Hop, f.n)}
+	return &record.Trace{Target: host, Hops: make([]record.Hop, f.n)}
 }
 
 func (f *fakeTracer) count() int {
@@ -199,9 +200,9 @@ func (f *fakeTracer) count() int {
 func TestDispatcherRoute(t *testing.T) {
 	got := &blockingHook{release: make(chan struct{})}
 	close(got.release)
-	var traced []Alarm
+	var traced []record.Alarm
 	tr := &fakeTracer{}
-	d := NewDispatcher(DispatcherOptions{Hooks: []Hook{got}, Tracer: tr, Traced: func(a Alarm) { traced = append(traced, a) }})
+	d := NewDispatcher(DispatcherOptions{Hooks: []Hook{got}, Tracer: tr, Traced: func(a record.Alarm) { traced = append(traced, a) }})
 	d.Watch("lab", "198.18.2.2")
 	// The first traceroute is taken on a worker of its own; the alarms
 	// below are to find it, so wait until it was handed over.
@@ -210,11 +211,11 @@ func TestDispatcherRoute(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond)
 	a := sample()
-	a.Kind = Path
+	a.Kind = record.Path
 	d.Send(a) // forward
 	a.Direction = "reverse"
 	d.Send(a) // reverse, right after: the same traceroute serves
-	a.Kind = Load
+	a.Kind = record.Load
 	d.Send(a)
 	if err := d.Close(time.Second); err != nil {
 		t.Fatal(err)
@@ -232,12 +233,12 @@ func TestDispatcherRoute(t *testing.T) {
 // slowTracer takes a while for each traceroute, unless cancelled.
 type slowTracer struct{}
 
-func (slowTracer) Trace(ctx context.Context, host string) *Trace {
+func (slowTracer) Trace(ctx context.Context, host string) *record.Trace {
 	select {
 	case <-ctx.Done():
 	case <-time.After(3 * time.Second):
 	}
-	return &Trace{Target: host}
+	return &record.Trace{Target: host}
 }
 
 // First traceroutes of many targets never stand in front of an alarm:
@@ -250,7 +251,7 @@ func TestBaselinesApart(t *testing.T) {
 		d.Watch(fmt.Sprintf("t%d", i), "198.18.2.2")
 	}
 	a := sample()
-	a.Kind = Latency // no traceroute of its own
+	a.Kind = record.Latency // no traceroute of its own
 	start := time.Now()
 	d.Send(a)
 	for got.count() == 0 && time.Since(start) < 2*time.Second {

@@ -39,16 +39,11 @@
 package alarms
 
 import (
+	"github.com/abing-net/abing/record"
 	"math"
 	"slices"
 	"time"
 )
-
-// Point is one value of a series.
-type Point struct {
-	Time  time.Time `json:"time"`
-	Value float64   `json:"value"`
-}
 
 // LevelParams tune a LevelDetector.
 type LevelParams struct {
@@ -91,20 +86,20 @@ func (p *LevelParams) defaults() {
 
 // Shift is a level change found by a LevelDetector.
 type Shift struct {
-	Start    time.Time // first value of the episode past the threshold
-	End      time.Time // zero while active
-	Before   float64   // reference level
-	After    float64   // level when raised (test median)
-	Evidence []Point   // the test window when raised
+	Start    time.Time      // first value of the episode past the threshold
+	End      time.Time      // zero while active
+	Before   float64        // reference level
+	After    float64        // level when raised (test median)
+	Evidence []record.Point // the test window when raised
 }
 
 // LevelDetector watches one series for level shifts.
 type LevelDetector struct {
 	p       LevelParams
-	hist    []Point   // reference then test window, oldest first
-	beyond  int       // consecutive values beyond the threshold
-	first   time.Time // time of the first of them
-	back    int       // consecutive values back within half of it (while active)
+	hist    []record.Point // reference then test window, oldest first
+	beyond  int            // consecutive values beyond the threshold
+	first   time.Time      // time of the first of them
+	back    int            // consecutive values back within half of it (while active)
 	active  *Shift
 	thr     float64 // threshold when raised
 	scratch []float64
@@ -126,7 +121,7 @@ func (d *LevelDetector) Active() *Shift { return d.active }
 
 // Add takes the next value and returns a shift when one is raised
 // (End zero) or cleared (End set).
-func (d *LevelDetector) Add(pt Point) *Shift {
+func (d *LevelDetector) Add(pt record.Point) *Shift {
 	p := d.p
 	if math.IsNaN(pt.Value) || math.IsInf(pt.Value, 0) {
 		return nil
@@ -203,7 +198,7 @@ func (d *LevelDetector) Accept() {
 
 // reference is the level of the reference window and the threshold of a
 // shift from it.
-func (d *LevelDetector) reference(ref []Point) (level, thr float64) {
+func (d *LevelDetector) reference(ref []record.Point) (level, thr float64) {
 	level = d.median(ref)
 	d.scratch = d.scratch[:0]
 	for _, r := range ref {
@@ -223,7 +218,7 @@ func (d *LevelDetector) reference(ref []Point) (level, thr float64) {
 	return level, max(d.p.K*se, d.p.MinRel*math.Abs(level), d.p.MinAbs)
 }
 
-func (d *LevelDetector) median(pts []Point) float64 {
+func (d *LevelDetector) median(pts []record.Point) float64 {
 	d.scratch = d.scratch[:0]
 	for _, r := range pts {
 		d.scratch = append(d.scratch, r.Value)

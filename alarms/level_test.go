@@ -1,6 +1,7 @@
 package alarms
 
 import (
+	"github.com/abing-net/abing/record"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -10,15 +11,15 @@ var t0 = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 
 // series makes n values around level(i) with relative Gaussian noise
 // sigma and a fraction of outliers at half or 1.5 times the level.
-func series(seed uint64, n int, level func(i int) float64, sigma, outliers float64) []Point {
+func series(seed uint64, n int, level func(i int) float64, sigma, outliers float64) []record.Point {
 	r := rand.New(rand.NewPCG(seed, 7))
-	out := make([]Point, n)
+	out := make([]record.Point, n)
 	for i := range out {
 		v := level(i) * (1 + sigma*r.NormFloat64())
 		if r.Float64() < outliers {
 			v = level(i) * []float64{0.5, 1.5}[r.IntN(2)]
 		}
-		out[i] = Point{Time: t0.Add(time.Duration(i) * time.Minute), Value: v}
+		out[i] = record.Point{Time: t0.Add(time.Duration(i) * time.Minute), Value: v}
 	}
 	return out
 }
@@ -34,7 +35,7 @@ func step(at int, before, after float64) func(int) float64 {
 
 // run feeds a series and returns the indexes at which shifts were raised
 // and cleared.
-func run(d *LevelDetector, pts []Point) (raised, cleared []int, shifts []*Shift) {
+func run(d *LevelDetector, pts []record.Point) (raised, cleared []int, shifts []*Shift) {
 	for i, p := range pts {
 		if s := d.Add(p); s != nil {
 			if s.End.IsZero() {
@@ -160,8 +161,8 @@ func TestRaiseAndClear(t *testing.T) {
 	// Gaps (NaN) are skipped, not read as zero.
 	d := NewLevelDetector(LevelParams{})
 	for i := range 40 {
-		d.Add(Point{Time: t0.Add(time.Duration(i) * time.Minute), Value: 100})
-		if s := d.Add(Point{Time: t0, Value: nan()}); s != nil {
+		d.Add(record.Point{Time: t0.Add(time.Duration(i) * time.Minute), Value: 100})
+		if s := d.Add(record.Point{Time: t0, Value: nan()}); s != nil {
 			t.Fatal("a gap raised a shift")
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/abing-net/abing/record"
 	"net"
 	"net/netip"
 	"syscall"
@@ -31,15 +32,15 @@ type Traceroute struct {
 }
 
 // Trace runs a traceroute to host; a failure is reported in the Trace.
-func (tr *Traceroute) Trace(ctx context.Context, host string) *Trace {
-	t := &Trace{Time: time.Now().UTC(), Target: host}
+func (tr *Traceroute) Trace(ctx context.Context, host string) *record.Trace {
+	t := &record.Trace{Time: time.Now().UTC(), Target: host}
 	if err := tr.trace(ctx, host, t); err != nil {
 		t.Error = err.Error()
 	}
 	return t
 }
 
-func (tr *Traceroute) trace(ctx context.Context, host string, t *Trace) error {
+func (tr *Traceroute) trace(ctx context.Context, host string, t *record.Trace) error {
 	maxHops, timeout, port := tr.MaxHops, tr.Timeout, tr.Port
 	if maxHops <= 0 {
 		maxHops = 30
@@ -125,7 +126,7 @@ func (tr *Traceroute) trace(ctx context.Context, host string, t *Trace) error {
 	icmp.SetReadDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { icmp.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
-	hops := make([]Hop, maxHops+1)
+	hops := make([]record.Hop, maxHops+1)
 	reached := maxHops + 1 // smallest TTL that reached the host
 	buf := make([]byte, 1500)
 	for {
@@ -139,7 +140,7 @@ func (tr *Traceroute) trace(ctx context.Context, host string, t *Trace) error {
 			continue
 		}
 		addr, _ := netip.AddrFromSlice(from.(*net.IPAddr).IP)
-		hops[ttl] = Hop{TTL: ttl, Addr: addr.Unmap(), RTT: float64(at.Sub(sent[ttl]).Microseconds()) / 1000}
+		hops[ttl] = record.Hop{TTL: ttl, Addr: addr.Unmap(), RTT: float64(at.Sub(sent[ttl]).Microseconds()) / 1000}
 		if atHost && ttl < reached {
 			reached = ttl
 		}
@@ -162,7 +163,7 @@ func (tr *Traceroute) trace(ctx context.Context, host string, t *Trace) error {
 }
 
 // done says whether every hop up to the host has answered.
-func done(hops []Hop, reached int) bool {
+func done(hops []record.Hop, reached int) bool {
 	if reached >= len(hops) {
 		return false
 	}

@@ -45,7 +45,7 @@ func TestGrafanaDashboard(t *testing.T) {
 	}
 	waitSpoolEmpty(t, sink, 10*time.Second)
 	expand := strings.NewReplacer("$timeFilter", "time >= '2026-11-22T00:00:00Z'", "$__interval", "1m",
-		"/^$name$/", "/^.*$/", "/^$direction$/", "/^forward$/")
+		"/^$target$/", "/^.*$/", "/^$direction$/", "/^forward$/")
 	queries := 0
 	for _, p := range dash.Panels {
 		for _, q := range p.Targets {

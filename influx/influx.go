@@ -45,8 +45,7 @@ import (
 	ihttp "github.com/influxdata/influxdb-client-go/v2/api/http"
 	"github.com/influxdata/influxdb-client-go/v2/api/write"
 
-	"github.com/abing-net/abing/alarms"
-	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/redact"
 )
 
@@ -147,19 +146,15 @@ func Open(cfg Config, log *slog.Logger) (*Sink, error) {
 }
 
 // Lines are the line-protocol lines of recs.
-func Lines(measurement string, recs []measure.Record) ([]string, error) {
+func Lines(measurement string, recs []record.Record) ([]string, error) {
 	out := make([]string, 0, len(recs))
 	for i := range recs {
 		r := &recs[i]
-		t, err := time.Parse(time.RFC3339Nano, r.Time)
-		if err != nil {
-			return nil, fmt.Errorf("influxdb: record time %q: %w", r.Time, err)
+		if r.Time.IsZero() {
+			return nil, fmt.Errorf("influxdb: record of %s without a time", r.Target)
 		}
-		p := write.NewPointWithMeasurement(measurement).SetTime(t).
+		p := write.NewPointWithMeasurement(measurement).SetTime(r.Time).
 			AddTag("target", r.Target).AddTag("direction", r.Direction)
-		if r.Name != "" {
-			p.AddTag("name", r.Name)
-		}
 		for k, v := range r.Labels {
 			p.AddTag(k, v)
 		}
@@ -190,7 +185,7 @@ func Lines(measurement string, recs []measure.Record) ([]string, error) {
 
 // Write spools recs for delivery. It fails only if the spool cannot be
 // written.
-func (s *Sink) Write(_ context.Context, recs []measure.Record) error {
+func (s *Sink) Write(_ context.Context, recs []record.Record) error {
 	lines, err := Lines(s.cfg.Measurement, recs)
 	if err != nil {
 		return err
@@ -205,7 +200,7 @@ func (s *Sink) Write(_ context.Context, recs []measure.Record) error {
 //	tags:   kind, target, direction, severity, status (firing|resolved)
 //	fields: before, after (in unit), unit, summary, active (1|0),
 //	        cleared (how it ended, on the resolved point)
-func AlarmLine(measurement string, a *alarms.Alarm) string {
+func AlarmLine(measurement string, a *record.Alarm) string {
 	at := a.Start
 	active := int64(1)
 	if a.End != nil {
@@ -223,7 +218,7 @@ func AlarmLine(measurement string, a *alarms.Alarm) string {
 }
 
 // WriteAlarm spools an alarm event for delivery.
-func (s *Sink) WriteAlarm(_ context.Context, a *alarms.Alarm) error {
+func (s *Sink) WriteAlarm(_ context.Context, a *record.Alarm) error {
 	return s.spool([]string{AlarmLine(s.cfg.Measurement, a)})
 }
 

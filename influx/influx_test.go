@@ -21,8 +21,7 @@ import (
 
 	ihttp "github.com/influxdata/influxdb-client-go/v2/api/http"
 
-	"github.com/abing-net/abing/alarms"
-	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/record"
 )
 
 // server is a real InfluxDB 1.8 (influxd from $ABING_INFLUXD, $PATH or
@@ -164,15 +163,15 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func result(i int, t0 time.Time) []measure.Record {
+func result(i int, t0 time.Time) []record.Record {
 	f := func(v float64) *float64 { return &v }
 	ttl := 60
-	tm := t0.Add(time.Duration(i) * time.Minute).UTC().Format(time.RFC3339Nano)
-	return []measure.Record{
-		{Time: tm, Target: "198.18.2.2:8176", Name: "lab-b", Labels: map[string]string{"site": "b"}, Direction: "forward",
-			DBC: f(float64(90 + i)), XTR: f(40), ABW: f(float64(50 + i)), RTT: &measure.RTT{Min: 0.2, Avg: 0.3, Max: 0.5, Jitter: 0.05},
+	tm := t0.Add(time.Duration(i) * time.Minute).UTC()
+	return []record.Record{
+		{Time: tm, Target: "lab-b", Address: "198.18.2.2:8176", Labels: map[string]string{"site": "b"}, Direction: "forward",
+			DBC: f(float64(90 + i)), XTR: f(40), ABW: f(float64(50 + i)), RTT: &record.RTT{Min: 0.2, Avg: 0.3, Max: 0.5, Jitter: 0.05},
 			TTL: &ttl, PairsUsed: 31, Loss: 0.01, Confidence: f(0.9)},
-		{Time: tm, Target: "198.18.2.2:8176", Name: "lab-b", Labels: map[string]string{"site": "b"}, Direction: "reverse",
+		{Time: tm, Target: "lab-b", Address: "198.18.2.2:8176", Labels: map[string]string{"site": "b"}, Direction: "reverse",
 			Error: "too few usable samples: 4, need 5"},
 	}
 }
@@ -216,7 +215,7 @@ func TestInfluxDB(t *testing.T) {
 		t.Fatalf("%d forward points, want 3: %v\nlog: %s", len(rows), rows, log.String())
 	}
 	r := rows[2]
-	if r["target"] != "198.18.2.2:8176" || r["name"] != "lab-b" || r["site"] != "b" || r["dbc_mbps"] != 92.0 ||
+	if r["target"] != "lab-b" || r["site"] != "b" || r["dbc_mbps"] != 92.0 ||
 		r["abw_mbps"] != 52.0 || r["rtt_avg_ms"] != 0.3 || r["ttl"] != 60.0 || r["pairs_used"] != 31.0 || r["time"] != "2026-11-23T00:02:00Z" {
 		t.Errorf("point %v", r)
 	}
@@ -268,7 +267,7 @@ func TestAlarmEvents(t *testing.T) {
 	}
 	defer sink.Close(0)
 	t0 := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
-	a := alarms.Alarm{Kind: alarms.Capacity, Target: "lab", Direction: "forward", Severity: alarms.Critical, Start: t0,
+	a := record.Alarm{Kind: record.Capacity, Target: "lab", Direction: "forward", Severity: record.Critical, Start: t0,
 		Before: 100, After: 40, Unit: "Mbit/s", Summary: "DBC forward changed from 100 to 40 Mbit/s (-60 %)"}
 	ctx := context.Background()
 	if err := sink.WriteAlarm(ctx, &a); err != nil {

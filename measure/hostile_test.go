@@ -3,6 +3,7 @@ package measure
 import (
 	"context"
 	"github.com/abing-net/abing/estimator"
+	"github.com/abing-net/abing/record"
 	"math"
 	"strings"
 	"testing"
@@ -132,7 +133,7 @@ func ptr(v *float64) any {
 }
 
 // checkRecord fails on a record that breaks what records promise.
-func checkRecord(t *testing.T, r Record) {
+func checkRecord(t *testing.T, r record.Record) {
 	t.Helper()
 	for name, v := range map[string]*float64{"dbc": r.DBC, "xtr": r.XTR, "abw": r.ABW, "confidence": r.Confidence} {
 		if v != nil && (math.IsNaN(*v) || math.IsInf(*v, 0) || *v < 0) {
@@ -144,37 +145,6 @@ func checkRecord(t *testing.T, r Record) {
 	}
 	if r.RTT != nil && (r.RTT.Min < 0 || r.RTT.Max < r.RTT.Min || math.IsNaN(r.RTT.Avg)) {
 		t.Errorf("%s RTT %+v", r.Direction, *r.RTT)
-	}
-}
-
-func TestSanitize(t *testing.T) {
-	f := func(v float64) *float64 { return &v }
-	for _, tc := range []struct {
-		name string
-		in   Record
-		want func(r Record) bool
-	}{
-		{"NaN DBC", Record{DBC: f(math.NaN())}, func(r Record) bool { return r.DBC == nil && r.Error != "" }},
-		{"negative XTR drops ABW too", Record{DBC: f(10), XTR: f(-1), ABW: f(11)}, func(r Record) bool {
-			return r.XTR == nil && r.ABW == nil && *r.DBC == 10
-		}},
-		{"infinite ABW", Record{ABW: f(math.Inf(1)), XTR: f(1)}, func(r Record) bool { return r.ABW == nil && r.XTR == nil }},
-		{"loss above 1", Record{Loss: 1.5}, func(r Record) bool { return r.Loss == 1 && r.Error != "" }},
-		{"negative loss", Record{Loss: -0.2, Error: "lost"}, func(r Record) bool {
-			return r.Loss == 0 && r.Error != "lost" && r.Error[:4] == "lost"
-		}},
-		{"NaN loss", Record{Loss: math.NaN()}, func(r Record) bool { return r.Loss == 1 }},
-		{"negative RTT", Record{RTT: &RTT{Min: -1, Avg: 1, Max: 2}}, func(r Record) bool { return r.RTT == nil }},
-		{"confidence above 1", Record{Confidence: f(2)}, func(r Record) bool { return r.Confidence == nil }},
-		{"negative count", Record{PairsSent: -3}, func(r Record) bool { return r.PairsSent == 0 }},
-		{"sane record unchanged", Record{DBC: f(10), XTR: f(2), ABW: f(8), Loss: 0.5, RTT: &RTT{Min: 1, Avg: 2, Max: 3}},
-			func(r Record) bool { return r.Error == "" && *r.ABW == 8 && r.RTT != nil && r.Loss == 0.5 }},
-	} {
-		r := tc.in
-		r.Sanitize()
-		if !tc.want(r) {
-			t.Errorf("%s: got %+v", tc.name, r)
-		}
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/abing-net/abing/pace"
+	"github.com/abing-net/abing/record"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -104,14 +105,6 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// RTT statistics in milliseconds.
-type RTT struct {
-	Min    float64 `json:"min"`
-	Avg    float64 `json:"avg"`
-	Max    float64 `json:"max"`
-	Jitter float64 `json:"jitter"`
-}
-
 // Direction is the estimate for one direction of the path.
 type Direction struct {
 	Name       string // "forward" or "reverse"
@@ -159,7 +152,7 @@ type Result struct {
 	Config   Config
 	Forward  Direction
 	Reverse  Direction
-	RTT      RTT
+	RTT      record.RTT
 	RTTOK    bool
 	Duration time.Duration
 	// Unexpected counts datagrams received that did not parse, came from
@@ -1065,7 +1058,7 @@ func (s *session) commonTTL(forward bool) int {
 
 // rtt computes round-trip times from every packet whose four stamps are
 // known, less the time it spent inside the reflector (same clock there).
-func (s *session) rtt() (RTT, bool) {
+func (s *session) rtt() (record.RTT, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var v []float64
@@ -1082,9 +1075,9 @@ func (s *session) rtt() (RTT, bool) {
 		}
 	}
 	if len(v) == 0 {
-		return RTT{}, false
+		return record.RTT{}, false
 	}
-	r := RTT{Min: math.Inf(1)}
+	r := record.RTT{Min: math.Inf(1)}
 	var sum, jit float64
 	for i, x := range v {
 		r.Min, r.Max = math.Min(r.Min, x), math.Max(r.Max, x)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/abing-net/abing/record"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -47,8 +48,8 @@ func TestMonitorDownAlarm(t *testing.T) {
 	}
 	defer db.Close()
 	hooks := alarms.NewDispatcher(alarms.DispatcherOptions{Hooks: cfg.Alarms.Hooks()})
-	var raised []alarms.Alarm
-	m := New(cfg, Options{Store: db, Hooks: hooks, Alarms: func(a alarms.Alarm) {
+	var raised []record.Alarm
+	m := New(cfg, Options{Store: db, Hooks: hooks, Alarms: func(a record.Alarm) {
 		mu.Lock()
 		raised = append(raised, a)
 		mu.Unlock()
@@ -67,12 +68,12 @@ func TestMonitorDownAlarm(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(raised) != 2 || raised[0].Kind != alarms.Down || !raised[0].Active() || raised[1].Cleared != "up" {
+	if len(raised) != 2 || raised[0].Kind != record.Down || !raised[0].Active() || raised[1].Cleared != "up" {
 		t.Fatalf("alarms %+v", raised)
 	}
-	var stored []alarms.Alarm
-	db.Alarms(context.Background(), store.Filter{}, func(a *alarms.Alarm) error { stored = append(stored, *a); return nil })
-	if len(stored) != 1 || stored[0].End == nil || stored[0].Kind != alarms.Down || stored[0].Target != "lo" {
+	var stored []record.Alarm
+	db.Alarms(context.Background(), store.Filter{}, func(a *record.Alarm) error { stored = append(stored, *a); return nil })
+	if len(stored) != 1 || stored[0].End == nil || stored[0].Kind != record.Down || stored[0].Target != "lo" {
 		t.Errorf("stored %+v", stored)
 	}
 	if len(posts) != 2 || posts[0].Status != "firing" || posts[1].Status != "resolved" ||

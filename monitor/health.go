@@ -2,11 +2,10 @@ package monitor
 
 import (
 	"fmt"
+	"github.com/abing-net/abing/record"
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/abing-net/abing/measure"
 )
 
 // Health thresholds.
@@ -33,7 +32,7 @@ type health struct {
 }
 
 // observe notes a batch of records that shows a reflector answering.
-func (h *health) observe(recs []measure.Record) {
+func (h *health) observe(recs []record.Record) {
 	for _, r := range recs {
 		if r.PairsReceived > 0 {
 			h.lastSuccess.Store(time.Now().UnixNano())

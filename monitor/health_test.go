@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/abing-net/abing/record"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/reflector/reflectortest"
 )
@@ -17,7 +17,7 @@ import (
 // brokenSink refuses every write, as a store on a full disk would.
 type brokenSink struct{}
 
-func (brokenSink) Write(context.Context, []measure.Record) error { return errors.New("disk full") }
+func (brokenSink) Write(context.Context, []record.Record) error { return errors.New("disk full") }
 
 // Health tells the truth: fine while targets answer and results are
 // written; unhealthy when no target has answered for 3 intervals, and when

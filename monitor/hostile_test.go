@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/abing-net/abing/record"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,9 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/auth"
-	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/reflector/reflectortest"
 	"github.com/abing-net/abing/store"
@@ -50,7 +49,7 @@ func TestMonitorHostileReflector(t *testing.T) {
 	metrics := NewMetrics(reg, cfg)
 	var mu sync.Mutex
 	calls := 0
-	m := New(cfg, Options{Store: db, Metrics: metrics, Results: func([]measure.Record) {
+	m := New(cfg, Options{Store: db, Metrics: metrics, Results: func([]record.Record) {
 		mu.Lock()
 		calls++
 		n := calls
@@ -65,7 +64,7 @@ func TestMonitorHostileReflector(t *testing.T) {
 		t.Fatal(err)
 	}
 	var n int
-	db.Query(context.Background(), store.Filter{}, func(r *measure.Record) error {
+	db.Query(context.Background(), store.Filter{}, func(r *record.Record) error {
 		n++
 		if !(r.Loss >= 0 && r.Loss <= 1) {
 			t.Errorf("%s loss %v", r.Direction, r.Loss)
@@ -111,11 +110,11 @@ targets:
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	got := map[string][]measure.Record{}
-	m := New(cfg, Options{Results: func(recs []measure.Record) {
+	got := map[string][]record.Record{}
+	m := New(cfg, Options{Results: func(recs []record.Record) {
 		mu.Lock()
 		defer mu.Unlock()
-		got[recs[0].Name] = append(got[recs[0].Name], recs...)
+		got[recs[0].Target] = append(got[recs[0].Target], recs...)
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
 	defer cancel()
@@ -143,8 +142,8 @@ type flakyAlarms struct {
 	got    []string
 }
 
-func (f *flakyAlarms) Write(context.Context, []measure.Record) error { return nil }
-func (f *flakyAlarms) WriteAlarm(_ context.Context, a *alarms.Alarm) error {
+func (f *flakyAlarms) Write(context.Context, []record.Record) error { return nil }
+func (f *flakyAlarms) WriteAlarm(_ context.Context, a *record.Alarm) error {
 	if f.broken {
 		return errors.New("database is locked")
 	}
@@ -162,13 +161,13 @@ func TestAlarmWritesRetried(t *testing.T) {
 	}
 	m := New(cfg, Options{Sinks: []Sink{sink}})
 	states := []*sinkState{{name: "flaky", sink: sink}}
-	m.emit(alarms.Alarm{Kind: alarms.Down, Target: "a", Summary: "one"}, states)
-	m.emit(alarms.Alarm{Kind: alarms.Down, Target: "a", Summary: "two"}, states)
+	m.emit(record.Alarm{Kind: record.Down, Target: "a", Summary: "one"}, states)
+	m.emit(record.Alarm{Kind: record.Down, Target: "a", Summary: "two"}, states)
 	if len(sink.got) != 0 || len(states[0].alarms) != 2 {
 		t.Fatalf("while failing: written %v, waiting %d", sink.got, len(states[0].alarms))
 	}
 	sink.broken = false
-	m.emit(alarms.Alarm{Kind: alarms.Down, Target: "a", Summary: "three"}, states)
+	m.emit(record.Alarm{Kind: record.Down, Target: "a", Summary: "three"}, states)
 	if strings.Join(sink.got, " ") != "one two three" || len(states[0].alarms) != 0 {
 		t.Errorf("after recovery: written %v, waiting %d", sink.got, len(states[0].alarms))
 	}
@@ -198,13 +197,13 @@ targets:
 	var mu sync.Mutex
 	var liveRuns []time.Time
 	var stalledErr string
-	m := New(cfg, Options{Results: func(recs []measure.Record) {
+	m := New(cfg, Options{Results: func(recs []record.Record) {
 		mu.Lock()
 		defer mu.Unlock()
-		if recs[0].Name == "live" && recs[0].PairsReceived > 0 {
-			at, _ := time.Parse(time.RFC3339Nano, recs[0].Time)
+		if recs[0].Target == "live" && recs[0].PairsReceived > 0 {
+			at := recs[0].Time
 			liveRuns = append(liveRuns, at)
-		} else if recs[0].Name == "stalled" {
+		} else if recs[0].Target == "stalled" {
 			stalledErr = recs[0].Error
 		}
 	}})

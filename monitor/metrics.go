@@ -3,18 +3,17 @@ package monitor
 import (
 	"math"
 	"slices"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/abing-net/abing/alarms"
-	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/record"
 )
 
 // Metrics are the monitor's Prometheus metrics, named after the
 // conventions of blackbox_exporter and smokeping_prober: abing_ prefix,
 // base units (bits per second, seconds), the last estimate as gauges, RTT
-// as a histogram, counters for probes and errors.
+// as a histogram, counters for probes and errors. Every series of a target
+// carries its name (target) and its configured address (address).
 type Metrics struct {
 	dbc, xtr, abw *prometheus.GaugeVec
 	last          *prometheus.GaugeVec
@@ -24,16 +23,16 @@ type Metrics struct {
 	info          *prometheus.GaugeVec
 	alarms        *prometheus.GaugeVec
 	panics        *prometheus.CounterVec
-	keys          []string        // label keys of abing_target_info, fixed at start
-	names         map[string]bool // targets with series now
+	keys          []string          // label keys of abing_target_info, fixed at start
+	addrs         map[string]string // the configured address of each target with series now, by name
 }
 
 // NewMetrics registers the metrics of cfg's targets with reg. Each
 // target's labels appear on abing_target_info (every label key of any
 // target, empty where a target lacks it), to join on in queries.
 func NewMetrics(reg prometheus.Registerer, cfg *Config) *Metrics {
-	dir := []string{"target", "name", "direction"}
-	tgt := []string{"target", "name"}
+	dir := []string{"target", "address", "direction"}
+	tgt := []string{"target", "address"}
 	g := func(name, help string, labels []string) *prometheus.GaugeVec {
 		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "abing_" + name, Help: help}, labels)
 	}
@@ -63,10 +62,10 @@ func NewMetrics(reg prometheus.Registerer, cfg *Config) *Metrics {
 		errors: c("measurement_errors_total", "Measurements that produced no estimate (both directions failed).", tgt),
 		info:   g("target_info", "The labels of each target, value 1.", append(slices.Clone(tgt), keys...)),
 		alarms: g("alarm_active", "1 while an alarm of the kind is active on the target and direction, else 0.",
-			[]string{"target", "name", "direction", "kind"}),
+			[]string{"target", "address", "direction", "kind"}),
 		panics: c("panics_total", "Panics recovered in the monitor's result handling (a bug: see the log), by where.", []string{"where"}),
 		keys:   keys,
-		names:  map[string]bool{},
+		addrs:  map[string]string{},
 	}
 	reg.MustRegister(m.dbc, m.xtr, m.abw, m.last, m.rtt, m.sent, m.lost, m.runs, m.errors, m.info, m.alarms, m.panics)
 	m.targets(cfg)
@@ -79,66 +78,65 @@ func NewMetrics(reg prometheus.Registerer, cfg *Config) *Metrics {
 // restart: a metric's label names cannot change.
 func (m *Metrics) targets(cfg *Config) {
 	m.info.Reset()
-	now := map[string]bool{}
+	now := map[string]string{}
 	for _, t := range cfg.Targets {
-		now[t.Name] = true
-		vals := []string{t.Address, t.Name}
+		now[t.Name] = t.Address
+		vals := []string{t.Name, t.Address}
 		for _, k := range m.keys {
 			vals = append(vals, t.Labels[k])
 		}
 		m.info.WithLabelValues(vals...).Set(1)
-		m.runs.WithLabelValues(t.Address, t.Name)
-		m.errors.WithLabelValues(t.Address, t.Name)
+		m.runs.WithLabelValues(t.Name, t.Address)
+		m.errors.WithLabelValues(t.Name, t.Address)
 		if !cfg.Alarms.Disabled {
-			for _, k := range alarms.Kinds {
+			for _, k := range record.Kinds {
 				for _, d := range alarmDirections(k) {
-					m.alarms.WithLabelValues(t.Address, t.Name, d, string(k)).Add(0)
+					m.alarms.WithLabelValues(t.Name, t.Address, d, string(k)).Add(0)
 				}
 			}
 		}
 	}
-	for n := range m.names {
-		if !now[n] {
+	for n, addr := range m.addrs {
+		if now[n] != addr { // gone, or its address changed
 			for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
 				m.dbc, m.xtr, m.abw, m.last, m.rtt, m.sent, m.lost, m.runs, m.errors, m.alarms} {
-				v.DeletePartialMatch(prometheus.Labels{"name": n})
+				v.DeletePartialMatch(prometheus.Labels{"target": n, "address": addr})
 			}
 		}
 	}
-	m.names = now
+	m.addrs = now
 }
 
 // alarmDirections are the directions an alarm kind is raised for.
-func alarmDirections(k alarms.Kind) []string {
-	if k == alarms.Latency || k == alarms.Down {
+func alarmDirections(k record.Kind) []string {
+	if k == record.Latency || k == record.Down {
 		return []string{"both"}
 	}
 	return []string{"forward", "reverse"}
 }
 
 // alarm sets abing_alarm_active.
-func (m *Metrics) alarm(a *alarms.Alarm) {
+func (m *Metrics) alarm(a *record.Alarm) {
 	v := 0.0
 	if a.Active() {
 		v = 1
 	}
-	m.alarms.WithLabelValues(a.Address, a.Target, a.Direction, string(a.Kind)).Set(v)
+	m.alarms.WithLabelValues(a.Target, m.addrs[a.Target], a.Direction, string(a.Kind)).Set(v)
 }
 
 // observe records one measurement's records (one per direction).
-func (m *Metrics) observe(recs []measure.Record) {
+func (m *Metrics) observe(recs []record.Record) {
 	if len(recs) == 0 {
 		return
 	}
 	r0 := &recs[0]
-	m.runs.WithLabelValues(r0.Target, r0.Name).Inc()
-	if t, err := time.Parse(time.RFC3339Nano, r0.Time); err == nil {
-		m.last.WithLabelValues(r0.Target, r0.Name).Set(float64(t.UnixNano()) / 1e9)
-	}
+	tgt := []string{r0.Target, m.addrs[r0.Target]}
+	m.runs.WithLabelValues(tgt...).Inc()
+	m.last.WithLabelValues(tgt...).Set(float64(r0.Time.UnixNano()) / 1e9)
 	failed := true
 	for i := range recs {
 		r := &recs[i]
-		l := []string{r.Target, r.Name, r.Direction}
+		l := []string{r.Target, m.addrs[r.Target], r.Direction}
 		set := func(g *prometheus.GaugeVec, v *float64) {
 			if v == nil {
 				g.WithLabelValues(l...).Set(math.NaN())
@@ -154,9 +152,9 @@ func (m *Metrics) observe(recs []measure.Record) {
 		m.lost.WithLabelValues(l...).Add(math.Round(r.Loss * float64(r.PacketsSent)))
 	}
 	if failed {
-		m.errors.WithLabelValues(r0.Target, r0.Name).Inc()
+		m.errors.WithLabelValues(tgt...).Inc()
 	}
 	if r0.RTT != nil {
-		m.rtt.WithLabelValues(r0.Target, r0.Name).Observe(r0.RTT.Avg / 1e3)
+		m.rtt.WithLabelValues(tgt...).Observe(r0.RTT.Avg / 1e3)
 	}
 }

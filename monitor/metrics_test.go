@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"github.com/abing-net/abing/record"
 	"io"
 	"log/slog"
 	"net"
@@ -9,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/abing-net/abing/alarms"
-	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/internal/web"
+	"github.com/abing-net/abing/measure"
 )
 
 // The metrics as Prometheus scrapes them, over HTTP.
@@ -23,17 +23,13 @@ func TestMetrics(t *testing.T) {
 	reg := web.Registry()
 	m := NewMetrics(reg, cfg)
 	f := func(v float64) *float64 { return &v }
-	m.observe([]measure.Record{
-		{Time: "2026-11-23T10:00:00Z", Target: "198.18.2.2", Name: "b", Direction: "forward", DBC: f(95.5), XTR: f(40), ABW: f(55.5),
-			RTT: &measure.RTT{Avg: 0.25}, PacketsSent: 64, Loss: 0.03125},
-		{Time: "2026-11-23T10:00:00Z", Target: "198.18.2.2", Name: "b", Direction: "reverse", PacketsSent: 64, Error: "too few"},
+	m.observe([]record.Record{
+		{Time: t0(), Target: "b", Address: "198.18.2.2:8176", Direction: "forward", DBC: f(95.5), XTR: f(40), ABW: f(55.5),
+			RTT: &record.RTT{Avg: 0.25}, PacketsSent: 64, Loss: 0.03125},
+		{Time: t0(), Target: "b", Address: "198.18.2.2:8176", Direction: "reverse", PacketsSent: 64, Error: "too few"},
 	})
-	failed := measure.FailedRecords(measure.Config{Target: "198.18.2.3"}, t0(), io.EOF)
-	for i := range failed {
-		failed[i].Name = "198.18.2.3"
-	}
-	m.observe(failed)
-	m.alarm(&alarms.Alarm{Kind: alarms.Capacity, Target: "b", Address: "198.18.2.2", Direction: "forward"})
+	m.observe(measure.FailedRecords(measure.Config{Target: "198.18.2.3"}, t0(), io.EOF))
+	m.alarm(&record.Alarm{Kind: record.Capacity, Target: "b", Address: "198.18.2.2", Direction: "forward"})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -47,21 +43,21 @@ func TestMetrics(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		`abing_dbc_bits_per_second{direction="forward",name="b",target="198.18.2.2"} 9.55e+07`,
-		`abing_abw_bits_per_second{direction="forward",name="b",target="198.18.2.2"} 5.55e+07`,
-		`abing_dbc_bits_per_second{direction="reverse",name="b",target="198.18.2.2"} NaN`,
-		`abing_probes_sent_total{direction="forward",name="b",target="198.18.2.2"} 64`,
-		`abing_probes_lost_total{direction="forward",name="b",target="198.18.2.2"} 2`,
-		`abing_rtt_seconds_count{name="b",target="198.18.2.2"} 1`,
-		`abing_measurements_total{name="b",target="198.18.2.2"} 1`,
-		`abing_measurement_errors_total{name="b",target="198.18.2.2"} 0`,
-		`abing_measurement_errors_total{name="198.18.2.3",target="198.18.2.3"} 1`,
-		`abing_last_measurement_timestamp_seconds{name="b",target="198.18.2.2"} 1.795428e+09`,
-		`abing_target_info{name="b",site="lab",target="198.18.2.2"} 1`,
-		`abing_target_info{name="198.18.2.3",site="",target="198.18.2.3"} 1`,
-		`abing_alarm_active{direction="forward",kind="capacity",name="b",target="198.18.2.2"} 1`,
-		`abing_alarm_active{direction="reverse",kind="capacity",name="b",target="198.18.2.2"} 0`,
-		`abing_alarm_active{direction="both",kind="down",name="198.18.2.3",target="198.18.2.3"} 0`,
+		`abing_dbc_bits_per_second{address="198.18.2.2",direction="forward",target="b"} 9.55e+07`,
+		`abing_abw_bits_per_second{address="198.18.2.2",direction="forward",target="b"} 5.55e+07`,
+		`abing_dbc_bits_per_second{address="198.18.2.2",direction="reverse",target="b"} NaN`,
+		`abing_probes_sent_total{address="198.18.2.2",direction="forward",target="b"} 64`,
+		`abing_probes_lost_total{address="198.18.2.2",direction="forward",target="b"} 2`,
+		`abing_rtt_seconds_count{address="198.18.2.2",target="b"} 1`,
+		`abing_measurements_total{address="198.18.2.2",target="b"} 1`,
+		`abing_measurement_errors_total{address="198.18.2.2",target="b"} 0`,
+		`abing_measurement_errors_total{address="198.18.2.3",target="198.18.2.3"} 1`,
+		`abing_last_measurement_timestamp_seconds{address="198.18.2.2",target="b"} 1.795428e+09`,
+		`abing_target_info{address="198.18.2.2",site="lab",target="b"} 1`,
+		`abing_target_info{address="198.18.2.3",site="",target="198.18.2.3"} 1`,
+		`abing_alarm_active{address="198.18.2.2",direction="forward",kind="capacity",target="b"} 1`,
+		`abing_alarm_active{address="198.18.2.2",direction="reverse",kind="capacity",target="b"} 0`,
+		`abing_alarm_active{address="198.18.2.3",direction="both",kind="down",target="198.18.2.3"} 0`,
 	} {
 		if !strings.Contains(string(b), want+"\n") {
 			t.Errorf("metrics lack %s", want)

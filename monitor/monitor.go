@@ -17,6 +17,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/abing-net/abing/record"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -34,7 +35,7 @@ import (
 
 // Sink takes results: the embedded store, InfluxDB.
 type Sink interface {
-	Write(ctx context.Context, recs []measure.Record) error
+	Write(ctx context.Context, recs []record.Record) error
 }
 
 // Options are what a monitor runs with besides its configuration.
@@ -50,17 +51,17 @@ type Options struct {
 	Metrics *Metrics
 	// Results, if set, receives every batch of records once it has been
 	// handed to the store.
-	Results func([]measure.Record)
+	Results func([]record.Record)
 	// Hooks, if set, are told of every alarm raised or cleared (and asked
 	// for each target's first traceroute).
 	Hooks *alarms.Dispatcher
 	// Alarms, if set, receives every alarm raised or cleared, once stored.
-	Alarms func(alarms.Alarm)
+	Alarms func(record.Alarm)
 }
 
 // AlarmWriter is a sink that also takes alarms.
 type AlarmWriter interface {
-	WriteAlarm(ctx context.Context, a *alarms.Alarm) error
+	WriteAlarm(ctx context.Context, a *record.Alarm) error
 }
 
 // Monitor runs a configuration.
@@ -121,7 +122,7 @@ func (m *Monitor) alarmParams(cfg *Config) map[string]alarms.Params {
 
 // Run measures until ctx ends, then stores what was measured and returns.
 func (m *Monitor) Run(ctx context.Context) error {
-	results := make(chan []measure.Record, 1024)
+	results := make(chan []record.Record, 1024)
 	var targets sync.WaitGroup
 	running := map[string]*targetLoop{}
 	startLoop := func(t Target, start time.Time) {
@@ -245,7 +246,7 @@ func sameTarget(a, b Target, probeA, probeB Probe) bool {
 }
 
 // loop measures one target on its cadence until ctx ends or stop closes.
-func (m *Monitor) loop(ctx context.Context, l *targetLoop, start time.Time, results chan<- []measure.Record) {
+func (m *Monitor) loop(ctx context.Context, l *targetLoop, start time.Time, results chan<- []record.Record) {
 	t := &l.t
 	rng := rand.New(rand.NewPCG(uint64(start.UnixNano()), uint64(t.line)+uint64(len(t.Name))))
 	interval := time.Duration(t.Interval)
@@ -270,7 +271,7 @@ func (m *Monitor) loop(ctx context.Context, l *targetLoop, start time.Time, resu
 
 // measure runs one measurement of t within the concurrency limits and
 // returns its records, or the records of its failure.
-func (m *Monitor) measure(ctx context.Context, t *Target, probe Probe) []measure.Record {
+func (m *Monitor) measure(ctx context.Context, t *Target, probe Probe) []record.Record {
 	cfg, _ := t.measureConfig(probe) // checked by Complete
 	cfg.Bind = m.o.Bind
 	select {
@@ -284,7 +285,7 @@ func (m *Monitor) measure(ctx context.Context, t *Target, probe Probe) []measure
 	start := time.Now()
 	res, err := measure.Run(ctx, cfg)
 	lock.Unlock()
-	var recs []measure.Record
+	var recs []record.Record
 	if err != nil {
 		recs = measure.FailedRecords(cfg, start, err)
 		m.o.Logger.Debug("measurement failed", "target", t.Name, "err", err)
@@ -292,7 +293,7 @@ func (m *Monitor) measure(ctx context.Context, t *Target, probe Probe) []measure
 		recs = res.Records()
 	}
 	for i := range recs {
-		recs[i].Name, recs[i].Labels = t.Name, t.Labels
+		recs[i].Target, recs[i].Labels = t.Name, t.Labels
 	}
 	return recs
 }
@@ -336,10 +337,10 @@ const maxBacklog = 10000
 type sinkState struct {
 	name    string
 	sink    Sink
-	backlog [][]measure.Record
+	backlog [][]record.Record
 	failing bool
 	// alarms the sink (an AlarmWriter) has not taken yet, oldest first.
-	alarms        []alarms.Alarm
+	alarms        []record.Alarm
 	alarmsFailing bool
 	// unwritten is len(backlog)+len(alarms), for Health (other goroutines).
 	unwritten atomic.Int64
@@ -358,12 +359,12 @@ func pushBounded[T any](q []T, v T, drop func(oldest T)) []T {
 // sink hands every batch, in order, to every sink until results is
 // closed. Batches a sink refuses (disk full, say) are kept, up to
 // maxBacklog, and written before the next one.
-func (m *Monitor) sink(results <-chan []measure.Record) {
+func (m *Monitor) sink(results <-chan []record.Record) {
 	sinks := m.sinks
 	for recs := range results {
 		m.health.observe(recs)
 		for _, s := range sinks {
-			s.backlog = pushBounded(s.backlog, recs, func(old []measure.Record) {
+			s.backlog = pushBounded(s.backlog, recs, func(old []record.Record) {
 				m.o.Logger.Error("sink backlog full: dropping the oldest result", "sink", s.name, "target", old[0].Target, "time", old[0].Time)
 			})
 			m.safely("sink "+s.name, func() { m.flush(s); m.flushAlarms(s) })
@@ -403,7 +404,7 @@ func (m *Monitor) safely(where string, f func()) {
 
 // detect runs the alarm detectors over a batch and hands what they raise
 // or clear to the sinks that take alarms, the metrics and the hooks.
-func (m *Monitor) detect(recs []measure.Record, sinks []*sinkState) {
+func (m *Monitor) detect(recs []record.Record, sinks []*sinkState) {
 	m.mu.Lock()
 	forget := m.forget
 	m.forget = nil
@@ -416,9 +417,9 @@ func (m *Monitor) detect(recs []measure.Record, sinks []*sinkState) {
 	}
 	for i := range recs {
 		r := &recs[i]
-		if name := alarms.Name(r); !m.watched[name] && m.o.Hooks != nil {
+		if name := r.Target; !m.watched[name] && m.o.Hooks != nil {
 			m.watched[name] = true
-			m.o.Hooks.Watch(name, alarms.Host(r.Target))
+			m.o.Hooks.Watch(name, alarms.Host(r.Address))
 		}
 		as, err := m.engine.Observe(r)
 		if err != nil {
@@ -431,7 +432,7 @@ func (m *Monitor) detect(recs []measure.Record, sinks []*sinkState) {
 	}
 }
 
-func (m *Monitor) emit(a alarms.Alarm, sinks []*sinkState) {
+func (m *Monitor) emit(a record.Alarm, sinks []*sinkState) {
 	args := []any{"kind", a.Kind, "target", a.Target, "direction", a.Direction, "severity", a.Severity,
 		"before", a.Before, "after", a.After, "unit", a.Unit, "summary", a.Summary}
 	if a.Active() {
@@ -441,7 +442,7 @@ func (m *Monitor) emit(a alarms.Alarm, sinks []*sinkState) {
 	}
 	for _, s := range sinks {
 		if _, ok := s.sink.(AlarmWriter); ok {
-			s.alarms = pushBounded(s.alarms, a, func(old alarms.Alarm) {
+			s.alarms = pushBounded(s.alarms, a, func(old record.Alarm) {
 				m.o.Logger.Error("sink alarm backlog full: dropping the oldest alarm", "sink", s.name, "kind", old.Kind, "target", old.Target)
 			})
 			m.flushAlarms(s)
@@ -475,7 +476,7 @@ func (m *Monitor) flush(s *sinkState) {
 			s.failing = false
 		}
 		r := s.backlog[0][0]
-		m.o.Logger.Info("stored", "target", r.Name, "time", r.Time, "sink", s.name, "error", r.Error)
+		m.o.Logger.Info("stored", "target", r.Target, "time", r.Time.Format(time.RFC3339Nano), "sink", s.name, "error", r.Error)
 		s.backlog = s.backlog[1:]
 	}
 }

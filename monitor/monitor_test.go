@@ -3,13 +3,13 @@ package monitor
 import (
 	"context"
 	"fmt"
+	"github.com/abing-net/abing/record"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/reflector/reflectortest"
 	"github.com/abing-net/abing/store"
@@ -38,11 +38,11 @@ func TestMonitorKeepsCadence(t *testing.T) {
 	defer db.Close()
 	var mu sync.Mutex
 	seen := map[string][]time.Time{}
-	m := New(cfg, Options{Store: db, Results: func(r []measure.Record) {
+	m := New(cfg, Options{Store: db, Results: func(r []record.Record) {
 		mu.Lock()
 		defer mu.Unlock()
-		tm, _ := time.Parse(time.RFC3339Nano, r[0].Time)
-		seen[r[0].Name] = append(seen[r[0].Name], tm)
+		tm := r[0].Time
+		seen[r[0].Target] = append(seen[r[0].Target], tm)
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Second)
 	defer cancel()
@@ -54,9 +54,9 @@ func TestMonitorKeepsCadence(t *testing.T) {
 	if time.Since(start) > 10*time.Second {
 		t.Errorf("monitor took %v to stop", time.Since(start))
 	}
-	byName := map[string][]measure.Record{}
-	db.Query(context.Background(), store.Filter{}, func(r *measure.Record) error {
-		byName[r.Name] = append(byName[r.Name], *r)
+	byName := map[string][]record.Record{}
+	db.Query(context.Background(), store.Filter{}, func(r *record.Record) error {
+		byName[r.Target] = append(byName[r.Target], *r)
 		return nil
 	})
 	for _, name := range []string{"a", "b"} {

@@ -1,11 +1,12 @@
 // Package store keeps measurement records in an embedded SQLite database
 // (modernc.org/sqlite: pure Go, no cgo, and a file the sqlite3 shell opens).
 //
-// Each record is one row: indexed columns for time, target (address), name
-// and direction,
-// and the record itself as JSON, in the names of `abing measure --output
-// json`. Alarms have a table of their own: one row an episode, written when
-// raised and rewritten when cleared (or when its traceroute arrives). The database runs in WAL mode with synchronous=FULL, so a write
+// Each record is one row: indexed columns for time, target (its name),
+// address and direction, and the record itself as JSON, in the names of
+// `abing measure --output json`. Alarms have a table of their own: one row
+// an episode, written when raised and rewritten when cleared. A target's
+// results and alarms are found alike by its name or by its address. The
+// database runs in WAL mode with synchronous=FULL, so a write
 // that returned survives a crash of the process or of the machine, and a
 // crash mid-write leaves earlier rows intact (SQLite's journal rolls the
 // torn transaction back when the database is next opened).
@@ -22,8 +23,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
-	"github.com/abing-net/abing/alarms"
-	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/record"
 )
 
 // Store is an open database.
@@ -36,10 +36,10 @@ const schema = `
 CREATE TABLE IF NOT EXISTS results (
 	id        INTEGER PRIMARY KEY,
 	time_ns   INTEGER NOT NULL,
-	target    TEXT NOT NULL,             -- the address, as configured
+	target    TEXT NOT NULL,             -- the target's name
 	direction TEXT NOT NULL,
 	record    TEXT NOT NULL,
-	name      TEXT NOT NULL DEFAULT ''   -- the target's name (its address when it has none)
+	address   TEXT NOT NULL DEFAULT ''   -- the address measured
 );
 CREATE INDEX IF NOT EXISTS results_target_time ON results (target, time_ns);
 CREATE INDEX IF NOT EXISTS results_time ON results (time_ns);
@@ -57,33 +57,59 @@ CREATE TABLE IF NOT EXISTS alarms (
 CREATE INDEX IF NOT EXISTS alarms_start ON alarms (start_ns);
 `
 
-// migrations add the columns later versions need to a database made by an
-// earlier one, and fill them from the JSON each row already holds.
-var migrations = []struct{ table, column, add, fill string }{
-	{"results", "name", `ALTER TABLE results ADD COLUMN name TEXT NOT NULL DEFAULT ''`,
-		`UPDATE results SET name = COALESCE(NULLIF(json_extract(record, '$.name'), ''), target)`},
-	{"alarms", "address", `ALTER TABLE alarms ADD COLUMN address TEXT NOT NULL DEFAULT ''`,
-		`UPDATE alarms SET address = COALESCE(json_extract(alarm, '$.address'), '')`},
-}
-
+// migrate brings a database made by an earlier version up to date, in one
+// transaction. Results were once keyed by the configured address (target)
+// with the name beside it (a name column, or only in the JSON); now target
+// is the name and address the address measured. Alarms lacked an address
+// column. Each step fills what it adds from the JSON the rows hold.
 func migrate(db *sql.DB) error {
-	for _, m := range migrations {
+	tx, err := db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	has := func(table, column string) (bool, error) {
 		var n int
-		if err := db.QueryRow(`SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, m.table, m.column).Scan(&n); err != nil {
+		err := tx.QueryRow(`SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, table, column).Scan(&n)
+		return n > 0, err
+	}
+	steps := []struct {
+		table, column string
+		present       bool // run when the column is present (else when absent)
+		queries       []string
+	}{
+		{"results", "address", false, []string{
+			`ALTER TABLE results ADD COLUMN address TEXT NOT NULL DEFAULT ''`,
+			`UPDATE results SET address = COALESCE(NULLIF(json_extract(record, '$.address'), ''), target),
+				target = COALESCE(NULLIF(json_extract(record, '$.name'), ''), target)`,
+		}},
+		{"results", "name", true, []string{
+			`DROP INDEX IF EXISTS results_name_time`,
+			`ALTER TABLE results DROP COLUMN name`,
+		}},
+		{"alarms", "address", false, []string{
+			`ALTER TABLE alarms ADD COLUMN address TEXT NOT NULL DEFAULT ''`,
+			`UPDATE alarms SET address = COALESCE(json_extract(alarm, '$.address'), '')`,
+		}},
+	}
+	for _, st := range steps {
+		ok, err := has(st.table, st.column)
+		if err != nil {
 			return err
 		}
-		if n > 0 {
+		if ok != st.present {
 			continue
 		}
-		if _, err := db.Exec(m.add); err != nil {
-			return err
-		}
-		if _, err := db.Exec(m.fill); err != nil {
-			return err
+		for _, q := range st.queries {
+			if _, err := tx.Exec(q); err != nil {
+				return fmt.Errorf("%s.%s: %w", st.table, st.column, err)
+			}
 		}
 	}
-	_, err := db.Exec(`CREATE INDEX IF NOT EXISTS results_name_time ON results (name, time_ns)`)
-	return err
+	if _, err := tx.Exec(`CREATE INDEX IF NOT EXISTS results_address_time ON results (address, time_ns)`); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // DefaultPath is where the monitor keeps its database unless told: under
@@ -132,7 +158,7 @@ func Open(path string) (*Store, error) {
 func (s *Store) Close() error { return s.db.Close() }
 
 // Write stores records in one transaction: all or none.
-func (s *Store) Write(ctx context.Context, recs []measure.Record) error {
+func (s *Store) Write(ctx context.Context, recs []record.Record) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store %s: %w", s.path, err)
@@ -140,16 +166,15 @@ func (s *Store) Write(ctx context.Context, recs []measure.Record) error {
 	defer tx.Rollback()
 	for i := range recs {
 		r := &recs[i]
-		t, err := time.Parse(time.RFC3339Nano, r.Time)
-		if err != nil {
-			return fmt.Errorf("store: record time %q: %w", r.Time, err)
+		if r.Time.IsZero() {
+			return fmt.Errorf("store: record of %s without a time", r.Target)
 		}
 		js, err := json.Marshal(r)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO results (time_ns, target, name, direction, record) VALUES (?, ?, ?, ?, ?)",
-			t.UnixNano(), r.Target, alarms.Name(r), r.Direction, string(js)); err != nil {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO results (time_ns, target, address, direction, record) VALUES (?, ?, ?, ?, ?)",
+			r.Time.UnixNano(), r.Target, r.Address, r.Direction, string(js)); err != nil {
 			return fmt.Errorf("store %s: %w", s.path, err)
 		}
 	}
@@ -167,10 +192,10 @@ type Filter struct {
 
 // Query returns the matching records, oldest first, to fn; it stops at the
 // first error fn returns.
-func (s *Store) Query(ctx context.Context, f Filter, fn func(*measure.Record) error) error {
+func (s *Store) Query(ctx context.Context, f Filter, fn func(*record.Record) error) error {
 	q, args := "SELECT record FROM results WHERE time_ns >= ?", []any{f.sinceNs()}
 	if f.Target != "" {
-		q += " AND (name = ? OR target = ?)"
+		q += " AND (target = ? OR address = ?)"
 		args = append(args, f.Target, f.Target)
 	}
 	return each(ctx, s, "row", q+" ORDER BY time_ns, id", args, fn)
@@ -224,7 +249,7 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
 
 // WriteAlarm stores an alarm, or updates the stored one of the same
 // episode (kind, target, direction, start).
-func (s *Store) WriteAlarm(ctx context.Context, a *alarms.Alarm) error {
+func (s *Store) WriteAlarm(ctx context.Context, a *record.Alarm) error {
 	js, err := json.Marshal(a)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
@@ -244,10 +269,9 @@ func (s *Store) WriteAlarm(ctx context.Context, a *alarms.Alarm) error {
 }
 
 // Alarms returns, oldest first, the alarms of f.Target (all if empty; its
-// name or its address) that
-// were active at some time since f.Since: those still active, and those
-// that ended after it.
-func (s *Store) Alarms(ctx context.Context, f Filter, fn func(*alarms.Alarm) error) error {
+// name or its address) that were active at some time since f.Since: those
+// still active, and those that ended after it.
+func (s *Store) Alarms(ctx context.Context, f Filter, fn func(*record.Alarm) error) error {
 	q, args := "SELECT alarm FROM alarms WHERE (end_ns IS NULL OR end_ns >= ?)", []any{f.sinceNs()}
 	if f.Target != "" {
 		q += " AND (target = ? OR address = ?)"

@@ -14,8 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/abing-net/abing/alarms"
-	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/record"
 )
 
 func TestMain(m *testing.M) {
@@ -26,16 +25,16 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func rec(target, dir string, t time.Time, dbc float64) measure.Record {
+func rec(target, dir string, t time.Time, dbc float64) record.Record {
 	ttl := 61
-	return measure.Record{Time: t.UTC().Format(time.RFC3339Nano), Target: target, Direction: dir, DBC: &dbc,
+	return record.Record{Time: t.UTC(), Target: target, Direction: dir, DBC: &dbc,
 		TTL: &ttl, Labels: map[string]string{"site": "b"}}
 }
 
-func all(t *testing.T, s *Store, f Filter) []measure.Record {
+func all(t *testing.T, s *Store, f Filter) []record.Record {
 	t.Helper()
-	var out []measure.Record
-	if err := s.Query(context.Background(), f, func(r *measure.Record) error { out = append(out, *r); return nil }); err != nil {
+	var out []record.Record
+	if err := s.Query(context.Background(), f, func(r *record.Record) error { out = append(out, *r); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	return out
@@ -49,7 +48,7 @@ func TestWriteQueryPrune(t *testing.T) {
 	}
 	ctx := context.Background()
 	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	var recs []measure.Record
+	var recs []record.Record
 	for i := range 10 {
 		for _, tg := range []string{"a:8176", "b:8176"} {
 			recs = append(recs, rec(tg, "forward", t0.Add(time.Duration(i)*time.Hour), float64(100+i)), rec(tg, "reverse", t0.Add(time.Duration(i)*time.Hour), 50))
@@ -58,16 +57,16 @@ func TestWriteQueryPrune(t *testing.T) {
 	if err := s.Write(ctx, recs); err != nil {
 		t.Fatal(err)
 	}
-	if got := all(t, s, Filter{}); len(got) != 40 || got[0].Time != recs[0].Time || *got[0].DBC != 100 || *got[0].TTL != 61 || got[0].Labels["site"] != "b" {
+	if got := all(t, s, Filter{}); len(got) != 40 || !got[0].Time.Equal(recs[0].Time) || *got[0].DBC != 100 || *got[0].TTL != 61 || got[0].Labels["site"] != "b" {
 		t.Fatalf("%d records, first %+v", len(got), got[0])
 	}
 	if got := all(t, s, Filter{Target: "a:8176", Since: t0.Add(5 * time.Hour)}); len(got) != 10 || *got[0].DBC != 105 {
 		t.Fatalf("filtered: %d", len(got))
 	}
 	// A bad record fails the whole write.
-	bad := []measure.Record{rec("a:8176", "forward", t0, 1), {Time: "yesterday"}}
+	bad := []record.Record{rec("a:8176", "forward", t0, 1), {Target: "a:8176"}}
 	if err := s.Write(ctx, bad); err == nil {
-		t.Error("bad time accepted")
+		t.Error("record without a time accepted")
 	}
 	if got := all(t, s, Filter{}); len(got) != 40 {
 		t.Errorf("%d records after a failed write", len(got))
@@ -97,7 +96,7 @@ func writer(path string) {
 	}
 	t0 := time.Now()
 	for i := 0; ; i++ {
-		r := []measure.Record{rec("k", "forward", t0.Add(time.Duration(i)), float64(i)), rec("k", "reverse", t0.Add(time.Duration(i)), float64(i))}
+		r := []record.Record{rec("k", "forward", t0.Add(time.Duration(i)), float64(i)), rec("k", "reverse", t0.Add(time.Duration(i)), float64(i))}
 		if err := s.Write(context.Background(), r); err != nil {
 			fmt.Println("error:", err)
 			os.Exit(1)
@@ -162,10 +161,10 @@ func TestAlarms(t *testing.T) {
 	defer s.Close()
 	ctx := context.Background()
 	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	old := alarms.Alarm{Kind: alarms.Capacity, Target: "lab", Direction: "forward", Start: t0, Before: 100, After: 40}
+	old := record.Alarm{Kind: record.Capacity, Target: "lab", Direction: "forward", Start: t0, Before: 100, After: 40}
 	end := t0.Add(time.Hour)
-	current := alarms.Alarm{Kind: alarms.Path, Target: "far", Direction: "reverse", Start: t0.Add(48 * time.Hour), Before: 2, After: 3}
-	for _, a := range []*alarms.Alarm{&old, &current} {
+	current := record.Alarm{Kind: record.Path, Target: "far", Direction: "reverse", Start: t0.Add(48 * time.Hour), Before: 2, After: 3}
+	for _, a := range []*record.Alarm{&old, &current} {
 		if err := s.WriteAlarm(ctx, a); err != nil {
 			t.Fatal(err)
 		}
@@ -174,9 +173,9 @@ func TestAlarms(t *testing.T) {
 	if err := s.WriteAlarm(ctx, &old); err != nil { // the clear updates the row
 		t.Fatal(err)
 	}
-	get := func(f Filter) []alarms.Alarm {
-		var out []alarms.Alarm
-		if err := s.Alarms(ctx, f, func(a *alarms.Alarm) error { out = append(out, *a); return nil }); err != nil {
+	get := func(f Filter) []record.Alarm {
+		var out []record.Alarm
+		if err := s.Alarms(ctx, f, func(a *record.Alarm) error { out = append(out, *a); return nil }); err != nil {
 			t.Fatal(err)
 		}
 		return out
@@ -187,7 +186,7 @@ func TestAlarms(t *testing.T) {
 	if got := get(Filter{Since: t0.Add(2 * time.Hour)}); len(got) != 1 || got[0].Target != "far" {
 		t.Errorf("since: %+v", got)
 	}
-	if got := get(Filter{Target: "lab"}); len(got) != 1 || got[0].Kind != alarms.Capacity {
+	if got := get(Filter{Target: "lab"}); len(got) != 1 || got[0].Kind != record.Capacity {
 		t.Errorf("target: %+v", got)
 	}
 	if _, err := s.Prune(ctx, t0.Add(24*time.Hour)); err != nil {
@@ -199,59 +198,86 @@ func TestAlarms(t *testing.T) {
 }
 
 // One identity per target: its results and its alarms are found by its
-// name and by its address alike; and a database made before the name and
-// address columns existed is brought up to date, its rows found by name.
+// name and by its address alike; and databases made before results were
+// keyed by name (the name in the JSON only, or in a column of its own) are
+// brought up to date, their rows found by name and by address.
 func TestOneIdentity(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "old.db")
-	// The schema as it was, with a row of a named target.
-	old, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	t0 := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
-	r0 := rec("198.18.2.2:8176", "forward", t0, 90)
-	r0.Name = "lab-b"
-	js, _ := json.Marshal(r0)
-	for _, q := range []string{
-		`CREATE TABLE results (id INTEGER PRIMARY KEY, time_ns INTEGER NOT NULL, target TEXT NOT NULL, direction TEXT NOT NULL, record TEXT NOT NULL)`,
-		`CREATE TABLE alarms (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, target TEXT NOT NULL, direction TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER, alarm TEXT NOT NULL, UNIQUE (kind, target, direction, start_ns))`,
+	// A row as it was written: target the configured address, the name and
+	// the address measured in the JSON.
+	legacy := func(name string) string {
+		r := rec("lab-b.example.org:8176", "forward", t0, 90)
+		r.Address = "198.18.2.2:8176"
+		js, _ := json.Marshal(r)
+		var m map[string]any
+		json.Unmarshal(js, &m)
+		if name != "" {
+			m["name"] = name
+		}
+		js, _ = json.Marshal(m)
+		return string(js)
+	}
+	for _, tc := range []struct {
+		name   string
+		schema []string
+		insert string
+	}{
+		{"before the name column", []string{
+			`CREATE TABLE results (id INTEGER PRIMARY KEY, time_ns INTEGER NOT NULL, target TEXT NOT NULL, direction TEXT NOT NULL, record TEXT NOT NULL)`,
+			`CREATE TABLE alarms (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, target TEXT NOT NULL, direction TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER, alarm TEXT NOT NULL, UNIQUE (kind, target, direction, start_ns))`,
+		}, `INSERT INTO results (time_ns, target, direction, record) VALUES (?, 'lab-b.example.org:8176', 'forward', ?)`},
+		{"with the name column", []string{
+			`CREATE TABLE results (id INTEGER PRIMARY KEY, time_ns INTEGER NOT NULL, target TEXT NOT NULL, direction TEXT NOT NULL, record TEXT NOT NULL, name TEXT NOT NULL DEFAULT '')`,
+			`CREATE INDEX results_name_time ON results (name, time_ns)`,
+			`CREATE TABLE alarms (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, target TEXT NOT NULL, direction TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER, alarm TEXT NOT NULL, address TEXT NOT NULL DEFAULT '', UNIQUE (kind, target, direction, start_ns))`,
+		}, `INSERT INTO results (time_ns, target, direction, record, name) VALUES (?, 'lab-b.example.org:8176', 'forward', ?, 'lab-b')`},
 	} {
-		if _, err := old.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := old.Exec(`INSERT INTO results (time_ns, target, direction, record) VALUES (?, ?, ?, ?)`,
-		t0.UnixNano(), r0.Target, r0.Direction, string(js)); err != nil {
-		t.Fatal(err)
-	}
-	old.Close()
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "old.db")
+			old, err := sql.Open("sqlite", "file:"+path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range tc.schema {
+				if _, err := old.Exec(q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := old.Exec(tc.insert, t0.UnixNano(), legacy("lab-b")); err != nil {
+				t.Fatal(err)
+			}
+			old.Close()
 
-	s, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	r1 := rec("198.18.2.2:8176", "forward", t0.Add(time.Minute), 91)
-	r1.Name = "lab-b"
-	unnamed := rec("198.18.3.3:8176", "forward", t0.Add(time.Minute), 50)
-	if err := s.Write(context.Background(), []measure.Record{r1, unnamed}); err != nil {
-		t.Fatal(err)
-	}
-	a := alarms.Alarm{Kind: alarms.Capacity, Target: "lab-b", Address: "198.18.2.2:8176", Direction: "forward", Start: t0}
-	if err := s.WriteAlarm(context.Background(), &a); err != nil {
-		t.Fatal(err)
-	}
-	for _, by := range []string{"lab-b", "198.18.2.2:8176"} {
-		if n := len(all(t, s, Filter{Target: by})); n != 2 {
-			t.Errorf("results of %q: %d, want 2 (one from before the migration)", by, n)
-		}
-		n := 0
-		s.Alarms(context.Background(), Filter{Target: by}, func(*alarms.Alarm) error { n++; return nil })
-		if n != 1 {
-			t.Errorf("alarms of %q: %d, want 1", by, n)
-		}
-	}
-	if n := len(all(t, s, Filter{Target: "198.18.3.3:8176"})); n != 1 {
-		t.Errorf("an unnamed target by its address: %d results", n)
+			s, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			r1 := rec("lab-b", "forward", t0.Add(time.Minute), 91)
+			r1.Address = "198.18.2.2:8176"
+			unnamed := rec("198.18.3.3:8176", "forward", t0.Add(time.Minute), 50)
+			unnamed.Address = "198.18.3.3:8176"
+			if err := s.Write(context.Background(), []record.Record{r1, unnamed}); err != nil {
+				t.Fatal(err)
+			}
+			a := record.Alarm{Kind: record.Capacity, Target: "lab-b", Address: "198.18.2.2:8176", Direction: "forward", Start: t0}
+			if err := s.WriteAlarm(context.Background(), &a); err != nil {
+				t.Fatal(err)
+			}
+			for _, by := range []string{"lab-b", "198.18.2.2:8176"} {
+				got := all(t, s, Filter{Target: by})
+				if len(got) != 2 || got[0].Target != "lab-b" || got[1].Target != "lab-b" {
+					t.Errorf("results of %q: %+v, want 2 of lab-b (one from before the migration)", by, got)
+				}
+				n := 0
+				s.Alarms(context.Background(), Filter{Target: by}, func(*record.Alarm) error { n++; return nil })
+				if n != 1 {
+					t.Errorf("alarms of %q: %d, want 1", by, n)
+				}
+			}
+			if n := len(all(t, s, Filter{Target: "198.18.3.3:8176"})); n != 1 {
+				t.Errorf("an unnamed target by its address: %d results", n)
+			}
+		})
 	}
 }

@@ -17,8 +17,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/abing-net/abing/internal/lab/accuracy"
-	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/internal/lab/testbed"
+	"github.com/abing-net/abing/measure"
 )
 
 // signalContext is cancelled by SIGINT or SIGTERM, so that the testbed is

@@ -1,10 +1,9 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/abing-net/abing/record"
 	"io"
 	"os"
 	"slices"
@@ -15,7 +14,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/abing-net/abing/alarms"
-	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/monitor"
 	"github.com/abing-net/abing/store"
 )
@@ -157,20 +155,18 @@ func replayCommand() *cobra.Command {
 // replay runs the detectors over records (sorted by time first, as the
 // engine needs them) and returns every episode in the order raised, with
 // its end if it ended.
-func replay(recs []measure.Record, params func(string) alarms.Params) ([]alarms.Alarm, error) {
-	slices.SortStableFunc(recs, func(a, b measure.Record) int {
-		ta, _ := time.Parse(time.RFC3339Nano, a.Time)
-		tb, _ := time.Parse(time.RFC3339Nano, b.Time)
-		if c := ta.Compare(tb); c != 0 {
+func replay(recs []record.Record, params func(string) alarms.Params) ([]record.Alarm, error) {
+	slices.SortStableFunc(recs, func(a, b record.Record) int {
+		if c := a.Time.Compare(b.Time); c != 0 {
 			return c
 		}
 		// The forward record of a run before its reverse one.
 		return strings.Compare(a.Direction, b.Direction)
 	})
 	e := alarms.NewEngine(params)
-	var out []alarms.Alarm
+	var out []record.Alarm
 	index := map[string]int{}
-	id := func(a *alarms.Alarm) string {
+	id := func(a *record.Alarm) string {
 		return fmt.Sprint(a.Kind, a.Target, a.Direction, a.Start.UnixNano())
 	}
 	for i := range recs {
@@ -190,35 +186,19 @@ func replay(recs []measure.Record, params func(string) alarms.Params) ([]alarms.
 	return out, nil
 }
 
-// readSeries reads CSV (abing history --output csv) or JSON lines.
-func readSeries(name string, stdin io.Reader) ([]measure.Record, error) {
-	var b []byte
-	var err error
-	if name == "-" {
-		b, err = io.ReadAll(stdin)
-	} else {
-		b, err = os.ReadFile(name)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '{' {
-		var recs []measure.Record
-		sc := bufio.NewScanner(bytes.NewReader(b))
-		sc.Buffer(nil, 1<<20)
-		for line := 1; sc.Scan(); line++ {
-			if len(bytes.TrimSpace(sc.Bytes())) == 0 {
-				continue
-			}
-			var r measure.Record
-			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-				return nil, fmt.Errorf("%s:%d: %w", name, line, err)
-			}
-			recs = append(recs, r)
+// readSeries reads CSV (abing history --output csv) or JSON lines from a
+// file, or from stdin for "-".
+func readSeries(name string, stdin io.Reader) ([]record.Record, error) {
+	r := stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
 		}
-		return recs, sc.Err()
+		defer f.Close()
+		r = f
 	}
-	recs, err := measure.ReadCSV(bytes.NewReader(b))
+	recs, err := record.Read(r)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w (want the CSV or JSON lines of abing history)", name, err)
 	}
@@ -240,7 +220,7 @@ func newAlarmPrinter(w io.Writer, output string) *alarmPrinter {
 	return p
 }
 
-func (p *alarmPrinter) print(a *alarms.Alarm) error {
+func (p *alarmPrinter) print(a *record.Alarm) error {
 	p.n++
 	if p.json != nil {
 		return p.json.Encode(a)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/abing-net/abing/record"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +12,6 @@ import (
 	"time"
 
 	"github.com/abing-net/abing/alarms"
-	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/store"
 )
 
@@ -42,7 +42,7 @@ func TestAlarmsReplay(t *testing.T) {
 	dir := t.TempDir()
 	csvPath, jsonPath := filepath.Join(dir, "h.csv"), filepath.Join(dir, "h.json")
 	var csvBuf, jsonBuf bytes.Buffer
-	cw := measure.NewCSVWriter(&csvBuf)
+	cw := record.NewCSVWriter(&csvBuf)
 	enc := json.NewEncoder(&jsonBuf)
 	for i := range recs {
 		cw.Write(&recs[i])
@@ -96,7 +96,7 @@ func TestAlarmsReplay(t *testing.T) {
 	}
 	bad := filepath.Join(dir, "bad.json")
 	os.WriteFile(bad, []byte("{\"time\": \"2026-11-01T00:00:00Z\"}\n{nope\n"), 0o644)
-	if _, err := runCmd(t, "replay", bad); err == nil || !strings.Contains(err.Error(), "bad.json:2") {
+	if _, err := runCmd(t, "replay", bad); err == nil || !strings.Contains(err.Error(), "bad.json: line 2:") {
 		t.Errorf("bad JSON line: %v", err)
 	}
 }
@@ -110,10 +110,10 @@ func TestAlarmsList(t *testing.T) {
 	now := time.Now().UTC()
 	old := now.Add(-72 * time.Hour)
 	end := old.Add(time.Hour)
-	for _, a := range []alarms.Alarm{
-		{Kind: alarms.Down, Target: "gone", Direction: "both", Severity: alarms.Critical, Start: old, End: &end, Cleared: "up", Unit: "up", Before: 1},
-		{Kind: alarms.Path, Target: "lab", Direction: "forward", Severity: alarms.Warning, Start: now.Add(-time.Hour), Before: 2, After: 3, Unit: "hops",
-			Summary: "path forward changed: 3 hops, was 2", Route: &alarms.Route{After: &alarms.Trace{}}},
+	for _, a := range []record.Alarm{
+		{Kind: record.Down, Target: "gone", Direction: "both", Severity: record.Critical, Start: old, End: &end, Cleared: "up", Unit: "up", Before: 1},
+		{Kind: record.Path, Target: "lab", Direction: "forward", Severity: record.Warning, Start: now.Add(-time.Hour), Before: 2, After: 3, Unit: "hops",
+			Summary: "path forward changed: 3 hops, was 2", Route: &record.Route{After: &record.Trace{}}},
 	} {
 		if err := s.WriteAlarm(context.Background(), &a); err != nil {
 			t.Fatal(err)

@@ -3,13 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/abing-net/abing/record"
 	"io"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/abing-net/abing/alarms"
-	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/store"
 )
 
@@ -62,16 +61,16 @@ func storeFilter(args []string, since time.Duration) (store.Filter, error) {
 }
 
 func printHistory(cmd *cobra.Command, s *store.Store, f store.Filter, output string, w io.Writer) error {
-	var each func(r *measure.Record) error
-	csvw := measure.NewCSVWriter(w)
+	var each func(r *record.Record) error
+	csvw := record.NewCSVWriter(w)
 	enc := json.NewEncoder(w)
 	switch output {
 	case "csv":
 		each = csvw.Write
 	case "json":
-		each = func(r *measure.Record) error { return enc.Encode(r) }
+		each = func(r *record.Record) error { return enc.Encode(r) }
 	default:
-		each = func(r *measure.Record) error {
+		each = func(r *record.Record) error {
 			num := func(p *float64) string {
 				if p == nil {
 					return "-"
@@ -83,7 +82,7 @@ func printHistory(cmd *cobra.Command, s *store.Store, f store.Filter, output str
 				rtt = fmt.Sprintf("%.2f", r.RTT.Avg)
 			}
 			_, err := fmt.Fprintf(w, "%-30s %-24s %-8s DBC %6s  XTR %6s  ABW %6s  RTT %6s ms  loss %4.1f%%  %s\n",
-				r.Time, alarms.Name(r), r.Direction, num(r.DBC), num(r.XTR), num(r.ABW), rtt, 100*r.Loss, r.Error)
+				r.Time.Format(time.RFC3339Nano), r.Target, r.Direction, num(r.DBC), num(r.XTR), num(r.ABW), rtt, 100*r.Loss, r.Error)
 			return err
 		}
 	}

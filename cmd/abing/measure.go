@@ -113,6 +113,7 @@ func runMeasure(ctx context.Context, cfg measure.Config, count int, interval tim
 			case <-time.After(time.Until(next)):
 			}
 		}
+		start := time.Now()
 		res, err := measure.Run(ctx, cfg)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -123,10 +124,10 @@ func runMeasure(ctx context.Context, cfg measure.Config, count int, interval tim
 			}
 			failed++
 			if output == "json" {
-				for _, dir := range []string{"forward", "reverse"} {
-					enc.Encode(measure.Record{Time: time.Now().UTC().Format(time.RFC3339Nano), Target: cfg.Target,
-						Direction: dir, Method: cfg.Method, PacketSize: cfg.Size, TrainLen: cfg.TrainLen,
-						TimestampSource: "none", Error: err.Error()})
+				for _, rec := range measure.FailedRecords(cfg, start, err) {
+					if err := enc.Encode(rec); err != nil {
+						return err
+					}
 				}
 			}
 			fmt.Fprintln(os.Stderr, "abing:", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/abing-net/abing/record"
 	"log/slog"
 	"net"
 	"os"
@@ -15,10 +16,10 @@ import (
 
 	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/influx"
+	"github.com/abing-net/abing/internal/web"
 	"github.com/abing-net/abing/monitor"
 	"github.com/abing-net/abing/redact"
 	"github.com/abing-net/abing/store"
-	"github.com/abing-net/abing/internal/web"
 )
 
 func monitorCommand() *cobra.Command {
@@ -125,7 +126,7 @@ func monitorCommand() *cobra.Command {
 					o.Tracer = &alarms.Traceroute{}
 				}
 				if st := opts.Store; st != nil {
-					o.Traced = func(a alarms.Alarm) {
+					o.Traced = func(a record.Alarm) {
 						if err := st.WriteAlarm(context.Background(), &a); err != nil {
 							log.Error("storing an alarm's traceroute", "err", err)
 						}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/abing-net/abing/record"
 	"io"
 	"net"
 	"os"
@@ -15,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/reflector/reflectortest"
 	"github.com/abing-net/abing/store"
@@ -78,7 +78,7 @@ func TestMonitorKilled(t *testing.T) {
 			t.Fatalf("round %d: store after SIGKILL: %v", round, err)
 		}
 		have := map[string]int{}
-		s.Query(context.Background(), store.Filter{}, func(r *measure.Record) error { have[r.Time]++; return nil })
+		s.Query(context.Background(), store.Filter{}, func(r *record.Record) error { have[r.Time.Format(time.RFC3339Nano)]++; return nil })
 		s.Close()
 		for tm := range stored {
 			if have[tm] != 2 {

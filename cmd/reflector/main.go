@@ -18,9 +18,9 @@ import (
 
 	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/internal/privilege"
+	webpkg "github.com/abing-net/abing/internal/web"
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/timestamp"
-	webpkg "github.com/abing-net/abing/internal/web"
 )
 
 func main() {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/abing-net/abing/record"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,9 +18,8 @@ import (
 	"time"
 
 	"github.com/abing-net/abing/alarms"
-	"github.com/abing-net/abing/measure"
-	"github.com/abing-net/abing/monitor"
 	"github.com/abing-net/abing/internal/lab/testbed"
+	"github.com/abing-net/abing/monitor"
 )
 
 // The monitor watches a reflector behind a 20 Mbit/s bottleneck (a stable
@@ -69,12 +69,12 @@ targets:
 	}
 	hooks := alarms.NewDispatcher(alarms.DispatcherOptions{Hooks: cfg.Alarms.Hooks(),
 		Tracer: &alarms.Traceroute{MaxHops: 8, Do: env.TB.Sender.Do}})
-	events := make(chan alarms.Alarm, 100)
+	events := make(chan record.Alarm, 100)
 	var runs []time.Time // start of every measurement
 	m := monitor.New(cfg, monitor.Options{Bind: env.Bind, Hooks: hooks,
-		Alarms: func(a alarms.Alarm) { events <- a },
-		Results: func(recs []measure.Record) {
-			at, _ := time.Parse(time.RFC3339Nano, recs[0].Time)
+		Alarms: func(a record.Alarm) { events <- a },
+		Results: func(recs []record.Record) {
+			at := recs[0].Time
 			mu.Lock()
 			runs = append(runs, at)
 			mu.Unlock()
@@ -84,8 +84,8 @@ targets:
 	defer func() { cancel(); <-done }()
 
 	// wait collects alarms until pred has seen what it wants.
-	var all []alarms.Alarm
-	wait := func(what string, within time.Duration, pred func([]alarms.Alarm) bool) {
+	var all []record.Alarm
+	wait := func(what string, within time.Duration, pred func([]record.Alarm) bool) {
 		t.Helper()
 		timeout := time.After(within)
 		for !pred(all) {
@@ -98,7 +98,7 @@ targets:
 			}
 		}
 	}
-	count := func(as []alarms.Alarm, kind alarms.Kind, firing bool) int {
+	count := func(as []record.Alarm, kind record.Kind, firing bool) int {
 		n := 0
 		for _, a := range as {
 			if a.Kind == kind && a.Active() == firing {
@@ -130,9 +130,9 @@ targets:
 		}
 	}
 	changed := time.Now()
-	wait("capacity alarms", 30*time.Second, func(as []alarms.Alarm) bool { return count(as, alarms.Capacity, true) == 2 })
+	wait("capacity alarms", 30*time.Second, func(as []record.Alarm) bool { return count(as, record.Capacity, true) == 2 })
 	for _, a := range all {
-		if a.Kind != alarms.Capacity {
+		if a.Kind != record.Capacity {
 			t.Errorf("unexpected alarm: %s", a.Summary)
 			continue
 		}
@@ -142,7 +142,7 @@ targets:
 		if n > 5 {
 			t.Errorf("%s capacity alarm came with measurement %d after the change, want ≤ 5", a.Direction, n)
 		}
-		if a.After > 0.6*a.Before || a.Severity != alarms.Critical {
+		if a.After > 0.6*a.Before || a.Severity != record.Critical {
 			t.Errorf("%s: before %.1f after %.1f severity %s", a.Direction, a.Before, a.After, a.Severity)
 		}
 	}
@@ -151,12 +151,12 @@ targets:
 			t.Fatal(err)
 		}
 	}
-	wait("capacity clears", 30*time.Second, func(as []alarms.Alarm) bool { return count(as, alarms.Capacity, false) == 2 })
+	wait("capacity clears", 30*time.Second, func(as []record.Alarm) bool { return count(as, record.Capacity, false) == 2 })
 
 	if err := env.TB.AddHop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	wait("path alarms", 30*time.Second, func(as []alarms.Alarm) bool { return count(as, alarms.Path, true) == 2 })
+	wait("path alarms", 30*time.Second, func(as []record.Alarm) bool { return count(as, record.Path, true) == 2 })
 	cancel()
 	<-done
 	if err := hooks.Close(30 * time.Second); err != nil {
@@ -169,10 +169,10 @@ targets:
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var fromHook []alarms.Alarm
+	var fromHook []record.Alarm
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		var a alarms.Alarm
+		var a record.Alarm
 		if err := json.Unmarshal(sc.Bytes(), &a); err != nil {
 			t.Fatalf("hook input %q: %v", sc.Text(), err)
 		}
@@ -180,22 +180,22 @@ targets:
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	var fromWebhook []alarms.Alarm
+	var fromWebhook []record.Alarm
 	for _, p := range posts {
 		for _, al := range p.Alerts {
-			a := alarms.Alarm{Kind: alarms.Kind(al.Labels["kind"]), Direction: al.Labels["direction"]}
+			a := record.Alarm{Kind: record.Kind(al.Labels["kind"]), Direction: al.Labels["direction"]}
 			if al.Status == "resolved" {
 				a.End = &al.EndsAt
 			}
 			fromWebhook = append(fromWebhook, a)
 		}
 	}
-	for name, got := range map[string][]alarms.Alarm{"command hook": fromHook, "webhook": fromWebhook} {
+	for name, got := range map[string][]record.Alarm{"command hook": fromHook, "webhook": fromWebhook} {
 		for _, w := range []struct {
-			kind   alarms.Kind
+			kind   record.Kind
 			firing bool
 			n      int
-		}{{alarms.Capacity, true, 2}, {alarms.Capacity, false, 2}, {alarms.Path, true, 2}} {
+		}{{record.Capacity, true, 2}, {record.Capacity, false, 2}, {record.Path, true, 2}} {
 			if n := count(got, w.kind, w.firing); n != w.n {
 				t.Errorf("%s got %d %s alarms (firing %v), want %d (one per direction)", name, n, w.kind, w.firing, w.n)
 			}
@@ -203,7 +203,7 @@ targets:
 	}
 	// The path alarms carry the hop lists: the new router is in the after.
 	for _, a := range fromHook {
-		if a.Kind != alarms.Path {
+		if a.Kind != record.Path {
 			continue
 		}
 		if a.Route == nil || a.Route.Before == nil || a.Route.After == nil {
@@ -211,7 +211,7 @@ targets:
 			continue
 		}
 		t.Logf("%s: route before %s, after %s", a.Direction, a.Route.Before, a.Route.After)
-		if a.Before+1 != a.After || !slices.ContainsFunc(a.Route.After.Hops, func(h alarms.Hop) bool { return h.Addr == testbed.HopAddr }) ||
+		if a.Before+1 != a.After || !slices.ContainsFunc(a.Route.After.Hops, func(h record.Hop) bool { return h.Addr == testbed.HopAddr }) ||
 			len(a.Route.After.Hops) != len(a.Route.Before.Hops)+1 || !a.Route.After.Reached {
 			t.Errorf("%s path alarm: hops %g → %g, route %s → %s", a.Direction, a.Before, a.After, a.Route.Before, a.Route.After)
 		}

@@ -10,9 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/abing-net/abing/internal/lab/testbed"
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/reflector"
-	"github.com/abing-net/abing/internal/lab/testbed"
 	"github.com/abing-net/abing/timestamp"
 )
 

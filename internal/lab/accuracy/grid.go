@@ -10,8 +10,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/internal/lab/testbed"
+	"github.com/abing-net/abing/measure"
 )
 
 // Cell is one scenario of the accuracy grid.

@@ -5,14 +5,14 @@ package accuracy
 import (
 	"context"
 	"fmt"
+	"github.com/abing-net/abing/record"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/abing-net/abing/measure"
-	"github.com/abing-net/abing/monitor"
 	"github.com/abing-net/abing/internal/lab/testbed"
+	"github.com/abing-net/abing/monitor"
 )
 
 // The monitor through the emulated 20 Mbit/s path (a stable rate on this
@@ -39,11 +39,11 @@ func TestMonitorThreeReflectors(t *testing.T) {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	got := map[string][]measure.Record{}
-	m := monitor.New(cfg, monitor.Options{Bind: env.Bind, Results: func(recs []measure.Record) {
+	got := map[string][]record.Record{}
+	m := monitor.New(cfg, monitor.Options{Bind: env.Bind, Results: func(recs []record.Record) {
 		mu.Lock()
 		defer mu.Unlock()
-		got[recs[0].Name] = append(got[recs[0].Name], recs...)
+		got[recs[0].Target] = append(got[recs[0].Target], recs...)
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Second)
 	defer cancel()

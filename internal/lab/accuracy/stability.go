@@ -8,8 +8,8 @@ import (
 	"io"
 	"slices"
 
-	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/internal/lab/testbed"
+	"github.com/abing-net/abing/measure"
 )
 
 // StabilityRow is how steady one emulated link was: repeated calibrations

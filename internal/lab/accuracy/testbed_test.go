@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/internal/lab/testbed"
+	"github.com/abing-net/abing/measure"
 )
 
 // setup builds an environment, or skips when not root; with

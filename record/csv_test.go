@@ -1,20 +1,21 @@
-package measure
+package record
 
 import (
 	"bytes"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCSVRoundTrip(t *testing.T) {
 	f := func(v float64) *float64 { return &v }
 	ttl := 61
 	recs := []Record{
-		{Time: "2026-11-23T10:00:00.123456789Z", Target: "b:8176", Name: "lab, b", Direction: "forward",
+		{Time: time.Date(2026, 11, 23, 10, 0, 0, 123456789, time.UTC), Target: "lab, b", Address: "198.18.2.2:8176", Direction: "forward",
 			DBC: f(95.5), XTR: f(40), ABW: f(55.5), RTT: &RTT{Min: 0.1, Avg: 0.2, Max: 0.4, Jitter: 0.05},
 			Loss: 0.03125, TTL: &ttl, Confidence: f(0.9), PairsUsed: 31, TimestampSource: "kernel"},
-		{Time: "2026-11-23T10:01:00Z", Target: "b:8176", Direction: "reverse", Error: "reflector b:8176: no answer to hello"},
+		{Time: time.Date(2026, 11, 23, 10, 1, 0, 0, time.UTC), Target: "b:8176", Direction: "reverse", Error: "reflector b:8176: no answer to hello"},
 	}
 	var b bytes.Buffer
 	w := NewCSVWriter(&b)
@@ -44,5 +45,14 @@ func TestCSVRoundTrip(t *testing.T) {
 		if _, err := ReadCSV(strings.NewReader(tc.in)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want %q", tc.in, err, tc.want)
 		}
+	}
+	// A file written before records were named by their target's name:
+	// target held the address, name the name.
+	old := "time,target,direction,dbc_mbps,xtr_mbps,abw_mbps,rtt_min_ms,rtt_avg_ms,rtt_max_ms,jitter_ms,loss,ttl,error,name\n" +
+		"2026-11-23T10:00:00+01:00,b:8176,forward,10,,,,,,,0,,,lab-b\n" +
+		"2026-11-23T10:00:01Z,c:8176,forward,10,,,,,,,0,,,\n"
+	got, err = ReadCSV(strings.NewReader(old))
+	if err != nil || len(got) != 2 || got[0].Target != "lab-b" || got[1].Target != "c:8176" || got[0].Time.Location() != time.UTC || got[0].Time.Hour() != 9 {
+		t.Errorf("old form: %+v %v", got, err)
 	}
 }

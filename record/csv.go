@@ -1,4 +1,4 @@
-package measure
+package record
 
 import (
 	"encoding/csv"
@@ -8,11 +8,11 @@ import (
 	"time"
 )
 
-// CSVHeader is the column list of WriteCSV: the required columns first,
-// then a few more that help reading a series.
+// CSVHeader is the column list of CSVWriter: the columns ReadCSV requires
+// first, then a few more that help reading a series.
 var CSVHeader = []string{"time", "target", "direction", "dbc_mbps", "xtr_mbps", "abw_mbps",
 	"rtt_min_ms", "rtt_avg_ms", "rtt_max_ms", "jitter_ms", "loss", "ttl", "error",
-	"name", "confidence", "pairs_used", "timestamp_source"}
+	"address", "confidence", "pairs_used", "timestamp_source"}
 
 // CSVWriter writes records as CSV, header first. Absent numbers are empty
 // cells. Time is RFC 3339 in UTC, with fractions of a second.
@@ -46,9 +46,9 @@ func (c *CSVWriter) Write(r *Record) error {
 	if r.TTL != nil {
 		ttl = strconv.Itoa(*r.TTL)
 	}
-	return c.w.Write([]string{r.Time, r.Target, r.Direction, f(r.DBC), f(r.XTR), f(r.ABW),
+	return c.w.Write([]string{r.Time.UTC().Format(time.RFC3339Nano), r.Target, r.Direction, f(r.DBC), f(r.XTR), f(r.ABW),
 		f(rmin), f(ravg), f(rmax), f(jit), strconv.FormatFloat(r.Loss, 'f', -1, 64), ttl, r.Error,
-		r.Name, f(r.Confidence), strconv.Itoa(r.PairsUsed), r.TimestampSource})
+		r.Address, f(r.Confidence), strconv.Itoa(r.PairsUsed), r.TimestampSource})
 }
 
 // Flush writes buffered rows (the header alone if there were none) and
@@ -63,7 +63,9 @@ func (c *CSVWriter) Flush() error {
 }
 
 // ReadCSV reads records written by CSVWriter (or any CSV with at least the
-// required columns, in any order). It names the line of a bad cell.
+// required columns, in any order). It names the line of a bad cell. A
+// "name" column, as written before records were named by their target's
+// name, takes the place of "target" where it is set.
 func ReadCSV(r io.Reader) ([]Record, error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
@@ -108,11 +110,16 @@ func ReadCSV(r io.Reader) ([]Record, error) {
 			}
 			return &v
 		}
-		rec := Record{Time: get("time"), Target: get("target"), Direction: get("direction"), Error: get("error"),
-			Name: get("name"), TimestampSource: get("timestamp_source")}
-		if _, err := time.Parse(time.RFC3339Nano, rec.Time); err != nil {
-			return nil, fmt.Errorf("csv line %d: time %q: want RFC 3339", line, rec.Time)
+		rec := Record{Target: get("target"), Address: get("address"), Direction: get("direction"), Error: get("error"),
+			TimestampSource: get("timestamp_source")}
+		if n := get("name"); n != "" {
+			rec.Target = n
 		}
+		at, err := time.Parse(time.RFC3339Nano, get("time"))
+		if err != nil {
+			return nil, fmt.Errorf("csv line %d: time %q: want RFC 3339", line, get("time"))
+		}
+		rec.Time = at.UTC()
 		rec.DBC, rec.XTR, rec.ABW = num("dbc_mbps"), num("xtr_mbps"), num("abw_mbps")
 		rmin, ravg, rmax, jit := num("rtt_min_ms"), num("rtt_avg_ms"), num("rtt_max_ms"), num("jitter_ms")
 		if rmin != nil && ravg != nil && rmax != nil {
