@@ -68,31 +68,52 @@ func Defaults() Config {
 		Interval: 10 * time.Millisecond, Timeout: 2 * time.Second, Method: MethodProbeGap}
 }
 
-// MaxSize is the largest probe: a 9000-byte jumbo MTU.
-const MaxSize = 9000
+// Limits of a Config.
+const (
+	MaxSize     = 9000 // the largest probe: a 9000-byte jumbo MTU
+	MinSize     = wire.OverheadIPv6 + wire.SenderBody + wire.ReportRequestLen
+	MaxTrains   = 1000
+	MaxTrainLen = 100
+)
 
-// Validate checks a configuration and says what is wrong in user terms.
+// SettingError says which setting of a Config is out of range, named as
+// the Config names it (Setting is "trains", "train_len", "size",
+// "interval", "timeout", "method" or "network"), so that a command line
+// and a configuration file can each say it in their own words.
+type SettingError struct {
+	Setting string
+	Value   any
+	Want    string
+}
+
+func (e *SettingError) Error() string { return fmt.Sprintf("%s %v: %s", e.Setting, e.Value, e.Want) }
+
+// Validate checks a configuration; an out-of-range setting is a
+// *SettingError.
 func (c *Config) Validate() error {
+	bad := func(setting string, v any, want string) error { return &SettingError{setting, v, want} }
 	switch c.Network {
 	case "udp", "udp4", "udp6":
 	default:
-		return fmt.Errorf("network %q: want udp, udp4 or udp6", c.Network)
+		return bad("network", fmt.Sprintf("%q", c.Network), "want udp, udp4 or udp6")
 	}
-	if c.Trains < 1 || c.Trains > 1000 {
-		return fmt.Errorf("--pairs %d: want 1 to 1000 trains per phase", c.Trains)
+	if c.Trains < 1 || c.Trains > MaxTrains {
+		return bad("trains", c.Trains, fmt.Sprintf("want 1 to %d trains per phase", MaxTrains))
 	}
-	if c.TrainLen < 2 || c.TrainLen > 100 {
-		return fmt.Errorf("--train-len %d: want 2 (pairs) to 100", c.TrainLen)
+	if c.TrainLen < 2 || c.TrainLen > MaxTrainLen {
+		return bad("train_len", c.TrainLen, fmt.Sprintf("want 2 (pairs) to %d packets", MaxTrainLen))
 	}
-	minSize := wire.OverheadIPv6 + wire.SenderBody + wire.ReportRequestLen
-	if c.Size < minSize || c.Size > MaxSize {
-		return fmt.Errorf("--size %d: want %d to %d bytes (IP packet size)", c.Size, minSize, MaxSize)
+	if c.Size < MinSize || c.Size > MaxSize {
+		return bad("size", c.Size, fmt.Sprintf("want %d to %d bytes (IP packet size)", MinSize, MaxSize))
 	}
-	if c.Interval <= 0 || c.Timeout <= 0 {
-		return fmt.Errorf("interval %v and timeout %v must be positive", c.Interval, c.Timeout)
+	if c.Interval <= 0 {
+		return bad("interval", c.Interval, "must be positive")
+	}
+	if c.Timeout <= 0 {
+		return bad("timeout", c.Timeout, "must be positive")
 	}
 	if c.Method != MethodProbeGap && c.Method != MethodABwE {
-		return fmt.Errorf("method %q: want %s or %s", c.Method, MethodProbeGap, MethodABwE)
+		return bad("method", fmt.Sprintf("%q", c.Method), fmt.Sprintf("want %s or %s", MethodProbeGap, MethodABwE))
 	}
 	if c.Key != nil {
 		if err := auth.ValidName(c.Key.Name); err != nil {

@@ -3,6 +3,7 @@ package measure
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -128,22 +129,30 @@ func TestNoReflector(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		mod  func(*Config)
-		want string
+		name    string
+		mod     func(*Config)
+		setting string
+		want    string
 	}{
-		{"size 20", func(c *Config) { c.Size = 20 }, "--size 20"},
-		{"size 9001", func(c *Config) { c.Size = 9001 }, "--size 9001"},
-		{"pairs 0", func(c *Config) { c.Trains = 0 }, "--pairs 0"},
-		{"train-len 1", func(c *Config) { c.TrainLen = 1 }, "--train-len 1"},
-		{"method", func(c *Config) { c.Method = "magic" }, "method"},
-		{"network", func(c *Config) { c.Network = "tcp" }, "network"},
+		{"size 20", func(c *Config) { c.Size = 20 }, "size", "size 20: want"},
+		{"size 9001", func(c *Config) { c.Size = 9001 }, "size", "size 9001: want"},
+		{"pairs 0", func(c *Config) { c.Trains = 0 }, "trains", "trains 0: want"},
+		{"train-len 1", func(c *Config) { c.TrainLen = 1 }, "train_len", "train_len 1: want"},
+		{"timeout 0", func(c *Config) { c.Timeout = 0 }, "timeout", "timeout 0s: must be positive"},
+		{"interval -1", func(c *Config) { c.Interval = -1 }, "interval", "interval -1ns: must be positive"},
+		{"method", func(c *Config) { c.Method = "magic" }, "method", `method "magic"`},
+		{"network", func(c *Config) { c.Network = "tcp" }, "network", `network "tcp"`},
 	} {
 		cfg := Defaults()
 		tc.mod(&cfg)
-		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
+		err := cfg.Validate()
+		var se *SettingError
+		if !errors.As(err, &se) || se.Setting != tc.setting || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want setting %s and %q", tc.name, err, tc.setting, tc.want)
 		}
+	}
+	if cfg := Defaults(); cfg.Validate() != nil {
+		t.Errorf("defaults: %v", cfg.Validate())
 	}
 	if _, err := Run(context.Background(), Config{Target: "x"}); err == nil {
 		t.Error("zero config accepted")

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/abing-net/abing/alarms"
+	"github.com/abing-net/abing/notify"
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/reflector/reflectortest"
 	"github.com/abing-net/abing/store"
@@ -25,9 +25,9 @@ func TestMonitorDownAlarm(t *testing.T) {
 	r := reflectortest.Start(t, "udp4", "127.0.0.1:0", reflector.Config{})
 	addr := r.String()
 	var mu sync.Mutex
-	var posts []alarms.AMMessage
+	var posts []notify.AMMessage
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		var m alarms.AMMessage
+		var m notify.AMMessage
 		if err := json.NewDecoder(req.Body).Decode(&m); err != nil {
 			t.Errorf("webhook body: %v", err)
 		}
@@ -47,9 +47,9 @@ func TestMonitorDownAlarm(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	hooks := alarms.NewDispatcher(alarms.DispatcherOptions{Hooks: cfg.Alarms.Hooks()})
+	hooks := notify.NewDispatcher(notify.DispatcherOptions{Hooks: cfg.Alarms.Hooks()})
 	var raised []record.Alarm
-	m := New(cfg, Options{Store: db, Hooks: hooks, Alarms: func(a record.Alarm) {
+	m := New(cfg, Options{Store: db, Notify: hooks, Alarms: func(a record.Alarm) {
 		mu.Lock()
 		raised = append(raised, a)
 		mu.Unlock()

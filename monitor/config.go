@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/abing-net/abing/notify"
 	"io"
 	"math"
 	"net"
@@ -102,13 +103,13 @@ type Alarms struct {
 }
 
 // Hooks are the hooks a configuration asks for.
-func (a *Alarms) Hooks() []alarms.Hook {
-	var hooks []alarms.Hook
+func (a *Alarms) Hooks() []notify.Hook {
+	var hooks []notify.Hook
 	if len(a.Command) > 0 {
-		hooks = append(hooks, &alarms.Command{Argv: a.Command, Timeout: time.Duration(a.CommandTimeout)})
+		hooks = append(hooks, &notify.Command{Argv: a.Command, Timeout: time.Duration(a.CommandTimeout)})
 	}
 	if a.Webhook != "" {
-		hooks = append(hooks, &alarms.Webhook{URL: a.Webhook})
+		hooks = append(hooks, &notify.Webhook{URL: a.Webhook})
 	}
 	return hooks
 }
@@ -137,6 +138,23 @@ type Config struct {
 	Alarms   Alarms         `yaml:"alarms"`
 	Targets  []Target       `yaml:"targets"`
 	lines    map[string]int // line of each top-level key, for errors
+	// spoolBesideDB: the InfluxDB spool was not given, and lies beside
+	// the database.
+	spoolBesideDB bool
+}
+
+// spoolBeside is the InfluxDB spool folder of a configuration that names
+// none: beside the embedded database.
+func spoolBeside(db string) string { return filepath.Join(filepath.Dir(db), "influx-spool") }
+
+// UseDB sets the embedded database's path (abing monitor --db) of a
+// completed configuration; an InfluxDB spool that was not given moves
+// with it.
+func (c *Config) UseDB(path string) {
+	c.Store.Path = path
+	if c.InfluxDB != nil && c.spoolBesideDB {
+		c.InfluxDB.Spool = spoolBeside(path)
+	}
 }
 
 // Defaults of a Config.
@@ -263,13 +281,13 @@ func (c *Config) Complete() error {
 	if c.Store.Retention < 0 {
 		return fmt.Errorf("%sstore retention %v: must be positive", key("store"), time.Duration(c.Store.Retention))
 	}
+	if c.Store.Path == "" {
+		c.Store.Path = store.DefaultPath()
+	}
 	if c.InfluxDB != nil {
 		if c.InfluxDB.Spool == "" {
-			db := c.Store.Path
-			if db == "" {
-				db = store.DefaultPath()
-			}
-			c.InfluxDB.Spool = filepath.Join(filepath.Dir(db), "influx-spool")
+			c.InfluxDB.Spool = spoolBeside(c.Store.Path)
+			c.spoolBesideDB = true
 		}
 		if err := c.InfluxDB.Check(); err != nil {
 			return fmt.Errorf("%s%w", key("influxdb"), err)
@@ -330,7 +348,7 @@ func (c *Config) Complete() error {
 			return fmt.Errorf("%s%w", at(t.line), err)
 		}
 		for k, v := range t.Labels {
-			if k == "" || k == "target" || k == "name" || k == "direction" || k == "kind" {
+			if k == "" || k == "target" || k == "address" || k == "direction" || k == "kind" {
 				return fmt.Errorf("%slabel %q: reserved or empty", at(t.line), k)
 			}
 			// InfluxDB cannot store an empty tag value: every point of
@@ -438,5 +456,18 @@ func (t *Target) measureConfig(def Probe) (measure.Config, error) {
 			m.Timeout = time.Duration(p.Timeout)
 		}
 	}
-	return m, m.Validate()
+	return m, inYAML(m.Validate())
+}
+
+// inYAML says a measure.Config setting error in the words of monitor.yaml.
+func inYAML(err error) error {
+	var se *measure.SettingError
+	if errors.As(err, &se) {
+		key := se.Setting
+		if key == "trains" {
+			key = "pairs"
+		}
+		return fmt.Errorf("%s %v: %s", key, se.Value, se.Want)
+	}
+	return err
 }

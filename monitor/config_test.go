@@ -57,7 +57,11 @@ func TestConfigErrors(t *testing.T) {
 		{"bad address", "targets:\n  - address: a\n  - address: 'bad host'\n", `m.yaml:3: address "bad host"`},
 		{"bad port", "targets:\n  - address: a:99999\n", `m.yaml:2: address "a:99999": port`},
 		{"short interval", "targets:\n  - address: a\n    interval: 100ms\n", "m.yaml:2: interval 100ms: want at least 1s"},
-		{"bad probe", "targets:\n  - address: a\n    probe: {size: 20}\n", "m.yaml:2: --size 20"},
+		{"bad probe", "targets:\n  - address: a\n    probe: {size: 20}\n", "m.yaml:2: size 20: want"},
+		// Probe errors name the YAML keys, not abing measure's flags.
+		{"too many pairs", "targets:\n  - address: a\n    probe: {pairs: 5000}\n", "m.yaml:2: pairs 5000: want 1 to 1000"},
+		{"short train", "targets:\n  - address: a\n    probe: {train_len: 1}\n", "m.yaml:2: train_len 1: want"},
+		{"bad method", "targets:\n  - address: a\n    probe: {method: magic}\n", `m.yaml:2: method "magic"`},
 		{"duplicate", "targets:\n  - address: a\n  - address: b\n    name: a\n", `m.yaml:3: target "a" is also at line 2`},
 		{"jitter", "jitter: 1.5\ntargets: [{address: a}]\n", "m.yaml:1: jitter 1.5"},
 		{"NaN jitter", "jitter: .nan\ntargets: [{address: a}]\n", "m.yaml:1: jitter NaN"},
@@ -65,9 +69,10 @@ func TestConfigErrors(t *testing.T) {
 		{"infinite days", "interval: Infd\ntargets: [{address: a}]\n", `duration "Infd"`},
 		{"infinite sensitivity", "alarms: {sensitivity: .inf}\ntargets: [{address: a}]\n", "alarms sensitivity +Inf"},
 		{"NaN hysteresis", "targets:\n  - address: a\n    alarms: {hysteresis: .nan}\n", "alarms hysteresis NaN"},
-		{"default probe", "targets: [{address: a}]\nprobe: {pairs: 0, size: 9999}\n", "m.yaml:2: probe: --size 9999"},
+		{"default probe", "targets: [{address: a}]\nprobe: {pairs: 0, size: 9999}\n", "m.yaml:2: probe: size 9999: want"},
 		{"exclusive", "exclusive: never\ntargets: [{address: a}]\n", `m.yaml:1: exclusive "never"`},
 		{"reserved label", "targets:\n  - address: a\n    labels: {direction: x}\n", `m.yaml:2: label "direction"`},
+		{"address label", "targets:\n  - address: a\n    labels: {address: x}\n", `m.yaml:2: label "address"`},
 		{"empty label value", "targets:\n  - address: a\n    labels: {site: \"\"}\n", `m.yaml:2: label "site": empty value`},
 	} {
 		_, err := ParseConfig([]byte(tc.yaml), "m.yaml")
@@ -84,6 +89,19 @@ func TestInfluxConfig(t *testing.T) {
 	}
 	if c.InfluxDB.Spool != "/var/lib/abing/influx-spool" || c.InfluxDB.Measurement != "abing" || c.InfluxDB.SpoolMaxMB != 100 {
 		t.Errorf("influxdb %+v", c.InfluxDB)
+	}
+	// abing monitor --db moves the database, and the spool beside it...
+	c.UseDB("/srv/abing/abing.db")
+	if c.Store.Path != "/srv/abing/abing.db" || c.InfluxDB.Spool != "/srv/abing/influx-spool" {
+		t.Errorf("--db: store %s, spool %s", c.Store.Path, c.InfluxDB.Spool)
+	}
+	// ...but not a spool the configuration names.
+	c, err = ParseConfig([]byte("influxdb: {url: 'http://127.0.0.1:8086', bucket: b, spool: /spool}\ntargets: [{address: a}]\n"), "m.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.UseDB("/srv/abing/abing.db"); c.InfluxDB.Spool != "/spool" {
+		t.Errorf("--db moved the configured spool to %s", c.InfluxDB.Spool)
 	}
 	for _, tc := range []struct{ yaml, want string }{
 		{"influxdb: {url: 'localhost:8086', bucket: b}\ntargets: [{address: a}]\n", "m.yaml:1: influxdb url"},

@@ -29,6 +29,8 @@ import (
 
 	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/notify"
+	"github.com/abing-net/abing/prober"
 	"github.com/abing-net/abing/store"
 	"github.com/abing-net/abing/timestamp"
 )
@@ -52,9 +54,12 @@ type Options struct {
 	// Results, if set, receives every batch of records once it has been
 	// handed to the store.
 	Results func([]record.Record)
-	// Hooks, if set, are told of every alarm raised or cleared (and asked
-	// for each target's first traceroute).
-	Hooks *alarms.Dispatcher
+	// Tracer, if set, traces the route to a target when a path or capacity
+	// alarm is raised or cleared (and once when the target is first
+	// measured, for the route before); the alarm carries both.
+	Tracer Tracer
+	// Notify, if set, is told of every alarm raised or cleared.
+	Notify *notify.Dispatcher
 	// Alarms, if set, receives every alarm raised or cleared, once stored.
 	Alarms func(record.Alarm)
 }
@@ -78,6 +83,7 @@ type Monitor struct {
 	others  alarms.Params            // of targets not configured (any more); under mu
 	forget  []string                 // targets whose alarm state to drop; under mu
 	watched map[string]bool          // targets whose first traceroute was asked for
+	routes  *routes                  // nil without a Tracer
 	// sinks: the store, then Options.Sinks; their backlogs belong to the
 	// sink goroutine.
 	sinks  []*sinkState
@@ -137,6 +143,9 @@ func (m *Monitor) Run(ctx context.Context) error {
 	start := time.Now()
 	for _, t := range m.cfg.Targets {
 		startLoop(t, start)
+	}
+	if m.o.Tracer != nil && m.engine != nil {
+		m.routes = newRoutes(m.o.Tracer, m.o.Logger)
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); m.sink(results) }()
@@ -357,11 +366,35 @@ func pushBounded[T any](q []T, v T, drop func(oldest T)) []T {
 }
 
 // sink hands every batch, in order, to every sink until results is
-// closed. Batches a sink refuses (disk full, say) are kept, up to
-// maxBacklog, and written before the next one.
+// closed, and every alarm once its route is attached. Batches a sink
+// refuses (disk full, say) are kept, up to maxBacklog, and written before
+// the next one.
 func (m *Monitor) sink(results <-chan []record.Record) {
 	sinks := m.sinks
-	for recs := range results {
+	var routed <-chan record.Alarm
+	if m.routes != nil {
+		routed = m.routes.out
+	}
+	for results != nil || routed != nil {
+		var recs []record.Record
+		select {
+		case r, ok := <-results:
+			if !ok {
+				results = nil
+				if m.routes != nil {
+					m.routes.close() // what it holds still comes out
+				}
+				continue
+			}
+			recs = r
+		case a, ok := <-routed:
+			if !ok {
+				routed = nil
+				continue
+			}
+			m.safely("alarms", func() { m.deliver(a, sinks) })
+			continue
+		}
 		m.health.observe(recs)
 		for _, s := range sinks {
 			s.backlog = pushBounded(s.backlog, recs, func(old []record.Record) {
@@ -417,9 +450,9 @@ func (m *Monitor) detect(recs []record.Record, sinks []*sinkState) {
 	}
 	for i := range recs {
 		r := &recs[i]
-		if name := r.Target; !m.watched[name] && m.o.Hooks != nil {
+		if name := r.Target; !m.watched[name] && m.routes != nil {
 			m.watched[name] = true
-			m.o.Hooks.Watch(name, alarms.Host(r.Address))
+			m.routes.watchTarget(name, prober.Host(r.Address))
 		}
 		as, err := m.engine.Observe(r)
 		if err != nil {
@@ -432,7 +465,19 @@ func (m *Monitor) detect(recs []record.Record, sinks []*sinkState) {
 	}
 }
 
+// emit hands an alarm on: through the traceroute stage when there is one,
+// else straight to deliver.
 func (m *Monitor) emit(a record.Alarm, sinks []*sinkState) {
+	if m.routes != nil {
+		m.routes.send(a)
+		return
+	}
+	m.deliver(a, sinks)
+}
+
+// deliver logs an alarm and hands it to the sinks that take alarms, the
+// metrics, Options.Alarms and the hooks.
+func (m *Monitor) deliver(a record.Alarm, sinks []*sinkState) {
 	args := []any{"kind", a.Kind, "target", a.Target, "direction", a.Direction, "severity", a.Severity,
 		"before", a.Before, "after", a.After, "unit", a.Unit, "summary", a.Summary}
 	if a.Active() {
@@ -454,8 +499,8 @@ func (m *Monitor) emit(a record.Alarm, sinks []*sinkState) {
 	if m.o.Alarms != nil {
 		m.o.Alarms(a)
 	}
-	if m.o.Hooks != nil {
-		m.o.Hooks.Send(a)
+	if m.o.Notify != nil {
+		m.o.Notify.Send(a)
 	}
 }
 

@@ -72,7 +72,7 @@ func measureCommand() *cobra.Command {
 				return errors.New("--key-name needs --key-file")
 			}
 			if err := cfg.Validate(); err != nil {
-				return err
+				return inFlags(err)
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -153,4 +153,19 @@ func runMeasure(ctx context.Context, cfg measure.Config, count int, interval tim
 		return fmt.Errorf("%d of %d runs had no estimate in some direction", failed, count)
 	}
 	return nil
+}
+
+// flagOf is the flag of each measure.Config setting.
+var flagOf = map[string]string{"trains": "--pairs", "train_len": "--train-len", "size": "--size",
+	"interval": "--train-interval", "timeout": "--timeout", "method": "--method"}
+
+// inFlags says a setting error in the words of the command line.
+func inFlags(err error) error {
+	var se *measure.SettingError
+	if errors.As(err, &se) {
+		if f, ok := flagOf[se.Setting]; ok {
+			return fmt.Errorf("%s %v: %s", f, se.Value, se.Want)
+		}
+	}
+	return err
 }

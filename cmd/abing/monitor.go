@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"github.com/abing-net/abing/record"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -14,11 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/abing-net/abing/alarms"
-	"github.com/abing-net/abing/influx"
-	"github.com/abing-net/abing/internal/web"
 	"github.com/abing-net/abing/monitor"
-	"github.com/abing-net/abing/redact"
 	"github.com/abing-net/abing/store"
 )
 
@@ -74,83 +67,13 @@ func monitorCommand() *cobra.Command {
 			if logFormat == "json" {
 				h = slog.NewJSONHandler(cmd.ErrOrStderr(), nil)
 			}
-			log := slog.New(h)
-			opts := monitor.Options{Logger: log}
-			if !noStore && !cfg.Store.Disabled {
-				path := cfg.Store.Path
-				if cmd.Flags().Changed("db") || path == "" {
-					path = db
-				}
-				s, err := store.Open(path)
-				if err != nil {
-					return err
-				}
-				defer s.Close()
-				opts.Store = s
-				log.Info("storing results", "db", path, "retention", time.Duration(cfg.Store.Retention).String())
-			}
-			if ic := cfg.InfluxDB; ic != nil {
-				sink, err := influx.Open(*ic, log)
-				if err != nil {
-					return err
-				}
-				// At exit, try for a while to deliver what is spooled.
-				defer sink.Close(10 * time.Second)
-				opts.Sinks = append(opts.Sinks, sink)
-				log.Info("writing to influxdb", "url", redact.URL(ic.URL), "bucket", ic.Bucket, "spool", ic.Spool)
-			}
-			// The web server starts once the monitor exists (its /healthz
-			// asks the monitor), and stops when the command returns.
-			var serveWeb func(health func() error)
-			stopWeb := func() {}
-			defer func() { stopWeb() }()
-			if webAddr != "" {
-				l, err := net.Listen("tcp", webAddr)
-				if err != nil {
-					return fmt.Errorf("--web.listen-address: %w", err)
-				}
-				defer l.Close()
-				reg := web.Registry()
-				opts.Metrics = monitor.NewMetrics(reg, cfg)
-				serveWeb = func(health func() error) {
-					log.Info("metrics", "url", "http://"+l.Addr().String()+"/metrics")
-					hs := web.Serve(l, reg, log, health)
-					stopWeb = func() { hs.Close() }
-				}
+			setup := monitor.Setup{ConfigFile: file, Reload: hup, NoStore: noStore, WebAddr: webAddr, Logger: slog.New(h)}
+			if cmd.Flags().Changed("db") {
+				setup.DB = db
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			if hooks := cfg.Alarms.Hooks(); !cfg.Alarms.Disabled && (len(hooks) > 0 || cfg.Alarms.Traceroute) {
-				o := alarms.DispatcherOptions{Hooks: hooks, Logger: log}
-				if cfg.Alarms.Traceroute {
-					o.Tracer = &alarms.Traceroute{}
-				}
-				if st := opts.Store; st != nil {
-					o.Traced = func(a record.Alarm) {
-						if err := st.WriteAlarm(context.Background(), &a); err != nil {
-							log.Error("storing an alarm's traceroute", "err", err)
-						}
-					}
-				}
-				d := alarms.NewDispatcher(o)
-				// At exit, give queued alarms a while to reach their hooks.
-				defer func() {
-					if err := d.Close(10 * time.Second); err != nil {
-						log.Error("alarm hooks", "err", err)
-					}
-				}()
-				opts.Hooks = d
-				log.Info("alarm hooks", "hooks", len(hooks), "traceroute", cfg.Alarms.Traceroute)
-			}
-			log.Info("monitoring", "targets", len(cfg.Targets), "max_in_flight", cfg.MaxInFlight, "exclusive", cfg.Exclusive)
-			mon := monitor.New(cfg, opts)
-			if serveWeb != nil {
-				serveWeb(mon.Health)
-			}
-			go reloadOnHUP(ctx, hup, mon, file, log)
-			err := mon.Run(ctx)
-			log.Info("monitor stopped")
-			return err
+			return monitor.Serve(ctx, cfg, setup)
 		},
 	}
 	f := cmd.Flags()
@@ -163,26 +86,4 @@ func monitorCommand() *cobra.Command {
 	f.StringVar(&logFormat, "log.format", "text", "log format: text or json")
 	f.StringVar(&webAddr, "web.listen-address", "127.0.0.1:9817", "HTTP address for /metrics and /healthz (\"\" disables)")
 	return cmd
-}
-
-// reloadOnHUP rereads the configuration file on each signal from hup. A
-// file that does not parse is logged and the running configuration kept.
-func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, mon *monitor.Monitor, file string, log *slog.Logger) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-		}
-		if file == "" {
-			log.Warn("SIGHUP: no --config file to reload; targets came from the command line")
-			continue
-		}
-		cfg, err := monitor.LoadConfig(file)
-		if err != nil {
-			log.Error("SIGHUP: configuration not reloaded; the running one is kept", "err", err)
-			continue
-		}
-		mon.Reload(ctx, cfg)
-	}
 }

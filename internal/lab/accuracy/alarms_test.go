@@ -17,9 +17,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/internal/lab/testbed"
 	"github.com/abing-net/abing/monitor"
+	"github.com/abing-net/abing/notify"
+	"github.com/abing-net/abing/prober"
 )
 
 // The monitor watches a reflector behind a 20 Mbit/s bottleneck (a stable
@@ -41,9 +42,9 @@ func TestMonitorAlarms(t *testing.T) {
 	script := filepath.Join(dir, "hook.sh")
 	os.WriteFile(script, []byte("#!/bin/sh\ncat >> \""+hookOut+"\"\n"), 0o755)
 	var mu sync.Mutex
-	var posts []alarms.AMMessage
+	var posts []notify.AMMessage
 	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var m alarms.AMMessage
+		var m notify.AMMessage
 		if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
 			t.Errorf("webhook: %v", err)
 		}
@@ -67,11 +68,11 @@ targets:
 	if err != nil {
 		t.Fatal(err)
 	}
-	hooks := alarms.NewDispatcher(alarms.DispatcherOptions{Hooks: cfg.Alarms.Hooks(),
-		Tracer: &alarms.Traceroute{MaxHops: 8, Do: env.TB.Sender.Do}})
+	hooks := notify.NewDispatcher(notify.DispatcherOptions{Hooks: cfg.Alarms.Hooks()})
 	events := make(chan record.Alarm, 100)
 	var runs []time.Time // start of every measurement
-	m := monitor.New(cfg, monitor.Options{Bind: env.Bind, Hooks: hooks,
+	m := monitor.New(cfg, monitor.Options{Bind: env.Bind, Notify: hooks,
+		Tracer: &prober.Traceroute{MaxHops: 8, Do: env.TB.Sender.Do},
 		Alarms: func(a record.Alarm) { events <- a },
 		Results: func(recs []record.Record) {
 			at := recs[0].Time
@@ -201,8 +202,10 @@ targets:
 			}
 		}
 	}
-	// The path alarms carry the hop lists: the new router is in the after.
-	for _, a := range fromHook {
+	// The path alarms carry the hop lists, the same for every receiver (the
+	// route is attached before the alarm goes anywhere): the new router is
+	// in the after.
+	for _, a := range append(fromHook, all...) {
 		if a.Kind != record.Path {
 			continue
 		}

@@ -1,4 +1,9 @@
-package alarms
+// Package notify delivers alarms: to a program (Command), to a webhook in
+// Prometheus Alertmanager's format (Webhook), each through a Dispatcher
+// that gives every hook a queue and a goroutine of its own. It only
+// delivers: alarms come to it complete (detected by package alarms, their
+// route attached by the monitor).
+package notify
 
 import (
 	"bytes"
@@ -6,11 +11,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/abing-net/abing/record"
 	"hash/fnv"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/redact"
 )
 
@@ -241,20 +245,10 @@ func fingerprint(labels map[string]string) string {
 	return fmt.Sprintf("%016x", h.Sum64())
 }
 
-// Tracer runs a traceroute to a host. Trace may be called from two
-// goroutines at once (a target's first traceroute and an alarm's).
-type Tracer interface {
-	Trace(ctx context.Context, host string) *record.Trace
-}
-
 // DispatcherOptions configure a Dispatcher.
 type DispatcherOptions struct {
 	Hooks  []Hook
-	Tracer Tracer // nil: no traceroutes
 	Logger *slog.Logger
-	// Traced, if set, is called with an alarm once its traceroutes are
-	// attached (to store it again).
-	Traced func(record.Alarm)
 	// Queue bounds the alarms waiting per hook (1024); beyond it the
 	// newest is dropped and logged.
 	Queue int
@@ -262,32 +256,15 @@ type DispatcherOptions struct {
 
 // Dispatcher hands alarms to hooks in the background: Send never blocks,
 // each hook has its own queue and goroutine, so a slow or failing hook
-// delays neither the measurements nor the other hooks. Path and capacity
-// alarms get a traceroute first when a Tracer is set.
+// delays neither the measurements nor the other hooks.
 type Dispatcher struct {
 	o      DispatcherOptions
-	in     chan job
-	watch  chan job // baseline traceroutes to take, on a worker of their own
 	queues []chan record.Alarm
-	traces map[string]*traces // per target; owned by the enrich goroutine
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	baseWG sync.WaitGroup // the baselines worker
-	// baseCtx ends the baselines' traceroutes as Close begins.
-	baseCtx     context.Context
-	baseCancel  context.CancelFunc
-	mu          sync.Mutex
-	closed      bool
-	watchClosed bool
-}
-
-// job is an alarm, or a target's first traceroute (asked for: host; taken:
-// trace).
-type job struct {
-	alarm        *record.Alarm
-	target, host string
-	trace        *record.Trace
+	mu     sync.Mutex
+	closed bool
 }
 
 // NewDispatcher starts the goroutines; Close stops them.
@@ -299,130 +276,30 @@ func NewDispatcher(o DispatcherOptions) *Dispatcher {
 		o.Queue = 1024
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &Dispatcher{o: o, in: make(chan job, o.Queue), watch: make(chan job, o.Queue), traces: map[string]*traces{}, ctx: ctx, cancel: cancel}
-	d.baseCtx, d.baseCancel = context.WithCancel(ctx)
+	d := &Dispatcher{o: o, ctx: ctx, cancel: cancel}
 	for _, h := range o.Hooks {
 		q := make(chan record.Alarm, o.Queue)
 		d.queues = append(d.queues, q)
 		d.wg.Add(1)
 		go d.fire(h, q)
 	}
-	d.wg.Add(1)
-	go d.enrich()
-	if o.Tracer != nil {
-		d.baseWG.Add(1)
-		go d.baselines()
-	}
 	return d
 }
 
-// baselines takes the first traceroute of each watched target, one at a
-// time, apart from the alarms: a hundred targets starting together must not
-// hold the first alarm back behind a hundred traceroutes.
-func (d *Dispatcher) baselines() {
-	defer d.baseWG.Done()
-	for j := range d.watch {
-		if d.baseCtx.Err() != nil {
-			continue // closing: drain
-		}
-		j.trace = d.o.Tracer.Trace(d.baseCtx, j.host)
-		d.put(j)
-	}
-}
-
-// Send queues an alarm for the hooks and returns at once.
-func (d *Dispatcher) Send(a record.Alarm) { d.put(job{alarm: &a}) }
-
-// Watch asks for a first traceroute of a target, the "before" of its first
-// path or capacity alarm. Without a Tracer it does nothing.
-func (d *Dispatcher) Watch(target, host string) {
-	if d.o.Tracer == nil {
-		return
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed || d.watchClosed {
-		return
-	}
-	select {
-	case d.watch <- job{target: target, host: host}:
-	default:
-		d.o.Logger.Warn("alarm hooks: too many first traceroutes waiting; this target's is skipped", "target", target)
-	}
-}
-
-func (d *Dispatcher) put(j job) {
+// Send queues an alarm for every hook and returns at once.
+func (d *Dispatcher) Send(a record.Alarm) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
 		return
 	}
-	select {
-	case d.in <- j:
-	default:
-		d.o.Logger.Error("alarm hooks: queue full, alarm dropped", "target", j.target)
-	}
-}
-
-func (d *Dispatcher) enrich() {
-	defer d.wg.Done()
-	defer func() {
-		for _, q := range d.queues {
-			close(q)
-		}
-	}()
-	for j := range d.in {
-		if j.alarm == nil { // a first traceroute, taken by baselines
-			if _, ok := d.traces[j.target]; !ok {
-				d.traces[j.target] = &traces{after: j.trace} // old enough to be traced anew
-			}
-			continue
-		}
-		a := *j.alarm
-		if d.o.Tracer != nil && (a.Kind == record.Path || a.Kind == record.Capacity) {
-			a.Route = d.route(&a)
-			if d.o.Traced != nil {
-				d.o.Traced(a)
-			}
-		}
-		for i, q := range d.queues {
-			select {
-			case q <- a:
-			default:
-				d.o.Logger.Error("alarm hook: queue full, alarm dropped", "hook", d.o.Hooks[i].Name(), "kind", a.Kind, "target", a.Target)
-			}
+	for i, q := range d.queues {
+		select {
+		case q <- a:
+		default:
+			d.o.Logger.Error("alarm hook: queue full, alarm dropped", "hook", d.o.Hooks[i].Name(), "kind", a.Kind, "target", a.Target)
 		}
 	}
-}
-
-// shareTrace is how long a traceroute serves the alarms of a target of the
-// same kind and status that come after it: the forward and reverse alarms
-// of one route change come together, and a second traceroute right after
-// the first would mostly meet ICMP rate limits.
-const shareTrace = 30 * time.Second
-
-// route returns the hop lists before and after for alarm a, tracing anew
-// unless the last traceroute was for the other direction of the same
-// change.
-func (d *Dispatcher) route(a *record.Alarm) *record.Route {
-	st := d.traces[a.Target]
-	if st == nil {
-		st = &traces{}
-		d.traces[a.Target] = st
-	}
-	why := string(a.Kind) + " " + a.Status()
-	if st.after == nil || st.why != why || time.Since(st.taken) > shareTrace {
-		st.before, st.after = st.after, d.o.Tracer.Trace(d.ctx, Host(a.Address))
-		st.taken, st.why = time.Now(), why
-	}
-	return &record.Route{Before: st.before, After: st.after}
-}
-
-// traces are a target's last two traceroutes, and why the last was taken.
-type traces struct {
-	before, after *record.Trace
-	taken         time.Time
-	why           string
 }
 
 func (d *Dispatcher) fire(h Hook, q <-chan record.Alarm) {
@@ -439,20 +316,12 @@ func (d *Dispatcher) fire(h Hook, q <-chan record.Alarm) {
 // Close stops taking alarms, gives the queued ones up to grace to be
 // delivered, then cancels what is still running (retries included).
 func (d *Dispatcher) Close(grace time.Duration) error {
-	// First traceroutes still to take are not worth waiting for.
-	d.mu.Lock()
-	closing := !d.closed && !d.watchClosed
-	if closing {
-		d.watchClosed = true
-		close(d.watch)
-	}
-	d.mu.Unlock()
-	d.baseCancel()
-	d.baseWG.Wait()
 	d.mu.Lock()
 	if !d.closed {
 		d.closed = true
-		close(d.in)
+		for _, q := range d.queues {
+			close(q)
+		}
 	}
 	d.mu.Unlock()
 	done := make(chan struct{})
@@ -466,12 +335,4 @@ func (d *Dispatcher) Close(grace time.Duration) error {
 		<-done
 		return errors.New("alarm hooks: some alarms were not delivered before shutdown")
 	}
-}
-
-// Host is the host part of a "host:port" address (or the address itself).
-func Host(addr string) string {
-	if h, _, err := net.SplitHostPort(addr); err == nil {
-		return h
-	}
-	return addr
 }

@@ -1,4 +1,4 @@
-package alarms
+package prober
 
 import (
 	"context"

@@ -1,9 +1,8 @@
-package alarms
+package notify
 
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"github.com/abing-net/abing/record"
 	"io"
 	"log/slog"
@@ -17,6 +16,8 @@ import (
 	"testing"
 	"time"
 )
+
+var t0 = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 
 func sample() record.Alarm {
 	end := t0.Add(20 * time.Minute)
@@ -174,104 +175,6 @@ func TestDispatcher(t *testing.T) {
 		t.Errorf("quick hook got %d, stuck hook %d", len(quick.got), len(stuck.got))
 	}
 	d.Send(sample()) // after Close: ignored, no panic
-}
-
-// fakeTracer returns a numbered hop list each time.
-type fakeTracer struct {
-	mu sync.Mutex
-	n  int
-}
-
-func (f *fakeTracer) Trace(_ context.Context, host string) *record.Trace {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.n++
-	return &record.Trace{Target: host, Hops: make([]record.Hop, f.n)}
-}
-
-func (f *fakeTracer) count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.n
-}
-
-// Path and capacity alarms carry the hop list before and after; the first
-// one comes from Watch.
-func TestDispatcherRoute(t *testing.T) {
-	got := &blockingHook{release: make(chan struct{})}
-	close(got.release)
-	var traced []record.Alarm
-	tr := &fakeTracer{}
-	d := NewDispatcher(DispatcherOptions{Hooks: []Hook{got}, Tracer: tr, Traced: func(a record.Alarm) { traced = append(traced, a) }})
-	d.Watch("lab", "198.18.2.2")
-	// The first traceroute is taken on a worker of its own; the alarms
-	// below are to find it, so wait until it was handed over.
-	for tr.count() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(200 * time.Millisecond)
-	a := sample()
-	a.Kind = record.Path
-	d.Send(a) // forward
-	a.Direction = "reverse"
-	d.Send(a) // reverse, right after: the same traceroute serves
-	a.Kind = record.Load
-	d.Send(a)
-	if err := d.Close(time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if len(got.got) != 3 || len(traced) != 2 || tr.count() != 2 || got.got[2].Route != nil {
-		t.Fatalf("hooks got %+v, traced %d, %d traceroutes", got.got, len(traced), tr.count())
-	}
-	for _, a := range got.got[:2] {
-		if a.Route == nil || len(a.Route.Before.Hops) != 1 || len(a.Route.After.Hops) != 2 {
-			t.Errorf("%s: route %+v", a.Direction, a.Route)
-		}
-	}
-}
-
-// slowTracer takes a while for each traceroute, unless cancelled.
-type slowTracer struct{}
-
-func (slowTracer) Trace(ctx context.Context, host string) *record.Trace {
-	select {
-	case <-ctx.Done():
-	case <-time.After(3 * time.Second):
-	}
-	return &record.Trace{Target: host}
-}
-
-// First traceroutes of many targets never stand in front of an alarm:
-// they run on a worker of their own, and Close does not wait for them.
-func TestBaselinesApart(t *testing.T) {
-	got := &blockingHook{release: make(chan struct{})}
-	close(got.release)
-	d := NewDispatcher(DispatcherOptions{Hooks: []Hook{got}, Tracer: slowTracer{}})
-	for i := range 5 {
-		d.Watch(fmt.Sprintf("t%d", i), "198.18.2.2")
-	}
-	a := sample()
-	a.Kind = record.Latency // no traceroute of its own
-	start := time.Now()
-	d.Send(a)
-	for got.count() == 0 && time.Since(start) < 2*time.Second {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if took := time.Since(start); got.count() != 1 || took > time.Second {
-		t.Errorf("alarm reached its hook after %v (%d alarms), behind first traceroutes", took, got.count())
-	}
-	start = time.Now()
-	if err := d.Close(5 * time.Second); err != nil || time.Since(start) > time.Second {
-		t.Errorf("Close took %v: %v", time.Since(start), err)
-	}
-}
-
-func TestHost(t *testing.T) {
-	for in, want := range map[string]string{"198.18.2.2:8176": "198.18.2.2", "[fd00::2]:8176": "fd00::2", "fd00::2": "fd00::2", "lab.example": "lab.example"} {
-		if got := Host(in); got != want {
-			t.Errorf("Host(%q) = %q, want %q", in, got, want)
-		}
-	}
 }
 
 // A webhook's URL often is its secret (Slack and others put the token in

@@ -1,0 +1,131 @@
+package monitor
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/abing-net/abing/influx"
+	"github.com/abing-net/abing/internal/web"
+	"github.com/abing-net/abing/notify"
+	"github.com/abing-net/abing/prober"
+	"github.com/abing-net/abing/redact"
+	"github.com/abing-net/abing/store"
+)
+
+// Setup is what a command line adds to a configuration.
+type Setup struct {
+	// ConfigFile is reread on every signal from Reload; "" when the
+	// targets came from the command line.
+	ConfigFile string
+	Reload     <-chan os.Signal
+	// DB, if set, is the embedded database, in place of the
+	// configuration's store path (an InfluxDB spool derived from that
+	// path follows it).
+	DB      string
+	NoStore bool
+	// WebAddr is where /metrics and /healthz are served; "" serves none.
+	WebAddr string
+	Logger  *slog.Logger
+}
+
+// closeGrace is how long, at exit, spooled results and queued alarms are
+// given to reach InfluxDB and the hooks.
+const closeGrace = 10 * time.Second
+
+// Serve runs a completed configuration until ctx ends: it opens the store,
+// InfluxDB, the web listener, the alarm hooks and traceroutes as cfg and s
+// ask, runs the monitor, rereads the configuration file on each signal
+// from s.Reload (a file that does not parse is logged and the running
+// configuration kept), and closes everything on the way out.
+func Serve(ctx context.Context, cfg *Config, s Setup) error {
+	log := s.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if s.DB != "" {
+		cfg.UseDB(s.DB)
+	}
+	opts := Options{Logger: log}
+	if !s.NoStore && !cfg.Store.Disabled {
+		st, err := store.Open(cfg.Store.Path)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		opts.Store = st
+		log.Info("storing results", "db", cfg.Store.Path, "retention", time.Duration(cfg.Store.Retention).String())
+	}
+	if ic := cfg.InfluxDB; ic != nil {
+		sink, err := influx.Open(*ic, log)
+		if err != nil {
+			return err
+		}
+		defer sink.Close(closeGrace) // at exit, try for a while to deliver what is spooled
+		opts.Sinks = append(opts.Sinks, sink)
+		log.Info("writing to influxdb", "url", redact.URL(ic.URL), "bucket", ic.Bucket, "spool", ic.Spool)
+	}
+	var l net.Listener
+	var reg = web.Registry()
+	if s.WebAddr != "" {
+		var err error
+		if l, err = net.Listen("tcp", s.WebAddr); err != nil {
+			return fmt.Errorf("web listener %s: %w", s.WebAddr, err)
+		}
+		defer l.Close()
+		opts.Metrics = NewMetrics(reg, cfg)
+	}
+	if !cfg.Alarms.Disabled {
+		if hooks := cfg.Alarms.Hooks(); len(hooks) > 0 {
+			d := notify.NewDispatcher(notify.DispatcherOptions{Hooks: hooks, Logger: log})
+			defer func() { // at exit, give queued alarms a while to reach their hooks
+				if err := d.Close(closeGrace); err != nil {
+					log.Error("alarm hooks", "err", err)
+				}
+			}()
+			opts.Notify = d
+		}
+		if cfg.Alarms.Traceroute {
+			opts.Tracer = &prober.Traceroute{}
+		}
+		log.Info("alarms", "hooks", len(cfg.Alarms.Hooks()), "traceroute", cfg.Alarms.Traceroute)
+	}
+	log.Info("monitoring", "targets", len(cfg.Targets), "max_in_flight", cfg.MaxInFlight, "exclusive", cfg.Exclusive)
+	mon := New(cfg, opts)
+	if l != nil {
+		log.Info("metrics", "url", "http://"+l.Addr().String()+"/metrics")
+		hs := web.Serve(l, reg, log, mon.Health)
+		defer hs.Close()
+	}
+	go reloadOn(ctx, s, mon, log)
+	err := mon.Run(ctx)
+	log.Info("monitor stopped")
+	return err
+}
+
+// reloadOn rereads the configuration file on each signal.
+func reloadOn(ctx context.Context, s Setup, mon *Monitor, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.Reload:
+		}
+		if s.ConfigFile == "" {
+			log.Warn("SIGHUP: no configuration file to reload; targets came from the command line")
+			continue
+		}
+		cfg, err := LoadConfig(s.ConfigFile)
+		if err != nil {
+			log.Error("SIGHUP: configuration not reloaded; the running one is kept", "err", err)
+			continue
+		}
+		if s.DB != "" {
+			cfg.UseDB(s.DB)
+		}
+		mon.Reload(ctx, cfg)
+	}
+}

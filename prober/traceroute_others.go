@@ -1,0 +1,24 @@
+//go:build !linux
+
+package prober
+
+import (
+	"context"
+	"time"
+
+	"github.com/abing-net/abing/record"
+)
+
+// Traceroute needs Linux (raw ICMP sockets parsed as the Linux kernel
+// delivers them); elsewhere every trace reports so.
+type Traceroute struct {
+	MaxHops int
+	Timeout time.Duration
+	Port    int
+	Do      func(func() error) error
+}
+
+// Trace returns a trace whose error says traceroute needs Linux.
+func (tr *Traceroute) Trace(_ context.Context, host string) *record.Trace {
+	return &record.Trace{Time: time.Now().UTC(), Target: host, Error: "traceroute needs Linux"}
+}
