@@ -39,10 +39,11 @@
 package alarms
 
 import (
-	"github.com/abing-net/abing/record"
 	"math"
 	"slices"
 	"time"
+
+	"github.com/abing-net/abing/record"
 )
 
 // LevelParams tune a LevelDetector.

@@ -1,10 +1,11 @@
 package alarms
 
 import (
-	"github.com/abing-net/abing/record"
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/abing-net/abing/record"
 )
 
 var t0 = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)

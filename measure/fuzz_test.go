@@ -20,7 +20,7 @@ func fuzzSession() *session {
 	cfg.Trains, cfg.TrainLen = 2, 2
 	addr := netip.MustParseAddrPort("198.18.2.2:8176")
 	s := &session{cfg: cfg, addr: addr, id: 7, payload: cfg.Size - wire.OverheadIPv4,
-		tn: map[bool]float64{true: 100e-6, false: 100e-6}, txKeys: map[uint32][2]int{}, reports: map[uint32]bool{},
+		tnFwd: 100e-6, tnRev: 100e-6, txKeys: map[uint32][2]int{}, reports: map[uint32]bool{},
 		progress: make(chan struct{}, 1), rng: rand.New(rand.NewPCG(7, 1))}
 	t0 := time.Now().UnixNano()
 	for i := range 2 * cfg.Trains {

@@ -2,14 +2,14 @@ package measure
 
 import (
 	"context"
-	"github.com/abing-net/abing/estimator"
-	"github.com/abing-net/abing/record"
 	"math"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/abing-net/abing/auth"
+	"github.com/abing-net/abing/estimator"
+	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/reflector/reflectortest"
 	"github.com/abing-net/abing/wire"

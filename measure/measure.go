@@ -18,8 +18,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/abing-net/abing/pace"
-	"github.com/abing-net/abing/record"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -29,12 +27,11 @@ import (
 
 	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/estimator"
+	"github.com/abing-net/abing/pace"
+	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/timestamp"
 	"github.com/abing-net/abing/wire"
 )
-
-// DefaultPort is the reflector's UDP port.
-const DefaultPort = 8176
 
 // Methods for cross traffic.
 const (
@@ -128,25 +125,25 @@ func (c *Config) Validate() error {
 
 // Direction is the estimate for one direction of the path.
 type Direction struct {
-	Name       string // "forward" or "reverse"
-	Capacity   estimator.Capacity
-	CapErr     error
-	Cross      estimator.Cross // by Config.Method
-	CrossErr   error
-	ProbeGap   estimator.Cross // both methods, for comparison
-	ProbeGapEr error
-	ABwE       estimator.Cross
-	ABwEErr    error
-	Source     timestamp.Source // worst clock among both ends' stamps
-	TTL        int              // most common TTL / hop limit received, -1 unknown
-	TrainsSent int
-	Complete   int // trains that arrived whole
-	Used       int // trains used in an estimate
-	Rejects    estimator.Rejects
-	Packets    int // datagrams sent in this direction
-	Bytes      int // IP-layer bytes sent in this direction
-	Lost       int // datagrams lost in this direction
-	Duplicates int
+	Name        string // "forward" or "reverse"
+	Capacity    estimator.Capacity
+	CapErr      error
+	Cross       estimator.Cross // by Config.Method
+	CrossErr    error
+	ProbeGap    estimator.Cross // both methods, for comparison
+	ProbeGapErr error
+	ABwE        estimator.Cross
+	ABwEErr     error
+	Source      timestamp.Source // worst clock among both ends' stamps
+	TTL         int              // most common TTL / hop limit received, -1 unknown
+	TrainsSent  int
+	Complete    int // trains that arrived whole
+	Used        int // trains used in an estimate
+	Rejects     estimator.Rejects
+	Packets     int // datagrams sent in this direction
+	Bytes       int // IP-layer bytes sent in this direction
+	Lost        int // datagrams lost in this direction
+	Duplicates  int
 }
 
 // Loss is the fraction of this direction's datagrams that were lost.
@@ -230,7 +227,8 @@ type session struct {
 	malform  int
 	unauth   int // datagrams from the reflector not signed with our key
 	progress chan struct{}
-	tn       map[bool]float64 // phase-1 Tn, seconds, by forward (true) or reverse
+	tnFwd    float64 // phase-1 Tn of the forward direction, seconds
+	tnRev    float64 // and of the reverse one
 	rng      *rand.Rand
 }
 
@@ -269,7 +267,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	id := rand.Uint64()
 	s := &session{cfg: cfg, conn: conn, peer: conn.Peer(addr), addr: addr, id: id, rng: rand.New(rand.NewPCG(id, 1)),
-		payload: cfg.Size - overhead, tn: map[bool]float64{}, txKeys: map[uint32][2]int{}, reports: map[uint32]bool{},
+		payload: cfg.Size - overhead, txKeys: map[uint32][2]int{}, reports: map[uint32]bool{},
 		progress: make(chan struct{}, 1)}
 	if cfg.Key != nil {
 		s.signer = auth.NewSigner(*cfg.Key)
@@ -298,7 +296,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 // resolve finds the reflector's address; a slow resolver is bounded by ctx.
 func resolve(ctx context.Context, network, target string) (netip.AddrPort, error) {
-	host, port := target, fmt.Sprint(DefaultPort)
+	host, port := target, fmt.Sprint(wire.DefaultPort)
 	if h, p, err := net.SplitHostPort(target); err == nil {
 		host, port = h, p
 	}
@@ -362,11 +360,11 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 	fgap, rgap := time.Duration(0), time.Duration(0)
 	if res.Forward.CapErr == nil {
 		fgap = paceGap(res.Forward.Capacity.Tn, cfg.TrainLen)
-		s.tn[true] = fgap.Seconds() / PaceFraction
+		s.tnFwd = fgap.Seconds() / PaceFraction
 	}
 	if res.Reverse.CapErr == nil {
 		rgap = paceGap(res.Reverse.Capacity.Tn, cfg.TrainLen)
-		s.tn[false] = rgap.Seconds() / PaceFraction
+		s.tnRev = rgap.Seconds() / PaceFraction
 	}
 	if tn := max(res.Forward.Capacity.Tn, res.Reverse.Capacity.Tn); tn > 0 {
 		interval = trainInterval(cfg, tn)
@@ -396,12 +394,12 @@ func (s *session) cross(d *Direction, b2b, paced []estimator.Sample, ecfg estima
 		d.CrossErr = d.CapErr
 		return
 	}
-	d.ProbeGap, d.ProbeGapEr = estimator.EstimateCross(paced, d.Capacity, ecfg)
+	d.ProbeGap, d.ProbeGapErr = estimator.EstimateCross(paced, d.Capacity, ecfg)
 	d.ABwE, d.ABwEErr = estimator.EstimateABwE(b2b, d.Capacity)
 	if s.cfg.Method == MethodABwE {
 		d.Cross, d.CrossErr = d.ABwE, d.ABwEErr
 	} else {
-		d.Cross, d.CrossErr = d.ProbeGap, d.ProbeGapEr
+		d.Cross, d.CrossErr = d.ProbeGap, d.ProbeGapErr
 	}
 }
 
@@ -1015,7 +1013,10 @@ const (
 // pace is what train i's input gaps had to be in one direction: back to
 // back in phase 1, near PaceFraction·Tn in phase 2.
 func (s *session) pace(i int, forward bool) estimator.Pace {
-	tn := s.tn[forward]
+	tn := s.tnRev
+	if forward {
+		tn = s.tnFwd
+	}
 	if i < s.cfg.Trains || tn == 0 {
 		return estimator.Pace{}
 	}

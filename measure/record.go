@@ -53,7 +53,7 @@ func (r *Result) Records() []record.Record {
 			}
 			c := float64(int64(conf*1000+0.5)) / 1000
 			rec.Confidence = &c
-			if d.ProbeGapEr == nil {
+			if d.ProbeGapErr == nil {
 				rec.XTRProbeGap = record.Mbps(d.ProbeGap.XTR)
 			}
 			if d.ABwEErr == nil {

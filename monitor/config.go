@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/abing-net/abing/notify"
 	"io"
 	"math"
 	"net"
@@ -22,6 +21,7 @@ import (
 	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/influx"
 	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/notify"
 	"github.com/abing-net/abing/store"
 	"github.com/abing-net/abing/timestamp"
 )

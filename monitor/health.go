@@ -2,10 +2,11 @@ package monitor
 
 import (
 	"fmt"
-	"github.com/abing-net/abing/record"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/abing-net/abing/record"
 )
 
 // Health thresholds.
@@ -52,7 +53,7 @@ func (m *Monitor) Health() error {
 			why = append(why, fmt.Sprintf("%s: %d results not written", s.name, n))
 		}
 	}
-	for _, s := range m.o.Sinks {
+	for _, s := range m.opts.Sinks {
 		if hc, ok := s.(HealthChecker); ok {
 			if err := hc.Health(); err != nil {
 				why = append(why, err.Error())

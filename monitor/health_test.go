@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/abing-net/abing/record"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/reflector/reflectortest"
 )

@@ -1,7 +1,6 @@
 package monitor
 
 import (
-	"github.com/abing-net/abing/record"
 	"io"
 	"log/slog"
 	"net"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/abing-net/abing/internal/web"
 	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/record"
 )
 
 // The metrics as Prometheus scrapes them, over HTTP.

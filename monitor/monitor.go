@@ -17,12 +17,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/abing-net/abing/record"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,8 +31,10 @@ import (
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/notify"
 	"github.com/abing-net/abing/prober"
+	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/store"
 	"github.com/abing-net/abing/timestamp"
+	"github.com/abing-net/abing/wire"
 )
 
 // Sink takes results: the embedded store, InfluxDB.
@@ -72,7 +74,7 @@ type AlarmWriter interface {
 // Monitor runs a configuration.
 type Monitor struct {
 	cfg    *Config
-	o      Options
+	opts   Options
 	slots  chan struct{}
 	reload chan *Config
 	mu     sync.Mutex
@@ -95,7 +97,7 @@ func New(cfg *Config, o Options) *Monitor {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	m := &Monitor{cfg: cfg, o: o, slots: make(chan struct{}, cfg.MaxInFlight), reload: make(chan *Config),
+	m := &Monitor{cfg: cfg, opts: o, slots: make(chan struct{}, cfg.MaxInFlight), reload: make(chan *Config),
 		locks: map[string]*sync.Mutex{}, watched: map[string]bool{}}
 	m.health.started = time.Now()
 	if o.Store != nil {
@@ -144,8 +146,8 @@ func (m *Monitor) Run(ctx context.Context) error {
 	for _, t := range m.cfg.Targets {
 		startLoop(t, start)
 	}
-	if m.o.Tracer != nil && m.engine != nil {
-		m.routes = newRoutes(m.o.Tracer, m.o.Logger)
+	if m.opts.Tracer != nil && m.engine != nil {
+		m.routes = newRoutes(m.opts.Tracer, m.opts.Logger)
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); m.sink(results) }()
@@ -190,7 +192,7 @@ func (m *Monitor) apply(cfg *Config, running map[string]*targetLoop, startLoop f
 		(cfg.InfluxDB == nil) != (m.cfg.InfluxDB == nil) || (cfg.InfluxDB != nil && *cfg.InfluxDB != *m.cfg.InfluxDB) ||
 		na.Disabled != oa.Disabled || !slices.Equal(na.Command, oa.Command) || na.CommandTimeout != oa.CommandTimeout ||
 		na.Webhook != oa.Webhook || na.Traceroute != oa.Traceroute {
-		m.o.Logger.Warn("reload: max_in_flight, exclusive, store, influxdb and the alarm hooks take effect at restart; kept",
+		m.opts.Logger.Warn("reload: max_in_flight, exclusive, store, influxdb and the alarm hooks take effect at restart; kept",
 			"max_in_flight", m.cfg.MaxInFlight, "exclusive", m.cfg.Exclusive)
 	}
 	wanted := map[string]Target{}
@@ -230,10 +232,10 @@ func (m *Monitor) apply(cfg *Config, running map[string]*targetLoop, startLoop f
 			started++
 		}
 	}
-	if m.o.Metrics != nil {
-		m.o.Metrics.targets(cfg)
+	if m.opts.Metrics != nil {
+		m.opts.Metrics.targets(cfg)
 	}
-	m.o.Logger.Info("configuration reloaded", "targets", len(cfg.Targets), "kept", kept, "started", started, "stopped", stopped)
+	m.opts.Logger.Info("configuration reloaded", "targets", len(cfg.Targets), "kept", kept, "started", started, "stopped", stopped)
 }
 
 // sameTarget says whether a target's measurements are unchanged.
@@ -282,7 +284,7 @@ func (m *Monitor) loop(ctx context.Context, l *targetLoop, start time.Time, resu
 // returns its records, or the records of its failure.
 func (m *Monitor) measure(ctx context.Context, t *Target, probe Probe) []record.Record {
 	cfg, _ := t.measureConfig(probe) // checked by Complete
-	cfg.Bind = m.o.Bind
+	cfg.Bind = m.opts.Bind
 	select {
 	case m.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -297,7 +299,7 @@ func (m *Monitor) measure(ctx context.Context, t *Target, probe Probe) []record.
 	var recs []record.Record
 	if err != nil {
 		recs = measure.FailedRecords(cfg, start, err)
-		m.o.Logger.Debug("measurement failed", "target", t.Name, "err", err)
+		m.opts.Logger.Debug("measurement failed", "target", t.Name, "err", err)
 	} else {
 		recs = res.Records()
 	}
@@ -316,7 +318,7 @@ func (m *Monitor) exclusive(t *Target, timeout time.Duration) string {
 	}
 	addr := t.Address
 	if _, _, err := net.SplitHostPort(addr); err != nil {
-		addr = net.JoinHostPort(addr, "8176")
+		addr = net.JoinHostPort(addr, strconv.Itoa(wire.DefaultPort))
 	}
 	// A name is resolved here too: bounded like the measurement itself.
 	d := net.Dialer{Timeout: timeout}
@@ -398,24 +400,24 @@ func (m *Monitor) sink(results <-chan []record.Record) {
 		m.health.observe(recs)
 		for _, s := range sinks {
 			s.backlog = pushBounded(s.backlog, recs, func(old []record.Record) {
-				m.o.Logger.Error("sink backlog full: dropping the oldest result", "sink", s.name, "target", old[0].Target, "time", old[0].Time)
+				m.opts.Logger.Error("sink backlog full: dropping the oldest result", "sink", s.name, "target", old[0].Target, "time", old[0].Time)
 			})
 			m.safely("sink "+s.name, func() { m.flush(s); m.flushAlarms(s) })
 			s.unwritten.Store(int64(len(s.backlog) + len(s.alarms)))
 		}
-		if m.o.Metrics != nil {
-			m.safely("metrics", func() { m.o.Metrics.observe(recs) })
+		if m.opts.Metrics != nil {
+			m.safely("metrics", func() { m.opts.Metrics.observe(recs) })
 		}
 		if m.engine != nil {
 			m.safely("alarms", func() { m.detect(recs, sinks) })
 		}
-		if m.o.Results != nil {
-			m.safely("results", func() { m.o.Results(recs) })
+		if m.opts.Results != nil {
+			m.safely("results", func() { m.opts.Results(recs) })
 		}
 	}
 	for _, s := range sinks {
 		if len(s.backlog) > 0 {
-			m.o.Logger.Error("results not written at exit", "sink", s.name, "batches", len(s.backlog))
+			m.opts.Logger.Error("results not written at exit", "sink", s.name, "batches", len(s.backlog))
 		}
 	}
 }
@@ -426,9 +428,9 @@ func (m *Monitor) sink(results <-chan []record.Record) {
 func (m *Monitor) safely(where string, f func()) {
 	defer func() {
 		if p := recover(); p != nil {
-			m.o.Logger.Error("panic recovered", "where", where, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			if m.o.Metrics != nil {
-				m.o.Metrics.panics.WithLabelValues(where).Inc()
+			m.opts.Logger.Error("panic recovered", "where", where, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			if m.opts.Metrics != nil {
+				m.opts.Metrics.panics.WithLabelValues(where).Inc()
 			}
 		}
 	}()
@@ -456,7 +458,7 @@ func (m *Monitor) detect(recs []record.Record, sinks []*sinkState) {
 		}
 		as, err := m.engine.Observe(r)
 		if err != nil {
-			m.o.Logger.Error("alarms", "err", err)
+			m.opts.Logger.Error("alarms", "err", err)
 			continue
 		}
 		for _, a := range as {
@@ -481,26 +483,26 @@ func (m *Monitor) deliver(a record.Alarm, sinks []*sinkState) {
 	args := []any{"kind", a.Kind, "target", a.Target, "direction", a.Direction, "severity", a.Severity,
 		"before", a.Before, "after", a.After, "unit", a.Unit, "summary", a.Summary}
 	if a.Active() {
-		m.o.Logger.Warn("alarm raised", args...)
+		m.opts.Logger.Warn("alarm raised", args...)
 	} else {
-		m.o.Logger.Info("alarm cleared", append(args, "how", a.Cleared)...)
+		m.opts.Logger.Info("alarm cleared", append(args, "how", a.Cleared)...)
 	}
 	for _, s := range sinks {
 		if _, ok := s.sink.(AlarmWriter); ok {
 			s.alarms = pushBounded(s.alarms, a, func(old record.Alarm) {
-				m.o.Logger.Error("sink alarm backlog full: dropping the oldest alarm", "sink", s.name, "kind", old.Kind, "target", old.Target)
+				m.opts.Logger.Error("sink alarm backlog full: dropping the oldest alarm", "sink", s.name, "kind", old.Kind, "target", old.Target)
 			})
 			m.flushAlarms(s)
 		}
 	}
-	if m.o.Metrics != nil {
-		m.o.Metrics.alarm(&a)
+	if m.opts.Metrics != nil {
+		m.opts.Metrics.alarm(&a)
 	}
-	if m.o.Alarms != nil {
-		m.o.Alarms(a)
+	if m.opts.Alarms != nil {
+		m.opts.Alarms(a)
 	}
-	if m.o.Notify != nil {
-		m.o.Notify.Send(a)
+	if m.opts.Notify != nil {
+		m.opts.Notify.Send(a)
 	}
 }
 
@@ -511,17 +513,17 @@ func (m *Monitor) flush(s *sinkState) {
 		// monitor shuts down.
 		if err := s.sink.Write(context.Background(), s.backlog[0]); err != nil {
 			if !s.failing {
-				m.o.Logger.Error("sink write failed; results are kept in memory and retried", "sink", s.name, "err", err)
+				m.opts.Logger.Error("sink write failed; results are kept in memory and retried", "sink", s.name, "err", err)
 			}
 			s.failing = true
 			return
 		}
 		if s.failing {
-			m.o.Logger.Info("sink writes work again", "sink", s.name, "written", len(s.backlog))
+			m.opts.Logger.Info("sink writes work again", "sink", s.name, "written", len(s.backlog))
 			s.failing = false
 		}
 		r := s.backlog[0][0]
-		m.o.Logger.Info("stored", "target", r.Target, "time", r.Time.Format(time.RFC3339Nano), "sink", s.name, "error", r.Error)
+		m.opts.Logger.Info("stored", "target", r.Target, "time", r.Time.Format(time.RFC3339Nano), "sink", s.name, "error", r.Error)
 		s.backlog = s.backlog[1:]
 	}
 }
@@ -538,13 +540,13 @@ func (m *Monitor) flushAlarms(s *sinkState) {
 		a := &s.alarms[0]
 		if err := w.WriteAlarm(context.Background(), a); err != nil {
 			if !s.alarmsFailing {
-				m.o.Logger.Error("writing an alarm failed; alarms are kept in memory and retried", "sink", s.name, "kind", a.Kind, "target", a.Target, "err", err)
+				m.opts.Logger.Error("writing an alarm failed; alarms are kept in memory and retried", "sink", s.name, "kind", a.Kind, "target", a.Target, "err", err)
 			}
 			s.alarmsFailing = true
 			return
 		}
 		if s.alarmsFailing {
-			m.o.Logger.Info("alarm writes work again", "sink", s.name, "written", len(s.alarms))
+			m.opts.Logger.Info("alarm writes work again", "sink", s.name, "written", len(s.alarms))
 			s.alarmsFailing = false
 		}
 		s.alarms = s.alarms[1:]
@@ -553,17 +555,17 @@ func (m *Monitor) flushAlarms(s *sinkState) {
 
 // prune applies the store's retention at start and then hourly.
 func (m *Monitor) prune(ctx context.Context) {
-	if m.o.Store == nil {
+	if m.opts.Store == nil {
 		return
 	}
 	tick := time.NewTicker(time.Hour)
 	defer tick.Stop()
 	for {
-		n, err := m.o.Store.Prune(ctx, time.Now().Add(-time.Duration(m.cfg.Store.Retention)))
+		n, err := m.opts.Store.Prune(ctx, time.Now().Add(-time.Duration(m.cfg.Store.Retention)))
 		if err != nil && ctx.Err() == nil {
-			m.o.Logger.Error("pruning the store", "err", err)
+			m.opts.Logger.Error("pruning the store", "err", err)
 		} else if n > 0 {
-			m.o.Logger.Info("pruned old results", "rows", n, "retention", time.Duration(m.cfg.Store.Retention).String())
+			m.opts.Logger.Info("pruned old results", "rows", n, "retention", time.Duration(m.cfg.Store.Retention).String())
 		}
 		select {
 		case <-ctx.Done():

@@ -3,13 +3,13 @@ package monitor
 import (
 	"context"
 	"fmt"
-	"github.com/abing-net/abing/record"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/reflector/reflectortest"
 	"github.com/abing-net/abing/store"

@@ -258,7 +258,7 @@ type DispatcherOptions struct {
 // each hook has its own queue and goroutine, so a slow or failing hook
 // delays neither the measurements nor the other hooks.
 type Dispatcher struct {
-	o      DispatcherOptions
+	opts   DispatcherOptions
 	queues []chan record.Alarm
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -276,7 +276,7 @@ func NewDispatcher(o DispatcherOptions) *Dispatcher {
 		o.Queue = 1024
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &Dispatcher{o: o, ctx: ctx, cancel: cancel}
+	d := &Dispatcher{opts: o, ctx: ctx, cancel: cancel}
 	for _, h := range o.Hooks {
 		q := make(chan record.Alarm, o.Queue)
 		d.queues = append(d.queues, q)
@@ -297,7 +297,7 @@ func (d *Dispatcher) Send(a record.Alarm) {
 		select {
 		case q <- a:
 		default:
-			d.o.Logger.Error("alarm hook: queue full, alarm dropped", "hook", d.o.Hooks[i].Name(), "kind", a.Kind, "target", a.Target)
+			d.opts.Logger.Error("alarm hook: queue full, alarm dropped", "hook", d.opts.Hooks[i].Name(), "kind", a.Kind, "target", a.Target)
 		}
 	}
 }
@@ -306,9 +306,9 @@ func (d *Dispatcher) fire(h Hook, q <-chan record.Alarm) {
 	defer d.wg.Done()
 	for a := range q {
 		if err := h.Fire(d.ctx, &a); err != nil {
-			d.o.Logger.Error("alarm hook failed", "hook", h.Name(), "kind", a.Kind, "target", a.Target, "status", a.Status(), "err", err)
+			d.opts.Logger.Error("alarm hook failed", "hook", h.Name(), "kind", a.Kind, "target", a.Target, "status", a.Status(), "err", err)
 		} else {
-			d.o.Logger.Info("alarm hook done", "hook", h.Name(), "kind", a.Kind, "target", a.Target, "status", a.Status())
+			d.opts.Logger.Info("alarm hook done", "hook", h.Name(), "kind", a.Kind, "target", a.Target, "status", a.Status())
 		}
 	}
 }

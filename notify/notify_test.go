@@ -3,7 +3,6 @@ package notify
 import (
 	"context"
 	"encoding/json"
-	"github.com/abing-net/abing/record"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/abing-net/abing/record"
 )
 
 var t0 = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)

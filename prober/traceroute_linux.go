@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/abing-net/abing/record"
 	"net"
 	"net/netip"
 	"syscall"
@@ -13,6 +12,8 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"golang.org/x/sys/unix"
+
+	"github.com/abing-net/abing/record"
 )
 
 // Traceroute finds the hops to a host the classic way: UDP probes to high

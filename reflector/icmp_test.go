@@ -1,10 +1,10 @@
 package reflector
 
 import (
-	"github.com/abing-net/abing/timestamp"
 	"net"
 	"testing"
 
+	"github.com/abing-net/abing/timestamp"
 	"github.com/abing-net/abing/wire"
 )
 

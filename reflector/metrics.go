@@ -1,8 +1,9 @@
 package reflector
 
 import (
-	"github.com/abing-net/abing/timestamp"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/abing-net/abing/timestamp"
 )
 
 // Collector exports a server's counters to Prometheus, named after the

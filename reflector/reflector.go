@@ -63,17 +63,18 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/timestamp"
 	"github.com/abing-net/abing/wire"
-	"golang.org/x/time/rate"
 )
 
 // MaxDatagram is the largest UDP payload of any abing message: a 9000-byte
 // jumbo IPv4 packet.
 const MaxDatagram = 9000 - wire.OverheadIPv4
 
-// Config tunes a Server. Zero values take the defaults shown.
+// Config tunes a Server. Zero values take the defaults shown (Defaults).
 type Config struct {
 	TrainTimeout time.Duration // 50 ms: wait for the rest of a train after its latest packet
 	ActiveIdle   time.Duration // 5 s: free a session's memory this long after its last packet
@@ -95,7 +96,19 @@ type Config struct {
 	Logger         *slog.Logger
 }
 
+// Defaults is the configuration of a reflector that sets nothing: the
+// value a zero field of a Config takes.
+func Defaults() Config {
+	return Config{
+		TrainTimeout: 50 * time.Millisecond, ActiveIdle: 5 * time.Second, SessionIdle: 30 * time.Second,
+		MaxSessions: 1024, PrefixSessions: 8, SessionMemory: 128 << 10, MaxTrainLen: 1024,
+		MaxReplyGap: 20 * time.Millisecond, MaxReplySpan: 100 * time.Millisecond, MaxSources: 65536,
+		Limits: DefaultLimits(), ReplayWindow: 10 * time.Second, SummaryEvery: time.Minute,
+	}
+}
+
 func (c *Config) defaults() {
+	d := Defaults()
 	def := func(v *time.Duration, d time.Duration) {
 		if *v == 0 {
 			*v = d
@@ -106,20 +119,20 @@ func (c *Config) defaults() {
 			*v = d
 		}
 	}
-	def(&c.TrainTimeout, 50*time.Millisecond)
-	def(&c.SessionIdle, 30*time.Second)
-	def(&c.ActiveIdle, 5*time.Second)
-	def(&c.MaxReplyGap, 20*time.Millisecond)
-	def(&c.MaxReplySpan, 100*time.Millisecond)
-	def(&c.ReplayWindow, 10*time.Second)
-	def(&c.SummaryEvery, time.Minute)
-	defInt(&c.MaxSessions, 1024)
-	defInt(&c.PrefixSessions, 8)
-	defInt(&c.SessionMemory, 128<<10)
-	defInt(&c.MaxTrainLen, 1024)
-	defInt(&c.MaxSources, 65536)
+	def(&c.TrainTimeout, d.TrainTimeout)
+	def(&c.SessionIdle, d.SessionIdle)
+	def(&c.ActiveIdle, d.ActiveIdle)
+	def(&c.MaxReplyGap, d.MaxReplyGap)
+	def(&c.MaxReplySpan, d.MaxReplySpan)
+	def(&c.ReplayWindow, d.ReplayWindow)
+	def(&c.SummaryEvery, d.SummaryEvery)
+	defInt(&c.MaxSessions, d.MaxSessions)
+	defInt(&c.PrefixSessions, d.PrefixSessions)
+	defInt(&c.SessionMemory, d.SessionMemory)
+	defInt(&c.MaxTrainLen, d.MaxTrainLen)
+	defInt(&c.MaxSources, d.MaxSources)
 	if c.Limits == (Limits{}) {
-		c.Limits = DefaultLimits()
+		c.Limits = d.Limits
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

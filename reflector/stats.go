@@ -3,12 +3,13 @@ package reflector
 import (
 	"cmp"
 	"fmt"
-	"github.com/abing-net/abing/timestamp"
 	"net/netip"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/abing-net/abing/timestamp"
 )
 
 // Drop is why the reflector dropped a datagram.

@@ -2,11 +2,11 @@ package reflector
 
 import (
 	"context"
-	"github.com/abing-net/abing/pace"
 	"net/netip"
 	"time"
 
 	"github.com/abing-net/abing/auth"
+	"github.com/abing-net/abing/pace"
 	"github.com/abing-net/abing/timestamp"
 	"github.com/abing-net/abing/wire"
 )

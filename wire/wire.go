@@ -78,6 +78,9 @@ import (
 	"fmt"
 )
 
+// DefaultPort is the UDP port reflectors listen on unless told otherwise.
+const DefaultPort = 8176
+
 // Magic opens every abing datagram.
 const Magic = "ABWE"
 

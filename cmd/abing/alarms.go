@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/abing-net/abing/record"
 	"io"
 	"os"
 	"slices"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/monitor"
+	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/store"
 )
 

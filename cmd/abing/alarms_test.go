@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/abing-net/abing/record"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/abing-net/abing/alarms"
+	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/store"
 )
 
@@ -130,5 +130,50 @@ func TestAlarmsList(t *testing.T) {
 	out, _ = runCmd(t, "--db", path, "--since", "0", "--output", "json")
 	if n := strings.Count(out, "\n"); n != 2 || !strings.Contains(out, `"cleared":"up"`) {
 		t.Errorf("all, json:\n%s", out)
+	}
+}
+
+// One target, one identity: abing history and abing alarms find a
+// monitor's target by its name and by its address alike, and nothing of
+// another target.
+func TestHistoryAndAlarmsByName(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.db")
+	s, err := store.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Add(-time.Minute)
+	dbc := 18.5
+	for _, r := range []record.Record{
+		{Time: now, Target: "lab-b", Address: "198.18.2.2:8176", Direction: "forward", DBC: &dbc},
+		{Time: now, Target: "lab-c", Address: "198.18.3.2:8176", Direction: "forward", DBC: &dbc},
+	} {
+		if err := s.Write(context.Background(), []record.Record{r}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := record.Alarm{Kind: record.Down, Target: "lab-b", Address: "198.18.2.2:8176", Direction: "both", Start: now, Unit: "up", Summary: "lab-b does not answer"}
+	if err := s.WriteAlarm(context.Background(), &a); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	for _, by := range []string{"lab-b", "198.18.2.2:8176"} {
+		hist := historyCommand()
+		var out bytes.Buffer
+		hist.SetOut(&out)
+		hist.SetArgs([]string{"--db", path, by})
+		if err := hist.Execute(); err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(out.String(), "\n"); n != 1 || !strings.Contains(out.String(), "lab-b") {
+			t.Errorf("history %s:\n%s", by, out.String())
+		}
+		al, err := runCmd(t, "--db", path, by)
+		if err != nil || !strings.Contains(al, "lab-b does not answer") {
+			t.Errorf("alarms %s: %v\n%s", by, err, al)
+		}
+	}
+	if al, _ := runCmd(t, "--db", path, "lab-c"); strings.Contains(al, "lab-b") {
+		t.Errorf("alarms lab-c shows lab-b's:\n%s", al)
 	}
 }

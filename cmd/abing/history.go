@@ -3,12 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/abing-net/abing/record"
 	"io"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/store"
 )
 

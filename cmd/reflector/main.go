@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -21,6 +20,7 @@ import (
 	webpkg "github.com/abing-net/abing/internal/web"
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/timestamp"
+	"github.com/abing-net/abing/wire"
 )
 
 func main() {
@@ -39,6 +39,7 @@ type options struct {
 
 func command() *cobra.Command {
 	o := options{}
+	def := reflector.Defaults()
 	cmd := &cobra.Command{
 		Use:   "reflector",
 		Short: "Answer abing probe trains on a UDP port",
@@ -53,24 +54,24 @@ func command() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.listen, "listen", ":8176", "UDP address to listen on (IPv4 and IPv6)")
+	f.StringVar(&o.listen, "listen", fmt.Sprintf(":%d", wire.DefaultPort), "UDP address to listen on (IPv4 and IPv6)")
 	f.StringVar(&o.stamps, "timestamps", "auto", "timestamp source: auto, hardware, software or user")
 	f.StringVar(&o.iface, "interface", "", "interface whose NIC stamps packets (hardware timestamps; needs CAP_NET_ADMIN at start)")
 	f.StringVar(&o.keys, "keys", "", "answer only probes signed with a key from this file (\"NAME HEX-SECRET\" lines, mode 600)")
 	f.StringSliceVar(&o.allow, "allow", nil, "answer only sources in these CIDR prefixes (repeatable)")
 	f.StringSliceVar(&o.deny, "deny", nil, "never answer sources in these CIDR prefixes (repeatable; wins over --allow)")
-	f.IntVar(&o.cfg.MaxSessions, "max-sessions", 1024, "most measurement sessions held at once")
-	f.IntVar(&o.cfg.SessionMemory, "session-memory", 128<<10, "most bytes one session may hold")
-	f.Float64Var(&o.rate, "rate", 1000, "budget of the whole reflector, Mbit/s received (replies never exceed it)")
-	f.Float64Var(&o.pps, "pps", 200000, "budget of the whole reflector, packets/s received")
-	f.Float64Var(&o.sourceRate, "source-rate", 10, "budget per source address, Mbit/s")
-	f.Float64Var(&o.sourcePPS, "source-pps", 5000, "budget per source address, packets/s")
-	f.Float64Var(&o.prefixRate, "prefix-rate", 40, "budget per source /24 (IPv4) or /48 (IPv6), Mbit/s; packets/s scale with it")
-	f.DurationVar(&o.cfg.TrainTimeout, "train-timeout", 50*time.Millisecond, "wait this long for the rest of a train")
+	f.IntVar(&o.cfg.MaxSessions, "max-sessions", def.MaxSessions, "most measurement sessions held at once")
+	f.IntVar(&o.cfg.SessionMemory, "session-memory", def.SessionMemory, "most bytes one session may hold")
+	f.Float64Var(&o.rate, "rate", def.Limits.Global.Rate/1e6, "budget of the whole reflector, Mbit/s received (replies never exceed it)")
+	f.Float64Var(&o.pps, "pps", def.Limits.Global.PPS, "budget of the whole reflector, packets/s received")
+	f.Float64Var(&o.sourceRate, "source-rate", def.Limits.Source.Rate/1e6, "budget per source address, Mbit/s")
+	f.Float64Var(&o.sourcePPS, "source-pps", def.Limits.Source.PPS, "budget per source address, packets/s")
+	f.Float64Var(&o.prefixRate, "prefix-rate", def.Limits.Prefix.Rate/1e6, "budget per source /24 (IPv4) or /48 (IPv6), Mbit/s; packets/s scale with it")
+	f.DurationVar(&o.cfg.TrainTimeout, "train-timeout", def.TrainTimeout, "wait this long for the rest of a train")
 	f.StringVar(&o.user, "user", "nobody", "user to switch to after binding, when started as root (\"root\" keeps root)")
 	f.StringVar(&o.web, "web.listen-address", "127.0.0.1:9816", "HTTP address for /metrics and /healthz (\"\" disables)")
 	f.StringVar(&o.logFormat, "log.format", "text", "log format: text or json")
-	f.DurationVar(&o.cfg.SummaryEvery, "log.summary-interval", time.Minute, "how often to log a summary of refused datagrams")
+	f.DurationVar(&o.cfg.SummaryEvery, "log.summary-interval", def.SummaryEvery, "how often to log a summary of refused datagrams")
 	return cmd
 }
 

@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/abing-net/abing/record"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +20,7 @@ import (
 	"github.com/abing-net/abing/monitor"
 	"github.com/abing-net/abing/notify"
 	"github.com/abing-net/abing/prober"
+	"github.com/abing-net/abing/record"
 )
 
 // The monitor watches a reflector behind a 20 Mbit/s bottleneck (a stable

@@ -14,6 +14,7 @@ import (
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/timestamp"
+	"github.com/abing-net/abing/wire"
 )
 
 // Env is a testbed with a running reflector and calibrated bottlenecks.
@@ -32,7 +33,7 @@ func Setup(ctx context.Context, forward, reverse float64, probeSize int) (*Env, 
 	if err != nil {
 		return nil, err
 	}
-	e := &Env{TB: tb, target: netip.AddrPortFrom(testbed.ReflectorAddr, measure.DefaultPort)}
+	e := &Env{TB: tb, target: netip.AddrPortFrom(testbed.ReflectorAddr, wire.DefaultPort)}
 	if err := e.startReflector(); err != nil {
 		e.Close()
 		return nil, err
@@ -57,7 +58,7 @@ func (e *Env) Recalibrate(ctx context.Context, d testbed.Direction) error {
 }
 
 func (e *Env) startReflector() error {
-	srv, stop, err := e.StartReflector(measure.DefaultPort)
+	srv, stop, err := e.StartReflector(wire.DefaultPort)
 	if err != nil {
 		return err
 	}
@@ -67,7 +68,7 @@ func (e *Env) startReflector() error {
 
 // StartReflector starts a reflector in the reflector's namespace on port;
 // stop ends it and returns what Serve returned. The environment's own
-// reflector is on measure.DefaultPort.
+// reflector is on wire.DefaultPort.
 func (e *Env) StartReflector(port int) (srv *reflector.Server, stop func() error, err error) {
 	var conn *timestamp.Conn
 	err = e.TB.Reflector.Do(func() (err error) {

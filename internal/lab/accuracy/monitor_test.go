@@ -5,7 +5,6 @@ package accuracy
 import (
 	"context"
 	"fmt"
-	"github.com/abing-net/abing/record"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/abing-net/abing/internal/lab/testbed"
 	"github.com/abing-net/abing/monitor"
+	"github.com/abing-net/abing/record"
 )
 
 // The monitor through the emulated 20 Mbit/s path (a stable rate on this
