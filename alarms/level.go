@@ -3,9 +3,10 @@
 // shifts), heavy load (ABW low for long while DBC is unchanged), latency
 // changes (RTT level shifts), path changes (the hop count of received
 // probes changes) and a target going down. Engine runs the detectors over
-// the record stream, per target and direction; Dispatcher hands alarms to
-// hooks (a command, an Alertmanager-format webhook) without ever blocking
-// the caller, and can attach a traceroute.
+// the record stream, per target and direction; Evaluate measures their
+// detection delay and false alarms on synthetic series. Detection only: no
+// network, no programs. Package notify delivers the alarms, package prober
+// traces their routes, and the monitor wires them together.
 //
 // # Method: a two-window test on medians
 //

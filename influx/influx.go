@@ -199,7 +199,8 @@ func (s *Sink) Write(_ context.Context, recs []record.Record) error {
 //
 //	tags:   kind, target, direction, severity, status (firing|resolved)
 //	fields: before, after (in unit), unit, summary, active (1|0),
-//	        cleared (how it ended, on the resolved point)
+//	        cleared (how it ended, on the resolved point),
+//	        route_before, route_after (hop lists, when traced)
 func AlarmLine(measurement string, a *record.Alarm) string {
 	at := a.Start
 	active := int64(1)
@@ -213,6 +214,9 @@ func AlarmLine(measurement string, a *record.Alarm) string {
 		AddField("summary", a.Summary).AddField("active", active)
 	if a.Cleared != "" {
 		p.AddField("cleared", a.Cleared)
+	}
+	if a.Route != nil {
+		p.AddField("route_before", a.Route.Before.String()).AddField("route_after", a.Route.After.String())
 	}
 	return strings.TrimSuffix(write.PointToLineProtocol(p, time.Nanosecond), "\n")
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -275,6 +276,9 @@ func TestAlarmEvents(t *testing.T) {
 	}
 	end := t0.Add(10 * time.Minute)
 	a.End, a.Cleared = &end, "returned"
+	hop := func(ip string) record.Hop { return record.Hop{TTL: 1, Addr: netip.MustParseAddr(ip)} }
+	a.Route = &record.Route{Before: &record.Trace{Hops: []record.Hop{hop("198.18.2.2")}},
+		After: &record.Trace{Hops: []record.Hop{hop("198.18.4.2"), hop("198.18.2.2")}}}
 	if err := sink.WriteAlarm(ctx, &a); err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +286,8 @@ func TestAlarmEvents(t *testing.T) {
 	rows := srv.query(t, "abing", `SELECT * FROM abing_alarm ORDER BY time`)
 	if len(rows) != 2 || rows[0]["status"] != "firing" || rows[0]["active"] != 1.0 || rows[0]["after"] != 40.0 ||
 		rows[0]["summary"] != a.Summary || rows[1]["status"] != "resolved" || rows[1]["active"] != 0.0 ||
-		rows[1]["cleared"] != "returned" || rows[1]["time"] != "2026-11-23T00:10:00Z" || rows[1]["kind"] != "capacity" {
+		rows[1]["cleared"] != "returned" || rows[1]["time"] != "2026-11-23T00:10:00Z" || rows[1]["kind"] != "capacity" ||
+		rows[0]["route_after"] != nil || rows[1]["route_before"] != "198.18.2.2" || rows[1]["route_after"] != "198.18.4.2 198.18.2.2" {
 		t.Errorf("alarm events %v", rows)
 	}
 }

@@ -5,9 +5,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/abing-net/abing/internal/web"
 	"github.com/abing-net/abing/measure"
@@ -66,3 +69,33 @@ func TestMetrics(t *testing.T) {
 }
 
 func t0() (t time.Time) { return time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC) }
+
+// Every metric the monitor exports is in the metrics table of
+// docs/monitor.md.
+func TestMetricsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/monitor.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseConfig([]byte("targets: [{address: 198.18.2.2}]\n"), "m.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg, cfg)
+	m.panics.WithLabelValues("test") // a vector shows once it has a series
+	m.observe(measure.FailedRecords(measure.Config{Target: "198.18.2.2"}, t0(), io.EOF))
+	m.observe([]record.Record{{Time: t0(), Target: "198.18.2.2", Direction: "forward", RTT: &record.RTT{Avg: 1}}})
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fams) != 12 {
+		t.Fatalf("only %d metric families", len(fams))
+	}
+	for _, f := range fams {
+		if !strings.Contains(string(doc), "| `"+f.GetName()+"` |") {
+			t.Errorf("docs/monitor.md lacks a row for %s", f.GetName())
+		}
+	}
+}

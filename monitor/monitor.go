@@ -2,8 +2,10 @@
 // own cadence with random jitter, a bounded number of measurements at once,
 // none two at once through the same outgoing interface (or, if configured,
 // to the same target), and every result, failures included, handed to the
-// store and to the alarm detectors (package alarms), whose alarms go to the
-// store, the metrics and the hooks.
+// store, the other sinks, the metrics and the alarm detectors (package
+// alarms). Their alarms get their route traced (package prober) and then
+// go, the same alarm to each, to the sinks, the metrics and the hooks
+// (package notify). Serve opens all of that from a configuration.
 //
 // Measurements that share an outgoing link distort each other: the probes
 // of one are cross traffic to the other. So by default the monitor never

@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"context"
 	"net/netip"
+	"os"
+	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/timestamp"
@@ -242,4 +247,30 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Every metric the reflector exports is in the metrics table of
+// docs/reflector.md.
+func TestMetricsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/reflector.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan *prometheus.Desc, 100)
+	NewCollector(&Server{}).Describe(ch)
+	close(ch)
+	n := 0
+	for d := range ch {
+		name := regexp.MustCompile(`fqName: "([^"]+)"`).FindStringSubmatch(d.String())
+		if name == nil {
+			t.Fatalf("no name in %s", d)
+		}
+		n++
+		if !strings.Contains(string(doc), "| `"+name[1]+"` |") {
+			t.Errorf("docs/reflector.md lacks a row for %s", name[1])
+		}
+	}
+	if n < 11 {
+		t.Errorf("only %d metrics described", n)
+	}
 }

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -98,6 +99,7 @@ func indent(s string) string {
 func accuracyCommand() *cobra.Command {
 	var repeats, size int
 	var quick, stability bool
+	var write string
 	cmd := &cobra.Command{
 		Use:   "accuracy",
 		Short: "Print the accuracy report on emulated paths (needs root; about 10 minutes)",
@@ -111,26 +113,21 @@ func accuracyCommand() *cobra.Command {
 			}
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
-			w := cmd.OutOrStdout()
+			var report bytes.Buffer
+			w := io.MultiWriter(cmd.OutOrStdout(), &report)
+			block := "report"
 			if stability {
-				if size < 100 || size > measure.MaxSize {
-					return fmt.Errorf("--size %d: want 100 to %d bytes", size, measure.MaxSize)
+				block = "stability"
+			}
+			if write != "" { // fail now, not after ten minutes
+				if err := accuracy.CheckBlock(write, block); err != nil {
+					return err
 				}
-				fmt.Fprintf(w, "abing testbed stability, %s\n", time.Now().UTC().Format(time.DateOnly))
-				fmt.Fprintf(w, "machine: %s, %d CPUs, kernel %s; links: veth through a one-frame tbf\n", cpuModel(), runtime.NumCPU(), kernel())
-				fmt.Fprintf(w, "%d rounds per rate of: calibrate, 10-packet trains, default pairs (idle path, forward)\n\n", repeats)
-				rows, err := accuracy.Stability(ctx, []float64{10e6, 20e6, 50e6, 100e6}, size, repeats, cmd.ErrOrStderr())
-				accuracy.WriteStability(w, rows)
-				return err
 			}
-			cells := accuracy.DefaultGrid()
-			if quick {
-				cells = accuracy.QuickGrid()
+			err := runAccuracy(ctx, cmd, w, stability, quick, repeats, size)
+			if err == nil && write != "" {
+				err = accuracy.WriteBlock(write, block, report.Bytes())
 			}
-			fmt.Fprintf(w, "abing accuracy report, %s\n", time.Now().UTC().Format(time.DateOnly))
-			fmt.Fprintf(w, "machine: %s, %d CPUs, kernel %s; links: veth through a one-frame tbf\n", cpuModel(), runtime.NumCPU(), kernel())
-			fmt.Fprintf(w, "each row: median of %d measurements, default settings but for the train length\n\n", repeats)
-			_, err := accuracy.RunGrid(ctx, cells, repeats, w, cmd.ErrOrStderr())
 			return err
 		},
 	}
@@ -139,7 +136,33 @@ func accuracyCommand() *cobra.Command {
 	cmd.Flags().BoolVar(&stability, "stability", false,
 		"instead of the grid: how steady the emulated link is at 10/20/50/100 Mbit/s (calibrations and idle-path DBC, --repeats rounds each)")
 	cmd.Flags().IntVar(&size, "size", 1500, "with --stability: probe and calibration packet size (9000: jumbo frames on the veths)")
+	cmd.Flags().StringVar(&write, "write", "", "also write the report into this Markdown file, between its <!-- begin report --> and <!-- end report --> lines (with --stability: stability)")
 	return cmd
+}
+
+// runAccuracy prints the grid report, or with stability the stability
+// table.
+func runAccuracy(ctx context.Context, cmd *cobra.Command, w io.Writer, stability, quick bool, repeats, size int) error {
+	if stability {
+		if size < 100 || size > measure.MaxSize {
+			return fmt.Errorf("--size %d: want 100 to %d bytes", size, measure.MaxSize)
+		}
+		fmt.Fprintf(w, "abing testbed stability, %s\n", time.Now().UTC().Format(time.DateOnly))
+		fmt.Fprintf(w, "machine: %s, %d CPUs, kernel %s; links: veth through a one-frame tbf\n", cpuModel(), runtime.NumCPU(), kernel())
+		fmt.Fprintf(w, "%d rounds per rate of: calibrate, 10-packet trains, default pairs (idle path, forward)\n\n", repeats)
+		rows, err := accuracy.Stability(ctx, []float64{10e6, 20e6, 50e6, 100e6}, size, repeats, cmd.ErrOrStderr())
+		accuracy.WriteStability(w, rows)
+		return err
+	}
+	cells := accuracy.DefaultGrid()
+	if quick {
+		cells = accuracy.QuickGrid()
+	}
+	fmt.Fprintf(w, "abing accuracy report, %s\n", time.Now().UTC().Format(time.DateOnly))
+	fmt.Fprintf(w, "machine: %s, %d CPUs, kernel %s; links: veth through a one-frame tbf\n", cpuModel(), runtime.NumCPU(), kernel())
+	fmt.Fprintf(w, "each row: median of %d measurements, default settings but for the train length\n\n", repeats)
+	_, err := accuracy.RunGrid(ctx, cells, repeats, w, cmd.ErrOrStderr())
+	return err
 }
 
 func cpuModel() string {

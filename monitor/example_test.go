@@ -1,0 +1,62 @@
+package monitor
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/abing-net/abing/alarms"
+	"github.com/abing-net/abing/influx"
+)
+
+// The example configuration shipped in deploy/ parses, says what the
+// documentation says it does, and names every key there is.
+func TestExampleConfig(t *testing.T) {
+	b, err := os.ReadFile("../deploy/monitor.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Its keys file is a real one here (mode 600, as the monitor demands).
+	keys := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(keys, []byte("site-a 00112233445566778899aabbccddeeff\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.ReplaceAll(string(b), "/etc/abing/keys", keys)
+	c, err := ParseConfig([]byte(text), "monitor.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Targets) != 3 || c.Targets[0].Name != "lab-b" || c.Targets[1].Name != "[2001:db8::7]:8176" ||
+		time.Duration(c.Targets[1].Interval) != 5*time.Minute || c.Targets[2].key == nil || c.Targets[2].key.Name != "site-a" {
+		t.Errorf("targets: %+v", c.Targets)
+	}
+	if c.InfluxDB == nil || c.InfluxDB.Spool != "/var/lib/abing/influx-spool" || !c.Alarms.Traceroute || len(c.Alarms.Hooks()) != 2 {
+		t.Errorf("influxdb %+v, alarms %+v", c.InfluxDB, c.Alarms)
+	}
+	// Every value the example gives as a default is the default.
+	if p := c.AlarmParams(&c.Targets[0]); p != alarms.Defaults() {
+		t.Errorf("alarm defaults in the example %+v, in the code %+v", p, alarms.Defaults())
+	}
+	if time.Duration(c.Interval) != DefaultInterval || c.Jitter != DefaultJitter || c.MaxInFlight != DefaultInFlight ||
+		time.Duration(c.Store.Retention) != DefaultRetention {
+		t.Errorf("monitor defaults differ: %+v", c)
+	}
+	// Every configuration key appears in it.
+	present := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^\s*-?\s*([a-z_]+):|[{,]\s*([a-z_]+):`).FindAllStringSubmatch(text, -1) {
+		present[m[1]+m[2]] = true
+	}
+	for _, typ := range []any{Config{}, Probe{}, Store{}, Target{}, Alarms{}, alarms.Params{}, influx.Config{}} {
+		rt := reflect.TypeOf(typ)
+		for i := range rt.NumField() {
+			key, _, _ := strings.Cut(rt.Field(i).Tag.Get("yaml"), ",")
+			if key != "" && key != "-" && !present[key] {
+				t.Errorf("deploy/monitor.example.yaml lacks %s.%s (%q)", rt.Name(), rt.Field(i).Name, key)
+			}
+		}
+	}
+}
