@@ -1,0 +1,127 @@
+package archtest
+
+import (
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/abing-net/abing"
+
+// imports reads the non-test imports of every package of the module,
+// keyed by path relative to the module root ("measure", "cmd/abing").
+func imports(t *testing.T) map[string][]string {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") && path != root {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, filepath.Dir(path))
+		rel = filepath.ToSlash(rel)
+		if _, ok := out[rel]; !ok {
+			out[rel] = nil
+		}
+		for _, imp := range f.Imports {
+			p, _ := strconv.Unquote(imp.Path.Value)
+			if local, ok := strings.CutPrefix(p, module+"/"); ok && !slices.Contains(out[rel], local) {
+				out[rel] = append(out[rel], local)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// closure is every package pkg depends on, directly or not.
+func closure(deps map[string][]string, pkg string) map[string]bool {
+	seen := map[string]bool{}
+	var walk func(string)
+	walk = func(p string) {
+		for _, d := range deps[p] {
+			if !seen[d] {
+				seen[d] = true
+				walk(d)
+			}
+		}
+	}
+	walk(pkg)
+	return seen
+}
+
+func TestImportRules(t *testing.T) {
+	deps := imports(t)
+	if len(deps) < 20 {
+		t.Fatalf("found only %d packages", len(deps))
+	}
+	for _, rule := range []struct {
+		pkgs   []string
+		never  []string
+		reason string
+	}{
+		{[]string{"record", "wire", "estimator", "redact"}, nil, "the foundations import no abing package"},
+		{[]string{"store", "influx", "alarms", "notify", "prober"}, []string{"measure", "reflector", "timestamp", "monitor"},
+			"consumers of records get them from package record, not from the sender"},
+		{[]string{"alarms"}, []string{"notify", "prober", "store", "influx"}, "detection is pure: no delivery, no network"},
+		{[]string{"reflector"}, []string{"estimator", "measure", "record"}, "the reflector needs the socket and the wire format only"},
+		{[]string{"cmd/abing", "cmd/reflector"}, []string{"internal/lab/testbed", "internal/lab/accuracy"}, "lab code stays out of what users install"},
+	} {
+		for _, p := range rule.pkgs {
+			if _, ok := deps[p]; !ok {
+				t.Errorf("no package %s", p)
+				continue
+			}
+			all := closure(deps, p)
+			if rule.never == nil {
+				if len(deps[p]) > 0 {
+					t.Errorf("%s imports %v: %s", p, deps[p], rule.reason)
+				}
+				continue
+			}
+			for _, n := range rule.never {
+				if all[n] {
+					t.Errorf("%s depends on %s: %s", p, n, rule.reason)
+				}
+			}
+		}
+	}
+	// Nothing outside the lab and its command reaches the lab.
+	for p := range deps {
+		if strings.HasPrefix(p, "internal/lab/") || p == "cmd/abing-lab" {
+			continue
+		}
+		for d := range closure(deps, p) {
+			if strings.HasPrefix(d, "internal/lab/") {
+				t.Errorf("%s depends on %s: lab code is reached only through abing-lab", p, d)
+			}
+		}
+	}
+	// No cycles (the compiler would say so too, but name the loop here).
+	for p := range deps {
+		if closure(deps, p)[p] {
+			t.Errorf("%s depends on itself", p)
+		}
+	}
+}
