@@ -27,6 +27,16 @@ import (
 	"github.com/abing-net/abing/redact"
 )
 
+// Defaults of the hooks and the dispatcher.
+const (
+	DefaultCommandTimeout = 10 * time.Second // a command is killed after this
+	DefaultPostTimeout    = 10 * time.Second // one webhook post
+	DefaultAttempts       = 8                // webhook posts per alarm
+	DefaultBackoff        = time.Second      // before the second post, doubling up to MaxBackoff
+	MaxBackoff            = time.Minute
+	DefaultQueue          = 1024 // alarms waiting per hook
+)
+
 // Hook is told of every alarm raised and cleared.
 type Hook interface {
 	Name() string
@@ -37,7 +47,7 @@ type Hook interface {
 // standard input, and as ABING_ALARM_* environment variables (KIND, STATUS
 // firing|resolved, TARGET, ADDRESS, DIRECTION, SEVERITY, START, END, BEFORE,
 // AFTER, UNIT, SUMMARY, CLEARED). No shell is involved: Argv[0] is the
-// program. It is killed after Timeout (10s).
+// program. It is killed after Timeout (zero: DefaultCommandTimeout).
 type Command struct {
 	Argv    []string
 	Timeout time.Duration
@@ -51,7 +61,7 @@ func (c *Command) Name() string { return "command " + c.Argv[0] }
 func (c *Command) Fire(ctx context.Context, a *record.Alarm) error {
 	timeout := c.Timeout
 	if timeout <= 0 {
-		timeout = 10 * time.Second
+		timeout = DefaultCommandTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -97,11 +107,11 @@ func Env(a *record.Alarm) []string {
 // Webhook posts every alarm to URL in the body format of Prometheus
 // Alertmanager's webhook receiver, so that it plugs into alert routing
 // that already exists. A failed post is retried with a doubling backoff
-// (Backoff, 1s, up to a minute) Attempts times (8), except on a 4xx answer
+// (Backoff, up to MaxBackoff) Attempts times (zero: the defaults), except on a 4xx answer
 // other than 429, which retrying would not mend.
 type Webhook struct {
 	URL      string
-	Client   *http.Client // nil: 10 s timeout per post
+	Client   *http.Client // nil: DefaultPostTimeout per post
 	Attempts int
 	Backoff  time.Duration
 }
@@ -117,13 +127,13 @@ func (w *Webhook) Fire(ctx context.Context, a *record.Alarm) error {
 	}
 	client, attempts, backoff := w.Client, w.Attempts, w.Backoff
 	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
+		client = &http.Client{Timeout: DefaultPostTimeout}
 	}
 	if attempts <= 0 {
-		attempts = 8
+		attempts = DefaultAttempts
 	}
 	if backoff <= 0 {
-		backoff = time.Second
+		backoff = DefaultBackoff
 	}
 	var last error
 	for i := range attempts {
@@ -133,7 +143,7 @@ func (w *Webhook) Fire(ctx context.Context, a *record.Alarm) error {
 				return fmt.Errorf("%s: given up after %d attempts: %w", w.Name(), i, last)
 			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, time.Minute)
+			backoff = min(2*backoff, MaxBackoff)
 		}
 		retry, err := w.post(ctx, client, body)
 		if err == nil {
@@ -273,7 +283,7 @@ func NewDispatcher(o DispatcherOptions) *Dispatcher {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Queue <= 0 {
-		o.Queue = 1024
+		o.Queue = DefaultQueue
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Dispatcher{opts: o, ctx: ctx, cancel: cancel}
