@@ -339,7 +339,7 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 	if err := s.wait(ctx, 0, 1, cfg.Timeout/2, false); err != nil {
 		return nil, err
 	}
-	interval := trainInterval(cfg, s.firstTrainTn())
+	interval := TrainInterval(cfg, s.firstTrainTn())
 	if err := s.phase(ctx, 1, cfg.Trains-1, 0, 0, interval); err != nil {
 		return nil, err
 	}
@@ -359,15 +359,15 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 	// Phase 2: paced at each direction's Tn.
 	fgap, rgap := time.Duration(0), time.Duration(0)
 	if res.Forward.CapErr == nil {
-		fgap = paceGap(res.Forward.Capacity.Tn, cfg.TrainLen)
+		fgap = PaceGap(res.Forward.Capacity.Tn, cfg.TrainLen)
 		s.tnFwd = fgap.Seconds() / PaceFraction
 	}
 	if res.Reverse.CapErr == nil {
-		rgap = paceGap(res.Reverse.Capacity.Tn, cfg.TrainLen)
+		rgap = PaceGap(res.Reverse.Capacity.Tn, cfg.TrainLen)
 		s.tnRev = rgap.Seconds() / PaceFraction
 	}
 	if tn := max(res.Forward.Capacity.Tn, res.Reverse.Capacity.Tn); tn > 0 {
-		interval = trainInterval(cfg, tn)
+		interval = TrainInterval(cfg, tn)
 	}
 	if err := s.phase(ctx, cfg.Trains, cfg.Trains, fgap, rgap, interval); err != nil {
 		return nil, err
@@ -510,17 +510,17 @@ const (
 	MaxInterval = time.Second            // longest mean time between trains (unless --train-interval asks for more)
 )
 
-// trainInterval is the mean time between train starts for a per-packet
+// TrainInterval is the mean time between train starts for a per-packet
 // bottleneck time tn (seconds): cfg.Interval, stretched for the load bound,
 // at most MaxInterval.
-func trainInterval(cfg Config, tn float64) time.Duration {
+func TrainInterval(cfg Config, tn float64) time.Duration {
 	load := time.Duration(min(LoadFactor*float64(cfg.TrainLen)*tn*1e9, float64(MaxInterval)))
 	return max(cfg.Interval, load)
 }
 
-// paceGap is phase 2's spacing for a per-packet time tn (seconds) and
+// PaceGap is phase 2's spacing for a per-packet time tn (seconds) and
 // trains of n packets.
-func paceGap(tn float64, n int) time.Duration {
+func PaceGap(tn float64, n int) time.Duration {
 	return min(time.Duration(PaceFraction*tn*1e9), MaxGap, MaxSpan/time.Duration(n-1))
 }
 
@@ -1011,7 +1011,7 @@ const (
 )
 
 // pace is what train i's input gaps had to be in one direction: back to
-// back in phase 1, near PaceFraction·Tn in phase 2.
+// back in phase 1, PaceOf the direction's gap in phase 2.
 func (s *session) pace(i int, forward bool) estimator.Pace {
 	tn := s.tnRev
 	if forward {
@@ -1020,6 +1020,12 @@ func (s *session) pace(i int, forward bool) estimator.Pace {
 	if i < s.cfg.Trains || tn == 0 {
 		return estimator.Pace{}
 	}
+	return PaceOf(tn)
+}
+
+// PaceOf is what the input gaps of a train paced for a per-packet time tn
+// (seconds; the gap asked for is PaceFraction·tn) must keep to be used.
+func PaceOf(tn float64) estimator.Pace {
 	return estimator.Pace{Min: PaceMin * tn, Max: PaceMax * tn, Hole: PaceHole * tn}
 }
 
