@@ -195,4 +195,4 @@ func kernel() string {
 
 func runChild() { testbed.RunChild() }
 
-func commands() []*cobra.Command { return []*cobra.Command{demoCommand(), accuracyCommand()} }
+func commands() []*cobra.Command { return []*cobra.Command{demoCommand(), accuracyCommand(), simCommand()} }

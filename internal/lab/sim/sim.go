@@ -208,7 +208,13 @@ func (sc *Scenario) phase(rng *rand.Rand, gap, interval float64, truth *Truth) (
 		trains[i] = tr
 		at += (0.5 + rng.Float64()) * interval
 	}
-	end := at + 1 // the last train has long arrived by then
+	// Cross traffic runs until the last train has long arrived: a train's
+	// time at the narrow hop, many times over.
+	narrow := math.Inf(1)
+	for _, h := range sc.Hops[1:] {
+		narrow = math.Min(narrow, h.Rate)
+	}
+	end := at + 0.05 + 100*float64(p.TrainLen*p.Size)*8/narrow
 	// Cross traffic of every hop over the whole phase.
 	cross := make([][]arrival, len(sc.Hops))
 	bottleneck := 1

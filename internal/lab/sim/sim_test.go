@@ -98,19 +98,27 @@ func scenario(model Model, load float64, trains, trainLen int, seed uint64) Scen
 	}
 }
 
-// With an ideal host the method is unbiased: many paced pairs read the
-// cross traffic the hop carried, and capacity exactly.
+// With an ideal host the method is unbiased: paced pairs read, on average,
+// the cross traffic the hop carried, and capacity exactly. Five runs of
+// 4000 pairs: the standard error of their mean is about 0.6 % of C at 50 %
+// load of 1500-byte packets (a window catches 0.4 packets on average), so
+// 1.5 % is 2.7 standard errors; the seeds are fixed, so the test gives the
+// same answer every time for the same code.
 func TestUnbiasedIdealHost(t *testing.T) {
 	for _, m := range []Model{CBR, Poisson, Mix} {
-		r := Run(scenario(m, 0.5, 2000, 2, 1))
-		if r.CapErr != nil || r.CrossErr != nil {
-			t.Fatalf("%s: %v %v", m, r.CapErr, r.CrossErr)
+		var sum float64
+		for seed := uint64(1); seed <= 5; seed++ {
+			r := Run(scenario(m, 0.5, 4000, 2, seed))
+			if r.CapErr != nil || r.CrossErr != nil {
+				t.Fatalf("%s: %v %v", m, r.CapErr, r.CrossErr)
+			}
+			if e := math.Abs(r.Capacity.DBC-r.Truth.C) / r.Truth.C; e > 1e-6 {
+				t.Errorf("%s: DBC %.3f Mbit/s, C %.3f", m, r.Capacity.DBC/1e6, r.Truth.C/1e6)
+			}
+			sum += (r.Cross.XTR - r.Truth.XTR) / r.Truth.C
 		}
-		if e := math.Abs(r.Capacity.DBC-r.Truth.C) / r.Truth.C; e > 1e-6 {
-			t.Errorf("%s: DBC %.3f Mbit/s, C %.3f", m, r.Capacity.DBC/1e6, r.Truth.C/1e6)
-		}
-		if e := math.Abs(r.Cross.XTR-r.Truth.XTR) / r.Truth.C; e > 0.03 {
-			t.Errorf("%s: XTR %.2f Mbit/s, truth %.2f (%.1f %% of C)", m, r.Cross.XTR/1e6, r.Truth.XTR/1e6, 100*e)
+		if mean := sum / 5; math.Abs(mean) > 0.015 {
+			t.Errorf("%s: mean XTR error %+.2f %% of C", m, 100*mean)
 		}
 	}
 }
