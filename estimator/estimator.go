@@ -136,6 +136,10 @@ type Capacity struct {
 	InCluster  int     // samples in the dominating cluster
 	Spread     float64 // median absolute deviation in the cluster / δ_dom
 	Confidence float64 // 0..1
+	// TnErr is the standard error of Tn, seconds; DBCLow and DBCHigh the
+	// 95 % interval of DBC that follows from it.
+	TnErr           float64
+	DBCLow, DBCHigh float64
 }
 
 // EstimateCapacity finds the dominating state of back-to-back samples.
@@ -189,9 +193,39 @@ func EstimateCapacity(samples []Sample, cfg Config, scratch []float64) (Capacity
 		dev += math.Abs(x - c.Tn)
 	}
 	c.Spread = dev / float64(len(cl)) / c.Tn
+	c.TnErr = tnErr(cl, c.Tn, cfg.Noise)
+	c.DBCLow = float64(cfg.Size) * 8 / (c.Tn + z95(len(cl)-1)*c.TnErr)
+	c.DBCHigh = float64(cfg.Size) * 8 / max(c.Tn-z95(len(cl)-1)*c.TnErr, c.Tn/2)
 	c.Confidence = float64(len(cl)) / float64(len(g)) *
 		math.Min(1, float64(len(g))/10) * math.Min(1, c.Tn/(10*cfg.Noise))
 	return c, g, nil
+}
+
+// tnErr is the standard error of the median of the cluster cl (sorted):
+// 1.2533·σ/√n for σ from the median absolute deviation, and never below
+// the timestamp noise over √n (a cluster of identical values is not
+// exact: its stamps are not).
+func tnErr(cl []float64, tn, noise float64) float64 {
+	dev := make([]float64, len(cl))
+	for i, x := range cl {
+		dev[i] = math.Abs(x - tn)
+	}
+	slices.Sort(dev)
+	sigma := 1.4826 * median(dev)
+	n := math.Sqrt(float64(len(cl)))
+	return max(1.2533*sigma/n, noise/n)
+}
+
+// z95 is the two-sided 95 % quantile of Student's t with df degrees of
+// freedom (Cornish-Fisher expansion about the normal's 1.96; within 1 % of
+// the table from 3 degrees up).
+func z95(df int) float64 {
+	const z = 1.959964
+	if df < 1 {
+		df = 1
+	}
+	d := float64(df)
+	return z + (z*z*z+z)/(4*d) + (5*z*z*z*z*z+16*z*z*z+3*z)/(96*d*d)
 }
 
 // median of sorted values.
@@ -211,6 +245,10 @@ type Cross struct {
 	Windows    int     // gaps used
 	StdErr     float64 // bit/s, across trains (probe-gap form only)
 	Confidence float64 // 0..1
+	// The 95 % intervals of XTR and ABW (probe-gap form only): the ratio
+	// estimator's sampling error across trains and the error of Tn.
+	XTRLow, XTRHigh float64
+	ABWLow, ABWHigh float64
 }
 
 // EstimateCross applies the probe-gap form to paced samples.
@@ -218,7 +256,7 @@ func EstimateCross(paced []Sample, c Capacity, cfg Config) (Cross, error) {
 	if c.DBC <= 0 || c.Tn <= 0 {
 		return Cross{}, ErrNoCapacity
 	}
-	var sumExcess, sumIn, sumX, sumX2 float64
+	var sumExcess, sumIn, sumOut, sumX, sumX2 float64
 	var x Cross
 	for _, s := range paced {
 		if s.Gaps <= 0 || s.In <= 0 || s.Out <= 0 {
@@ -227,6 +265,7 @@ func EstimateCross(paced []Sample, c Capacity, cfg Config) (Cross, error) {
 		e := s.Out - float64(s.Gaps)*c.Tn
 		sumExcess += e
 		sumIn += s.In
+		sumOut += s.Out
 		xi := c.DBC * e / s.In
 		sumX += xi
 		sumX2 += xi * xi
@@ -236,8 +275,39 @@ func EstimateCross(paced []Sample, c Capacity, cfg Config) (Cross, error) {
 	if x.Used < cfg.minSamples() {
 		return x, fmt.Errorf("%w: %d paced trains, need %d", ErrTooFew, x.Used, cfg.minSamples())
 	}
-	x.XTR = clamp(c.DBC*sumExcess/sumIn, 0, c.DBC)
+	ratio := sumExcess / sumIn
+	x.XTR = clamp(c.DBC*ratio, 0, c.DBC)
 	x.ABW = c.DBC - x.XTR
+	// Interval: the ratio estimator's variance across trains,
+	// Σ(e_i − R·in_i)² / (n(n−1)·mean(in)²), and the error of Tn, which
+	// moves both C and every excess: ABW = (L·8/ΣIn)·(ΣGaps − (ΣOut−ΣIn)/Tn).
+	//
+	// Excess comes in whole cross packets, so with few windows the spread
+	// seen can be far below the real one (no window caught anything, or
+	// every window caught one). As Agresti and Coull do for a proportion,
+	// the spread is computed with two more trains of the mean input span,
+	// one that caught nothing and one that caught a probe-sized packet; the
+	// estimate itself is left as it is.
+	nn := float64(x.Used)
+	meanIn := sumIn / nn
+	var ss float64
+	add := func(excess, in float64) {
+		d := excess - ratio*in
+		ss += d * d
+	}
+	for _, s := range paced {
+		if s.Gaps <= 0 || s.In <= 0 || s.Out <= 0 {
+			continue
+		}
+		add(s.Out-float64(s.Gaps)*c.Tn, s.In)
+	}
+	add(0, meanIn)
+	add(c.Tn, meanIn)
+	seRatio := c.DBC * math.Sqrt(ss/((nn+2)*(nn+1))) / meanIn
+	seTn := float64(cfg.Size) * 8 * math.Abs(sumOut-sumIn) / (sumIn * c.Tn * c.Tn) * c.TnErr
+	half := z95(x.Used-1) * math.Hypot(seRatio, seTn)
+	x.ABWLow, x.ABWHigh = clamp(x.ABW-half, 0, c.DBCHigh), clamp(x.ABW+half, 0, c.DBCHigh)
+	x.XTRLow, x.XTRHigh = clamp(x.XTR-half, 0, c.DBCHigh), clamp(x.XTR+half, 0, c.DBCHigh)
 	n := float64(x.Used)
 	mean := sumX / n
 	if v := (sumX2/n - mean*mean) * n / (n - 1); v > 0 {

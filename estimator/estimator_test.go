@@ -220,3 +220,45 @@ func BenchmarkEstimate(b *testing.B) {
 		}
 	}
 }
+
+// Every estimate comes with a 95 % interval around it; more trains narrow
+// it, and a run whose windows all caught nothing still gets one of some
+// width (excess comes in whole packets: 16 empty windows do not prove an
+// idle path).
+func TestIntervals(t *testing.T) {
+	const c, x = 100e6, 40e6
+	cfg := Config{Size: size, Noise: 2e-6}
+	width := map[int]float64{}
+	for _, trains := range []int{16, 64, 256} {
+		r := rand.New(rand.NewPCG(3, uint64(trains)))
+		capa, _, err := EstimateCapacity(b2b(r, trains, c, 1e-6), cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !(capa.DBCLow <= capa.DBC && capa.DBC <= capa.DBCHigh) || capa.DBCLow >= capa.DBCHigh {
+			t.Errorf("%d trains: DBC %.2f outside (%.2f–%.2f)", trains, capa.DBC/1e6, capa.DBCLow/1e6, capa.DBCHigh/1e6)
+		}
+		cr, err := EstimateCross(paced(r, trains, 2, c, x), capa, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !(cr.ABWLow <= cr.ABW && cr.ABW <= cr.ABWHigh && cr.XTRLow <= cr.XTR && cr.XTR <= cr.XTRHigh) {
+			t.Errorf("%d trains: ABW %.2f (%.2f–%.2f), XTR %.2f (%.2f–%.2f)", trains, cr.ABW/1e6, cr.ABWLow/1e6, cr.ABWHigh/1e6,
+				cr.XTR/1e6, cr.XTRLow/1e6, cr.XTRHigh/1e6)
+		}
+		width[trains] = cr.ABWHigh - cr.ABWLow
+	}
+	if !(width[256] < width[64] && width[64] < width[16]) {
+		t.Errorf("interval widths by trains: %v", width)
+	}
+	// Sixteen windows that caught nothing.
+	capa := Capacity{DBC: c, Tn: tn(c), DBCHigh: c * 1.01}
+	var empty []Sample
+	for range 16 {
+		empty = append(empty, Sample{In: 0.8 * tn(c), Out: tn(c), Gaps: 1})
+	}
+	cr, err := EstimateCross(empty, capa, cfg)
+	if err != nil || cr.XTR != 0 || cr.XTRHigh < 0.05*c {
+		t.Errorf("empty windows: XTR %.2f (%.2f–%.2f) %v", cr.XTR/1e6, cr.XTRLow/1e6, cr.XTRHigh/1e6, err)
+	}
+}

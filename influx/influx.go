@@ -166,6 +166,12 @@ func Lines(measurement string, recs []record.Record) ([]string, error) {
 		f("dbc_mbps", r.DBC)
 		f("xtr_mbps", r.XTR)
 		f("abw_mbps", r.ABW)
+		f("dbc_low_mbps", r.DBCLow)
+		f("dbc_high_mbps", r.DBCHigh)
+		f("xtr_low_mbps", r.XTRLow)
+		f("xtr_high_mbps", r.XTRHigh)
+		f("abw_low_mbps", r.ABWLow)
+		f("abw_high_mbps", r.ABWHigh)
 		if r.RTT != nil {
 			p.AddField("rtt_min_ms", r.RTT.Min).AddField("rtt_avg_ms", r.RTT.Avg).
 				AddField("rtt_max_ms", r.RTT.Max).AddField("jitter_ms", r.RTT.Jitter)

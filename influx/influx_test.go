@@ -170,7 +170,7 @@ func result(i int, t0 time.Time) []record.Record {
 	tm := t0.Add(time.Duration(i) * time.Minute).UTC()
 	return []record.Record{
 		{Time: tm, Target: "lab-b", Address: "198.18.2.2:8176", Labels: map[string]string{"site": "b"}, Direction: "forward",
-			DBC: f(float64(90 + i)), XTR: f(40), ABW: f(float64(50 + i)), RTT: &record.RTT{Min: 0.2, Avg: 0.3, Max: 0.5, Jitter: 0.05},
+			DBC: f(float64(90 + i)), XTR: f(40), ABW: f(float64(50 + i)), ABWLow: f(float64(45 + i)), ABWHigh: f(float64(55 + i)), RTT: &record.RTT{Min: 0.2, Avg: 0.3, Max: 0.5, Jitter: 0.05},
 			TTL: &ttl, PairsUsed: 31, Loss: 0.01, Confidence: f(0.9)},
 		{Time: tm, Target: "lab-b", Address: "198.18.2.2:8176", Labels: map[string]string{"site": "b"}, Direction: "reverse",
 			Error: "too few usable samples: 4, need 5"},
@@ -217,7 +217,7 @@ func TestInfluxDB(t *testing.T) {
 	}
 	r := rows[2]
 	if r["target"] != "lab-b" || r["site"] != "b" || r["dbc_mbps"] != 92.0 ||
-		r["abw_mbps"] != 52.0 || r["rtt_avg_ms"] != 0.3 || r["ttl"] != 60.0 || r["pairs_used"] != 31.0 || r["time"] != "2026-11-23T00:02:00Z" {
+		r["abw_mbps"] != 52.0 || r["abw_low_mbps"] != 47.0 || r["abw_high_mbps"] != 57.0 || r["rtt_avg_ms"] != 0.3 || r["ttl"] != 60.0 || r["pairs_used"] != 31.0 || r["time"] != "2026-11-23T00:02:00Z" {
 		t.Errorf("point %v", r)
 	}
 	rev := srv.query(t, "abing", `SELECT * FROM abing WHERE direction = 'reverse'`)

@@ -46,9 +46,14 @@ func (r *Result) Records() []record.Record {
 		}
 		if d.CapErr == nil {
 			rec.DBC = record.Mbps(d.Capacity.DBC)
+			rec.DBCLow, rec.DBCHigh = record.Mbps(d.Capacity.DBCLow), record.Mbps(d.Capacity.DBCHigh)
 			conf := d.Capacity.Confidence
 			if d.CrossErr == nil {
 				rec.XTR, rec.ABW = record.Mbps(d.Cross.XTR), record.Mbps(d.Cross.ABW)
+				if d.Cross.ABWHigh > 0 { // the probe-gap form; ABwE's reduction has none
+					rec.XTRLow, rec.XTRHigh = record.Mbps(d.Cross.XTRLow), record.Mbps(d.Cross.XTRHigh)
+					rec.ABWLow, rec.ABWHigh = record.Mbps(d.Cross.ABWLow), record.Mbps(d.Cross.ABWHigh)
+				}
 				conf *= d.Cross.Confidence
 			}
 			c := float64(int64(conf*1000+0.5)) / 1000

@@ -21,35 +21,43 @@ import (
 // one per line). Estimate fields are absent, not zero, when no estimate
 // could be made; Error then says why.
 type Record struct {
-	Time            time.Time         `json:"time"`             // the run's start, UTC
-	Target          string            `json:"target"`           // the target's name
-	Address         string            `json:"address"`          // the address measured (IP:port), or the host as given when it was never resolved
-	Labels          map[string]string `json:"labels,omitempty"` // set by the monitor
-	Direction       string            `json:"direction"`        // forward or reverse
-	DBC             *float64          `json:"dbc_mbps,omitempty"`
-	XTR             *float64          `json:"xtr_mbps,omitempty"`
-	ABW             *float64          `json:"abw_mbps,omitempty"`
-	Method          string            `json:"method"`
-	XTRProbeGap     *float64          `json:"xtr_probe_gap_mbps,omitempty"`
-	XTRABwE         *float64          `json:"xtr_abwe_mbps,omitempty"`
-	RTT             *RTT              `json:"rtt_ms,omitempty"`
-	PairsSent       int               `json:"pairs_sent"`
-	PairsReceived   int               `json:"pairs_received"`
-	PairsUsed       int               `json:"pairs_used"`
-	Rejected        map[string]int    `json:"rejected,omitempty"`
-	Loss            float64           `json:"loss"`
-	Duplicates      int               `json:"duplicates,omitempty"`
-	Unexpected      int               `json:"unexpected,omitempty"`      // reverse: datagrams that did not parse or were not ours
-	Unauthenticated int               `json:"unauthenticated,omitempty"` // reverse: with a key, datagrams not signed with it
-	PacketSize      int               `json:"packet_size"`
-	TrainLen        int               `json:"train_len"`
-	PacketsSent     int               `json:"packets_sent"`
-	BytesSent       int               `json:"bytes_sent"`
-	DurationMS      float64           `json:"duration_ms"`
-	TimestampSource string            `json:"timestamp_source"` // hardware, kernel, user, or none
-	TTL             *int              `json:"ttl,omitempty"`
-	Confidence      *float64          `json:"confidence,omitempty"`
-	Error           string            `json:"error,omitempty"`
+	Time      time.Time         `json:"time"`             // the run's start, UTC
+	Target    string            `json:"target"`           // the target's name
+	Address   string            `json:"address"`          // the address measured (IP:port), or the host as given when it was never resolved
+	Labels    map[string]string `json:"labels,omitempty"` // set by the monitor
+	Direction string            `json:"direction"`        // forward or reverse
+	DBC       *float64          `json:"dbc_mbps,omitempty"`
+	XTR       *float64          `json:"xtr_mbps,omitempty"`
+	ABW       *float64          `json:"abw_mbps,omitempty"`
+	// 95 % intervals of the three estimates, each present with its
+	// estimate (none for XTR and ABW by ABwE's reduction).
+	DBCLow          *float64       `json:"dbc_low_mbps,omitempty"`
+	DBCHigh         *float64       `json:"dbc_high_mbps,omitempty"`
+	XTRLow          *float64       `json:"xtr_low_mbps,omitempty"`
+	XTRHigh         *float64       `json:"xtr_high_mbps,omitempty"`
+	ABWLow          *float64       `json:"abw_low_mbps,omitempty"`
+	ABWHigh         *float64       `json:"abw_high_mbps,omitempty"`
+	Method          string         `json:"method"`
+	XTRProbeGap     *float64       `json:"xtr_probe_gap_mbps,omitempty"`
+	XTRABwE         *float64       `json:"xtr_abwe_mbps,omitempty"`
+	RTT             *RTT           `json:"rtt_ms,omitempty"`
+	PairsSent       int            `json:"pairs_sent"`
+	PairsReceived   int            `json:"pairs_received"`
+	PairsUsed       int            `json:"pairs_used"`
+	Rejected        map[string]int `json:"rejected,omitempty"`
+	Loss            float64        `json:"loss"`
+	Duplicates      int            `json:"duplicates,omitempty"`
+	Unexpected      int            `json:"unexpected,omitempty"`      // reverse: datagrams that did not parse or were not ours
+	Unauthenticated int            `json:"unauthenticated,omitempty"` // reverse: with a key, datagrams not signed with it
+	PacketSize      int            `json:"packet_size"`
+	TrainLen        int            `json:"train_len"`
+	PacketsSent     int            `json:"packets_sent"`
+	BytesSent       int            `json:"bytes_sent"`
+	DurationMS      float64        `json:"duration_ms"`
+	TimestampSource string         `json:"timestamp_source"` // hardware, kernel, user, or none
+	TTL             *int           `json:"ttl,omitempty"`
+	Confidence      *float64       `json:"confidence,omitempty"`
+	Error           string         `json:"error,omitempty"`
 }
 
 // RTT is the round-trip time of a run's probes, in ms. Jitter is the mean
@@ -115,7 +123,8 @@ func (r *Record) Sanitize() {
 	for _, f := range []struct {
 		name string
 		v    **float64
-	}{{"dbc", &r.DBC}, {"xtr", &r.XTR}, {"abw", &r.ABW}, {"xtr_probe_gap", &r.XTRProbeGap}, {"xtr_abwe", &r.XTRABwE}, {"confidence", &r.Confidence}} {
+	}{{"dbc", &r.DBC}, {"xtr", &r.XTR}, {"abw", &r.ABW}, {"xtr_probe_gap", &r.XTRProbeGap}, {"xtr_abwe", &r.XTRABwE}, {"confidence", &r.Confidence},
+		{"dbc_low", &r.DBCLow}, {"dbc_high", &r.DBCHigh}, {"xtr_low", &r.XTRLow}, {"xtr_high", &r.XTRHigh}, {"abw_low", &r.ABWLow}, {"abw_high", &r.ABWHigh}} {
 		if v := *f.v; v != nil && (math.IsNaN(*v) || math.IsInf(*v, 0) || *v < 0 || (f.name == "confidence" && *v > 1)) {
 			bad = append(bad, fmt.Sprintf("%s %v", f.name, *v))
 			*f.v = nil
@@ -123,6 +132,20 @@ func (r *Record) Sanitize() {
 	}
 	if (r.XTR == nil) != (r.ABW == nil) {
 		r.XTR, r.ABW = nil, nil
+	}
+	// An interval is whole, around its estimate, or absent.
+	for _, iv := range []struct {
+		name      string
+		v, lo, hi **float64
+	}{{"dbc", &r.DBC, &r.DBCLow, &r.DBCHigh}, {"xtr", &r.XTR, &r.XTRLow, &r.XTRHigh}, {"abw", &r.ABW, &r.ABWLow, &r.ABWHigh}} {
+		v, lo, hi := *iv.v, *iv.lo, *iv.hi
+		if lo == nil && hi == nil {
+			continue
+		}
+		if v == nil || lo == nil || hi == nil || *lo > *v || *hi < *v {
+			bad = append(bad, fmt.Sprintf("%s interval %s", iv.name, interval(lo, hi)))
+			*iv.lo, *iv.hi = nil, nil
+		}
 	}
 	if t := r.RTT; t != nil {
 		for _, v := range []float64{t.Min, t.Avg, t.Max, t.Jitter} {
@@ -159,17 +182,36 @@ func (r *Record) Sanitize() {
 	}
 }
 
+// interval formats an interval whose ends may be absent.
+func interval(lo, hi *float64) string {
+	f := func(p *float64) string {
+		if p == nil {
+			return "?"
+		}
+		return fmt.Sprint(*p)
+	}
+	return f(lo) + "–" + f(hi)
+}
+
 // Text is the record on one line, in the manner of the original abing:
 //
-//	forward  DBC 98.7 Mbit/s  XTR 49.1  ABW 49.6  RTT 0.41/0.44/0.52 ms  pairs 20/20  ts kernel
+//	forward  DBC 98.7 (97.9–99.5) Mbit/s  XTR 49.1 (41.0–57.2)  ABW 49.6 (41.5–57.7)  RTT 0.41/0.44/0.52 ms  pairs 20/20  ts kernel
+//
+// The figures in brackets are 95 % intervals.
 func (r *Record) Text() string {
 	var b strings.Builder
+	iv := func(lo, hi *float64) string {
+		if lo == nil || hi == nil {
+			return ""
+		}
+		return fmt.Sprintf(" (%.1f–%.1f)", *lo, *hi)
+	}
 	fmt.Fprintf(&b, "%-8s", r.Direction)
 	if r.DBC != nil {
-		fmt.Fprintf(&b, " DBC %.1f Mbit/s", *r.DBC)
+		fmt.Fprintf(&b, " DBC %.1f%s Mbit/s", *r.DBC, iv(r.DBCLow, r.DBCHigh))
 	}
 	if r.XTR != nil {
-		fmt.Fprintf(&b, "  XTR %.1f  ABW %.1f", *r.XTR, *r.ABW)
+		fmt.Fprintf(&b, "  XTR %.1f%s  ABW %.1f%s", *r.XTR, iv(r.XTRLow, r.XTRHigh), *r.ABW, iv(r.ABWLow, r.ABWHigh))
 	}
 	if r.RTT != nil {
 		fmt.Fprintf(&b, "  RTT %.2f/%.2f/%.2f ms", r.RTT.Min, r.RTT.Avg, r.RTT.Max)

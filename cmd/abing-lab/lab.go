@@ -20,6 +20,7 @@ import (
 	"github.com/abing-net/abing/internal/lab/accuracy"
 	"github.com/abing-net/abing/internal/lab/testbed"
 	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/record"
 )
 
 // signalContext is cancelled by SIGINT or SIGTERM, so that the testbed is
@@ -82,14 +83,26 @@ func demo(ctx context.Context, w io.Writer, rate, cross float64) error {
 		fmt.Fprintf(w, "abing measure %s   (%s; %d packets, %.0f KB, %v)\n", env.Target(), what,
 			r.Forward.Packets+r.Reverse.Packets, float64(r.Forward.Bytes+r.Reverse.Bytes)/1000, r.Duration.Round(time.Millisecond))
 		fmt.Fprint(w, indent(r.Text()))
+		recs := r.Records()
 		for d, t := range out.Truth {
-			fmt.Fprintf(w, "  truth %-7s DBC %.1f Mbit/s  XTR %.1f  ABW %.1f\n",
-				testbed.Direction(d), t.Capacity/1e6, t.XTR/1e6, t.ABW/1e6)
+			fmt.Fprintf(w, "  truth %-7s DBC %.1f Mbit/s  XTR %.1f  ABW %.1f%s\n",
+				testbed.Direction(d), t.Capacity/1e6, t.XTR/1e6, t.ABW/1e6, inside(&recs[d], t.ABW/1e6))
 		}
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w, "(truth: capacity from saturating the idle bottleneck; XTR from the router's tc counters)")
 	return nil
+}
+
+// inside says whether the truth lies in the record's ABW interval.
+func inside(r *record.Record, abw float64) string {
+	if r.ABWLow == nil || r.ABWHigh == nil {
+		return ""
+	}
+	if *r.ABWLow <= abw && abw <= *r.ABWHigh {
+		return "  (inside the ABW interval)"
+	}
+	return "  (OUTSIDE the ABW interval)"
 }
 
 func indent(s string) string {

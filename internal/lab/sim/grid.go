@@ -37,6 +37,9 @@ type Stats struct {
 	ABWMedian float64 // median |ABW − truth| / C
 	ABWP90    float64 // 90th percentile of the same
 	Bias      float64 // median (ABW − truth) / C, signed
+	Coverage  float64 // share of runs with an ABW whose 95 % interval holds the truth
+	HalfWidth float64 // median half-width of that interval / C
+	DBCCover  float64 // share of runs with a DBC whose interval holds C
 	Bytes     float64 // median probe bytes, forward
 	Time      time.Duration
 }
@@ -146,14 +149,18 @@ func RunGrid(cells []Cell, runs int) []Stats {
 
 func runCell(c Cell, runs int) Stats {
 	st := Stats{Cell: c, Runs: runs}
-	var dbc, abw, signed, bytes []float64
+	var dbc, abw, signed, bytes, half []float64
 	var dur []time.Duration
+	covered, dbcCovered := 0, 0
 	for seed := range runs {
 		r := Run(Scenario{Hops: c.Hops, Probe: c.Probe, Host: c.Host, Seed: uint64(seed + 1)})
 		bytes = append(bytes, float64(r.Packets*c.Probe.Size))
 		dur = append(dur, r.Duration)
 		if r.CapErr == nil {
 			dbc = append(dbc, math.Abs(r.Capacity.DBC-r.Truth.C)/r.Truth.C)
+			if r.Capacity.DBCLow <= r.Truth.C && r.Truth.C <= r.Capacity.DBCHigh {
+				dbcCovered++
+			}
 		}
 		if r.CapErr != nil || r.CrossErr != nil {
 			st.Failed++
@@ -161,7 +168,18 @@ func runCell(c Cell, runs int) Stats {
 		}
 		e := (r.Cross.ABW - r.Truth.ABW) / r.Truth.C
 		abw, signed = append(abw, math.Abs(e)), append(signed, e)
+		half = append(half, (r.Cross.ABWHigh-r.Cross.ABWLow)/2/r.Truth.C)
+		if r.Cross.ABWLow <= r.Truth.ABW && r.Truth.ABW <= r.Cross.ABWHigh {
+			covered++
+		}
 	}
+	if n := len(abw); n > 0 {
+		st.Coverage = float64(covered) / float64(n)
+	}
+	if n := len(dbc); n > 0 {
+		st.DBCCover = float64(dbcCovered) / float64(n)
+	}
+	st.HalfWidth = quantile(half, 0.5)
 	st.DBCMedian, st.ABWMedian, st.ABWP90 = quantile(dbc, 0.5), quantile(abw, 0.5), quantile(abw, 0.9)
 	st.Bias, st.Bytes = quantile(signed, 0.5), quantile(bytes, 0.5)
 	slices.Sort(dur)
@@ -181,7 +199,8 @@ func quantile(v []float64, q float64) float64 {
 
 // WriteGrid prints the figures as a table.
 func WriteGrid(w io.Writer, stats []Stats) {
-	fmt.Fprintf(w, "%-44s %5s | %7s | %7s %7s %7s | %7s %8s\n", "cell", "fail", "DBC err", "ABW med", "p90", "bias", "KB fwd", "time")
+	fmt.Fprintf(w, "%-44s %5s | %7s %5s | %7s %7s %7s | %6s %5s | %7s %8s\n", "cell", "fail", "DBC err", "cover",
+		"ABW med", "p90", "bias", "±half", "cover", "KB fwd", "time")
 	pct := func(v float64) string {
 		if math.IsNaN(v) {
 			return "-"
@@ -189,7 +208,8 @@ func WriteGrid(w io.Writer, stats []Stats) {
 		return fmt.Sprintf("%.1f%%", 100*v)
 	}
 	for _, s := range stats {
-		fmt.Fprintf(w, "%-44s %2d/%-2d | %7s | %7s %7s %7s | %7.0f %8s\n", s.Cell.Name, s.Failed, s.Runs,
-			pct(s.DBCMedian), pct(s.ABWMedian), pct(s.ABWP90), pct(s.Bias), s.Bytes/1000, s.Time.Round(time.Millisecond))
+		fmt.Fprintf(w, "%-44s %2d/%-2d | %7s %5.0f | %7s %7s %7s | %6s %5.0f | %7.0f %8s\n", s.Cell.Name, s.Failed, s.Runs,
+			pct(s.DBCMedian), 100*s.DBCCover, pct(s.ABWMedian), pct(s.ABWP90), pct(s.Bias), pct(s.HalfWidth), 100*s.Coverage,
+			s.Bytes/1000, s.Time.Round(time.Millisecond))
 	}
 }
