@@ -103,7 +103,9 @@ func clean(gaps []float64) (float64, int) {
 	return sum, k
 }
 
-// TrainSample turns one train's timestamps into a dispersion sample. tx and rx
+// TrainSample turns one train's timestamps into a dispersion sample. A
+// back-to-back train that left too slowly is rejected as LeftLate but its
+// sample comes back with its spans, for LowerBound. tx and rx
 // hold the transmit and receive time of each position (0 = unknown), order
 // the arrival rank of each position (-1 = never arrived), and noise the
 // timestamp noise in seconds.
@@ -129,10 +131,14 @@ func TrainSample(tx, rx []int64, order []int, pace Pace, noise float64) (Sample,
 	if n-1 > maxGaps {
 		return Sample{}, Lost
 	}
+	late := false
 	for i := 1; i < n; i++ {
 		in := float64(tx[i]-tx[i-1]) * 1e-9
 		out := float64(rx[i]-rx[i-1]) * 1e-9
 		outs[i-1] = out
+		if late {
+			continue // only the spans are wanted now
+		}
 		if out <= noise {
 			return Sample{}, Compressed
 		}
@@ -142,7 +148,7 @@ func TrainSample(tx, rx []int64, order []int, pace Pace, noise float64) (Sample,
 			// packets lasted: cumulatively, it entered at least half a
 			// gap before it left.
 			if float64(tx[i]-tx[0])*1e-9 > float64(rx[i]-rx[0])*1e-9-out/2 {
-				return Sample{}, LeftLate
+				late = true
 			}
 		} else if in > pace.Hole {
 			return Sample{}, OffPace
@@ -153,9 +159,32 @@ func TrainSample(tx, rx []int64, order []int, pace Pace, noise float64) (Sample,
 		Out:  float64(rx[n-1]-rx[0]) * 1e-9,
 		Gaps: n - 1,
 	}
+	if late {
+		// The spans still say something: the path kept up with the
+		// sender (LowerBound).
+		return s, LeftLate
+	}
 	s.Clean, s.CleanGaps = clean(outs[:n-1])
 	if mean := s.In / float64(s.Gaps); pace.Max > 0 && (mean < pace.Min || mean > pace.Max) {
 		return Sample{}, OffPace
 	}
 	return s, Accepted
+}
+
+// LowerBound is what back-to-back trains that left too slowly (LeftLate
+// samples) say about the path: it carried them as fast as they came, so
+// its capacity is at least L·8 over their median output gap, bit/s. It is
+// 0 with fewer than 3 samples.
+func LowerBound(late []Sample, size int) float64 {
+	var gaps []float64
+	for _, s := range late {
+		if s.Gaps > 0 && s.Out > 0 {
+			gaps = append(gaps, s.Out/float64(s.Gaps))
+		}
+	}
+	if len(gaps) < 3 {
+		return 0
+	}
+	slices.Sort(gaps)
+	return float64(size) * 8 / median(gaps)
 }

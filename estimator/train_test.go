@@ -29,7 +29,7 @@ func TestTrainSample(t *testing.T) {
 		{"lost", us(1000, 1001, 1002), []int64{5e6, 0, 5.24e6}, []int{0, -1, 1}, Pace{}, Lost, Sample{}},
 		{"reordered", us(1000, 1001, 1002), us(5000, 5240, 5120), []int{0, 2, 1}, Pace{}, Reordered, Sample{}},
 		{"no tx", []int64{1e6, 0, 1.002e6}, us(5000, 5120, 5240), inOrder, Pace{}, NoTxStamp, Sample{}},
-		{"left late", us(1000, 1100, 1200), us(5000, 5120, 5240), inOrder, Pace{}, LeftLate, Sample{}},
+		{"left late: rejected, its spans kept", us(1000, 1100, 1200), us(5000, 5120, 5240), inOrder, Pace{}, LeftLate, Sample{In: 200e-6, Out: 240e-6, Gaps: 2}},
 		{"compressed", us(1000, 1000, 1000), us(5000, 5001, 5120), inOrder, Pace{}, Compressed, Sample{}},
 		{"paced", us(1000, 1120, 1241), us(5000, 5120, 5360), inOrder, Pace{100e-6, 130e-6, 200e-6}, Accepted,
 			Sample{In: 241e-6, Out: 360e-6, Gaps: 2, Clean: 360e-6, CleanGaps: 2}},
@@ -64,5 +64,25 @@ func TestRejects(t *testing.T) {
 	}
 	if m := r.Map(); len(m) != 2 || m["lost"] != 2 {
 		t.Errorf("map %v", m)
+	}
+}
+
+// Trains that left too slowly still bound the capacity from below: the
+// path carried them as fast as they came.
+func TestLowerBound(t *testing.T) {
+	late := func(gap float64) Sample { return Sample{In: gap, Out: gap, Gaps: 1} }
+	for _, tc := range []struct {
+		name    string
+		samples []Sample
+		want    float64
+	}{
+		{"three at 12 µs", []Sample{late(12e-6), late(12e-6), late(13e-6)}, 1500 * 8 / 12e-6},
+		{"median of five", []Sample{late(10e-6), late(20e-6), late(12e-6), late(11e-6), late(30e-6)}, 1500 * 8 / 12e-6},
+		{"too few", []Sample{late(12e-6), late(12e-6)}, 0},
+		{"empty spans ignored", []Sample{{}, {}, late(12e-6)}, 0},
+	} {
+		if got := LowerBound(tc.samples, 1500); math.Abs(got-tc.want) > 1 {
+			t.Errorf("%s: %.0f, want %.0f", tc.name, got, tc.want)
+		}
 	}
 }

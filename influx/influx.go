@@ -172,6 +172,7 @@ func Lines(measurement string, recs []record.Record) ([]string, error) {
 		f("xtr_high_mbps", r.XTRHigh)
 		f("abw_low_mbps", r.ABWLow)
 		f("abw_high_mbps", r.ABWHigh)
+		f("dbc_min_mbps", r.DBCMin)
 		if r.RTT != nil {
 			p.AddField("rtt_min_ms", r.RTT.Min).AddField("rtt_avg_ms", r.RTT.Avg).
 				AddField("rtt_max_ms", r.RTT.Max).AddField("jitter_ms", r.RTT.Jitter)

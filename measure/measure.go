@@ -125,7 +125,8 @@ func (c *Config) Validate() error {
 
 // Direction is the estimate for one direction of the path.
 type Direction struct {
-	Name        string // "forward" or "reverse"
+	Name        string  // "forward" or "reverse"
+	DBCMin      float64 // bit/s: with ErrPathFaster, the capacity is at least this
 	Capacity    estimator.Capacity
 	CapErr      error
 	Cross       estimator.Cross // by Config.Method
@@ -155,6 +156,24 @@ func (d *Direction) Loss() float64 {
 }
 
 // Err is why no estimate at all could be made, or nil.
+// lowerBound says, when capacity could not be estimated because most
+// back-to-back trains left the sender too slowly, how fast the path is at
+// least (DBCMin), in the error too: as pathload says "available bandwidth
+// is greater than", rather than "too few samples".
+func (d *Direction) lowerBound(late []estimator.Sample, cfg Config) {
+	if d.CapErr == nil || 2*d.Rejects[estimator.LeftLate] < cfg.Trains {
+		return
+	}
+	if d.DBCMin = estimator.LowerBound(late, cfg.Size); d.DBCMin > 0 {
+		d.CapErr = fmt.Errorf("%w: capacity above %.0f Mbit/s (%d of %d trains left too slowly to measure the path); try --size 9000 or hardware timestamps",
+			ErrPathFaster, d.DBCMin/1e6, d.Rejects[estimator.LeftLate], cfg.Trains)
+	}
+}
+
+// ErrPathFaster says the path is faster than the sending host could space
+// its probes: DBCMin holds what can be said.
+var ErrPathFaster = errors.New("the path is faster than this host can probe")
+
 func (d *Direction) Err() error {
 	if d.CapErr != nil {
 		return d.CapErr
@@ -350,11 +369,13 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 	ecfg := func(src timestamp.Source) estimator.Config {
 		return estimator.Config{Size: cfg.Size, Noise: src.Noise()}
 	}
-	fwdB2B, fwdSrc := s.samples(&res.Forward, 0, cfg.Trains, true)
-	revB2B, revSrc := s.samples(&res.Reverse, 0, cfg.Trains, false)
+	fwdB2B, fwdSrc, fwdLate := s.samplesAndLate(&res.Forward, 0, cfg.Trains, true)
+	revB2B, revSrc, revLate := s.samplesAndLate(&res.Reverse, 0, cfg.Trains, false)
 	var scratch []float64
 	res.Forward.Capacity, scratch, res.Forward.CapErr = estimator.EstimateCapacity(fwdB2B, ecfg(fwdSrc), scratch)
 	res.Reverse.Capacity, _, res.Reverse.CapErr = estimator.EstimateCapacity(revB2B, ecfg(revSrc), scratch)
+	res.Forward.lowerBound(fwdLate, cfg)
+	res.Reverse.lowerBound(revLate, cfg)
 
 	// Phase 2: paced at each direction's Tn.
 	fgap, rgap := time.Duration(0), time.Duration(0)
@@ -935,13 +956,20 @@ func (s *session) handle(b []byte, ev timestamp.Event, stamps []wire.TxStamp) []
 // [from, to), counting rejections into d, and returns the worst clock among
 // the accepted trains.
 func (s *session) samples(d *Direction, from, to int, forward bool) ([]estimator.Sample, timestamp.Source) {
+	out, worst, _ := s.samplesAndLate(d, from, to, forward)
+	return out, worst
+}
+
+// samplesAndLate is samples, and also the samples of the back-to-back
+// trains rejected as left-late (for estimator.LowerBound).
+func (s *session) samplesAndLate(d *Direction, from, to int, forward bool) ([]estimator.Sample, timestamp.Source, []estimator.Sample) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := s.cfg.TrainLen
 	tx, rx := make([]int64, n), make([]int64, n)
 	order := make([]int, n)
 	worst := timestamp.SourceHardware
-	var out []estimator.Sample
+	var out, late []estimator.Sample
 	for i := from; i < to; i++ {
 		t := s.trains[i]
 		lo, hi := timestamp.SourceHardware, timestamp.SourceNone // receive clocks
@@ -984,16 +1012,19 @@ func (s *session) samples(d *Direction, from, to int, forward bool) ([]estimator
 			d.Complete++
 		}
 		d.Rejects.Add(why)
-		if why == estimator.Accepted {
+		switch why {
+		case estimator.Accepted:
 			out = append(out, sample)
 			worst = min(worst, lo, txSrc)
+		case estimator.LeftLate:
+			late = append(late, sample)
 		}
 	}
 	d.Used += len(out)
 	if len(out) == 0 {
 		worst = timestamp.SourceNone
 	}
-	return out, worst
+	return out, worst, late
 }
 
 // PaceFraction is where phase 2 aims its probe spacing, as a fraction of

@@ -63,6 +63,14 @@ func TestLoopback(t *testing.T) {
 			if len(recs) != 2 || recs[0].Direction != "forward" || recs[1].Direction != "reverse" {
 				t.Fatalf("records %+v", recs)
 			}
+			// Loopback is faster than a sender can space its probes: where
+			// no capacity comes out, a lower bound does, and the error says
+			// what to try.
+			for _, r := range recs {
+				if r.DBC == nil && (r.DBCMin == nil || *r.DBCMin <= 0 || !strings.Contains(r.Error, "capacity above")) {
+					t.Errorf("%s: neither DBC nor a lower bound: %s", r.Direction, r.Text())
+				}
+			}
 			b, _ := json.Marshal(recs[0])
 			for _, field := range []string{"time", "target", "direction", "rtt_ms", "pairs_sent", "pairs_received",
 				"pairs_used", "loss", "packet_size", "train_len", "timestamp_source", "ttl"} {

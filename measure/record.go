@@ -65,6 +65,9 @@ func (r *Result) Records() []record.Record {
 				rec.XTRABwE = record.Mbps(d.ABwE.XTR)
 			}
 		}
+		if d.DBCMin > 0 {
+			rec.DBCMin = record.Mbps(d.DBCMin)
+		}
 		if err := d.Err(); err != nil {
 			rec.Error = err.Error()
 		}

@@ -13,7 +13,7 @@ import (
 var CSVHeader = []string{"time", "target", "direction", "dbc_mbps", "xtr_mbps", "abw_mbps",
 	"rtt_min_ms", "rtt_avg_ms", "rtt_max_ms", "jitter_ms", "loss", "ttl", "error",
 	"address", "confidence", "pairs_used", "timestamp_source",
-	"dbc_low_mbps", "dbc_high_mbps", "xtr_low_mbps", "xtr_high_mbps", "abw_low_mbps", "abw_high_mbps"}
+	"dbc_low_mbps", "dbc_high_mbps", "xtr_low_mbps", "xtr_high_mbps", "abw_low_mbps", "abw_high_mbps", "dbc_min_mbps"}
 
 // CSVWriter writes records as CSV, header first. Absent numbers are empty
 // cells. Time is RFC 3339 in UTC, with fractions of a second.
@@ -50,7 +50,7 @@ func (c *CSVWriter) Write(r *Record) error {
 	return c.w.Write([]string{r.Time.UTC().Format(time.RFC3339Nano), r.Target, r.Direction, f(r.DBC), f(r.XTR), f(r.ABW),
 		f(rmin), f(ravg), f(rmax), f(jit), strconv.FormatFloat(r.Loss, 'f', -1, 64), ttl, r.Error,
 		r.Address, f(r.Confidence), strconv.Itoa(r.PairsUsed), r.TimestampSource,
-		f(r.DBCLow), f(r.DBCHigh), f(r.XTRLow), f(r.XTRHigh), f(r.ABWLow), f(r.ABWHigh)})
+		f(r.DBCLow), f(r.DBCHigh), f(r.XTRLow), f(r.XTRHigh), f(r.ABWLow), f(r.ABWHigh), f(r.DBCMin)})
 }
 
 // Flush writes buffered rows (the header alone if there were none) and
@@ -141,6 +141,7 @@ func ReadCSV(r io.Reader) ([]Record, error) {
 		rec.DBCLow, rec.DBCHigh = num("dbc_low_mbps"), num("dbc_high_mbps")
 		rec.XTRLow, rec.XTRHigh = num("xtr_low_mbps"), num("xtr_high_mbps")
 		rec.ABWLow, rec.ABWHigh = num("abw_low_mbps"), num("abw_high_mbps")
+		rec.DBCMin = num("dbc_min_mbps")
 		if p := num("pairs_used"); p != nil {
 			rec.PairsUsed = int(*p)
 		}

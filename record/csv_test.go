@@ -15,7 +15,7 @@ func TestCSVRoundTrip(t *testing.T) {
 		{Time: time.Date(2026, 11, 23, 10, 0, 0, 123456789, time.UTC), Target: "lab, b", Address: "198.18.2.2:8176", Direction: "forward",
 			DBC: f(95.5), XTR: f(40), ABW: f(55.5), DBCLow: f(94), DBCHigh: f(97), XTRLow: f(30), XTRHigh: f(50), ABWLow: f(45.5), ABWHigh: f(65.5), RTT: &RTT{Min: 0.1, Avg: 0.2, Max: 0.4, Jitter: 0.05},
 			Loss: 0.03125, TTL: &ttl, Confidence: f(0.9), PairsUsed: 31, TimestampSource: "kernel"},
-		{Time: time.Date(2026, 11, 23, 10, 1, 0, 0, time.UTC), Target: "b:8176", Direction: "reverse", Error: "reflector b:8176: no answer to hello"},
+		{Time: time.Date(2026, 11, 23, 10, 1, 0, 0, time.UTC), Target: "b:8176", Direction: "reverse", DBCMin: f(850), Error: "reflector b:8176: no answer to hello"},
 	}
 	var b bytes.Buffer
 	w := NewCSVWriter(&b)

@@ -31,12 +31,15 @@ type Record struct {
 	ABW       *float64          `json:"abw_mbps,omitempty"`
 	// 95 % intervals of the three estimates, each present with its
 	// estimate (none for XTR and ABW by ABwE's reduction).
-	DBCLow          *float64       `json:"dbc_low_mbps,omitempty"`
-	DBCHigh         *float64       `json:"dbc_high_mbps,omitempty"`
-	XTRLow          *float64       `json:"xtr_low_mbps,omitempty"`
-	XTRHigh         *float64       `json:"xtr_high_mbps,omitempty"`
-	ABWLow          *float64       `json:"abw_low_mbps,omitempty"`
-	ABWHigh         *float64       `json:"abw_high_mbps,omitempty"`
+	DBCLow  *float64 `json:"dbc_low_mbps,omitempty"`
+	DBCHigh *float64 `json:"dbc_high_mbps,omitempty"`
+	XTRLow  *float64 `json:"xtr_low_mbps,omitempty"`
+	XTRHigh *float64 `json:"xtr_high_mbps,omitempty"`
+	ABWLow  *float64 `json:"abw_low_mbps,omitempty"`
+	ABWHigh *float64 `json:"abw_high_mbps,omitempty"`
+	// DBCMin is a lower bound of the capacity when the path was faster than
+	// the sending host could space its probes (and DBC is absent).
+	DBCMin          *float64       `json:"dbc_min_mbps,omitempty"`
 	Method          string         `json:"method"`
 	XTRProbeGap     *float64       `json:"xtr_probe_gap_mbps,omitempty"`
 	XTRABwE         *float64       `json:"xtr_abwe_mbps,omitempty"`
@@ -124,7 +127,7 @@ func (r *Record) Sanitize() {
 		name string
 		v    **float64
 	}{{"dbc", &r.DBC}, {"xtr", &r.XTR}, {"abw", &r.ABW}, {"xtr_probe_gap", &r.XTRProbeGap}, {"xtr_abwe", &r.XTRABwE}, {"confidence", &r.Confidence},
-		{"dbc_low", &r.DBCLow}, {"dbc_high", &r.DBCHigh}, {"xtr_low", &r.XTRLow}, {"xtr_high", &r.XTRHigh}, {"abw_low", &r.ABWLow}, {"abw_high", &r.ABWHigh}} {
+		{"dbc_min", &r.DBCMin}, {"dbc_low", &r.DBCLow}, {"dbc_high", &r.DBCHigh}, {"xtr_low", &r.XTRLow}, {"xtr_high", &r.XTRHigh}, {"abw_low", &r.ABWLow}, {"abw_high", &r.ABWHigh}} {
 		if v := *f.v; v != nil && (math.IsNaN(*v) || math.IsInf(*v, 0) || *v < 0 || (f.name == "confidence" && *v > 1)) {
 			bad = append(bad, fmt.Sprintf("%s %v", f.name, *v))
 			*f.v = nil
@@ -209,6 +212,8 @@ func (r *Record) Text() string {
 	fmt.Fprintf(&b, "%-8s", r.Direction)
 	if r.DBC != nil {
 		fmt.Fprintf(&b, " DBC %.1f%s Mbit/s", *r.DBC, iv(r.DBCLow, r.DBCHigh))
+	} else if r.DBCMin != nil {
+		fmt.Fprintf(&b, " DBC > %.1f Mbit/s", *r.DBCMin)
 	}
 	if r.XTR != nil {
 		fmt.Fprintf(&b, "  XTR %.1f%s  ABW %.1f%s", *r.XTR, iv(r.XTRLow, r.XTRHigh), *r.ABW, iv(r.ABWLow, r.ABWHigh))
