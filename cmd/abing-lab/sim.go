@@ -47,7 +47,7 @@ func simCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().IntVar(&runs, "runs", 20, "runs (seeds) per cell")
+	cmd.Flags().IntVar(&runs, "runs", 50, "runs (seeds) per cell")
 	cmd.Flags().StringVar(&write, "write", "", "also write the table into this Markdown file, between its <!-- begin sim --> and <!-- end sim --> lines")
 	return cmd
 }

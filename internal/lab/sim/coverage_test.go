@@ -29,7 +29,7 @@ func TestIntervalCoverage(t *testing.T) {
 	} {
 		host, access := hostAt(c.rate)
 		cell := Cell{Name: c.name, Hops: []Hop{{Rate: access}, {Rate: c.rate, Cross: Traffic{Model: c.model, Load: c.load}}},
-			Probe: Probe{Size: c.mode.Size, TrainLen: c.mode.TrainLen, Trains: 16}, Host: host}
+			Probe: c.mode.probe(), Host: host}
 		st := runCell(cell, runs)
 		t.Logf("%s: coverage %.1f %%, median half-width %.1f %% of C, failed %d", c.name, 100*st.Coverage, 100*st.HalfWidth, st.Failed)
 		if st.Coverage < floor || st.Failed > runs/20 {

@@ -10,15 +10,34 @@ import (
 	"time"
 )
 
-// Mode is a way of probing: abing measure's --train-len and --size.
+// Mode is a way of probing: abing measure's --train-len and --size, and
+// adaptive phase 2 with a precision and a byte budget per direction.
 type Mode struct {
-	Name     string
-	TrainLen int
-	Size     int
+	Name        string
+	TrainLen    int
+	Size        int
+	Precision   float64
+	MaxBytes    int
+	Round       int
+	CapTrainLen int
 }
 
-// Modes of the grid: the default pairs, 10-packet trains, jumbo trains.
-var Modes = []Mode{{"pairs", 2, 1500}, {"trains", 10, 1500}, {"jumbo", 10, 9000}}
+// Modes of the grid: the default pairs, 10-packet trains, jumbo trains,
+// and a candidate adaptive default: capacity from 16 pairs, then rounds of
+// 4 ten-packet trains until the ABW interval is within ±10 % of DBC or
+// 300 KB a direction are spent.
+var Modes = []Mode{
+	{Name: "pairs", TrainLen: 2, Size: 1500},
+	{Name: "trains", TrainLen: 10, Size: 1500},
+	{Name: "jumbo", TrainLen: 10, Size: 9000},
+	{Name: "adaptive", TrainLen: 10, Size: 1500, Precision: 0.1, MaxBytes: 300e3, Round: 4, CapTrainLen: 2},
+}
+
+// probe is the Probe of a mode.
+func (m Mode) probe() Probe {
+	return Probe{Size: m.Size, TrainLen: m.TrainLen, Trains: 16, Precision: m.Precision, MaxBytes: m.MaxBytes,
+		Round: m.Round, CapTrainLen: m.CapTrainLen}
+}
 
 // Cell is one scenario of the grid, run with many seeds.
 type Cell struct {
@@ -79,7 +98,7 @@ func DefaultGrid() []Cell {
 					cells = append(cells, Cell{
 						Name:  fmt.Sprintf("%s %s %.0f%% %s", rateName(c), m, 100*load, mode.Name),
 						Hops:  []Hop{{Rate: access}, {Rate: c, Cross: Traffic{Model: m, Load: load}}},
-						Probe: Probe{Size: mode.Size, TrainLen: mode.TrainLen, Trains: 16},
+						Probe: mode.probe(),
 						Host:  host,
 					})
 				}
@@ -95,7 +114,7 @@ func DefaultGrid() []Cell {
 					Name: fmt.Sprintf("%s 3-hop poisson %.0f%% %s", rateName(c), 100*load, mode.Name),
 					Hops: []Hop{{Rate: access}, {Rate: 4 * c, Cross: Traffic{Model: Poisson, Load: 0.5}},
 						{Rate: c, Cross: Traffic{Model: Poisson, Load: load}}, {Rate: 2 * c, Cross: Traffic{Model: Poisson, Load: 0.3}}},
-					Probe: Probe{Size: mode.Size, TrainLen: mode.TrainLen, Trains: 16},
+					Probe: mode.probe(),
 					Host:  host,
 				})
 			}
@@ -116,7 +135,7 @@ func DefaultGrid() []Cell {
 			cells = append(cells, Cell{
 				Name:  fmt.Sprintf("100M poisson 50%% %s %s", mode.Name, v.name),
 				Hops:  []Hop{{Rate: 1e9}, {Rate: 100e6, Cross: Traffic{Model: Poisson, Load: 0.5}}},
-				Probe: Probe{Size: mode.Size, TrainLen: mode.TrainLen, Trains: 16},
+				Probe: mode.probe(),
 				Host:  v.host,
 			})
 		}

@@ -26,6 +26,7 @@ package sim
 import (
 	"math"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/abing-net/abing/estimator"
@@ -81,7 +82,17 @@ type Host struct {
 type Probe struct {
 	Size     int // IP bytes
 	TrainLen int
-	Trains   int // per phase
+	Trains   int // per phase; with Precision, per round of phase 2
+	// Precision, when set, makes phase 2 adaptive: rounds of Round paced
+	// trains (Trains when 0) until the ABW interval's half-width is at most
+	// Precision·DBC, or another round would take the probe bytes of the
+	// direction (both phases) past MaxBytes.
+	Precision float64
+	MaxBytes  int
+	Round     int
+	// CapTrainLen, when set, is phase 1's train length (TrainLen is then
+	// phase 2's).
+	CapTrainLen int
 }
 
 // Scenario is one simulated run.
@@ -131,14 +142,18 @@ func Run(sc Scenario) Result {
 	res.Truth.C = narrow
 	noise := sc.Host.Clock.source().Noise()
 	ecfg := estimator.Config{Size: p.Size, Noise: noise}
+	capLen := p.TrainLen
+	if p.CapTrainLen > 0 {
+		capLen = p.CapTrainLen
+	}
 	cfg := measure.Defaults()
-	cfg.TrainLen, cfg.Size, cfg.Trains = p.TrainLen, p.Size, p.Trains
+	cfg.TrainLen, cfg.Size, cfg.Trains = capLen, p.Size, p.Trains
 	// The first train tells measure how long a train occupies the
 	// bottleneck; here that is known.
 	interval := measure.TrainInterval(cfg, float64(p.Size)*8/narrow).Seconds()
 
 	// Phase 1: back to back.
-	b2b, _, dur1 := sc.phase(rng, 0, interval, nil)
+	b2b, _, dur1 := sc.phase(rng, p.Trains, capLen, 0, interval, nil)
 	samples := make([]estimator.Sample, 0, p.Trains)
 	for _, tr := range b2b {
 		s, why := sample(tr, estimator.Pace{}, noise)
@@ -148,7 +163,7 @@ func Run(sc Scenario) Result {
 		}
 	}
 	res.Capacity, _, res.CapErr = estimator.EstimateCapacity(samples, ecfg, nil)
-	res.Packets = p.Trains * p.TrainLen
+	res.Packets = p.Trains * capLen
 	res.Duration = time.Duration(dur1 * 1e9)
 	if res.CapErr != nil {
 		return res
@@ -156,20 +171,36 @@ func Run(sc Scenario) Result {
 	// Phase 2: paced at PaceFraction of the estimated Tn.
 	gap := measure.PaceGap(res.Capacity.Tn, p.TrainLen)
 	pace := measure.PaceOf(gap.Seconds() / measure.PaceFraction)
+	cfg.TrainLen = p.TrainLen
 	interval = measure.TrainInterval(cfg, res.Capacity.Tn).Seconds()
-	paced, truth, dur2 := sc.phase(rng, gap.Seconds(), interval, &res.Truth)
-	res.Truth = truth
+	count := p.Trains
+	if p.Precision > 0 && p.Round > 0 {
+		count = p.Round
+	}
+	var abwTime, timeSum float64 // the truth, weighted by each round's time
 	samples = samples[:0]
-	for _, tr := range paced {
-		s, why := sample(tr, pace, noise)
-		res.Rejects.Add(why)
-		if why == estimator.Accepted {
-			samples = append(samples, s)
+	round := count * p.TrainLen
+	for {
+		paced, truth, dur := sc.phase(rng, count, p.TrainLen, gap.Seconds(), interval, &res.Truth)
+		abwTime += truth.ABW * dur
+		timeSum += dur
+		res.Duration += time.Duration(dur * 1e9)
+		res.Packets += round
+		for _, tr := range paced {
+			s, why := sample(tr, pace, noise)
+			res.Rejects.Add(why)
+			if why == estimator.Accepted {
+				samples = append(samples, s)
+			}
+		}
+		res.Cross, res.CrossErr = estimator.EstimateCross(samples, res.Capacity, ecfg)
+		if p.Precision <= 0 || (res.CrossErr == nil && (res.Cross.ABWHigh-res.Cross.ABWLow)/2 <= p.Precision*res.Capacity.DBC) ||
+			(res.Packets+round)*p.Size > p.MaxBytes {
+			break
 		}
 	}
-	res.Cross, res.CrossErr = estimator.EstimateCross(samples, res.Capacity, ecfg)
-	res.Packets += p.Trains * p.TrainLen
-	res.Duration += time.Duration(dur2 * 1e9)
+	res.Truth.ABW = abwTime / timeSum
+	res.Truth.XTR = res.Truth.C - res.Truth.ABW
 	return res
 }
 
@@ -183,6 +214,10 @@ func sample(tr []probe, pace estimator.Pace, noise float64) (estimator.Sample, e
 	return estimator.TrainSample(tx, rx, order, pace, noise)
 }
 
+// arrivals recycles the cross-traffic buffers of phases: at 10 Gbit/s a
+// phase has hundreds of thousands of arrivals.
+var arrivals = sync.Pool{New: func() any { return new([]arrival) }}
+
 // warmup is how long cross traffic runs before the first probe, so that
 // queues are in their stationary state; origin is when the first probe is
 // sent (a stamp of 0 would mean "none" to the sender's code).
@@ -191,17 +226,17 @@ const (
 	origin = 1.0
 )
 
-// phase sends Trains trains, each back to back (gap 0) or paced at gap
-// seconds, starting on average interval apart (uniform 0.5 to 1.5, as
+// phase sends count trains of n probes, each back to back (gap 0) or
+// paced at gap seconds, starting on average interval apart (uniform 0.5 to 1.5, as
 // measure does), through every hop. With truth set it measures the cross
 // traffic each hop carried from the first send to the last arrival.
-func (sc *Scenario) phase(rng *rand.Rand, gap, interval float64, truth *Truth) ([][]probe, Truth, float64) {
+func (sc *Scenario) phase(rng *rand.Rand, count, n int, gap, interval float64, truth *Truth) ([][]probe, Truth, float64) {
 	p, host := sc.Probe, sc.Host
 	// Intended send times.
-	trains := make([][]probe, p.Trains)
+	trains := make([][]probe, count)
 	at := origin
 	for i := range trains {
-		tr := make([]probe, p.TrainLen)
+		tr := make([]probe, n)
 		for k := range tr {
 			tr[k].send = at + float64(k)*gap
 		}
@@ -214,12 +249,15 @@ func (sc *Scenario) phase(rng *rand.Rand, gap, interval float64, truth *Truth) (
 	for _, h := range sc.Hops[1:] {
 		narrow = math.Min(narrow, h.Rate)
 	}
-	end := at + 0.05 + 100*float64(p.TrainLen*p.Size)*8/narrow
+	end := at + 0.05 + 100*float64(n*p.Size)*8/narrow
 	// Cross traffic of every hop over the whole phase.
 	cross := make([][]arrival, len(sc.Hops))
 	bottleneck := 1
 	for h := 1; h < len(sc.Hops); h++ {
-		cross[h] = sc.Hops[h].Cross.generate(rng, sc.Hops[h].Rate, origin-warmup, end, nil)
+		buf := arrivals.Get().(*[]arrival)
+		defer arrivals.Put(buf)
+		*buf = sc.Hops[h].Cross.generate(rng, sc.Hops[h].Rate, origin-warmup, end, *buf)
+		cross[h] = *buf
 		if sc.Hops[h].Rate < sc.Hops[bottleneck].Rate {
 			bottleneck = h
 		}
