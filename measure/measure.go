@@ -51,6 +51,15 @@ type Config struct {
 	Timestamps timestamp.Mode
 	Interface  string // for hardware timestamps
 	Method     string // cross-traffic method for XTR/ABW
+	// Precision, when set (0 to 1), makes phase 2 adaptive: it sends
+	// rounds of Round paced trains of PacedTrainLen packets until the ABW
+	// interval of both directions is within ±Precision·DBC, or another
+	// round would take a direction's probe bytes (both phases) past
+	// MaxBytes. Zero: phase 2 is Trains trains of TrainLen, as phase 1.
+	Precision     float64
+	MaxBytes      int
+	Round         int // paced trains per round; 0: Trains
+	PacedTrainLen int // packets per paced train; 0: TrainLen
 	// Key, when set, signs every datagram for a reflector that requires
 	// keys (HMAC-SHA-256, package auth).
 	Key *auth.Key
@@ -65,12 +74,48 @@ func Defaults() Config {
 		Interval: 10 * time.Millisecond, Timeout: 2 * time.Second, Method: MethodProbeGap}
 }
 
+// Adaptive returns c made adaptive as abing measure --adaptive does:
+// capacity from c's back-to-back trains, then rounds of 5 paced 10-packet
+// trains until the ABW interval is within ±10 % of DBC or 300 KB a
+// direction are spent. The simulator chose these (docs/accuracy.md).
+func (c Config) Adaptive() Config {
+	c.Precision, c.MaxBytes, c.Round, c.PacedTrainLen = 0.1, 300_000, 5, 10
+	return c
+}
+
+// pacedLen is the length of phase 2's trains.
+func (c *Config) pacedLen() int {
+	if c.PacedTrainLen > 0 {
+		return c.PacedTrainLen
+	}
+	return c.TrainLen
+}
+
+// round is how many paced trains phase 2 sends at a time.
+func (c *Config) round() int {
+	if c.Precision > 0 && c.Round > 0 {
+		return c.Round
+	}
+	return c.Trains
+}
+
+// rounds bounds the rounds of an adaptive phase 2 by MaxBytes (1 when not
+// adaptive).
+func (c *Config) rounds() int {
+	if c.Precision <= 0 {
+		return 1
+	}
+	per := c.round() * c.pacedLen() * c.Size
+	return max(1, (c.MaxBytes-c.Trains*c.TrainLen*c.Size)/per)
+}
+
 // Limits of a Config.
 const (
 	MaxSize     = 9000 // the largest probe: a 9000-byte jumbo MTU
 	MinSize     = wire.OverheadIPv6 + wire.SenderBody + wire.ReportRequestLen
 	MaxTrains   = 1000
 	MaxTrainLen = 100
+	MaxBytes    = 10_000_000 // an adaptive run's budget per direction
 )
 
 // SettingError says which setting of a Config is out of range, named as
@@ -108,6 +153,20 @@ func (c *Config) Validate() error {
 	}
 	if c.Timeout <= 0 {
 		return bad("timeout", c.Timeout, "must be positive")
+	}
+	if c.PacedTrainLen != 0 && (c.PacedTrainLen < 2 || c.PacedTrainLen > MaxTrainLen) {
+		return bad("paced_train_len", c.PacedTrainLen, fmt.Sprintf("want 2 to %d packets", MaxTrainLen))
+	}
+	if !(c.Precision >= 0 && c.Precision < 1) { // NaN too
+		return bad("precision", c.Precision, "want a fraction of DBC below 1 (0: fixed phase 2)")
+	}
+	if c.Round < 0 || c.Round > MaxTrains {
+		return bad("round", c.Round, fmt.Sprintf("want 1 to %d trains", MaxTrains))
+	}
+	if c.Precision > 0 {
+		if min1 := (c.Trains*c.TrainLen + c.round()*c.pacedLen()) * c.Size; c.MaxBytes < min1 || c.MaxBytes > MaxBytes {
+			return bad("max_bytes", c.MaxBytes, fmt.Sprintf("want %d (phase 1 and one round) to %d bytes", min1, MaxBytes))
+		}
 	}
 	if c.Method != MethodProbeGap && c.Method != MethodABwE {
 		return bad("method", fmt.Sprintf("%q", c.Method), fmt.Sprintf("want %s or %s", MethodProbeGap, MethodABwE))
@@ -350,7 +409,7 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 	// Phase 1: back to back. The first train goes alone: its reply tells
 	// how long a train occupies the bottleneck, and so how far apart the
 	// others must be for the probe load to stay under 1/LoadFactor.
-	if err := s.phase(ctx, 0, 1, 0, 0, cfg.Interval); err != nil {
+	if err := s.phase(ctx, 0, 1, cfg.TrainLen, 0, 0, cfg.Interval); err != nil {
 		return nil, err
 	}
 	// A lost first train is no reason to give up: the others then follow
@@ -359,7 +418,7 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	interval := TrainInterval(cfg, s.firstTrainTn())
-	if err := s.phase(ctx, 1, cfg.Trains-1, 0, 0, interval); err != nil {
+	if err := s.phase(ctx, 1, cfg.Trains-1, cfg.TrainLen, 0, 0, interval); err != nil {
 		return nil, err
 	}
 	if err := s.wait(ctx, 0, cfg.Trains, cfg.Timeout, true); err != nil {
@@ -377,30 +436,55 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 	res.Forward.lowerBound(fwdLate, cfg)
 	res.Reverse.lowerBound(revLate, cfg)
 
-	// Phase 2: paced at each direction's Tn.
+	// Phase 2: paced at each direction's Tn, in rounds when adaptive.
+	n := cfg.pacedLen()
 	fgap, rgap := time.Duration(0), time.Duration(0)
 	if res.Forward.CapErr == nil {
-		fgap = PaceGap(res.Forward.Capacity.Tn, cfg.TrainLen)
+		fgap = PaceGap(res.Forward.Capacity.Tn, n)
 		s.tnFwd = fgap.Seconds() / PaceFraction
 	}
 	if res.Reverse.CapErr == nil {
-		rgap = PaceGap(res.Reverse.Capacity.Tn, cfg.TrainLen)
+		rgap = PaceGap(res.Reverse.Capacity.Tn, n)
 		s.tnRev = rgap.Seconds() / PaceFraction
 	}
 	if tn := max(res.Forward.Capacity.Tn, res.Reverse.Capacity.Tn); tn > 0 {
-		interval = TrainInterval(cfg, tn)
+		c := cfg
+		c.TrainLen = n
+		interval = TrainInterval(c, tn)
 	}
-	if err := s.phase(ctx, cfg.Trains, cfg.Trains, fgap, rgap, interval); err != nil {
-		return nil, err
+	var fwdPaced, revPaced []estimator.Sample
+	fsrc2, rsrc2 := timestamp.SourceHardware, timestamp.SourceHardware
+	first, count := cfg.Trains, cfg.round()
+	for r := 0; r < cfg.rounds(); r++ {
+		if err := s.phase(ctx, first, count, n, fgap, rgap, interval); err != nil {
+			return nil, err
+		}
+		if err := s.wait(ctx, first, first+count, cfg.Timeout, true); err != nil {
+			return nil, err
+		}
+		s.fetchReports(ctx, first, count)
+		fs, fsrc := s.samples(&res.Forward, first, first+count, true)
+		rs, rsrc := s.samples(&res.Reverse, first, first+count, false)
+		fwdPaced, revPaced = append(fwdPaced, fs...), append(revPaced, rs...)
+		if len(fs) > 0 {
+			fsrc2 = min(fsrc2, fsrc)
+		}
+		if len(rs) > 0 {
+			rsrc2 = min(rsrc2, rsrc)
+		}
+		first += count
+		s.cross(&res.Forward, fwdB2B, fwdPaced, ecfg(min(fwdSrc, fsrc2)))
+		s.cross(&res.Reverse, revB2B, revPaced, ecfg(min(revSrc, rsrc2)))
+		if precise(&res.Forward, cfg.Precision) && precise(&res.Reverse, cfg.Precision) {
+			break
+		}
 	}
-	if err := s.wait(ctx, cfg.Trains, 2*cfg.Trains, cfg.Timeout, true); err != nil {
-		return nil, err
+	if len(fwdPaced) == 0 {
+		fsrc2 = timestamp.SourceNone
 	}
-	s.fetchReports(ctx, cfg.Trains, cfg.Trains)
-	fwdPaced, fsrc2 := s.samples(&res.Forward, cfg.Trains, 2*cfg.Trains, true)
-	revPaced, rsrc2 := s.samples(&res.Reverse, cfg.Trains, 2*cfg.Trains, false)
-	s.cross(&res.Forward, fwdB2B, fwdPaced, ecfg(min(fwdSrc, fsrc2)))
-	s.cross(&res.Reverse, revB2B, revPaced, ecfg(min(revSrc, rsrc2)))
+	if len(revPaced) == 0 {
+		rsrc2 = timestamp.SourceNone
+	}
 	res.Forward.Source, res.Reverse.Source = min(fwdSrc, fsrc2), min(revSrc, rsrc2)
 	s.traffic(res)
 	res.RTT, res.RTTOK = s.rtt()
@@ -408,6 +492,16 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 	res.Unexpected, res.Unauthenticated = s.malform, s.unauth
 	s.mu.Unlock()
 	return res, nil
+}
+
+// precise says whether phase 2 can stop for a direction: its ABW interval
+// is within ±precision·DBC, or no more rounds would help (no capacity to
+// pace at, or ABwE's reduction, which has no interval).
+func precise(d *Direction, precision float64) bool {
+	if d.CapErr != nil || d.Cross.ABWHigh == 0 && d.CrossErr == nil {
+		return true
+	}
+	return d.CrossErr == nil && (d.Cross.ABWHigh-d.Cross.ABWLow)/2 <= precision*d.Capacity.DBC
 }
 
 func (s *session) cross(d *Direction, b2b, paced []estimator.Sample, ecfg estimator.Config) {
@@ -552,7 +646,9 @@ func PaceGap(tn float64, n int) time.Duration {
 // error, whatever the reflector sends.
 func (c *Config) MaxDuration() time.Duration {
 	interval := max(c.Interval, MaxInterval)
-	return 7*c.Timeout + time.Duration(c.Trains)*(3*interval+MaxSpan)
+	rounds := c.rounds()
+	trains := c.Trains + rounds*c.round()
+	return time.Duration(4+3*rounds)*c.Timeout + time.Duration(trains)*(3*interval+MaxSpan)/2
 }
 
 // plausible checks the reflector's stamps of a train against what our own
@@ -621,11 +717,10 @@ func (s *session) firstTrainTn() float64 {
 	return max(fwd, rev, 0)
 }
 
-// phase sends count trains from index first, with forward spacing fgap and
+// phase sends count trains of n packets from index first, with forward spacing fgap and
 // reply spacing rgap (0 = back to back), starting on average interval apart.
-func (s *session) phase(ctx context.Context, first, count int, fgap, rgap, interval time.Duration) error {
-	cfg := s.cfg
-	pkts := make([][]byte, cfg.TrainLen)
+func (s *session) phase(ctx context.Context, first, count, n int, fgap, rgap, interval time.Duration) error {
+	pkts := make([][]byte, n)
 	for i := range pkts {
 		pkts[i] = make([]byte, s.payload)
 	}
@@ -642,7 +737,7 @@ func (s *session) phase(ctx context.Context, first, count int, fgap, rgap, inter
 		// against periodic cross traffic would see the same phase of it
 		// again and again (PASTA: Poisson-like arrivals see time averages).
 		next = next.Add(time.Duration((0.5 + s.rng.Float64()) * float64(interval)))
-		ts := &trainState{slots: make([]slot, cfg.TrainLen)}
+		ts := &trainState{slots: make([]slot, n)}
 		for p := range ts.slots {
 			ts.slots[p].rank = -1
 			ts.slots[p].fTTL, ts.slots[p].rTTL = -1, -1
@@ -655,7 +750,7 @@ func (s *session) phase(ctx context.Context, first, count int, fgap, rgap, inter
 		for p := range pkts {
 			s.seq++
 			wire.PutHeader(pkts[p], &wire.Header{Type: wire.TypeProbe, Flags: flags, Session: s.id,
-				Train: uint32(i), Pos: uint16(p), Len: uint16(cfg.TrainLen), Seq: s.seq,
+				Train: uint32(i), Pos: uint16(p), Len: uint16(n), Seq: s.seq,
 				ReplyGap: uint32(rgap), SentNs: now})
 			s.seal(pkts[p])
 		}
@@ -789,7 +884,14 @@ func (s *session) fetchReports(ctx context.Context, first, n int) {
 	if s.verifier != nil {
 		room -= auth.TrailerLen // the reflector's signature
 	}
-	perReport := max(1, wire.ReportCapacity(room)/s.cfg.TrainLen)
+	s.mu.Lock()
+	if first >= len(s.trains) {
+		s.mu.Unlock()
+		return
+	}
+	plen := len(s.trains[first].slots) // trains of one phase are of one length
+	s.mu.Unlock()
+	perReport := max(1, wire.ReportCapacity(room)/plen)
 	for try := 0; try < 2; try++ {
 		var want []uint32
 		for t := first; t < first+n; t += perReport {
@@ -801,7 +903,7 @@ func (s *session) fetchReports(ctx context.Context, first, n int) {
 			}
 			cnt := min(perReport, first+n-t)
 			// The report comes back in a datagram of the request's size.
-			size := max(wire.HeaderLen+8+cnt*s.cfg.TrainLen*wire.ReportEntryLen+(s.payload-room), wire.SenderBody+wire.ReportRequestLen)
+			size := max(wire.HeaderLen+8+cnt*plen*wire.ReportEntryLen+(s.payload-room), wire.SenderBody+wire.ReportRequestLen)
 			b := make([]byte, min(size, s.payload))
 			s.seq++
 			wire.PutHeader(b, &wire.Header{Type: wire.TypeReportRequest, Session: s.id, Train: uint32(t),
@@ -965,13 +1067,13 @@ func (s *session) samples(d *Direction, from, to int, forward bool) ([]estimator
 func (s *session) samplesAndLate(d *Direction, from, to int, forward bool) ([]estimator.Sample, timestamp.Source, []estimator.Sample) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := s.cfg.TrainLen
-	tx, rx := make([]int64, n), make([]int64, n)
-	order := make([]int, n)
 	worst := timestamp.SourceHardware
 	var out, late []estimator.Sample
 	for i := from; i < to; i++ {
 		t := s.trains[i]
+		n := len(t.slots)
+		tx, rx := make([]int64, n), make([]int64, n)
+		order := make([]int, n)
 		lo, hi := timestamp.SourceHardware, timestamp.SourceNone // receive clocks
 		txSrc := timestamp.SourceHardware
 		reordered := false

@@ -25,6 +25,7 @@ func (r *Result) Records() []record.Record {
 			Duplicates:      d.Duplicates,
 			PacketSize:      r.Config.Size,
 			TrainLen:        r.Config.TrainLen,
+			PacedTrainLen:   r.Config.PacedTrainLen,
 			PacketsSent:     d.Packets,
 			BytesSent:       d.Bytes,
 			DurationMS:      float64(r.Duration.Microseconds()) / 1000,

@@ -59,6 +59,12 @@ type Probe struct {
 	Method     string   `yaml:"method"`     // probe-gap or abwe
 	Timestamps string   `yaml:"timestamps"` // auto, hardware, software or user
 	Interface  string   `yaml:"interface"`  // NIC for hardware timestamps
+	// Adaptive phase 2 (abing measure --adaptive), with its precision and
+	// byte budget per direction (zero: those of --adaptive; without
+	// adaptive they are not used).
+	Adaptive  bool    `yaml:"adaptive"`
+	Precision float64 `yaml:"precision"`
+	MaxBytes  int     `yaml:"max_bytes"`
 	// KeyFile and KeyName sign the probes for a reflector run with
 	// --keys: the keys file (mode 600) and, when it holds several, which.
 	KeyFile string `yaml:"key_file"`
@@ -429,6 +435,9 @@ func (t *Target) measureConfig(def Probe) (measure.Config, error) {
 	m := measure.Defaults()
 	m.Target = t.Address
 	m.Key = t.key
+	var adaptive bool
+	var precision float64
+	var maxBytes int
 	for _, p := range []Probe{def, t.Probe} {
 		if p.Method != "" {
 			m.Method = p.Method
@@ -454,6 +463,22 @@ func (t *Target) measureConfig(def Probe) (measure.Config, error) {
 		}
 		if p.Timeout != 0 {
 			m.Timeout = time.Duration(p.Timeout)
+		}
+		adaptive = adaptive || p.Adaptive
+		if p.Precision != 0 {
+			precision = p.Precision
+		}
+		if p.MaxBytes != 0 {
+			maxBytes = p.MaxBytes
+		}
+	}
+	if adaptive { // precision and max_bytes mean nothing without it
+		m = m.Adaptive()
+		if precision != 0 {
+			m.Precision = precision
+		}
+		if maxBytes != 0 {
+			m.MaxBytes = maxBytes
 		}
 	}
 	return m, inYAML(m.Validate())

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/timestamp"
 )
 
@@ -62,6 +63,8 @@ func TestConfigErrors(t *testing.T) {
 		{"too many pairs", "targets:\n  - address: a\n    probe: {pairs: 5000}\n", "m.yaml:2: pairs 5000: want 1 to 1000"},
 		{"short train", "targets:\n  - address: a\n    probe: {train_len: 1}\n", "m.yaml:2: train_len 1: want"},
 		{"bad method", "targets:\n  - address: a\n    probe: {method: magic}\n", `m.yaml:2: method "magic"`},
+		{"bad precision", "targets:\n  - address: a\n    probe: {adaptive: true, precision: 1.5}\n", "m.yaml:2: precision 1.5: want"},
+		{"budget below a round", "targets:\n  - address: a\n    probe: {adaptive: true, max_bytes: 1000}\n", "m.yaml:2: max_bytes 1000: want"},
 		{"duplicate", "targets:\n  - address: a\n  - address: b\n    name: a\n", `m.yaml:3: target "a" is also at line 2`},
 		{"jitter", "jitter: 1.5\ntargets: [{address: a}]\n", "m.yaml:1: jitter 1.5"},
 		{"NaN jitter", "jitter: .nan\ntargets: [{address: a}]\n", "m.yaml:1: jitter NaN"},
@@ -211,5 +214,29 @@ func TestLoadConfigSecrets(t *testing.T) {
 		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// probe: {adaptive: true} is abing measure --adaptive; precision and
+// max_bytes adjust it, and alone mean nothing.
+func TestAdaptiveProbe(t *testing.T) {
+	c, err := ParseConfig([]byte("probe: {adaptive: true}\ntargets:\n  - {address: a}\n  - {address: b, probe: {precision: 0.05, max_bytes: 600000}}\n  - {address: c, probe: {precision: 0.05}}\n"), "m.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := c.Targets[0].measureConfig(c.Probe)
+	b, _ := c.Targets[1].measureConfig(c.Probe)
+	if want := measure.Defaults().Adaptive(); a.Precision != want.Precision || a.MaxBytes != want.MaxBytes || a.PacedTrainLen != 10 {
+		t.Errorf("adaptive: %+v", a)
+	}
+	if b.Precision != 0.05 || b.MaxBytes != 600000 || b.Round != 5 {
+		t.Errorf("adjusted: %+v", b)
+	}
+	c, err = ParseConfig([]byte("targets:\n  - {address: c, probe: {precision: 0.05}}\n"), "m.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := c.Targets[0].measureConfig(c.Probe); m.Precision != 0 || m.PacedTrainLen != 0 {
+		t.Errorf("precision without adaptive made it adaptive: %+v", m)
 	}
 }

@@ -68,12 +68,16 @@ func demo(ctx context.Context, w io.Writer, rate, cross float64) error {
 			c.Dir, c.Nominal/1e6, c.Capacity/1e6)
 	}
 	fmt.Fprintf(w, "starting %.0f Mbit/s of constant-rate UDP cross traffic through the forward bottleneck\n\n", cross/1e6)
-	for _, n := range []int{2, 10} {
+	for _, mode := range []string{"pairs", "trains", "adaptive"} {
 		cfg := measure.Defaults()
-		cfg.TrainLen = n
 		what := "default run: 16 pairs per phase"
-		if n > 2 {
+		switch mode {
+		case "trains":
+			cfg.TrainLen = 10
 			what = "--train-len 10: 16 ten-packet trains per phase"
+		case "adaptive":
+			cfg = cfg.Adaptive()
+			what = "--adaptive: 16 pairs, then paced 10-packet trains until ABW is within ±10 % of DBC or 300 KB are spent"
 		}
 		out, err := env.Measure(ctx, cfg, []testbed.Flow{{Kind: testbed.CBR, Dir: testbed.Forward, Rate: cross}})
 		if err != nil {
@@ -208,4 +212,6 @@ func kernel() string {
 
 func runChild() { testbed.RunChild() }
 
-func commands() []*cobra.Command { return []*cobra.Command{demoCommand(), accuracyCommand(), simCommand()} }
+func commands() []*cobra.Command {
+	return []*cobra.Command{demoCommand(), accuracyCommand(), simCommand()}
+}

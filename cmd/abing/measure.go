@@ -28,11 +28,15 @@ func measureCommand() *cobra.Command {
 		ipv4, ipv6 bool
 		keyFile    string
 		keyName    string
+		adaptive   bool
+		precision  float64
+		maxBytes   int
 	)
 	cmd := &cobra.Command{
 		Use:   "measure HOST[:PORT]",
 		Short: "Measure both directions of the path to a reflector",
 		Example: "  abing measure reflector.example.org\n" +
+			"  abing measure --adaptive reflector.example.org\n" +
 			"  abing measure -6 --train-len 10 --output json [2001:db8::1]:8176",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -40,6 +44,12 @@ func measureCommand() *cobra.Command {
 			var err error
 			if cfg.Timestamps, err = timestamp.ParseMode(stamps); err != nil {
 				return err
+			}
+			if adaptive {
+				cfg = cfg.Adaptive()
+				cfg.Precision, cfg.MaxBytes = precision, maxBytes
+			} else if cmd.Flags().Changed("precision") || cmd.Flags().Changed("max-bytes") {
+				return errors.New("--precision and --max-bytes need --adaptive")
 			}
 			switch {
 			case ipv4 && ipv6:
@@ -88,6 +98,10 @@ func measureCommand() *cobra.Command {
 	f.StringVar(&stamps, "timestamps", "auto", "timestamp source: auto, hardware, software or user")
 	f.StringVar(&cfg.Interface, "interface", "", "interface whose NIC stamps packets (hardware timestamps)")
 	f.StringVar(&cfg.Method, "method", cfg.Method, "cross-traffic method: probe-gap or abwe (ABwE's published q/(1+q))")
+	ad := cfg.Adaptive()
+	f.BoolVar(&adaptive, "adaptive", false, "capacity from the back-to-back trains, then rounds of 5 paced 10-packet trains until the ABW interval is within --precision or --max-bytes are spent")
+	f.Float64Var(&precision, "precision", ad.Precision, "with --adaptive: stop when the ABW interval is within ± this fraction of DBC")
+	f.IntVar(&maxBytes, "max-bytes", ad.MaxBytes, "with --adaptive: probe bytes per direction, both phases, at most")
 	f.IntVar(&count, "count", 1, "number of runs")
 	f.DurationVar(&interval, "interval", time.Second, "time between the starts of runs")
 	f.StringVar(&output, "output", "text", "output format: text or json (one object per direction per run)")
@@ -157,7 +171,8 @@ func runMeasure(ctx context.Context, cfg measure.Config, count int, interval tim
 
 // flagOf is the flag of each measure.Config setting.
 var flagOf = map[string]string{"trains": "--pairs", "train_len": "--train-len", "size": "--size",
-	"interval": "--train-interval", "timeout": "--timeout", "method": "--method"}
+	"interval": "--train-interval", "timeout": "--timeout", "method": "--method", "precision": "--precision",
+	"max_bytes": "--max-bytes"}
 
 // inFlags says a setting error in the words of the command line.
 func inFlags(err error) error {

@@ -62,7 +62,7 @@ func TestMonitorThreeReflectors(t *testing.T) {
 		// are compared with one calibration made before them.
 		for _, r := range recs {
 			if r.Direction == "forward" && (r.DBC == nil || relErr(*r.DBC*1e6, cal) > 0.1) {
-				t.Errorf("%s: forward DBC %v, calibrated %.1f Mbit/s: %s", name, r.DBC, cal/1e6, r.Error)
+				t.Errorf("%s: forward %s; calibrated %.1f Mbit/s", name, r.Text(), cal/1e6)
 			}
 		}
 	}

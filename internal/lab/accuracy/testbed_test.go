@@ -163,6 +163,45 @@ func TestCrossTraffic(t *testing.T) {
 	}
 }
 
+// abing measure --adaptive at 20 Mbit/s: on the idle path it stops after
+// the first round (its interval is within ±10 % of DBC at once: 123 KB a
+// direction); under 50 % constant-rate cross traffic forward it reads XTR
+// and ABW within CrossBound, and never spends more than its budget.
+func TestAdaptive(t *testing.T) {
+	env := setup(t, 20e6, 20e6)
+	cfg := measure.Defaults().Adaptive()
+	phase1, round := cfg.Trains*cfg.TrainLen*cfg.Size, cfg.Round*cfg.PacedTrainLen*cfg.Size
+	for _, load := range []float64{0, 0.5} {
+		var flows []testbed.Flow
+		if load > 0 {
+			flows = []testbed.Flow{{Kind: testbed.CBR, Dir: testbed.Forward, Rate: load * env.Calibration[testbed.Forward].Capacity}}
+		}
+		out, err := env.Measure(context.Background(), cfg, flows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := &out.Result.Forward
+		truth := out.Truth[testbed.Forward]
+		t.Logf("load %.0f %%: forward %d bytes; XTR %.1f (%.1f–%.1f, truth %.1f), ABW %.1f (%.1f–%.1f, truth %.1f), DBC %.1f; rejected %v",
+			100*load, f.Bytes, f.Cross.XTR/1e6, f.Cross.XTRLow/1e6, f.Cross.XTRHigh/1e6, truth.XTR/1e6,
+			f.Cross.ABW/1e6, f.Cross.ABWLow/1e6, f.Cross.ABWHigh/1e6, truth.ABW/1e6, f.Capacity.DBC/1e6, f.Rejects.Map())
+		if err := f.Err(); err != nil {
+			t.Fatalf("load %.0f %%: %v", 100*load, err)
+		}
+		if f.Bytes > cfg.MaxBytes || out.Result.Reverse.Bytes > cfg.MaxBytes {
+			t.Errorf("load %.0f %%: %d and %d bytes, budget %d", 100*load, f.Bytes, out.Result.Reverse.Bytes, cfg.MaxBytes)
+		}
+		if load == 0 && f.Bytes != phase1+round {
+			t.Errorf("idle path: %d bytes forward, want one round (%d)", f.Bytes, phase1+round)
+		}
+		for _, e := range []float64{f.Cross.XTR - truth.XTR, f.Cross.ABW - truth.ABW} {
+			if math.Abs(e)/truth.Capacity > CrossBound {
+				t.Errorf("load %.0f %%: error %.1f Mbit/s, %.0f %% of capacity", 100*load, e/1e6, 100*math.Abs(e)/truth.Capacity)
+			}
+		}
+	}
+}
+
 // IPv6 through the same path, and a clear error where no reflector listens.
 func TestIPv6AndNoReflector(t *testing.T) {
 	env := setup(t, 20e6, 20e6)

@@ -24,13 +24,13 @@ type Mode struct {
 
 // Modes of the grid: the default pairs, 10-packet trains, jumbo trains,
 // and a candidate adaptive default: capacity from 16 pairs, then rounds of
-// 4 ten-packet trains until the ABW interval is within ±10 % of DBC or
+// 5 ten-packet trains until the ABW interval is within ±10 % of DBC or
 // 300 KB a direction are spent.
 var Modes = []Mode{
 	{Name: "pairs", TrainLen: 2, Size: 1500},
 	{Name: "trains", TrainLen: 10, Size: 1500},
 	{Name: "jumbo", TrainLen: 10, Size: 9000},
-	{Name: "adaptive", TrainLen: 10, Size: 1500, Precision: 0.1, MaxBytes: 300e3, Round: 4, CapTrainLen: 2},
+	{Name: "adaptive", TrainLen: 10, Size: 1500, Precision: 0.1, MaxBytes: 300e3, Round: 5, CapTrainLen: 2},
 }
 
 // probe is the Probe of a mode.
