@@ -52,17 +52,27 @@ func TestMonitorThreeReflectors(t *testing.T) {
 		stops["r2"]()
 	}()
 	m.Run(ctx)
-	cal := env.Calibration[testbed.Forward].Capacity
+	// The truth is a calibration, one second of saturation; one of them
+	// now and then reads low here (16.3 and 16.6 Mbit/s in two CI runs,
+	// against the usual 18.3-18.8, while all twelve readings agreed at
+	// 18.9). So the link is calibrated again after the runs, and each
+	// reading is compared with the closer of the two.
+	cal0 := env.Calibration[testbed.Forward].Capacity
+	if err := env.Recalibrate(context.Background(), testbed.Forward); err != nil {
+		t.Fatal(err)
+	}
+	cal1 := env.Calibration[testbed.Forward].Capacity
+	t.Logf("forward calibrated %.2f Mbit/s before the runs, %.2f after", cal0/1e6, cal1/1e6)
 	for _, name := range []string{"r0", "r1"} {
 		recs := got[name]
 		if runs := len(recs) / 2; runs < 5 || runs > 7 {
 			t.Errorf("%s: %d runs in 12 s at a 2 s interval", name, runs)
 		}
 		// 10 %: CapacityBound, widened because the runs span 12 s and
-		// are compared with one calibration made before them.
+		// are compared with calibrations made before and after them.
 		for _, r := range recs {
-			if r.Direction == "forward" && (r.DBC == nil || relErr(*r.DBC*1e6, cal) > 0.1) {
-				t.Errorf("%s: forward %s; calibrated %.1f Mbit/s", name, r.Text(), cal/1e6)
+			if r.Direction == "forward" && (r.DBC == nil || min(relErr(*r.DBC*1e6, cal0), relErr(*r.DBC*1e6, cal1)) > 0.1) {
+				t.Errorf("%s: forward %s; calibrated %.1f and %.1f Mbit/s", name, r.Text(), cal0/1e6, cal1/1e6)
 			}
 		}
 	}

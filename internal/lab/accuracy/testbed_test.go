@@ -163,10 +163,11 @@ func TestCrossTraffic(t *testing.T) {
 	}
 }
 
-// abing measure --adaptive at 20 Mbit/s: on the idle path it stops after
-// the first round (its interval is within ±10 % of DBC at once: 123 KB a
-// direction); under 50 % constant-rate cross traffic forward it reads XTR
-// and ABW within CrossBound, and never spends more than its budget.
+// abing measure --adaptive at 20 Mbit/s: on the idle path it stops early
+// (its interval is within ±10 % of DBC after the first round, or at worst
+// the second: 123 or 198 KB a direction, of 273); under 50 % constant-rate
+// cross traffic forward it reads XTR and ABW within CrossBound, and never
+// spends more than its budget.
 func TestAdaptive(t *testing.T) {
 	env := setup(t, 20e6, 20e6)
 	cfg := measure.Defaults().Adaptive()
@@ -191,8 +192,8 @@ func TestAdaptive(t *testing.T) {
 		if f.Bytes > cfg.MaxBytes || out.Result.Reverse.Bytes > cfg.MaxBytes {
 			t.Errorf("load %.0f %%: %d and %d bytes, budget %d", 100*load, f.Bytes, out.Result.Reverse.Bytes, cfg.MaxBytes)
 		}
-		if load == 0 && f.Bytes != phase1+round {
-			t.Errorf("idle path: %d bytes forward, want one round (%d)", f.Bytes, phase1+round)
+		if load == 0 && f.Bytes > phase1+2*round {
+			t.Errorf("idle path: %d bytes forward, want at most two rounds (%d)", f.Bytes, phase1+2*round)
 		}
 		for _, e := range []float64{f.Cross.XTR - truth.XTR, f.Cross.ABW - truth.ABW} {
 			if math.Abs(e)/truth.Capacity > CrossBound {
