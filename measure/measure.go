@@ -1131,24 +1131,15 @@ func (s *session) samplesAndLate(d *Direction, from, to int, forward bool) ([]es
 
 // PaceFraction is where phase 2 aims its probe spacing, as a fraction of
 // Tn. The probe-gap formula X = C·(Δout − Tn)/Δin is exact for any Δin ≤ Tn
-// (the second probe still queues behind the first), and for a longer Δin as
-// long as the bottleneck stays busy between the two; a sender's scheduling
-// only ever delays packets, and aiming at 0.8·Tn leaves that jitter room.
-// Trains whose mean measured gap falls outside [PaceMin·Tn, PaceMax·Tn], or
-// with a single gap over PaceHole·Tn (long enough for the queue to drain),
-// are rejected as off-pace.
-//
-// PaceMax was 1.1. A send delayed by the very cross traffic being measured
-// (a generator, or any traffic source, on the sender's CPU) then pushed
-// exactly the windows that caught cross traffic off pace, and the kept
-// windows were the quiet ones: in the simulator, pairs read ABW 47 % of C
-// high at 50 % load. Such late windows are late because the queue was
-// busy, so the formula holds for them; accepting them up to PaceHole
-// leaves 0.6 % (internal/lab/sim, TestCorrelatedSendDelays).
+// (the second probe still queues behind the first) and biased above it,
+// while a sender's scheduling only ever delays packets; aiming at 0.8·Tn
+// leaves that jitter room. Trains whose mean measured gap falls outside
+// [PaceMin·Tn, PaceMax·Tn], or with a single gap over PaceHole·Tn (long
+// enough for the bottleneck queue to drain), are rejected as off-pace.
 const (
 	PaceFraction = 0.8
 	PaceMin      = 0.4
-	PaceMax      = 2
+	PaceMax      = 1.1
 	PaceHole     = 2
 )
 
