@@ -1,6 +1,8 @@
 // Command abing-lab is abing's laboratory: it builds emulated paths out of
 // Linux network namespaces and runs abing through them (the demo, the
-// accuracy report, the stability check). It needs root, iproute2 and tc.
+// accuracy report, the stability check; these need root, iproute2 and tc),
+// and runs abing's estimator through the packet-level simulator (sim, on
+// any system).
 //
 // It is a binary of its own, not a subcommand of abing, so that what users
 // deploy carries none of the lab's code and can never be turned into a
@@ -18,7 +20,7 @@ func main() {
 	runChild() // a testbed's traffic generator: runs and exits
 	root := &cobra.Command{
 		Use:          "abing-lab",
-		Short:        "abing on emulated paths: demo, accuracy report, stability check (Linux, root)",
+		Short:        "abing on emulated paths (demo, accuracy report, stability check: Linux, root) and in the simulator (sim)",
 		SilenceUsage: true,
 	}
 	root.AddCommand(commands()...)
