@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -130,22 +129,13 @@ func accuracyCommand() *cobra.Command {
 			}
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
-			var report bytes.Buffer
-			w := io.MultiWriter(cmd.OutOrStdout(), &report)
 			block := "report"
 			if stability {
 				block = "stability"
 			}
-			if write != "" { // fail now, not after ten minutes
-				if err := accuracy.CheckBlock(write, block); err != nil {
-					return err
-				}
-			}
-			err := runAccuracy(ctx, cmd, w, stability, quick, repeats, size)
-			if err == nil && write != "" {
-				err = accuracy.WriteBlock(write, block, report.Bytes())
-			}
-			return err
+			return printReport(cmd.OutOrStdout(), write, block, func(w io.Writer) error {
+				return runAccuracy(ctx, cmd, w, stability, quick, repeats, size)
+			})
 		},
 	}
 	cmd.Flags().IntVar(&repeats, "repeats", 3, "measurements per scenario")

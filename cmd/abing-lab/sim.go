@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/abing-net/abing/internal/lab/accuracy"
 	"github.com/abing-net/abing/internal/lab/sim"
 )
 
@@ -20,31 +18,25 @@ func simCommand() *cobra.Command {
 		Short: "Run abing's estimator through the packet-level simulator: 1 Mbit/s to 10 Gbit/s, every cross-traffic model",
 		Long: "sim runs abing's sample building and estimator on simulated FIFO paths (package internal/lab/sim):\n" +
 			"1 Mbit/s to 10 Gbit/s x 0-90 % load x constant-rate, Poisson, mixed-size, Pareto on/off and TCP-like\n" +
-			"cross traffic x pairs, 10-packet trains and jumbo trains; then three-hop paths and host variants.\n" +
-			"Per cell it prints the runs with no estimate, the median DBC error, the median, 90th percentile and\n" +
-			"median signed ABW error (all in % of the capacity), and the median probe bytes and time per run.",
+			"cross traffic x pairs, 10-packet trains, jumbo trains and --adaptive; then three-hop paths and host\n" +
+			"variants. Per cell it prints the runs with no estimate, the median DBC error and how often the DBC\n" +
+			"interval held the capacity, the median, 90th percentile and median signed ABW error, the ABW\n" +
+			"interval's median half-width and coverage (all in % of the capacity), and the median probe bytes\n" +
+			"and time per run.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runs < 1 {
 				return fmt.Errorf("--runs %d: want at least 1", runs)
 			}
-			if write != "" {
-				if err := accuracy.CheckBlock(write, "sim"); err != nil {
-					return err
-				}
-			}
-			start := time.Now()
-			cells := sim.DefaultGrid()
-			var report bytes.Buffer
-			w := io.MultiWriter(cmd.OutOrStdout(), &report)
-			fmt.Fprintf(w, "abing simulator grid, %s: %d cells x %d runs, default settings but for the mode\n\n",
-				time.Now().UTC().Format(time.DateOnly), len(cells), runs)
-			sim.WriteGrid(w, sim.RunGrid(cells, runs))
-			fmt.Fprintf(cmd.ErrOrStderr(), "%d runs in %v\n", len(cells)*runs, time.Since(start).Round(time.Millisecond))
-			if write != "" {
-				return accuracy.WriteBlock(write, "sim", report.Bytes())
-			}
-			return nil
+			return printReport(cmd.OutOrStdout(), write, "sim", func(w io.Writer) error {
+				start := time.Now()
+				cells := sim.DefaultGrid()
+				fmt.Fprintf(w, "abing simulator grid, %s: %d cells x %d runs, default settings but for the mode\n\n",
+					time.Now().UTC().Format(time.DateOnly), len(cells), runs)
+				sim.WriteGrid(w, sim.RunGrid(cells, runs))
+				fmt.Fprintf(cmd.ErrOrStderr(), "%d runs in %v\n", len(cells)*runs, time.Since(start).Round(time.Millisecond))
+				return nil
+			})
 		},
 	}
 	cmd.Flags().IntVar(&runs, "runs", 50, "runs (seeds) per cell")

@@ -135,10 +135,7 @@ func Run(sc Scenario) Result {
 	rng := rand.New(rand.NewPCG(sc.Seed, 0x5eed))
 	var res Result
 	p := sc.Probe
-	narrow := math.Inf(1)
-	for _, h := range sc.Hops[1:] {
-		narrow = math.Min(narrow, h.Rate)
-	}
+	narrow := sc.Hops[sc.narrow()].Rate
 	res.Truth.C = narrow
 	noise := sc.Host.Clock.source().Noise()
 	ecfg := estimator.Config{Size: p.Size, Noise: noise}
@@ -204,6 +201,19 @@ func Run(sc Scenario) Result {
 	return res
 }
 
+// narrow is the index of the slowest hop after the sender's own link (the
+// first of them on a tie): the bottleneck, where the correlated send
+// delays' generator injects.
+func (sc *Scenario) narrow() int {
+	n := 1
+	for h := 2; h < len(sc.Hops); h++ {
+		if sc.Hops[h].Rate < sc.Hops[n].Rate {
+			n = h
+		}
+	}
+	return n
+}
+
 // sample is a train's sample by the sender's own code.
 func sample(tr []probe, pace estimator.Pace, noise float64) (estimator.Sample, estimator.Reject) {
 	n := len(tr)
@@ -245,22 +255,15 @@ func (sc *Scenario) phase(rng *rand.Rand, count, n int, gap, interval float64, t
 	}
 	// Cross traffic runs until the last train has long arrived: a train's
 	// time at the narrow hop, many times over.
-	narrow := math.Inf(1)
-	for _, h := range sc.Hops[1:] {
-		narrow = math.Min(narrow, h.Rate)
-	}
-	end := at + 0.05 + 100*float64(n*p.Size)*8/narrow
+	bottleneck := sc.narrow()
+	end := at + 0.05 + 100*float64(n*p.Size)*8/sc.Hops[bottleneck].Rate
 	// Cross traffic of every hop over the whole phase.
 	cross := make([][]arrival, len(sc.Hops))
-	bottleneck := 1
 	for h := 1; h < len(sc.Hops); h++ {
 		buf := arrivals.Get().(*[]arrival)
 		defer arrivals.Put(buf)
 		*buf = sc.Hops[h].Cross.generate(rng, sc.Hops[h].Rate, origin-warmup, end, *buf)
 		cross[h] = *buf
-		if sc.Hops[h].Rate < sc.Hops[bottleneck].Rate {
-			bottleneck = h
-		}
 	}
 	sc.sends(rng, trains, gap, cross[bottleneck])
 	// Through the hops, in order.
