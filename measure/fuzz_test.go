@@ -16,7 +16,7 @@ import (
 // fuzzSession is a session as it stands after both phases were sent: four
 // pairs, two back to back and two paced, with our transmit stamps known.
 func fuzzSession() *session {
-	cfg := Defaults()
+	cfg := Defaults().Fixed()
 	cfg.Trains, cfg.TrainLen = 2, 2
 	addr := netip.MustParseAddrPort("198.18.2.2:8176")
 	s := &session{cfg: cfg, addr: addr, id: 7, payload: cfg.Size - wire.OverheadIPv4,

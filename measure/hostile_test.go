@@ -101,7 +101,7 @@ func TestHostileReflector(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := reflectortest.StartHostile(t, reflector.Config{}, tc.lie)
-			cfg := Defaults()
+			cfg := Defaults().Fixed()
 			cfg.Target = h.String()
 			cfg.Timeout = time.Second
 			start := time.Now()
@@ -192,7 +192,7 @@ func TestSignedReplies(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := reflectortest.StartHostile(t, tc.cfg, tc.lie)
-			cfg := Defaults()
+			cfg := Defaults().Fixed()
 			cfg.Target, cfg.Key, cfg.Timeout = h.String(), &key, 500*time.Millisecond
 			res, err := Run(context.Background(), cfg)
 			if tc.want != "" {

@@ -55,7 +55,9 @@ type Config struct {
 	// rounds of Round paced trains of PacedTrainLen packets until the ABW
 	// interval of both directions is within ±Precision·DBC, or another
 	// round would take a direction's probe bytes (both phases) past
-	// MaxBytes. Zero: phase 2 is Trains trains of TrainLen, as phase 1.
+	// MaxBytes (zero: DefaultBudget probes of Size, 300 KB of 1500-byte
+	// ones). Precision zero: phase 2 is Trains trains of TrainLen, as
+	// phase 1.
 	Precision     float64
 	MaxBytes      int
 	Round         int // paced trains per round; 0: Trains
@@ -68,20 +70,28 @@ type Config struct {
 	Bind func(network, addr string, opts timestamp.Options) (*timestamp.Conn, error)
 }
 
-// Defaults returns the configuration of a default run.
+// Defaults returns the configuration of a default run: capacity from 16
+// back-to-back pairs, then rounds of 5 paced 10-packet trains until the
+// ABW interval of both directions is within ±10 % of DBC or another round
+// would take a direction past DefaultBudget probes (300 KB). The simulator chose these
+// (docs/accuracy.md): on an idle path the run stops after a round or two,
+// under load it spends what its precision needs.
 func Defaults() Config {
 	return Config{Network: "udp", Trains: 16, TrainLen: 2, Size: 1500,
-		Interval: 10 * time.Millisecond, Timeout: 2 * time.Second, Method: MethodProbeGap}
+		Interval: 10 * time.Millisecond, Timeout: 2 * time.Second, Method: MethodProbeGap,
+		Precision: 0.1, Round: 5, PacedTrainLen: 10}
 }
 
-// Adaptive returns c made adaptive as abing measure --adaptive does:
-// capacity from c's back-to-back trains, then rounds of 5 paced 10-packet
-// trains until the ABW interval is within ±10 % of DBC or 300 KB a
-// direction are spent. The simulator chose these (docs/accuracy.md).
-func (c Config) Adaptive() Config {
-	c.Precision, c.MaxBytes, c.Round, c.PacedTrainLen = 0.1, 300_000, 5, 10
+// Fixed returns c with a fixed phase 2, as --pairs and --train-len ask:
+// Trains paced trains of TrainLen, whatever the interval comes to.
+func (c Config) Fixed() Config {
+	c.Precision, c.MaxBytes, c.Round, c.PacedTrainLen = 0, 0, 0, 0
 	return c
 }
+
+// Adaptive reports whether phase 2 adds rounds until the interval is
+// narrow enough (Precision set) rather than sending a fixed number.
+func (c Config) Adaptive() bool { return c.Precision > 0 }
 
 // pacedLen is the length of phase 2's trains.
 func (c *Config) pacedLen() int {
@@ -99,6 +109,20 @@ func (c *Config) round() int {
 	return c.Trains
 }
 
+// DefaultBudget is an adaptive run's probe budget per direction, in
+// probes, when MaxBytes is not set: 300 KB of 1500-byte probes, and as
+// many jumbo frames (a budget in bytes would leave 9000-byte probes no
+// room for a round after phase 1).
+const DefaultBudget = 200
+
+// Budget is the adaptive run's probe bytes per direction, both phases.
+func (c *Config) Budget() int {
+	if c.MaxBytes > 0 {
+		return c.MaxBytes
+	}
+	return DefaultBudget * c.Size
+}
+
 // rounds bounds the rounds of an adaptive phase 2 by MaxBytes (1 when not
 // adaptive).
 func (c *Config) rounds() int {
@@ -106,7 +130,7 @@ func (c *Config) rounds() int {
 		return 1
 	}
 	per := c.round() * c.pacedLen() * c.Size
-	return max(1, (c.MaxBytes-c.Trains*c.TrainLen*c.Size)/per)
+	return max(1, (c.Budget()-c.Trains*c.TrainLen*c.Size)/per)
 }
 
 // Limits of a Config.
@@ -164,8 +188,8 @@ func (c *Config) Validate() error {
 		return bad("round", c.Round, fmt.Sprintf("want 1 to %d trains", MaxTrains))
 	}
 	if c.Precision > 0 {
-		if min1 := (c.Trains*c.TrainLen + c.round()*c.pacedLen()) * c.Size; c.MaxBytes < min1 || c.MaxBytes > MaxBytes {
-			return bad("max_bytes", c.MaxBytes, fmt.Sprintf("want %d (phase 1 and one round) to %d bytes", min1, MaxBytes))
+		if min1 := (c.Trains*c.TrainLen + c.round()*c.pacedLen()) * c.Size; c.Budget() < min1 || c.MaxBytes > MaxBytes || c.MaxBytes < 0 {
+			return bad("max_bytes", c.Budget(), fmt.Sprintf("want %d (phase 1 and one round) to %d bytes", min1, MaxBytes))
 		}
 	}
 	if c.Method != MethodProbeGap && c.Method != MethodABwE {

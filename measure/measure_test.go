@@ -33,7 +33,7 @@ func TestLoopback(t *testing.T) {
 	for _, tc := range []struct{ network, addr string }{{"udp4", "127.0.0.1:0"}, {"udp6", "[::1]:0"}} {
 		t.Run(tc.network, func(t *testing.T) {
 			target, srv := startReflector(t, tc.network, tc.addr)
-			cfg := Defaults()
+			cfg := Defaults().Fixed()
 			cfg.Target = target
 			cfg.TrainLen = 3
 			res, err := Run(context.Background(), cfg)
@@ -104,7 +104,7 @@ func TestKeyed(t *testing.T) {
 		{"wrong secret", &auth.Key{Name: "site-a", Secret: []byte("fedcba9876543210")}, "does not accept our key"},
 		{"unknown name", &auth.Key{Name: "site-b", Secret: key.Secret}, "does not accept our key"},
 	} {
-		cfg := Defaults()
+		cfg := Defaults().Fixed()
 		cfg.Target, cfg.Key, cfg.Timeout = target, tc.key, 500*time.Millisecond
 		res, err := Run(context.Background(), cfg)
 		switch {
@@ -127,7 +127,7 @@ func TestNoReflector(t *testing.T) {
 	}
 	target := conn.LocalAddr().String()
 	conn.Close()
-	cfg := Defaults()
+	cfg := Defaults().Fixed()
 	cfg.Target = target
 	start := time.Now()
 	_, err = Run(context.Background(), cfg)
@@ -154,10 +154,10 @@ func TestValidate(t *testing.T) {
 		{"interval -1", func(c *Config) { c.Interval = -1 }, "interval", "interval -1ns: must be positive"},
 		{"method", func(c *Config) { c.Method = "magic" }, "method", `method "magic"`},
 		{"network", func(c *Config) { c.Network = "tcp" }, "network", `network "tcp"`},
-		{"precision 1", func(c *Config) { *c = c.Adaptive(); c.Precision = 1 }, "precision", "precision 1: want"},
-		{"precision NaN", func(c *Config) { *c = c.Adaptive(); c.Precision = math.NaN() }, "precision", "precision NaN"},
-		{"budget below one round", func(c *Config) { *c = c.Adaptive(); c.MaxBytes = 100_000 }, "max_bytes", "max_bytes 100000: want 123000"},
-		{"budget over the cap", func(c *Config) { *c = c.Adaptive(); c.MaxBytes = MaxBytes + 1 }, "max_bytes", "max_bytes 10000001"},
+		{"precision 1", func(c *Config) { c.Precision = 1 }, "precision", "precision 1: want"},
+		{"precision NaN", func(c *Config) { c.Precision = math.NaN() }, "precision", "precision NaN"},
+		{"budget below one round", func(c *Config) { c.MaxBytes = 100_000 }, "max_bytes", "max_bytes 100000: want 123000"},
+		{"budget over the cap", func(c *Config) { c.MaxBytes = MaxBytes + 1 }, "max_bytes", "max_bytes 10000001"},
 		{"paced train of 1", func(c *Config) { c.PacedTrainLen = 1 }, "paced_train_len", "paced_train_len 1"},
 	} {
 		cfg := Defaults()
@@ -172,14 +172,14 @@ func TestValidate(t *testing.T) {
 		t.Errorf("defaults: %v", cfg.Validate())
 	}
 	// An adaptive run's hard deadline allows for every round it may send.
-	fixed, ad := Defaults(), Defaults().Adaptive()
+	ad, fixed := Defaults(), Defaults().Fixed()
 	if ad.Validate() != nil || ad.rounds() != 3 || ad.MaxDuration() <= fixed.MaxDuration() {
 		t.Errorf("adaptive: %v, %d rounds, deadline %v (fixed %v)", ad.Validate(), ad.rounds(), ad.MaxDuration(), fixed.MaxDuration())
 	}
 	if _, err := Run(context.Background(), Config{Target: "x"}); err == nil {
 		t.Error("zero config accepted")
 	}
-	cfg := Defaults()
+	cfg := Defaults().Fixed()
 	// An invalid name fails in the resolver without a query on the network.
 	cfg.Target = "bad..host"
 	if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "bad..host") {
@@ -196,7 +196,7 @@ func TestReflectorOnWildcardAnswersFromRequestAddress(t *testing.T) {
 	for _, tc := range []struct{ network, addr string }{{"udp4", "0.0.0.0:0"}, {"udp", ":0"}} {
 		t.Run(tc.network, func(t *testing.T) {
 			r := reflectortest.Start(t, tc.network, tc.addr, reflector.Config{})
-			cfg := Defaults()
+			cfg := Defaults().Fixed()
 			cfg.Target = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), r.Addr.Port()).String()
 			cfg.Timeout = time.Second
 			res, err := Run(context.Background(), cfg)
@@ -215,7 +215,7 @@ func TestReflectorOnWildcardAnswersFromRequestAddress(t *testing.T) {
 // waiting out every timeout (which held a monitor's interface lock).
 func TestReflectorStopsMidRun(t *testing.T) {
 	r := reflectortest.Start(t, "udp4", "127.0.0.1:0", reflector.Config{})
-	cfg := Defaults()
+	cfg := Defaults().Fixed()
 	cfg.Target, cfg.Trains = r.String(), 50 // about a second of trains
 	go func() { time.Sleep(150 * time.Millisecond); r.Stop() }()
 	start := time.Now()
@@ -232,7 +232,7 @@ func TestReflectorStopsMidRun(t *testing.T) {
 // lowerBound turns a capacity error into "capacity above N" only when most
 // back-to-back trains left too slowly, and only with enough of them.
 func TestLowerBoundError(t *testing.T) {
-	cfg := Defaults()
+	cfg := Defaults().Fixed()
 	late := []estimator.Sample{{In: 12e-6, Out: 12e-6, Gaps: 1}, {In: 12e-6, Out: 12e-6, Gaps: 1}, {In: 13e-6, Out: 13e-6, Gaps: 1}}
 	for _, tc := range []struct {
 		name  string

@@ -59,10 +59,9 @@ type Probe struct {
 	Method     string   `yaml:"method"`     // probe-gap or abwe
 	Timestamps string   `yaml:"timestamps"` // auto, hardware, software or user
 	Interface  string   `yaml:"interface"`  // NIC for hardware timestamps
-	// Adaptive phase 2 (abing measure --adaptive), with its precision and
-	// byte budget per direction (zero: those of --adaptive; without
-	// adaptive they are not used).
-	Adaptive  bool    `yaml:"adaptive"`
+	// The adaptive default's precision and byte budget per direction
+	// (zero: abing measure's). Pairs or TrainLen make the run fixed, as
+	// --pairs and --train-len do, and then these must be unset.
 	Precision float64 `yaml:"precision"`
 	MaxBytes  int     `yaml:"max_bytes"`
 	// KeyFile and KeyName sign the probes for a reflector run with
@@ -435,9 +434,10 @@ func (t *Target) measureConfig(def Probe) (measure.Config, error) {
 	m := measure.Defaults()
 	m.Target = t.Address
 	m.Key = t.key
-	var adaptive bool
-	var precision float64
-	var maxBytes int
+	// A target's probe section over the defaults: either may ask for a
+	// fixed run (pairs, train_len) or shape the adaptive one (precision,
+	// max_bytes), not both at once; the target's word wins.
+	fixed := false
 	for _, p := range []Probe{def, t.Probe} {
 		if p.Method != "" {
 			m.Method = p.Method
@@ -452,6 +452,13 @@ func (t *Target) measureConfig(def Probe) (measure.Config, error) {
 		if p.Interface != "" {
 			m.Interface = p.Interface
 		}
+		pf, pa := p.Pairs != 0 || p.TrainLen != 0, p.Precision != 0 || p.MaxBytes != 0
+		if pf && pa {
+			return m, errors.New("precision and max_bytes shape the adaptive default; pairs and train_len ask for a fixed run instead: give one or the other")
+		}
+		if pf || pa {
+			fixed = pf
+		}
 		if p.Pairs != 0 {
 			m.Trains = p.Pairs
 		}
@@ -464,22 +471,15 @@ func (t *Target) measureConfig(def Probe) (measure.Config, error) {
 		if p.Timeout != 0 {
 			m.Timeout = time.Duration(p.Timeout)
 		}
-		adaptive = adaptive || p.Adaptive
 		if p.Precision != 0 {
-			precision = p.Precision
+			m.Precision = p.Precision
 		}
 		if p.MaxBytes != 0 {
-			maxBytes = p.MaxBytes
+			m.MaxBytes = p.MaxBytes
 		}
 	}
-	if adaptive { // precision and max_bytes mean nothing without it
-		m = m.Adaptive()
-		if precision != 0 {
-			m.Precision = precision
-		}
-		if maxBytes != 0 {
-			m.MaxBytes = maxBytes
-		}
+	if fixed {
+		m = m.Fixed()
 	}
 	return m, inYAML(m.Validate())
 }

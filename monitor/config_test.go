@@ -63,8 +63,9 @@ func TestConfigErrors(t *testing.T) {
 		{"too many pairs", "targets:\n  - address: a\n    probe: {pairs: 5000}\n", "m.yaml:2: pairs 5000: want 1 to 1000"},
 		{"short train", "targets:\n  - address: a\n    probe: {train_len: 1}\n", "m.yaml:2: train_len 1: want"},
 		{"bad method", "targets:\n  - address: a\n    probe: {method: magic}\n", `m.yaml:2: method "magic"`},
-		{"bad precision", "targets:\n  - address: a\n    probe: {adaptive: true, precision: 1.5}\n", "m.yaml:2: precision 1.5: want"},
-		{"budget below a round", "targets:\n  - address: a\n    probe: {adaptive: true, max_bytes: 1000}\n", "m.yaml:2: max_bytes 1000: want"},
+		{"bad precision", "targets:\n  - address: a\n    probe: {precision: 1.5}\n", "m.yaml:2: precision 1.5: want"},
+		{"budget below a round", "targets:\n  - address: a\n    probe: {max_bytes: 1000}\n", "m.yaml:2: max_bytes 1000: want"},
+		{"fixed and adaptive", "targets:\n  - address: a\n    probe: {pairs: 20, precision: 0.05}\n", "m.yaml:2: precision and max_bytes shape the adaptive default"},
 		{"duplicate", "targets:\n  - address: a\n  - address: b\n    name: a\n", `m.yaml:3: target "a" is also at line 2`},
 		{"jitter", "jitter: 1.5\ntargets: [{address: a}]\n", "m.yaml:1: jitter 1.5"},
 		{"NaN jitter", "jitter: .nan\ntargets: [{address: a}]\n", "m.yaml:1: jitter NaN"},
@@ -217,26 +218,33 @@ func TestLoadConfigSecrets(t *testing.T) {
 	}
 }
 
-// probe: {adaptive: true} is abing measure --adaptive; precision and
-// max_bytes adjust it, and alone mean nothing.
+// The probe is adaptive by default, as abing measure is; precision and
+// max_bytes adjust it; pairs or train_len make it fixed.
 func TestAdaptiveProbe(t *testing.T) {
-	c, err := ParseConfig([]byte("probe: {adaptive: true}\ntargets:\n  - {address: a}\n  - {address: b, probe: {precision: 0.05, max_bytes: 600000}}\n  - {address: c, probe: {precision: 0.05}}\n"), "m.yaml")
+	c, err := ParseConfig([]byte("targets:\n  - {address: a}\n  - {address: b, probe: {precision: 0.05, max_bytes: 600000}}\n  - {address: c, probe: {train_len: 10}}\n"), "m.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	a, _ := c.Targets[0].measureConfig(c.Probe)
 	b, _ := c.Targets[1].measureConfig(c.Probe)
-	if want := measure.Defaults().Adaptive(); a.Precision != want.Precision || a.MaxBytes != want.MaxBytes || a.PacedTrainLen != 10 {
-		t.Errorf("adaptive: %+v", a)
+	f, _ := c.Targets[2].measureConfig(c.Probe)
+	if want := measure.Defaults(); !a.Adaptive() || a.Precision != want.Precision || a.MaxBytes != want.MaxBytes || a.PacedTrainLen != 10 {
+		t.Errorf("default: %+v", a)
 	}
 	if b.Precision != 0.05 || b.MaxBytes != 600000 || b.Round != 5 {
 		t.Errorf("adjusted: %+v", b)
 	}
-	c, err = ParseConfig([]byte("targets:\n  - {address: c, probe: {precision: 0.05}}\n"), "m.yaml")
+	if f.Adaptive() || f.TrainLen != 10 || f.PacedTrainLen != 0 || f.Trains != 16 {
+		t.Errorf("train_len made no fixed run: %+v", f)
+	}
+	// A target's word wins over the defaults, either way.
+	c, err = ParseConfig([]byte("probe: {pairs: 20}\ntargets:\n  - {address: a}\n  - {address: b, probe: {precision: 0.05}}\n"), "m.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m, _ := c.Targets[0].measureConfig(c.Probe); m.Precision != 0 || m.PacedTrainLen != 0 {
-		t.Errorf("precision without adaptive made it adaptive: %+v", m)
+	a, _ = c.Targets[0].measureConfig(c.Probe)
+	b, _ = c.Targets[1].measureConfig(c.Probe)
+	if a.Adaptive() || a.Trains != 20 || !b.Adaptive() || b.Precision != 0.05 || b.Trains != 20 {
+		t.Errorf("fixed defaults, adaptive target: %+v, %+v", a, b)
 	}
 }

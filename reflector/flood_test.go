@@ -124,7 +124,7 @@ func TestFlood(t *testing.T) {
 	go func() {
 		defer mwg.Done()
 		for ctx.Err() == nil {
-			cfg := measure.Defaults()
+			cfg := measure.Defaults().Fixed()
 			cfg.Target = addr.String()
 			res, err := measure.Run(ctx, cfg)
 			if ctx.Err() != nil {

@@ -67,17 +67,15 @@ func demo(ctx context.Context, w io.Writer, rate, cross float64) error {
 			c.Dir, c.Nominal/1e6, c.Capacity/1e6)
 	}
 	fmt.Fprintf(w, "starting %.0f Mbit/s of constant-rate UDP cross traffic through the forward bottleneck\n\n", cross/1e6)
-	for _, mode := range []string{"pairs", "trains", "adaptive"} {
-		cfg := measure.Defaults()
-		what := "default run: 16 pairs per phase"
-		switch mode {
-		case "trains":
-			cfg.TrainLen = 10
-			what = "--train-len 10: 16 ten-packet trains per phase"
-		case "adaptive":
-			cfg = cfg.Adaptive()
-			what = "--adaptive: 16 pairs, then paced 10-packet trains until ABW is within ±10 % of DBC or 300 KB are spent"
-		}
+	for _, m := range []struct {
+		mode accuracy.Mode
+		what string
+	}{
+		{accuracy.Adaptive, "the default: 16 pairs, then paced 10-packet trains until ABW is within ±10 % of DBC or 300 KB are spent"},
+		{accuracy.Pairs, "--pairs 16: 16 pairs per phase"},
+		{accuracy.Trains, "--train-len 10: 16 ten-packet trains per phase"},
+	} {
+		cfg, what := m.mode.Config(), m.what
 		out, err := env.Measure(ctx, cfg, []testbed.Flow{{Kind: testbed.CBR, Dir: testbed.Forward, Rate: cross}})
 		if err != nil {
 			return err

@@ -32,9 +32,10 @@ func TestMeasureBadInput(t *testing.T) {
 		{[]string{"--key-file", two, "198.18.2.2"}, "2 keys (a, b)"},
 		{[]string{"--key-file", two, "--key-name", "c", "198.18.2.2"}, "no key named \"c\""},
 		{[]string{"--key-name", "a", "198.18.2.2"}, "--key-name needs --key-file"},
-		{[]string{"--precision", "0.2", "198.18.2.2"}, "need --adaptive"},
-		{[]string{"--adaptive", "--precision", "1.5", "198.18.2.2"}, "--precision 1.5"},
-		{[]string{"--adaptive", "--precision", "NaN", "198.18.2.2"}, "--precision NaN"},
+		{[]string{"--pairs", "20", "--precision", "0.2", "198.18.2.2"}, "give one or the other"},
+		{[]string{"--size", "9000", "--max-bytes", "300000", "198.18.2.2"}, "--max-bytes 300000: want 738000"},
+		{[]string{"--precision", "1.5", "198.18.2.2"}, "--precision 1.5"},
+		{[]string{"--precision", "NaN", "198.18.2.2"}, "--precision NaN"},
 		{[]string{"--adaptive", "--max-bytes", "1000", "198.18.2.2"}, "--max-bytes 1000: want"},
 	} {
 		cmd := measureCommand()

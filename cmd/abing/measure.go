@@ -28,15 +28,12 @@ func measureCommand() *cobra.Command {
 		ipv4, ipv6 bool
 		keyFile    string
 		keyName    string
-		adaptive   bool
-		precision  float64
-		maxBytes   int
 	)
 	cmd := &cobra.Command{
 		Use:   "measure HOST[:PORT]",
 		Short: "Measure both directions of the path to a reflector",
 		Example: "  abing measure reflector.example.org\n" +
-			"  abing measure --adaptive reflector.example.org\n" +
+			"  abing measure --precision 0.05 --max-bytes 600000 reflector.example.org\n" +
 			"  abing measure -6 --train-len 10 --output json [2001:db8::1]:8176",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -45,11 +42,14 @@ func measureCommand() *cobra.Command {
 			if cfg.Timestamps, err = timestamp.ParseMode(stamps); err != nil {
 				return err
 			}
-			if adaptive {
-				cfg = cfg.Adaptive()
-				cfg.Precision, cfg.MaxBytes = precision, maxBytes
-			} else if cmd.Flags().Changed("precision") || cmd.Flags().Changed("max-bytes") {
-				return errors.New("--precision and --max-bytes need --adaptive")
+			fl := cmd.Flags()
+			if fl.Changed("pairs") || fl.Changed("train-len") {
+				if fl.Changed("precision") || fl.Changed("max-bytes") {
+					return errors.New("--precision and --max-bytes shape the adaptive default; --pairs and --train-len ask for a fixed run instead: give one or the other")
+				}
+				cfg = cfg.Fixed()
+			} else if cfg.Precision == 0 {
+				cfg = cfg.Fixed() // --precision 0: as many paced trains as back-to-back ones
 			}
 			switch {
 			case ipv4 && ipv6:
@@ -90,18 +90,19 @@ func measureCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&cfg.Trains, "pairs", cfg.Trains, "trains (pairs) per phase; a run has two phases")
-	f.IntVar(&cfg.TrainLen, "train-len", cfg.TrainLen, "packets per train: 2 = packet pairs, more = mini-trains")
+	f.IntVar(&cfg.Trains, "pairs", cfg.Trains, "back-to-back trains (pairs) for capacity; given, it makes the run fixed: as many paced trains of the same length follow")
+	f.IntVar(&cfg.TrainLen, "train-len", cfg.TrainLen, "packets per back-to-back train (2 = pairs); given, it makes the run fixed, with paced trains of this length")
 	f.IntVar(&cfg.Size, "size", cfg.Size, "IP packet size in bytes, up to 9000 (jumbo)")
 	f.DurationVar(&cfg.Interval, "train-interval", cfg.Interval, "time between trains within a phase")
 	f.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "longest wait for replies")
 	f.StringVar(&stamps, "timestamps", "auto", "timestamp source: auto, hardware, software or user")
 	f.StringVar(&cfg.Interface, "interface", "", "interface whose NIC stamps packets (hardware timestamps)")
 	f.StringVar(&cfg.Method, "method", cfg.Method, "cross-traffic method: probe-gap or abwe (ABwE's published q/(1+q))")
-	ad := cfg.Adaptive()
-	f.BoolVar(&adaptive, "adaptive", false, "capacity from the back-to-back trains, then rounds of 5 paced 10-packet trains until the ABW interval is within --precision or --max-bytes are spent")
-	f.Float64Var(&precision, "precision", ad.Precision, "with --adaptive: stop when the ABW interval is within ± this fraction of DBC")
-	f.IntVar(&maxBytes, "max-bytes", ad.MaxBytes, "with --adaptive: probe bytes per direction, both phases, at most")
+	f.Float64Var(&cfg.Precision, "precision", cfg.Precision, "stop adding paced trains when the ABW interval is within ± this fraction of DBC (0: a fixed run)")
+	f.IntVar(&cfg.MaxBytes, "max-bytes", cfg.MaxBytes, "probe bytes per direction, both phases, at most (0: 200 probes' worth, 300 KB of 1500-byte ones)")
+	var adaptive bool
+	f.BoolVar(&adaptive, "adaptive", false, "")
+	f.MarkDeprecated("adaptive", "the adaptive run is the default now; --pairs or --train-len ask for a fixed one")
 	f.IntVar(&count, "count", 1, "number of runs")
 	f.DurationVar(&interval, "interval", time.Second, "time between the starts of runs")
 	f.StringVar(&output, "output", "text", "output format: text or json (one object per direction per run)")

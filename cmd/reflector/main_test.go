@@ -86,7 +86,7 @@ func TestServe(t *testing.T) {
 	go io.Copy(io.Discard, pr) // keep draining the log
 
 	ks, _ := auth.LoadKeys(keys)
-	mcfg := measure.Defaults()
+	mcfg := measure.Defaults().Fixed()
 	mcfg.Target, mcfg.Key = addr, &ks[0]
 	if _, err := measure.Run(context.Background(), mcfg); err != nil {
 		t.Errorf("keyed measurement: %v", err)

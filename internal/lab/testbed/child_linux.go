@@ -25,6 +25,8 @@ type childSpec struct {
 	Size  int
 	Seed  uint64
 	Dst   string
+	// Ordinary priority instead of real time (see Flow.Ordinary).
+	Ordinary bool
 }
 
 // RunChild turns this process into a traffic generator when a testbed started

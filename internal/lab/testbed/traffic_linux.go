@@ -37,6 +37,12 @@ type Flow struct {
 	Size int     // IP packet size (UDP kinds); 0 = 1500
 	// Seed for the Poisson spacing; the same seed gives the same schedule.
 	Seed uint64
+	// Ordinary runs the UDP generator at ordinary priority instead of
+	// real time: it then loses the CPU while the sender spins, as a
+	// process on the sender's own host would, and the probes' windows
+	// and the cross traffic stop being independent (the selection-bias
+	// tests run both ways).
+	Ordinary bool
 }
 
 // Ports used by cross-traffic sinks.
@@ -143,7 +149,7 @@ func (tb *Testbed) startUDP(ctx context.Context, t *Traffic, f Flow, dstNs *Netn
 	// scheduler with the sender and reflector, which spin while they pace
 	// probes, and it would fall silent exactly while probes are in flight.
 	child, err := startChild(ctx, childSpec{Netns: tb.Cross.Name, Kind: f.Kind, Rate: f.Rate, Size: f.Size,
-		Seed: f.Seed, Dst: netip.AddrPortFrom(dst, discardPort).String()})
+		Seed: f.Seed, Dst: netip.AddrPortFrom(dst, discardPort).String(), Ordinary: f.Ordinary})
 	if err != nil {
 		return err
 	}
@@ -177,8 +183,10 @@ func generate(spec childSpec, stop <-chan struct{}) error {
 	// the reflector and the router, an ordinary thread loses the CPU while
 	// a probe train is paced (the sender spins) and the cross traffic falls
 	// silent exactly then. Traffic from another host would not.
-	if err := unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: 50}, 0); err != nil {
-		return fmt.Errorf("traffic: SCHED_FIFO: %w", err)
+	if !spec.Ordinary {
+		if err := unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: 50}, 0); err != nil {
+			return fmt.Errorf("traffic: SCHED_FIFO: %w", err)
+		}
 	}
 	due := monotonic()
 	for {
