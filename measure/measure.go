@@ -281,6 +281,9 @@ type Result struct {
 	// Unauthenticated counts datagrams from the reflector that were not
 	// signed with our key (with Config.Key only), and so were ignored.
 	Unauthenticated int
+	// Fitted says how the run was fitted to the budget the reflector
+	// stated (Fit, PacedInterval).
+	Fitted []string
 }
 
 // packet state for one position of one train.
@@ -324,6 +327,7 @@ type session struct {
 	unreach  error
 	refused  *wire.RefusedBody
 	cookie   *wire.Cookie
+	budget   *wire.Budget // what the reflector admits, stated with the cookie
 	signer   *auth.Signer
 	verifier *auth.Verifier // with a key: checks the reflector's signatures
 	malform  int
@@ -429,6 +433,19 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 	if err := s.handshake(ctx); err != nil {
 		return nil, err
 	}
+	s.mu.Lock()
+	budget := s.budget
+	s.mu.Unlock()
+	if budget != nil {
+		c, note, err := Fit(cfg, *budget)
+		if err != nil {
+			return nil, fmt.Errorf("reflector %s: %w", s.addr, err)
+		}
+		cfg, s.cfg, res.Config = c, c, c
+		if note != "" {
+			res.Fitted = append(res.Fitted, note)
+		}
+	}
 
 	// Phase 1: back to back. The first train goes alone: its reply tells
 	// how long a train occupies the bottleneck, and so how far apart the
@@ -475,6 +492,13 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 		c := cfg
 		c.TrainLen = n
 		interval = TrainInterval(c, tn)
+	}
+	if budget != nil {
+		if iv := PacedInterval(*budget, n, rgap, cfg.rounds()*cfg.round(), interval); iv > interval {
+			res.Fitted = append(res.Fitted, fmt.Sprintf("fitted to the reflector's budget: paced trains %v apart on average, not %v (it paces one address's replies %.0f %% of its time)",
+				iv.Round(time.Millisecond), interval.Round(time.Millisecond), 100*budget.PacedShare))
+			interval = iv
+		}
 	}
 	var fwdPaced, revPaced []estimator.Sample
 	fsrc2, rsrc2 := timestamp.SourceHardware, timestamp.SourceHardware
@@ -1045,6 +1069,9 @@ func (s *session) handle(b []byte, ev timestamp.Event, stamps []wire.TxStamp) []
 			return stamps
 		}
 		s.cookie = &c
+		if u, ok := wire.ParseBudget(b); ok {
+			s.budget = &u
+		}
 	case wire.TypeRefused:
 		r, err := wire.ParseRefused(b)
 		if err != nil {

@@ -30,6 +30,7 @@ func (r *Result) Records() []record.Record {
 			BytesSent:       d.Bytes,
 			DurationMS:      float64(r.Duration.Microseconds()) / 1000,
 			TimestampSource: d.Source.String(),
+			Note:            strings.Join(r.Fitted, "; "),
 		}
 		if d == &r.Reverse {
 			rec.Unexpected, rec.Unauthenticated = r.Unexpected, r.Unauthenticated
@@ -91,6 +92,9 @@ func (r *Result) Text() string {
 	for _, rec := range r.Records() {
 		b.WriteString(rec.Text())
 		b.WriteByte('\n')
+	}
+	for _, n := range r.Fitted {
+		b.WriteString("note: " + n + "\n")
 	}
 	return b.String()
 }

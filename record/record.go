@@ -62,6 +62,9 @@ type Record struct {
 	TTL             *int           `json:"ttl,omitempty"`
 	Confidence      *float64       `json:"confidence,omitempty"`
 	Error           string         `json:"error,omitempty"`
+	// Note says how the run was fitted to what the reflector admits
+	// (the budget it states in its handshake), when it was.
+	Note string `json:"note,omitempty"`
 }
 
 // RTT is the round-trip time of a run's probes, in ms. Jitter is the mean

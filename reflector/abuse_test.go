@@ -261,3 +261,33 @@ func TestKeyedAnswersSignedNeverLarger(t *testing.T) {
 		}
 	}
 }
+
+// A cookie states the budget a source has here when the hello leaves room
+// for it, and never makes the answer larger than the hello.
+func TestCookieStatesBudget(t *testing.T) {
+	cfg := Config{Limits: DefaultLimits()}
+	cfg.Limits.Source.Rate = 3e6
+	_, addr := start(t, cfg)
+	for _, tc := range []struct {
+		hello  int
+		budget bool
+	}{{wire.HelloMin, true}, {wire.HelloMin + 100, true}, {wire.HelloMin - 1, false}} {
+		c := newClient(t, "127.0.0.1:0", addr)
+		c.send(c.msg(wire.Header{Type: wire.TypeHello, Len: 1}, tc.hello))
+		got := c.read()
+		if tc.hello < wire.HelloMin {
+			if len(got) != 0 {
+				t.Errorf("hello of %d bytes answered", tc.hello)
+			}
+			continue
+		}
+		if len(got) != 1 || len(got[0]) > tc.hello {
+			t.Fatalf("hello of %d bytes: %d answers, %d bytes", tc.hello, len(got), len(got[0]))
+		}
+		u, ok := wire.ParseBudget(got[0])
+		if ok != tc.budget || u.Rate != 3e6 || u.Burst != 1<<20 || u.MaxTrainLen != 1024 || u.PacedShare != 0.1 ||
+			u.MaxReplySpan != int64(100*time.Millisecond) {
+			t.Errorf("hello of %d bytes: budget %+v (%v)", tc.hello, u, ok)
+		}
+	}
+}

@@ -177,6 +177,7 @@ type Server struct {
 	prefixes *table[netip.Prefix]
 	global   *bucket
 	paced    *rate.Limiter // writer time all sources may spend pacing, µs
+	budget   wire.Budget   // what a source may send, stated in cookies
 	jar      *auth.Jar
 	verifier *auth.Verifier // nil: keys not required
 	sum      summary
@@ -215,6 +216,9 @@ func New(conn *timestamp.Conn, cfg Config) (*Server, error) {
 		jobs:     make(chan job, 1024),
 	}
 	s.pending.init()
+	src := cfg.Limits.Source
+	s.budget = wire.Budget{Rate: src.Rate, Burst: src.Burst, PPS: src.PPS, PacketBurst: src.PacketBurst,
+		MaxTrainLen: cfg.MaxTrainLen, PacedShare: cfg.Limits.PacedShare, MaxReplySpan: int64(cfg.MaxReplySpan)}
 	pacedBurst := func(share float64) int {
 		return int(max(share*float64(time.Second), float64(cfg.MaxReplySpan)) / float64(time.Microsecond))
 	}
@@ -471,10 +475,23 @@ func (s *Server) deactivate(ss *session) {
 	s.c.remembered.Store(int64(len(s.sessions)))
 }
 
-// hello answers with a cookie, no larger than the hello.
+// hello answers with a cookie, no larger than the hello, and with the
+// budget a source has here when the hello leaves room for it.
 func (s *Server) hello(src netip.AddrPort, h *wire.Header, n int, now time.Time) {
-	b := s.message(wire.HeaderLen+wire.CookieLen, &wire.Header{Type: wire.TypeCookie, Session: h.Session, Len: 1, Seq: h.Seq, SentNs: now.UnixNano()})
+	size := wire.HeaderLen + wire.CookieLen + wire.BudgetLen
+	if s.verifier != nil {
+		size += auth.TrailerLen
+	}
+	withBudget := size <= n
+	size = wire.HeaderLen + wire.CookieLen
+	if withBudget {
+		size += wire.BudgetLen
+	}
+	b := s.message(size, &wire.Header{Type: wire.TypeCookie, Session: h.Session, Len: 1, Seq: h.Seq, SentNs: now.UnixNano()})
 	wire.PutCookie(b, s.jar.Issue(now, src, h.Session))
+	if withBudget {
+		wire.PutBudget(b, s.budget)
+	}
 	if len(b) <= n && s.sign(b, s.key) {
 		s.enqueue(job{to: src, from: s.dst, msg: b, cookie: true}, nil)
 	}

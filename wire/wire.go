@@ -34,9 +34,20 @@
 // Bodies (offsets are from the start of the datagram):
 //
 //	TypeHello (sender → reflector): none; padded to at least HelloMin.
-//	TypeCookie (reflector → sender), 16 bytes:
+//	TypeCookie (reflector → sender), 16 bytes, or 48 with the budget the
+//	reflector admits from the sender's address (0 = not stated), sent
+//	when the hello was large enough for it:
 //	  40 4  cookie time
 //	  44 12 cookie MAC
+//	  56 4  rate, kbit/s
+//	  60 4  burst, bytes
+//	  64 4  packets per second
+//	  68 4  packet burst
+//	  72 2  longest train, packets
+//	  74 2  share of time the reflector may spend pacing this sender's
+//	        replies, per mille
+//	  76 4  longest paced reply train, µs
+//	  80 8  reserved, zero
 //	TypeProbe (sender → reflector): none.
 //	TypeClose (sender → reflector): none; the sender is done with the
 //	  session, which the reflector may forget (no answer).
@@ -76,6 +87,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 )
 
 // DefaultPort is the UDP port reflectors listen on unless told otherwise.
@@ -171,6 +183,54 @@ const (
 type Cookie struct {
 	Time uint32 // reflector clock, Unix seconds
 	MAC  [CookieMACLen]byte
+}
+
+// Budget is what a reflector admits from one source address, stated in
+// its cookie so that a sender can plan a run that fits. Zero fields were not
+// stated.
+type Budget struct {
+	Rate         float64 // bit/s received
+	Burst        int     // bytes
+	PPS          float64 // packets per second
+	PacketBurst  int     // packets
+	MaxTrainLen  int     // packets
+	PacedShare   float64 // fraction of time its writer may pace this source's replies
+	MaxReplySpan int64   // ns: longest paced reply train
+}
+
+// BudgetLen is the encoded length of a Budget, after the cookie.
+const BudgetLen = 32
+
+// PutBudget encodes u after the cookie of a TypeCookie datagram b, which
+// must be at least HeaderLen+CookieLen+BudgetLen long.
+func PutBudget(b []byte, u Budget) {
+	p := b[HeaderLen+CookieLen : HeaderLen+CookieLen+BudgetLen]
+	clear(p)
+	sat := func(v float64) uint32 { return uint32(min(max(v, 0), math.MaxUint32)) }
+	binary.BigEndian.PutUint32(p[0:], sat(u.Rate/1e3))
+	binary.BigEndian.PutUint32(p[4:], sat(float64(u.Burst)))
+	binary.BigEndian.PutUint32(p[8:], sat(u.PPS))
+	binary.BigEndian.PutUint32(p[12:], sat(float64(u.PacketBurst)))
+	binary.BigEndian.PutUint16(p[16:], uint16(min(max(u.MaxTrainLen, 0), math.MaxUint16)))
+	binary.BigEndian.PutUint16(p[18:], uint16(min(max(u.PacedShare*1000, 0), 1000)))
+	binary.BigEndian.PutUint32(p[20:], sat(float64(u.MaxReplySpan/1e3)))
+}
+
+// ParseBudget decodes the budget of a TypeCookie datagram b (its signature
+// trailer, if any, cut off); ok is false when b carries none.
+func ParseBudget(b []byte) (u Budget, ok bool) {
+	if len(b) < HeaderLen+CookieLen+BudgetLen {
+		return u, false
+	}
+	p := b[HeaderLen+CookieLen:]
+	u.Rate = float64(binary.BigEndian.Uint32(p[0:])) * 1e3
+	u.Burst = int(binary.BigEndian.Uint32(p[4:]))
+	u.PPS = float64(binary.BigEndian.Uint32(p[8:]))
+	u.PacketBurst = int(binary.BigEndian.Uint32(p[12:]))
+	u.MaxTrainLen = int(binary.BigEndian.Uint16(p[16:]))
+	u.PacedShare = float64(min(binary.BigEndian.Uint16(p[18:]), 1000)) / 1000
+	u.MaxReplySpan = int64(binary.BigEndian.Uint32(p[20:])) * 1e3
+	return u, true
 }
 
 // ClientBlock is what every sender message carries after the header.

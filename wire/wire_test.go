@@ -2,6 +2,7 @@ package wire
 
 import (
 	"errors"
+	"math"
 	"math/rand/v2"
 	"testing"
 )
@@ -172,4 +173,23 @@ func FuzzParse(f *testing.F) {
 	PutHeader(h, &Header{Type: TypeHello, Len: 1})
 	f.Add(h)
 	f.Fuzz(func(t *testing.T, b []byte) { parseAll(b) })
+}
+
+// A budget survives the trip in the units the wire has (kbit/s, µs, per
+// mille), saturates instead of wrapping, and a cookie without one says so.
+func TestBudgetRoundTrip(t *testing.T) {
+	b := make([]byte, HeaderLen+CookieLen+BudgetLen)
+	u := Budget{Rate: 10e6, Burst: 1 << 20, PPS: 5000, PacketBurst: 2000, MaxTrainLen: 1024, PacedShare: 0.1, MaxReplySpan: 100e6}
+	PutBudget(b, u)
+	if got, ok := ParseBudget(b); !ok || got != u {
+		t.Errorf("budget %+v, want %+v", got, u)
+	}
+	PutBudget(b, Budget{Rate: 1e18, Burst: -5, MaxTrainLen: 1 << 20, PacedShare: 7})
+	got, _ := ParseBudget(b)
+	if got.Rate != float64(math.MaxUint32)*1e3 || got.Burst != 0 || got.MaxTrainLen != math.MaxUint16 || got.PacedShare != 1 {
+		t.Errorf("saturated budget %+v", got)
+	}
+	if _, ok := ParseBudget(b[:HeaderLen+CookieLen]); ok {
+		t.Error("a short cookie parsed as having a budget")
+	}
 }

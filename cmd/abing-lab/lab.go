@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -112,7 +113,7 @@ func indent(s string) string {
 
 func accuracyCommand() *cobra.Command {
 	var repeats, size int
-	var quick, stability bool
+	var quick, stability, bias bool
 	var write string
 	cmd := &cobra.Command{
 		Use:   "accuracy",
@@ -128,11 +129,16 @@ func accuracyCommand() *cobra.Command {
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
 			block := "report"
-			if stability {
+			switch {
+			case stability && bias:
+				return errors.New("--stability and --bias exclude each other")
+			case stability:
 				block = "stability"
+			case bias:
+				block = "bias"
 			}
 			return printReport(cmd.OutOrStdout(), write, block, func(w io.Writer) error {
-				return runAccuracy(ctx, cmd, w, stability, quick, repeats, size)
+				return runAccuracy(ctx, cmd, w, stability, bias, quick, repeats, size)
 			})
 		},
 	}
@@ -140,14 +146,16 @@ func accuracyCommand() *cobra.Command {
 	cmd.Flags().BoolVar(&quick, "quick", false, "a small grid (100 Mbit/s only), about a minute")
 	cmd.Flags().BoolVar(&stability, "stability", false,
 		"instead of the grid: how steady the emulated link is at 10/20/50/100 Mbit/s (calibrations and idle-path DBC, --repeats rounds each)")
+	cmd.Flags().BoolVar(&bias, "bias", false,
+		"instead of the grid: the selection-bias check (10 and 20 Mbit/s, 50 % cross traffic from a generator at real-time and at ordinary priority; adaptive, trains, 96 pairs)")
 	cmd.Flags().IntVar(&size, "size", 1500, "with --stability: probe and calibration packet size (9000: jumbo frames on the veths)")
-	cmd.Flags().StringVar(&write, "write", "", "also write the report into this Markdown file, between its <!-- begin report --> and <!-- end report --> lines (with --stability: stability)")
+	cmd.Flags().StringVar(&write, "write", "", "also write the report into this Markdown file, between its <!-- begin report --> and <!-- end report --> lines (with --stability: stability, with --bias: bias)")
 	return cmd
 }
 
 // runAccuracy prints the grid report, or with stability the stability
 // table.
-func runAccuracy(ctx context.Context, cmd *cobra.Command, w io.Writer, stability, quick bool, repeats, size int) error {
+func runAccuracy(ctx context.Context, cmd *cobra.Command, w io.Writer, stability, bias, quick bool, repeats, size int) error {
 	if stability {
 		if size < 100 || size > measure.MaxSize {
 			return fmt.Errorf("--size %d: want 100 to %d bytes", size, measure.MaxSize)
@@ -160,12 +168,16 @@ func runAccuracy(ctx context.Context, cmd *cobra.Command, w io.Writer, stability
 		return err
 	}
 	cells := accuracy.DefaultGrid()
-	if quick {
+	switch {
+	case bias:
+		cells = accuracy.BiasGrid()
+	case quick:
 		cells = accuracy.QuickGrid()
 	}
 	fmt.Fprintf(w, "abing accuracy report, %s\n", time.Now().UTC().Format(time.DateOnly))
 	fmt.Fprintf(w, "machine: %s, %d CPUs, kernel %s; links: veth through a one-frame tbf\n", cpuModel(), runtime.NumCPU(), kernel())
-	fmt.Fprintf(w, "each row: median of %d measurements, default settings but for the train length\n\n", repeats)
+	fmt.Fprintf(w, "each row: median of %d measurements in the mode named last (adaptive: the default; pairs: --pairs 16;\n"+
+		"trains: --train-len 10; pairs96: --pairs 96); (ord): the cross-traffic generator at ordinary priority\n\n", repeats)
 	_, err := accuracy.RunGrid(ctx, cells, repeats, w, cmd.ErrOrStderr())
 	return err
 }

@@ -69,6 +69,9 @@ func StartHostile(t testing.TB, cfg reflector.Config, lie Lie) *Hostile {
 // String is the lying reflector's address, as a measurement target.
 func (h *Hostile) String() string { return h.Addr.String() }
 
+// Server is the real reflector behind the proxy.
+func (h *Hostile) Server() *reflector.Server { return h.real.Server }
+
 // forward passes senders' datagrams to the real reflector, each sender
 // through a socket of its own.
 func (h *Hostile) forward(ctx context.Context) {

@@ -146,8 +146,8 @@ type Row struct {
 	Half     float64 // median half-width of the ABW interval, bit/s
 	Failed   int     // repeats without an estimate
 	Runs     int
-	Packets  int // per estimate, both directions, the most of any repeat
-	Bytes    int // likewise
+	Packets  int           // per estimate, both directions, the most of any repeat
+	Bytes    int           // likewise
 	Duration time.Duration // likewise
 	Source   string
 	Err      string // last failure
