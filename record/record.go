@@ -54,7 +54,7 @@ type Record struct {
 	Unauthenticated int            `json:"unauthenticated,omitempty"` // reverse: with a key, datagrams not signed with it
 	PacketSize      int            `json:"packet_size"`
 	TrainLen        int            `json:"train_len"`
-	PacedTrainLen   int            `json:"paced_train_len,omitempty"` // phase 2's train length, when not train_len (--adaptive)
+	PacedTrainLen   int            `json:"paced_train_len,omitempty"` // phase 2's train length, when not train_len (the adaptive default)
 	PacketsSent     int            `json:"packets_sent"`
 	BytesSent       int            `json:"bytes_sent"`
 	DurationMS      float64        `json:"duration_ms"`

@@ -18,7 +18,7 @@ func simCommand() *cobra.Command {
 		Short: "Run abing's estimator through the packet-level simulator: 1 Mbit/s to 10 Gbit/s, every cross-traffic model",
 		Long: "sim runs abing's sample building and estimator on simulated FIFO paths (package internal/lab/sim):\n" +
 			"1 Mbit/s to 10 Gbit/s x 0-90 % load x constant-rate, Poisson, mixed-size, Pareto on/off and TCP-like\n" +
-			"cross traffic x pairs, 10-packet trains, jumbo trains and --adaptive; then three-hop paths and host\n" +
+			"cross traffic x pairs, 10-packet trains, jumbo trains and the adaptive default; then three-hop paths and host\n" +
 			"variants. Per cell it prints the runs with no estimate, the median DBC error and how often the DBC\n" +
 			"interval held the capacity, the median, 90th percentile and median signed ABW error, the ABW\n" +
 			"interval's median half-width and coverage (all in % of the capacity), and the median probe bytes\n" +

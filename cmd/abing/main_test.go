@@ -36,7 +36,7 @@ func TestMeasureBadInput(t *testing.T) {
 		{[]string{"--size", "9000", "--max-bytes", "300000", "198.18.2.2"}, "--max-bytes 300000: want 738000"},
 		{[]string{"--precision", "1.5", "198.18.2.2"}, "--precision 1.5"},
 		{[]string{"--precision", "NaN", "198.18.2.2"}, "--precision NaN"},
-		{[]string{"--adaptive", "--max-bytes", "1000", "198.18.2.2"}, "--max-bytes 1000: want"},
+		{[]string{"--max-bytes", "1000", "198.18.2.2"}, "--max-bytes 1000: want"},
 	} {
 		cmd := measureCommand()
 		var out bytes.Buffer

@@ -171,7 +171,7 @@ func TestCrossTraffic(t *testing.T) {
 	}
 }
 
-// abing measure --adaptive at 20 Mbit/s: on the idle path it stops early
+// The adaptive default at 20 Mbit/s: on the idle path it stops early
 // (its interval is within ±10 % of DBC after the first round, or at worst
 // the second: 123 or 198 KB a direction, of 273); under 50 % constant-rate
 // cross traffic forward it reads XTR and ABW within CrossBound, and never

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/abing-net/abing/measure"
 )
 
 // Mode is a way of probing: abing measure's --train-len and --size, and
@@ -22,15 +24,22 @@ type Mode struct {
 	CapTrainLen int
 }
 
-// Modes of the grid: the default pairs, 10-packet trains, jumbo trains,
-// and a candidate adaptive default: capacity from 16 pairs, then rounds of
-// 5 ten-packet trains until the ABW interval is within ±10 % of DBC or
-// 300 KB a direction are spent.
+// Modes of the grid: fixed runs of pairs, of 10-packet trains and of
+// jumbo trains, and abing measure's adaptive default (capacity from 16
+// pairs, then rounds of 5 ten-packet trains until the ABW interval is
+// within ±10 % of DBC or 300 KB a direction are spent).
 var Modes = []Mode{
 	{Name: "pairs", TrainLen: 2, Size: 1500},
 	{Name: "trains", TrainLen: 10, Size: 1500},
 	{Name: "jumbo", TrainLen: 10, Size: 9000},
-	{Name: "adaptive", TrainLen: 10, Size: 1500, Precision: 0.1, MaxBytes: 300e3, Round: 5, CapTrainLen: 2},
+	defaultMode(),
+}
+
+// defaultMode is measure.Defaults() as a Mode.
+func defaultMode() Mode {
+	d := measure.Defaults()
+	return Mode{Name: "adaptive", TrainLen: d.PacedTrainLen, Size: d.Size, Precision: d.Precision, MaxBytes: d.Budget(),
+		Round: d.Round, CapTrainLen: d.TrainLen}
 }
 
 // probe is the Probe of a mode.
