@@ -249,6 +249,9 @@ type Cross struct {
 	// estimator's sampling error across trains and the error of Tn.
 	XTRLow, XTRHigh float64
 	ABWLow, ABWHigh float64
+	// Stats are the sums the estimate came from (probe-gap form only),
+	// for pooling runs (Pool).
+	Stats CrossStats
 }
 
 // EstimateCross applies the probe-gap form to paced samples.
@@ -256,58 +259,24 @@ func EstimateCross(paced []Sample, c Capacity, cfg Config) (Cross, error) {
 	if c.DBC <= 0 || c.Tn <= 0 {
 		return Cross{}, ErrNoCapacity
 	}
-	var sumExcess, sumIn, sumOut, sumX, sumX2 float64
-	var x Cross
+	st := CrossStats{Runs: 1}
+	var sumX, sumX2 float64
 	for _, s := range paced {
 		if s.Gaps <= 0 || s.In <= 0 || s.Out <= 0 {
 			continue
 		}
 		e := s.Out - float64(s.Gaps)*c.Tn
-		sumExcess += e
-		sumIn += s.In
-		sumOut += s.Out
+		st.add(e, s.In, s.Out, s.Gaps)
 		xi := c.DBC * e / s.In
 		sumX += xi
 		sumX2 += xi * xi
-		x.Used++
-		x.Windows += s.Gaps
 	}
-	if x.Used < cfg.minSamples() {
-		return x, fmt.Errorf("%w: %d paced trains, need %d", ErrTooFew, x.Used, cfg.minSamples())
+	st.DBC, st.Tn, st.DBCHigh = c.DBC*float64(st.Trains), c.Tn*float64(st.Trains), c.DBCHigh*float64(st.Trains)
+	st.TnErr2 = c.TnErr * c.TnErr
+	x, err := st.estimate(cfg)
+	if err != nil {
+		return x, err
 	}
-	ratio := sumExcess / sumIn
-	x.XTR = clamp(c.DBC*ratio, 0, c.DBC)
-	x.ABW = c.DBC - x.XTR
-	// Interval: the ratio estimator's variance across trains,
-	// Σ(e_i − R·in_i)² / (n(n−1)·mean(in)²), and the error of Tn, which
-	// moves both C and every excess: ABW = (L·8/ΣIn)·(ΣGaps − (ΣOut−ΣIn)/Tn).
-	//
-	// Excess comes in whole cross packets, so with few windows the spread
-	// seen can be far below the real one (no window caught anything, or
-	// every window caught one). As Agresti and Coull do for a proportion,
-	// the spread is computed with two more trains of the mean input span,
-	// one that caught nothing and one that caught a probe-sized packet; the
-	// estimate itself is left as it is.
-	nn := float64(x.Used)
-	meanIn := sumIn / nn
-	var ss float64
-	add := func(excess, in float64) {
-		d := excess - ratio*in
-		ss += d * d
-	}
-	for _, s := range paced {
-		if s.Gaps <= 0 || s.In <= 0 || s.Out <= 0 {
-			continue
-		}
-		add(s.Out-float64(s.Gaps)*c.Tn, s.In)
-	}
-	add(0, meanIn)
-	add(c.Tn, meanIn)
-	seRatio := c.DBC * math.Sqrt(ss/((nn+2)*(nn+1))) / meanIn
-	seTn := float64(cfg.Size) * 8 * math.Abs(sumOut-sumIn) / (sumIn * c.Tn * c.Tn) * c.TnErr
-	half := z95(x.Used-1) * math.Hypot(seRatio, seTn)
-	x.ABWLow, x.ABWHigh = clamp(x.ABW-half, 0, c.DBCHigh), clamp(x.ABW+half, 0, c.DBCHigh)
-	x.XTRLow, x.XTRHigh = clamp(x.XTR-half, 0, c.DBCHigh), clamp(x.XTR+half, 0, c.DBCHigh)
 	n := float64(x.Used)
 	mean := sumX / n
 	if v := (sumX2/n - mean*mean) * n / (n - 1); v > 0 {

@@ -173,6 +173,15 @@ func Lines(measurement string, recs []record.Record) ([]string, error) {
 		f("abw_low_mbps", r.ABWLow)
 		f("abw_high_mbps", r.ABWHigh)
 		f("dbc_min_mbps", r.DBCMin)
+		f("xtr_pooled_mbps", r.XTRPooled)
+		f("xtr_pooled_low_mbps", r.XTRPooledLow)
+		f("xtr_pooled_high_mbps", r.XTRPooledHigh)
+		f("abw_pooled_mbps", r.ABWPooled)
+		f("abw_pooled_low_mbps", r.ABWPooledLow)
+		f("abw_pooled_high_mbps", r.ABWPooledHigh)
+		if r.PooledRuns > 0 {
+			p.AddField("pooled_runs", int64(r.PooledRuns))
+		}
 		if r.RTT != nil {
 			p.AddField("rtt_min_ms", r.RTT.Min).AddField("rtt_avg_ms", r.RTT.Avg).
 				AddField("rtt_max_ms", r.RTT.Max).AddField("jitter_ms", r.RTT.Jitter)

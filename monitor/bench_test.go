@@ -93,7 +93,7 @@ func BenchmarkMonitorTargets(b *testing.B) {
 	b.ResetTimer()
 	cpu0, wall0 := cpuTime(), time.Now()
 	for range b.N {
-		recs := m.measure(context.Background(), &one.Targets[0], one.Probe)
+		recs, _ := m.measure(context.Background(), &one.Targets[0], one.Probe)
 		if recs[0].PairsReceived == 0 {
 			b.Fatalf("no answer: %s", recs[0].Error)
 		}

@@ -136,8 +136,11 @@ type Config struct {
 	Jitter      float64  `yaml:"jitter"`        // ± fraction of the interval, random per run: 0.1
 	MaxInFlight int      `yaml:"max_in_flight"` // measurements at once: 4
 	Exclusive   string   `yaml:"exclusive"`     // interface (default) or target
-	Probe       Probe    `yaml:"probe"`         // defaults for every target
-	Store       Store    `yaml:"store"`
+	// Pool is how many runs of a target (per direction) pooled XTR and
+	// ABW take their windows from: 10; 1 turns pooling off.
+	Pool  int   `yaml:"pool"`
+	Probe Probe `yaml:"probe"` // defaults for every target
+	Store Store `yaml:"store"`
 	// InfluxDB, when set, receives every result too (package influx).
 	InfluxDB *influx.Config `yaml:"influxdb"`
 	Alarms   Alarms         `yaml:"alarms"`
@@ -167,6 +170,8 @@ const (
 	DefaultInterval  = 60 * time.Second
 	DefaultJitter    = 0.1
 	DefaultInFlight  = 4
+	DefaultPool      = 10
+	MaxPool          = 1000
 	DefaultRetention = 30 * 24 * time.Hour
 )
 
@@ -272,6 +277,12 @@ func (c *Config) Complete() error {
 	}
 	if c.MaxInFlight < 0 {
 		return fmt.Errorf("%smax_in_flight %d: must be positive", key("max_in_flight"), c.MaxInFlight)
+	}
+	if c.Pool == 0 {
+		c.Pool = DefaultPool
+	}
+	if c.Pool < 1 || c.Pool > MaxPool {
+		return fmt.Errorf("%spool %d: want 1 (no pooling) to %d runs", key("pool"), c.Pool, MaxPool)
 	}
 	switch c.Exclusive {
 	case "":

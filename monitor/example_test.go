@@ -41,7 +41,7 @@ func TestExampleConfig(t *testing.T) {
 	if p := c.AlarmParams(&c.Targets[0]); p != alarms.Defaults() {
 		t.Errorf("alarm defaults in the example %+v, in the code %+v", p, alarms.Defaults())
 	}
-	if time.Duration(c.Interval) != DefaultInterval || c.Jitter != DefaultJitter || c.MaxInFlight != DefaultInFlight ||
+	if time.Duration(c.Interval) != DefaultInterval || c.Jitter != DefaultJitter || c.MaxInFlight != DefaultInFlight || c.Pool != DefaultPool ||
 		time.Duration(c.Store.Retention) != DefaultRetention {
 		t.Errorf("monitor defaults differ: %+v", c)
 	}

@@ -16,15 +16,18 @@ import (
 // carries its name (target) and its configured address (address).
 type Metrics struct {
 	dbc, xtr, abw *prometheus.GaugeVec
-	last          *prometheus.GaugeVec
-	rtt           *prometheus.HistogramVec
-	sent, lost    *prometheus.CounterVec
-	runs, errors  *prometheus.CounterVec
-	info          *prometheus.GaugeVec
-	alarms        *prometheus.GaugeVec
-	panics        *prometheus.CounterVec
-	keys          []string          // label keys of abing_target_info, fixed at start
-	addrs         map[string]string // the configured address of each target with series now, by name
+	abwLo, abwHi  *prometheus.GaugeVec // the last ABW's 95 % interval
+	// Over the windows of the target's last runs (Config.Pool).
+	xtrPool, abwPool, abwPoolLo, abwPoolHi, pooled *prometheus.GaugeVec
+	last                                           *prometheus.GaugeVec
+	rtt                                            *prometheus.HistogramVec
+	sent, lost                                     *prometheus.CounterVec
+	runs, errors                                   *prometheus.CounterVec
+	info                                           *prometheus.GaugeVec
+	alarms                                         *prometheus.GaugeVec
+	panics                                         *prometheus.CounterVec
+	keys                                           []string          // label keys of abing_target_info, fixed at start
+	addrs                                          map[string]string // the configured address of each target with series now, by name
 }
 
 // NewMetrics registers the metrics of cfg's targets with reg. Each
@@ -49,10 +52,17 @@ func NewMetrics(reg prometheus.Registerer, cfg *Config) *Metrics {
 	}
 	slices.Sort(keys)
 	m := &Metrics{
-		dbc:  g("dbc_bits_per_second", "Last dynamic bottleneck capacity estimate.", dir),
-		xtr:  g("xtr_bits_per_second", "Last cross-traffic estimate.", dir),
-		abw:  g("abw_bits_per_second", "Last available-bandwidth estimate.", dir),
-		last: g("last_measurement_timestamp_seconds", "When the last measurement of the target started.", tgt),
+		dbc:       g("dbc_bits_per_second", "Last dynamic bottleneck capacity estimate.", dir),
+		xtr:       g("xtr_bits_per_second", "Last cross-traffic estimate.", dir),
+		abw:       g("abw_bits_per_second", "Last available-bandwidth estimate.", dir),
+		abwLo:     g("abw_low_bits_per_second", "Lower end of the last available-bandwidth estimate's 95 % interval.", dir),
+		abwHi:     g("abw_high_bits_per_second", "Upper end of the last available-bandwidth estimate's 95 % interval.", dir),
+		xtrPool:   g("xtr_pooled_bits_per_second", "Cross traffic over the windows of the target's last runs (pool).", dir),
+		abwPool:   g("abw_pooled_bits_per_second", "Available bandwidth over the windows of the target's last runs (pool).", dir),
+		abwPoolLo: g("abw_pooled_low_bits_per_second", "Lower end of the pooled available bandwidth's 95 % interval.", dir),
+		abwPoolHi: g("abw_pooled_high_bits_per_second", "Upper end of the pooled available bandwidth's 95 % interval.", dir),
+		pooled:    g("pooled_runs", "Runs the last pooled estimate took its windows from.", dir),
+		last:      g("last_measurement_timestamp_seconds", "When the last measurement of the target started.", tgt),
 		rtt: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "abing_rtt_seconds",
 			Help:    "Round-trip time of the probes (mean of each measurement), less time inside the reflector.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, tgt),
@@ -67,7 +77,7 @@ func NewMetrics(reg prometheus.Registerer, cfg *Config) *Metrics {
 		keys:   keys,
 		addrs:  map[string]string{},
 	}
-	reg.MustRegister(m.dbc, m.xtr, m.abw, m.last, m.rtt, m.sent, m.lost, m.runs, m.errors, m.info, m.alarms, m.panics)
+	reg.MustRegister(m.dbc, m.xtr, m.abw, m.abwLo, m.abwHi, m.xtrPool, m.abwPool, m.abwPoolLo, m.abwPoolHi, m.pooled, m.last, m.rtt, m.sent, m.lost, m.runs, m.errors, m.info, m.alarms, m.panics)
 	m.targets(cfg)
 	return m
 }
@@ -99,7 +109,7 @@ func (m *Metrics) targets(cfg *Config) {
 	for n, addr := range m.addrs {
 		if now[n] != addr { // gone, or its address changed
 			for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
-				m.dbc, m.xtr, m.abw, m.last, m.rtt, m.sent, m.lost, m.runs, m.errors, m.alarms} {
+				m.dbc, m.xtr, m.abw, m.abwLo, m.abwHi, m.xtrPool, m.abwPool, m.abwPoolLo, m.abwPoolHi, m.pooled, m.last, m.rtt, m.sent, m.lost, m.runs, m.errors, m.alarms} {
 				v.DeletePartialMatch(prometheus.Labels{"target": n, "address": addr})
 			}
 		}
@@ -147,6 +157,13 @@ func (m *Metrics) observe(recs []record.Record) {
 		set(m.dbc, r.DBC)
 		set(m.xtr, r.XTR)
 		set(m.abw, r.ABW)
+		set(m.abwLo, r.ABWLow)
+		set(m.abwHi, r.ABWHigh)
+		set(m.xtrPool, r.XTRPooled)
+		set(m.abwPool, r.ABWPooled)
+		set(m.abwPoolLo, r.ABWPooledLow)
+		set(m.abwPoolHi, r.ABWPooledHigh)
+		m.pooled.WithLabelValues(l...).Set(float64(r.PooledRuns))
 		failed = failed && r.DBC == nil
 		m.sent.WithLabelValues(l...).Add(float64(r.PacketsSent))
 		m.lost.WithLabelValues(l...).Add(math.Round(r.Loss * float64(r.PacketsSent)))

@@ -136,7 +136,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 	var targets sync.WaitGroup
 	running := map[string]*targetLoop{}
 	startLoop := func(t Target, start time.Time) {
-		r := &targetLoop{t: t, probe: m.cfg.Probe, jitter: m.cfg.Jitter, stop: make(chan struct{})}
+		r := &targetLoop{t: t, probe: m.cfg.Probe, jitter: m.cfg.Jitter, pool: pool{size: m.cfg.Pool}, stop: make(chan struct{})}
 		running[t.Name] = r
 		targets.Add(1)
 		go func() {
@@ -172,6 +172,7 @@ type targetLoop struct {
 	t      Target
 	probe  Probe // the configuration's defaults
 	jitter float64
+	pool   pool
 	stop   chan struct{} // closed: finish the run in progress, then stop
 }
 
@@ -203,7 +204,7 @@ func (m *Monitor) apply(cfg *Config, running map[string]*targetLoop, startLoop f
 	}
 	var stopped, started, kept int
 	for name, r := range running {
-		if t, ok := wanted[name]; ok && sameTarget(t, r.t, cfg.Probe, r.probe) && cfg.Jitter == r.jitter {
+		if t, ok := wanted[name]; ok && sameTarget(t, r.t, cfg.Probe, r.probe) && cfg.Jitter == r.jitter && cfg.Pool == r.pool.size {
 			kept++
 			continue
 		}
@@ -225,7 +226,7 @@ func (m *Monitor) apply(cfg *Config, running map[string]*targetLoop, startLoop f
 		m.mu.Unlock()
 	}
 	m.mu.Lock() // Health reads them
-	m.cfg.Targets, m.cfg.Probe, m.cfg.Interval, m.cfg.Jitter = cfg.Targets, cfg.Probe, cfg.Interval, cfg.Jitter
+	m.cfg.Targets, m.cfg.Probe, m.cfg.Interval, m.cfg.Jitter, m.cfg.Pool = cfg.Targets, cfg.Probe, cfg.Interval, cfg.Jitter, cfg.Pool
 	m.mu.Unlock()
 	now := time.Now()
 	for _, t := range cfg.Targets {
@@ -274,23 +275,24 @@ func (m *Monitor) loop(ctx context.Context, l *targetLoop, start time.Time, resu
 		if now := time.Now(); next.Before(now) {
 			next = now.Add(interval / 2) // fell behind (suspend, long run): do not catch up in a burst
 		}
-		recs := m.measure(ctx, t, l.probe)
+		recs, res := m.measure(ctx, t, l.probe)
 		if ctx.Err() != nil {
 			return // a cancelled run is not a result
 		}
+		l.pool.add(res, recs)
 		results <- recs
 	}
 }
 
 // measure runs one measurement of t within the concurrency limits and
-// returns its records, or the records of its failure.
-func (m *Monitor) measure(ctx context.Context, t *Target, probe Probe) []record.Record {
+// returns its records and result, or the records of its failure and nil.
+func (m *Monitor) measure(ctx context.Context, t *Target, probe Probe) ([]record.Record, *measure.Result) {
 	cfg, _ := t.measureConfig(probe) // checked by Complete
 	cfg.Bind = m.opts.Bind
 	select {
 	case m.slots <- struct{}{}:
 	case <-ctx.Done():
-		return nil
+		return nil, nil
 	}
 	defer func() { <-m.slots }()
 	lock := m.lock(m.exclusive(t, cfg.Timeout))
@@ -308,7 +310,7 @@ func (m *Monitor) measure(ctx context.Context, t *Target, probe Probe) []record.
 	for i := range recs {
 		recs[i].Target, recs[i].Labels = t.Name, t.Labels
 	}
-	return recs
+	return recs, res
 }
 
 // exclusive is the key of what t's measurements must not share: its

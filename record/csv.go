@@ -13,7 +13,8 @@ import (
 var CSVHeader = []string{"time", "target", "direction", "dbc_mbps", "xtr_mbps", "abw_mbps",
 	"rtt_min_ms", "rtt_avg_ms", "rtt_max_ms", "jitter_ms", "loss", "ttl", "error",
 	"address", "confidence", "pairs_used", "timestamp_source",
-	"dbc_low_mbps", "dbc_high_mbps", "xtr_low_mbps", "xtr_high_mbps", "abw_low_mbps", "abw_high_mbps", "dbc_min_mbps"}
+	"dbc_low_mbps", "dbc_high_mbps", "xtr_low_mbps", "xtr_high_mbps", "abw_low_mbps", "abw_high_mbps", "dbc_min_mbps",
+	"xtr_pooled_mbps", "xtr_pooled_low_mbps", "xtr_pooled_high_mbps", "abw_pooled_mbps", "abw_pooled_low_mbps", "abw_pooled_high_mbps", "pooled_runs"}
 
 // CSVWriter writes records as CSV, header first. Absent numbers are empty
 // cells. Time is RFC 3339 in UTC, with fractions of a second.
@@ -43,6 +44,10 @@ func (c *CSVWriter) Write(r *Record) error {
 	if r.RTT != nil {
 		rmin, ravg, rmax, jit = &r.RTT.Min, &r.RTT.Avg, &r.RTT.Max, &r.RTT.Jitter
 	}
+	runs := ""
+	if r.PooledRuns > 0 {
+		runs = strconv.Itoa(r.PooledRuns)
+	}
 	ttl := ""
 	if r.TTL != nil {
 		ttl = strconv.Itoa(*r.TTL)
@@ -50,7 +55,8 @@ func (c *CSVWriter) Write(r *Record) error {
 	return c.w.Write([]string{r.Time.UTC().Format(time.RFC3339Nano), r.Target, r.Direction, f(r.DBC), f(r.XTR), f(r.ABW),
 		f(rmin), f(ravg), f(rmax), f(jit), strconv.FormatFloat(r.Loss, 'f', -1, 64), ttl, r.Error,
 		r.Address, f(r.Confidence), strconv.Itoa(r.PairsUsed), r.TimestampSource,
-		f(r.DBCLow), f(r.DBCHigh), f(r.XTRLow), f(r.XTRHigh), f(r.ABWLow), f(r.ABWHigh), f(r.DBCMin)})
+		f(r.DBCLow), f(r.DBCHigh), f(r.XTRLow), f(r.XTRHigh), f(r.ABWLow), f(r.ABWHigh), f(r.DBCMin),
+		f(r.XTRPooled), f(r.XTRPooledLow), f(r.XTRPooledHigh), f(r.ABWPooled), f(r.ABWPooledLow), f(r.ABWPooledHigh), runs})
 }
 
 // Flush writes buffered rows (the header alone if there were none) and
@@ -142,6 +148,11 @@ func ReadCSV(r io.Reader) ([]Record, error) {
 		rec.XTRLow, rec.XTRHigh = num("xtr_low_mbps"), num("xtr_high_mbps")
 		rec.ABWLow, rec.ABWHigh = num("abw_low_mbps"), num("abw_high_mbps")
 		rec.DBCMin = num("dbc_min_mbps")
+		rec.XTRPooled, rec.XTRPooledLow, rec.XTRPooledHigh = num("xtr_pooled_mbps"), num("xtr_pooled_low_mbps"), num("xtr_pooled_high_mbps")
+		rec.ABWPooled, rec.ABWPooledLow, rec.ABWPooledHigh = num("abw_pooled_mbps"), num("abw_pooled_low_mbps"), num("abw_pooled_high_mbps")
+		if p := num("pooled_runs"); p != nil {
+			rec.PooledRuns = int(*p)
+		}
 		if p := num("pairs_used"); p != nil {
 			rec.PairsUsed = int(*p)
 		}

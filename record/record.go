@@ -37,6 +37,15 @@ type Record struct {
 	XTRHigh *float64 `json:"xtr_high_mbps,omitempty"`
 	ABWLow  *float64 `json:"abw_low_mbps,omitempty"`
 	ABWHigh *float64 `json:"abw_high_mbps,omitempty"`
+	// XTR and ABW over the windows of the last PooledRuns runs of this
+	// path and direction (the monitor's pool), with their 95 % intervals.
+	XTRPooled     *float64 `json:"xtr_pooled_mbps,omitempty"`
+	XTRPooledLow  *float64 `json:"xtr_pooled_low_mbps,omitempty"`
+	XTRPooledHigh *float64 `json:"xtr_pooled_high_mbps,omitempty"`
+	ABWPooled     *float64 `json:"abw_pooled_mbps,omitempty"`
+	ABWPooledLow  *float64 `json:"abw_pooled_low_mbps,omitempty"`
+	ABWPooledHigh *float64 `json:"abw_pooled_high_mbps,omitempty"`
+	PooledRuns    int      `json:"pooled_runs,omitempty"`
 	// DBCMin is a lower bound of the capacity when the path was faster than
 	// the sending host could space its probes (and DBC is absent).
 	DBCMin          *float64       `json:"dbc_min_mbps,omitempty"`
@@ -131,7 +140,9 @@ func (r *Record) Sanitize() {
 		name string
 		v    **float64
 	}{{"dbc", &r.DBC}, {"xtr", &r.XTR}, {"abw", &r.ABW}, {"xtr_probe_gap", &r.XTRProbeGap}, {"xtr_abwe", &r.XTRABwE}, {"confidence", &r.Confidence},
-		{"dbc_min", &r.DBCMin}, {"dbc_low", &r.DBCLow}, {"dbc_high", &r.DBCHigh}, {"xtr_low", &r.XTRLow}, {"xtr_high", &r.XTRHigh}, {"abw_low", &r.ABWLow}, {"abw_high", &r.ABWHigh}} {
+		{"dbc_min", &r.DBCMin}, {"dbc_low", &r.DBCLow}, {"dbc_high", &r.DBCHigh}, {"xtr_low", &r.XTRLow}, {"xtr_high", &r.XTRHigh}, {"abw_low", &r.ABWLow}, {"abw_high", &r.ABWHigh},
+		{"xtr_pooled", &r.XTRPooled}, {"xtr_pooled_low", &r.XTRPooledLow}, {"xtr_pooled_high", &r.XTRPooledHigh},
+		{"abw_pooled", &r.ABWPooled}, {"abw_pooled_low", &r.ABWPooledLow}, {"abw_pooled_high", &r.ABWPooledHigh}} {
 		if v := *f.v; v != nil && (math.IsNaN(*v) || math.IsInf(*v, 0) || *v < 0 || (f.name == "confidence" && *v > 1)) {
 			bad = append(bad, fmt.Sprintf("%s %v", f.name, *v))
 			*f.v = nil
@@ -140,11 +151,19 @@ func (r *Record) Sanitize() {
 	if (r.XTR == nil) != (r.ABW == nil) {
 		r.XTR, r.ABW = nil, nil
 	}
+	if (r.XTRPooled == nil) != (r.ABWPooled == nil) {
+		r.XTRPooled, r.ABWPooled = nil, nil
+	}
+	if r.PooledRuns < 0 || (r.PooledRuns == 0) != (r.ABWPooled == nil) {
+		bad = append(bad, fmt.Sprintf("pooled runs %d", r.PooledRuns))
+		r.XTRPooled, r.ABWPooled, r.PooledRuns = nil, nil, 0
+	}
 	// An interval is whole, around its estimate, or absent.
 	for _, iv := range []struct {
 		name      string
 		v, lo, hi **float64
-	}{{"dbc", &r.DBC, &r.DBCLow, &r.DBCHigh}, {"xtr", &r.XTR, &r.XTRLow, &r.XTRHigh}, {"abw", &r.ABW, &r.ABWLow, &r.ABWHigh}} {
+	}{{"dbc", &r.DBC, &r.DBCLow, &r.DBCHigh}, {"xtr", &r.XTR, &r.XTRLow, &r.XTRHigh}, {"abw", &r.ABW, &r.ABWLow, &r.ABWHigh},
+		{"xtr_pooled", &r.XTRPooled, &r.XTRPooledLow, &r.XTRPooledHigh}, {"abw_pooled", &r.ABWPooled, &r.ABWPooledLow, &r.ABWPooledHigh}} {
 		v, lo, hi := *iv.v, *iv.lo, *iv.hi
 		if lo == nil && hi == nil {
 			continue

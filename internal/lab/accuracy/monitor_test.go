@@ -76,6 +76,20 @@ func TestMonitorThreeReflectors(t *testing.T) {
 			}
 		}
 	}
+	// Each record also carries ABW over the windows of the target's
+	// runs so far (pool: 10): by the last run at least three, with an
+	// interval no wider than the run's own.
+	for _, name := range []string{"r0", "r1"} {
+		recs := got[name]
+		last := recs[len(recs)-2] // the last run's forward record
+		if last.PooledRuns < 3 || last.ABWPooled == nil || last.ABW == nil || last.ABWLow == nil ||
+			*last.ABWPooledHigh-*last.ABWPooledLow > *last.ABWHigh-*last.ABWLow {
+			t.Errorf("%s: last run pooled %d runs: %s (pooled %v–%v)", name, last.PooledRuns, last.Text(), last.ABWPooledLow, last.ABWPooledHigh)
+			continue
+		}
+		t.Logf("%s: ABW %.1f (%.1f–%.1f), pooled over %d runs %.1f (%.1f–%.1f)", name, *last.ABW, *last.ABWLow, *last.ABWHigh,
+			last.PooledRuns, *last.ABWPooled, *last.ABWPooledLow, *last.ABWPooledHigh)
+	}
 	var good, failed int
 	for _, r := range got["r2"] {
 		if r.PairsReceived > 0 {

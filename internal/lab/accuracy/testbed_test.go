@@ -197,8 +197,8 @@ func TestAdaptive(t *testing.T) {
 		if err := f.Err(); err != nil {
 			t.Fatalf("load %.0f %%: %v", 100*load, err)
 		}
-		if f.Bytes > cfg.MaxBytes || out.Result.Reverse.Bytes > cfg.MaxBytes {
-			t.Errorf("load %.0f %%: %d and %d bytes, budget %d", 100*load, f.Bytes, out.Result.Reverse.Bytes, cfg.MaxBytes)
+		if f.Bytes > cfg.Budget() || out.Result.Reverse.Bytes > cfg.Budget() {
+			t.Errorf("load %.0f %%: %d and %d bytes, budget %d", 100*load, f.Bytes, out.Result.Reverse.Bytes, cfg.Budget())
 		}
 		if load == 0 && f.Bytes > phase1+2*round {
 			t.Errorf("idle path: %d bytes forward, want at most two rounds (%d)", f.Bytes, phase1+2*round)

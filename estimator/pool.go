@@ -1,0 +1,115 @@
+package estimator
+
+import (
+	"fmt"
+	"math"
+)
+
+// CrossStats are what the probe-gap form needs of paced trains: sums over
+// the trains of their excess (e = Out − Gaps·Tn), input and output spans
+// (seconds), and of the capacity they were paced at, weighted by trains.
+// They add up, so the trains of several runs of a path can be pooled (Pool)
+// and estimated as one sample: the windows are pooled, not the estimates
+// averaged, and the interval narrows as the windows add up.
+type CrossStats struct {
+	Runs, Trains, Windows int
+	E, In, Out            float64 // Σe, Σin, Σout, seconds
+	EE, InIn, EIn         float64 // Σe², Σin², Σe·in
+	DBC, Tn, DBCHigh      float64 // Σ over trains of each run's DBC (bit/s), Tn (s) and DBCHigh
+	TnErr2                float64 // Σ over runs of TnErr², s²
+}
+
+func (st *CrossStats) add(e, in, out float64, gaps int) {
+	st.Trains++
+	st.Windows += gaps
+	st.E += e
+	st.In += in
+	st.Out += out
+	st.EE += e * e
+	st.InIn += in * in
+	st.EIn += e * in
+}
+
+// Add pools o into st.
+func (st *CrossStats) Add(o CrossStats) {
+	st.Runs += o.Runs
+	st.Trains += o.Trains
+	st.Windows += o.Windows
+	st.E += o.E
+	st.In += o.In
+	st.Out += o.Out
+	st.EE += o.EE
+	st.InIn += o.InIn
+	st.EIn += o.EIn
+	st.DBC += o.DBC
+	st.Tn += o.Tn
+	st.DBCHigh += o.DBCHigh
+	st.TnErr2 += o.TnErr2
+}
+
+// Valid says whether st could have come from EstimateCross: finite sums,
+// positive spans and capacity, no negative count.
+func (st *CrossStats) Valid() bool {
+	for _, v := range []float64{st.E, st.In, st.Out, st.EE, st.InIn, st.EIn, st.DBC, st.Tn, st.DBCHigh, st.TnErr2} {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return false
+		}
+	}
+	return st.Runs > 0 && st.Trains > 0 && st.Windows >= st.Trains && st.In > 0 && st.Out > 0 && st.DBC > 0 && st.Tn > 0 &&
+		st.EE >= 0 && st.InIn > 0 && st.TnErr2 >= 0
+}
+
+// Pool estimates XTR and ABW from the trains of several runs of one path
+// (their Cross.Stats) as from one run's: the utilization is the ratio of
+// the pooled excess to the pooled input spans, the capacity the runs'
+// mean. StdErr and Confidence are left zero.
+func Pool(runs []CrossStats, cfg Config) (Cross, error) {
+	var st CrossStats
+	for _, r := range runs {
+		if r.Valid() {
+			st.Add(r)
+		}
+	}
+	if st.Runs == 0 {
+		return Cross{}, fmt.Errorf("%w: no run to pool", ErrTooFew)
+	}
+	return st.estimate(cfg)
+}
+
+// estimate is the probe-gap form on sums: XTR = DBC·Σe/Σin, with its 95 %
+// interval from the ratio estimator's variance across trains and the error
+// of Tn, which moves both C and every excess:
+// ABW = (L·8/ΣIn)·(ΣGaps − (ΣOut−ΣIn)/Tn).
+//
+// Excess comes in whole cross packets, so with few windows the spread seen
+// can be far below the real one (no window caught anything, or every window
+// caught one). As Agresti and Coull do for a proportion, the spread is
+// computed with two more trains of the mean input span, one that caught
+// nothing and one that caught a probe-sized packet; the estimate itself is
+// left as it is.
+func (st CrossStats) estimate(cfg Config) (Cross, error) {
+	x := Cross{Used: st.Trains, Windows: st.Windows, Stats: st}
+	if st.Trains < cfg.minSamples() {
+		return x, fmt.Errorf("%w: %d paced trains, need %d", ErrTooFew, st.Trains, cfg.minSamples())
+	}
+	n := float64(st.Trains)
+	dbc, tn, dbcHigh := st.DBC/n, st.Tn/n, st.DBCHigh/n
+	tnErr := math.Sqrt(st.TnErr2) / float64(st.Runs) // of the mean of the runs' Tn
+	ratio := st.E / st.In
+	x.XTR = clamp(dbc*ratio, 0, dbc)
+	x.ABW = dbc - x.XTR
+	meanIn := st.In / n
+	// Σ(e − R·in)² from the sums, then the two pseudo-trains.
+	ss := math.Max(0, st.EE-2*ratio*st.EIn+ratio*ratio*st.InIn)
+	for _, e := range []float64{0, tn} {
+		d := e - ratio*meanIn
+		ss += d * d
+	}
+	seRatio := dbc * math.Sqrt(ss/((n+2)*(n+1))) / meanIn
+	seTn := float64(cfg.Size) * 8 * math.Abs(st.Out-st.In) / (st.In * tn * tn) * tnErr
+	half := z95(st.Trains-1) * math.Hypot(seRatio, seTn)
+	hi := math.Max(dbcHigh, dbc)
+	x.ABWLow, x.ABWHigh = clamp(x.ABW-half, 0, hi), clamp(x.ABW+half, 0, hi)
+	x.XTRLow, x.XTRHigh = clamp(x.XTR-half, 0, hi), clamp(x.XTR+half, 0, hi)
+	return x, nil
+}
