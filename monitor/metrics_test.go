@@ -90,7 +90,7 @@ func TestMetricsDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(fams) != 12 {
+	if len(fams) != 19 {
 		t.Fatalf("only %d metric families", len(fams))
 	}
 	for _, f := range fams {
