@@ -170,7 +170,8 @@ func result(i int, t0 time.Time) []record.Record {
 	tm := t0.Add(time.Duration(i) * time.Minute).UTC()
 	return []record.Record{
 		{Time: tm, Target: "lab-b", Address: "198.18.2.2:8176", Labels: map[string]string{"site": "b"}, Direction: "forward",
-			DBC: f(float64(90 + i)), XTR: f(40), ABW: f(float64(50 + i)), ABWLow: f(float64(45 + i)), ABWHigh: f(float64(55 + i)), RTT: &record.RTT{Min: 0.2, Avg: 0.3, Max: 0.5, Jitter: 0.05},
+			DBC: f(float64(90 + i)), XTR: f(40), ABW: f(float64(50 + i)), ABWLow: f(float64(45 + i)), ABWHigh: f(float64(55 + i)),
+			XTRPooled: f(40), ABWPooled: f(float64(50 + i)), ABWPooledLow: f(float64(48 + i)), ABWPooledHigh: f(float64(52 + i)), PooledRuns: 5, RTT: &record.RTT{Min: 0.2, Avg: 0.3, Max: 0.5, Jitter: 0.05},
 			TTL: &ttl, PairsUsed: 31, Loss: 0.01, Confidence: f(0.9)},
 		{Time: tm, Target: "lab-b", Address: "198.18.2.2:8176", Labels: map[string]string{"site": "b"}, Direction: "reverse",
 			Error: "too few usable samples: 4, need 5"},
