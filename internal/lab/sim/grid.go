@@ -140,7 +140,7 @@ func DefaultGrid() []Cell {
 		{"delays independent", Host{Clock: Kernel, SendCost: time.Microsecond, Jitter: Independent, Delay: 50 * time.Microsecond}},
 		{"delays correlated", Host{Clock: Kernel, SendCost: time.Microsecond, Jitter: Correlated, Delay: 50 * time.Microsecond}},
 	} {
-		for _, mode := range Modes[:2] {
+		for _, mode := range []Mode{Modes[0], Modes[1], defaultMode()} {
 			cells = append(cells, Cell{
 				Name:  fmt.Sprintf("100M poisson 50%% %s %s", mode.Name, v.name),
 				Hops:  []Hop{{Rate: 1e9}, {Rate: 100e6, Cross: Traffic{Model: Poisson, Load: 0.5}}},
