@@ -14,7 +14,8 @@ var CSVHeader = []string{"time", "target", "direction", "dbc_mbps", "xtr_mbps", 
 	"rtt_min_ms", "rtt_avg_ms", "rtt_max_ms", "jitter_ms", "loss", "ttl", "error",
 	"address", "confidence", "pairs_used", "timestamp_source",
 	"dbc_low_mbps", "dbc_high_mbps", "xtr_low_mbps", "xtr_high_mbps", "abw_low_mbps", "abw_high_mbps", "dbc_min_mbps",
-	"xtr_pooled_mbps", "xtr_pooled_low_mbps", "xtr_pooled_high_mbps", "abw_pooled_mbps", "abw_pooled_low_mbps", "abw_pooled_high_mbps", "pooled_runs"}
+	"xtr_pooled_mbps", "xtr_pooled_low_mbps", "xtr_pooled_high_mbps", "abw_pooled_mbps", "abw_pooled_low_mbps", "abw_pooled_high_mbps", "pooled_runs",
+	"node", "path"}
 
 // CSVWriter writes records as CSV, header first. Absent numbers are empty
 // cells. Time is RFC 3339 in UTC, with fractions of a second.
@@ -56,7 +57,8 @@ func (c *CSVWriter) Write(r *Record) error {
 		f(rmin), f(ravg), f(rmax), f(jit), strconv.FormatFloat(r.Loss, 'f', -1, 64), ttl, r.Error,
 		r.Address, f(r.Confidence), strconv.Itoa(r.PairsUsed), r.TimestampSource,
 		f(r.DBCLow), f(r.DBCHigh), f(r.XTRLow), f(r.XTRHigh), f(r.ABWLow), f(r.ABWHigh), f(r.DBCMin),
-		f(r.XTRPooled), f(r.XTRPooledLow), f(r.XTRPooledHigh), f(r.ABWPooled), f(r.ABWPooledLow), f(r.ABWPooledHigh), runs})
+		f(r.XTRPooled), f(r.XTRPooledLow), f(r.XTRPooledHigh), f(r.ABWPooled), f(r.ABWPooledLow), f(r.ABWPooledHigh), runs,
+		r.Node, r.Path})
 }
 
 // Flush writes buffered rows (the header alone if there were none) and
@@ -119,7 +121,7 @@ func ReadCSV(r io.Reader) ([]Record, error) {
 			return &v
 		}
 		rec := Record{Target: get("target"), Address: get("address"), Direction: get("direction"), Error: get("error"),
-			TimestampSource: get("timestamp_source")}
+			TimestampSource: get("timestamp_source"), Node: get("node"), Path: get("path")}
 		if n := get("name"); n != "" {
 			rec.Target = n
 		}

@@ -21,14 +21,19 @@ import (
 // one per line). Estimate fields are absent, not zero, when no estimate
 // could be made; Error then says why.
 type Record struct {
-	Time      time.Time         `json:"time"`             // the run's start, UTC
-	Target    string            `json:"target"`           // the target's name
-	Address   string            `json:"address"`          // the address measured (IP:port), or the host as given when it was never resolved
-	Labels    map[string]string `json:"labels,omitempty"` // set by the monitor
-	Direction string            `json:"direction"`        // forward or reverse
-	DBC       *float64          `json:"dbc_mbps,omitempty"`
-	XTR       *float64          `json:"xtr_mbps,omitempty"`
-	ABW       *float64          `json:"abw_mbps,omitempty"`
+	Time    time.Time         `json:"time"`             // the run's start, UTC
+	Target  string            `json:"target"`           // the target's name
+	Address string            `json:"address"`          // the address measured (IP:port), or the host as given when it was never resolved
+	Labels  map[string]string `json:"labels,omitempty"` // set by the monitor
+	// Node is the measuring host's name and Path the name of the path to
+	// the target when the target has several (a monitor target's paths:
+	// direct, overlay); both are absent for abing measure.
+	Node      string   `json:"node,omitempty"`
+	Path      string   `json:"path,omitempty"`
+	Direction string   `json:"direction"` // forward or reverse
+	DBC       *float64 `json:"dbc_mbps,omitempty"`
+	XTR       *float64 `json:"xtr_mbps,omitempty"`
+	ABW       *float64 `json:"abw_mbps,omitempty"`
 	// 95 % intervals of the three estimates, each present with its
 	// estimate (none for XTR and ABW by ABwE's reduction).
 	DBCLow  *float64 `json:"dbc_low_mbps,omitempty"`

@@ -1,0 +1,182 @@
+package mesh
+
+import (
+	"math"
+	"slices"
+)
+
+// Shortcut is a pair of hosts whose RTT through a third one is lower than
+// their direct RTT: a triangle-inequality violation. The relay's own
+// forwarding time is neglected, as in the study the analysis follows.
+type Shortcut struct {
+	A, B    string
+	Direct  float64 // median direct RTT, ms
+	Relay   string  // the best relay
+	Relayed float64 // RTT(A, Relay) + RTT(Relay, B), ms
+	Gain    float64 // Direct − Relayed, ms
+	GainPct float64 // Gain / Direct, %
+	CV      float64 // of the direct RTT over the window
+	Relays  int     // how many relays improve the pair (by more than the minimum gain)
+}
+
+// Relays finds every pair (A < B by name) whose median direct RTT exceeds
+// its best relayed RTT by more than minGain ms, and counts the pairs with a
+// direct RTT. Ties between relays go to the first by name; a relayed RTT
+// equal to the direct one is no shortcut.
+func Relays(m *Matrix, minGain float64) (shortcuts []Shortcut, pairs int) {
+	for i, a := range m.Nodes {
+		for _, b := range m.Nodes[i+1:] {
+			direct, ok := m.RTT(a, b)
+			if !ok {
+				continue
+			}
+			pairs++
+			best := Shortcut{A: a, B: b, Direct: direct, Relayed: math.Inf(1)}
+			for _, r := range m.Nodes {
+				if r == a || r == b {
+					continue
+				}
+				ar, ok1 := m.RTT(a, r)
+				rb, ok2 := m.RTT(r, b)
+				if !ok1 || !ok2 {
+					continue
+				}
+				via := ar + rb
+				if direct-via > minGain {
+					best.Relays++
+				}
+				if via < best.Relayed {
+					best.Relay, best.Relayed = r, via
+				}
+			}
+			if best.Relays == 0 {
+				continue
+			}
+			best.Gain = direct - best.Relayed
+			if direct > 0 {
+				best.GainPct = 100 * best.Gain / direct
+			}
+			best.CV = m.CV(a, b)
+			shortcuts = append(shortcuts, best)
+		}
+	}
+	return shortcuts, pairs
+}
+
+// Coverage is one step of the greedy choice of relays: the relay that
+// improves most of the pairs not improved yet, and the share of all pairs
+// improved by the relays chosen so far.
+type Coverage struct {
+	Relay      string
+	Adds       int     // pairs it improves that no earlier relay did
+	Cumulative int     // pairs improved by this relay and the ones before
+	Share      float64 // Cumulative over all pairs with a direct RTT, 0 to 1
+}
+
+// TopRelays chooses up to n relays greedily: each time the one that adds
+// most pairs improved by more than minGain ms (ties to the first by name),
+// until n are chosen or no relay adds a pair.
+func TopRelays(m *Matrix, minGain float64, n int) []Coverage {
+	improves := map[string]map[[2]string]bool{}
+	pairs := 0
+	for i, a := range m.Nodes {
+		for _, b := range m.Nodes[i+1:] {
+			direct, ok := m.RTT(a, b)
+			if !ok {
+				continue
+			}
+			pairs++
+			for _, r := range m.Nodes {
+				if r == a || r == b {
+					continue
+				}
+				ar, ok1 := m.RTT(a, r)
+				rb, ok2 := m.RTT(r, b)
+				if ok1 && ok2 && direct-(ar+rb) > minGain {
+					if improves[r] == nil {
+						improves[r] = map[[2]string]bool{}
+					}
+					improves[r][[2]string{a, b}] = true
+				}
+			}
+		}
+	}
+	covered := map[[2]string]bool{}
+	var out []Coverage
+	for len(out) < n {
+		best, bestAdds := "", 0
+		for _, r := range m.Nodes { // by name: ties go to the first
+			adds := 0
+			for p := range improves[r] {
+				if !covered[p] {
+					adds++
+				}
+			}
+			if adds > bestAdds {
+				best, bestAdds = r, adds
+			}
+		}
+		if bestAdds == 0 {
+			break
+		}
+		for p := range improves[best] {
+			covered[p] = true
+		}
+		out = append(out, Coverage{Relay: best, Adds: bestAdds, Cumulative: len(covered), Share: float64(len(covered)) / float64(pairs)})
+	}
+	return out
+}
+
+// BandwidthShortcut is a directed pair whose available bandwidth through a
+// relay, the narrower of its two hops (the widest path), exceeds the direct
+// path's.
+type BandwidthShortcut struct {
+	A, B    string // from A to B
+	Direct  float64
+	Relay   string
+	Relayed float64 // min(ABW(A, Relay), ABW(Relay, B)), Mbit/s
+	Gain    float64 // Relayed − Direct, Mbit/s
+}
+
+// BandwidthRelays finds every directed pair whose best relayed ABW exceeds
+// the direct median ABW by more than minGain Mbit/s. Bandwidth through a
+// relay does not add up, as latency does: it is the narrower hop.
+func BandwidthRelays(m *Matrix, minGain float64) []BandwidthShortcut {
+	var out []BandwidthShortcut
+	for _, a := range m.Nodes {
+		for _, b := range m.Nodes {
+			if a == b {
+				continue
+			}
+			direct, ok := m.ABW(a, b)
+			if !ok {
+				continue
+			}
+			best := BandwidthShortcut{A: a, B: b, Direct: direct, Relayed: -1}
+			for _, r := range m.Nodes {
+				if r == a || r == b {
+					continue
+				}
+				ar, ok1 := m.ABW(a, r)
+				rb, ok2 := m.ABW(r, b)
+				if ok1 && ok2 && math.Min(ar, rb) > best.Relayed {
+					best.Relay, best.Relayed = r, math.Min(ar, rb)
+				}
+			}
+			if best.Relay != "" && best.Relayed-direct > minGain {
+				best.Gain = best.Relayed - direct
+				out = append(out, best)
+			}
+		}
+	}
+	slices.SortStableFunc(out, func(x, y BandwidthShortcut) int {
+		switch {
+		case x.Gain > y.Gain:
+			return -1
+		case x.Gain < y.Gain:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
