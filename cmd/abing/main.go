@@ -16,7 +16,7 @@ func main() {
 			"of both directions of a path to an abing reflector, in about a second.",
 		SilenceUsage: true,
 	}
-	root.AddCommand(measureCommand(), historyCommand(), monitorCommand(), alarmsCommand())
+	root.AddCommand(measureCommand(), historyCommand(), monitorCommand(), alarmsCommand(), meshCommand())
 	if err := root.Execute(); err != nil {
 		os.Exit(1)
 	}

@@ -1,0 +1,392 @@
+package main
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/abing-net/abing/mesh"
+	"github.com/abing-net/abing/record"
+	"github.com/abing-net/abing/store"
+)
+
+// meshInput is where the mesh commands read measurements from: a matrix
+// file, a records file, or the embedded database.
+type meshInput struct {
+	matrix, input, db, path string
+	since                    time.Duration
+}
+
+func (in *meshInput) flags(cmd *cobra.Command, matrix bool) {
+	f := cmd.Flags()
+	if matrix {
+		f.StringVar(&in.matrix, "matrix", "", "CSV of measurements between hosts: src,dst,rtt_ms and optionally loss,jitter_ms,abw_mbps,dbc_mbps")
+		f.StringVar(&in.path, "path", mesh.ReferencePath, "with records: the path whose measurements to use (records without a path count as "+mesh.ReferencePath+")")
+	}
+	f.StringVar(&in.input, "input", "", "records to read instead of the database: abing history --output csv or json (with node and path)")
+	f.StringVar(&in.db, "db", store.DefaultPath(), "embedded database to read")
+	f.DurationVar(&in.since, "since", 0, "only results newer than this (0: all)")
+}
+
+// records reads the records of the input.
+func (in *meshInput) records(cmd *cobra.Command) ([]record.Record, error) {
+	if in.since < 0 {
+		return nil, fmt.Errorf("--since %v: must not be negative", in.since)
+	}
+	var since time.Time
+	if in.since > 0 {
+		since = time.Now().Add(-in.since)
+	}
+	var recs []record.Record
+	if in.input != "" {
+		f, err := os.Open(in.input)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		all, err := record.Read(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", in.input, err)
+		}
+		for _, r := range all {
+			if !r.Time.Before(since) {
+				recs = append(recs, r)
+			}
+		}
+		return recs, nil
+	}
+	s, err := store.Open(in.db)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	err = s.Query(cmd.Context(), store.Filter{Since: since}, func(r *record.Record) error {
+		recs = append(recs, *r)
+		return nil
+	})
+	return recs, err
+}
+
+// samples are the input as measurements between hosts: the matrix file,
+// or the forward records of one path, from their node to their target.
+func (in *meshInput) samples(cmd *cobra.Command) ([]mesh.Sample, error) {
+	if in.matrix != "" {
+		if in.input != "" {
+			return nil, errors.New("--matrix and --input exclude each other")
+		}
+		f, err := os.Open(in.matrix)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		s, err := mesh.ReadMatrix(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", in.matrix, err)
+		}
+		return s, nil
+	}
+	recs, err := in.records(cmd)
+	if err != nil {
+		return nil, err
+	}
+	var out []mesh.Sample
+	nan := math.NaN()
+	for _, r := range recs {
+		path := r.Path
+		if path == "" {
+			path = mesh.ReferencePath
+		}
+		if r.Direction != "forward" || r.Node == "" || path != in.path || r.RTT == nil {
+			continue
+		}
+		s := mesh.Sample{Src: r.Node, Dst: r.Target, RTT: r.RTT.Avg, Loss: r.Loss, Jitter: r.RTT.Jitter, ABW: nan, DBC: nan}
+		if r.ABW != nil {
+			s.ABW = *r.ABW
+		}
+		if r.DBC != nil {
+			s.DBC = *r.DBC
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no measurements between named hosts on path %q (records need node and target; abing monitor sets node)", in.path)
+	}
+	return out, nil
+}
+
+func meshCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "mesh",
+		Short: "Analyse many hosts: overlay against direct paths, relay shortcuts, network coordinates",
+		Long: "mesh reads what abing's monitors measured (the embedded database, a records file from\n" +
+			"abing history, or a matrix CSV gathered elsewhere) and answers: is one path to a host better\n" +
+			"than another (compare), would relaying through a third host beat the direct route (relays),\n" +
+			"what is the RTT between hosts nobody measured (coords). See docs/mesh.md.",
+	}
+	cmd.AddCommand(meshCompareCommand(), meshRelaysCommand(), meshCoordsCommand())
+	return cmd
+}
+
+// table is an output in text, json or csv.
+type table struct {
+	output string
+	w      io.Writer
+	header []string
+	rows   [][]string
+	objs   []any
+}
+
+func newTable(output string, w io.Writer, header ...string) (*table, error) {
+	if output != "text" && output != "json" && output != "csv" {
+		return nil, fmt.Errorf("--output %q: want text, json or csv", output)
+	}
+	return &table{output: output, w: w, header: header}, nil
+}
+
+func (t *table) add(obj any, cells ...string) {
+	t.rows = append(t.rows, cells)
+	t.objs = append(t.objs, obj)
+}
+
+func (t *table) flush() error {
+	switch t.output {
+	case "json":
+		enc := json.NewEncoder(t.w)
+		for _, o := range t.objs {
+			if err := enc.Encode(o); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "csv":
+		cw := csv.NewWriter(t.w)
+		cw.Write(t.header)
+		cw.WriteAll(t.rows)
+		return cw.Error()
+	}
+	tw := tabwriter.NewWriter(t.w, 0, 0, 2, ' ', 0)
+	for i, row := range append([][]string{t.header}, t.rows...) {
+		for j, c := range row {
+			if j > 0 {
+				fmt.Fprint(tw, "\t")
+			}
+			fmt.Fprint(tw, c)
+		}
+		fmt.Fprintln(tw)
+		_ = i
+	}
+	return tw.Flush()
+}
+
+func num(v float64, prec int) string {
+	if math.IsNaN(v) {
+		return "-"
+	}
+	return strconv.FormatFloat(v, 'f', prec, 64)
+}
+
+func meshCompareCommand() *cobra.Command {
+	var in meshInput
+	var output string
+	cmd := &cobra.Command{
+		Use:   "compare",
+		Short: "Compare each host's paths (e.g. overlay) with its direct path: RTT, loss, ABW and DBC verdicts",
+		Example: "  abing mesh compare --since 24h\n" +
+			"  abing mesh compare --input history.csv --output json",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := newTable(output, cmd.OutOrStdout(), "node", "host", "path", "rounds", "failed",
+				"rtt_ms", "ref_rtt_ms", "rtt", "loss_pct", "ref_loss_pct", "loss", "abw_mbps", "ref_abw_mbps", "abw", "dbc_mbps", "ref_dbc_mbps", "dbc")
+			if err != nil {
+				return err
+			}
+			recs, err := in.records(cmd)
+			if err != nil {
+				return err
+			}
+			cs := mesh.Compare(recs)
+			if len(cs) == 0 {
+				return errors.New("no host with two or more paths in the input (a monitor target's paths: direct, overlay)")
+			}
+			for _, c := range cs {
+				p, r := c.Path, c.Reference
+				obj := map[string]any{"node": c.Node, "host": c.Host, "path": p.Path, "reference": r.Path, "rounds": p.Rounds, "failed": p.Failed,
+					"rtt_ms": jsonNum(p.RTT), "ref_rtt_ms": jsonNum(r.RTT), "rtt": mesh.Describe(c.RTT, r.RTT, p.RTT, "ms", true),
+					"loss_pct": jsonNum(p.Loss), "ref_loss_pct": jsonNum(r.Loss), "loss": mesh.Describe(c.Loss, r.Loss, p.Loss, "%", true),
+					"abw_mbps": jsonNum(p.ABW), "ref_abw_mbps": jsonNum(r.ABW), "abw": mesh.Describe(c.ABW, r.ABW, p.ABW, "Mbit/s", false),
+					"dbc_mbps": jsonNum(p.DBC), "ref_dbc_mbps": jsonNum(r.DBC), "dbc": mesh.Describe(c.DBC, r.DBC, p.DBC, "Mbit/s", false)}
+				t.add(obj, c.Node, c.Host, p.Path+" vs "+r.Path, strconv.Itoa(p.Rounds), strconv.Itoa(p.Failed),
+					num(p.RTT, 1), num(r.RTT, 1), obj["rtt"].(string), num(p.Loss, 1), num(r.Loss, 1), obj["loss"].(string),
+					num(p.ABW, 1), num(r.ABW, 1), obj["abw"].(string), num(p.DBC, 1), num(r.DBC, 1), obj["dbc"].(string))
+			}
+			return t.flush()
+		},
+	}
+	in.flags(cmd, false)
+	cmd.Flags().StringVar(&output, "output", "text", "text, json or csv")
+	return cmd
+}
+
+// jsonNum is v for JSON, nil (null) for NaN.
+func jsonNum(v float64) any {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return v
+}
+
+func meshRelaysCommand() *cobra.Command {
+	var in meshInput
+	var output string
+	var top int
+	var minGain, minGainMbps float64
+	cmd := &cobra.Command{
+		Use:   "relays",
+		Short: "Find pairs of hosts whose RTT through a third host beats the direct one, and the relays that help most",
+		Example: "  abing mesh relays --since 24h --top 5\n" +
+			"  abing mesh relays --matrix rtts.csv --min-gain 10",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if top < 0 || math.IsNaN(minGain) || minGain < 0 || math.IsNaN(minGainMbps) || minGainMbps < 0 {
+				return errors.New("--top, --min-gain and --min-gain-mbps must not be negative")
+			}
+			samples, err := in.samples(cmd)
+			if err != nil {
+				return err
+			}
+			m := mesh.NewMatrix(samples)
+			shortcuts, pairs := mesh.Relays(m, minGain)
+			w := cmd.OutOrStdout()
+			t, err := newTable(output, w, "kind", "a", "b", "direct", "relay", "relayed", "gain", "gain_pct", "cv", "relays")
+			if err != nil {
+				return err
+			}
+			for _, s := range shortcuts {
+				t.add(map[string]any{"kind": "rtt", "a": s.A, "b": s.B, "direct_ms": s.Direct, "relay": s.Relay, "relayed_ms": s.Relayed,
+					"gain_ms": s.Gain, "gain_pct": s.GainPct, "cv": s.CV, "relays": s.Relays},
+					"rtt", s.A, s.B, num(s.Direct, 1), s.Relay, num(s.Relayed, 1), num(s.Gain, 1), num(s.GainPct, 0), num(s.CV, 2), strconv.Itoa(s.Relays))
+			}
+			for _, s := range mesh.BandwidthRelays(m, minGainMbps) {
+				t.add(map[string]any{"kind": "abw", "a": s.A, "b": s.B, "direct_mbps": s.Direct, "relay": s.Relay, "relayed_mbps": s.Relayed, "gain_mbps": s.Gain},
+					"abw", s.A, s.B, num(s.Direct, 1), s.Relay, num(s.Relayed, 1), num(s.Gain, 1), num(100*s.Gain/s.Direct, 0), "-", "-")
+			}
+			for _, c := range mesh.TopRelays(m, minGain, top) {
+				t.add(map[string]any{"kind": "top", "relay": c.Relay, "adds": c.Adds, "improved": c.Cumulative, "pairs": pairs, "share": c.Share},
+					"top", "", "", "", c.Relay, "", fmt.Sprintf("+%d pairs", c.Adds), num(100*c.Share, 0), "", strconv.Itoa(c.Cumulative))
+			}
+			if output == "text" {
+				fmt.Fprintf(w, "%d hosts, %d pairs with a direct RTT, %d improved through a relay by more than %g ms (RTT in ms, ABW in Mbit/s; top: relays chosen greedily, gain_pct the share of pairs improved so far)\n",
+					len(m.Nodes), pairs, len(shortcuts), minGain)
+			}
+			return t.flush()
+		},
+	}
+	in.flags(cmd, true)
+	cmd.Flags().StringVar(&output, "output", "text", "text, json or csv")
+	cmd.Flags().IntVar(&top, "top", 5, "relays to choose greedily by the pairs they improve")
+	cmd.Flags().Float64Var(&minGain, "min-gain", 0, "count a relay only when it saves more than this many ms")
+	cmd.Flags().Float64Var(&minGainMbps, "min-gain-mbps", 0, "count a bandwidth relay only when it adds more than this many Mbit/s")
+	return cmd
+}
+
+func meshCoordsCommand() *cobra.Command {
+	var in meshInput
+	var output string
+	var dims, rounds int
+	var predict []string
+	cmd := &cobra.Command{
+		Use:   "coords",
+		Short: "Fit Vivaldi network coordinates to measured RTTs and predict the RTT of pairs nobody measured",
+		Example: "  abing mesh coords --since 24h\n" +
+			"  abing mesh coords --matrix rtts.csv --predict lab-a --predict lab-f",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(predict) != 0 && len(predict) != 2 {
+				return errors.New("--predict takes two hosts: --predict A --predict B")
+			}
+			samples, err := in.samples(cmd)
+			if err != nil {
+				return err
+			}
+			c, err := mesh.FitCoordinates(samples, dims, rounds, 1)
+			if err != nil {
+				return err
+			}
+			m := mesh.NewMatrix(samples)
+			w := cmd.OutOrStdout()
+			if len(predict) == 2 {
+				p, ok := c.Predict(predict[0], predict[1])
+				if !ok {
+					return fmt.Errorf("--predict: %s or %s is not in the input", predict[0], predict[1])
+				}
+				measured, has := m.RTT(predict[0], predict[1])
+				t, err := newTable(output, w, "a", "b", "predicted_ms", "measured_ms")
+				if err != nil {
+					return err
+				}
+				ms := math.NaN()
+				if has {
+					ms = measured
+				}
+				t.add(map[string]any{"a": predict[0], "b": predict[1], "predicted_ms": p, "measured_ms": jsonNum(ms)},
+					predict[0], predict[1], num(p, 1), num(ms, 1))
+				return t.flush()
+			}
+			t, err := newTable(output, w, "kind", "node", "other", "x", "rtt_ms")
+			if err != nil {
+				return err
+			}
+			for _, n := range c.Nodes {
+				co := c.Coordinate(n)
+				cells := []string{"coord", n, ""}
+				vec := ""
+				for i, v := range co.Vec {
+					if i > 0 {
+						vec += " "
+					}
+					vec += strconv.FormatFloat(v*1e3, 'f', 2, 64)
+				}
+				cells = append(cells, fmt.Sprintf("[%s] height %.2f error %.2f", vec, co.Height*1e3, co.Error), "")
+				t.add(map[string]any{"kind": "coord", "node": n, "vec_ms": scale(co.Vec), "height_ms": co.Height * 1e3, "adjustment_ms": co.Adjustment * 1e3, "error": co.Error}, cells...)
+			}
+			missing := 0
+			for i, a := range c.Nodes {
+				for _, b := range c.Nodes[i+1:] {
+					if _, ok := m.RTT(a, b); ok {
+						continue
+					}
+					p, _ := c.Predict(a, b)
+					missing++
+					t.add(map[string]any{"kind": "predicted", "node": a, "other": b, "rtt_ms": p}, "predicted", a, b, "", num(p, 1))
+				}
+			}
+			if output == "text" {
+				fmt.Fprintf(w, "%d hosts, %d dimensions plus height; coordinates in ms; %d pairs nobody measured, predicted below\n", len(c.Nodes), dims, missing)
+			}
+			return t.flush()
+		},
+	}
+	in.flags(cmd, true)
+	cmd.Flags().StringVar(&output, "output", "text", "text, json or csv")
+	cmd.Flags().IntVar(&dims, "dims", mesh.DefaultDimensions, "dimensions of the coordinates (plus a height)")
+	cmd.Flags().IntVar(&rounds, "rounds", mesh.DefaultRounds, "passes over the measurements")
+	cmd.Flags().StringArrayVar(&predict, "predict", nil, "predict the RTT between two hosts (give it twice)")
+	return cmd
+}
+
+func scale(v []float64) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = x * 1e3
+	}
+	return out
+}
