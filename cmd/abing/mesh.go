@@ -23,7 +23,7 @@ import (
 // file, a records file, or the embedded database.
 type meshInput struct {
 	matrix, input, db, path string
-	since                    time.Duration
+	since                   time.Duration
 }
 
 func (in *meshInput) flags(cmd *cobra.Command, matrix bool) {
