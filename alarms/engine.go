@@ -59,9 +59,9 @@ func (e *Engine) Active() []record.Alarm {
 // or cleared.
 func (e *Engine) Observe(r *record.Record) ([]record.Alarm, error) {
 	if r.Time.IsZero() {
-		return nil, fmt.Errorf("alarms: record of %s without a time", r.Target)
+		return nil, fmt.Errorf("alarms: record of %s without a time", r.Key())
 	}
-	at, name := r.Time, r.Target
+	at, name := r.Time, r.Key()
 	t := e.targets[name]
 	if t == nil {
 		t = &targetState{p: e.params(name), active: map[key]*record.Alarm{}, dirs: map[string]*dirState{}}
@@ -128,7 +128,7 @@ func (t *targetState) observeRun(at time.Time, r *record.Record) {
 		}
 		if t.active[downKey] == nil && len(t.fails) >= p.DownAfter && at.Sub(t.fails[0].Time) >= p.MinDuration {
 			t.raise(downKey, t.fails[0].Time, 1, 0, "up", record.Critical, slices.Clone(t.fails),
-				fmt.Sprintf("%s does not answer: %d runs in a row failed (%s)", r.Target, len(t.fails), r.Error))
+				fmt.Sprintf("%s does not answer: %d runs in a row failed (%s)", r.Key(), len(t.fails), r.Error))
 		}
 		return
 	}
@@ -320,7 +320,7 @@ func (t *targetState) shift(k key, s *Shift, unit, what string) {
 
 func (t *targetState) raise(k key, start time.Time, before, after float64, unit, severity string, evidence []record.Point, summary string) {
 	r := t.rec
-	a := &record.Alarm{Kind: k.kind, Target: r.Target, Address: r.Address, Labels: r.Labels, Direction: k.direction,
+	a := &record.Alarm{Kind: k.kind, Target: r.Key(), Address: r.Address, Labels: r.Labels, Direction: k.direction,
 		Severity: severity, Start: start, Before: round(before), After: round(after), Unit: unit, Summary: summary,
 		Evidence: evidence}
 	t.active[k] = a

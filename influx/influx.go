@@ -155,6 +155,12 @@ func Lines(measurement string, recs []record.Record) ([]string, error) {
 		}
 		p := write.NewPointWithMeasurement(measurement).SetTime(r.Time).
 			AddTag("target", r.Target).AddTag("direction", r.Direction)
+		if r.Node != "" {
+			p.AddTag("node", r.Node)
+		}
+		if r.Path != "" {
+			p.AddTag("path", r.Path)
+		}
 		for k, v := range r.Labels {
 			p.AddTag(k, v)
 		}

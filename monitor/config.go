@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,7 +74,12 @@ type Probe struct {
 
 // Target is one path to watch.
 type Target struct {
-	Address  string            `yaml:"address"` // reflector host[:port]
+	Address string `yaml:"address"` // reflector host[:port]
+	// Paths name several addresses of the same host (direct: 203.0.113.5,
+	// overlay: "2001:db8::5"), each measured as its own path: Complete
+	// makes one target of each, named NAME/PATH, whose records carry the
+	// target's name and the path's (abing mesh compare reads them).
+	Paths    map[string]string `yaml:"paths"`
 	Name     string            `yaml:"name"`
 	Labels   map[string]string `yaml:"labels"`
 	Interval Duration          `yaml:"interval"`
@@ -82,6 +89,36 @@ type Target struct {
 	Alarms alarms.Params `yaml:"alarms"`
 	line   int
 	key    *auth.Key // loaded by Complete from the probe's key_file
+	host   string    // of a target made from paths: the target's name
+	path   string    // and the path's
+}
+
+// expandPaths makes one target of each path of the targets that have
+// paths, named NAME/PATH, in the order of the path names.
+func (c *Config) expandPaths(at func(int) string) error {
+	var out []Target
+	for _, t := range c.Targets {
+		if len(t.Paths) == 0 {
+			out = append(out, t)
+			continue
+		}
+		if t.Address != "" {
+			return fmt.Errorf("%saddress and paths exclude each other: give every path its address", at(t.line))
+		}
+		if t.Name == "" {
+			return fmt.Errorf("%sa target with paths needs a name", at(t.line))
+		}
+		for _, p := range slices.Sorted(maps.Keys(t.Paths)) {
+			if p == "" || strings.ContainsAny(p, "/ \t") {
+				return fmt.Errorf("%spath name %q: want a word without / or spaces", at(t.line), p)
+			}
+			u := t
+			u.Paths, u.Address, u.Name, u.host, u.path = nil, t.Paths[p], t.Name+"/"+p, t.Name, p
+			out = append(out, u)
+		}
+	}
+	c.Targets = out
+	return nil
 }
 
 // Store configures the embedded database.
@@ -138,9 +175,12 @@ type Config struct {
 	Exclusive   string   `yaml:"exclusive"`     // interface (default) or target
 	// Pool is how many runs of a target (per direction) pooled XTR and
 	// ABW take their windows from: 10; 1 turns pooling off.
-	Pool  int   `yaml:"pool"`
-	Probe Probe `yaml:"probe"` // defaults for every target
-	Store Store `yaml:"store"`
+	Pool int `yaml:"pool"`
+	// Node is this host's name in every record (default: the hostname),
+	// so that a fleet's records can be told apart where they meet.
+	Node  string `yaml:"node"`
+	Probe Probe  `yaml:"probe"` // defaults for every target
+	Store Store  `yaml:"store"`
 	// InfluxDB, when set, receives every result too (package influx).
 	InfluxDB *influx.Config `yaml:"influxdb"`
 	Alarms   Alarms         `yaml:"alarms"`
@@ -328,6 +368,16 @@ func (c *Config) Complete() error {
 	if len(c.Targets) == 0 {
 		return errors.New(" no targets")
 	}
+	if c.Node == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			return fmt.Errorf("%sno node name given and no hostname: %v", key("node"), err)
+		}
+		c.Node = h
+	}
+	if err := c.expandPaths(at); err != nil {
+		return err
+	}
 	seen := map[string]int{}
 	for i := range c.Targets {
 		t := &c.Targets[i]
@@ -364,7 +414,7 @@ func (c *Config) Complete() error {
 			return fmt.Errorf("%s%w", at(t.line), err)
 		}
 		for k, v := range t.Labels {
-			if k == "" || k == "target" || k == "address" || k == "direction" || k == "kind" {
+			if k == "" || k == "target" || k == "address" || k == "direction" || k == "kind" || k == "node" || k == "path" {
 				return fmt.Errorf("%slabel %q: reserved or empty", at(t.line), k)
 			}
 			// InfluxDB cannot store an empty tag value: every point of

@@ -30,7 +30,7 @@ func TestExampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Targets) != 3 || c.Targets[0].Name != "lab-b" || c.Targets[1].Name != "[2001:db8::7]:8176" ||
+	if len(c.Targets) != 5 || c.Targets[0].Name != "lab-b" || c.Targets[1].Name != "[2001:db8::7]:8176" || c.Targets[4].Name != "lab-d/overlay" ||
 		time.Duration(c.Targets[1].Interval) != 5*time.Minute || c.Targets[2].key == nil || c.Targets[2].key.Name != "site-a" {
 		t.Errorf("targets: %+v", c.Targets)
 	}

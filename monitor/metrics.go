@@ -140,13 +140,13 @@ func (m *Metrics) observe(recs []record.Record) {
 		return
 	}
 	r0 := &recs[0]
-	tgt := []string{r0.Target, m.addrs[r0.Target]}
+	tgt := []string{r0.Key(), m.addrs[r0.Key()]}
 	m.runs.WithLabelValues(tgt...).Inc()
 	m.last.WithLabelValues(tgt...).Set(float64(r0.Time.UnixNano()) / 1e9)
 	failed := true
 	for i := range recs {
 		r := &recs[i]
-		l := []string{r.Target, m.addrs[r.Target], r.Direction}
+		l := []string{r.Key(), m.addrs[r.Key()], r.Direction}
 		set := func(g *prometheus.GaugeVec, v *float64) {
 			if v == nil {
 				g.WithLabelValues(l...).Set(math.NaN())

@@ -308,7 +308,10 @@ func (m *Monitor) measure(ctx context.Context, t *Target, probe Probe) ([]record
 		recs = res.Records()
 	}
 	for i := range recs {
-		recs[i].Target, recs[i].Labels = t.Name, t.Labels
+		recs[i].Target, recs[i].Labels, recs[i].Node = t.Name, t.Labels, m.cfg.Node
+		if t.path != "" {
+			recs[i].Target, recs[i].Path = t.host, t.path
+		}
 	}
 	return recs, res
 }
@@ -456,7 +459,7 @@ func (m *Monitor) detect(recs []record.Record, sinks []*sinkState) {
 	}
 	for i := range recs {
 		r := &recs[i]
-		if name := r.Target; !m.watched[name] && m.routes != nil {
+		if name := r.Key(); !m.watched[name] && m.routes != nil {
 			m.watched[name] = true
 			m.routes.watchTarget(name, prober.Host(r.Address))
 		}

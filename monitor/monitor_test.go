@@ -96,3 +96,39 @@ func TestMonitorKeepsCadence(t *testing.T) {
 		t.Errorf("dying target: %d records, not one per direction", len(byName["dies"]))
 	}
 }
+
+// A target with two paths (two reflectors on loopback stand for a host's
+// direct and overlay addresses): each path is measured as its own, and its
+// records carry the target's name, the path's and the node's.
+func TestMonitorPaths(t *testing.T) {
+	a := reflectortest.Start(t, "udp4", "127.0.0.1:0", reflector.Config{})
+	b := reflectortest.Start(t, "udp4", "127.0.0.1:0", reflector.Config{})
+	yaml := fmt.Sprintf("node: n1\ninterval: 1s\nprobe: {timeout: 500ms}\ntargets:\n  - name: h\n    paths: {direct: %q, overlay: %q}\n", a.String(), b.String())
+	cfg, err := ParseConfig([]byte(yaml), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Targets) != 2 || cfg.Targets[0].Name != "h/direct" || cfg.Targets[1].Address != b.String() {
+		t.Fatalf("targets %+v", cfg.Targets)
+	}
+	var mu sync.Mutex
+	var got []record.Record
+	m := New(cfg, Options{Results: func(r []record.Record) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, r...)
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+	defer cancel()
+	m.Run(ctx)
+	paths := map[string]int{}
+	for _, r := range got {
+		if r.Target != "h" || r.Node != "n1" || r.Key() != "h/"+r.Path {
+			t.Errorf("record %s of %q, node %q, path %q", r.Key(), r.Target, r.Node, r.Path)
+		}
+		paths[r.Path]++
+	}
+	if paths["direct"] < 2 || paths["overlay"] < 2 {
+		t.Errorf("records by path: %v", paths)
+	}
+}

@@ -131,6 +131,16 @@ func Failed(base Record, err error) []Record {
 	return out
 }
 
+// Key names the path r measured: its target, and the path's name after a
+// slash when the target has several paths ("lab-b/overlay"). Alarms, their
+// state and the monitor's metrics are kept by it.
+func (r *Record) Key() string {
+	if r.Path == "" {
+		return r.Target
+	}
+	return r.Target + "/" + r.Path
+}
+
 // Failed says whether r is the record of a run that produced nothing: an
 // error and neither an RTT nor a capacity.
 func (r *Record) Failed() bool { return r.Error != "" && r.RTT == nil && r.DBC == nil }
