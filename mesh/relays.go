@@ -74,10 +74,11 @@ type Coverage struct {
 }
 
 // TopRelays chooses up to n relays greedily: each time the one that adds
-// most pairs improved by more than minGain ms (ties to the first by name),
-// until n are chosen or no relay adds a pair.
+// most pairs improved by more than minGain ms (between equals, the one
+// whose gains on them add up to more; then the first by name), until n are
+// chosen or no relay adds a pair.
 func TopRelays(m *Matrix, minGain float64, n int) []Coverage {
-	improves := map[string]map[[2]string]bool{}
+	improves := map[string]map[[2]string]float64{} // relay → pairs it improves → gain
 	pairs := 0
 	for i, a := range m.Nodes {
 		for _, b := range m.Nodes[i+1:] {
@@ -94,9 +95,9 @@ func TopRelays(m *Matrix, minGain float64, n int) []Coverage {
 				rb, ok2 := m.RTT(r, b)
 				if ok1 && ok2 && direct-(ar+rb) > minGain {
 					if improves[r] == nil {
-						improves[r] = map[[2]string]bool{}
+						improves[r] = map[[2]string]float64{}
 					}
-					improves[r][[2]string{a, b}] = true
+					improves[r][[2]string{a, b}] = direct - (ar + rb)
 				}
 			}
 		}
@@ -104,16 +105,17 @@ func TopRelays(m *Matrix, minGain float64, n int) []Coverage {
 	covered := map[[2]string]bool{}
 	var out []Coverage
 	for len(out) < n {
-		best, bestAdds := "", 0
-		for _, r := range m.Nodes { // by name: ties go to the first
-			adds := 0
-			for p := range improves[r] {
+		best, bestAdds, bestGain := "", 0, 0.0
+		for _, r := range m.Nodes { // by name: full ties go to the first
+			adds, gain := 0, 0.0
+			for p, g := range improves[r] {
 				if !covered[p] {
 					adds++
+					gain += g
 				}
 			}
-			if adds > bestAdds {
-				best, bestAdds = r, adds
+			if adds > bestAdds || (adds == bestAdds && adds > 0 && gain > bestGain) {
+				best, bestAdds, bestGain = r, adds, gain
 			}
 		}
 		if bestAdds == 0 {

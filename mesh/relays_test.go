@@ -12,20 +12,22 @@ func rtt(a, b string, ms float64) Sample {
 }
 
 // A small sparse case worked by hand. Pairs measured: a-b, c-d, a-c at
-// 100 ms; r1 and r3 at 20 ms from a and from b; r2 at 20 ms from a, c, d.
-// Shortcuts: a-b through r1 or r3 (a tie: r1, the first by name), c-d and
-// a-c through r2; every gain 60 ms. Ten pairs have a direct RTT. Greedy
-// top relays: r2 (2 pairs, 2/10), then r1 (1 more, 3/10; r3 ties with it
-// and comes after it by name), then nothing adds a pair.
+// 100 ms; r1 and r3 at 20 ms from a and from b; r0 at 45 ms from both; r2
+// at 20 ms from a, c, d. Shortcuts: a-b through r1 or r3 (a tie: r1, the
+// first by name; r0 saves only 10 ms), c-d and a-c through r2; gains 60
+// ms. Twelve pairs have a direct RTT. Greedy top relays: r2 (2 pairs,
+// 2/12), then r1 (1 more, 3/12: r0, r1 and r3 each add a-b, r0 first by
+// name but saving less, r3 saving as much but after r1), then nothing adds
+// a pair.
 func TestRelaysByHand(t *testing.T) {
 	m := NewMatrix([]Sample{
 		rtt("a", "b", 100), rtt("c", "d", 100), rtt("a", "c", 100),
 		rtt("r1", "a", 20), rtt("r1", "b", 20), rtt("r3", "a", 20), rtt("b", "r3", 20),
-		rtt("r2", "a", 20), rtt("r2", "c", 20), rtt("r2", "d", 20),
+		rtt("r2", "a", 20), rtt("r2", "c", 20), rtt("r2", "d", 20), rtt("r0", "a", 45), rtt("r0", "b", 45),
 		rtt("a", "b", 100), rtt("a", "b", 100), // more samples of a pair: its median counts
 	})
 	got, pairs := Relays(m, 0)
-	if pairs != 10 || len(got) != 3 {
+	if pairs != 12 || len(got) != 3 {
 		t.Fatalf("%d pairs, shortcuts %+v", pairs, got)
 	}
 	want := map[string]string{"a-b": "r1", "a-c": "r2", "c-d": "r2"}
@@ -34,12 +36,12 @@ func TestRelaysByHand(t *testing.T) {
 			t.Errorf("shortcut %+v", s)
 		}
 	}
-	if got[0].A != "a" || got[0].B != "b" || got[0].Relays != 2 {
-		t.Errorf("a-b is improved by two relays: %+v", got[0])
+	if got[0].A != "a" || got[0].B != "b" || got[0].Relays != 3 {
+		t.Errorf("a-b is improved by three relays: %+v", got[0])
 	}
 	top := TopRelays(m, 0, 5)
 	if len(top) != 2 || top[0].Relay != "r2" || top[0].Adds != 2 || top[1].Relay != "r1" || top[1].Cumulative != 3 ||
-		math.Abs(top[1].Share-0.3) > 1e-12 {
+		math.Abs(top[1].Share-0.25) > 1e-12 {
 		t.Errorf("top relays %+v", top)
 	}
 	if top := TopRelays(m, 0, 1); len(top) != 1 || top[0].Relay != "r2" {

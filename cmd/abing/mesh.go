@@ -266,26 +266,25 @@ func meshRelaysCommand() *cobra.Command {
 			m := mesh.NewMatrix(samples)
 			shortcuts, pairs := mesh.Relays(m, minGain)
 			w := cmd.OutOrStdout()
-			t, err := newTable(output, w, "kind", "a", "b", "direct", "relay", "relayed", "gain", "gain_pct", "cv", "relays")
+			if output == "text" {
+				return relaysText(w, m, shortcuts, pairs, minGain, minGainMbps, top)
+			}
+			t, err := newTable(output, w, "kind", "a", "b", "direct", "relay", "relayed", "gain", "gain_pct", "cv", "relays", "share_pct")
 			if err != nil {
 				return err
 			}
 			for _, s := range shortcuts {
 				t.add(map[string]any{"kind": "rtt", "a": s.A, "b": s.B, "direct_ms": s.Direct, "relay": s.Relay, "relayed_ms": s.Relayed,
 					"gain_ms": s.Gain, "gain_pct": s.GainPct, "cv": s.CV, "relays": s.Relays},
-					"rtt", s.A, s.B, num(s.Direct, 1), s.Relay, num(s.Relayed, 1), num(s.Gain, 1), num(s.GainPct, 0), num(s.CV, 2), strconv.Itoa(s.Relays))
+					"rtt", s.A, s.B, num(s.Direct, 1), s.Relay, num(s.Relayed, 1), num(s.Gain, 1), num(s.GainPct, 0), num(s.CV, 2), strconv.Itoa(s.Relays), "")
 			}
 			for _, s := range mesh.BandwidthRelays(m, minGainMbps) {
 				t.add(map[string]any{"kind": "abw", "a": s.A, "b": s.B, "direct_mbps": s.Direct, "relay": s.Relay, "relayed_mbps": s.Relayed, "gain_mbps": s.Gain},
-					"abw", s.A, s.B, num(s.Direct, 1), s.Relay, num(s.Relayed, 1), num(s.Gain, 1), num(100*s.Gain/s.Direct, 0), "-", "-")
+					"abw", s.A, s.B, num(s.Direct, 1), s.Relay, num(s.Relayed, 1), num(s.Gain, 1), num(100*s.Gain/s.Direct, 0), "", "", "")
 			}
 			for _, c := range mesh.TopRelays(m, minGain, top) {
 				t.add(map[string]any{"kind": "top", "relay": c.Relay, "adds": c.Adds, "improved": c.Cumulative, "pairs": pairs, "share": c.Share},
-					"top", "", "", "", c.Relay, "", fmt.Sprintf("+%d pairs", c.Adds), num(100*c.Share, 0), "", strconv.Itoa(c.Cumulative))
-			}
-			if output == "text" {
-				fmt.Fprintf(w, "%d hosts, %d pairs with a direct RTT, %d improved through a relay by more than %g ms (RTT in ms, ABW in Mbit/s; top: relays chosen greedily, gain_pct the share of pairs improved so far)\n",
-					len(m.Nodes), pairs, len(shortcuts), minGain)
+					"top", "", "", "", c.Relay, "", "", "", "", strconv.Itoa(c.Cumulative), num(100*c.Share, 0))
 			}
 			return t.flush()
 		},
@@ -296,6 +295,39 @@ func meshRelaysCommand() *cobra.Command {
 	cmd.Flags().Float64Var(&minGain, "min-gain", 0, "count a relay only when it saves more than this many ms")
 	cmd.Flags().Float64Var(&minGainMbps, "min-gain-mbps", 0, "count a bandwidth relay only when it adds more than this many Mbit/s")
 	return cmd
+}
+
+// relaysText prints the shortcuts, the bandwidth shortcuts and the top
+// relays as three tables.
+func relaysText(w io.Writer, m *mesh.Matrix, shortcuts []mesh.Shortcut, pairs int, minGain, minGainMbps float64, top int) error {
+	fmt.Fprintf(w, "%d hosts, %d pairs with a direct RTT; %d improved through a relay by more than %g ms\n\n", len(m.Nodes), pairs, len(shortcuts), minGain)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	if len(shortcuts) > 0 {
+		fmt.Fprintln(tw, "A\tB\tdirect ms\tbest relay\trelayed ms\tgain ms\tgain %\tRTT CV\trelays that help")
+		for _, s := range shortcuts {
+			fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%.1f\t%.1f\t%.0f\t%.2f\t%d\n", s.A, s.B, s.Direct, s.Relay, s.Relayed, s.Gain, s.GainPct, s.CV, s.Relays)
+		}
+		tw.Flush()
+		fmt.Fprintln(w)
+	}
+	if bw := mesh.BandwidthRelays(m, minGainMbps); len(bw) > 0 {
+		fmt.Fprintf(w, "available bandwidth through a relay (the narrower hop) above the direct path's by more than %g Mbit/s:\n", minGainMbps)
+		fmt.Fprintln(tw, "from\tto\tdirect Mbit/s\tbest relay\trelayed Mbit/s\tgain Mbit/s")
+		for _, s := range bw {
+			fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%.1f\t%.1f\n", s.A, s.B, s.Direct, s.Relay, s.Relayed, s.Gain)
+		}
+		tw.Flush()
+		fmt.Fprintln(w)
+	}
+	if cov := mesh.TopRelays(m, minGain, top); len(cov) > 0 {
+		fmt.Fprintf(w, "top relays, chosen greedily by the pairs they add:\n")
+		fmt.Fprintln(tw, "#\trelay\tadds pairs\tpairs improved\tshare of all pairs")
+		for i, c := range cov {
+			fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%.0f %%\n", i+1, c.Relay, c.Adds, c.Cumulative, 100*c.Share)
+		}
+		tw.Flush()
+	}
+	return nil
 }
 
 func meshCoordsCommand() *cobra.Command {

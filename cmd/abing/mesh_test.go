@@ -60,7 +60,7 @@ func TestMeshCommands(t *testing.T) {
 		t.Errorf("compare: %v\n%s", err, out)
 	}
 	out, err = runMesh(t, "relays", "--input", input)
-	if err != nil || !strings.Contains(out, "2 hosts, 1 pairs with a direct RTT, 0 improved") {
+	if err != nil || !strings.Contains(out, "2 hosts, 1 pairs with a direct RTT; 0 improved") {
 		t.Errorf("relays from records: %v\n%s", err, out)
 	}
 

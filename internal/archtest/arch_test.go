@@ -85,6 +85,8 @@ func TestImportRules(t *testing.T) {
 		{[]string{"store", "influx", "alarms", "notify", "prober"}, []string{"measure", "reflector", "timestamp", "monitor"},
 			"consumers of records get them from package record, not from the sender"},
 		{[]string{"alarms"}, []string{"notify", "prober", "store", "influx"}, "detection is pure: no delivery, no network"},
+		{[]string{"mesh"}, []string{"measure", "reflector", "timestamp", "monitor", "store", "influx", "notify", "prober"},
+			"the mesh analysis is pure: it reads records and samples, it does not measure or store"},
 		{[]string{"reflector"}, []string{"estimator", "measure", "record"}, "the reflector needs the socket and the wire format only"},
 		{[]string{"cmd/abing", "cmd/reflector"}, []string{"internal/lab/testbed", "internal/lab/accuracy"}, "lab code stays out of what users install"},
 	} {
