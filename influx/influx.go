@@ -179,6 +179,7 @@ func Lines(measurement string, recs []record.Record) ([]string, error) {
 		f("abw_low_mbps", r.ABWLow)
 		f("abw_high_mbps", r.ABWHigh)
 		f("dbc_min_mbps", r.DBCMin)
+		f("link_cost", r.LinkCost)
 		f("xtr_pooled_mbps", r.XTRPooled)
 		f("xtr_pooled_low_mbps", r.XTRPooledLow)
 		f("xtr_pooled_high_mbps", r.XTRPooledHigh)

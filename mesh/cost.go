@@ -11,13 +11,13 @@ import (
 // term is shaped like Babel's RTT penalty (RFC 9616): 0 up to RTTMin,
 // rising linearly to MaxPenalty at RTTMax, flat beyond.
 type CostParams struct {
-	Overall    float64 // every link's base cost
-	A          float64 // weight of the latency term
-	B          float64 // per percentage point of loss
-	C          float64 // per ms of jitter
-	RTTMin     float64 // ms
-	RTTMax     float64 // ms
-	MaxPenalty float64
+	Overall    float64 `yaml:"overall"`     // every link's base cost
+	A          float64 `yaml:"a"`           // weight of the latency term
+	B          float64 `yaml:"b"`           // per percentage point of loss
+	C          float64 `yaml:"c"`           // per ms of jitter
+	RTTMin     float64 `yaml:"rtt_min_ms"`  // ms
+	RTTMax     float64 `yaml:"rtt_max_ms"`  // ms
+	MaxPenalty float64 `yaml:"max_penalty"` //
 }
 
 // DefaultCost is Babel's: a hop costs 96 (a wired hop's metric), the RTT
@@ -68,9 +68,9 @@ func (p CostParams) Cost(rtt, loss, jitter float64) float64 {
 // observations in a row. Then the median of those observations is
 // published. Noise that crosses the line and comes back publishes nothing.
 type Threshold struct {
-	Rel    float64 // of the published cost
-	Abs    float64 // cost units
-	Window int     // observations in a row
+	Rel    float64 `yaml:"threshold"`     // of the published cost
+	Abs    float64 `yaml:"threshold_abs"` // cost units
+	Window int     `yaml:"window"`        // observations in a row
 }
 
 // DefaultThreshold: 10 % and 10 units (a tenth of a wired hop), held for 3

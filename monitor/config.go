@@ -23,6 +23,7 @@ import (
 	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/influx"
 	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/mesh"
 	"github.com/abing-net/abing/notify"
 	"github.com/abing-net/abing/store"
 	"github.com/abing-net/abing/timestamp"
@@ -178,9 +179,12 @@ type Config struct {
 	Pool int `yaml:"pool"`
 	// Node is this host's name in every record (default: the hostname),
 	// so that a fleet's records can be told apart where they meet.
-	Node  string `yaml:"node"`
-	Probe Probe  `yaml:"probe"` // defaults for every target
-	Store Store  `yaml:"store"`
+	Node string `yaml:"node"`
+	// LinkCost weighs each path's RTT, loss and jitter into a cost for a
+	// routing layer, published when it changes past its thresholds.
+	LinkCost LinkCost `yaml:"link_cost"`
+	Probe    Probe    `yaml:"probe"` // defaults for every target
+	Store    Store    `yaml:"store"`
 	// InfluxDB, when set, receives every result too (package influx).
 	InfluxDB *influx.Config `yaml:"influxdb"`
 	Alarms   Alarms         `yaml:"alarms"`
@@ -189,6 +193,23 @@ type Config struct {
 	// spoolBesideDB: the InfluxDB spool was not given, and lies beside
 	// the database.
 	spoolBesideDB bool
+}
+
+// LinkCost configures the link cost of every path (package mesh) and the
+// warning when probes become the load.
+type LinkCost struct {
+	mesh.CostParams `yaml:",inline"`
+	mesh.Threshold  `yaml:",inline"`
+	// MaxProbeShare is the share of a path's capacity its probes may take
+	// (both directions of a run, over the target's interval) before the
+	// monitor warns that it measures its own load.
+	MaxProbeShare float64 `yaml:"max_probe_share"`
+}
+
+// DefaultLinkCost: mesh.DefaultCost and mesh.DefaultThreshold, and a warning
+// past 5 % of a path.
+func DefaultLinkCost() LinkCost {
+	return LinkCost{CostParams: mesh.DefaultCost(), Threshold: mesh.DefaultThreshold(), MaxProbeShare: 0.05}
 }
 
 // spoolBeside is the InfluxDB spool folder of a configuration that names
@@ -259,7 +280,7 @@ func (c *Config) Secrets() []string {
 // ParseConfig reads a monitor.yaml. Errors name the file and line: unknown
 // keys, wrong types, bad addresses, bad numbers. name is used in messages.
 func ParseConfig(b []byte, name string) (*Config, error) {
-	var cfg Config
+	cfg := Config{LinkCost: DefaultLinkCost()} // keys not given keep their defaults
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil {
@@ -374,6 +395,16 @@ func (c *Config) Complete() error {
 			return fmt.Errorf("%sno node name given and no hostname: %v", key("node"), err)
 		}
 		c.Node = h
+	}
+	if c.LinkCost == (LinkCost{}) {
+		c.LinkCost = DefaultLinkCost()
+	}
+	if err := c.LinkCost.Check(); err != nil {
+		return fmt.Errorf("%s%v", key("link_cost"), err)
+	}
+	if lc := c.LinkCost; !(lc.Rel >= 0) || !(lc.Abs >= 0) || lc.Window < 1 || lc.Window > 100 || !(lc.MaxProbeShare > 0 && lc.MaxProbeShare <= 1) {
+		return fmt.Errorf("%slink_cost threshold %g, threshold_abs %g, window %d, max_probe_share %g: want thresholds not negative, a window of 1 to 100 runs, a share above 0 up to 1",
+			key("link_cost"), lc.Rel, lc.Abs, lc.Window, lc.MaxProbeShare)
 	}
 	if err := c.expandPaths(at); err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/influx"
+	"github.com/abing-net/abing/mesh"
 )
 
 // The example configuration shipped in deploy/ parses, says what the
@@ -41,7 +42,7 @@ func TestExampleConfig(t *testing.T) {
 	if p := c.AlarmParams(&c.Targets[0]); p != alarms.Defaults() {
 		t.Errorf("alarm defaults in the example %+v, in the code %+v", p, alarms.Defaults())
 	}
-	if time.Duration(c.Interval) != DefaultInterval || c.Jitter != DefaultJitter || c.MaxInFlight != DefaultInFlight || c.Pool != DefaultPool ||
+	if time.Duration(c.Interval) != DefaultInterval || c.Jitter != DefaultJitter || c.MaxInFlight != DefaultInFlight || c.Pool != DefaultPool || c.LinkCost != DefaultLinkCost() ||
 		time.Duration(c.Store.Retention) != DefaultRetention {
 		t.Errorf("monitor defaults differ: %+v", c)
 	}
@@ -50,7 +51,7 @@ func TestExampleConfig(t *testing.T) {
 	for _, m := range regexp.MustCompile(`(?m)^\s*-?\s*([a-z_]+):|[{,]\s*([a-z_]+):`).FindAllStringSubmatch(text, -1) {
 		present[m[1]+m[2]] = true
 	}
-	for _, typ := range []any{Config{}, Probe{}, Store{}, Target{}, Alarms{}, alarms.Params{}, influx.Config{}} {
+	for _, typ := range []any{Config{}, Probe{}, Store{}, Target{}, Alarms{}, alarms.Params{}, influx.Config{}, LinkCost{}, mesh.CostParams{}, mesh.Threshold{}} {
 		rt := reflect.TypeOf(typ)
 		for i := range rt.NumField() {
 			key, _, _ := strings.Cut(rt.Field(i).Tag.Get("yaml"), ",")

@@ -19,6 +19,7 @@ type Metrics struct {
 	abwLo, abwHi  *prometheus.GaugeVec // the last ABW's 95 % interval
 	// Over the windows of the target's last runs (Config.Pool).
 	xtrPool, abwPool, abwPoolLo, abwPoolHi, pooled *prometheus.GaugeVec
+	linkCost                                       *prometheus.GaugeVec // the last published link cost
 	last                                           *prometheus.GaugeVec
 	rtt                                            *prometheus.HistogramVec
 	sent, lost                                     *prometheus.CounterVec
@@ -62,6 +63,7 @@ func NewMetrics(reg prometheus.Registerer, cfg *Config) *Metrics {
 		abwPoolLo: g("abw_pooled_low_bits_per_second", "Lower end of the pooled available bandwidth's 95 % interval.", dir),
 		abwPoolHi: g("abw_pooled_high_bits_per_second", "Upper end of the pooled available bandwidth's 95 % interval.", dir),
 		pooled:    g("pooled_runs", "Runs the last pooled estimate took its windows from.", dir),
+		linkCost:  g("link_cost", "The path's link cost as last published (it changes only past its thresholds).", tgt),
 		last:      g("last_measurement_timestamp_seconds", "When the last measurement of the target started.", tgt),
 		rtt: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "abing_rtt_seconds",
 			Help:    "Round-trip time of the probes (mean of each measurement), less time inside the reflector.",
@@ -77,7 +79,7 @@ func NewMetrics(reg prometheus.Registerer, cfg *Config) *Metrics {
 		keys:   keys,
 		addrs:  map[string]string{},
 	}
-	reg.MustRegister(m.dbc, m.xtr, m.abw, m.abwLo, m.abwHi, m.xtrPool, m.abwPool, m.abwPoolLo, m.abwPoolHi, m.pooled, m.last, m.rtt, m.sent, m.lost, m.runs, m.errors, m.info, m.alarms, m.panics)
+	reg.MustRegister(m.dbc, m.xtr, m.abw, m.abwLo, m.abwHi, m.xtrPool, m.abwPool, m.abwPoolLo, m.abwPoolHi, m.pooled, m.linkCost, m.last, m.rtt, m.sent, m.lost, m.runs, m.errors, m.info, m.alarms, m.panics)
 	m.targets(cfg)
 	return m
 }
@@ -109,7 +111,7 @@ func (m *Metrics) targets(cfg *Config) {
 	for n, addr := range m.addrs {
 		if now[n] != addr { // gone, or its address changed
 			for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
-				m.dbc, m.xtr, m.abw, m.abwLo, m.abwHi, m.xtrPool, m.abwPool, m.abwPoolLo, m.abwPoolHi, m.pooled, m.last, m.rtt, m.sent, m.lost, m.runs, m.errors, m.alarms} {
+				m.dbc, m.xtr, m.abw, m.abwLo, m.abwHi, m.xtrPool, m.abwPool, m.abwPoolLo, m.abwPoolHi, m.pooled, m.linkCost, m.last, m.rtt, m.sent, m.lost, m.runs, m.errors, m.alarms} {
 				v.DeletePartialMatch(prometheus.Labels{"target": n, "address": addr})
 			}
 		}
@@ -173,5 +175,8 @@ func (m *Metrics) observe(recs []record.Record) {
 	}
 	if r0.RTT != nil {
 		m.rtt.WithLabelValues(tgt...).Observe(r0.RTT.Avg / 1e3)
+	}
+	if r0.LinkCost != nil {
+		m.linkCost.WithLabelValues(tgt...).Set(*r0.LinkCost)
 	}
 }

@@ -85,12 +85,13 @@ func TestMetricsDocumented(t *testing.T) {
 	m := NewMetrics(reg, cfg)
 	m.panics.WithLabelValues("test") // a vector shows once it has a series
 	m.observe(measure.FailedRecords(measure.Config{Target: "198.18.2.2"}, t0(), io.EOF))
-	m.observe([]record.Record{{Time: t0(), Target: "198.18.2.2", Direction: "forward", RTT: &record.RTT{Avg: 1}}})
+	cost := 100.0
+	m.observe([]record.Record{{Time: t0(), Target: "198.18.2.2", Direction: "forward", RTT: &record.RTT{Avg: 1}, LinkCost: &cost}})
 	fams, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(fams) != 19 {
+	if len(fams) != 20 {
 		t.Fatalf("only %d metric families", len(fams))
 	}
 	for _, f := range fams {

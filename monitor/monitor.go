@@ -31,6 +31,7 @@ import (
 
 	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/mesh"
 	"github.com/abing-net/abing/notify"
 	"github.com/abing-net/abing/prober"
 	"github.com/abing-net/abing/record"
@@ -136,7 +137,8 @@ func (m *Monitor) Run(ctx context.Context) error {
 	var targets sync.WaitGroup
 	running := map[string]*targetLoop{}
 	startLoop := func(t Target, start time.Time) {
-		r := &targetLoop{t: t, probe: m.cfg.Probe, jitter: m.cfg.Jitter, pool: pool{size: m.cfg.Pool}, stop: make(chan struct{})}
+		r := &targetLoop{t: t, probe: m.cfg.Probe, jitter: m.cfg.Jitter, pool: pool{size: m.cfg.Pool}, stop: make(chan struct{}),
+			linkCost: m.cfg.LinkCost, cost: mesh.NewPublisher(m.cfg.LinkCost.Threshold)}
 		running[t.Name] = r
 		targets.Add(1)
 		go func() {
@@ -174,6 +176,11 @@ type targetLoop struct {
 	jitter float64
 	pool   pool
 	stop   chan struct{} // closed: finish the run in progress, then stop
+	// The path's link cost and when to publish it; warned: the probes'
+	// share of the path was logged once.
+	linkCost LinkCost
+	cost     *mesh.Publisher
+	warned   bool
 }
 
 // Reload replaces the targets with those of cfg (a completed
@@ -204,7 +211,7 @@ func (m *Monitor) apply(cfg *Config, running map[string]*targetLoop, startLoop f
 	}
 	var stopped, started, kept int
 	for name, r := range running {
-		if t, ok := wanted[name]; ok && sameTarget(t, r.t, cfg.Probe, r.probe) && cfg.Jitter == r.jitter && cfg.Pool == r.pool.size {
+		if t, ok := wanted[name]; ok && sameTarget(t, r.t, cfg.Probe, r.probe) && cfg.Jitter == r.jitter && cfg.Pool == r.pool.size && cfg.LinkCost == r.linkCost {
 			kept++
 			continue
 		}
@@ -226,7 +233,7 @@ func (m *Monitor) apply(cfg *Config, running map[string]*targetLoop, startLoop f
 		m.mu.Unlock()
 	}
 	m.mu.Lock() // Health reads them
-	m.cfg.Targets, m.cfg.Probe, m.cfg.Interval, m.cfg.Jitter, m.cfg.Pool = cfg.Targets, cfg.Probe, cfg.Interval, cfg.Jitter, cfg.Pool
+	m.cfg.Targets, m.cfg.Probe, m.cfg.Interval, m.cfg.Jitter, m.cfg.Pool, m.cfg.LinkCost = cfg.Targets, cfg.Probe, cfg.Interval, cfg.Jitter, cfg.Pool, cfg.LinkCost
 	m.mu.Unlock()
 	now := time.Now()
 	for _, t := range cfg.Targets {
@@ -280,7 +287,39 @@ func (m *Monitor) loop(ctx context.Context, l *targetLoop, start time.Time, resu
 			return // a cancelled run is not a result
 		}
 		l.pool.add(res, recs)
+		m.linkCost(l, res, recs)
 		results <- recs
+	}
+}
+
+// linkCost publishes the path's new link cost in recs when it has moved
+// past its thresholds, and warns once when the probes take more of the
+// path than they should.
+func (m *Monitor) linkCost(l *targetLoop, res *measure.Result, recs []record.Record) {
+	var fwd *record.Record
+	for i := range recs {
+		if recs[i].Direction == "forward" {
+			fwd = &recs[i]
+		}
+	}
+	if fwd == nil || fwd.RTT == nil {
+		return
+	}
+	if v, ok := l.cost.Observe(l.linkCost.Cost(fwd.RTT.Avg, fwd.Loss, fwd.RTT.Jitter)); ok {
+		for i := range recs {
+			recs[i].LinkCost = &v
+		}
+	}
+	if res == nil || l.warned || res.Forward.CapErr != nil || res.Reverse.CapErr != nil {
+		return
+	}
+	dbc := min(res.Forward.Capacity.DBC, res.Reverse.Capacity.DBC) / 1e6
+	share := mesh.ProbeShare(res.Forward.Bytes+res.Reverse.Bytes, time.Duration(l.t.Interval), dbc)
+	if share > l.linkCost.MaxProbeShare {
+		l.warned = true
+		m.opts.Logger.Warn("the probes take more of the path than max_probe_share: lengthen the interval, or lower max_bytes, or the measurements measure their own load",
+			"target", l.t.Name, "share", fmt.Sprintf("%.1f %%", 100*share), "bytes_per_run", res.Forward.Bytes+res.Reverse.Bytes,
+			"interval", time.Duration(l.t.Interval), "dbc_mbps", dbc, "max_probe_share", l.linkCost.MaxProbeShare)
 	}
 }
 

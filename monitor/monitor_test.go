@@ -3,12 +3,16 @@ package monitor
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"math"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/mesh"
 	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/reflector/reflectortest"
@@ -121,14 +125,51 @@ func TestMonitorPaths(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
 	defer cancel()
 	m.Run(ctx)
-	paths := map[string]int{}
+	paths, costs := map[string]int{}, map[string]int{}
 	for _, r := range got {
 		if r.Target != "h" || r.Node != "n1" || r.Key() != "h/"+r.Path {
 			t.Errorf("record %s of %q, node %q, path %q", r.Key(), r.Target, r.Node, r.Path)
 		}
 		paths[r.Path]++
+		if r.LinkCost != nil {
+			costs[r.Path]++
+			if *r.LinkCost < 96 || *r.LinkCost > 100 {
+				t.Errorf("%s: link cost %g on loopback, want about 96 (a hop, no latency penalty)", r.Key(), *r.LinkCost)
+			}
+		}
+	}
+	// The first cost of a path is published (in both records of its run);
+	// loopback's steady RTT publishes nothing after it.
+	if costs["direct"] != 2 || costs["overlay"] != 2 {
+		t.Errorf("records with a link cost by path: %v, want the two of the first run of each", costs)
 	}
 	if paths["direct"] < 2 || paths["overlay"] < 2 {
 		t.Errorf("records by path: %v", paths)
+	}
+}
+
+// Probes that take more of a path than max_probe_share are logged, once.
+func TestProbeShareWarning(t *testing.T) {
+	cfg, err := ParseConfig([]byte("targets: [{address: 198.18.2.2, interval: 60s}]\n"), "m.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	m := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	l := &targetLoop{t: cfg.Targets[0], linkCost: cfg.LinkCost, cost: mesh.NewPublisher(cfg.LinkCost.Threshold)}
+	res := &measure.Result{}
+	// 546 KB a minute on a 1 Mbit/s path: 7.3 %, over 5 %.
+	res.Forward.Capacity.DBC, res.Reverse.Capacity.DBC = 1e6, 2e6
+	res.Forward.Bytes, res.Reverse.Bytes = 273_000, 273_000
+	recs := []record.Record{{Direction: "forward", RTT: &record.RTT{Avg: 30}}, {Direction: "reverse"}}
+	for range 3 {
+		m.linkCost(l, res, recs)
+	}
+	if n := strings.Count(log.String(), "level=WARN"); n != 1 || !strings.Contains(log.String(), "share=\"7.3 %\"") {
+		t.Errorf("%d warnings:\n%s", n, log.String())
+	}
+	// 30 ms: 96 + 96·20/110.
+	if recs[0].LinkCost == nil || math.Abs(*recs[0].LinkCost-(96+96*20.0/110)) > 1e-9 {
+		t.Errorf("link cost %v", recs[0].LinkCost)
 	}
 }

@@ -15,7 +15,7 @@ var CSVHeader = []string{"time", "target", "direction", "dbc_mbps", "xtr_mbps", 
 	"address", "confidence", "pairs_used", "timestamp_source",
 	"dbc_low_mbps", "dbc_high_mbps", "xtr_low_mbps", "xtr_high_mbps", "abw_low_mbps", "abw_high_mbps", "dbc_min_mbps",
 	"xtr_pooled_mbps", "xtr_pooled_low_mbps", "xtr_pooled_high_mbps", "abw_pooled_mbps", "abw_pooled_low_mbps", "abw_pooled_high_mbps", "pooled_runs",
-	"node", "path"}
+	"node", "path", "link_cost"}
 
 // CSVWriter writes records as CSV, header first. Absent numbers are empty
 // cells. Time is RFC 3339 in UTC, with fractions of a second.
@@ -58,7 +58,7 @@ func (c *CSVWriter) Write(r *Record) error {
 		r.Address, f(r.Confidence), strconv.Itoa(r.PairsUsed), r.TimestampSource,
 		f(r.DBCLow), f(r.DBCHigh), f(r.XTRLow), f(r.XTRHigh), f(r.ABWLow), f(r.ABWHigh), f(r.DBCMin),
 		f(r.XTRPooled), f(r.XTRPooledLow), f(r.XTRPooledHigh), f(r.ABWPooled), f(r.ABWPooledLow), f(r.ABWPooledHigh), runs,
-		r.Node, r.Path})
+		r.Node, r.Path, f(r.LinkCost)})
 }
 
 // Flush writes buffered rows (the header alone if there were none) and
@@ -150,6 +150,7 @@ func ReadCSV(r io.Reader) ([]Record, error) {
 		rec.XTRLow, rec.XTRHigh = num("xtr_low_mbps"), num("xtr_high_mbps")
 		rec.ABWLow, rec.ABWHigh = num("abw_low_mbps"), num("abw_high_mbps")
 		rec.DBCMin = num("dbc_min_mbps")
+		rec.LinkCost = num("link_cost")
 		rec.XTRPooled, rec.XTRPooledLow, rec.XTRPooledHigh = num("xtr_pooled_mbps"), num("xtr_pooled_low_mbps"), num("xtr_pooled_high_mbps")
 		rec.ABWPooled, rec.ABWPooledLow, rec.ABWPooledHigh = num("abw_pooled_mbps"), num("abw_pooled_low_mbps"), num("abw_pooled_high_mbps")
 		if p := num("pooled_runs"); p != nil {

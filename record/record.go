@@ -51,6 +51,10 @@ type Record struct {
 	ABWPooledLow  *float64 `json:"abw_pooled_low_mbps,omitempty"`
 	ABWPooledHigh *float64 `json:"abw_pooled_high_mbps,omitempty"`
 	PooledRuns    int      `json:"pooled_runs,omitempty"`
+	// LinkCost is the path's cost for a routing layer (package mesh:
+	// overall + a·latency + b·loss + c·jitter), present only in the records
+	// of the run that published a new one (past its thresholds).
+	LinkCost *float64 `json:"link_cost,omitempty"`
 	// DBCMin is a lower bound of the capacity when the path was faster than
 	// the sending host could space its probes (and DBC is absent).
 	DBCMin          *float64       `json:"dbc_min_mbps,omitempty"`
@@ -157,7 +161,7 @@ func (r *Record) Sanitize() {
 	}{{"dbc", &r.DBC}, {"xtr", &r.XTR}, {"abw", &r.ABW}, {"xtr_probe_gap", &r.XTRProbeGap}, {"xtr_abwe", &r.XTRABwE}, {"confidence", &r.Confidence},
 		{"dbc_min", &r.DBCMin}, {"dbc_low", &r.DBCLow}, {"dbc_high", &r.DBCHigh}, {"xtr_low", &r.XTRLow}, {"xtr_high", &r.XTRHigh}, {"abw_low", &r.ABWLow}, {"abw_high", &r.ABWHigh},
 		{"xtr_pooled", &r.XTRPooled}, {"xtr_pooled_low", &r.XTRPooledLow}, {"xtr_pooled_high", &r.XTRPooledHigh},
-		{"abw_pooled", &r.ABWPooled}, {"abw_pooled_low", &r.ABWPooledLow}, {"abw_pooled_high", &r.ABWPooledHigh}} {
+		{"abw_pooled", &r.ABWPooled}, {"abw_pooled_low", &r.ABWPooledLow}, {"abw_pooled_high", &r.ABWPooledHigh}, {"link_cost", &r.LinkCost}} {
 		if v := *f.v; v != nil && (math.IsNaN(*v) || math.IsInf(*v, 0) || *v < 0 || (f.name == "confidence" && *v > 1)) {
 			bad = append(bad, fmt.Sprintf("%s %v", f.name, *v))
 			*f.v = nil
