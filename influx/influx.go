@@ -5,8 +5,8 @@
 // Every record becomes one point of measurement "abing" (configurable):
 //
 //	tags:   target, name, direction, and the target's labels
-//	fields: dbc_mbps, xtr_mbps, abw_mbps, rtt_min_ms, rtt_avg_ms, rtt_max_ms,
-//	        jitter_ms, loss, ttl, pairs_used, confidence (absent when
+//	fields: dbc_mbps, xtr_mbps, abw_mbps, rtt_min_ms, rtt_avg_ms, rtt_median_ms,
+//	        rtt_max_ms, jitter_ms, jitter_rfc3550_ms, loss, ttl, pairs_used, confidence (absent when
 //	        unknown), error (string, absent when none)
 //	time:   the start of the measurement, ns
 //
@@ -191,7 +191,8 @@ func Lines(measurement string, recs []record.Record) ([]string, error) {
 		}
 		if r.RTT != nil {
 			p.AddField("rtt_min_ms", r.RTT.Min).AddField("rtt_avg_ms", r.RTT.Avg).
-				AddField("rtt_max_ms", r.RTT.Max).AddField("jitter_ms", r.RTT.Jitter)
+				AddField("rtt_max_ms", r.RTT.Max).AddField("jitter_ms", r.RTT.Jitter).
+				AddField("rtt_median_ms", r.RTT.Median).AddField("jitter_rfc3550_ms", r.RTT.JitterRFC3550)
 		}
 		p.AddField("loss", r.Loss).AddField("pairs_used", int64(r.PairsUsed))
 		if r.TTL != nil {

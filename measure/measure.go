@@ -22,6 +22,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -1289,6 +1290,12 @@ func (s *session) rtt() (record.RTT, bool) {
 	if len(v) == 0 {
 		return record.RTT{}, false
 	}
+	return rttStats(v), true
+}
+
+// rttStats sums up the round-trip times v (ms, in the order the packets
+// were sent; at least one).
+func rttStats(v []float64) record.RTT {
 	r := record.RTT{Min: math.Inf(1)}
 	var sum, jit float64
 	for i, x := range v {
@@ -1302,5 +1309,16 @@ func (s *session) rtt() (record.RTT, bool) {
 	if len(v) > 1 {
 		r.Jitter = jit / float64(len(v)-1)
 	}
-	return r, true
+	// RFC 3550's interarrival jitter, on the round trips: a running mean
+	// of |D| with gain 1/16, D the difference of consecutive transit times.
+	for i := 1; i < len(v); i++ {
+		r.JitterRFC3550 += (math.Abs(v[i]-v[i-1]) - r.JitterRFC3550) / 16
+	}
+	sorted := slices.Clone(v)
+	slices.Sort(sorted)
+	r.Median = sorted[len(sorted)/2]
+	if len(sorted)%2 == 0 {
+		r.Median = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
+	}
+	return r
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/estimator"
+	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/reflector/reflectortest"
 	"github.com/abing-net/abing/timestamp"
@@ -254,5 +255,24 @@ func TestLowerBoundError(t *testing.T) {
 		if tc.bound && math.Abs(d.DBCMin-1500*8/12e-6) > 1 {
 			t.Errorf("%s: bound %.0f", tc.name, d.DBCMin)
 		}
+	}
+}
+
+// The RTT figures of a run: the mean difference of consecutive RTTs and
+// RFC 3550's running jitter differ, and both are kept.
+func TestRTTStats(t *testing.T) {
+	r := rttStats([]float64{10, 12, 10, 30})
+	// Differences 2, 2, 20: mean 8; RFC 3550: 2/16 = 0.125, then
+	// 0.125 + (2 − 0.125)/16 = 0.2421875, then + (20 − 0.2421875)/16.
+	want := record.RTT{Min: 10, Avg: 15.5, Median: 11, Max: 30, Jitter: 8, JitterRFC3550: 0.2421875 + (20-0.2421875)/16}
+	if math.Abs(r.JitterRFC3550-want.JitterRFC3550) > 1e-12 {
+		t.Errorf("RFC 3550 jitter %g, want %g", r.JitterRFC3550, want.JitterRFC3550)
+	}
+	r.JitterRFC3550 = want.JitterRFC3550
+	if r != want {
+		t.Errorf("%+v, want %+v", r, want)
+	}
+	if r := rttStats([]float64{5}); r.Median != 5 || r.Jitter != 0 || r.JitterRFC3550 != 0 {
+		t.Errorf("one packet: %+v", r)
 	}
 }

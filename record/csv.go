@@ -15,7 +15,7 @@ var CSVHeader = []string{"time", "target", "direction", "dbc_mbps", "xtr_mbps", 
 	"address", "confidence", "pairs_used", "timestamp_source",
 	"dbc_low_mbps", "dbc_high_mbps", "xtr_low_mbps", "xtr_high_mbps", "abw_low_mbps", "abw_high_mbps", "dbc_min_mbps",
 	"xtr_pooled_mbps", "xtr_pooled_low_mbps", "xtr_pooled_high_mbps", "abw_pooled_mbps", "abw_pooled_low_mbps", "abw_pooled_high_mbps", "pooled_runs",
-	"node", "path", "link_cost"}
+	"node", "path", "link_cost", "rtt_median_ms", "jitter_rfc3550_ms"}
 
 // CSVWriter writes records as CSV, header first. Absent numbers are empty
 // cells. Time is RFC 3339 in UTC, with fractions of a second.
@@ -41,9 +41,10 @@ func (c *CSVWriter) Write(r *Record) error {
 		}
 		return strconv.FormatFloat(*p, 'f', -1, 64)
 	}
-	var rmin, ravg, rmax, jit *float64
+	var rmin, ravg, rmax, jit, rmed, jit3550 *float64
 	if r.RTT != nil {
 		rmin, ravg, rmax, jit = &r.RTT.Min, &r.RTT.Avg, &r.RTT.Max, &r.RTT.Jitter
+		rmed, jit3550 = &r.RTT.Median, &r.RTT.JitterRFC3550
 	}
 	runs := ""
 	if r.PooledRuns > 0 {
@@ -58,7 +59,7 @@ func (c *CSVWriter) Write(r *Record) error {
 		r.Address, f(r.Confidence), strconv.Itoa(r.PairsUsed), r.TimestampSource,
 		f(r.DBCLow), f(r.DBCHigh), f(r.XTRLow), f(r.XTRHigh), f(r.ABWLow), f(r.ABWHigh), f(r.DBCMin),
 		f(r.XTRPooled), f(r.XTRPooledLow), f(r.XTRPooledHigh), f(r.ABWPooled), f(r.ABWPooledLow), f(r.ABWPooledHigh), runs,
-		r.Node, r.Path, f(r.LinkCost)})
+		r.Node, r.Path, f(r.LinkCost), f(rmed), f(jit3550)})
 }
 
 // Flush writes buffered rows (the header alone if there were none) and
@@ -136,6 +137,12 @@ func ReadCSV(r io.Reader) ([]Record, error) {
 			rec.RTT = &RTT{Min: *rmin, Avg: *ravg, Max: *rmax}
 			if jit != nil {
 				rec.RTT.Jitter = *jit
+			}
+			if v := num("rtt_median_ms"); v != nil {
+				rec.RTT.Median = *v
+			}
+			if v := num("jitter_rfc3550_ms"); v != nil {
+				rec.RTT.JitterRFC3550 = *v
 			}
 		}
 		if l := num("loss"); l != nil {

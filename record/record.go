@@ -86,12 +86,16 @@ type Record struct {
 }
 
 // RTT is the round-trip time of a run's probes, in ms. Jitter is the mean
-// absolute difference of consecutive RTTs.
+// absolute difference of consecutive RTTs; JitterRFC3550 is RFC 3550's
+// interarrival jitter over the same differences (a running mean with gain
+// 1/16, which weighs the last packets most). They differ, so both are kept.
 type RTT struct {
-	Min    float64 `json:"min"`
-	Avg    float64 `json:"avg"`
-	Max    float64 `json:"max"`
-	Jitter float64 `json:"jitter"`
+	Min           float64 `json:"min"`
+	Avg           float64 `json:"avg"`
+	Median        float64 `json:"median"`
+	Max           float64 `json:"max"`
+	Jitter        float64 `json:"jitter"`
+	JitterRFC3550 float64 `json:"jitter_rfc3550"`
 }
 
 // UnmarshalJSON reads a record, also in the form written before records
@@ -193,7 +197,7 @@ func (r *Record) Sanitize() {
 		}
 	}
 	if t := r.RTT; t != nil {
-		for _, v := range []float64{t.Min, t.Avg, t.Max, t.Jitter} {
+		for _, v := range []float64{t.Min, t.Avg, t.Median, t.Max, t.Jitter, t.JitterRFC3550} {
 			if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
 				bad = append(bad, fmt.Sprintf("rtt %v", *t))
 				r.RTT = nil
