@@ -1,0 +1,137 @@
+//go:build linux
+
+package accuracy
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/abing-net/abing/internal/lab/testbed"
+	"github.com/abing-net/abing/mesh"
+	"github.com/abing-net/abing/monitor"
+	"github.com/abing-net/abing/record"
+	"github.com/abing-net/abing/reflector"
+	"github.com/abing-net/abing/timestamp"
+	"github.com/abing-net/abing/wire"
+)
+
+// Four hosts around a router, each running a reflector and a monitor of
+// the three others. The direct path between hosts 1 and 4 passes a delay
+// element (20 ms each way); host 3 also has a slow address, through the same
+// element, which host 1 measures as a second path. From the monitors'
+// records, the mesh analysis finds the one relay shortcut (1–4 through 2
+// or 3, about 40 ms better) and judges host 3's slow path BAD against its
+// direct one.
+func TestMeshEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	m, err := testbed.NewMesh(ctx, 4)
+	fatal(t, err)
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("teardown: %v", err)
+		}
+	})
+	const d = 20 * time.Millisecond
+	if err := m.Delay(ctx, 1, 4, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SlowAddr(ctx, 3, d); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range m.Hosts {
+		var conn *timestamp.Conn
+		if err := h.Do(func() (err error) {
+			conn, err = timestamp.Listen("udp4", fmt.Sprintf(":%d", wire.DefaultPort), timestamp.Options{})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		srv, err := reflector.New(conn, reflector.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { srv.Serve(rctx); conn.Close(); close(done) }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
+	var mu sync.Mutex
+	var recs []record.Record
+	var wg sync.WaitGroup
+	runCtx, cancel := context.WithTimeout(ctx, 6*time.Second)
+	defer cancel()
+	for i := 1; i <= 4; i++ {
+		var targets []string
+		for j := 1; j <= 4; j++ {
+			switch {
+			case j == i:
+			case i == 1 && j == 3:
+				targets = append(targets, fmt.Sprintf("  - {name: h3, paths: {direct: \"%s\", slow: \"%s\"}}\n", testbed.MeshAddr(3), testbed.MeshSlowAddr(3)))
+			default:
+				targets = append(targets, fmt.Sprintf("  - {name: h%d, address: \"%s\"}\n", j, testbed.MeshAddr(j)))
+			}
+		}
+		cfg, err := monitor.ParseConfig([]byte(fmt.Sprintf("node: h%d\ninterval: 1s\njitter: 0.05\nprobe: {timeout: 1s}\ntargets:\n%s", i, strings.Join(targets, ""))), "mesh.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns := m.Hosts[i-1]
+		mon := monitor.New(cfg, monitor.Options{
+			Bind: func(network, addr string, opts timestamp.Options) (c *timestamp.Conn, err error) {
+				err = ns.Do(func() (err error) {
+					c, err = timestamp.Listen(network, addr, opts)
+					return err
+				})
+				return c, err
+			},
+			Results: func(r []record.Record) {
+				mu.Lock()
+				defer mu.Unlock()
+				recs = append(recs, r...)
+			},
+		})
+		wg.Add(1)
+		go func() { defer wg.Done(); mon.Run(runCtx) }()
+	}
+	wg.Wait()
+
+	var samples []mesh.Sample
+	for _, r := range recs {
+		if r.Direction == "forward" && r.RTT != nil && (r.Path == "" || r.Path == "direct") {
+			samples = append(samples, mesh.Sample{Src: r.Node, Dst: r.Target, RTT: r.RTT.Avg, ABW: math.NaN(), DBC: math.NaN()})
+		}
+	}
+	mx := mesh.NewMatrix(samples)
+	for _, a := range mx.Nodes {
+		for _, b := range mx.Nodes {
+			if v, ok := mx.RTT(a, b); ok && a < b {
+				t.Logf("%s–%s: median RTT %.2f ms over %d samples", a, b, v, len(mx.RTTs(a, b)))
+			}
+		}
+	}
+	shortcuts, pairs := mesh.Relays(mx, 5)
+	if pairs != 6 || len(shortcuts) != 1 {
+		t.Fatalf("%d pairs, shortcuts %+v", pairs, shortcuts)
+	}
+	s := shortcuts[0]
+	t.Logf("shortcut: %+v", s)
+	// The element adds 2d to the round trip; the relayed path crosses
+	// the router twice without it.
+	if s.A != "h1" || s.B != "h4" || (s.Relay != "h2" && s.Relay != "h3") || s.Gain < 30 || s.Gain > 50 || s.Relays != 2 {
+		t.Errorf("shortcut %+v: want h1–h4 through h2 or h3, about 40 ms better", s)
+	}
+	cmp := mesh.Compare(recs)
+	if len(cmp) != 1 {
+		t.Fatalf("comparisons %+v", cmp)
+	}
+	c := cmp[0]
+	t.Logf("h1 to h3: direct %.2f ms, slow %.2f ms: %s; loss %s", c.Reference.RTT, c.Path.RTT, c.RTT, c.Loss)
+	if c.Node != "h1" || c.Host != "h3" || c.Path.Path != "slow" || c.Reference.Path != "direct" || c.RTT != mesh.Bad || c.Path.Rounds < 3 {
+		t.Errorf("comparison %+v", c)
+	}
+}

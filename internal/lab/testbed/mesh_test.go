@@ -1,0 +1,113 @@
+//go:build linux
+
+package testbed
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+)
+
+// echo answers UDP datagrams on port 7 of every address of host ns until the
+// test ends.
+func echo(t *testing.T, ns *Netns) {
+	t.Helper()
+	var c *net.UDPConn
+	if err := ns.Do(func() (err error) {
+		c, err = net.ListenUDP("udp4", &net.UDPAddr{Port: 7})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := c.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			c.WriteToUDP(buf[:n], from)
+		}
+	}()
+}
+
+// rtt is the shortest of five UDP round trips from host ns to addr.
+func rtt(t *testing.T, ns *Netns, addr netip.Addr) time.Duration {
+	t.Helper()
+	var c *net.UDPConn
+	if err := ns.Do(func() (err error) {
+		c, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 7)))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	best := time.Hour
+	buf := make([]byte, 64)
+	for range 5 {
+		start := time.Now()
+		c.Write([]byte("ping"))
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		if _, err := c.Read(buf); err != nil {
+			t.Fatalf("%s: no echo: %v", addr, err)
+		}
+		best = min(best, time.Since(start))
+	}
+	return best
+}
+
+// The delay element slows exactly the paths it is given: host 1 to host 3,
+// and host 2's slow address, 20 ms each way; host 1 to host 2's first
+// address stays fast.
+func TestMeshDelay(t *testing.T) {
+	m, err := NewMesh(context.Background(), 3)
+	if err == ErrNotRoot {
+		if os.Getenv("ABING_REQUIRE_ROOT_TESTS") == "1" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := m.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	const d = 20 * time.Millisecond
+	if err := m.Delay(context.Background(), 1, 3, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SlowAddr(context.Background(), 2, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Delay(context.Background(), 1, 2, time.Millisecond); err == nil {
+		t.Error("a second delay value accepted")
+	}
+	for _, h := range m.Hosts {
+		echo(t, h)
+	}
+	for _, tc := range []struct {
+		from   int
+		to     netip.Addr
+		lo, hi time.Duration
+	}{
+		{1, MeshAddr(2), 0, 5 * time.Millisecond},
+		{1, MeshAddr(3), 2 * d, 2*d + 15*time.Millisecond},
+		{3, MeshAddr(1), 2 * d, 2*d + 15*time.Millisecond},
+		{2, MeshAddr(3), 0, 5 * time.Millisecond},
+		{1, MeshSlowAddr(2), 2 * d, 2*d + 15*time.Millisecond},
+		{3, MeshSlowAddr(2), 2 * d, 2*d + 15*time.Millisecond},
+	} {
+		got := rtt(t, m.Hosts[tc.from-1], tc.to)
+		t.Logf("host %d to %s: %v", tc.from, tc.to, got)
+		if got < tc.lo || got > tc.hi {
+			t.Errorf("host %d to %s: RTT %v, want %v to %v", tc.from, tc.to, got, tc.lo, tc.hi)
+		}
+	}
+}
