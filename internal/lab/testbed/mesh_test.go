@@ -11,13 +11,13 @@ import (
 	"time"
 )
 
-// echo answers UDP datagrams on port 7 of every address of host ns until the
-// test ends.
-func echo(t *testing.T, ns *Netns) {
+// echo answers UDP datagrams on port 7 of addr, in host ns, until the test
+// ends (bound to the address, so that answers leave from it).
+func echo(t *testing.T, ns *Netns, addr netip.Addr) {
 	t.Helper()
 	var c *net.UDPConn
 	if err := ns.Do(func() (err error) {
-		c, err = net.ListenUDP("udp4", &net.UDPAddr{Port: 7})
+		c, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 7)))
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -89,9 +89,10 @@ func TestMeshDelay(t *testing.T) {
 	if err := m.Delay(context.Background(), 1, 2, time.Millisecond); err == nil {
 		t.Error("a second delay value accepted")
 	}
-	for _, h := range m.Hosts {
-		echo(t, h)
+	for i, h := range m.Hosts {
+		echo(t, h, MeshAddr(i+1))
 	}
+	echo(t, m.Hosts[1], MeshSlowAddr(2))
 	for _, tc := range []struct {
 		from   int
 		to     netip.Addr
