@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/abing-net/abing/internal/influxtest"
 )
 
 // The Grafana dashboard's queries, run against a real InfluxDB holding
@@ -31,8 +33,8 @@ func TestGrafanaDashboard(t *testing.T) {
 	if err := json.Unmarshal(b, &dash); err != nil {
 		t.Fatal(err)
 	}
-	srv := newServer(t)
-	cfg := Config{URL: srv.url, Bucket: "abing/autogen", CreateDatabase: true, Spool: filepath.Join(t.TempDir(), "spool")}
+	srv := influxtest.Start(t)
+	cfg := Config{URL: srv.URL, Bucket: "abing/autogen", CreateDatabase: true, Spool: filepath.Join(t.TempDir(), "spool")}
 	cfg.Check()
 	sink, err := Open(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -49,7 +51,7 @@ func TestGrafanaDashboard(t *testing.T) {
 	queries := 0
 	for _, p := range dash.Panels {
 		for _, q := range p.Targets {
-			if rows := srv.query(t, "abing", expand.Replace(q.Query)); len(rows) == 0 {
+			if rows := srv.Query(t, "abing", expand.Replace(q.Query)); len(rows) == 0 {
 				t.Errorf("panel %q: no data for %s", p.Title, q.Query)
 			}
 			queries++
@@ -59,7 +61,7 @@ func TestGrafanaDashboard(t *testing.T) {
 		if v.Type != "query" {
 			continue
 		}
-		if rows := srv.query(t, "abing", v.Query); len(rows) == 0 {
+		if rows := srv.Query(t, "abing", v.Query); len(rows) == 0 {
 			t.Errorf("variable %s: no values from %s", v.Name, v.Query)
 		}
 		queries++

@@ -7,145 +7,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"net/netip"
-	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	ihttp "github.com/influxdata/influxdb-client-go/v2/api/http"
 
+	"github.com/abing-net/abing/internal/influxtest"
 	"github.com/abing-net/abing/record"
 )
-
-// server is a real InfluxDB 1.8 (influxd from $ABING_INFLUXD, $PATH or
-// $GOPATH/bin), bound to loopback, with its data in a test directory.
-type server struct {
-	bin, dir, conf, url string
-	cmd                 *exec.Cmd
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func newServer(t *testing.T) *server {
-	t.Helper()
-	bin := os.Getenv("ABING_INFLUXD")
-	if bin == "" {
-		if p, err := exec.LookPath("influxd"); err == nil {
-			bin = p
-		} else if gp, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-			bin = filepath.Join(strings.TrimSpace(string(gp)), "bin", "influxd")
-		}
-	}
-	if _, err := os.Stat(bin); err != nil {
-		if os.Getenv("ABING_REQUIRE_INFLUXD") == "1" {
-			t.Fatalf("influxd not found (%q) and ABING_REQUIRE_INFLUXD=1", bin)
-		}
-		t.Skip("needs influxd 1.8.10: CGO_ENABLED=0 go install github.com/influxdata/influxdb/cmd/influxd@v1.8.10 (CI installs it)")
-	}
-	dir := t.TempDir()
-	port := freePort(t)
-	conf := filepath.Join(dir, "influxd.conf")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`reporting-disabled = true
-bind-address = "127.0.0.1:%d"
-[meta]
-  dir = "%s/meta"
-[data]
-  dir = "%s/data"
-  wal-dir = "%s/wal"
-  query-log-enabled = false
-[http]
-  bind-address = "127.0.0.1:%d"
-  flux-enabled = true
-  log-enabled = false
-[monitor]
-  store-enabled = false
-[continuous_queries]
-  enabled = false
-`, freePort(t), dir, dir, dir, port)), 0o644)
-	s := &server{bin: bin, dir: dir, conf: conf, url: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	s.start(t)
-	t.Cleanup(s.stop)
-	return s
-}
-
-func (s *server) start(t *testing.T) {
-	t.Helper()
-	s.cmd = exec.Command(s.bin, "-config", s.conf)
-	s.cmd.Stdout, s.cmd.Stderr = nil, nil
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(s.url + "/ping"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusNoContent {
-				return
-			}
-		}
-	}
-	t.Fatal("influxd did not come up")
-}
-
-func (s *server) stop() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		s.cmd.Process.Signal(syscall.SIGTERM)
-		s.cmd.Wait()
-		s.cmd = nil
-	}
-}
-
-// query runs InfluxQL and returns the rows of the first series as maps.
-func (s *server) query(t *testing.T, db, q string) []map[string]any {
-	t.Helper()
-	resp, err := http.Get(s.url + "/query?" + url.Values{"db": {db}, "q": {q}}.Encode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Results []struct {
-			Series []struct {
-				Columns []string
-				Values  [][]any
-			}
-			Error string
-		}
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		t.Fatal(err)
-	}
-	var rows []map[string]any
-	for _, r := range out.Results {
-		if r.Error != "" {
-			t.Fatalf("query %q: %s", q, r.Error)
-		}
-		for _, sr := range r.Series {
-			for _, v := range sr.Values {
-				row := map[string]any{}
-				for i, c := range sr.Columns {
-					row[c] = v[i]
-				}
-				rows = append(rows, row)
-			}
-		}
-	}
-	return rows
-}
 
 type syncBuffer struct {
 	mu sync.Mutex
@@ -193,9 +67,9 @@ func waitSpoolEmpty(t *testing.T, s *Sink, within time.Duration) {
 // creates the database of; then an outage: every result of it arrives,
 // once, and the outage is logged once.
 func TestInfluxDB(t *testing.T) {
-	srv := newServer(t)
+	srv := influxtest.Start(t)
 	var log syncBuffer
-	cfg := Config{URL: srv.url, Bucket: "abing/autogen", CreateDatabase: true, Spool: filepath.Join(t.TempDir(), "spool")}
+	cfg := Config{URL: srv.URL, Bucket: "abing/autogen", CreateDatabase: true, Spool: filepath.Join(t.TempDir(), "spool")}
 	if err := cfg.Check(); err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +86,7 @@ func TestInfluxDB(t *testing.T) {
 		}
 	}
 	waitSpoolEmpty(t, sink, 10*time.Second)
-	rows := srv.query(t, "abing", `SELECT * FROM abing WHERE direction = 'forward' ORDER BY time`)
+	rows := srv.Query(t, "abing", `SELECT * FROM abing WHERE direction = 'forward' ORDER BY time`)
 	if len(rows) != 3 {
 		t.Fatalf("%d forward points, want 3: %v\nlog: %s", len(rows), rows, log.String())
 	}
@@ -221,21 +95,21 @@ func TestInfluxDB(t *testing.T) {
 		r["abw_mbps"] != 52.0 || r["abw_low_mbps"] != 47.0 || r["abw_high_mbps"] != 57.0 || r["rtt_avg_ms"] != 0.3 || r["ttl"] != 60.0 || r["pairs_used"] != 31.0 || r["time"] != "2026-11-23T00:02:00Z" {
 		t.Errorf("point %v", r)
 	}
-	rev := srv.query(t, "abing", `SELECT * FROM abing WHERE direction = 'reverse'`)
+	rev := srv.Query(t, "abing", `SELECT * FROM abing WHERE direction = 'reverse'`)
 	if len(rev) != 3 || rev[0]["error"] != "too few usable samples: 4, need 5" || rev[0]["dbc_mbps"] != nil {
 		t.Errorf("reverse points %v", rev)
 	}
 
 	// The outage: InfluxDB stops, results keep coming, InfluxDB returns.
-	srv.stop()
+	srv.Stop()
 	for i := 3; i < 10; i++ {
 		sink.Write(ctx, result(i, t0))
 		time.Sleep(300 * time.Millisecond)
 	}
-	srv.start(t)
+	srv.Start(t)
 	sink.Write(ctx, result(10, t0))
 	waitSpoolEmpty(t, sink, 40*time.Second)
-	all := srv.query(t, "abing", `SELECT * FROM abing`)
+	all := srv.Query(t, "abing", `SELECT * FROM abing`)
 	seen := map[string]bool{}
 	for _, r := range all {
 		k := fmt.Sprint(r["time"], r["direction"])
@@ -258,8 +132,8 @@ func TestInfluxDB(t *testing.T) {
 
 // An alarm's raise and clear are two events, read back from InfluxDB.
 func TestAlarmEvents(t *testing.T) {
-	srv := newServer(t)
-	cfg := Config{URL: srv.url, Bucket: "abing/autogen", CreateDatabase: true, Spool: filepath.Join(t.TempDir(), "spool")}
+	srv := influxtest.Start(t)
+	cfg := Config{URL: srv.URL, Bucket: "abing/autogen", CreateDatabase: true, Spool: filepath.Join(t.TempDir(), "spool")}
 	if err := cfg.Check(); err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +158,7 @@ func TestAlarmEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitSpoolEmpty(t, sink, 10*time.Second)
-	rows := srv.query(t, "abing", `SELECT * FROM abing_alarm ORDER BY time`)
+	rows := srv.Query(t, "abing", `SELECT * FROM abing_alarm ORDER BY time`)
 	if len(rows) != 2 || rows[0]["status"] != "firing" || rows[0]["active"] != 1.0 || rows[0]["after"] != 40.0 ||
 		rows[0]["summary"] != a.Summary || rows[1]["status"] != "resolved" || rows[1]["active"] != 0.0 ||
 		rows[1]["cleared"] != "returned" || rows[1]["time"] != "2026-11-23T00:10:00Z" || rows[1]["kind"] != "capacity" ||
@@ -296,10 +170,10 @@ func TestAlarmEvents(t *testing.T) {
 // Batches spooled by a run that ended while InfluxDB was away are
 // delivered by the next run.
 func TestSpoolSurvivesRestart(t *testing.T) {
-	srv := newServer(t)
+	srv := influxtest.Start(t)
 	spool := filepath.Join(t.TempDir(), "spool")
 	quiet := slog.New(slog.DiscardHandler)
-	away := Config{URL: fmt.Sprintf("http://127.0.0.1:%d", freePort(t)), Bucket: "abing/autogen", CreateDatabase: true, Spool: spool}
+	away := Config{URL: fmt.Sprintf("http://127.0.0.1:%d", influxtest.FreePort(t)), Bucket: "abing/autogen", CreateDatabase: true, Spool: spool}
 	away.Check()
 	s1, err := Open(away, quiet)
 	if err != nil {
@@ -314,7 +188,7 @@ func TestSpoolSurvivesRestart(t *testing.T) {
 		t.Fatalf("%d batches spooled, want 4", len(files))
 	}
 	back := away
-	back.URL = srv.url
+	back.URL = srv.URL
 	s2, err := Open(back, quiet)
 	if err != nil {
 		t.Fatal(err)
@@ -322,7 +196,7 @@ func TestSpoolSurvivesRestart(t *testing.T) {
 	defer s2.Close(0)
 	s2.Write(context.Background(), result(4, t0))
 	waitSpoolEmpty(t, s2, 10*time.Second)
-	if rows := srv.query(t, "abing", `SELECT * FROM abing`); len(rows) != 10 {
+	if rows := srv.Query(t, "abing", `SELECT * FROM abing`); len(rows) != 10 {
 		t.Errorf("%d points, want 10", len(rows))
 	}
 }
@@ -347,13 +221,13 @@ func TestConfigCheck(t *testing.T) {
 // 400) is moved aside and counted, and the results after it are delivered;
 // an unfinished *.tmp of an earlier run is removed at start.
 func TestRefusedBatchMovedAside(t *testing.T) {
-	srv := newServer(t)
+	srv := influxtest.Start(t)
 	var log syncBuffer
 	spool := filepath.Join(t.TempDir(), "spool")
 	os.MkdirAll(spool, 0o750)
 	os.WriteFile(filepath.Join(spool, fmt.Sprintf("%020d.lp", 1)), []byte("abing,target=x this is not line protocol\n"), 0o640)
 	os.WriteFile(filepath.Join(spool, fmt.Sprintf("%020d.lp.tmp", 2)), []byte("half a batch"), 0o640)
-	cfg := Config{URL: srv.url, Bucket: "abing/autogen", CreateDatabase: true, Spool: spool}
+	cfg := Config{URL: srv.URL, Bucket: "abing/autogen", CreateDatabase: true, Spool: spool}
 	if err := cfg.Check(); err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +243,7 @@ func TestRefusedBatchMovedAside(t *testing.T) {
 		}
 	}
 	waitSpoolEmpty(t, sink, 20*time.Second)
-	if rows := srv.query(t, "abing", `SELECT * FROM abing`); len(rows) != 6 {
+	if rows := srv.Query(t, "abing", `SELECT * FROM abing`); len(rows) != 6 {
 		t.Errorf("%d points, want 6 (3 results × 2 directions)\nlog: %s", len(rows), log.String())
 	}
 	if sink.Rejected() != 1 {
@@ -400,9 +274,9 @@ func TestRefusedForGood(t *testing.T) {
 // Health says so once nothing could be delivered for unhealthy_after, and
 // is fine again once InfluxDB takes the spool.
 func TestHealth(t *testing.T) {
-	srv := newServer(t)
+	srv := influxtest.Start(t)
 	spool := filepath.Join(t.TempDir(), "spool")
-	away := Config{URL: fmt.Sprintf("http://127.0.0.1:%d", freePort(t)), Bucket: "abing/autogen", CreateDatabase: true,
+	away := Config{URL: fmt.Sprintf("http://127.0.0.1:%d", influxtest.FreePort(t)), Bucket: "abing/autogen", CreateDatabase: true,
 		Spool: spool, BlockedAfter: 500 * time.Millisecond}
 	if err := away.Check(); err != nil {
 		t.Fatal(err)
@@ -422,7 +296,7 @@ func TestHealth(t *testing.T) {
 	}
 	s1.Close(0)
 	back := away
-	back.URL = srv.url
+	back.URL = srv.URL
 	s2, err := Open(back, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -438,7 +312,7 @@ func TestHealth(t *testing.T) {
 // the password is not.
 func TestCredentialsNotLogged(t *testing.T) {
 	var log syncBuffer
-	cfg := Config{URL: fmt.Sprintf("http://admin:SECRETPW@127.0.0.1:%d", freePort(t)), Token: "SECRETTOKEN",
+	cfg := Config{URL: fmt.Sprintf("http://admin:SECRETPW@127.0.0.1:%d", influxtest.FreePort(t)), Token: "SECRETTOKEN",
 		Bucket: "abing/autogen", Spool: filepath.Join(t.TempDir(), "spool"), BlockedAfter: time.Millisecond}
 	if err := cfg.Check(); err != nil {
 		t.Fatal(err)
@@ -462,5 +336,64 @@ func TestCredentialsNotLogged(t *testing.T) {
 		if strings.Contains(out, secret) {
 			t.Errorf("%s in the log or health:\n%s", secret, out)
 		}
+	}
+}
+
+// Records written through the sink come back from Read as they went in,
+// as far as InfluxDB keeps them (not the address); a bad bucket, a dead
+// server and a window with nothing in it say so.
+func TestRead(t *testing.T) {
+	srv := influxtest.Start(t)
+	cfg := Config{URL: srv.URL, Bucket: "abing/autogen", CreateDatabase: true, Spool: filepath.Join(t.TempDir(), "spool")}
+	cfg.Check()
+	sink, err := Open(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close(0)
+	t0 := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	var want []record.Record
+	for i := range 3 {
+		recs := result(i, t0)
+		recs[0].Node, recs[0].Path, recs[1].Node, recs[1].Path = "n1", "overlay", "n1", "overlay"
+		want = append(want, recs...)
+		sink.Write(context.Background(), recs)
+	}
+	waitSpoolEmpty(t, sink, 10*time.Second)
+	got, err := Read(context.Background(), cfg, t0.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 4 {
+		t.Fatalf("%d records since the second run, want 4", len(got))
+	}
+	for _, r := range got {
+		var w *record.Record
+		for i := range want {
+			if want[i].Time.Equal(r.Time) && want[i].Direction == r.Direction {
+				w = &want[i]
+			}
+		}
+		if w == nil {
+			t.Fatalf("unexpected record %+v", r)
+		}
+		w.Address = "" // not kept in InfluxDB
+		a, _ := json.Marshal(w)
+		b, _ := json.Marshal(r)
+		if string(a) != string(b) {
+			t.Errorf("read back\n%s\nwrote\n%s", b, a)
+		}
+	}
+	if got, err := Read(context.Background(), cfg, t0.Add(time.Hour)); err != nil || len(got) != 0 {
+		t.Errorf("an empty window: %d records, %v", len(got), err)
+	}
+	bad := cfg
+	bad.Bucket = "nosuchdb/autogen"
+	if _, err := Read(context.Background(), bad, t0); err == nil || !strings.Contains(err.Error(), "database not found") {
+		t.Errorf("missing database: %v", err)
+	}
+	bad.URL = "http://127.0.0.1:1"
+	if _, err := Read(context.Background(), bad, t0); err == nil || !strings.Contains(err.Error(), "influxdb http://127.0.0.1:1") {
+		t.Errorf("no server: %v", err)
 	}
 }

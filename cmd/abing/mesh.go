@@ -14,15 +14,17 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/abing-net/abing/influx"
 	"github.com/abing-net/abing/mesh"
 	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/store"
 )
 
 // meshInput is where the mesh commands read measurements from: a matrix
-// file, a records file, or the embedded database.
+// file, a records file, a shared InfluxDB, or the embedded database.
 type meshInput struct {
 	matrix, input, db, path string
+	influxURL, bucket       string
 	since                   time.Duration
 }
 
@@ -33,6 +35,8 @@ func (in *meshInput) flags(cmd *cobra.Command, matrix bool) {
 		f.StringVar(&in.path, "path", mesh.ReferencePath, "with records: the path whose measurements to use (records without a path count as "+mesh.ReferencePath+")")
 	}
 	f.StringVar(&in.input, "input", "", "records to read instead of the database: abing history --output csv or json (with node and path)")
+	f.StringVar(&in.influxURL, "influx", "", "read the records from this InfluxDB instead (every node's monitor writing there); token or user:password in $ABING_INFLUX_TOKEN")
+	f.StringVar(&in.bucket, "bucket", "abing/autogen", "with --influx: the bucket (1.8: database/retention-policy)")
 	f.StringVar(&in.db, "db", store.DefaultPath(), "embedded database to read")
 	f.DurationVar(&in.since, "since", 0, "only results newer than this (0: all)")
 }
@@ -47,6 +51,12 @@ func (in *meshInput) records(cmd *cobra.Command) ([]record.Record, error) {
 		since = time.Now().Add(-in.since)
 	}
 	var recs []record.Record
+	if in.influxURL != "" {
+		if in.input != "" {
+			return nil, errors.New("--influx and --input exclude each other")
+		}
+		return influx.Read(cmd.Context(), influx.Config{URL: in.influxURL, Bucket: in.bucket, Token: os.Getenv("ABING_INFLUX_TOKEN")}, since)
+	}
 	if in.input != "" {
 		f, err := os.Open(in.input)
 		if err != nil {
@@ -80,8 +90,8 @@ func (in *meshInput) records(cmd *cobra.Command) ([]record.Record, error) {
 // or the forward records of one path, from their node to their target.
 func (in *meshInput) samples(cmd *cobra.Command) ([]mesh.Sample, error) {
 	if in.matrix != "" {
-		if in.input != "" {
-			return nil, errors.New("--matrix and --input exclude each other")
+		if in.input != "" || in.influxURL != "" {
+			return nil, errors.New("--matrix, --input and --influx exclude each other")
 		}
 		f, err := os.Open(in.matrix)
 		if err != nil {

@@ -5,12 +5,16 @@ package accuracy
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/abing-net/abing/influx"
+	"github.com/abing-net/abing/internal/influxtest"
 	"github.com/abing-net/abing/internal/lab/testbed"
 	"github.com/abing-net/abing/mesh"
 	"github.com/abing-net/abing/monitor"
@@ -21,10 +25,10 @@ import (
 )
 
 // Four hosts around a router, each running a reflector and a monitor of
-// the three others. The direct path between hosts 1 and 4 passes a delay
+// the three others, every monitor writing to one InfluxDB. The direct path between hosts 1 and 4 passes a delay
 // element (20 ms each way); host 3 also has a slow address, through the same
-// element, which host 1 measures as a second path. From the monitors'
-// records, the mesh analysis finds the one relay shortcut (1–4 through 2
+// element, which host 1 measures as a second path. From the records read
+// back from InfluxDB, the mesh analysis finds the one relay shortcut (1–4 through 2
 // or 3, about 40 ms better) and judges host 3's slow path BAD against its
 // direct one.
 func TestMeshEndToEnd(t *testing.T) {
@@ -60,9 +64,11 @@ func TestMeshEndToEnd(t *testing.T) {
 		go func() { srv.Serve(rctx); conn.Close(); close(done) }()
 		t.Cleanup(func() { cancel(); <-done })
 	}
+	db := influxtest.Start(t)
 	var mu sync.Mutex
 	var recs []record.Record
 	var wg sync.WaitGroup
+	var sinks []*influx.Sink
 	runCtx, cancel := context.WithTimeout(ctx, 6*time.Second)
 	defer cancel()
 	for i := 1; i <= 4; i++ {
@@ -81,7 +87,17 @@ func TestMeshEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		ns := m.Hosts[i-1]
+		icfg := influx.Config{URL: db.URL, Bucket: "abing/autogen", CreateDatabase: true, Spool: filepath.Join(t.TempDir(), "spool")}
+		if err := icfg.Check(); err != nil {
+			t.Fatal(err)
+		}
+		sink, err := influx.Open(icfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sinks = append(sinks, sink)
 		mon := monitor.New(cfg, monitor.Options{
+			Sinks: []monitor.Sink{sink},
 			Bind: func(network, addr string, opts timestamp.Options) (c *timestamp.Conn, err error) {
 				err = ns.Do(func() (err error) {
 					c, err = timestamp.Listen(network, addr, opts)
@@ -99,6 +115,19 @@ func TestMeshEndToEnd(t *testing.T) {
 		go func() { defer wg.Done(); mon.Run(runCtx) }()
 	}
 	wg.Wait()
+	for _, s := range sinks {
+		if err := s.Close(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stored, err := influx.Read(ctx, influx.Config{URL: db.URL, Bucket: "abing/autogen"}, time.Now().Add(-time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != len(recs) {
+		t.Errorf("%d records in InfluxDB, %d measured", len(stored), len(recs))
+	}
+	recs = stored
 
 	var samples []mesh.Sample
 	for _, r := range recs {
