@@ -4,7 +4,7 @@
 //
 // Every record becomes one point of measurement "abing" (configurable):
 //
-//	tags:   target, name, direction, and the target's labels
+//	tags:   target, direction, node and path (when set), and the target's labels
 //	fields: dbc_mbps, xtr_mbps, abw_mbps, rtt_min_ms, rtt_avg_ms, rtt_median_ms,
 //	        rtt_max_ms, jitter_ms, jitter_rfc3550_ms, loss, ttl, pairs_used, confidence (absent when
 //	        unknown), error (string, absent when none)
