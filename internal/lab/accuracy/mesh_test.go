@@ -4,9 +4,11 @@ package accuracy
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -154,6 +156,41 @@ func TestMeshEndToEnd(t *testing.T) {
 	if s.A != "h1" || s.B != "h4" || (s.Relay != "h2" && s.Relay != "h3") || s.Gain < 30 || s.Gain > 50 || s.Relays != 2 {
 		t.Errorf("shortcut %+v: want h1–h4 through h2 or h3, about 40 ms better", s)
 	}
+	// The same through the commands a user runs, reading the InfluxDB.
+	bin := filepath.Join(t.TempDir(), "abing")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/abing-net/abing/cmd/abing").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	abing := func(args ...string) []map[string]any {
+		t.Helper()
+		out, err := exec.Command(bin, append(args, "--influx", db.URL, "--since", "5m", "--output", "json")...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("abing %v: %v\n%s", args, err, out)
+		}
+		var objs []map[string]any
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			var o map[string]any
+			if err := json.Unmarshal([]byte(l), &o); err != nil {
+				t.Fatalf("abing %v: %q: %v", args, l, err)
+			}
+			objs = append(objs, o)
+		}
+		return objs
+	}
+	var rtts []string
+	for _, o := range abing("mesh", "relays", "--min-gain", "5") {
+		if o["kind"] == "rtt" {
+			rtts = append(rtts, fmt.Sprintf("%v-%v via %v (%.0f ms)", o["a"], o["b"], o["relay"], o["gain_ms"]))
+		}
+	}
+	t.Logf("abing mesh relays: %v", rtts)
+	if len(rtts) != 1 || (!strings.HasPrefix(rtts[0], "h1-h4 via h2") && !strings.HasPrefix(rtts[0], "h1-h4 via h3")) {
+		t.Errorf("abing mesh relays: %v", rtts)
+	}
+	if c := abing("mesh", "compare"); len(c) != 1 || c[0]["path"] != "slow" || !strings.HasPrefix(fmt.Sprint(c[0]["rtt"]), "BAD") {
+		t.Errorf("abing mesh compare: %v", c)
+	}
+
 	cmp := mesh.Compare(recs)
 	if len(cmp) != 1 {
 		t.Fatalf("comparisons %+v", cmp)
