@@ -201,9 +201,9 @@ func (m *Monitor) apply(cfg *Config, running map[string]*targetLoop, startLoop f
 	if cfg.MaxInFlight != m.cfg.MaxInFlight || cfg.Exclusive != m.cfg.Exclusive || cfg.Store != m.cfg.Store ||
 		(cfg.InfluxDB == nil) != (m.cfg.InfluxDB == nil) || (cfg.InfluxDB != nil && *cfg.InfluxDB != *m.cfg.InfluxDB) ||
 		na.Disabled != oa.Disabled || !slices.Equal(na.Command, oa.Command) || na.CommandTimeout != oa.CommandTimeout ||
-		na.Webhook != oa.Webhook || na.Traceroute != oa.Traceroute {
-		m.opts.Logger.Warn("reload: max_in_flight, exclusive, store, influxdb and the alarm hooks take effect at restart; kept",
-			"max_in_flight", m.cfg.MaxInFlight, "exclusive", m.cfg.Exclusive)
+		na.Webhook != oa.Webhook || na.Traceroute != oa.Traceroute || cfg.Node != m.cfg.Node {
+		m.opts.Logger.Warn("reload: max_in_flight, exclusive, node, store, influxdb and the alarm hooks take effect at restart; kept",
+			"max_in_flight", m.cfg.MaxInFlight, "exclusive", m.cfg.Exclusive, "node", m.cfg.Node)
 	}
 	wanted := map[string]Target{}
 	for _, t := range cfg.Targets {
