@@ -387,6 +387,9 @@ func TestRead(t *testing.T) {
 	if got, err := Read(context.Background(), cfg, t0.Add(time.Hour)); err != nil || len(got) != 0 {
 		t.Errorf("an empty window: %d records, %v", len(got), err)
 	}
+	if got, err := Read(context.Background(), cfg, time.Time{}); err != nil || len(got) != 6 || !got[0].Time.Equal(t0) {
+		t.Errorf("no window (the zero time): %d records, %v", len(got), err)
+	}
 	bad := cfg
 	bad.Bucket = "nosuchdb/autogen"
 	if _, err := Read(context.Background(), bad, t0); err == nil || !strings.Contains(err.Error(), "database not found") {

@@ -41,7 +41,10 @@ func Read(ctx context.Context, cfg Config, since time.Time) ([]record.Record, er
 	if rp != "" {
 		from = fmt.Sprintf("%s.%s.%s", quoteIdent(db), quoteIdent(rp), quoteIdent(cfg.Measurement))
 	}
-	q := fmt.Sprintf("SELECT * FROM %s WHERE time >= %d", from, since.UnixNano())
+	q := "SELECT * FROM " + from
+	if !since.IsZero() { // the zero time has no UnixNano
+		q += fmt.Sprintf(" WHERE time >= %d", since.UnixNano())
+	}
 	u, err := url.Parse(strings.TrimSuffix(cfg.URL, "/") + "/query")
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("influxdb url %q: want http(s)://host:port", redact.URL(cfg.URL))

@@ -184,7 +184,7 @@ func (t *table) flush() error {
 		return cw.Error()
 	}
 	tw := tabwriter.NewWriter(t.w, 0, 0, 2, ' ', 0)
-	for i, row := range append([][]string{t.header}, t.rows...) {
+	for _, row := range append([][]string{t.header}, t.rows...) {
 		for j, c := range row {
 			if j > 0 {
 				fmt.Fprint(tw, "\t")
@@ -192,7 +192,6 @@ func (t *table) flush() error {
 			fmt.Fprint(tw, c)
 		}
 		fmt.Fprintln(tw)
-		_ = i
 	}
 	return tw.Flush()
 }
