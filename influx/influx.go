@@ -522,7 +522,20 @@ func (s *Sink) send(lines []string) error {
 		if cerr := s.createDatabase(ctx); cerr != nil {
 			return fmt.Errorf("%w (and creating the database: %v)", err, cerr)
 		}
-		err = s.write.WriteRecord(ctx, lines...)
+		// InfluxDB 1.8 can still answer "database not found" for a moment
+		// after CREATE DATABASE returned (a CI run saw it): retry for up
+		// to two seconds before calling it an outage.
+		for deadline := time.Now().Add(2 * time.Second); ; {
+			err = s.write.WriteRecord(ctx, lines...)
+			if err == nil || !strings.Contains(err.Error(), "database not found") || time.Now().After(deadline) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
 	}
 	return err
 }
