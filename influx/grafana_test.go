@@ -3,14 +3,10 @@ package influx
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/abing-net/abing/internal/influxtest"
 )
 
 // The Grafana dashboard's queries, run against a real InfluxDB holding
@@ -33,14 +29,7 @@ func TestGrafanaDashboard(t *testing.T) {
 	if err := json.Unmarshal(b, &dash); err != nil {
 		t.Fatal(err)
 	}
-	srv := influxtest.Start(t)
-	cfg := Config{URL: srv.URL, Bucket: "abing/autogen", CreateDatabase: true, Spool: filepath.Join(t.TempDir(), "spool")}
-	cfg.Check()
-	sink, err := Open(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sink.Close(0)
+	srv, _, sink := serverAndSink(t)
 	t0 := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 	for i := range 5 {
 		sink.Write(context.Background(), result(i, t0))

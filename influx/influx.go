@@ -164,41 +164,23 @@ func Lines(measurement string, recs []record.Record) ([]string, error) {
 		for k, v := range r.Labels {
 			p.AddTag(k, v)
 		}
-		f := func(name string, v *float64) {
-			if v != nil {
-				p.AddField(name, *v)
+		for _, n := range numbers {
+			if v := *n.of(r); v != nil {
+				p.AddField(n.name, *v)
 			}
 		}
-		f("dbc_mbps", r.DBC)
-		f("xtr_mbps", r.XTR)
-		f("abw_mbps", r.ABW)
-		f("dbc_low_mbps", r.DBCLow)
-		f("dbc_high_mbps", r.DBCHigh)
-		f("xtr_low_mbps", r.XTRLow)
-		f("xtr_high_mbps", r.XTRHigh)
-		f("abw_low_mbps", r.ABWLow)
-		f("abw_high_mbps", r.ABWHigh)
-		f("dbc_min_mbps", r.DBCMin)
-		f("link_cost", r.LinkCost)
-		f("xtr_pooled_mbps", r.XTRPooled)
-		f("xtr_pooled_low_mbps", r.XTRPooledLow)
-		f("xtr_pooled_high_mbps", r.XTRPooledHigh)
-		f("abw_pooled_mbps", r.ABWPooled)
-		f("abw_pooled_low_mbps", r.ABWPooledLow)
-		f("abw_pooled_high_mbps", r.ABWPooledHigh)
 		if r.PooledRuns > 0 {
 			p.AddField("pooled_runs", int64(r.PooledRuns))
 		}
 		if r.RTT != nil {
-			p.AddField("rtt_min_ms", r.RTT.Min).AddField("rtt_avg_ms", r.RTT.Avg).
-				AddField("rtt_max_ms", r.RTT.Max).AddField("jitter_ms", r.RTT.Jitter).
-				AddField("rtt_median_ms", r.RTT.Median).AddField("jitter_rfc3550_ms", r.RTT.JitterRFC3550)
+			for _, n := range rttNumbers {
+				p.AddField(n.name, *n.of(r.RTT))
+			}
 		}
 		p.AddField("loss", r.Loss).AddField("pairs_used", int64(r.PairsUsed))
 		if r.TTL != nil {
 			p.AddField("ttl", int64(*r.TTL))
 		}
-		f("confidence", r.Confidence)
 		if r.Error != "" {
 			p.AddField("error", r.Error)
 		}

@@ -343,14 +343,7 @@ func TestCredentialsNotLogged(t *testing.T) {
 // as far as InfluxDB keeps them (not the address); a bad bucket, a dead
 // server and a window with nothing in it say so.
 func TestRead(t *testing.T) {
-	srv := influxtest.Start(t)
-	cfg := Config{URL: srv.URL, Bucket: "abing/autogen", CreateDatabase: true, Spool: filepath.Join(t.TempDir(), "spool")}
-	cfg.Check()
-	sink, err := Open(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sink.Close(0)
+	_, cfg, sink := serverAndSink(t)
 	t0 := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 	var want []record.Record
 	for i := range 3 {
@@ -399,4 +392,21 @@ func TestRead(t *testing.T) {
 	if _, err := Read(context.Background(), bad, t0); err == nil || !strings.Contains(err.Error(), "influxdb http://127.0.0.1:1") {
 		t.Errorf("no server: %v", err)
 	}
+}
+
+// serverAndSink starts an InfluxDB and a sink writing to its database
+// abing (created on the first write), both ended with the test.
+func serverAndSink(t *testing.T) (*influxtest.Server, Config, *Sink) {
+	t.Helper()
+	srv := influxtest.Start(t)
+	cfg := Config{URL: srv.URL, Bucket: "abing/autogen", CreateDatabase: true, Spool: filepath.Join(t.TempDir(), "spool")}
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
+	sink, err := Open(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sink.Close(0) })
+	return srv, cfg, sink
 }

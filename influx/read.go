@@ -136,46 +136,12 @@ func fromRow(cols []string, row []any) (record.Record, error) {
 			if err != nil {
 				return rec, fmt.Errorf("%s %q: %w", c, n, err)
 			}
-			p := &f
+			if setNumber(&rec, &rtt, &hasRTT, c, f) {
+				continue
+			}
 			switch c {
-			case "dbc_mbps":
-				rec.DBC = p
-			case "xtr_mbps":
-				rec.XTR = p
-			case "abw_mbps":
-				rec.ABW = p
-			case "dbc_low_mbps":
-				rec.DBCLow = p
-			case "dbc_high_mbps":
-				rec.DBCHigh = p
-			case "xtr_low_mbps":
-				rec.XTRLow = p
-			case "xtr_high_mbps":
-				rec.XTRHigh = p
-			case "abw_low_mbps":
-				rec.ABWLow = p
-			case "abw_high_mbps":
-				rec.ABWHigh = p
-			case "dbc_min_mbps":
-				rec.DBCMin = p
-			case "link_cost":
-				rec.LinkCost = p
-			case "xtr_pooled_mbps":
-				rec.XTRPooled = p
-			case "xtr_pooled_low_mbps":
-				rec.XTRPooledLow = p
-			case "xtr_pooled_high_mbps":
-				rec.XTRPooledHigh = p
-			case "abw_pooled_mbps":
-				rec.ABWPooled = p
-			case "abw_pooled_low_mbps":
-				rec.ABWPooledLow = p
-			case "abw_pooled_high_mbps":
-				rec.ABWPooledHigh = p
 			case "pooled_runs":
 				rec.PooledRuns = int(min(f, 1e6))
-			case "confidence":
-				rec.Confidence = p
 			case "loss":
 				rec.Loss = f
 			case "pairs_used":
@@ -183,10 +149,6 @@ func fromRow(cols []string, row []any) (record.Record, error) {
 			case "ttl":
 				ttl := int(min(f, 255))
 				rec.TTL = &ttl
-			case "rtt_min_ms", "rtt_avg_ms", "rtt_median_ms", "rtt_max_ms", "jitter_ms", "jitter_rfc3550_ms":
-				hasRTT = true
-				*map[string]*float64{"rtt_min_ms": &rtt.Min, "rtt_avg_ms": &rtt.Avg, "rtt_median_ms": &rtt.Median,
-					"rtt_max_ms": &rtt.Max, "jitter_ms": &rtt.Jitter, "jitter_rfc3550_ms": &rtt.JitterRFC3550}[c] = f
 			}
 			continue
 		}
@@ -222,4 +184,22 @@ func fromRow(cols []string, row []any) (record.Record, error) {
 	}
 	rec.Sanitize()
 	return rec, nil
+}
+
+// setNumber sets the number of column c from the lists Lines writes by, and
+// says whether c is one of them.
+func setNumber(rec *record.Record, rtt *record.RTT, hasRTT *bool, c string, f float64) bool {
+	for _, n := range numbers {
+		if n.name == c {
+			*n.of(rec) = &f
+			return true
+		}
+	}
+	for _, n := range rttNumbers {
+		if n.name == c {
+			*n.of(rtt), *hasRTT = f, true
+			return true
+		}
+	}
+	return false
 }

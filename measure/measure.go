@@ -695,9 +695,8 @@ func PaceGap(tn float64, n int) time.Duration {
 // error, whatever the reflector sends.
 func (c *Config) MaxDuration() time.Duration {
 	interval := max(c.Interval, MaxInterval)
-	rounds := c.rounds()
-	trains := c.Trains + rounds*c.round()
-	return time.Duration(4+3*rounds)*c.Timeout + time.Duration(trains)*(3*interval+MaxSpan)/2
+	trains, _ := c.plan()
+	return time.Duration(4+3*c.rounds())*c.Timeout + time.Duration(trains)*(3*interval+MaxSpan)/2
 }
 
 // plausible checks the reflector's stamps of a train against what our own

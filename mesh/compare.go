@@ -68,15 +68,15 @@ func Compare(recs []record.Record) []Comparison {
 		})
 		ref := paths[0]
 		for _, p := range paths[1:] {
-			c := Comparison{Node: nh[0], Host: nh[1], Reference: ref, Path: p,
-				RTT: RTTVerdict(ref.RTT, p.RTT), Loss: LossVerdict(ref.Loss, p.Loss)}
-			if math.IsNaN(ref.RTT) || math.IsNaN(p.RTT) {
-				c.RTT = Bad // a path that never answered is no alternative
-				if math.IsNaN(p.RTT) && math.IsNaN(ref.RTT) {
-					c.RTT = ""
-				} else if math.IsNaN(ref.RTT) {
-					c.RTT = Optimized
-				}
+			c := Comparison{Node: nh[0], Host: nh[1], Reference: ref, Path: p, Loss: LossVerdict(ref.Loss, p.Loss)}
+			switch { // a path that never answered is no alternative
+			case math.IsNaN(ref.RTT) && math.IsNaN(p.RTT):
+			case math.IsNaN(p.RTT):
+				c.RTT = Bad
+			case math.IsNaN(ref.RTT):
+				c.RTT = Optimized
+			default:
+				c.RTT = RTTVerdict(ref.RTT, p.RTT)
 			}
 			if !math.IsNaN(ref.ABW) && !math.IsNaN(p.ABW) {
 				c.ABW = BandwidthVerdict(ref.ABW, p.ABW)

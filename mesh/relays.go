@@ -19,47 +19,65 @@ type Shortcut struct {
 	Relays  int     // how many relays improve the pair (by more than the minimum gain)
 }
 
-// Relays finds every pair (A < B by name) whose median direct RTT exceeds
-// its best relayed RTT by more than minGain ms, and counts the pairs with a
-// direct RTT. Ties between relays go to the first by name; a relayed RTT
-// equal to the direct one is no shortcut.
-func Relays(m *Matrix, minGain float64) (shortcuts []Shortcut, pairs int) {
+// hop is the RTT between two hosts through relay r.
+type hop struct {
+	r   string
+	rtt float64 // RTT(A, r) + RTT(r, B), ms
+}
+
+// eachPair calls fn for every pair (a < b by name) with a median direct
+// RTT, with the relayed RTT through every other host that has both legs,
+// relays in name order. The slice is reused between calls.
+func (m *Matrix) eachPair(fn func(a, b string, direct float64, via []hop)) {
+	var via []hop
 	for i, a := range m.Nodes {
 		for _, b := range m.Nodes[i+1:] {
 			direct, ok := m.RTT(a, b)
 			if !ok {
 				continue
 			}
-			pairs++
-			best := Shortcut{A: a, B: b, Direct: direct, Relayed: math.Inf(1)}
+			via = via[:0]
 			for _, r := range m.Nodes {
 				if r == a || r == b {
 					continue
 				}
 				ar, ok1 := m.RTT(a, r)
 				rb, ok2 := m.RTT(r, b)
-				if !ok1 || !ok2 {
-					continue
-				}
-				via := ar + rb
-				if direct-via > minGain {
-					best.Relays++
-				}
-				if via < best.Relayed {
-					best.Relay, best.Relayed = r, via
+				if ok1 && ok2 {
+					via = append(via, hop{r, ar + rb})
 				}
 			}
-			if best.Relays == 0 {
-				continue
-			}
-			best.Gain = direct - best.Relayed
-			if direct > 0 {
-				best.GainPct = 100 * best.Gain / direct
-			}
-			best.CV = m.CV(a, b)
-			shortcuts = append(shortcuts, best)
+			fn(a, b, direct, via)
 		}
 	}
+}
+
+// Relays finds every pair (A < B by name) whose median direct RTT exceeds
+// its best relayed RTT by more than minGain ms, and counts the pairs with a
+// direct RTT. Ties between relays go to the first by name; a relayed RTT
+// equal to the direct one is no shortcut.
+func Relays(m *Matrix, minGain float64) (shortcuts []Shortcut, pairs int) {
+	m.eachPair(func(a, b string, direct float64, via []hop) {
+		pairs++
+		best := Shortcut{A: a, B: b, Direct: direct, Relayed: math.Inf(1)}
+		for _, h := range via {
+			if direct-h.rtt > minGain {
+				best.Relays++
+			}
+			if h.rtt < best.Relayed {
+				best.Relay, best.Relayed = h.r, h.rtt
+			}
+		}
+		if best.Relays == 0 {
+			return
+		}
+		best.Gain = direct - best.Relayed
+		if direct > 0 {
+			best.GainPct = 100 * best.Gain / direct
+		}
+		best.CV = m.CV(a, b)
+		shortcuts = append(shortcuts, best)
+	})
 	return shortcuts, pairs
 }
 
@@ -80,28 +98,17 @@ type Coverage struct {
 func TopRelays(m *Matrix, minGain float64, n int) []Coverage {
 	improves := map[string]map[[2]string]float64{} // relay → pairs it improves → gain
 	pairs := 0
-	for i, a := range m.Nodes {
-		for _, b := range m.Nodes[i+1:] {
-			direct, ok := m.RTT(a, b)
-			if !ok {
-				continue
-			}
-			pairs++
-			for _, r := range m.Nodes {
-				if r == a || r == b {
-					continue
+	m.eachPair(func(a, b string, direct float64, via []hop) {
+		pairs++
+		for _, h := range via {
+			if gain := direct - h.rtt; gain > minGain {
+				if improves[h.r] == nil {
+					improves[h.r] = map[[2]string]float64{}
 				}
-				ar, ok1 := m.RTT(a, r)
-				rb, ok2 := m.RTT(r, b)
-				if ok1 && ok2 && direct-(ar+rb) > minGain {
-					if improves[r] == nil {
-						improves[r] = map[[2]string]float64{}
-					}
-					improves[r][[2]string{a, b}] = direct - (ar + rb)
-				}
+				improves[h.r][[2]string{a, b}] = gain
 			}
 		}
-	}
+	})
 	covered := map[[2]string]bool{}
 	var out []Coverage
 	for len(out) < n {
