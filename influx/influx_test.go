@@ -132,16 +132,7 @@ func TestInfluxDB(t *testing.T) {
 
 // An alarm's raise and clear are two events, read back from InfluxDB.
 func TestAlarmEvents(t *testing.T) {
-	srv := influxtest.Start(t)
-	cfg := Config{URL: srv.URL, Bucket: "abing/autogen", CreateDatabase: true, Spool: filepath.Join(t.TempDir(), "spool")}
-	if err := cfg.Check(); err != nil {
-		t.Fatal(err)
-	}
-	sink, err := Open(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sink.Close(0)
+	srv, _, sink := serverAndSink(t)
 	t0 := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 	a := record.Alarm{Kind: record.Capacity, Target: "lab", Direction: "forward", Severity: record.Critical, Start: t0,
 		Before: 100, After: 40, Unit: "Mbit/s", Summary: "DBC forward changed from 100 to 40 Mbit/s (-60 %)"}
