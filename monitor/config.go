@@ -189,7 +189,13 @@ type Config struct {
 	InfluxDB *influx.Config `yaml:"influxdb"`
 	Alarms   Alarms         `yaml:"alarms"`
 	Targets  []Target       `yaml:"targets"`
-	lines    map[string]int // line of each top-level key, for errors
+	// Agent is the section of abing mesh agent (package meshagent), which
+	// reads it; a monitor's configuration may not have one.
+	Agent yaml.Node `yaml:"agent"`
+	// meshTargets: the targets come from a mesh, not from the file
+	// (ParseAgentConfig): none may be given, and none is no error.
+	meshTargets bool
+	lines       map[string]int // line of each top-level key, for errors
 	// spoolBesideDB: the InfluxDB spool was not given, and lies beside
 	// the database.
 	spoolBesideDB bool
@@ -238,12 +244,14 @@ const (
 
 // LoadConfig reads and parses the monitor.yaml at path. A file that holds
 // a secret (Secrets) must be readable by its owner only, like a keys file.
-func LoadConfig(path string) (*Config, error) {
+func LoadConfig(path string) (*Config, error) { return load(path, ParseConfig) }
+
+func load(path string, parse func([]byte, string) (*Config, error)) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := ParseConfig(b, path)
+	cfg, err := parse(b, path)
 	if err != nil {
 		return nil, err
 	}
@@ -279,8 +287,19 @@ func (c *Config) Secrets() []string {
 
 // ParseConfig reads a monitor.yaml. Errors name the file and line: unknown
 // keys, wrong types, bad addresses, bad numbers. name is used in messages.
-func ParseConfig(b []byte, name string) (*Config, error) {
-	cfg := Config{LinkCost: DefaultLinkCost()} // keys not given keep their defaults
+func ParseConfig(b []byte, name string) (*Config, error) { return parse(b, name, false) }
+
+// ParseAgentConfig reads the configuration of abing mesh agent: a
+// monitor.yaml whose targets come from the mesh (it may not list any) and
+// with an agent section (Config.Agent).
+func ParseAgentConfig(b []byte, name string) (*Config, error) { return parse(b, name, true) }
+
+// LoadAgentConfig reads the file at path as LoadConfig does, with
+// ParseAgentConfig.
+func LoadAgentConfig(path string) (*Config, error) { return load(path, ParseAgentConfig) }
+
+func parse(b []byte, name string, mesh bool) (*Config, error) {
+	cfg := Config{LinkCost: DefaultLinkCost(), meshTargets: mesh} // keys not given keep their defaults
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil {
@@ -304,6 +323,9 @@ func ParseConfig(b []byte, name string) (*Config, error) {
 				}
 			}
 		}
+	}
+	if mesh && len(cfg.Targets) > 0 {
+		return nil, fmt.Errorf("%s:%d: the mesh agent measures every member of its mesh: no targets to list", name, cfg.lines["targets"])
 	}
 	if err := cfg.Complete(); err != nil {
 		return nil, fmt.Errorf("%s:%w", name, err)
@@ -386,8 +408,11 @@ func (c *Config) Complete() error {
 			return fmt.Errorf("%salarms webhook %q: want an http(s):// URL", key("alarms"), w)
 		}
 	}
-	if len(c.Targets) == 0 {
+	switch {
+	case !c.meshTargets && len(c.Targets) == 0:
 		return errors.New(" no targets")
+	case !c.meshTargets && !c.Agent.IsZero():
+		return fmt.Errorf("%sthe agent section is for abing mesh agent, not abing monitor", key("agent"))
 	}
 	if c.Node == "" {
 		h, err := os.Hostname()
@@ -456,6 +481,22 @@ func (c *Config) Complete() error {
 		}
 	}
 	return nil
+}
+
+// WithTargets returns a completed copy of a completed agent configuration
+// (ParseAgentConfig) that measures targets, which the mesh gave: what the
+// agent hands to Monitor.Reload when its members change.
+func (c *Config) WithTargets(targets []Target) (*Config, error) {
+	if !c.meshTargets {
+		return nil, errors.New("monitor: WithTargets of a configuration not made by ParseAgentConfig")
+	}
+	out := *c
+	out.Targets = slices.Clone(targets)
+	out.lines = nil
+	if err := out.Complete(); err != nil {
+		return nil, fmt.Errorf("mesh targets:%w", err)
+	}
+	return &out, nil
 }
 
 // loadKey reads the key the target's probes are signed with, if its probe

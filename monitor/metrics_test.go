@@ -37,7 +37,7 @@ func TestMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := web.Serve(l, reg, slog.New(slog.DiscardHandler), nil)
+	hs := web.Serve(l, reg, slog.New(slog.DiscardHandler), nil, nil)
 	defer hs.Close()
 	resp, err := http.Get("http://" + l.Addr().String() + "/metrics")
 	if err != nil {

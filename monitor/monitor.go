@@ -93,6 +93,9 @@ type Monitor struct {
 	// sink goroutine.
 	sinks  []*sinkState
 	health health
+	// raised: alarms from outside the detectors (Raise), for the sink
+	// goroutine.
+	raised chan record.Alarm
 }
 
 // New returns a monitor of a completed configuration (see Config.Complete).
@@ -101,7 +104,7 @@ func New(cfg *Config, o Options) *Monitor {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	m := &Monitor{cfg: cfg, opts: o, slots: make(chan struct{}, cfg.MaxInFlight), reload: make(chan *Config),
-		locks: map[string]*sync.Mutex{}, watched: map[string]bool{}}
+		raised: make(chan record.Alarm, 64), locks: map[string]*sync.Mutex{}, watched: map[string]bool{}}
 	m.health.started = time.Now()
 	if o.Store != nil {
 		m.sinks = append(m.sinks, &sinkState{name: "store", sink: o.Store})
@@ -442,6 +445,9 @@ func (m *Monitor) sink(results <-chan []record.Record) {
 			}
 			m.safely("alarms", func() { m.deliver(a, sinks) })
 			continue
+		case a := <-m.raised:
+			m.safely("alarms", func() { m.deliver(a, sinks) })
+			continue
 		}
 		m.health.observe(recs)
 		for _, s := range sinks {
@@ -510,6 +516,17 @@ func (m *Monitor) detect(recs []record.Record, sinks []*sinkState) {
 		for _, a := range as {
 			m.emit(a, sinks)
 		}
+	}
+}
+
+// Raise hands an alarm that no detector raised (the mesh agent's: a member
+// failed, and came back) to the store, the sinks, the metrics and the hooks,
+// as the detectors' alarms go. It waits while 64 are queued, until ctx
+// ends.
+func (m *Monitor) Raise(ctx context.Context, a record.Alarm) {
+	select {
+	case m.raised <- a:
+	case <-ctx.Done():
 	}
 }
 

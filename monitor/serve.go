@@ -5,13 +5,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/abing-net/abing/influx"
 	"github.com/abing-net/abing/internal/web"
 	"github.com/abing-net/abing/notify"
 	"github.com/abing-net/abing/prober"
+	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/redact"
 	"github.com/abing-net/abing/store"
 )
@@ -29,7 +32,16 @@ type Setup struct {
 	NoStore bool
 	// WebAddr is where /metrics and /healthz are served; "" serves none.
 	WebAddr string
-	Logger  *slog.Logger
+	// Handlers are served on the web listener beside /metrics, by path
+	// (the mesh agent's API).
+	Handlers map[string]http.Handler
+	Logger   *slog.Logger
+	// Results, if set, receives every batch of records (Options.Results).
+	Results func([]record.Record)
+	// Attach, if set, runs beside the monitor until ctx ends: the mesh
+	// agent, whose members become the monitor's targets (Reload) and whose
+	// failures alarms (Raise).
+	Attach func(ctx context.Context, mon *Monitor)
 }
 
 // closeGrace is how long, at exit, spooled results and queued alarms are
@@ -49,7 +61,7 @@ func Serve(ctx context.Context, cfg *Config, s Setup) error {
 	if s.DB != "" {
 		cfg.UseDB(s.DB)
 	}
-	opts := Options{Logger: log}
+	opts := Options{Logger: log, Results: s.Results}
 	if !s.NoStore && !cfg.Store.Disabled {
 		st, err := store.Open(cfg.Store.Path)
 		if err != nil {
@@ -97,11 +109,16 @@ func Serve(ctx context.Context, cfg *Config, s Setup) error {
 	mon := New(cfg, opts)
 	if l != nil {
 		log.Info("metrics", "url", "http://"+l.Addr().String()+"/metrics")
-		hs := web.Serve(l, reg, log, mon.Health)
+		hs := web.Serve(l, reg, log, mon.Health, s.Handlers)
 		defer hs.Close()
 	}
 	go reloadOn(ctx, s, mon, log)
+	var attached sync.WaitGroup
+	if s.Attach != nil {
+		attached.Go(func() { s.Attach(ctx, mon) })
+	}
 	err := mon.Run(ctx)
+	attached.Wait()
 	log.Info("monitor stopped")
 	return err
 }

@@ -193,7 +193,7 @@ func run(ctx context.Context, o *options, logTo io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if web != nil {
-		defer webpkg.Serve(web, webpkg.Registry(reflector.NewCollector(srv)), log, nil).Close()
+		defer webpkg.Serve(web, webpkg.Registry(reflector.NewCollector(srv)), log, nil, nil).Close()
 	}
 	err = srv.Serve(ctx)
 	st := srv.Stats()

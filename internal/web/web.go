@@ -24,12 +24,16 @@ func Registry(cs ...prometheus.Collector) *prometheus.Registry {
 	return reg
 }
 
-// Serve answers /metrics from reg and /healthz on l, in the background.
+// Serve answers /metrics from reg, /healthz and the paths of handlers on
+// l, in the background.
 // /healthz says "ok" while health (nil: always) returns nil, and 503 with
 // {"status":"unhealthy","reason":"..."} otherwise. Close the returned server
 // to stop.
-func Serve(l net.Listener, reg *prometheus.Registry, log *slog.Logger, health func() error) *http.Server {
+func Serve(l net.Listener, reg *prometheus.Registry, log *slog.Logger, health func() error, handlers map[string]http.Handler) *http.Server {
 	mux := http.NewServeMux()
+	for path, h := range handlers {
+		mux.Handle(path, h)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if health != nil {

@@ -20,7 +20,8 @@ func TestServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	var sick error
-	hs := Serve(l, Registry(g), slog.New(slog.DiscardHandler), func() error { return sick })
+	hs := Serve(l, Registry(g), slog.New(slog.DiscardHandler), func() error { return sick },
+		map[string]http.Handler{"/api/v1/echo": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.URL.Query().Get("q")) })})
 	defer hs.Close()
 	get := func(path string) (int, string) {
 		resp, err := http.Get("http://" + l.Addr().String() + path)
@@ -43,6 +44,9 @@ func TestServe(t *testing.T) {
 	sick = errors.New("store: 12 results not written")
 	if code, body := get("/healthz"); code != 503 || body != `{"reason":"store: 12 results not written","status":"unhealthy"}`+"\n" {
 		t.Errorf("/healthz when unhealthy: %d %q", code, body)
+	}
+	if code, body := get("/api/v1/echo?q=hi"); code != 200 || body != "hi" {
+		t.Errorf("a handler of the caller's: %d %q", code, body)
 	}
 	if code, _ := get("/nothing"); code != 404 {
 		t.Errorf("/nothing: %d", code)

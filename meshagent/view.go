@@ -1,0 +1,283 @@
+package meshagent
+
+import (
+	"cmp"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/serf/coordinate"
+
+	"github.com/abing-net/abing/netloc"
+	"github.com/abing-net/abing/record"
+)
+
+// MaxHistory is how many published values of each link the map keeps, for
+// abing mesh compare and the API.
+const MaxHistory = 64
+
+// linkState is one published link and its recent values.
+type linkState struct {
+	at   time.Time // when it was last received
+	hist []published
+}
+
+type published struct {
+	at time.Time
+	l  Link
+}
+
+// pathRow is one node's row on one path.
+type pathRow struct {
+	coord *coordinate.Coordinate
+	iter  uint64
+	at    time.Time // when the coordinate was last received
+	links map[string]*linkState
+}
+
+// member is a serf member as the map knows it.
+type member struct {
+	addr  netip.Addr // its serf address
+	port  uint16     // its reflector's port
+	paths map[string]netip.Addr
+	alive bool
+	since time.Time // of its state
+}
+
+// View is the full map a node holds: every member, and every node's row
+// as received (its own included). Rows of members that left or failed are
+// not shown; links older than the expiry are dropped. Safe for concurrent
+// use.
+type View struct {
+	self    string
+	netloc  string        // the path whose coordinates the netloc API serves
+	expire  time.Duration // links not refreshed this long are dropped
+	mu      sync.Mutex
+	members map[string]*member
+	rows    map[string]map[string]*pathRow // node → path → row
+}
+
+// NewView returns an empty map of node self.
+func NewView(self, netlocPath string, expire time.Duration) *View {
+	return &View{self: self, netloc: netlocPath, expire: expire, members: map[string]*member{}, rows: map[string]map[string]*pathRow{}}
+}
+
+// setMember records a member's state and advertised paths.
+func (v *View) setMember(name string, m member) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.members[name] = &m
+}
+
+// alive says whether a member is known and alive.
+func (v *View) alive(name string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	m := v.members[name]
+	return m != nil && m.alive
+}
+
+// Apply upserts a decoded part, received at now.
+func (v *View) Apply(p *Part, now time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	paths := v.rows[p.Node]
+	if paths == nil {
+		paths = map[string]*pathRow{}
+		v.rows[p.Node] = paths
+	}
+	r := paths[p.Path]
+	if r == nil {
+		r = &pathRow{links: map[string]*linkState{}}
+		paths[p.Path] = r
+	}
+	r.coord, r.iter, r.at = p.Coord, p.Iter, now
+	for _, l := range p.Links {
+		s := r.links[l.Peer]
+		if s == nil {
+			s = &linkState{}
+			r.links[l.Peer] = s
+		}
+		s.at = now
+		if n := len(s.hist); n > 0 && s.hist[n-1].l == l {
+			continue // a refresh of the same value
+		}
+		if len(s.hist) == MaxHistory {
+			s.hist = slices.Delete(s.hist, 0, 1)
+		}
+		s.hist = append(s.hist, published{at: now, l: l})
+	}
+}
+
+// expireLinks drops links older than the expiry, and rows of nodes that
+// are not members any more.
+func (v *View) expireLinks(now time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for node, paths := range v.rows {
+		if _, ok := v.members[node]; !ok && node != v.self {
+			delete(v.rows, node)
+			continue
+		}
+		for _, r := range paths {
+			for peer, s := range r.links {
+				if now.Sub(s.at) > v.expire {
+					delete(r.links, peer)
+				}
+			}
+		}
+	}
+}
+
+// shown says whether node's row is part of the map: the node itself, or
+// an alive member. Under mu.
+func (v *View) shown(node string) bool {
+	if node == v.self {
+		return true
+	}
+	m := v.members[node]
+	return m != nil && m.alive
+}
+
+// Coordinate is node's last published coordinate on path.
+func (v *View) Coordinate(node, path string) (*coordinate.Coordinate, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if r := v.rows[node][path]; r != nil && v.shown(node) {
+		return r.coord, true
+	}
+	return nil, false
+}
+
+// Local is the netloc location of this node (netloc.Source).
+func (v *View) Local() netloc.Location {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if r := v.rows[v.self][v.netloc]; r != nil {
+		return location(r)
+	}
+	return netloc.Location{}
+}
+
+// Nodes are the alive members with a coordinate on the netloc path, most
+// recently updated first (netloc.Source).
+func (v *View) Nodes() []netloc.Node {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var out []netloc.Node
+	for name, paths := range v.rows {
+		r := paths[v.netloc]
+		m := v.members[name]
+		if r == nil || name == v.self || m == nil || !m.alive {
+			continue
+		}
+		addr := m.paths[v.netloc]
+		if !addr.IsValid() {
+			addr = m.addr
+		}
+		out = append(out, netloc.Node{Name: name, Addr: netip.AddrPortFrom(addr, m.port), Location: location(r), UpdatedAt: r.at})
+	}
+	slices.SortFunc(out, func(a, b netloc.Node) int {
+		return cmp.Or(b.UpdatedAt.Compare(a.UpdatedAt), cmp.Compare(a.Name, b.Name))
+	})
+	return out
+}
+
+// location is a row's coordinate as netloc has it: two dimensions (more
+// are left out; this mesh's default has two), height and error.
+func location(r *pathRow) netloc.Location {
+	l := netloc.Location{Height: r.coord.Height, PosErr: r.coord.Error, Iteration: r.iter}
+	if len(r.coord.Vec) > 0 {
+		l.X1 = r.coord.Vec[0]
+	}
+	if len(r.coord.Vec) > 1 {
+		l.X2 = r.coord.Vec[1]
+	}
+	return l
+}
+
+// Records are the published links of the map newer than since, one
+// forward record per published value, from the measuring node (Node) to
+// its peer (Target) on the path: what abing mesh compare, relays and
+// coords read (abing mesh ... --agent).
+func (v *View) Records(since time.Time) []record.Record {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var out []record.Record
+	for node, paths := range v.rows {
+		if !v.shown(node) {
+			continue
+		}
+		for path, r := range paths {
+			for peer, s := range r.links {
+				if !v.shown(peer) {
+					continue
+				}
+				for _, h := range s.hist {
+					if h.at.Before(since) {
+						continue
+					}
+					cost := h.l.Cost
+					out = append(out, record.Record{Time: h.at.UTC(), Node: node, Target: peer, Path: path, Direction: "forward",
+						Method: "mesh", RTT: &record.RTT{Avg: h.l.RTT}, Loss: h.l.Loss, ABW: h.l.ABW, DBC: h.l.DBC, LinkCost: &cost})
+					out[len(out)-1].RTT.Jitter = h.l.Jitter
+				}
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b record.Record) int {
+		return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.Node, b.Node), cmp.Compare(a.Target, b.Target), cmp.Compare(a.Path, b.Path))
+	})
+	return out
+}
+
+// MapNode is one node of the map as the API shows it.
+type MapNode struct {
+	Name   string                            `json:"name"`
+	Addr   string                            `json:"addr,omitempty"`
+	Alive  bool                              `json:"alive"`
+	Paths  map[string]string                 `json:"paths,omitempty"`
+	Coords map[string]*coordinate.Coordinate `json:"coordinates,omitempty"` // by path
+	Links  map[string][]Link                 `json:"links,omitempty"`       // by path, latest value of each
+}
+
+// Map is every known node with its coordinates and latest links, sorted
+// by name: what /api/v1/mesh/map answers.
+func (v *View) Map() []MapNode {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	names := map[string]bool{v.self: true}
+	for n := range v.members {
+		names[n] = true
+	}
+	var out []MapNode
+	for _, name := range slices.Sorted(maps.Keys(names)) {
+		n := MapNode{Name: name, Alive: v.shown(name)}
+		if m := v.members[name]; m != nil {
+			if m.addr.IsValid() {
+				n.Addr = m.addr.String()
+			}
+			n.Paths = map[string]string{}
+			for p, a := range m.paths {
+				n.Paths[p] = a.String()
+			}
+		}
+		if n.Alive {
+			for path, r := range v.rows[name] {
+				if n.Coords == nil {
+					n.Coords, n.Links = map[string]*coordinate.Coordinate{}, map[string][]Link{}
+				}
+				n.Coords[path] = r.coord
+				for _, peer := range slices.Sorted(maps.Keys(r.links)) {
+					if s := r.links[peer]; len(s.hist) > 0 && v.shown(peer) {
+						n.Links[path] = append(n.Links[path], s.hist[len(s.hist)-1].l)
+					}
+				}
+			}
+		}
+		out = append(out, n)
+	}
+	return out
+}
