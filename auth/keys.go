@@ -90,29 +90,39 @@ func ValidName(n string) error {
 
 // LoadKeys reads a keys file after checking that only its owner can read it.
 func LoadKeys(path string) ([]Key, error) {
+	b, err := ReadPrivate(path, "keys file")
+	if err != nil {
+		return nil, err
+	}
+	return ParseKeys(bytes.NewReader(b), path)
+}
+
+// ReadPrivate reads a file that holds secrets (what names it in errors):
+// a regular file of at most 1 MiB that only its owner can read.
+func ReadPrivate(path, what string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("keys file: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("keys file: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("keys file %s: not a regular file", path)
+		return nil, fmt.Errorf("%s %s: not a regular file", what, path)
 	}
 	if perm := st.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("keys file %s: mode %04o lets group or others read it; run chmod 600 %s", path, perm, path)
+		return nil, fmt.Errorf("%s %s: mode %04o lets group or others read it; run chmod 600 %s", what, path, perm, path)
 	}
 	var buf bytes.Buffer
 	if _, err := io.Copy(&buf, io.LimitReader(f, 1<<20+1)); err != nil {
-		return nil, fmt.Errorf("keys file %s: %w", path, err)
+		return nil, fmt.Errorf("%s %s: %w", what, path, err)
 	}
 	if buf.Len() > 1<<20 {
-		return nil, fmt.Errorf("keys file %s: larger than 1 MiB", path)
+		return nil, fmt.Errorf("%s %s: larger than 1 MiB", what, path)
 	}
-	return ParseKeys(&buf, path)
+	return buf.Bytes(), nil
 }
 
 // Pick chooses the key named name, or the only key when name is empty.

@@ -71,6 +71,14 @@ func (v *View) setMember(name string, m member) {
 	v.members[name] = &m
 }
 
+// forget drops a member and its row (serf reaped it).
+func (v *View) forget(name string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	delete(v.members, name)
+	delete(v.rows, name)
+}
+
 // alive says whether a member is known and alive.
 func (v *View) alive(name string) bool {
 	v.mu.Lock()

@@ -1,0 +1,246 @@
+package meshagent
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/abing-net/abing/monitor"
+	"github.com/abing-net/abing/record"
+	"github.com/abing-net/abing/store"
+)
+
+// freePort is a port free for TCP and UDP on loopback (serf takes both).
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// testLogger logs to the test's log with ABING_TEST_LOG=1.
+func testLogger(t *testing.T, name string) *slog.Logger {
+	if os.Getenv("ABING_TEST_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("agent", name)
+}
+
+// loopAgent is an agent of the loopback test: every member on 127.0.0.1,
+// told apart by ports.
+type loopAgent struct {
+	name   string
+	agent  *Agent
+	db     string
+	netloc string
+	web    string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startLoop(t *testing.T, name string, gossip int, join []string, db string) *loopAgent {
+	t.Helper()
+	cfg, err := monitor.ParseAgentConfig([]byte(fmt.Sprintf("node: %s\ninterval: 1s\njitter: 0.05\nprobe: {timeout: 1s}\n", name)), name+".yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	la := &loopAgent{name: name, db: db, netloc: "127.0.0.1:" + strconv.Itoa(freePort(t)), web: "127.0.0.1:" + strconv.Itoa(freePort(t))}
+	set := Settings{Paths: []Path{{Name: "direct", Addr: netip.MustParseAddr("127.0.0.1")}}, Bind: "127.0.0.1:" + strconv.Itoa(gossip),
+		Join: join, Port: freePort(t), Netloc: la.netloc, Profile: "local"}
+	if err := set.Complete(); err != nil {
+		t.Fatal(err)
+	}
+	if la.agent, err = New(cfg, set, testLogger(t, name)); err != nil {
+		t.Fatal(err)
+	}
+	if err := la.agent.Open(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	la.cancel, la.done = cancel, make(chan error, 1)
+	go func() { la.done <- la.agent.Run(ctx, monitor.Setup{DB: db, WebAddr: la.web}) }()
+	t.Cleanup(la.stop)
+	return la
+}
+
+// stop ends the agent (leaving the mesh) and waits for it, once.
+func (la *loopAgent) stop() {
+	if la.cancel == nil {
+		return
+	}
+	la.cancel()
+	la.cancel = nil
+	<-la.done
+}
+
+// crash ends the agent without a goodbye: serf shuts down as a killed
+// process would, then the rest stops.
+func (la *loopAgent) crash() {
+	la.agent.serf.Shutdown()
+	la.stop()
+}
+
+// ask sends one netloc request and reads the answer; nil while the agent
+// does not listen yet.
+func ask(t *testing.T, addr, req string) map[string]any {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return nil
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintln(c, req)
+	line, err := bufio.NewReader(c).ReadBytes('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(line, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// mapNames are the names of get_full_map's nodes that have a coordinate
+// updated at least once.
+func mapNames(t *testing.T, addr string) map[string]bool {
+	out := map[string]bool{}
+	m := ask(t, addr, `{"action":"get_full_map"}`)
+	if m == nil {
+		return out
+	}
+	for _, n := range m["nodes"].([]any) {
+		out[n.(map[string]any)["name"].(string)] = true
+	}
+	return out
+}
+
+func waitFor(t *testing.T, what string, within time.Duration, ok func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !ok() {
+		if time.Since(start) > within {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// downAlarms are the down alarms in an agent's store, by target, with
+// their state.
+func downAlarms(t *testing.T, db string) map[string]string {
+	s, err := store.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	out := map[string]string{}
+	err = s.Alarms(context.Background(), store.Filter{}, func(a *record.Alarm) error {
+		if a.Kind == record.Down && a.Direction == "both" {
+			out[a.Target] = a.Severity + " " + a.Status()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestLoopbackMesh runs three agents in this process on loopback: they
+// join through the first, every one's map lists the others with
+// coordinates and links, one that crashes is marked failed with a down
+// alarm at the others, and comes back under its name.
+func TestLoopbackMesh(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs agents for about 20 s")
+	}
+	dir := t.TempDir()
+	gossip := []int{freePort(t), freePort(t), freePort(t)}
+	landmark := "127.0.0.1:" + strconv.Itoa(gossip[0])
+	agents := []*loopAgent{startLoop(t, "a", gossip[0], nil, filepath.Join(dir, "a.db"))}
+	for i, name := range []string{"b", "c"} {
+		agents = append(agents, startLoop(t, name, gossip[i+1], []string{landmark}, filepath.Join(dir, name+".db")))
+	}
+	took := waitFor(t, "every map lists the two others", 20*time.Second, func() bool {
+		for _, a := range agents {
+			if len(mapNames(t, a.netloc)) != 2 {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("full maps in %v", took.Round(100*time.Millisecond))
+	// Links: each agent's records hold all six directed links once a
+	// round has gone by.
+	waitFor(t, "every agent holds the six links", 20*time.Second, func() bool {
+		for _, a := range agents {
+			links := map[string]bool{}
+			resp, err := http.Get("http://" + a.web + "/api/v1/mesh/records")
+			if err != nil {
+				return false
+			}
+			recs, err := record.Read(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range recs {
+				links[r.Node+">"+r.Target] = true
+			}
+			if len(links) != 6 {
+				t.Logf("%s: %v", a.name, links)
+				return false
+			}
+		}
+		return true
+	})
+	loc := ask(t, agents[0].netloc, `{"action":"get_location"}`)
+	if loc["type"] != "location" || loc["loc"].(map[string]any)["iteration"].(float64) < 1 {
+		t.Errorf("get_location: %v", loc)
+	}
+	// A crash: the others mark it failed and raise down.
+	agents[2].crash()
+	took = waitFor(t, "a and b raise down for c", 30*time.Second, func() bool {
+		return downAlarms(t, agents[0].db)["c"] == "critical firing" && downAlarms(t, agents[1].db)["c"] == "critical firing"
+	})
+	t.Logf("down raised %v after the crash", took.Round(100*time.Millisecond))
+	if n := mapNames(t, agents[0].netloc); n["c"] {
+		t.Errorf("a's map still lists the failed c: %v", n)
+	}
+	// It comes back under its name: the alarm clears, the maps fill.
+	agents[2] = startLoop(t, "c", gossip[2], []string{landmark}, filepath.Join(dir, "c.db"))
+	waitFor(t, "c is back in every map and its alarm cleared", 30*time.Second, func() bool {
+		return downAlarms(t, agents[0].db)["c"] == "critical resolved" && len(mapNames(t, agents[2].netloc)) == 2 && mapNames(t, agents[0].netloc)["c"]
+	})
+	// A graceful leave is a warning.
+	agents[1].stop()
+	waitFor(t, "a raises down for b, which left", 15*time.Second, func() bool { return downAlarms(t, agents[0].db)["b"] == "warning firing" })
+	if _, err := os.Stat(agents[0].db); err != nil {
+		t.Fatal(err)
+	}
+}
