@@ -16,6 +16,7 @@ import (
 
 	"github.com/abing-net/abing/influx"
 	"github.com/abing-net/abing/mesh"
+	"github.com/abing-net/abing/meshagent"
 	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/store"
 )
@@ -25,6 +26,7 @@ import (
 type meshInput struct {
 	matrix, input, db, path string
 	influxURL, bucket       string
+	agent                   string
 	since                   time.Duration
 }
 
@@ -36,6 +38,7 @@ func (in *meshInput) flags(cmd *cobra.Command, matrix bool) {
 	}
 	f.StringVar(&in.input, "input", "", "records to read instead of the database: abing history --output csv or json (with node and path)")
 	f.StringVar(&in.influxURL, "influx", "", "read the records from this InfluxDB instead (every node's monitor writing there); token or user:password in $ABING_INFLUX_TOKEN")
+	f.StringVar(&in.agent, "agent", "", "read the full map of a mesh agent instead: its web listener, e.g. 127.0.0.1:9817")
 	f.StringVar(&in.bucket, "bucket", "abing/autogen", "with --influx: the bucket (1.8: database/retention-policy)")
 	f.StringVar(&in.db, "db", store.DefaultPath(), "embedded database to read")
 	f.DurationVar(&in.since, "since", 0, "only results newer than this (0: all)")
@@ -51,10 +54,13 @@ func (in *meshInput) records(cmd *cobra.Command) ([]record.Record, error) {
 		since = time.Now().Add(-in.since)
 	}
 	var recs []record.Record
+	if n := btoi(in.influxURL != "") + btoi(in.input != "") + btoi(in.agent != ""); n > 1 {
+		return nil, errors.New("--influx, --input and --agent exclude each other")
+	}
+	if in.agent != "" {
+		return meshagent.FetchRecords(cmd.Context(), in.agent, in.since)
+	}
 	if in.influxURL != "" {
-		if in.input != "" {
-			return nil, errors.New("--influx and --input exclude each other")
-		}
 		return influx.Read(cmd.Context(), influx.Config{URL: in.influxURL, Bucket: in.bucket, Token: os.Getenv("ABING_INFLUX_TOKEN")}, since)
 	}
 	if in.input != "" {
@@ -90,8 +96,8 @@ func (in *meshInput) records(cmd *cobra.Command) ([]record.Record, error) {
 // or the forward records of one path, from their node to their target.
 func (in *meshInput) samples(cmd *cobra.Command) ([]mesh.Sample, error) {
 	if in.matrix != "" {
-		if in.input != "" || in.influxURL != "" {
-			return nil, errors.New("--matrix, --input and --influx exclude each other")
+		if in.input != "" || in.influxURL != "" || in.agent != "" {
+			return nil, errors.New("--matrix, --input, --influx and --agent exclude each other")
 		}
 		f, err := os.Open(in.matrix)
 		if err != nil {
@@ -133,6 +139,13 @@ func (in *meshInput) samples(cmd *cobra.Command) ([]mesh.Sample, error) {
 	return out, nil
 }
 
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func meshCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "mesh",
@@ -142,7 +155,7 @@ func meshCommand() *cobra.Command {
 			"than another (compare), would relaying through a third host beat the direct route (relays),\n" +
 			"what is the RTT between hosts nobody measured (coords). See docs/mesh.md.",
 	}
-	cmd.AddCommand(meshCompareCommand(), meshRelaysCommand(), meshCoordsCommand())
+	cmd.AddCommand(meshCompareCommand(), meshRelaysCommand(), meshCoordsCommand(), meshAgentCommand(), meshKeygenCommand())
 	return cmd
 }
 
