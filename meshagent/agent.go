@@ -8,6 +8,7 @@ import (
 	"log"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -57,6 +58,8 @@ type Agent struct {
 	down     map[string]record.Alarm // active down alarms, by member
 	alarms   []record.Alarm          // raised or cleared, for the monitor
 	ignored  map[string]string       // members that are not agents, and why (logged once)
+	refused  int                     // row parts refused
+	warned   time.Time               // when refused parts were last logged
 	cycle    cycle
 }
 
@@ -355,7 +358,13 @@ func (a *Agent) userEvent(e serf.UserEvent, now time.Time) {
 	}
 	p, err := Decode(e.Name, e.Payload, a.set.Dimensions)
 	if err != nil {
-		a.log.Warn("a row's part refused", "err", err)
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.refused++
+		if now.Sub(a.warned) >= time.Minute { // a member that floods bad rows cannot flood the log
+			a.warned = now
+			a.log.Warn("a row's part refused (logged once a minute)", "err", err, "refused_so_far", a.refused)
+		}
 		return
 	}
 	if p.Node == a.cfg.Node {
@@ -522,7 +531,7 @@ func (a *Agent) part(path string, full bool) (Part, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	coord := a.clients[path].GetCoordinate()
-	moved := a.pubCoord[path] == nil || a.pubCoord[path].DistanceTo(coord) >= time.Duration(a.set.CoordMove)
+	moved := a.pubCoord[path] == nil || displacement(a.pubCoord[path], coord) >= time.Duration(a.set.CoordMove).Seconds()
 	var peers []string
 	for peer := range a.own[path] {
 		if full || a.dirty[path][peer] {
@@ -540,6 +549,18 @@ func (a *Agent) part(path string, full bool) (Part, bool) {
 	a.pubCoord[path] = coord
 	a.dirty[path] = map[string]bool{}
 	return p, true
+}
+
+// displacement is how far a coordinate moved, in seconds of predicted RTT
+// to any node at most: the vector's move plus the height's and the
+// adjustment's changes. (DistanceTo would add both heights.)
+func displacement(from, to *coordinate.Coordinate) float64 {
+	var sq float64
+	for i := range min(len(from.Vec), len(to.Vec)) {
+		d := to.Vec[i] - from.Vec[i]
+		sq += d * d
+	}
+	return math.Sqrt(sq) + math.Abs(to.Height-from.Height) + math.Abs(to.Adjustment-from.Adjustment)
 }
 
 // Handlers are the agent's API on the web listener.

@@ -62,6 +62,11 @@ type loopAgent struct {
 
 func startLoop(t *testing.T, name string, gossip int, join []string, db string) *loopAgent {
 	t.Helper()
+	return startLoopWith(t, name, gossip, join, db, func(*Settings) {})
+}
+
+func startLoopWith(t *testing.T, name string, gossip int, join []string, db string, change func(*Settings)) *loopAgent {
+	t.Helper()
 	cfg, err := monitor.ParseAgentConfig([]byte(fmt.Sprintf("node: %s\ninterval: 1s\njitter: 0.05\nprobe: {timeout: 1s}\n", name)), name+".yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -69,6 +74,7 @@ func startLoop(t *testing.T, name string, gossip int, join []string, db string) 
 	la := &loopAgent{name: name, db: db, netloc: "127.0.0.1:" + strconv.Itoa(freePort(t)), web: "127.0.0.1:" + strconv.Itoa(freePort(t))}
 	set := Settings{Paths: []Path{{Name: "direct", Addr: netip.MustParseAddr("127.0.0.1")}}, Bind: "127.0.0.1:" + strconv.Itoa(gossip),
 		Join: join, Port: freePort(t), Netloc: la.netloc, Profile: "local"}
+	change(&set)
 	if err := set.Complete(); err != nil {
 		t.Fatal(err)
 	}

@@ -253,3 +253,42 @@ func TestAdaptiveProbe(t *testing.T) {
 		t.Errorf("fixed defaults, adaptive target: %+v, %+v", a, b)
 	}
 }
+
+// TestAgentConfig: an agent's configuration lists no targets (the mesh
+// gives them), may have an agent section that a monitor's may not, and
+// WithTargets completes the targets it is given.
+func TestAgentConfig(t *testing.T) {
+	cfg, err := ParseAgentConfig([]byte("node: lab-a\ninterval: 30s\nagent:\n  paths: {direct: 198.51.100.5}\n"), "agent.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Targets) != 0 || cfg.Agent.IsZero() || time.Duration(cfg.Interval) != 30*time.Second {
+		t.Fatalf("%+v", cfg)
+	}
+	got, err := cfg.WithTargets([]Target{{Name: "lab-b", Paths: map[string]string{"direct": "198.51.100.7:8176", "overlay": "[fd00::7]:8176"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Targets) != 2 || got.Targets[0].Name != "lab-b/direct" || got.Targets[1].path != "overlay" || time.Duration(got.Targets[0].Interval) != 30*time.Second || len(cfg.Targets) != 0 {
+		t.Errorf("targets %+v (the configuration's: %d)", got.Targets, len(cfg.Targets))
+	}
+	if _, err := cfg.WithTargets([]Target{{Name: "lab-c", Paths: map[string]string{"direct": "not an address:x"}}}); err == nil {
+		t.Error("a bad address from the mesh: no error")
+	}
+	for _, tc := range []struct{ name, text, want string }{
+		{"targets in an agent's", "targets:\n  - address: 198.51.100.7\n", "no targets to list"},
+	} {
+		if _, err := ParseAgentConfig([]byte(tc.text), "agent.yaml"); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	if _, err := ParseConfig([]byte("agent: {}\ntargets:\n  - address: 198.51.100.7\n"), "monitor.yaml"); err == nil || !strings.Contains(err.Error(), "mesh agent") {
+		t.Errorf("an agent section in a monitor's: %v", err)
+	}
+	if _, err := ParseConfig([]byte("interval: 30s\n"), "monitor.yaml"); err == nil || !strings.Contains(err.Error(), "no targets") {
+		t.Errorf("a monitor without targets: %v", err)
+	}
+	if _, err := (&Config{}).WithTargets(nil); err == nil {
+		t.Error("WithTargets of a monitor's configuration: no error")
+	}
+}

@@ -88,6 +88,8 @@ func TestImportRules(t *testing.T) {
 		{[]string{"mesh"}, []string{"measure", "reflector", "timestamp", "monitor", "store", "influx", "notify", "prober"},
 			"the mesh analysis is pure: it reads records and samples, it does not measure or store"},
 		{[]string{"reflector"}, []string{"estimator", "measure", "record"}, "the reflector needs the socket and the wire format only"},
+		{[]string{"netloc"}, []string{"meshagent", "monitor", "measure", "mesh"}, "the netloc API serves any source of coordinates"},
+		{[]string{"monitor", "mesh", "netloc", "store", "influx"}, []string{"meshagent"}, "the agent is built on them, not they on it"},
 		{[]string{"cmd/abing", "cmd/reflector"}, []string{"internal/lab/testbed", "internal/lab/accuracy"}, "lab code stays out of what users install"},
 	} {
 		for _, p := range rule.pkgs {

@@ -1,0 +1,126 @@
+package meshagent
+
+import (
+	"io"
+	"log"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/serf/serf"
+)
+
+// rawMember is a plain serf member on loopback, which says whatever a test
+// wants it to.
+func rawMember(t *testing.T, name string, tags map[string]string, keyring *memberlist.Keyring) *serf.Serf {
+	t.Helper()
+	conf := serf.DefaultConfig()
+	conf.NodeName, conf.Tags = name, tags
+	conf.UserEventSizeLimit = 9 * 1024
+	conf.Logger = log.New(io.Discard, "", 0)
+	conf.MemberlistConfig = memberlist.DefaultLocalConfig()
+	conf.MemberlistConfig.BindAddr, conf.MemberlistConfig.BindPort = "127.0.0.1", freePort(t)
+	conf.MemberlistConfig.Logger = conf.Logger
+	conf.MemberlistConfig.Keyring = keyring
+	s, err := serf.Create(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown() })
+	return s
+}
+
+// TestHostileMember: a member of the gossip that is not an agent, or
+// publishes rows out of range, in someone else's name or as the agent
+// itself, changes nothing in the agent's map and does not stop it.
+func TestHostileMember(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs an agent for a few seconds")
+	}
+	dir := t.TempDir()
+	gossip := freePort(t)
+	a := startLoop(t, "a", gossip, nil, filepath.Join(dir, "a.db"))
+	evil := rawMember(t, "evil", map[string]string{"abing": "1", "port": "99999", "paths": "direct=127.0.0.1"}, nil)
+	waitFor(t, "evil joins", 10*time.Second, func() bool {
+		n, _ := evil.Join([]string{"127.0.0.1:" + strconv.Itoa(gossip)}, false)
+		return n == 1
+	})
+	coordOK := `"coord":{"Vec":[0.001,0.002],"Error":1.5,"Adjustment":0,"Height":0.00001}`
+	for _, e := range []struct{ name, payload string }{
+		{"row:evil", `{"n":"evil","path":"direct",` + coordOK + `,"it":1,"links":[{"p":"a","c":96,"r":-5,"l":0,"j":0}]}`},
+		{"row:evil", `{"n":"evil","path":"direct",` + coordOK + `,"it":1,"links":[{"p":"a","c":96,"r":1e999,"l":0,"j":0}]}`},
+		{"row:evil", `{"n":"evil","path":"direct","coord":{"Vec":[1,2,3],"Error":1,"Adjustment":0,"Height":0},"it":1,"links":[]}`},
+		{"row:evil", `{"n":"evil","path":"direct",` + coordOK + `,"it":1,"links":[{"p":"a","c":96,"r":5,"l":7,"j":0}]}`},
+		{"row:evil", `not json at all`},
+		{"row:b", `{"n":"evil","path":"direct",` + coordOK + `,"it":1,"links":[]}`},
+		// The agent's own row comes only from the agent.
+		{"row:a", `{"n":"a","path":"direct",` + coordOK + `,"it":99,"links":[{"p":"evil","c":1,"r":1,"l":0,"j":0}]}`},
+		// Last, a good row: once it is in, every one before it was taken
+		// or refused.
+		{"row:evil", `{"n":"evil","path":"direct",` + coordOK + `,"it":1,"links":[{"p":"a","c":96,"r":5,"l":0,"j":0}]}`},
+	} {
+		if err := evil.UserEvent(e.name, []byte(e.payload), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the good row arrives", 10*time.Second, func() bool {
+		a.agent.view.mu.Lock()
+		defer a.agent.view.mu.Unlock()
+		return a.agent.view.rows["evil"]["direct"] != nil && a.agent.view.rows["evil"]["direct"].links["a"] != nil
+	})
+	a.agent.view.mu.Lock()
+	if r := a.agent.view.rows["evil"]["direct"]; len(r.links) != 1 || len(r.links["a"].hist) != 1 || r.links["a"].hist[0].l.RTT != 5 || len(a.agent.view.rows) != 2 {
+		t.Errorf("evil's row holds %+v (of %d rows)", r.links["a"].hist, len(a.agent.view.rows))
+	}
+	a.agent.view.mu.Unlock()
+	a.agent.mu.Lock()
+	if a.agent.refused != 6 {
+		t.Errorf("%d parts refused, want 6", a.agent.refused)
+	}
+	a.agent.mu.Unlock()
+	// Its tags advertise a port no reflector has: it is no target and no
+	// node of the map, and the agent answers on.
+	if n := mapNames(t, a.netloc); len(n) != 0 {
+		t.Errorf("the map lists %v", n)
+	}
+	if recs := a.agent.view.Records(time.Time{}); len(recs) != 0 {
+		t.Errorf("records from hostile rows: %+v", recs)
+	}
+	if loc := ask(t, a.netloc, `{"action":"get_location"}`); loc == nil || loc["loc"].(map[string]any)["iteration"].(float64) == 99 {
+		t.Errorf("get_location: %v", loc)
+	}
+	if got := a.agent.targetList(); len(got) != 0 {
+		t.Errorf("targets %+v", got)
+	}
+}
+
+// TestEncryptedMesh: an agent with a keyring does not let a member without
+// it join.
+func TestEncryptedMesh(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs an agent for a few seconds")
+	}
+	dir := t.TempDir()
+	kf := filepath.Join(dir, "keyring")
+	if err := os.WriteFile(kf, []byte("9pB0yQ1GHQyVmbSAZ7H8U1mBVmXJxG2ZR7qXS5Xy1/4=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gossip := freePort(t)
+	startLoopWith(t, "a", gossip, nil, filepath.Join(dir, "a.db"), func(s *Settings) { s.Keyring = kf })
+	plain := rawMember(t, "plain", nil, nil)
+	time.Sleep(500 * time.Millisecond)
+	if n, err := plain.Join([]string{"127.0.0.1:" + strconv.Itoa(gossip)}, false); n != 0 || err == nil {
+		t.Errorf("a member without the key joined: %d %v", n, err)
+	}
+	kr, err := LoadKeyring(kf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyed := rawMember(t, "keyed", nil, kr)
+	if n, err := keyed.Join([]string{"127.0.0.1:" + strconv.Itoa(gossip)}, false); n != 1 {
+		t.Errorf("a member with the key: %d %v", n, err)
+	}
+}

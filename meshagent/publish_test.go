@@ -1,0 +1,141 @@
+package meshagent
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/abing-net/abing/monitor"
+	"github.com/abing-net/abing/record"
+)
+
+func newTestAgent(t *testing.T) *Agent {
+	t.Helper()
+	cfg, err := monitor.ParseAgentConfig([]byte("node: a\n"), "a.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := Settings{Paths: []Path{{Name: "direct", Addr: netip.MustParseAddr("127.0.0.1")}}, Bind: "127.0.0.1:7946"}
+	if err := set.Complete(); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(cfg, set, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// rec is a forward record of a's run to peer; cost, when not nil, is the
+// link cost the monitor published with it (past its thresholds).
+func rec(peer string, rtt float64, cost *float64) record.Record {
+	return record.Record{Node: "a", Target: peer, Path: "direct", Direction: "forward", RTT: &record.RTT{Min: rtt, Avg: rtt}, LinkCost: cost}
+}
+
+func f(v float64) *float64 { return &v }
+
+// TestPublication: a link goes out when the monitor published its cost
+// (the first, and each past the thresholds), not on every run; the
+// coordinate when it moved past coord_move; the whole row at a refresh.
+func TestPublication(t *testing.T) {
+	a := newTestAgent(t)
+	peers := func(p Part) []string {
+		var out []string
+		for _, l := range p.Links {
+			out = append(out, l.Peer)
+		}
+		return out
+	}
+	// Nothing measured yet: the coordinate goes out once (at the origin).
+	if p, ok := a.part("direct", false); !ok || len(p.Links) != 0 || p.Coord == nil {
+		t.Fatalf("first publication: %+v %v", p, ok)
+	}
+	if p, ok := a.part("direct", false); ok {
+		t.Fatalf("nothing changed, yet published %+v", p)
+	}
+	a.results([]record.Record{rec("b", 10, f(100)), rec("c", 20, f(120))})
+	p, ok := a.part("direct", false)
+	if !ok || len(p.Links) != 2 || p.Links[0].Peer != "b" || p.Links[0].Cost != 100 || p.Links[1].RTT != 20 {
+		t.Fatalf("first costs: %+v", p)
+	}
+	// Runs whose cost stayed within the thresholds: nothing to publish;
+	// the link keeps its published cost and takes the new RTT.
+	a.results([]record.Record{rec("b", 11, nil), rec("c", 21, nil)})
+	if p, ok := a.part("direct", false); ok {
+		t.Fatalf("no cost past its threshold, yet published %v", peers(p))
+	}
+	a.results([]record.Record{rec("c", 60, f(200))})
+	if p, ok := a.part("direct", false); !ok || len(p.Links) != 1 || p.Links[0].Peer != "c" || p.Links[0].Cost != 200 {
+		t.Fatalf("c's cost moved: %+v", p)
+	}
+	// A refresh sends every link, with the latest values.
+	if p, ok := a.part("direct", true); !ok || len(p.Links) != 2 || p.Links[0].RTT != 11 || p.Links[0].Cost != 100 {
+		t.Fatalf("refresh: %+v", p)
+	}
+	// Coordinates move only against a peer whose coordinate is known.
+	if a.iters["direct"] != 0 {
+		t.Fatalf("updated without a peer's coordinate: %d", a.iters["direct"])
+	}
+	a.view.setMember("b", member{alive: true})
+	a.view.Apply(&Part{Node: "b", Path: "direct", Coord: coord(0.05, 0)}, time.Now())
+	for range 5 {
+		a.results([]record.Record{rec("b", 100, nil)})
+	}
+	if a.iters["direct"] != 5 {
+		t.Fatalf("%d coordinate updates, want 5", a.iters["direct"])
+	}
+	p, ok = a.part("direct", false)
+	if !ok || len(p.Links) != 0 || p.Iter != 5 {
+		t.Fatalf("the coordinate moved: %+v %v", p, ok)
+	}
+	// b sits 50 ms from the origin; five samples of 100 ms push a away.
+	if d := coord(0.05, 0).DistanceTo(p.Coord); d < 60*time.Millisecond || d > 100*time.Millisecond {
+		t.Errorf("after five 100 ms samples the coordinate predicts %v to b", d)
+	}
+	// A run with no answer is no link.
+	a.results([]record.Record{{Node: "a", Target: "d", Path: "direct", Direction: "forward", Error: "timeout", LinkCost: f(1)}})
+	if p, ok := a.part("direct", false); ok {
+		t.Fatalf("a failed run published %v", peers(p))
+	}
+}
+
+// TestView: rows of members that fail are not shown; links expire; the
+// records and the netloc nodes come from what is shown.
+func TestView(t *testing.T) {
+	v := NewView("a", "direct", time.Minute)
+	now := time.Now()
+	for _, n := range []string{"b", "c"} {
+		v.setMember(n, member{alive: true, addr: netip.MustParseAddr("198.18.0.2"), port: 8765})
+	}
+	v.Apply(&Part{Node: "a", Path: "direct", Coord: coord(0, 0), Links: []Link{{Peer: "b", RTT: 5}, {Peer: "c", RTT: 7}}}, now)
+	v.Apply(&Part{Node: "b", Path: "direct", Coord: coord(0.005, 0), Iter: 4, Links: []Link{{Peer: "a", RTT: 5}}}, now)
+	v.Apply(&Part{Node: "b", Path: "direct", Coord: coord(0.005, 0), Iter: 5, Links: []Link{{Peer: "a", RTT: 6}}}, now.Add(time.Second))
+	v.Apply(&Part{Node: "c", Path: "direct", Coord: coord(0, 0.007), Links: []Link{{Peer: "a", RTT: 7}}}, now)
+	if recs := v.Records(time.Time{}); len(recs) != 5 {
+		t.Errorf("%d records, want 5 (b's link to a twice)", len(recs))
+	}
+	if recs := v.Records(now.Add(time.Second)); len(recs) != 1 || recs[0].Node != "b" || recs[0].RTT.Avg != 6 {
+		t.Errorf("records since: %+v", recs)
+	}
+	nodes := v.Nodes()
+	if len(nodes) != 2 || nodes[0].Name != "b" || nodes[0].Location.Iteration != 5 || nodes[0].Addr.String() != "198.18.0.2:8765" {
+		t.Errorf("nodes %+v", nodes)
+	}
+	v.setMember("c", member{alive: false})
+	if nodes := v.Nodes(); len(nodes) != 1 {
+		t.Errorf("c failed, yet %+v", nodes)
+	}
+	for _, r := range v.Records(time.Time{}) {
+		if r.Node == "c" || r.Target == "c" {
+			t.Errorf("a record of failed c: %+v", r)
+		}
+	}
+	if m := v.Map(); len(m) != 3 || !m[0].Alive || m[2].Alive || len(m[0].Links["direct"]) != 1 {
+		t.Errorf("map %+v", m)
+	}
+	// Links not refreshed within the expiry go; b's was refreshed later.
+	v.expireLinks(now.Add(time.Minute + time.Millisecond))
+	if recs := v.Records(time.Time{}); len(recs) != 2 {
+		t.Errorf("after expiry: %+v", recs)
+	}
+}
