@@ -61,6 +61,7 @@ type Agent struct {
 	refused  int                     // row parts refused
 	warned   time.Time               // when refused parts were last logged
 	cycle    cycle
+	budget   *budget // under mu
 }
 
 // cycle tracks one full cycle: every path of every member measured once.
@@ -81,7 +82,7 @@ func New(cfg *monitor.Config, set Settings, logger *slog.Logger) (*Agent, error)
 	}
 	a := &Agent{cfg: cfg, set: set, log: logger, view: NewView(cfg.Node, set.NetlocPath, 3*time.Duration(set.Refresh)),
 		clients: map[string]*coordinate.Client{}, own: map[string]map[string]Link{}, dirty: map[string]map[string]bool{},
-		iters: map[string]uint64{}, pubCoord: map[string]*coordinate.Coordinate{}, down: map[string]record.Alarm{}, ignored: map[string]string{}}
+		iters: map[string]uint64{}, budget: newBudget(profile(set.Profile), len(set.Paths)), pubCoord: map[string]*coordinate.Coordinate{}, down: map[string]record.Alarm{}, ignored: map[string]string{}}
 	for _, p := range set.Paths {
 		cc := coordinate.DefaultConfig()
 		cc.Dimensionality = uint(set.Dimensions)
@@ -223,15 +224,7 @@ func (a *Agent) serfConfig(events chan serf.Event) *serf.Config {
 	conf.BroadcastTimeout = 2 * time.Second
 	logger := log.New(&logWriter{log: a.log.With("part", "serf")}, "", 0)
 	conf.Logger = logger
-	var ml *memberlist.Config
-	switch a.set.Profile {
-	case "wan":
-		ml = memberlist.DefaultWANConfig()
-	case "local":
-		ml = memberlist.DefaultLocalConfig()
-	default:
-		ml = memberlist.DefaultLANConfig()
-	}
+	ml := profile(a.set.Profile)
 	host, port, _ := splitPort(a.set.Bind, DefaultBindPort)
 	if host == "" {
 		host = "0.0.0.0"
@@ -470,7 +463,7 @@ func (a *Agent) targetList() []monitor.Target {
 func (a *Agent) attach(ctx context.Context, mon *monitor.Monitor) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	refresh := time.Now().Add(time.Duration(a.set.Refresh))
+	lastFull := time.Now()
 	for {
 		a.mu.Lock()
 		stale, alarms := a.targets, a.alarms
@@ -488,12 +481,16 @@ func (a *Agent) attach(ctx context.Context, mon *monitor.Monitor) {
 		for _, al := range alarms {
 			mon.Raise(ctx, al)
 		}
-		full := !time.Now().Before(refresh)
-		if full {
-			refresh = time.Now().Add(time.Duration(a.set.Refresh))
+		now := time.Now()
+		n := a.view.size()
+		a.mu.Lock()
+		refresh := a.budget.refresh(n, time.Duration(a.set.Refresh), a.log)
+		a.mu.Unlock()
+		full := now.Sub(lastFull) >= refresh
+		if a.publish(full, now) && full {
+			lastFull = now
 		}
-		a.publish(full, time.Now())
-		a.view.expireLinks(time.Now())
+		a.view.expireLinks(now)
 		select {
 		case <-ctx.Done():
 			return
@@ -504,8 +501,36 @@ func (a *Agent) attach(ctx context.Context, mon *monitor.Monitor) {
 
 // publish sends this node's row: on each path, the links that changed
 // past their thresholds and the coordinate if it moved (or the whole row
-// when full), as parts under the event size.
-func (a *Agent) publish(full bool, now time.Time) {
+// when full), as parts under the event size, if the gossip budget admits
+// them now; else nothing is sent and what changed waits for the next
+// call. It says whether it sent (or had nothing to send).
+func (a *Agent) publish(full bool, now time.Time) bool {
+	outs, ok := a.collect(full, now)
+	for _, o := range outs {
+		a.view.Apply(&o.part, now)
+		for _, b := range o.payloads {
+			if err := a.serf.UserEvent(EventPrefix+a.cfg.Node, b, false); err != nil {
+				a.log.Error("publishing the row", "path", o.part.Path, "err", err)
+				break
+			}
+		}
+	}
+	return ok
+}
+
+// outgoing is a path's part to publish, as payloads.
+type outgoing struct {
+	part     Part
+	payloads [][]byte
+}
+
+// collect is what publish sends, taken from the budget and marked as
+// published; nothing (and false) when the budget does not admit it now.
+func (a *Agent) collect(full bool, now time.Time) ([]outgoing, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var outs []outgoing
+	n := 0
 	for _, p := range a.set.Paths {
 		part, ok := a.part(p.Name, full)
 		if !ok {
@@ -516,20 +541,26 @@ func (a *Agent) publish(full bool, now time.Time) {
 			a.log.Error("publishing the row", "err", err)
 			continue
 		}
-		a.view.Apply(&part, now)
-		for _, b := range payloads {
-			if err := a.serf.UserEvent(EventPrefix+a.cfg.Node, b, false); err != nil {
-				a.log.Error("publishing the row", "path", p.Name, "err", err)
-				break
-			}
+		outs = append(outs, outgoing{part, payloads})
+		n += len(payloads)
+	}
+	if full {
+		a.budget.fullParts = n
+	}
+	if n == 0 || !a.budget.allow(now, n) {
+		return nil, n == 0
+	}
+	for _, o := range outs {
+		a.pubCoord[o.part.Path] = o.part.Coord
+		for _, l := range o.part.Links {
+			delete(a.dirty[o.part.Path], l.Peer)
 		}
 	}
+	return outs, true
 }
 
-// part is what to publish of a path's row, if anything.
+// part is what to publish of a path's row, if anything. Under mu.
 func (a *Agent) part(path string, full bool) (Part, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	coord := a.clients[path].GetCoordinate()
 	moved := a.pubCoord[path] == nil || displacement(a.pubCoord[path], coord) >= time.Duration(a.set.CoordMove).Seconds()
 	var peers []string
@@ -546,8 +577,6 @@ func (a *Agent) part(path string, full bool) (Part, bool) {
 	for _, peer := range peers {
 		p.Links = append(p.Links, a.own[path][peer])
 	}
-	a.pubCoord[path] = coord
-	a.dirty[path] = map[string]bool{}
 	return p, true
 }
 

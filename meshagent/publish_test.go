@@ -1,6 +1,8 @@
 package meshagent
 
 import (
+	"log/slog"
+	"math"
 	"net/netip"
 	"testing"
 	"time"
@@ -46,30 +48,39 @@ func TestPublication(t *testing.T) {
 		}
 		return out
 	}
+	now := time.Now()
+	pub := func(full bool) (Part, bool) {
+		now = now.Add(time.Minute) // within the gossip budget
+		outs, _ := a.collect(full, now)
+		if len(outs) == 0 {
+			return Part{}, false
+		}
+		return outs[0].part, true
+	}
 	// Nothing measured yet: the coordinate goes out once (at the origin).
-	if p, ok := a.part("direct", false); !ok || len(p.Links) != 0 || p.Coord == nil {
+	if p, ok := pub(false); !ok || len(p.Links) != 0 || p.Coord == nil {
 		t.Fatalf("first publication: %+v %v", p, ok)
 	}
-	if p, ok := a.part("direct", false); ok {
+	if p, ok := pub(false); ok {
 		t.Fatalf("nothing changed, yet published %+v", p)
 	}
 	a.results([]record.Record{rec("b", 10, f(100)), rec("c", 20, f(120))})
-	p, ok := a.part("direct", false)
+	p, ok := pub(false)
 	if !ok || len(p.Links) != 2 || p.Links[0].Peer != "b" || p.Links[0].Cost != 100 || p.Links[1].RTT != 20 {
 		t.Fatalf("first costs: %+v", p)
 	}
 	// Runs whose cost stayed within the thresholds: nothing to publish;
 	// the link keeps its published cost and takes the new RTT.
 	a.results([]record.Record{rec("b", 11, nil), rec("c", 21, nil)})
-	if p, ok := a.part("direct", false); ok {
+	if p, ok := pub(false); ok {
 		t.Fatalf("no cost past its threshold, yet published %v", peers(p))
 	}
 	a.results([]record.Record{rec("c", 60, f(200))})
-	if p, ok := a.part("direct", false); !ok || len(p.Links) != 1 || p.Links[0].Peer != "c" || p.Links[0].Cost != 200 {
+	if p, ok := pub(false); !ok || len(p.Links) != 1 || p.Links[0].Peer != "c" || p.Links[0].Cost != 200 {
 		t.Fatalf("c's cost moved: %+v", p)
 	}
 	// A refresh sends every link, with the latest values.
-	if p, ok := a.part("direct", true); !ok || len(p.Links) != 2 || p.Links[0].RTT != 11 || p.Links[0].Cost != 100 {
+	if p, ok := pub(true); !ok || len(p.Links) != 2 || p.Links[0].RTT != 11 || p.Links[0].Cost != 100 {
 		t.Fatalf("refresh: %+v", p)
 	}
 	// Coordinates move only against a peer whose coordinate is known.
@@ -77,14 +88,14 @@ func TestPublication(t *testing.T) {
 		t.Fatalf("updated without a peer's coordinate: %d", a.iters["direct"])
 	}
 	a.view.setMember("b", member{alive: true})
-	a.view.Apply(&Part{Node: "b", Path: "direct", Coord: coord(0.05, 0)}, time.Now())
+	a.view.Apply(&Part{Node: "b", Path: "direct", Coord: coord(0.05, 0)}, now)
 	for range 5 {
 		a.results([]record.Record{rec("b", 100, nil)})
 	}
 	if a.iters["direct"] != 5 {
 		t.Fatalf("%d coordinate updates, want 5", a.iters["direct"])
 	}
-	p, ok = a.part("direct", false)
+	p, ok = pub(false)
 	if !ok || len(p.Links) != 0 || p.Iter != 5 {
 		t.Fatalf("the coordinate moved: %+v %v", p, ok)
 	}
@@ -94,7 +105,7 @@ func TestPublication(t *testing.T) {
 	}
 	// A run with no answer is no link.
 	a.results([]record.Record{{Node: "a", Target: "d", Path: "direct", Direction: "forward", Error: "timeout", LinkCost: f(1)}})
-	if p, ok := a.part("direct", false); ok {
+	if p, ok := pub(false); ok {
 		t.Fatalf("a failed run published %v", peers(p))
 	}
 }
@@ -137,5 +148,45 @@ func TestView(t *testing.T) {
 	v.expireLinks(now.Add(time.Minute + time.Millisecond))
 	if recs := v.Records(time.Time{}); len(recs) != 2 {
 		t.Errorf("after expiry: %+v", recs)
+	}
+}
+
+// TestBudget: rows take at most their share of the gossip, which shrinks
+// with the members; the whole row goes out less often when it must; what
+// the budget does not admit now waits, and is not lost.
+func TestBudget(t *testing.T) {
+	b := newBudget(profile("lan"), 1)
+	// LAN: 3 packets every 200 ms; 4 members retransmit 4 × 1 times.
+	for _, tc := range []struct {
+		n    int
+		rate float64
+	}{{4, 0.5 * 15 / 4 / 4}, {100, 0.5 * 15 / 12 / 100}, {1000, 0.5 * 15 / 16 / 1000}} {
+		if got := b.Rate(tc.n); math.Abs(got-tc.rate) > 1e-12 {
+			t.Errorf("%d members: %g parts/s, want %g", tc.n, got, tc.rate)
+		}
+	}
+	log := slog.New(slog.DiscardHandler)
+	if r := b.refresh(4, 10*time.Minute, log); r != 10*time.Minute {
+		t.Errorf("4 members: refresh %v", r)
+	}
+	b.fullParts = 10 // a row of 100 links
+	if r := b.refresh(100, 10*time.Minute, log); r < 50*time.Minute || r > 55*time.Minute {
+		t.Errorf("100 members, 10 parts: refresh %v, want 2 × 10 parts at 1/160 parts/s", r)
+	}
+	// The agent: a change the budget does not admit waits for it.
+	a := newTestAgent(t)
+	a.view.setMember("b", member{alive: true})
+	a.budget.set(100)
+	now := time.Now()
+	a.results([]record.Record{rec("b", 10, f(100))})
+	if outs, ok := a.collect(false, now); !ok || len(outs) != 1 {
+		t.Fatalf("the first part: %v %v", outs, ok)
+	}
+	a.results([]record.Record{rec("b", 30, f(300))})
+	if outs, ok := a.collect(false, now.Add(time.Second)); ok || len(outs) != 0 {
+		t.Fatalf("a second part a second later among 100 members: %v %v", outs, ok)
+	}
+	if outs, ok := a.collect(false, now.Add(200*time.Second)); !ok || len(outs) != 1 || outs[0].part.Links[0].Cost != 300 {
+		t.Fatalf("once the budget admits it: %+v %v", outs, ok)
 	}
 }

@@ -79,6 +79,19 @@ func (v *View) forget(name string) {
 	delete(v.rows, name)
 }
 
+// size counts the alive members, this node included.
+func (v *View) size() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	n := 1
+	for _, m := range v.members {
+		if m.alive {
+			n++
+		}
+	}
+	return n
+}
+
 // alive says whether a member is known and alive.
 func (v *View) alive(name string) bool {
 	v.mu.Lock()
