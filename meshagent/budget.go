@@ -53,6 +53,10 @@ func (b *budget) Rate(n int) float64 {
 	return GossipShare * b.capacity / limit / float64(n)
 }
 
+// GossipRate is the parts a second one of n members may publish with
+// memberlist's configuration ml: the agent's budget.
+func GossipRate(ml *memberlist.Config, n int) float64 { return newBudget(ml, 1).Rate(n) }
+
 func (b *budget) set(n int) {
 	b.n = n
 	b.lim.SetLimit(rate.Limit(b.Rate(n)))

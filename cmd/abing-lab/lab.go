@@ -9,7 +9,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"os/signal"
 	"runtime"
 	"strings"
 	"syscall"
@@ -22,12 +21,6 @@ import (
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/record"
 )
-
-// signalContext is cancelled by SIGINT or SIGTERM, so that the testbed is
-// torn down on the way out.
-func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-}
 
 func demoCommand() *cobra.Command {
 	var rate, cross float64
@@ -213,5 +206,5 @@ func kernel() string {
 func runChild() { testbed.RunChild() }
 
 func commands() []*cobra.Command {
-	return []*cobra.Command{demoCommand(), accuracyCommand(), simCommand()}
+	return []*cobra.Command{demoCommand(), accuracyCommand(), simCommand(), meshscaleCommand()}
 }

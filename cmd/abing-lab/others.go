@@ -11,7 +11,7 @@ import (
 func runChild() {}
 
 func commands() []*cobra.Command {
-	return []*cobra.Command{simCommand(), {
+	return []*cobra.Command{simCommand(), meshscaleCommand(), {
 		Use:   "demo",
 		Short: "needs Linux",
 		RunE: func(*cobra.Command, []string) error {

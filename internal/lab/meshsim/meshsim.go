@@ -1,10 +1,9 @@
 // Package meshsim measures what a mesh of agents costs on the wire for
-// its gossip: n serf members in one process, over memberlist's in-memory
-// transport, with every byte each member sends counted (UDP packets and
-// TCP streams alike). It measures membership alone, then one round in
-// which every member publishes its whole row as abing mesh agent does
-// (package meshagent), and reports both per member; the scale figures of
-// docs/mesh.md come from it (abing-lab meshscale).
+// its gossip: n serf members in one process, on loopback, with every byte
+// each member sends counted (UDP packets and TCP streams alike). It measures membership alone, then a steady state
+// in which every member publishes parts of its row (package meshagent) as
+// fast as the agent's gossip budget lets it, the most an agent sends; the
+// scale figures of docs/mesh.md come from it (abing-lab meshscale).
 package meshsim
 
 import (
@@ -12,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -30,13 +28,13 @@ type counter struct{ bytes atomic.Int64 }
 
 // transport is a member's transport that counts what it sends.
 type transport struct {
-	*memberlist.MockTransport
+	memberlist.NodeAwareTransport
 	c       *counter
 	streams chan net.Conn
 }
 
-func newTransport(t *memberlist.MockTransport, c *counter) *transport {
-	tr := &transport{MockTransport: t, c: c, streams: make(chan net.Conn)}
+func newTransport(t memberlist.NodeAwareTransport, c *counter) *transport {
+	tr := &transport{NodeAwareTransport: t, c: c, streams: make(chan net.Conn)}
 	go func() {
 		for conn := range t.StreamCh() {
 			tr.streams <- &conn2{Conn: conn, c: c}
@@ -47,16 +45,16 @@ func newTransport(t *memberlist.MockTransport, c *counter) *transport {
 
 func (t *transport) WriteTo(b []byte, addr string) (time.Time, error) {
 	t.c.bytes.Add(int64(len(b)))
-	return t.MockTransport.WriteTo(b, addr)
+	return t.NodeAwareTransport.WriteTo(b, addr)
 }
 
 func (t *transport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
 	t.c.bytes.Add(int64(len(b)))
-	return t.MockTransport.WriteToAddress(b, a)
+	return t.NodeAwareTransport.WriteToAddress(b, a)
 }
 
 func (t *transport) DialTimeout(addr string, d time.Duration) (net.Conn, error) {
-	c, err := t.MockTransport.DialTimeout(addr, d)
+	c, err := t.NodeAwareTransport.DialTimeout(addr, d)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +62,7 @@ func (t *transport) DialTimeout(addr string, d time.Duration) (net.Conn, error) 
 }
 
 func (t *transport) DialAddressTimeout(a memberlist.Address, d time.Duration) (net.Conn, error) {
-	c, err := t.MockTransport.DialAddressTimeout(a, d)
+	c, err := t.NodeAwareTransport.DialAddressTimeout(a, d)
 	if err != nil {
 		return nil, err
 	}
@@ -90,27 +88,25 @@ type Result struct {
 	Nodes int
 	// Converged: every member saw every other this long after the joins.
 	Converged time.Duration
-	// Membership is the bytes a member sends per minute for membership
-	// and failure detection alone (probes, gossip, push-pull).
+	// Membership is the bytes a member sends a minute for membership and
+	// failure detection alone (probes, gossip, push-pull).
 	Membership float64
-	// RowParts is how many events one member's whole row takes, and
-	// RowBytes their size in all.
-	RowParts, RowBytes int
-	// RowRound is the bytes a member sends for one round in which every
-	// member publishes its whole row once; Delivered the share of all
-	// those parts that reached all members within the round's window.
-	RowRound  float64
+	// Rows is the bytes a member sends a minute, membership included,
+	// while every member publishes parts at the budget's rate (PartRate,
+	// parts a second) for the window.
+	Rows     float64
+	PartRate float64
+	PartSize int // bytes of one part (a row of Nodes-1 links, split)
+	// Delivered is the share of the parts published that reached every
+	// member by the end of the window and a grace of 10 s.
 	Delivered float64
-	RoundTime time.Duration // until every part reached every member (or the window ended)
 }
 
 // Config of a run.
 type Config struct {
-	Nodes  int
-	Window time.Duration // membership is measured over this long
-	// RoundWindow bounds the wait for a round of rows.
-	RoundWindow time.Duration
-	EventSize   int // meshagent.DefaultEventSize when 0
+	Nodes     int
+	Window    time.Duration // each phase is measured over this long
+	EventSize int           // meshagent.DefaultEventSize when 0
 }
 
 // Run builds the mesh, measures it and tears it down.
@@ -122,7 +118,6 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Nodes < 2 {
 		return res, fmt.Errorf("meshsim: %d nodes: want at least 2", cfg.Nodes)
 	}
-	network := &memberlist.MockNetwork{}
 	counters := make([]*counter, cfg.Nodes)
 	members := make([]*serf.Serf, cfg.Nodes)
 	received := make([]atomic.Int64, cfg.Nodes) // row parts each member took
@@ -138,7 +133,6 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		wg.Wait()
 	}()
 	quiet := log.New(io.Discard, "", 0)
-	name := func(i int) string { return fmt.Sprintf("n%04d", i) }
 	for i := range cfg.Nodes {
 		counters[i] = &counter{}
 		conf := serf.DefaultConfig()
@@ -151,8 +145,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		conf.EventCh = events
 		ml := memberlist.DefaultLANConfig()
 		ml.Name = name(i)
-		ml.Transport = newTransport(network.NewTransport(name(i)), counters[i])
-		ml.Logger = quiet
+		ml.BindAddr, ml.BindPort, ml.Logger = "127.0.0.1", 0, quiet
+		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{"127.0.0.1"}, BindPort: 0, Logger: quiet})
+		if err != nil {
+			return res, fmt.Errorf("meshsim: member %d: %w", i, err)
+		}
+		ml.Transport = newTransport(nt, counters[i])
 		conf.MemberlistConfig = ml
 		s, err := serf.Create(conf)
 		if err != nil {
@@ -182,17 +180,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			return res, fmt.Errorf("meshsim: member %d joining: %w", i, err)
 		}
 	}
-	for {
-		all := true
-		for _, m := range members {
-			if m.NumNodes() != cfg.Nodes {
-				all = false
-				break
-			}
-		}
-		if all {
-			break
-		}
+	for !converged(members) {
 		if err := sleep(ctx, 100*time.Millisecond); err != nil {
 			return res, err
 		}
@@ -210,65 +198,101 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return res, err
 	}
 	res.Membership = float64(total(counters)-before) / float64(cfg.Nodes) / cfg.Window.Minutes()
-	// One round of whole rows: each member's row holds a link to every
-	// other, with values of realistic length.
-	var parts [][][]byte
+	// Rows at the budget's rate: each member publishes parts of a row
+	// that holds a link to every other, with values of realistic length.
+	parts := make([][]byte, cfg.Nodes)
 	for i := range cfg.Nodes {
-		p := meshagent.Part{Node: name(i), Path: "direct", Iter: 1234,
-			Coord: &coordinate.Coordinate{Vec: []float64{0.0123456789012, -0.00456789012345}, Error: 0.213456789, Adjustment: 0.000123456, Height: 0.00234567891}}
-		for j := range cfg.Nodes {
-			if j != i {
-				abw, dbc := 812.3, 941.2
-				p.Links = append(p.Links, meshagent.Link{Peer: name(j), Cost: 123.4, RTT: 23.456, Loss: 0.001, Jitter: 0.345, ABW: &abw, DBC: &dbc})
-			}
-		}
-		b, err := meshagent.Split(p, cfg.EventSize)
+		b, err := meshagent.Split(Row(i, cfg.Nodes), cfg.EventSize)
 		if err != nil {
 			return res, err
 		}
-		parts = append(parts, b)
+		parts[i] = b[0] // a full part
 	}
-	res.RowParts = len(parts[0])
-	for _, b := range parts[0] {
-		res.RowBytes += len(b)
-	}
+	res.PartSize = len(parts[0])
+	res.PartRate = meshagent.GossipRate(memberlist.DefaultLANConfig(), cfg.Nodes)
 	for i := range received {
 		received[i].Store(0)
 	}
 	before = total(counters)
-	roundStart := time.Now()
-	for i, ps := range parts {
-		for _, b := range ps {
-			if err := members[i].UserEvent(meshagent.EventPrefix+name(i), b, false); err != nil {
-				return res, fmt.Errorf("meshsim: member %d publishing: %w", i, err)
+	var published atomic.Int64
+	var pubs sync.WaitGroup
+	phase, cancel := context.WithTimeout(ctx, cfg.Window)
+	for i := range cfg.Nodes {
+		pubs.Add(1)
+		go func() {
+			defer pubs.Done()
+			every := time.Duration(float64(time.Second) / res.PartRate)
+			// Members start at random points of the period, as agents
+			// would.
+			next := time.Now().Add(time.Duration(float64(every) * float64(i) / float64(cfg.Nodes)))
+			for sleep(phase, time.Until(next)) == nil {
+				if members[i].UserEvent(meshagent.EventPrefix+name(i), parts[i], false) == nil {
+					published.Add(1)
+				}
+				next = next.Add(every)
 			}
-		}
+		}()
 	}
-	want := int64(cfg.Nodes * res.RowParts) // every member takes every part, its own included
-	for time.Since(roundStart) < cfg.RoundWindow {
-		done := true
-		for i := range received {
-			if received[i].Load() < want {
-				done = false
-				break
-			}
-		}
-		if done {
+	pubs.Wait()
+	cancel()
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	res.Rows = float64(total(counters)-before) / float64(cfg.Nodes) / cfg.Window.Minutes()
+	want := published.Load() // every member takes every part, its own included
+	for grace := time.Now().Add(10 * time.Second); time.Now().Before(grace); {
+		if delivered(received, want) == 1 {
 			break
 		}
 		if err := sleep(ctx, 100*time.Millisecond); err != nil {
 			return res, err
 		}
 	}
-	res.RoundTime = time.Since(roundStart)
+	res.Delivered = delivered(received, want)
+	return res, nil
+}
+
+func name(i int) string { return fmt.Sprintf("n%04d", i) }
+
+// Row is member i's whole row in a mesh of n: a link to every other, with
+// values of realistic length.
+func Row(i, n int) meshagent.Part {
+	p := meshagent.Part{Node: name(i), Path: "direct", Iter: 1234,
+		Coord: &coordinate.Coordinate{Vec: []float64{0.0123456789012, -0.00456789012345}, Error: 0.213456789, Adjustment: 0.000123456, Height: 0.00234567891}}
+	for j := range n {
+		if j != i {
+			abw, dbc := 812.3, 941.2
+			p.Links = append(p.Links, meshagent.Link{Peer: name(j), Cost: 123.4, RTT: 23.456, Loss: 0.001, Jitter: 0.345, ABW: &abw, DBC: &dbc})
+		}
+	}
+	return p
+}
+
+// RowParts is how many events a whole row takes in a mesh of n.
+func RowParts(n, eventSize int) (int, error) {
+	b, err := meshagent.Split(Row(0, n), eventSize)
+	return len(b), err
+}
+
+func converged(members []*serf.Serf) bool {
+	for _, m := range members {
+		if m.NumNodes() != len(members) {
+			return false
+		}
+	}
+	return true
+}
+
+// delivered is the share of want parts that every member took.
+func delivered(received []atomic.Int64, want int64) float64 {
+	if want == 0 {
+		return 1
+	}
 	var got int64
 	for i := range received {
 		got += min(received[i].Load(), want)
 	}
-	res.Delivered = float64(got) / float64(want*int64(cfg.Nodes))
-	// What the round cost beyond membership over the same time.
-	res.RowRound = math.Max(0, float64(total(counters)-before)/float64(cfg.Nodes)-res.Membership*res.RoundTime.Minutes())
-	return res, nil
+	return float64(got) / float64(want*int64(len(received)))
 }
 
 func total(cs []*counter) int64 {
