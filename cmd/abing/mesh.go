@@ -151,9 +151,11 @@ func meshCommand() *cobra.Command {
 		Use:   "mesh",
 		Short: "Analyse many hosts: overlay against direct paths, relay shortcuts, network coordinates",
 		Long: "mesh reads what abing's monitors measured (the embedded database, a records file from\n" +
-			"abing history, or a matrix CSV gathered elsewhere) and answers: is one path to a host better\n" +
-			"than another (compare), would relaying through a third host beat the direct route (relays),\n" +
-			"what is the RTT between hosts nobody measured (coords). See docs/mesh.md.",
+			"abing history, a shared InfluxDB, a mesh agent's full map, or a matrix CSV gathered elsewhere)\n" +
+			"and answers: is one path to a host better than another (compare), would relaying through a\n" +
+			"third host beat the direct route (relays), what is the RTT between hosts nobody measured\n" +
+			"(coords). agent runs one host of a self-organising\n" +
+			"mesh that measures every member and holds the full map. See docs/mesh.md.",
 	}
 	cmd.AddCommand(meshCompareCommand(), meshRelaysCommand(), meshCoordsCommand(), meshAgentCommand(), meshKeygenCommand())
 	return cmd
