@@ -62,6 +62,7 @@ type Agent struct {
 	warned   time.Time               // when refused parts were last logged
 	cycle    cycle
 	budget   *budget // under mu
+	metrics  *metrics
 }
 
 // cycle tracks one full cycle: every path of every member measured once.
@@ -83,6 +84,7 @@ func New(cfg *monitor.Config, set Settings, logger *slog.Logger) (*Agent, error)
 	a := &Agent{cfg: cfg, set: set, log: logger, view: NewView(cfg.Node, set.NetlocPath, 3*time.Duration(set.Refresh)),
 		clients: map[string]*coordinate.Client{}, own: map[string]map[string]Link{}, dirty: map[string]map[string]bool{},
 		iters: map[string]uint64{}, budget: newBudget(profile(set.Profile), len(set.Paths)), pubCoord: map[string]*coordinate.Coordinate{}, down: map[string]record.Alarm{}, ignored: map[string]string{}}
+	a.metrics = newMetrics(a)
 	for _, p := range set.Paths {
 		cc := coordinate.DefaultConfig()
 		cc.Dimensionality = uint(set.Dimensions)
@@ -189,6 +191,7 @@ func (a *Agent) Run(ctx context.Context, setup monitor.Setup) error {
 	setup.Results = a.results
 	setup.Attach = a.attach
 	setup.Handlers = a.Handlers()
+	setup.Collectors = a.metrics.collectors()
 	return monitor.Serve(runCtx, a.cfg, setup)
 }
 
@@ -314,19 +317,21 @@ func (a *Agent) member(m serf.Member, typ serf.EventType, now time.Time) {
 		return
 	}
 	delete(a.ignored, m.Name)
-	mem.alive, mem.since = m.Status == serf.StatusAlive && typ != serf.EventMemberFailed && typ != serf.EventMemberLeave, now
+	a.targets = true
 	if typ == serf.EventMemberReap {
+		// serf forgets a failed member after a day (a left one too): so
+		// does the map, and its alarm ends.
 		a.view.forget(m.Name)
 		for _, c := range a.clients {
 			c.ForgetNode(m.Name)
 		}
-	} else {
-		a.view.setMember(m.Name, mem)
+		a.clear(m.Name, "forgotten", "forgotten by serf", now)
+		return
 	}
-	a.targets = true
+	mem.alive, mem.since = m.Status == serf.StatusAlive && typ != serf.EventMemberFailed && typ != serf.EventMemberLeave, now
+	a.view.setMember(m.Name, mem)
 	a.log.Info("member "+typ.String(), "member", m.Name, "addr", mem.addr.String(), "status", m.Status.String())
-	switch d, isDown := a.down[m.Name]; {
-	case (typ == serf.EventMemberFailed || typ == serf.EventMemberLeave) && !isDown:
+	if _, isDown := a.down[m.Name]; (typ == serf.EventMemberFailed || typ == serf.EventMemberLeave) && !isDown {
 		how, sev := "failed: serf's failure detector lost it", record.Critical
 		if typ == serf.EventMemberLeave {
 			how, sev = "left the mesh", record.Warning
@@ -335,13 +340,22 @@ func (a *Agent) member(m serf.Member, typ serf.EventType, now time.Time) {
 			Before: 1, After: 0, Unit: "up", Summary: fmt.Sprintf("member %s %s", m.Name, how), Evidence: []record.Point{{Time: now, Value: 0}}}
 		a.down[m.Name] = al
 		a.alarms = append(a.alarms, al)
-	case mem.alive && isDown:
-		end := now
-		d.End, d.Cleared, d.Summary = &end, "up", fmt.Sprintf("member %s is back", m.Name)
-		d.Evidence = append(d.Evidence, record.Point{Time: now, Value: 1})
-		delete(a.down, m.Name)
-		a.alarms = append(a.alarms, d)
+	} else if mem.alive {
+		a.clear(m.Name, "up", "is back", now)
 	}
+}
+
+// clear ends the down alarm of a member, if it has one. Under mu.
+func (a *Agent) clear(name, how, what string, now time.Time) {
+	d, ok := a.down[name]
+	if !ok {
+		return
+	}
+	end := now
+	d.End, d.Cleared, d.Summary = &end, how, fmt.Sprintf("member %s %s", name, what)
+	d.Evidence = append(slices.Clone(d.Evidence), record.Point{Time: now, Value: 1})
+	delete(a.down, name)
+	a.alarms = append(a.alarms, d)
 }
 
 // userEvent takes a row's part.
@@ -354,6 +368,7 @@ func (a *Agent) userEvent(e serf.UserEvent, now time.Time) {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		a.refused++
+		a.metrics.refused.Inc()
 		if now.Sub(a.warned) >= time.Minute { // a member that floods bad rows cannot flood the log
 			a.warned = now
 			a.log.Warn("a row's part refused (logged once a minute)", "err", err, "refused_so_far", a.refused)
@@ -364,6 +379,7 @@ func (a *Agent) userEvent(e serf.UserEvent, now time.Time) {
 		return // ours, applied when published
 	}
 	a.view.Apply(p, now)
+	a.metrics.received.Inc()
 }
 
 // results takes the monitor's records: this node's links, its coordinates,
@@ -513,6 +529,7 @@ func (a *Agent) publish(full bool, now time.Time) bool {
 				a.log.Error("publishing the row", "path", o.part.Path, "err", err)
 				break
 			}
+			a.metrics.published.Inc()
 		}
 	}
 	return ok
@@ -547,8 +564,12 @@ func (a *Agent) collect(full bool, now time.Time) ([]outgoing, bool) {
 	if full {
 		a.budget.fullParts = n
 	}
-	if n == 0 || !a.budget.allow(now, n) {
-		return nil, n == 0
+	if n == 0 {
+		return nil, true
+	}
+	if !a.budget.allow(now, n) {
+		a.metrics.deferred.Inc()
+		return nil, false
 	}
 	for _, o := range outs {
 		a.pubCoord[o.part.Path] = o.part.Coord

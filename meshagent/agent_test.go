@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -225,6 +227,17 @@ func TestLoopbackMesh(t *testing.T) {
 		}
 		return true
 	})
+	resp, err := http.Get("http://" + agents[0].web + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"abing_mesh_members 3\n", "abing_mesh_row_parts_published_total ", "abing_mesh_row_parts_received_total ", "abing_measurements_total{"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 	loc := ask(t, agents[0].netloc, `{"action":"get_location"}`)
 	if loc["type"] != "location" || loc["loc"].(map[string]any)["iteration"].(float64) < 1 {
 		t.Errorf("get_location: %v", loc)

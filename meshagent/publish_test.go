@@ -1,11 +1,16 @@
 package meshagent
 
 import (
+	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/serf/serf"
 
 	"github.com/abing-net/abing/monitor"
 	"github.com/abing-net/abing/record"
@@ -188,5 +193,45 @@ func TestBudget(t *testing.T) {
 	}
 	if outs, ok := a.collect(false, now.Add(200*time.Second)); !ok || len(outs) != 1 || outs[0].part.Links[0].Cost != 300 {
 		t.Fatalf("once the budget admits it: %+v %v", outs, ok)
+	}
+}
+
+// TestMembers: serf's member events as the agent takes them: a member that
+// is not an agent is ignored; failure raises down (critical), return
+// clears it, leave raises a warning, reaping forgets the member and ends
+// its alarm; links to peers nobody knows are not kept.
+func TestMembers(t *testing.T) {
+	a := newTestAgent(t)
+	tags := map[string]string{"abing": "1", "port": "8176", "paths": "direct=198.51.100.7,overlay=fd00::7"}
+	m := serf.Member{Name: "b", Addr: net.ParseIP("198.51.100.7"), Tags: tags, Status: serf.StatusAlive}
+	now := time.Now()
+	a.member(serf.Member{Name: "x", Tags: map[string]string{"role": "consul"}, Status: serf.StatusAlive}, serf.EventMemberJoin, now)
+	a.member(m, serf.EventMemberJoin, now)
+	if ts := a.targetList(); len(ts) != 1 || ts[0].Name != "b" || ts[0].Paths["direct"] != "198.51.100.7:8176" || len(ts[0].Paths) != 1 {
+		t.Fatalf("targets %+v", ts)
+	}
+	m.Status = serf.StatusFailed
+	a.member(m, serf.EventMemberFailed, now)
+	m.Status = serf.StatusAlive
+	a.member(m, serf.EventMemberJoin, now.Add(time.Minute))
+	m.Status = serf.StatusLeft
+	a.member(m, serf.EventMemberLeave, now.Add(2*time.Minute))
+	a.member(m, serf.EventMemberReap, now.Add(25*time.Hour))
+	var got []string
+	for _, al := range a.alarms {
+		got = append(got, fmt.Sprintf("%s %s %s %s", al.Target, al.Severity, al.Status(), al.Cleared))
+	}
+	want := []string{"b critical firing ", "b critical resolved up", "b warning firing ", "b warning resolved forgotten"}
+	if !slices.Equal(got, want) {
+		t.Errorf("alarms %q, want %q", got, want)
+	}
+	if ts := a.targetList(); len(ts) != 0 {
+		t.Errorf("targets after reaping %+v", ts)
+	}
+	// Links to nobody the map knows are not kept.
+	a.view.setMember("c", member{alive: true})
+	a.view.Apply(&Part{Node: "c", Path: "direct", Coord: coord(0, 0), Links: []Link{{Peer: "a"}, {Peer: "ghost"}}}, now)
+	if recs := a.view.Records(time.Time{}); len(recs) != 1 || recs[0].Target != "a" {
+		t.Errorf("records %+v", recs)
 	}
 }

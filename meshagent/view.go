@@ -100,7 +100,10 @@ func (v *View) alive(name string) bool {
 	return m != nil && m.alive
 }
 
-// Apply upserts a decoded part, received at now.
+// Apply upserts a decoded part, received at now. What it keeps is
+// bounded by the members: links to a peer that is neither this node nor a
+// member are left out (a member publishes links only to members it
+// learned of), and a node has at most MaxPaths paths.
 func (v *View) Apply(p *Part, now time.Time) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -111,18 +114,24 @@ func (v *View) Apply(p *Part, now time.Time) {
 	}
 	r := paths[p.Path]
 	if r == nil {
+		if len(paths) >= MaxPaths {
+			return
+		}
 		r = &pathRow{links: map[string]*linkState{}}
 		paths[p.Path] = r
 	}
 	r.coord, r.iter, r.at = p.Coord, p.Iter, now
 	for _, l := range p.Links {
+		if _, member := v.members[l.Peer]; !member && l.Peer != v.self {
+			continue
+		}
 		s := r.links[l.Peer]
 		if s == nil {
 			s = &linkState{}
 			r.links[l.Peer] = s
 		}
 		s.at = now
-		if n := len(s.hist); n > 0 && s.hist[n-1].l == l {
+		if n := len(s.hist); n > 0 && sameLink(s.hist[n-1].l, l) {
 			continue // a refresh of the same value
 		}
 		if len(s.hist) == MaxHistory {
@@ -130,6 +139,12 @@ func (v *View) Apply(p *Part, now time.Time) {
 		}
 		s.hist = append(s.hist, published{at: now, l: l})
 	}
+}
+
+// sameLink compares two links by value.
+func sameLink(a, b Link) bool {
+	same := func(x, y *float64) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
+	return a.Peer == b.Peer && a.Cost == b.Cost && a.RTT == b.RTT && a.Loss == b.Loss && a.Jitter == b.Jitter && same(a.ABW, b.ABW) && same(a.DBC, b.DBC)
 }
 
 // expireLinks drops links older than the expiry, and rows of nodes that

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/abing-net/abing/influx"
 	"github.com/abing-net/abing/internal/web"
 	"github.com/abing-net/abing/notify"
@@ -38,6 +40,9 @@ type Setup struct {
 	Logger   *slog.Logger
 	// Results, if set, receives every batch of records (Options.Results).
 	Results func([]record.Record)
+	// Collectors are exported on /metrics beside the monitor's (the
+	// mesh agent's).
+	Collectors []prometheus.Collector
 	// Attach, if set, runs beside the monitor until ctx ends: the mesh
 	// agent, whose members become the monitor's targets (Reload) and whose
 	// failures alarms (Raise).
@@ -81,7 +86,7 @@ func Serve(ctx context.Context, cfg *Config, s Setup) error {
 		log.Info("writing to influxdb", "url", redact.URL(ic.URL), "bucket", ic.Bucket, "spool", ic.Spool)
 	}
 	var l net.Listener
-	var reg = web.Registry()
+	var reg = web.Registry(s.Collectors...)
 	if s.WebAddr != "" {
 		var err error
 		if l, err = net.Listen("tcp", s.WebAddr); err != nil {

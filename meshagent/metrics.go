@@ -1,0 +1,31 @@
+package meshagent
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the agent's own series on /metrics, beside the monitor's.
+type metrics struct {
+	members   prometheus.GaugeFunc
+	published prometheus.Counter
+	received  prometheus.Counter
+	refused   prometheus.Counter
+	deferred  prometheus.Counter
+}
+
+func newMetrics(a *Agent) *metrics {
+	return &metrics{
+		members: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "abing_mesh_members",
+			Help: "Members of the mesh alive, this node included."}, func() float64 { return float64(a.view.size()) }),
+		published: prometheus.NewCounter(prometheus.CounterOpts{Name: "abing_mesh_row_parts_published_total",
+			Help: "Parts of this node's row published as serf user events."}),
+		received: prometheus.NewCounter(prometheus.CounterOpts{Name: "abing_mesh_row_parts_received_total",
+			Help: "Parts of other nodes' rows taken into the map."}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{Name: "abing_mesh_row_parts_refused_total",
+			Help: "Parts of rows refused: malformed or out of range."}),
+		deferred: prometheus.NewCounter(prometheus.CounterOpts{Name: "abing_mesh_publications_deferred_total",
+			Help: "Publications the gossip budget put off to a later second."}),
+	}
+}
+
+func (m *metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.members, m.published, m.received, m.refused, m.deferred}
+}
