@@ -184,8 +184,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if err := sleep(ctx, 100*time.Millisecond); err != nil {
 			return res, err
 		}
-		if time.Since(start) > time.Minute {
-			return res, fmt.Errorf("meshsim: %d members did not converge within a minute", cfg.Nodes)
+		if time.Since(start) > 3*time.Minute {
+			lo, hi := cfg.Nodes, 0
+			for _, m := range members {
+				lo, hi = min(lo, m.NumNodes()), max(hi, m.NumNodes())
+			}
+			return res, fmt.Errorf("meshsim: %d members did not converge within 3 minutes: each knows %d to %d", cfg.Nodes, lo, hi)
 		}
 	}
 	res.Converged = time.Since(start)

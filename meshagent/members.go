@@ -1,0 +1,186 @@
+package meshagent
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/serf/serf"
+
+	"github.com/abing-net/abing/monitor"
+	"github.com/abing-net/abing/record"
+)
+
+// Tags are what this member advertises.
+func (a *Agent) tags() map[string]string {
+	var paths []string
+	for _, p := range a.set.Paths {
+		paths = append(paths, p.Name+"="+p.Addr.String())
+	}
+	return map[string]string{tagRole: rowVer, tagPort: strconv.Itoa(a.set.Port), tagPaths: strings.Join(paths, ",")}
+}
+
+// parseMember reads a serf member's tags, or says why it is not an agent
+// this one can measure.
+func parseMember(m serf.Member) (member, error) {
+	out := member{port: 0, paths: map[string]netip.Addr{}}
+	if a, ok := netip.AddrFromSlice(m.Addr); ok {
+		out.addr = a.Unmap()
+	}
+	if m.Tags[tagRole] != rowVer {
+		return out, fmt.Errorf("tag %s=%q: not an abing agent of row format %s", tagRole, m.Tags[tagRole], rowVer)
+	}
+	port, err := strconv.Atoi(m.Tags[tagPort])
+	if err != nil || port < 1 || port > 65535 {
+		return out, fmt.Errorf("tag %s=%q: want a UDP port", tagPort, m.Tags[tagPort])
+	}
+	out.port = uint16(port)
+	paths, err := ParsePaths(m.Tags[tagPaths])
+	if err != nil || len(paths) > MaxPaths {
+		return out, fmt.Errorf("tag %s=%q: want up to %d NAME=ADDRESS", tagPaths, m.Tags[tagPaths], MaxPaths)
+	}
+	for _, p := range paths {
+		out.paths[p.Name] = p.Addr
+	}
+	return out, nil
+}
+
+// events takes serf's events until ctx ends.
+func (a *Agent) events(ctx context.Context, events <-chan serf.Event) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-events:
+			switch e := e.(type) {
+			case serf.MemberEvent:
+				for _, m := range e.Members {
+					a.member(m, e.Type, time.Now())
+				}
+			case serf.UserEvent:
+				a.userEvent(e, time.Now())
+			}
+		}
+	}
+}
+
+// member takes a member's change of state.
+func (a *Agent) member(m serf.Member, typ serf.EventType, now time.Time) {
+	if m.Name == a.cfg.Node {
+		return
+	}
+	mem, err := parseMember(m)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err != nil {
+		if a.ignored[m.Name] != err.Error() {
+			a.ignored[m.Name] = err.Error()
+			a.log.Warn("a member that is not an agent this one can measure: ignored", "member", m.Name, "why", err)
+		}
+		return
+	}
+	delete(a.ignored, m.Name)
+	a.targets = true
+	if typ == serf.EventMemberReap {
+		// serf forgets a failed member after a day (a left one too): so
+		// does the map, and its alarm ends.
+		a.view.forget(m.Name)
+		for _, c := range a.clients {
+			c.ForgetNode(m.Name)
+		}
+		a.clear(m.Name, "forgotten", "forgotten by serf", now)
+		return
+	}
+	mem.alive, mem.since = m.Status == serf.StatusAlive && typ != serf.EventMemberFailed && typ != serf.EventMemberLeave, now
+	a.view.setMember(m.Name, mem)
+	a.log.Info("member "+typ.String(), "member", m.Name, "addr", mem.addr.String(), "status", m.Status.String())
+	if _, isDown := a.down[m.Name]; (typ == serf.EventMemberFailed || typ == serf.EventMemberLeave) && !isDown {
+		how, sev := "failed: serf's failure detector lost it", record.Critical
+		if typ == serf.EventMemberLeave {
+			how, sev = "left the mesh", record.Warning
+		}
+		al := record.Alarm{Kind: record.Down, Target: m.Name, Address: mem.addr.String(), Direction: "both", Severity: sev, Start: now,
+			Before: 1, After: 0, Unit: "up", Summary: fmt.Sprintf("member %s %s", m.Name, how), Evidence: []record.Point{{Time: now, Value: 0}}}
+		a.down[m.Name] = al
+		a.alarms = append(a.alarms, al)
+	} else if mem.alive {
+		a.clear(m.Name, "up", "is back", now)
+	}
+}
+
+// clear ends the down alarm of a member, if it has one. Under mu.
+func (a *Agent) clear(name, how, what string, now time.Time) {
+	d, ok := a.down[name]
+	if !ok {
+		return
+	}
+	end := now
+	d.End, d.Cleared, d.Summary = &end, how, fmt.Sprintf("member %s %s", name, what)
+	d.Evidence = append(slices.Clone(d.Evidence), record.Point{Time: now, Value: 1})
+	delete(a.down, name)
+	a.alarms = append(a.alarms, d)
+}
+
+// userEvent takes a row's part.
+func (a *Agent) userEvent(e serf.UserEvent, now time.Time) {
+	if !strings.HasPrefix(e.Name, EventPrefix) {
+		return
+	}
+	p, err := Decode(e.Name, e.Payload, a.set.Dimensions)
+	if err != nil {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.refused++
+		a.metrics.refused.Inc()
+		if now.Sub(a.warned) >= time.Minute { // a member that floods bad rows cannot flood the log
+			a.warned = now
+			a.log.Warn("a row's part refused (logged once a minute)", "err", err, "refused_so_far", a.refused)
+		}
+		return
+	}
+	if p.Node == a.cfg.Node {
+		return // ours, applied when published
+	}
+	a.view.Apply(p, now)
+	a.metrics.received.Inc()
+}
+
+// wantTargets are the keys (member/path) of what this node measures.
+func (a *Agent) wantTargets() []string {
+	var out []string
+	for _, t := range a.targetList() {
+		for p := range t.Paths {
+			out = append(out, t.Name+"/"+p)
+		}
+	}
+	return out
+}
+
+// targetList is every alive member on each path both have.
+func (a *Agent) targetList() []monitor.Target {
+	a.view.mu.Lock()
+	defer a.view.mu.Unlock()
+	var out []monitor.Target
+	for _, name := range slices.Sorted(maps.Keys(a.view.members)) {
+		m := a.view.members[name]
+		if !m.alive {
+			continue
+		}
+		t := monitor.Target{Name: name, Paths: map[string]string{}}
+		for _, p := range a.set.Paths {
+			if addr, ok := m.paths[p.Name]; ok {
+				t.Paths[p.Name] = net.JoinHostPort(addr.String(), strconv.Itoa(int(m.port)))
+			}
+		}
+		if len(t.Paths) > 0 {
+			out = append(out, t)
+		}
+	}
+	return out
+}
