@@ -247,17 +247,14 @@ func (a *Agent) join(ctx context.Context) {
 func (a *Agent) attach(ctx context.Context, mon *monitor.Monitor) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	lastFull := time.Now()
+	lastFull, lastExpiry := time.Now(), time.Now()
 	for {
 		a.mu.Lock()
 		stale, alarms := a.targets, a.alarms
 		a.targets, a.alarms = false, nil
 		a.mu.Unlock()
 		if stale {
-			cfg, err := a.cfg.WithTargets(a.targetList())
-			if err != nil {
-				a.log.Error("members as targets", "err", err)
-			} else {
+			if cfg := a.targetConfig(); cfg != nil {
 				mon.Reload(ctx, cfg)
 				a.log.Info("measuring the mesh", "paths", len(cfg.Targets), "interval", time.Duration(cfg.Interval).String())
 			}
@@ -274,13 +271,28 @@ func (a *Agent) attach(ctx context.Context, mon *monitor.Monitor) {
 		if a.publish(full, now) && full {
 			lastFull = now
 		}
-		a.view.expireLinks(now)
+		if now.Sub(lastExpiry) >= time.Minute { // a walk over every link of the map
+			a.view.expireLinks(now)
+			lastExpiry = now
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
 	}
+}
+
+// targetConfig is the monitor's configuration with the members as
+// targets. parseMember let through only IP addresses and ports, which the
+// monitor takes, so one member cannot make the whole set fail.
+func (a *Agent) targetConfig() *monitor.Config {
+	cfg, err := a.cfg.WithTargets(a.targetList())
+	if err != nil {
+		a.log.Error("members as targets", "err", err)
+		return nil
+	}
+	return cfg
 }
 
 // logWriter turns serf's and memberlist's log lines ("[WARN] memberlist:
