@@ -24,6 +24,24 @@ import (
 	"github.com/abing-net/abing/store"
 )
 
+// fourHosts is the testbed mesh of the mesh tests: four hosts, the path
+// between hosts 1 and 4 through the delay element, 20 ms each way; torn
+// down when the test ends.
+func fourHosts(t *testing.T) *testbed.Mesh {
+	t.Helper()
+	m, err := testbed.NewMesh(context.Background(), 4)
+	fatal(t, err)
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("teardown: %v", err)
+		}
+	})
+	if err := m.Delay(context.Background(), 1, 4, 20*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 // buildAbing builds the abing command into a temporary folder.
 func buildAbing(t *testing.T) string {
 	t.Helper()
@@ -191,17 +209,7 @@ func within(t *testing.T, what string, limit time.Duration, ok func() bool) time
 // 1–4 through 2 or 3; a killed agent is marked failed and raises down at
 // the others; restarted, it rejoins and the alarm clears.
 func TestMeshAgents(t *testing.T) {
-	ctx := context.Background()
-	m, err := testbed.NewMesh(ctx, 4)
-	fatal(t, err)
-	t.Cleanup(func() {
-		if err := m.Close(); err != nil {
-			t.Errorf("teardown: %v", err)
-		}
-	})
-	if err := m.Delay(ctx, 1, 4, 20*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
+	m := fourHosts(t)
 	bin := buildAbing(t)
 	dir := t.TempDir()
 	key, err := exec.Command(bin, "mesh", "keygen").Output()

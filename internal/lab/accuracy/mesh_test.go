@@ -35,17 +35,8 @@ import (
 // direct one.
 func TestMeshEndToEnd(t *testing.T) {
 	ctx := context.Background()
-	m, err := testbed.NewMesh(ctx, 4)
-	fatal(t, err)
-	t.Cleanup(func() {
-		if err := m.Close(); err != nil {
-			t.Errorf("teardown: %v", err)
-		}
-	})
+	m := fourHosts(t)
 	const d = 20 * time.Millisecond
-	if err := m.Delay(ctx, 1, 4, d); err != nil {
-		t.Fatal(err)
-	}
 	if err := m.SlowAddr(ctx, 3, d); err != nil {
 		t.Fatal(err)
 	}
