@@ -3,6 +3,7 @@ package monitor
 import (
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -27,8 +28,11 @@ type Metrics struct {
 	info                                           *prometheus.GaugeVec
 	alarms                                         *prometheus.GaugeVec
 	panics                                         *prometheus.CounterVec
-	keys                                           []string          // label keys of abing_target_info, fixed at start
-	addrs                                          map[string]string // the configured address of each target with series now, by name
+	keys                                           []string // label keys of abing_target_info, fixed at start
+	// mu orders a reload's change of the series (targets, from Run)
+	// with the results' and alarms' updates (from the sink goroutine).
+	mu    sync.Mutex
+	addrs map[string]string // the configured address of each target with series now, by name
 }
 
 // NewMetrics registers the metrics of cfg's targets with reg. Each
@@ -89,6 +93,8 @@ func NewMetrics(reg prometheus.Registerer, cfg *Config) *Metrics {
 // configuration at start are left out of abing_target_info until a
 // restart: a metric's label names cannot change.
 func (m *Metrics) targets(cfg *Config) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.info.Reset()
 	now := map[string]string{}
 	for _, t := range cfg.Targets {
@@ -129,6 +135,8 @@ func alarmDirections(k record.Kind) []string {
 
 // alarm sets abing_alarm_active.
 func (m *Metrics) alarm(a *record.Alarm) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	v := 0.0
 	if a.Active() {
 		v = 1
@@ -141,6 +149,8 @@ func (m *Metrics) observe(recs []record.Record) {
 	if len(recs) == 0 {
 		return
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	r0 := &recs[0]
 	tgt := []string{r0.Key(), m.addrs[r0.Key()]}
 	m.runs.WithLabelValues(tgt...).Inc()
