@@ -152,7 +152,15 @@ func (a *Agent) Run(ctx context.Context, setup monitor.Setup) error {
 	setup.Attach = a.attach
 	setup.Handlers = a.Handlers()
 	setup.Collectors = a.metrics.collectors()
-	return monitor.Serve(runCtx, a.cfg, setup)
+	// The monitor changes its configuration on every reload, while the
+	// agent makes the next one from its own (WithTargets): each has its
+	// copy, the database's path set in both.
+	if setup.DB != "" {
+		a.cfg.UseDB(setup.DB)
+		setup.DB = ""
+	}
+	monCfg := *a.cfg
+	return monitor.Serve(runCtx, &monCfg, setup)
 }
 
 // leaveTimeout bounds the goodbye at exit, so that SIGTERM ends the agent

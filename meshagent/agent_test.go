@@ -64,19 +64,30 @@ type loopAgent struct {
 
 func startLoop(t *testing.T, name string, gossip int, join []string, db string) *loopAgent {
 	t.Helper()
-	return startLoopWith(t, name, gossip, join, db, func(*Settings) {})
+	return startLoopWith(t, name, gossip, db, loopOpts{join: join})
 }
 
-func startLoopWith(t *testing.T, name string, gossip int, join []string, db string, change func(*Settings)) *loopAgent {
+// loopOpts are what an agent of a loopback test may have besides its
+// name, gossip port and database.
+type loopOpts struct {
+	join     []string
+	keyring  string
+	keysFile string // signs the probes and makes the reflector want signed ones
+}
+
+func startLoopWith(t *testing.T, name string, gossip int, db string, o loopOpts) *loopAgent {
 	t.Helper()
-	cfg, err := monitor.ParseAgentConfig([]byte(fmt.Sprintf("node: %s\ninterval: 1s\njitter: 0.05\nprobe: {timeout: 1s}\n", name)), name+".yaml")
+	probe := "{timeout: 1s}"
+	if o.keysFile != "" {
+		probe = fmt.Sprintf("{timeout: 1s, key_file: %q}", o.keysFile)
+	}
+	cfg, err := monitor.ParseAgentConfig([]byte(fmt.Sprintf("node: %s\ninterval: 1s\njitter: 0.05\nprobe: %s\n", name, probe)), name+".yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	la := &loopAgent{name: name, db: db, netloc: "127.0.0.1:" + strconv.Itoa(freePort(t)), web: "127.0.0.1:" + strconv.Itoa(freePort(t))}
 	set := Settings{Paths: []Path{{Name: "direct", Addr: netip.MustParseAddr("127.0.0.1")}}, Bind: "127.0.0.1:" + strconv.Itoa(gossip),
-		Join: join, Port: freePort(t), Netloc: la.netloc, Profile: "local"}
-	change(&set)
+		Join: o.join, Port: freePort(t), Netloc: la.netloc, Profile: "local", Keyring: o.keyring}
 	if err := set.Complete(); err != nil {
 		t.Fatal(err)
 	}

@@ -99,7 +99,9 @@ func TestHostileMember(t *testing.T) {
 }
 
 // TestEncryptedMesh: an agent with a keyring does not let a member without
-// it join.
+// it join; two agents with the keyring and one keys file for the probes
+// measure each other (their reflectors answer signed probes), while an
+// agent with another key gets no answer.
 func TestEncryptedMesh(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs an agent for a few seconds")
@@ -109,8 +111,16 @@ func TestEncryptedMesh(t *testing.T) {
 	if err := os.WriteFile(kf, []byte("9pB0yQ1GHQyVmbSAZ7H8U1mBVmXJxG2ZR7qXS5Xy1/4=\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	keys := filepath.Join(dir, "keys")
+	if err := os.WriteFile(keys, []byte("mesh 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "other-keys")
+	if err := os.WriteFile(other, []byte("mesh ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	gossip := freePort(t)
-	startLoopWith(t, "a", gossip, nil, filepath.Join(dir, "a.db"), func(s *Settings) { s.Keyring = kf })
+	a := startLoopWith(t, "a", gossip, filepath.Join(dir, "a.db"), loopOpts{keyring: kf, keysFile: keys})
 	plain := rawMember(t, "plain", nil, nil)
 	time.Sleep(500 * time.Millisecond)
 	if n, err := plain.Join([]string{"127.0.0.1:" + strconv.Itoa(gossip)}, false); n != 0 || err == nil {
@@ -123,5 +133,23 @@ func TestEncryptedMesh(t *testing.T) {
 	keyed := rawMember(t, "keyed", nil, kr)
 	if n, err := keyed.Join([]string{"127.0.0.1:" + strconv.Itoa(gossip)}, false); n != 1 {
 		t.Errorf("a member with the key: %d %v", n, err)
+	}
+	join := []string{"127.0.0.1:" + strconv.Itoa(gossip)}
+	startLoopWith(t, "b", freePort(t), filepath.Join(dir, "b.db"), loopOpts{join: join, keyring: kf, keysFile: keys})
+	startLoopWith(t, "c", freePort(t), filepath.Join(dir, "c.db"), loopOpts{join: join, keyring: kf, keysFile: other})
+	waitFor(t, "a and b measure each other", 20*time.Second, func() bool {
+		links := map[string]bool{}
+		for _, r := range a.agent.view.Records(time.Time{}) {
+			links[r.Node+">"+r.Target] = true
+		}
+		return links["a>b"] && links["b>a"]
+	})
+	// c's probes are signed with another key: a and b do not answer
+	// them, and c's keys refuse theirs. A few more rounds go by.
+	time.Sleep(3 * time.Second)
+	for _, r := range a.agent.view.Records(time.Time{}) {
+		if r.Node == "c" || r.Target == "c" {
+			t.Errorf("a link with c, whose key differs: %+v", r)
+		}
 	}
 }
