@@ -56,6 +56,11 @@ type Agent struct {
 	warned   time.Time               // when refused parts were last logged
 	cycle    cycle
 	budget   *budget // under mu
+	// announce: this node has just joined (or the mesh has found it
+	// again): its whole row goes out now. What it published while alone
+	// reached the member it joined through by serf's state exchange, which
+	// does not gossip it on.
+	announce bool
 	metrics  *metrics
 }
 
@@ -238,6 +243,9 @@ func (a *Agent) join(ctx context.Context) {
 		n, err := a.serf.Join(a.set.Join, false)
 		if n > 0 {
 			a.log.Info("joined the mesh", "through", strings.Join(a.set.Join, ","), "members", len(a.serf.Members()))
+			a.mu.Lock()
+			a.announce = true
+			a.mu.Unlock()
 			return
 		}
 		a.log.Warn("joining the mesh: no member answered; retrying", "join", strings.Join(a.set.Join, ","), "err", err, "in", wait)
@@ -275,9 +283,17 @@ func (a *Agent) attach(ctx context.Context, mon *monitor.Monitor) {
 		a.mu.Lock()
 		refresh := a.budget.refresh(n, time.Duration(a.set.Refresh), a.log)
 		a.mu.Unlock()
-		full := now.Sub(lastFull) >= refresh
+		a.mu.Lock()
+		announce := a.announce
+		a.mu.Unlock()
+		full := announce || now.Sub(lastFull) >= refresh
 		if a.publish(full, now) && full {
 			lastFull = now
+			if announce {
+				a.mu.Lock()
+				a.announce = false
+				a.mu.Unlock()
+			}
 		}
 		if now.Sub(lastExpiry) >= time.Minute { // a walk over every link of the map
 			a.view.expireLinks(now)

@@ -17,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/abing-net/abing/monitor"
 	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/store"
@@ -104,6 +107,17 @@ func startLoopWith(t *testing.T, name string, gossip int, db string, o loopOpts)
 	return la
 }
 
+// counters are the agent's counters on one line, for a test's log.
+func (la *loopAgent) counters() string {
+	var out []string
+	for _, c := range []prometheus.Counter{la.agent.metrics.published, la.agent.metrics.received, la.agent.metrics.refused, la.agent.metrics.deferred} {
+		var m dto.Metric
+		c.Write(&m)
+		out = append(out, fmt.Sprint(m.GetCounter().GetValue()))
+	}
+	return "parts published/received/refused, publications deferred: " + strings.Join(out, "/")
+}
+
 // stop ends the agent (leaving the mesh) and waits for it, once.
 func (la *loopAgent) stop() {
 	if la.cancel == nil {
@@ -157,11 +171,16 @@ func mapNames(t *testing.T, addr string) map[string]bool {
 	return out
 }
 
-func waitFor(t *testing.T, what string, within time.Duration, ok func() bool) time.Duration {
+// waitFor waits until ok, for at most within; on the way out it logs the
+// state of the agents given.
+func waitFor(t *testing.T, what string, within time.Duration, ok func() bool, show ...*loopAgent) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for !ok() {
 		if time.Since(start) > within {
+			for _, la := range show {
+				t.Logf("%s: map %v, members %d, %s", la.name, mapNames(t, la.netloc), la.agent.view.size(), la.counters())
+			}
 			t.Fatalf("%s: not within %v", what, within)
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -212,7 +231,7 @@ func TestLoopbackMesh(t *testing.T) {
 			}
 		}
 		return true
-	})
+	}, agents...)
 	t.Logf("full maps in %v", took.Round(100*time.Millisecond))
 	// Links: each agent's records hold all six directed links once a
 	// round has gone by.
@@ -232,12 +251,11 @@ func TestLoopbackMesh(t *testing.T) {
 				links[r.Node+">"+r.Target] = true
 			}
 			if len(links) != 6 {
-				t.Logf("%s: %v", a.name, links)
 				return false
 			}
 		}
 		return true
-	})
+	}, agents...)
 	resp, err := http.Get("http://" + agents[0].web + "/metrics")
 	if err != nil {
 		t.Fatal(err)

@@ -98,6 +98,9 @@ func (a *Agent) member(m serf.Member, typ serf.EventType, now time.Time) {
 		return
 	}
 	mem.alive, mem.since = m.Status == serf.StatusAlive && typ != serf.EventMemberFailed && typ != serf.EventMemberLeave, now
+	if mem.alive && a.view.size() == 1 {
+		a.announce = true // alone until now: a landmark that restarted, found again by the others
+	}
 	a.view.setMember(m.Name, mem)
 	a.log.Info("member "+typ.String(), "member", m.Name, "addr", mem.addr.String(), "status", m.Status.String())
 	if _, isDown := a.down[m.Name]; (typ == serf.EventMemberFailed || typ == serf.EventMemberLeave) && !isDown {
