@@ -278,6 +278,12 @@ func TestOneIdentity(t *testing.T) {
 			if n := len(all(t, s, Filter{Target: "198.18.3.3:8176"})); n != 1 {
 				t.Errorf("an unnamed target by its address: %d results", n)
 			}
+			// A plot's columns were filled from the old rows' JSON.
+			var dbc []float64
+			s.Series(context.Background(), SeriesFilter{Target: "lab-b"}, func(p Point) error { dbc = append(dbc, p.DBC); return nil })
+			if len(dbc) != 2 || dbc[0] != 90 || dbc[1] != 91 {
+				t.Errorf("series of lab-b across the migration: %v", dbc)
+			}
 		})
 	}
 }

@@ -1,0 +1,97 @@
+package store
+
+import (
+	"context"
+	"math"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/abing-net/abing/record"
+)
+
+// month writes 30 days of one-minute results of one target (two
+// directions), and a few of another path and target.
+func month(tb testing.TB, s *Store, end time.Time) {
+	tb.Helper()
+	f := func(v float64) *float64 { return &v }
+	var batch []record.Record
+	for i := range 30 * 24 * 60 {
+		t := end.Add(-time.Duration(30*24*60-i) * time.Minute)
+		for _, d := range []string{"forward", "reverse"} {
+			r := record.Record{Time: t, Target: "lab-b", Address: "198.51.100.7:8176", Direction: d, DBC: f(100), ABW: f(60 + float64(i%10)),
+				ABWLow: f(55), ABWHigh: f(70), XTR: f(40), RTT: &record.RTT{Avg: 12.5}, Loss: 0.01, Method: "abwe"}
+			if i%1000 == 0 {
+				r.DBC, r.ABW, r.ABWLow, r.ABWHigh, r.XTR = nil, nil, nil, nil, nil // a failed run
+			}
+			batch = append(batch, r)
+		}
+		if len(batch) >= 2000 {
+			if err := s.Write(context.Background(), batch); err != nil {
+				tb.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	batch = append(batch, record.Record{Time: end.Add(-time.Hour), Target: "lab-b", Path: "overlay", Direction: "forward", DBC: f(10)},
+		record.Record{Time: end.Add(-time.Hour), Target: "lab-c", Direction: "forward", DBC: f(1)})
+	if err := s.Write(context.Background(), batch); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func TestSeries(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "abing.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	end := time.Now().Truncate(time.Minute)
+	f := func(v float64) *float64 { return &v }
+	recs := []record.Record{
+		{Time: end.Add(-2 * time.Minute), Target: "lab-b", Direction: "forward", DBC: f(100), ABW: f(61), ABWLow: f(55), ABWHigh: f(67), XTR: f(39), RTT: &record.RTT{Avg: 12.5}, Loss: 0.02},
+		{Time: end.Add(-time.Minute), Target: "lab-b", Direction: "reverse", Error: "timeout", Loss: 1},
+		{Time: end.Add(-time.Minute), Target: "lab-b", Path: "overlay", Direction: "forward", DBC: f(10)},
+		{Time: end.Add(-time.Hour), Target: "lab-b", Direction: "forward", DBC: f(1)},
+	}
+	if err := s.Write(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	var got []Point
+	err = s.Series(context.Background(), SeriesFilter{Target: "lab-b", Since: end.Add(-10 * time.Minute)}, func(p Point) error {
+		got = append(got, p)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].ABW != 61 || got[0].ABWLow != 55 || got[0].RTT != 12.5 || got[0].Loss != 0.02 || got[0].Direction != "forward" ||
+		!math.IsNaN(got[1].DBC) || !math.IsNaN(got[1].RTT) || got[1].Loss != 1 || !got[1].Time.Equal(end.Add(-time.Minute)) {
+		t.Errorf("%+v", got)
+	}
+	got = nil
+	s.Series(context.Background(), SeriesFilter{Target: "lab-b", Path: "overlay"}, func(p Point) error { got = append(got, p); return nil })
+	if len(got) != 1 || got[0].DBC != 10 {
+		t.Errorf("overlay: %+v", got)
+	}
+}
+
+// BenchmarkSeriesMonth reads 30 days of one-minute results of one path
+// (86,400 points, both directions).
+func BenchmarkSeriesMonth(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "abing.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	end := time.Now()
+	month(b, s, end)
+	b.ResetTimer()
+	for b.Loop() {
+		n := 0
+		s.Series(context.Background(), SeriesFilter{Target: "lab-b", Since: end.Add(-31 * 24 * time.Hour)}, func(Point) error { n++; return nil })
+		if n != 86400 {
+			b.Fatalf("%d points", n)
+		}
+	}
+}
