@@ -267,6 +267,18 @@ func TestLoopbackMesh(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+	// The monitor's API, from the agent's store: each member's path.
+	resp, err = http.Get("http://" + agents[0].web + "/api/v1/targets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`"key":"b/direct"`, `"key":"c/direct"`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/api/v1/targets lacks %s: %.300s", want, body)
+		}
+	}
 	loc := ask(t, agents[0].netloc, `{"action":"get_location"}`)
 	if loc["type"] != "location" || loc["loc"].(map[string]any)["iteration"].(float64) < 1 {
 		t.Errorf("get_location: %v", loc)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/redact"
 	"github.com/abing-net/abing/store"
+	"github.com/abing-net/abing/webapi"
 )
 
 // Setup is what a command line adds to a configuration.
@@ -32,7 +34,8 @@ type Setup struct {
 	// path follows it).
 	DB      string
 	NoStore bool
-	// WebAddr is where /metrics and /healthz are served; "" serves none.
+	// WebAddr is where /metrics, /healthz and, with the store, the API of
+	// package webapi are served; "" serves none.
 	WebAddr string
 	// Handlers are served on the web listener beside /metrics, by path
 	// (the mesh agent's API).
@@ -114,7 +117,14 @@ func Serve(ctx context.Context, cfg *Config, s Setup) error {
 	mon := New(cfg, opts)
 	if l != nil {
 		log.Info("metrics", "url", "http://"+l.Addr().String()+"/metrics")
-		hs := web.Serve(l, reg, log, mon.Health, s.Handlers)
+		handlers := maps.Clone(s.Handlers)
+		if opts.Store != nil {
+			if handlers == nil {
+				handlers = map[string]http.Handler{}
+			}
+			maps.Copy(handlers, (&webapi.API{Store: opts.Store}).Handlers())
+		}
+		hs := web.Serve(l, reg, log, mon.Health, handlers)
 		defer hs.Close()
 	}
 	go reloadOn(ctx, s, mon, log)

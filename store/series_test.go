@@ -4,6 +4,8 @@ import (
 	"context"
 	"math"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -93,5 +95,48 @@ func BenchmarkSeriesMonth(b *testing.B) {
 		if n != 86400 {
 			b.Fatalf("%d points", n)
 		}
+	}
+}
+
+// TestLatest: the last record of each target, path and direction, whatever
+// order they were written in, and the last link cost published, which a
+// later record without one does not erase.
+func TestLatest(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "abing.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t0 := time.Now().Truncate(time.Minute)
+	f := func(v float64) *float64 { return &v }
+	w := func(recs ...record.Record) {
+		if err := s.Write(context.Background(), recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w(record.Record{Time: t0, Target: "lab-b", Direction: "forward", DBC: f(100), LinkCost: f(120)},
+		record.Record{Time: t0, Target: "lab-b", Direction: "reverse", DBC: f(90)})
+	w(record.Record{Time: t0.Add(time.Minute), Target: "lab-b", Direction: "forward", DBC: f(101)})
+	w(record.Record{Time: t0.Add(-time.Minute), Target: "lab-b", Direction: "forward", DBC: f(99), LinkCost: f(500)}) // late
+	w(record.Record{Time: t0, Target: "lab-d", Path: "overlay", Direction: "forward", DBC: f(10), LinkCost: f(200)})
+	recs, costs, err := s.Latest(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range recs {
+		got = append(got, r.Key()+" "+r.Direction+" "+strconv.FormatFloat(*r.DBC, 'f', -1, 64))
+	}
+	if want := []string{"lab-b forward 101", "lab-b reverse 90", "lab-d/overlay forward 10"}; !slices.Equal(got, want) {
+		t.Errorf("latest %q, want %q", got, want)
+	}
+	if len(costs) != 2 || costs["lab-b"] != 120 || costs["lab-d/overlay"] != 200 {
+		t.Errorf("costs %v", costs)
+	}
+	if _, err := s.Prune(context.Background(), t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if recs, _, _ := s.Latest(context.Background()); len(recs) != 0 {
+		t.Errorf("after pruning everything: %d", len(recs))
 	}
 }

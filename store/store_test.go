@@ -284,6 +284,9 @@ func TestOneIdentity(t *testing.T) {
 			if len(dbc) != 2 || dbc[0] != 90 || dbc[1] != 91 {
 				t.Errorf("series of lab-b across the migration: %v", dbc)
 			}
+			if latest, _, err := s.Latest(context.Background()); err != nil || len(latest) != 2 || *latest[0].DBC != 50 || *latest[1].DBC != 91 {
+				t.Errorf("latest across the migration: %+v %v", latest, err)
+			}
 		})
 	}
 }
