@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/abing-net/abing/record"
 )
 
 // The Grafana dashboard's queries, run against a real InfluxDB holding
@@ -25,6 +27,12 @@ func TestGrafanaDashboard(t *testing.T) {
 		Templating struct {
 			List []struct{ Name, Type, Query string }
 		}
+		Annotations struct {
+			List []struct {
+				Name, Query string
+				Datasource  struct{ Type string }
+			}
+		}
 	}
 	if err := json.Unmarshal(b, &dash); err != nil {
 		t.Fatal(err)
@@ -33,6 +41,18 @@ func TestGrafanaDashboard(t *testing.T) {
 	t0 := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 	for i := range 5 {
 		sink.Write(context.Background(), result(i, t0))
+	}
+	// A mesh node's path with its link cost, and an alarm, for the mesh
+	// table and the annotations.
+	cost := 123.0
+	sink.Write(context.Background(), []record.Record{{Time: t0, Node: "lab-a", Target: "lab-d", Path: "overlay", Address: "[fd00::7]:8176", Direction: "forward",
+		DBC: &cost, ABW: &cost, LinkCost: &cost, RTT: &record.RTT{Avg: 12}}})
+	end := t0.Add(3 * time.Minute)
+	for _, a := range []record.Alarm{
+		{Kind: record.Capacity, Target: "lab-b", Direction: "forward", Severity: record.Critical, Start: t0.Add(time.Minute), Summary: "DBC 90 → 45 Mbit/s"},
+		{Kind: record.Capacity, Target: "lab-b", Direction: "forward", Severity: record.Critical, Start: t0.Add(time.Minute), End: &end, Cleared: "returned", Summary: "back"},
+	} {
+		sink.WriteAlarm(context.Background(), &a)
 	}
 	waitSpoolEmpty(t, sink, 10*time.Second)
 	expand := strings.NewReplacer("$timeFilter", "time >= '2026-11-22T00:00:00Z'", "$__interval", "1m",
@@ -55,7 +75,18 @@ func TestGrafanaDashboard(t *testing.T) {
 		}
 		queries++
 	}
-	if queries < 8 {
-		t.Errorf("only %d queries in the dashboard", queries)
+	annotations := 0
+	for _, a := range dash.Annotations.List {
+		if a.Datasource.Type != "influxdb" {
+			continue
+		}
+		rows := srv.Query(t, "abing", expand.Replace(strings.ReplaceAll(a.Query, "/^$target(\\/.*)?$/", "/^lab-b(\\/.*)?$/")))
+		if len(rows) != 2 {
+			t.Errorf("annotation %q: %d events, want the alarm's raise and clear: %s", a.Name, len(rows), a.Query)
+		}
+		annotations++
+	}
+	if queries < 10 || annotations != 1 {
+		t.Errorf("%d queries and %d annotations in the dashboard", queries, annotations)
 	}
 }
