@@ -21,6 +21,7 @@ import (
 	"github.com/abing-net/abing/redact"
 	"github.com/abing-net/abing/store"
 	"github.com/abing-net/abing/webapi"
+	"github.com/abing-net/abing/webui"
 )
 
 // Setup is what a command line adds to a configuration.
@@ -118,11 +119,14 @@ func Serve(ctx context.Context, cfg *Config, s Setup) error {
 	if l != nil {
 		log.Info("metrics", "url", "http://"+l.Addr().String()+"/metrics")
 		handlers := maps.Clone(s.Handlers)
+		if handlers == nil {
+			handlers = map[string]http.Handler{}
+		}
 		if opts.Store != nil {
-			if handlers == nil {
-				handlers = map[string]http.Handler{}
-			}
+			// The API and the page read the store.
+			_, mesh := handlers["/api/v1/mesh"]
 			maps.Copy(handlers, (&webapi.API{Store: opts.Store}).Handlers())
+			maps.Copy(handlers, webui.Handlers(mesh))
 		}
 		hs := web.Serve(l, reg, log, mon.Health, handlers)
 		defer hs.Close()

@@ -1,0 +1,219 @@
+// abing's page: the paths (overview), one path's history with its alarms,
+// and the mesh map. It reads the JSON API of the same listener
+// (/api/v1/targets, /history, /alarms, /mesh); uPlot draws the plots.
+// window.abing says what the page shows, for its tests.
+"use strict";
+
+const state = (window.abing = { view: "", ready: false });
+const main = document.getElementById("main");
+const windows = [["1h", "1 h"], ["6h", "6 h"], ["24h", "24 h"], ["168h", "7 d"], ["720h", "30 d"]];
+
+async function api(path) {
+  const r = await fetch(path);
+  if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
+  return r.json();
+}
+
+function el(tag, attrs, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v);
+  }
+  for (const k of kids) e.append(k instanceof Node ? k : document.createTextNode(k ?? ""));
+  return e;
+}
+
+const num = (v, digits = 1) => (v === null || v === undefined || Number.isNaN(v) ? "–" : Number(v).toFixed(digits));
+const when = (t) => (t ? new Date(t).toISOString().replace("T", " ").slice(0, 19) : "–");
+
+function fail(err) {
+  main.replaceChildren(el("p", { class: "error" }, String(err.message || err)));
+  state.ready = true;
+}
+
+// The overview: every target and path with its last results, sortable.
+async function overview() {
+  const targets = await api("/api/v1/targets");
+  const cols = [
+    ["path", "name", (t) => t.key],
+    ["address", "name", (t) => t.address],
+    ["last", "", (t) => t.last],
+    ["DBC →", "", (t) => t.forward?.dbc_mbps],
+    ["ABW →", "", (t) => t.forward?.abw_mbps],
+    ["±", "", (t) => half(t.forward)],
+    ["XTR →", "", (t) => t.forward?.xtr_mbps],
+    ["DBC ←", "", (t) => t.reverse?.dbc_mbps],
+    ["ABW ←", "", (t) => t.reverse?.abw_mbps],
+    ["RTT ms", "", (t) => t.forward?.rtt_ms?.avg],
+    ["loss %", "", (t) => (t.forward ? 100 * t.forward.loss : null)],
+    ["link cost", "", (t) => t.link_cost],
+    ["alarms", "name", (t) => t.alarms.length],
+  ];
+  let sortBy = 0, desc = false;
+  const table = el("table", { id: "targets" });
+  const draw = () => {
+    const rows = [...targets].sort((a, b) => {
+      const x = cols[sortBy][2](a), y = cols[sortBy][2](b);
+      const c = x === y ? 0 : x === undefined || x === null ? 1 : y === undefined || y === null ? -1 : x < y ? -1 : 1;
+      return desc ? -c : c;
+    });
+    const head = el("tr", {}, ...cols.map(([name, cls], i) =>
+      el("th", { class: `${cls} ${i === sortBy ? (desc ? "sorted-desc" : "sorted-asc") : ""}`, onclick: () => {
+        desc = i === sortBy ? !desc : false; sortBy = i; draw();
+      } }, name)));
+    table.replaceChildren(head, ...rows.map((t) => el("tr", { class: "target" },
+      el("td", { class: "name" }, el("a", { href: `#/path/${encodeURIComponent(t.key)}` }, t.key)),
+      el("td", { class: "name muted" }, t.address),
+      el("td", {}, when(t.last)),
+      el("td", {}, num(t.forward?.dbc_mbps)), el("td", {}, num(t.forward?.abw_mbps)), el("td", { class: "muted" }, num(half(t.forward))),
+      el("td", {}, num(t.forward?.xtr_mbps)),
+      el("td", {}, num(t.reverse?.dbc_mbps)), el("td", {}, num(t.reverse?.abw_mbps)),
+      el("td", {}, num(t.forward?.rtt_ms?.avg, 2)),
+      el("td", {}, t.forward ? num(100 * t.forward.loss) : "–"),
+      el("td", {}, num(t.link_cost, 0)),
+      el("td", { class: "name" }, ...t.alarms.map((a) => el("span", { class: `alarm ${a.severity}`, title: a.summary }, `${a.kind} ${a.direction}`))))));
+    state.rows = rows.length;
+  };
+  draw();
+  main.replaceChildren(el("h2", {}, "Paths"), targets.length ? table : el("p", { class: "muted" }, "Nothing measured yet."));
+  Object.assign(state, { view: "overview", rows: targets.length, ready: true });
+}
+
+function half(r) {
+  if (!r || r.abw_low_mbps === undefined || r.abw_high_mbps === undefined) return null;
+  return (r.abw_high_mbps - r.abw_low_mbps) / 2;
+}
+
+// One path: DBC, ABW with its band, XTR, and RTT over a window, alarm
+// spans shaded, the routes of path and capacity alarms below.
+async function pathPage(key, since, dir) {
+  const slash = key.indexOf("/");
+  const target = slash < 0 ? key : key.slice(0, slash), path = slash < 0 ? "" : key.slice(slash + 1);
+  const q = `target=${encodeURIComponent(target)}&path=${encodeURIComponent(path)}&since=${since}`;
+  const [hist, alarms] = await Promise.all([api(`/api/v1/history?${q}`), api(`/api/v1/alarms?target=${encodeURIComponent(key)}&since=${since}`)]);
+  const buckets = hist.buckets.filter((b) => b.direction === dir);
+  const t = buckets.map((b) => Date.parse(b.time) / 1000 + hist.bucket_seconds / 2);
+  const med = (f) => buckets.map((b) => (b[f] ? b[f][1] : null));
+  const data = [t, med("dbc_mbps"), med("abw_mbps"), buckets.map((b) => b.abw_low_mbps), buckets.map((b) => b.abw_high_mbps), med("xtr_mbps")];
+  const controls = el("div", { class: "controls" },
+    ...windows.map(([w, label]) => el("button", { class: w === since ? "on" : "", onclick: () => go(key, w, dir) }, label)),
+    " ",
+    ...["forward", "reverse"].map((d) => el("button", { class: d === dir ? "on" : "", onclick: () => go(key, since, d) }, d)));
+  const bwDiv = el("div", { class: "plot", id: "bw-plot" }), rttDiv = el("div", { class: "plot", id: "rtt-plot" });
+  const list = el("ul", { class: "alarms" });
+  main.replaceChildren(el("h2", {}, key), controls, el("p", { class: "muted" },
+    `${hist.runs} runs, ${buckets.length} buckets of ${hist.bucket_seconds} s (min, median, max on the server)`), bwDiv, rttDiv,
+    el("h3", {}, "Alarms"), list);
+  const width = Math.max(600, main.clientWidth - 20);
+  const from = Date.parse(hist.since) / 1000, until = Date.parse(hist.until) / 1000;
+  const bw = new uPlot({
+    width, height: 300, title: "Mbit/s",
+    scales: { x: { time: true, range: [from, until] } },
+    series: [{}, { label: "DBC", stroke: "#1f3b57", width: 2 }, { label: "ABW", stroke: "#27ae60", width: 2 },
+      { label: "ABW low", stroke: "rgba(39,174,96,.3)" }, { label: "ABW high", stroke: "rgba(39,174,96,.3)" },
+      { label: "XTR", stroke: "#c0392b" }],
+    bands: [{ series: [4, 3], fill: "rgba(39,174,96,.12)" }],
+  }, data, bwDiv);
+  new uPlot({
+    width, height: 160, title: "RTT (ms)",
+    scales: { x: { time: true, range: [from, until] } },
+    series: [{}, { label: "RTT median", stroke: "#8e44ad" }, { label: "RTT max", stroke: "rgba(142,68,173,.35)" }],
+  }, [t, med("rtt_ms"), buckets.map((b) => (b.rtt_ms ? b.rtt_ms[2] : null))], rttDiv);
+  // Alarm spans over the plot area, once uPlot has laid it out (it does
+  // so after this task): an active alarm runs to now.
+  await new Promise((resolve) => requestAnimationFrame(resolve));
+  const spans = [];
+  for (const a of alarms) {
+    if (a.direction !== dir && a.direction !== "both") continue;
+    const s = Math.max(Date.parse(a.start) / 1000, from), e = Math.min(a.end ? Date.parse(a.end) / 1000 : until, until);
+    const left = bw.valToPos(s, "x"), right = bw.valToPos(e, "x");
+    const span = el("div", { class: `alarm-span ${a.severity}`, "data-kind": a.kind, "data-start": a.start, title: a.summary });
+    span.style.left = `${left}px`;
+    span.style.width = `${Math.max(2, right - left)}px`;
+    bw.over.append(span);
+    spans.push(span);
+    const route = a.route ? el("div", { class: "route" }, `route before: ${hops(a.route.before)}`, el("br"), `route after:  ${hops(a.route.after)}`) : "";
+    list.append(el("li", {}, el("span", { class: `alarm ${a.severity}` }, a.kind), ` ${when(a.start)} – ${a.end ? when(a.end) : "active"}: ${a.summary}`, route));
+  }
+  if (!list.children.length) list.append(el("li", { class: "muted" }, "none in this window"));
+  Object.assign(state, { view: "path", key, points: t.length, spans: spans.length, plotLeft: bw.over.getBoundingClientRect().left, ready: true });
+}
+
+function hops(tr) {
+  if (!tr) return "–";
+  return tr.hops.map((h) => h.addr || "*").join(" ") + (tr.reached ? "" : " (not reached)");
+}
+
+// The mesh map: nodes at their coordinates on one path, edges coloured by
+// link cost.
+async function meshPage() {
+  const m = await api("/api/v1/mesh");
+  const paths = [...new Set(m.nodes.flatMap((n) => Object.keys(n.coordinates || {})))].sort();
+  const path = paths.includes("direct") ? "direct" : paths[0];
+  const nodes = m.nodes.filter((n) => n.alive && n.coordinates && n.coordinates[path]);
+  const pos = Object.fromEntries(nodes.map((n) => [n.name, n.coordinates[path].Vec.map((v) => v * 1000)]));
+  const xs = Object.values(pos).map((p) => p[0]), ys = Object.values(pos).map((p) => p[1] || 0);
+  const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  const W = 700, H = 500, pad = 40;
+  const sx = (v) => pad + ((v - x0) / (x1 - x0 || 1)) * (W - 2 * pad), sy = (v) => pad + ((v - y0) / (y1 - y0 || 1)) * (H - 2 * pad);
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("width", W); svg.setAttribute("height", H); svg.id = "mesh-map";
+  const costs = nodes.flatMap((n) => (n.links?.[path] || []).map((l) => l.c));
+  const lo = Math.min(...costs), hi = Math.max(...costs);
+  let edges = 0;
+  for (const n of nodes) {
+    for (const l of n.links?.[path] || []) {
+      if (!pos[l.p] || l.p < n.name) continue;
+      const f = hi > lo ? (l.c - lo) / (hi - lo) : 0;
+      const line = document.createElementNS(ns, "line");
+      for (const [k, v] of [["x1", sx(pos[n.name][0])], ["y1", sy(pos[n.name][1] || 0)], ["x2", sx(pos[l.p][0])], ["y2", sy(pos[l.p][1] || 0)]]) line.setAttribute(k, v);
+      line.setAttribute("stroke", `hsl(${120 - 120 * f}, 70%, 40%)`);
+      line.setAttribute("stroke-width", 2);
+      const title = document.createElementNS(ns, "title");
+      title.textContent = `${n.name}–${l.p}: cost ${l.c}, RTT ${l.r} ms`;
+      line.append(title);
+      svg.append(line);
+      edges++;
+    }
+  }
+  for (const n of nodes) {
+    const c = document.createElementNS(ns, "circle");
+    c.setAttribute("cx", sx(pos[n.name][0])); c.setAttribute("cy", sy(pos[n.name][1] || 0)); c.setAttribute("r", 6);
+    c.setAttribute("fill", n.name === m.node ? "#1f3b57" : "#2471a3");
+    const t = document.createElementNS(ns, "text");
+    t.setAttribute("x", sx(pos[n.name][0]) + 8); t.setAttribute("y", sy(pos[n.name][1] || 0) - 8);
+    t.textContent = n.name;
+    svg.append(c, t);
+  }
+  main.replaceChildren(el("h2", {}, `Mesh (${path}): coordinates in ms, edges coloured by link cost (green low, red high)`), svg);
+  Object.assign(state, { view: "mesh", nodes: nodes.length, edges, ready: true });
+}
+
+function go(key, since, dir) {
+  location.hash = `#/path/${encodeURIComponent(key)}?since=${since}&dir=${dir}`;
+}
+
+async function route() {
+  state.ready = false;
+  const h = location.hash || "#/";
+  try {
+    if (h.startsWith("#/path/")) {
+      const [k, query] = h.slice(7).split("?");
+      const p = new URLSearchParams(query || "");
+      await pathPage(decodeURIComponent(k), p.get("since") || "24h", p.get("dir") || "forward");
+    } else if (h === "#/mesh") {
+      await meshPage();
+    } else {
+      await overview();
+    }
+  } catch (err) {
+    fail(err);
+  }
+}
+
+window.addEventListener("hashchange", route);
+document.getElementById("mesh-link").hidden = document.body.dataset.mesh !== "1";
+route();
