@@ -1,24 +1,30 @@
-package webui
+package webui_test
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/abing-net/abing/monitor"
 	"github.com/abing-net/abing/record"
+	"github.com/abing-net/abing/reflector"
+	"github.com/abing-net/abing/reflector/reflectortest"
 	"github.com/abing-net/abing/store"
 	"github.com/abing-net/abing/webapi"
+	"github.com/abing-net/abing/webui"
 )
 
 // browser starts a headless Chromium (Debian's), or skips the test when
@@ -117,7 +123,7 @@ func server(t *testing.T) (*httptest.Server, time.Time) {
 	for p, h := range (&webapi.API{Store: s}).Handlers() {
 		mux.Handle(p, h)
 	}
-	for p, h := range Handlers(false) {
+	for p, h := range webui.Handlers(false) {
 		mux.Handle(p, h)
 	}
 	srv := httptest.NewServer(mux)
@@ -198,4 +204,57 @@ func TestPage(t *testing.T) {
 	if e := errs(); len(e) > 0 {
 		t.Errorf("the page logged errors: %q", e)
 	}
+}
+
+// TestPageOfMonitor: abing monitor on loopback, measuring two reflectors
+// for a few seconds, serves the page, whose overview lists both targets.
+func TestPageOfMonitor(t *testing.T) {
+	ctx, errs := browser(t)
+	var targets []string
+	for _, name := range []string{"r1", "r2"} {
+		r := reflectortest.Start(t, "udp4", "127.0.0.1:0", reflector.Config{})
+		targets = append(targets, fmt.Sprintf("  - {name: %s, address: %q}\n", name, r.String()))
+	}
+	cfg, err := monitor.ParseConfig([]byte("interval: 1s\nprobe: {timeout: 1s}\nalarms: {disabled: true}\ntargets:\n"+strings.Join(targets, "")), "monitor.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := freeAddr(t)
+	mctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- monitor.Serve(mctx, cfg, monitor.Setup{DB: filepath.Join(t.TempDir(), "abing.db"), WebAddr: web}) }()
+	t.Cleanup(func() { stop(); <-done })
+	// Until each target has a result.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		resp, err := http.Get("http://" + web + "/api/v1/targets")
+		if err == nil {
+			var ts []webapi.Target
+			json.NewDecoder(resp.Body).Decode(&ts)
+			resp.Body.Close()
+			if len(ts) == 2 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the monitor's API did not list two targets within 20 s")
+		}
+	}
+	open(t, ctx, "http://"+web+"/", "overview")
+	if names := eval[[]string](t, ctx, `[...document.querySelectorAll('#targets tr.target td.name a')].map(a => a.textContent)`); len(names) != 2 || names[0] != "r1" || names[1] != "r2" {
+		t.Errorf("the monitor's page lists %q", names)
+	}
+	if e := errs(); len(e) > 0 {
+		t.Errorf("the page logged errors: %q", e)
+	}
+}
+
+// freeAddr is a free TCP address on loopback.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
