@@ -222,7 +222,9 @@ func TestPageOfMonitor(t *testing.T) {
 	web := freeAddr(t)
 	mctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- monitor.Serve(mctx, cfg, monitor.Setup{DB: filepath.Join(t.TempDir(), "abing.db"), WebAddr: web}) }()
+	go func() {
+		done <- monitor.Serve(mctx, cfg, monitor.Setup{DB: filepath.Join(t.TempDir(), "abing.db"), WebAddr: web})
+	}()
 	t.Cleanup(func() { stop(); <-done })
 	// Until each target has a result.
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
