@@ -140,3 +140,40 @@ func TestLatest(t *testing.T) {
 		t.Errorf("after pruning everything: %d", len(recs))
 	}
 }
+
+// TestOpenWhileWriting: a reader (abing alarms, abing history) opens the
+// store while a monitor is in the middle of a write, and does not wait for
+// it: opening a database that is up to date takes no write lock. (The
+// latest table's filling once did, and failed with SQLITE_BUSY.)
+func TestOpenWhileWriting(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "abing.db")
+	w, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	f := 1.0
+	if err := w.Write(context.Background(), []record.Record{{Time: time.Now(), Target: "lab-b", Direction: "forward", DBC: &f}}); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := w.db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`INSERT INTO results (time_ns, target, direction, record) VALUES (1, 'x', 'forward', '{}')`); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	r, err := Open(path)
+	if err != nil {
+		t.Fatalf("opening while a write is in progress: %v", err)
+	}
+	defer r.Close()
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("opening waited %v for the writer", d)
+	}
+	if recs, _, err := r.Latest(context.Background()); err != nil || len(recs) != 1 {
+		t.Errorf("reading: %v %v", recs, err)
+	}
+}

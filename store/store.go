@@ -132,14 +132,27 @@ func migrate(db *sql.DB) error {
 			}
 		}
 	}
+	// A database from before the latest table: fill it once. Only then:
+	// a reader that opens the store while a monitor writes (abing alarms,
+	// abing history) must not need the write lock.
+	var fill bool
+	if err := tx.QueryRow(`SELECT NOT EXISTS (SELECT 1 FROM latest) AND EXISTS (SELECT 1 FROM results)`).Scan(&fill); err != nil {
+		return err
+	}
+	if fill {
+		for _, q := range []string{
+			`INSERT OR IGNORE INTO latest (target, path, direction, time_ns, record)
+				SELECT target, path, direction, max(time_ns), record FROM results GROUP BY target, path, direction`,
+			`UPDATE latest SET link_cost = (SELECT json_extract(r.record, '$.link_cost') FROM results r
+				WHERE r.target = latest.target AND r.path = latest.path AND json_extract(r.record, '$.link_cost') IS NOT NULL
+				ORDER BY r.time_ns DESC LIMIT 1)`,
+		} {
+			if _, err := tx.Exec(q); err != nil {
+				return fmt.Errorf("latest: %w", err)
+			}
+		}
+	}
 	for _, q := range []string{
-		// A database from before the latest table: fill it once.
-		`INSERT OR IGNORE INTO latest (target, path, direction, time_ns, record)
-			SELECT target, path, direction, max(time_ns), record FROM results
-			WHERE NOT EXISTS (SELECT 1 FROM latest) GROUP BY target, path, direction`,
-		`UPDATE latest SET link_cost = (SELECT json_extract(r.record, '$.link_cost') FROM results r
-			WHERE r.target = latest.target AND r.path = latest.path AND json_extract(r.record, '$.link_cost') IS NOT NULL
-			ORDER BY r.time_ns DESC LIMIT 1) WHERE link_cost IS NULL AND NOT EXISTS (SELECT 1 FROM latest WHERE link_cost IS NOT NULL)`,
 		`CREATE INDEX IF NOT EXISTS results_address_time ON results (address, time_ns)`,
 		// Covers Series: a plot's points come from the index alone, not
 		// from rows that carry the JSON too.
