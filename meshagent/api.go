@@ -15,7 +15,7 @@ func (a *Agent) Handlers() map[string]http.Handler {
 		"/api/v1/netloc": netloc.Handler(a.view),
 		"/api/v1/mesh": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(w).Encode(map[string]any{"node": a.cfg.Node, "nodes": a.view.Map()})
+			json.NewEncoder(w).Encode(map[string]any{"node": a.cfg.Node, "nodes": a.view.Map(), "relays": a.view.Relays()})
 		}),
 		"/api/v1/mesh/records": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			var since time.Time

@@ -235,3 +235,20 @@ func TestMembers(t *testing.T) {
 		t.Errorf("records %+v", recs)
 	}
 }
+
+// TestMapRelays: the map's relay shortcuts come from the published RTTs:
+// a–c is slow, through b it is fast.
+func TestMapRelays(t *testing.T) {
+	v := NewView("a", "direct", time.Hour)
+	now := time.Now()
+	for _, n := range []string{"b", "c"} {
+		v.setMember(n, member{alive: true})
+	}
+	v.Apply(&Part{Node: "a", Path: "direct", Coord: coord(0, 0), Links: []Link{{Peer: "b", RTT: 5}, {Peer: "c", RTT: 50}}}, now)
+	v.Apply(&Part{Node: "b", Path: "direct", Coord: coord(0, 0), Links: []Link{{Peer: "a", RTT: 5}, {Peer: "c", RTT: 5}}}, now)
+	v.Apply(&Part{Node: "c", Path: "direct", Coord: coord(0, 0), Links: []Link{{Peer: "a", RTT: 50}, {Peer: "b", RTT: 5}}}, now)
+	rs := v.Relays()
+	if len(rs) != 1 || rs[0].A != "a" || rs[0].B != "c" || rs[0].Relay != "b" || rs[0].Gain != 40 || rs[0].Path != "direct" {
+		t.Errorf("relays %+v", rs)
+	}
+}

@@ -3,6 +3,7 @@ package meshagent
 import (
 	"cmp"
 	"maps"
+	"math"
 	"net/netip"
 	"slices"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/hashicorp/serf/coordinate"
 
+	"github.com/abing-net/abing/mesh"
 	"github.com/abing-net/abing/netloc"
 	"github.com/abing-net/abing/record"
 )
@@ -314,6 +316,38 @@ func (v *View) Map() []MapNode {
 			}
 		}
 		out = append(out, n)
+	}
+	return out
+}
+
+// MapRelayGain is the least gain, in ms, of the relay shortcuts the map
+// shows: below it, a shortcut is within the RTTs' own noise.
+const MapRelayGain = 1.0
+
+// Relay is a relay shortcut as /api/v1/mesh shows it.
+type Relay struct {
+	Path   string  `json:"path"`
+	A      string  `json:"a"`
+	B      string  `json:"b"`
+	Relay  string  `json:"relay"`
+	Direct float64 `json:"direct_ms"`
+	Gain   float64 `json:"gain_ms"`
+}
+
+// Relays are the relay shortcuts of each path, from the links' published
+// RTTs (package mesh: the medians of their recent values), with a gain
+// above MapRelayGain.
+func (v *View) Relays() []Relay {
+	byPath := map[string][]mesh.Sample{}
+	for _, r := range v.Records(time.Time{}) {
+		byPath[r.Path] = append(byPath[r.Path], mesh.Sample{Src: r.Node, Dst: r.Target, RTT: r.RTT.Avg, Loss: r.Loss, ABW: math.NaN(), DBC: math.NaN()})
+	}
+	out := []Relay{}
+	for _, path := range slices.Sorted(maps.Keys(byPath)) {
+		shortcuts, _ := mesh.Relays(mesh.NewMatrix(byPath[path]), MapRelayGain)
+		for _, s := range shortcuts {
+			out = append(out, Relay{Path: path, A: s.A, B: s.B, Relay: s.Relay, Direct: s.Direct, Gain: s.Gain})
+		}
 	}
 	return out
 }

@@ -8,16 +8,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/abing-net/abing/internal/browsertest"
 	"github.com/abing-net/abing/monitor"
 	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/reflector"
@@ -26,63 +24,6 @@ import (
 	"github.com/abing-net/abing/webapi"
 	"github.com/abing-net/abing/webui"
 )
-
-// browser starts a headless Chromium (Debian's), or skips the test when
-// there is none, unless ABING_REQUIRE_BROWSER=1 (CI) makes that a failure.
-// Errors the page logs or throws are collected.
-func browser(t *testing.T) (context.Context, func() []string) {
-	t.Helper()
-	bin, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("ABING_REQUIRE_BROWSER") == "1" {
-			t.Fatal("no chromium on the PATH (apt-get install chromium), and ABING_REQUIRE_BROWSER=1")
-		}
-		t.Skip("no chromium on the PATH: apt-get install chromium to run the page's tests")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1200, 900))
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelC := chromedp.NewContext(actx)
-	ctx, cancelT := context.WithTimeout(ctx, 60*time.Second)
-	t.Cleanup(func() { cancelT(); cancelC(); cancelA() })
-	var mu sync.Mutex
-	var errs []string
-	messages := chromedp.Console(ctx)
-	go func() {
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			if m.Type == chromedp.ConsoleError || m.Type == chromedp.ConsoleException {
-				mu.Lock()
-				errs = append(errs, fmt.Sprintf("%s %s:%d %s", m.Type, m.URL, m.Line+1, m.Text))
-				mu.Unlock()
-			}
-		}
-	}()
-	return ctx, func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), errs...) }
-}
-
-// shot saves a screenshot where ABING_ARTIFACTS says (CI keeps them), or in
-// the test's temporary folder.
-func shot(t *testing.T, ctx context.Context, name string) {
-	t.Helper()
-	dir := os.Getenv("ABING_ARTIFACTS")
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot %s", p)
-}
 
 // server serves the page and the API of a store holding a day of two
 // paths, every 5 minutes, with a load alarm on one.
@@ -131,45 +72,23 @@ func server(t *testing.T) (*httptest.Server, time.Time) {
 	return srv, now
 }
 
-// open loads url and waits until the page says it has drawn view.
-func open(t *testing.T, ctx context.Context, url, view string) {
-	t.Helper()
-	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](fmt.Sprintf(`window.abing && window.abing.ready && window.abing.view === %q`, view),
-		chromedp.WithPollingTimeout(20*time.Second))); err != nil {
-		t.Fatalf("%s: the page did not draw %s: %v", url, view, err)
-	}
-}
-
-// eval evaluates expr in the page.
-func eval[T any](t *testing.T, ctx context.Context, expr string) T {
-	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
-	if err != nil {
-		t.Fatalf("%s: %v", expr, err)
-	}
-	return v
-}
-
 // TestPage: the overview lists the targets; a path's plot has as many
 // points as the API answered buckets; the alarm span is drawn where the
 // alarm is; no error is logged or thrown.
 func TestPage(t *testing.T) {
 	srv, _ := server(t)
-	ctx, errs := browser(t)
-	open(t, ctx, srv.URL+"/", "overview")
-	names := eval[[]string](t, ctx, `[...document.querySelectorAll('#targets tr.target td.name a')].map(a => a.textContent)`)
-	if rows := eval[int](t, ctx, `window.abing.rows`); rows != 2 || len(names) != 2 || names[0] != "lab-b" || names[1] != "lab-d/overlay" {
+	ctx, errs := browsertest.Start(t)
+	browsertest.Open(t, ctx, srv.URL+"/", "overview")
+	names := browsertest.Eval[[]string](t, ctx, `[...document.querySelectorAll('#targets tr.target td.name a')].map(a => a.textContent)`)
+	if rows := browsertest.Eval[int](t, ctx, `window.abing.rows`); rows != 2 || len(names) != 2 || names[0] != "lab-b" || names[1] != "lab-d/overlay" {
 		t.Errorf("overview: %d rows, %q", rows, names)
 	}
-	shot(t, ctx, "overview.png")
+	browsertest.Shot(t, ctx, "overview.png")
 	// Sorting by ABW → puts lab-d (12) first.
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#targets th:nth-child(5)`))); err != nil {
 		t.Fatal(err)
 	}
-	if first := eval[string](t, ctx, `document.querySelector('#targets tr.target td.name a').textContent`); first != "lab-d/overlay" {
+	if first := browsertest.Eval[string](t, ctx, `document.querySelector('#targets tr.target td.name a').textContent`); first != "lab-d/overlay" {
 		t.Errorf("sorted by ABW: %q first", first)
 	}
 
@@ -187,10 +106,10 @@ func TestPage(t *testing.T) {
 			want++
 		}
 	}
-	open(t, ctx, srv.URL+"/#/path/lab-b?since=24h&dir=forward", "path")
-	points, spans := eval[int](t, ctx, `window.abing.points`), eval[int](t, ctx, `window.abing.spans`)
+	browsertest.Open(t, ctx, srv.URL+"/#/path/lab-b?since=24h&dir=forward", "path")
+	points, spans := browsertest.Eval[int](t, ctx, `window.abing.points`), browsertest.Eval[int](t, ctx, `window.abing.spans`)
 	type geometry struct{ Left, Width, PlotWidth float64 }
-	span := eval[geometry](t, ctx, `(() => { const s = document.querySelector('.alarm-span'); const o = s.parentElement;
+	span := browsertest.Eval[geometry](t, ctx, `(() => { const s = document.querySelector('.alarm-span'); const o = s.parentElement;
 			return {Left: s.offsetLeft, Width: s.offsetWidth, PlotWidth: o.clientWidth}; })()`)
 	if points != want || want < 200 {
 		t.Errorf("plot: %d points, the API answered %d forward buckets", points, want)
@@ -200,7 +119,7 @@ func TestPage(t *testing.T) {
 	if spans != 1 || math.Abs(span.Left/span.PlotWidth-0.705) > 0.02 || math.Abs((span.Left+span.Width)/span.PlotWidth-0.799) > 0.02 {
 		t.Errorf("alarm span: %d spans, %+v (want from 70.5 %% to 79.9 %% of the plot)", spans, span)
 	}
-	shot(t, ctx, "path.png")
+	browsertest.Shot(t, ctx, "path.png")
 	if e := errs(); len(e) > 0 {
 		t.Errorf("the page logged errors: %q", e)
 	}
@@ -209,7 +128,7 @@ func TestPage(t *testing.T) {
 // TestPageOfMonitor: abing monitor on loopback, measuring two reflectors
 // for a few seconds, serves the page, whose overview lists both targets.
 func TestPageOfMonitor(t *testing.T) {
-	ctx, errs := browser(t)
+	ctx, errs := browsertest.Start(t)
 	var targets []string
 	for _, name := range []string{"r1", "r2"} {
 		r := reflectortest.Start(t, "udp4", "127.0.0.1:0", reflector.Config{})
@@ -241,8 +160,8 @@ func TestPageOfMonitor(t *testing.T) {
 			t.Fatal("the monitor's API did not list two targets within 20 s")
 		}
 	}
-	open(t, ctx, "http://"+web+"/", "overview")
-	if names := eval[[]string](t, ctx, `[...document.querySelectorAll('#targets tr.target td.name a')].map(a => a.textContent)`); len(names) != 2 || names[0] != "r1" || names[1] != "r2" {
+	browsertest.Open(t, ctx, "http://"+web+"/", "overview")
+	if names := browsertest.Eval[[]string](t, ctx, `[...document.querySelectorAll('#targets tr.target td.name a')].map(a => a.textContent)`); len(names) != 2 || names[0] != "r1" || names[1] != "r2" {
 		t.Errorf("the monitor's page lists %q", names)
 	}
 	if e := errs(); len(e) > 0 {

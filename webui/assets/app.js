@@ -157,7 +157,9 @@ async function meshPage() {
   const xs = Object.values(pos).map((p) => p[0]), ys = Object.values(pos).map((p) => p[1] || 0);
   const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
   const W = 700, H = 500, pad = 40;
-  const sx = (v) => pad + ((v - x0) / (x1 - x0 || 1)) * (W - 2 * pad), sy = (v) => pad + ((v - y0) / (y1 - y0 || 1)) * (H - 2 * pad);
+  // One scale for both axes: distances on the map are predicted RTTs.
+  const k = Math.min((W - 2 * pad) / (x1 - x0 || 1), (H - 2 * pad) / (y1 - y0 || 1));
+  const sx = (v) => pad + (v - x0) * k, sy = (v) => pad + (v - y0) * k;
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("width", W); svg.setAttribute("height", H); svg.id = "mesh-map";
@@ -179,6 +181,19 @@ async function meshPage() {
       edges++;
     }
   }
+  // Relay shortcuts: a–relay–b, dashed, where relaying beats the direct path.
+  let relays = 0;
+  for (const r of (m.relays || []).filter((r) => r.path === path && pos[r.a] && pos[r.b] && pos[r.relay])) {
+    const pl = document.createElementNS(ns, "polyline");
+    pl.setAttribute("points", [r.a, r.relay, r.b].map((k) => `${sx(pos[k][0])},${sy(pos[k][1] || 0)}`).join(" "));
+    pl.setAttribute("fill", "none"); pl.setAttribute("stroke", "#8e44ad"); pl.setAttribute("stroke-width", 3);
+    pl.setAttribute("stroke-dasharray", "6 4"); pl.setAttribute("class", "relay");
+    const title = document.createElementNS(ns, "title");
+    title.textContent = `${r.a}–${r.b} through ${r.relay}: ${r.gain_ms.toFixed(1)} ms faster than direct (${r.direct_ms.toFixed(1)} ms)`;
+    pl.append(title);
+    svg.append(pl);
+    relays++;
+  }
   for (const n of nodes) {
     const c = document.createElementNS(ns, "circle");
     c.setAttribute("cx", sx(pos[n.name][0])); c.setAttribute("cy", sy(pos[n.name][1] || 0)); c.setAttribute("r", 6);
@@ -188,8 +203,8 @@ async function meshPage() {
     t.textContent = n.name;
     svg.append(c, t);
   }
-  main.replaceChildren(el("h2", {}, `Mesh (${path}): coordinates in ms, edges coloured by link cost (green low, red high)`), svg);
-  Object.assign(state, { view: "mesh", nodes: nodes.length, edges, ready: true });
+  main.replaceChildren(el("h2", {}, `Mesh (${path}): coordinates in ms, edges coloured by link cost (green low, red high), relay shortcuts dashed`), svg);
+  Object.assign(state, { view: "mesh", nodes: nodes.length, edges, relays, ready: true });
 }
 
 function go(key, since, dir) {
