@@ -97,9 +97,6 @@ func New(cfg *monitor.Config, set Settings, logger *slog.Logger) (*Agent, error)
 	return a, nil
 }
 
-// View is the agent's full map.
-func (a *Agent) View() *View { return a.view }
-
 // Run runs the agent until ctx ends: the reflector, the serf member, the
 // monitor (with what setup asks of it: store, web listener, ...) and the
 // netloc API; then it leaves the mesh (bounded) and returns.
