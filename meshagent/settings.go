@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/serf/serf"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/abing-net/abing/auth"
@@ -219,8 +220,8 @@ func (s *Settings) Complete() error {
 		return fmt.Errorf("coord_move %v: must not be negative", time.Duration(s.CoordMove))
 	case s.Dimensions < 1 || s.Dimensions > 8:
 		return fmt.Errorf("dimensions %d: want 1 to 8", s.Dimensions)
-	case s.EventSize < MinEventSize || s.EventSize > 9*1024:
-		return fmt.Errorf("event_size %d: want %d to 9216 bytes (serf's limit)", s.EventSize, MinEventSize)
+	case s.EventSize < MinEventSize || s.EventSize > serf.UserEventSizeLimit:
+		return fmt.Errorf("event_size %d: want %d to %d bytes (serf's limit)", s.EventSize, MinEventSize, serf.UserEventSizeLimit)
 	}
 	switch s.Profile {
 	case "":

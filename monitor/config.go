@@ -409,6 +409,10 @@ func (c *Config) Complete() error {
 		}
 	}
 	switch {
+	case c.meshTargets && c.Interval < Duration(time.Second):
+		// Every member's path gets this interval: checked here, not
+		// only when the first member joins.
+		return fmt.Errorf("%sinterval %v: want at least 1s", key("interval"), time.Duration(c.Interval))
 	case !c.meshTargets && len(c.Targets) == 0:
 		return errors.New(" no targets")
 	case !c.meshTargets && !c.Agent.IsZero():

@@ -277,6 +277,7 @@ func TestAgentConfig(t *testing.T) {
 	}
 	for _, tc := range []struct{ name, text, want string }{
 		{"targets in an agent's", "targets:\n  - address: 198.51.100.7\n", "no targets to list"},
+		{"an interval too short", "interval: 500ms\n", "want at least 1s"},
 	} {
 		if _, err := ParseAgentConfig([]byte(tc.text), "agent.yaml"); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)

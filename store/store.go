@@ -399,7 +399,7 @@ type SeriesFilter struct {
 // (86,400 points) comes back fast enough for a plot.
 func (s *Store) Series(ctx context.Context, f SeriesFilter, fn func(Point) error) error {
 	rows, err := s.db.QueryContext(ctx, `SELECT time_ns, direction, dbc, abw, abw_low, abw_high, xtr, rtt, loss
-		FROM results WHERE target = ? AND path = ? AND time_ns >= ? ORDER BY time_ns`, f.Target, f.Path, SeriesSince(f.Since))
+		FROM results WHERE target = ? AND path = ? AND time_ns >= ? ORDER BY time_ns`, f.Target, f.Path, Filter{Since: f.Since}.sinceNs())
 	if err != nil {
 		return fmt.Errorf("store %s: %w", s.path, err)
 	}
@@ -432,7 +432,3 @@ func (s *Store) Series(ctx context.Context, f SeriesFilter, fn func(Point) error
 	}
 	return rows.Err()
 }
-
-// SeriesSince is since in ns, or the earliest time there is when it is
-// zero.
-func SeriesSince(since time.Time) int64 { return Filter{Since: since}.sinceNs() }

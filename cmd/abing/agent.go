@@ -75,10 +75,9 @@ func meshAgentCommand() *cobra.Command {
 					o.set()
 				}
 			}
-			if f.Changed("interval") {
-				if interval < time.Second {
-					return fmt.Errorf("--interval %v: want at least 1s", interval)
-				}
+			// The flags laid over the file, checked as the file was.
+			if _, err := cfg.WithTargets(nil); err != nil {
+				return fmt.Errorf("flags: %w", err)
 			}
 			if err := s.Complete(); err != nil {
 				return err
