@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/abing-net/abing/estimator"
 	"github.com/abing-net/abing/timestamp"
 	"github.com/abing-net/abing/wire"
 )
@@ -19,16 +18,15 @@ func fuzzSession() *session {
 	cfg := Defaults().Fixed()
 	cfg.Trains, cfg.TrainLen = 2, 2
 	addr := netip.MustParseAddrPort("198.18.2.2:8176")
-	s := &session{cfg: cfg, addr: addr, id: 7, payload: cfg.Size - wire.OverheadIPv4,
-		tnFwd: 100e-6, tnRev: 100e-6, txKeys: map[uint32][2]int{}, reports: map[uint32]bool{},
+	s := &session{book: book{cfg: cfg, tnFwd: 100e-6, tnRev: 100e-6}, addr: addr, id: 7, payload: cfg.Size - wire.OverheadIPv4,
+		txKeys: map[uint32][2]int{}, reports: map[uint32]bool{},
 		progress: make(chan struct{}, 1), rng: rand.New(rand.NewPCG(7, 1))}
 	t0 := time.Now().UnixNano()
 	for i := range 2 * cfg.Trains {
-		ts := &trainState{slots: make([]slot, cfg.TrainLen)}
+		ts := s.newTrain(cfg.TrainLen)
 		for p := range ts.slots {
-			ts.slots[p] = slot{sTx: t0 + int64(i)*10e6 + int64(p)*80e3, sSrc: timestamp.SourceKernel, rank: -1, fTTL: -1, rTTL: -1}
+			ts.slots[p].sTx, ts.slots[p].sSrc = t0+int64(i)*10e6+int64(p)*80e3, timestamp.SourceKernel
 		}
-		s.trains = append(s.trains, ts)
 	}
 	return s
 }
@@ -78,15 +76,9 @@ func FuzzReceive(f *testing.F) {
 		}
 		res := &Result{Config: s.cfg}
 		res.Forward.Name, res.Reverse.Name = "forward", "reverse"
-		ecfg := estimator.Config{Size: s.cfg.Size, Noise: timestamp.SourceKernel.Noise()}
-		for _, d := range []*Direction{&res.Forward, &res.Reverse} {
-			b2b, _ := s.samples(d, 0, s.cfg.Trains, d == &res.Forward)
-			paced, _ := s.samples(d, s.cfg.Trains, 2*s.cfg.Trains, d == &res.Forward)
-			d.Capacity, _, d.CapErr = estimator.EstimateCapacity(b2b, ecfg, nil)
-			s.cross(d, b2b, paced, ecfg)
-		}
-		s.traffic(res)
-		res.RTT, res.RTTOK = s.rtt()
+		est, _, _ := s.capacity(res)
+		s.round(est, s.cfg.Trains, s.cfg.Trains)
+		s.finish(est)
 		for _, rec := range res.Records() {
 			if strings.Contains(rec.Error, "implausible values") {
 				t.Fatalf("%s record needed Sanitize: %s", rec.Direction, rec.Error)

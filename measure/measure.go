@@ -18,12 +18,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/abing-net/abing/auth"
@@ -287,32 +284,8 @@ type Result struct {
 	Fitted []string
 }
 
-// packet state for one position of one train.
-type slot struct {
-	sTx   int64 // our transmit stamp
-	sSrc  timestamp.Source
-	fRx   int64 // reflector receive stamp
-	fSrc  timestamp.Source
-	fTTL  int
-	rTx   int64 // reflector transmit stamp (from the report)
-	rRx   int64 // our receive stamp of the reply
-	rSrc  timestamp.Source
-	rTTL  int
-	rank  int // arrival rank of the reply within its train, -1 none
-	dup   int
-	seen  bool
-	fromR bool // reflector transmit stamp known
-}
-
-type trainState struct {
-	slots    []slot
-	arrived  int // request packets that reached the reflector (from replies)
-	replies  int
-	reported int // report entries, = reply packets the reflector sent
-}
-
 type session struct {
-	cfg     Config
+	book
 	conn    *timestamp.Conn
 	peer    *timestamp.Peer
 	addr    netip.AddrPort
@@ -320,11 +293,8 @@ type session struct {
 	payload int // UDP payload per probe
 	seq     uint32
 
-	mu       sync.Mutex
-	trains   []*trainState
 	txKeys   map[uint32][2]int // key → train, pos
 	reports  map[uint32]bool   // report requests answered, by first train
-	rtxSrc   timestamp.Source
 	unreach  error
 	refused  *wire.RefusedBody
 	cookie   *wire.Cookie
@@ -334,8 +304,6 @@ type session struct {
 	malform  int
 	unauth   int // datagrams from the reflector not signed with our key
 	progress chan struct{}
-	tnFwd    float64 // phase-1 Tn of the forward direction, seconds
-	tnRev    float64 // and of the reverse one
 	rng      *rand.Rand
 }
 
@@ -373,7 +341,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		overhead = wire.OverheadIPv6
 	}
 	id := rand.Uint64()
-	s := &session{cfg: cfg, conn: conn, peer: conn.Peer(addr), addr: addr, id: id, rng: rand.New(rand.NewPCG(id, 1)),
+	s := &session{book: book{cfg: cfg}, conn: conn, peer: conn.Peer(addr), addr: addr, id: id, rng: rand.New(rand.NewPCG(id, 1)),
 		payload: cfg.Size - overhead, txKeys: map[uint32][2]int{}, reports: map[uint32]bool{},
 		progress: make(chan struct{}, 1)}
 	if cfg.Key != nil {
@@ -467,28 +435,10 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	s.fetchReports(ctx, 0, cfg.Trains)
-	ecfg := func(src timestamp.Source) estimator.Config {
-		return estimator.Config{Size: cfg.Size, Noise: src.Noise()}
-	}
-	fwdB2B, fwdSrc, fwdLate := s.samplesAndLate(&res.Forward, 0, cfg.Trains, true)
-	revB2B, revSrc, revLate := s.samplesAndLate(&res.Reverse, 0, cfg.Trains, false)
-	var scratch []float64
-	res.Forward.Capacity, scratch, res.Forward.CapErr = estimator.EstimateCapacity(fwdB2B, ecfg(fwdSrc), scratch)
-	res.Reverse.Capacity, _, res.Reverse.CapErr = estimator.EstimateCapacity(revB2B, ecfg(revSrc), scratch)
-	res.Forward.lowerBound(fwdLate, cfg)
-	res.Reverse.lowerBound(revLate, cfg)
+	est, fgap, rgap := s.capacity(res)
 
 	// Phase 2: paced at each direction's Tn, in rounds when adaptive.
 	n := cfg.pacedLen()
-	fgap, rgap := time.Duration(0), time.Duration(0)
-	if res.Forward.CapErr == nil {
-		fgap = PaceGap(res.Forward.Capacity.Tn, n)
-		s.tnFwd = fgap.Seconds() / PaceFraction
-	}
-	if res.Reverse.CapErr == nil {
-		rgap = PaceGap(res.Reverse.Capacity.Tn, n)
-		s.tnRev = rgap.Seconds() / PaceFraction
-	}
 	if tn := max(res.Forward.Capacity.Tn, res.Reverse.Capacity.Tn); tn > 0 {
 		c := cfg
 		c.TrainLen = n
@@ -501,8 +451,6 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 			interval = iv
 		}
 	}
-	var fwdPaced, revPaced []estimator.Sample
-	fsrc2, rsrc2 := timestamp.SourceHardware, timestamp.SourceHardware
 	first, count := cfg.Trains, cfg.round()
 	for r := 0; r < cfg.rounds(); r++ {
 		if err := s.phase(ctx, first, count, n, fgap, rgap, interval); err != nil {
@@ -512,31 +460,13 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 			return nil, err
 		}
 		s.fetchReports(ctx, first, count)
-		fs, fsrc := s.samples(&res.Forward, first, first+count, true)
-		rs, rsrc := s.samples(&res.Reverse, first, first+count, false)
-		fwdPaced, revPaced = append(fwdPaced, fs...), append(revPaced, rs...)
-		if len(fs) > 0 {
-			fsrc2 = min(fsrc2, fsrc)
-		}
-		if len(rs) > 0 {
-			rsrc2 = min(rsrc2, rsrc)
-		}
+		s.round(est, first, count)
 		first += count
-		s.cross(&res.Forward, fwdB2B, fwdPaced, ecfg(min(fwdSrc, fsrc2)))
-		s.cross(&res.Reverse, revB2B, revPaced, ecfg(min(revSrc, rsrc2)))
 		if precise(&res.Forward, cfg.Precision) && precise(&res.Reverse, cfg.Precision) {
 			break
 		}
 	}
-	if len(fwdPaced) == 0 {
-		fsrc2 = timestamp.SourceNone
-	}
-	if len(revPaced) == 0 {
-		rsrc2 = timestamp.SourceNone
-	}
-	res.Forward.Source, res.Reverse.Source = min(fwdSrc, fsrc2), min(revSrc, rsrc2)
-	s.traffic(res)
-	res.RTT, res.RTTOK = s.rtt()
+	s.finish(est)
 	s.mu.Lock()
 	res.Unexpected, res.Unauthenticated = s.malform, s.unauth
 	s.mu.Unlock()
@@ -551,20 +481,6 @@ func precise(d *Direction, precision float64) bool {
 		return true
 	}
 	return d.CrossErr == nil && (d.Cross.ABWHigh-d.Cross.ABWLow)/2 <= precision*d.Capacity.DBC
-}
-
-func (s *session) cross(d *Direction, b2b, paced []estimator.Sample, ecfg estimator.Config) {
-	if d.CapErr != nil {
-		d.CrossErr = d.CapErr
-		return
-	}
-	d.ProbeGap, d.ProbeGapErr = estimator.EstimateCross(paced, d.Capacity, ecfg)
-	d.ABwE, d.ABwEErr = estimator.EstimateABwE(b2b, d.Capacity)
-	if s.cfg.Method == MethodABwE {
-		d.Cross, d.CrossErr = d.ABwE, d.ABwEErr
-	} else {
-		d.Cross, d.CrossErr = d.ProbeGap, d.ProbeGapErr
-	}
 }
 
 // seal writes the client block into sender datagram b, whose header is in
@@ -699,72 +615,6 @@ func (c *Config) MaxDuration() time.Duration {
 	return time.Duration(4+3*c.rounds())*c.Timeout + time.Duration(trains)*(3*interval+MaxSpan)/2
 }
 
-// plausible checks the reflector's stamps of a train against what our own
-// clock saw: everything the reflector stamped happened between our first
-// transmission and our last reception, so the span of its receive stamps
-// (forward) or transmit stamps (reverse), and the time each packet spent
-// inside it, cannot exceed that round trip (plus 1 ms and 100 ppm of
-// clock-rate difference). A broken or hostile reflector that claims other
-// gaps has its trains rejected as Implausible, not turned into a capacity.
-func (t *trainState) plausible(forward bool) estimator.Reject {
-	var first, last int64
-	for _, sl := range t.slots {
-		if sl.sTx != 0 && (first == 0 || sl.sTx < first) {
-			first = sl.sTx
-		}
-		if sl.seen {
-			last = max(last, sl.rRx)
-		}
-	}
-	if first == 0 || last <= first {
-		return estimator.NoTxStamp
-	}
-	bound := last - first + int64(time.Millisecond) + (last-first)/10000
-	var lo, hi int64
-	n := 0
-	for _, sl := range t.slots {
-		v := sl.fRx
-		if !forward {
-			if !sl.fromR {
-				continue
-			}
-			v = sl.rTx
-			if sl.seen && (sl.rTx < sl.fRx || sl.rTx-sl.fRx > bound) {
-				return estimator.Implausible
-			}
-		} else if !sl.seen {
-			continue
-		}
-		if n == 0 || v < lo {
-			lo = v
-		}
-		if n == 0 || v > hi {
-			hi = v
-		}
-		n++
-	}
-	if hi-lo > bound {
-		return estimator.Implausible
-	}
-	return estimator.Accepted
-}
-
-// firstTrainTn is the per-packet time at the bottleneck that train 0's
-// arrival shows, the larger of the two directions; 0 when it did not come
-// back.
-func (s *session) firstTrainTn() float64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t := s.trains[0]
-	var fwd, rev float64
-	n := len(t.slots)
-	if a, b := t.slots[0], t.slots[n-1]; a.seen && b.seen && t.plausible(true) == estimator.Accepted {
-		fwd = float64(b.fRx-a.fRx) * 1e-9 / float64(n-1)
-		rev = float64(b.rRx-a.rRx) * 1e-9 / float64(n-1)
-	}
-	return max(fwd, rev, 0)
-}
-
 // phase sends count trains of n packets from index first, with forward spacing fgap and
 // reply spacing rgap (0 = back to back), starting on average interval apart.
 func (s *session) phase(ctx context.Context, first, count, n int, fgap, rgap, interval time.Duration) error {
@@ -785,11 +635,6 @@ func (s *session) phase(ctx context.Context, first, count, n int, fgap, rgap, in
 		// against periodic cross traffic would see the same phase of it
 		// again and again (PASTA: Poisson-like arrivals see time averages).
 		next = next.Add(time.Duration((0.5 + s.rng.Float64()) * float64(interval)))
-		ts := &trainState{slots: make([]slot, n)}
-		for p := range ts.slots {
-			ts.slots[p].rank = -1
-			ts.slots[p].fTTL, ts.slots[p].rTTL = -1, -1
-		}
 		var flags uint16
 		if fgap > 0 || rgap > 0 {
 			flags = wire.FlagPaced
@@ -803,7 +648,7 @@ func (s *session) phase(ctx context.Context, first, count, n int, fgap, rgap, in
 			s.seal(pkts[p])
 		}
 		s.mu.Lock()
-		s.trains = append(s.trains, ts)
+		ts := s.newTrain(n)
 		key := s.peer.FirstKey()
 		for p := range pkts {
 			s.txKeys[key+uint32(p)] = [2]int{i, p}
@@ -1042,26 +887,9 @@ func (s *session) handle(b []byte, ev timestamp.Event, stamps []wire.TxStamp) []
 	switch h.Type {
 	case wire.TypeReply:
 		r, err := wire.ParseReplyBody(b)
-		if err != nil || int(h.Train) >= len(s.trains) || int(h.Pos) >= len(s.trains[h.Train].slots) ||
-			int(r.Arrived) > len(s.trains[h.Train].slots) || timestamp.Source(r.RxSource) > timestamp.SourceHardware {
+		if err != nil || int(h.Train) >= len(s.trains) || !s.reply(s.trains[h.Train], int(h.Pos), r, ev.Ns, ev.Source, ev.TTL) {
 			s.malform++
-			return stamps
 		}
-		t := s.trains[h.Train]
-		sl := &t.slots[h.Pos]
-		if sl.seen {
-			sl.dup++
-			return stamps
-		}
-		sl.seen = true
-		sl.fRx, sl.fSrc, sl.fTTL = r.RxNs, timestamp.Source(r.RxSource), int(r.TTL)
-		if r.TTL == 0 {
-			sl.fTTL = -1
-		}
-		sl.rRx, sl.rSrc, sl.rTTL = ev.Ns, ev.Source, ev.TTL
-		sl.rank = t.replies
-		t.replies++
-		t.arrived = max(t.arrived, int(r.Arrived))
 	case wire.TypeCookie:
 		c, err := wire.ParseCookie(b)
 		if err != nil {
@@ -1083,19 +911,9 @@ func (s *session) handle(b []byte, ev timestamp.Event, stamps []wire.TxStamp) []
 		}
 	case wire.TypeReport:
 		src, st, err := wire.ParseReport(b, stamps[:0])
-		if err != nil || timestamp.Source(src) > timestamp.SourceHardware {
+		if err != nil || !s.report(src, st) {
 			s.malform++
 			return stamps
-		}
-		s.rtxSrc = timestamp.Source(src)
-		for _, e := range st {
-			if int(e.Train) < len(s.trains) && int(e.Pos) < len(s.trains[e.Train].slots) {
-				t := s.trains[e.Train]
-				if sl := &t.slots[e.Pos]; !sl.fromR {
-					sl.rTx, sl.fromR = e.TxNs, true
-					t.reported++
-				}
-			}
 		}
 		s.reports[h.Train] = true
 		return st
@@ -1103,221 +921,4 @@ func (s *session) handle(b []byte, ev timestamp.Event, stamps []wire.TxStamp) []
 		s.malform++
 	}
 	return stamps
-}
-
-// samples builds the dispersion samples of one direction for trains
-// [from, to), counting rejections into d, and returns the worst clock among
-// the accepted trains.
-func (s *session) samples(d *Direction, from, to int, forward bool) ([]estimator.Sample, timestamp.Source) {
-	out, worst, _ := s.samplesAndLate(d, from, to, forward)
-	return out, worst
-}
-
-// samplesAndLate is samples, and also the samples of the back-to-back
-// trains rejected as left-late (for estimator.LowerBound).
-func (s *session) samplesAndLate(d *Direction, from, to int, forward bool) ([]estimator.Sample, timestamp.Source, []estimator.Sample) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	worst := timestamp.SourceHardware
-	var out, late []estimator.Sample
-	for i := from; i < to; i++ {
-		t := s.trains[i]
-		n := len(t.slots)
-		tx, rx := make([]int64, n), make([]int64, n)
-		order := make([]int, n)
-		lo, hi := timestamp.SourceHardware, timestamp.SourceNone // receive clocks
-		txSrc := timestamp.SourceHardware
-		reordered := false
-		for p, sl := range t.slots {
-			order[p] = -1
-			var rsrc timestamp.Source
-			if forward {
-				tx[p], rx[p], rsrc = sl.sTx, sl.fRx, sl.fSrc
-				txSrc = min(txSrc, sl.sSrc)
-				if sl.seen {
-					order[p] = p // the reflector's stamps, checked below
-					reordered = reordered || (p > 0 && t.slots[p-1].seen && sl.fRx < t.slots[p-1].fRx)
-				}
-			} else {
-				tx[p], rx[p], rsrc = sl.rTx, sl.rRx, sl.rSrc
-				txSrc = min(txSrc, s.rtxSrc)
-				order[p] = sl.rank
-			}
-			if sl.seen {
-				lo, hi = min(lo, rsrc), max(hi, rsrc)
-			}
-		}
-		sample, why := estimator.TrainSample(tx, rx, order, s.pace(i, forward), lo.Noise())
-		switch why {
-		case estimator.Lost, estimator.Reordered, estimator.NoTxStamp:
-		default: // stamps to check: a lie is named as such, whatever else it broke
-			if p := t.plausible(forward); p != estimator.Accepted {
-				why = p
-			}
-		}
-		switch {
-		case why == estimator.Accepted && reordered:
-			why = estimator.Reordered
-		case why == estimator.Accepted && lo != hi:
-			why = estimator.MixedClock
-		}
-		if t.replies == len(t.slots) {
-			d.Complete++
-		}
-		d.Rejects.Add(why)
-		switch why {
-		case estimator.Accepted:
-			out = append(out, sample)
-			worst = min(worst, lo, txSrc)
-		case estimator.LeftLate:
-			late = append(late, sample)
-		}
-	}
-	d.Used += len(out)
-	if len(out) == 0 {
-		worst = timestamp.SourceNone
-	}
-	return out, worst, late
-}
-
-// PaceFraction is where phase 2 aims its probe spacing, as a fraction of
-// Tn. The probe-gap formula X = C·(Δout − Tn)/Δin is exact for any Δin ≤ Tn
-// (the second probe still queues behind the first) and biased above it,
-// while a sender's scheduling only ever delays packets; aiming at 0.8·Tn
-// leaves that jitter room. Trains whose mean measured gap falls outside
-// [PaceMin·Tn, PaceMax·Tn], or with a single gap over PaceHole·Tn (long
-// enough for the bottleneck queue to drain), are rejected as off-pace.
-const (
-	PaceFraction = 0.8
-	PaceMin      = 0.4
-	PaceMax      = 1.1
-	PaceHole     = 2
-)
-
-// pace is what train i's input gaps had to be in one direction: back to
-// back in phase 1, PaceOf the direction's gap in phase 2.
-func (s *session) pace(i int, forward bool) estimator.Pace {
-	tn := s.tnRev
-	if forward {
-		tn = s.tnFwd
-	}
-	if i < s.cfg.Trains || tn == 0 {
-		return estimator.Pace{}
-	}
-	return PaceOf(tn)
-}
-
-// PaceOf is what the input gaps of a train paced for a per-packet time tn
-// (seconds; the gap asked for is PaceFraction·tn) must keep to be used.
-func PaceOf(tn float64) estimator.Pace {
-	return estimator.Pace{Min: PaceMin * tn, Max: PaceMax * tn, Hole: PaceHole * tn}
-}
-
-// traffic fills in what each direction carried and lost.
-func (s *session) traffic(res *Result) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f, r := &res.Forward, &res.Reverse
-	for _, t := range s.trains {
-		n := len(t.slots)
-		f.TrainsSent++
-		f.Packets += n
-		f.Bytes += n * s.cfg.Size
-		// Each reply stands for a request that arrived; a reflector that
-		// claims fewer (or, checked on receipt, more than were sent) is
-		// not believed.
-		arrived := max(t.arrived, t.replies)
-		if t.replies == 0 {
-			arrived = t.reported // whole reply train lost: the report still says what came in
-		}
-		f.Lost += n - arrived
-		sent := max(t.reported, t.replies)
-		if sent > 0 {
-			r.TrainsSent++
-		}
-		r.Packets += sent
-		r.Bytes += sent * s.cfg.Size
-		r.Lost += sent - t.replies
-		for _, sl := range t.slots {
-			r.Duplicates += sl.dup
-		}
-	}
-	f.TTL, r.TTL = s.commonTTL(true), s.commonTTL(false)
-}
-
-// commonTTL is the TTL most packets of one direction arrived with.
-func (s *session) commonTTL(forward bool) int {
-	count := map[int]int{}
-	for _, t := range s.trains {
-		for _, sl := range t.slots {
-			v := sl.rTTL
-			if forward {
-				v = sl.fTTL
-			}
-			if sl.seen && v >= 0 {
-				count[v]++
-			}
-		}
-	}
-	best, n := -1, 0
-	for v, c := range count {
-		if c > n || (c == n && v < best) {
-			best, n = v, c
-		}
-	}
-	return best
-}
-
-// rtt computes round-trip times from every packet whose four stamps are
-// known, less the time it spent inside the reflector (same clock there).
-func (s *session) rtt() (record.RTT, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var v []float64
-	for _, t := range s.trains {
-		for _, sl := range t.slots {
-			// The time inside the reflector, by its clock, must lie
-			// within the round trip by ours.
-			if sl.seen && sl.fromR && sl.sTx != 0 && sl.rTx >= sl.fRx && sl.rTx-sl.fRx <= sl.rRx-sl.sTx {
-				ms := float64((sl.rRx-sl.sTx)-(sl.rTx-sl.fRx)) / 1e6
-				if ms >= 0 {
-					v = append(v, ms)
-				}
-			}
-		}
-	}
-	if len(v) == 0 {
-		return record.RTT{}, false
-	}
-	return rttStats(v), true
-}
-
-// rttStats sums up the round-trip times v (ms, in the order the packets
-// were sent; at least one).
-func rttStats(v []float64) record.RTT {
-	r := record.RTT{Min: math.Inf(1)}
-	var sum, jit float64
-	for i, x := range v {
-		r.Min, r.Max = math.Min(r.Min, x), math.Max(r.Max, x)
-		sum += x
-		if i > 0 {
-			jit += math.Abs(x - v[i-1])
-		}
-	}
-	r.Avg = sum / float64(len(v))
-	if len(v) > 1 {
-		r.Jitter = jit / float64(len(v)-1)
-	}
-	// RFC 3550's interarrival jitter, on the round trips: a running mean
-	// of |D| with gain 1/16, D the difference of consecutive transit times.
-	for i := 1; i < len(v); i++ {
-		r.JitterRFC3550 += (math.Abs(v[i]-v[i-1]) - r.JitterRFC3550) / 16
-	}
-	sorted := slices.Clone(v)
-	slices.Sort(sorted)
-	r.Median = sorted[len(sorted)/2]
-	if len(sorted)%2 == 0 {
-		r.Median = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
-	}
-	return r
 }
