@@ -1,0 +1,360 @@
+package capture_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+
+	"github.com/abing-net/abing/capture"
+	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/timestamp"
+	"github.com/abing-net/abing/wire"
+)
+
+var (
+	sender4 = netip.MustParseAddrPort("198.18.1.2:40000")
+	refl4   = netip.MustParseAddrPort("198.18.2.2:8176")
+	sender6 = netip.MustParseAddrPort("[fd00:ab:1::2]:40000")
+	refl6   = netip.MustParseAddrPort("[fd00:ab:2::2]:8176")
+)
+
+func analyze(t *testing.T, b []byte, opts capture.Options) ([]*capture.Session, *capture.Reader) {
+	t.Helper()
+	r, err := capture.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := capture.Analyze(r, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ss, r
+}
+
+// checkSynth checks the estimate of a synthRun: the path's capacity both
+// ways, some cross traffic, nothing lost or unexpected.
+func checkSynth(t *testing.T, s *capture.Session) *measure.Result {
+	t.Helper()
+	res, err := s.Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*measure.Direction{&res.Forward, &res.Reverse} {
+		if err := d.Err(); err != nil {
+			t.Errorf("%s: %v", d.Name, err)
+			continue
+		}
+		if e := math.Abs(d.Capacity.DBC-pathRate) / pathRate; e > 0.01 {
+			t.Errorf("%s: DBC %.2f Mbit/s, want 20 within 1 %%", d.Name, d.Capacity.DBC/1e6)
+		}
+		if d.Cross.XTR <= 0 || d.Cross.XTR >= pathRate {
+			t.Errorf("%s: XTR %.2f Mbit/s", d.Name, d.Cross.XTR/1e6)
+		}
+		if d.TrainsSent != 24 || d.Lost != 0 || d.Source != timestamp.SourceKernel {
+			t.Errorf("%s: %d trains, %d lost, clock %s", d.Name, d.TrainsSent, d.Lost, d.Source)
+		}
+	}
+	if res.Unexpected != 0 || !res.RTTOK || res.RTT.Min < 10 || res.RTT.Min > 11 {
+		t.Errorf("unexpected %d, RTT %+v", res.Unexpected, res.RTT)
+	}
+	if res.Config.Trains != 16 || res.Config.TrainLen != 2 || res.Config.PacedTrainLen != 10 || res.Config.Size != 1500 {
+		t.Errorf("run read as %+v", res.Config)
+	}
+	return res
+}
+
+// Every format and link type that tcpdump and dumpcap write on Linux,
+// IPv4 and IPv6: the run is found whole and estimated right.
+func TestAnalyzeFormats(t *testing.T) {
+	for _, fm := range []format{pcapMicro, pcapNano, pcapGzip, pcapng} {
+		for _, l := range links {
+			for _, v6 := range []bool{false, true} {
+				name := fmt.Sprintf("%s/%s/v6=%v", fm, l.name, v6)
+				t.Run(name, func(t *testing.T) {
+					snd, rfl := sender4, refl4
+					if v6 {
+						snd, rfl = sender6, refl6
+					}
+					frames := synthRun(snd, rfl, 0xabcdef, 1)
+					ss, r := analyze(t, writeCapture(t, frames, fm, l, 0), capture.Options{Clock: timestamp.SourceKernel})
+					if len(ss) != 1 {
+						t.Fatalf("%d sessions", len(ss))
+					}
+					s := ss[0]
+					if s.ID != 0xabcdef || s.Sender != snd || s.Reflector != rfl || s.Datagrams != len(frames) || s.Probes != 16*2+8*10 {
+						t.Errorf("session %+v", s)
+					}
+					want := time.Microsecond
+					if fm == pcapNano || fm == pcapng {
+						want = time.Nanosecond
+					}
+					if r.Resolution() != want {
+						t.Errorf("resolution %v, want %v", r.Resolution(), want)
+					}
+					if st := r.Stats(); st.Datagrams != len(frames) || st.Packets != len(frames) {
+						t.Errorf("stats %+v", st)
+					}
+					res := checkSynth(t, s)
+					if !res.Time.Equal(frames[2].at) { // the first probe
+						t.Errorf("run at %v, want %v", res.Time, frames[2].at)
+					}
+				})
+			}
+		}
+	}
+}
+
+// The layer: gopacket decodes abing datagrams on the default port by
+// itself; on another port the Reader finds them by their magic.
+func TestLayer(t *testing.T) {
+	frames := synthRun(sender4, refl4, 7, 1)
+	b := links[0].wrap(ipPacket(t, frames[2]), false)
+	p := gopacket.NewPacket(b, layers.LayerTypeEthernet, gopacket.Default)
+	l := p.Layer(capture.LayerTypeProbe)
+	if l == nil {
+		t.Fatalf("no abing layer in %v", p)
+	}
+	pr := l.(*capture.Probe)
+	if pr.Type != wire.TypeProbe || pr.Session != 7 || pr.Len != 2 || len(pr.LayerContents()) != wire.HeaderLen ||
+		len(pr.LayerPayload()) != 1472-wire.HeaderLen {
+		t.Errorf("decoded %+v", pr.Header)
+	}
+	if p.ErrorLayer() != nil {
+		t.Errorf("decode error: %v", p.ErrorLayer().Error())
+	}
+	// Not abing, on abing's port: an error layer, not a panic or a probe.
+	junk := frames[2]
+	junk.payload = []byte("ABWX this is not it, but long enough to look like a header..")
+	p = gopacket.NewPacket(links[0].wrap(ipPacket(t, junk), false), layers.LayerTypeEthernet, gopacket.Default)
+	if p.Layer(capture.LayerTypeProbe) != nil || p.ErrorLayer() == nil {
+		t.Errorf("junk decoded as %v", p)
+	}
+
+	// Another port: the same run, found and estimated.
+	moved := synthRun(sender4, netip.MustParseAddrPort("198.18.2.2:9000"), 8, 1)
+	ss, _ := analyze(t, writeCapture(t, moved, pcapng, links[0], 0), capture.Options{Clock: timestamp.SourceKernel})
+	if len(ss) != 1 || ss[0].Reflector.Port() != 9000 {
+		t.Fatalf("sessions %+v", ss)
+	}
+	checkSynth(t, ss[0])
+}
+
+// A capture holds other traffic, several runs, and probes twice; one run
+// can be picked out by its session.
+func TestSessionsAndNoise(t *testing.T) {
+	a := synthRun(sender4, refl4, 1, 1)
+	b := synthRun(sender6, refl6, 2, 2)
+	var frames []frame
+	for i := range max(len(a), len(b)) { // interleaved
+		if i < len(a) {
+			frames = append(frames, a[i])
+		}
+		if i < len(b) {
+			b[i].at = b[i].at.Add(time.Millisecond)
+			frames = append(frames, b[i])
+		}
+	}
+	frames = append(frames, a[2]) // a probe seen twice
+	other := frame{at: a[0].at, src: sender4, dst: netip.MustParseAddrPort("198.18.2.2:53"), payload: []byte("not abing at all"), ttl: 64}
+	// An IPv4 fragment of an abing probe (More Fragments set): not
+	// reassembled, so not used.
+	frag := a[3]
+	frag.ip = ipPacket(t, frag)
+	frag.ip[6] |= 0x20
+	frames = append([]frame{other, frag}, frames...)
+	data := writeCapture(t, frames, pcapng, links[0], 0)
+	ss, r := analyze(t, data, capture.Options{Clock: timestamp.SourceKernel})
+	if len(ss) != 2 || ss[0].ID != 1 || ss[1].ID != 2 {
+		t.Fatalf("%d sessions", len(ss))
+	}
+	if st := r.Stats(); st.Other != 1 || st.Fragments != 1 || st.Datagrams != len(frames)-2 {
+		t.Errorf("stats %+v", st)
+	}
+	if ss[0].Duplicates() != 1 || ss[1].Duplicates() != 0 {
+		t.Errorf("duplicates %d, %d", ss[0].Duplicates(), ss[1].Duplicates())
+	}
+	checkSynth(t, ss[0])
+	checkSynth(t, ss[1])
+
+	ss, _ = analyze(t, data, capture.Options{Clock: timestamp.SourceKernel, Session: 2})
+	if len(ss) != 1 || ss[0].ID != 2 {
+		t.Fatalf("--session 2: %d sessions", len(ss))
+	}
+	r, _ = capture.NewReader(bytes.NewReader(data))
+	if _, err := capture.Analyze(r, capture.Options{Session: 3}); err == nil || !strings.Contains(err.Error(), "no datagram of session 0000000000000003") {
+		t.Errorf("absent session: %v", err)
+	}
+}
+
+// A snap length shorter than the datagrams: probes are still read (their
+// header is all that counts), replies and reports are not, and the result
+// says so rather than inventing stamps.
+func TestSnapLength(t *testing.T) {
+	frames := synthRun(sender4, refl4, 3, 1)
+	data := writeCapture(t, frames, pcapMicro, links[0], 14+20+8+wire.HeaderLen+8)
+	ss, _ := analyze(t, data, capture.Options{Clock: timestamp.SourceKernel})
+	s := ss[0]
+	if s.Probes != 112 || s.Cut != 112+2 {
+		t.Errorf("probes %d, cut %d: want 112 and 114 (replies and reports)", s.Probes, s.Cut)
+	}
+	res, err := s.Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Forward.CapErr == nil {
+		t.Errorf("a capacity from a capture without the reflector's stamps: %+v", res.Forward.Capacity)
+	}
+	r, _ := capture.NewReader(bytes.NewReader(data))
+	d, err := r.Next()
+	for err == nil && d.Header.Type != wire.TypeReply {
+		d, err = r.Next()
+	}
+	if err != nil || !d.Cut() || !strings.Contains(capture.Describe(d, d.Time), "[cut: 48 of 1472 bytes captured]") {
+		t.Errorf("cut reply: %v, %q", err, capture.Describe(d, d.Time))
+	}
+}
+
+// The listing has a line per datagram, and says what each carries.
+func TestDescribe(t *testing.T) {
+	frames := synthRun(sender4, refl4, 0x1234, 1)
+	r, err := capture.NewReader(bytes.NewReader(writeCapture(t, frames, pcapng, links[0], 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for {
+		d, err := r.Next()
+		if err != nil {
+			break
+		}
+		lines = append(lines, capture.Describe(d, frames[0].at))
+	}
+	if len(lines) != len(frames) {
+		t.Fatalf("%d lines for %d datagrams", len(lines), len(frames))
+	}
+	for i, want := range map[int][]string{
+		0: {"0.000000", "198.18.1.2:40000 > 198.18.2.2:8176", "hello", "0000000000001234"},
+		1: {"cookie"},
+		2: {"probe", "train 0 pos 0/2", "ttl 64"},
+		4: {"reply", "train 0 pos 0/2", "(kernel)", "arrived 2", "ttl-there 62", "ttl 61"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(lines[i], w) {
+				t.Errorf("line %d: %q lacks %q", i, lines[i], w)
+			}
+		}
+	}
+	all := strings.Join(lines, "\n")
+	for _, w := range []string{"report-request", "trains 0–15", "32 transmit stamps (kernel) of trains 0–15", "paced", "reply-gap 480µs", "close"} {
+		if !strings.Contains(all, w) {
+			t.Errorf("listing lacks %q", w)
+		}
+	}
+}
+
+// Garbage and cut files get an error that says what is wrong, and where.
+func TestBadCaptures(t *testing.T) {
+	good := writeCapture(t, synthRun(sender4, refl4, 5, 1), pcapMicro, links[0], 0)
+	goodNg := writeCapture(t, synthRun(sender4, refl4, 5, 1), pcapng, links[0], 0)
+	ng := func(mod func(b []byte)) []byte {
+		b := bytes.Clone(goodNg)
+		mod(b)
+		return b
+	}
+	// Offsets in goodNg: the section header, then the interface block, then packets.
+	shbLen := int(binary.LittleEndian.Uint32(goodNg[4:]))
+	idb := shbLen
+	idbLen := int(binary.LittleEndian.Uint32(goodNg[idb+4:]))
+	epb := idb + idbLen
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want string // in NewReader's or Analyze's error
+	}{
+		{"empty", nil, "not a capture"},
+		{"text", []byte("this is a text file, not a capture at all"), "not a pcap or pcapng file"},
+		{"pcap header only", good[:24], "no abing datagram in 0 packets"},
+		{"cut inside a record", good[:len(good)/2], "ends inside it"},
+		{"record longer than the snap length", func() []byte {
+			b := bytes.Clone(good)
+			binary.LittleEndian.PutUint32(b[24+8:], 0x7fffffff)
+			return b
+		}(), "record 1: capture length exceeds snap length"},
+		{"pcapng cut inside a block", goodNg[:epb+40], "cut after"},
+		{"pcapng packet longer than its block", ng(func(b []byte) { binary.LittleEndian.PutUint32(b[epb+20:], 0xfffffff0) }), "claims 4294967280 captured bytes"},
+		{"pcapng block of 4 GB", ng(func(b []byte) { binary.LittleEndian.PutUint32(b[epb+4:], 0xfffffffc) }), "block of type 6 is 4294967292 bytes long"},
+		{"pcapng trailing length wrong", ng(func(b []byte) { b[epb+int(binary.LittleEndian.Uint32(b[epb+4:]))-4]++ }), "trailing length"},
+		{"pcapng resolution overflows", ng(func(b []byte) {
+			// The writer put if_tsresol (code 9) among the interface's options.
+			i := bytes.Index(b[idb:epb], []byte{9, 0, 1, 0})
+			if i < 0 {
+				t.Fatal("no if_tsresol in the test capture")
+			}
+			b[idb+i+4] = 80
+		}), "timestamp resolution exponent 80 out of range"},
+		{"pcapng option past its block", ng(func(b []byte) {
+			i := bytes.Index(b[idb:epb], []byte{9, 0, 1, 0})
+			binary.LittleEndian.PutUint16(b[idb+i+2:], 400)
+		}), "runs past its block"},
+		{"pcapng bad byte order", ng(func(b []byte) { b[8] = 0 }), "no byte-order magic"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := capture.NewReader(bytes.NewReader(tc.data))
+			if err == nil {
+				_, err = capture.Analyze(r, capture.Options{})
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one with %q", err, tc.want)
+			}
+		})
+	}
+	// A pcap header claiming a 4 GB snap length is read with MaxSnap.
+	b := bytes.Clone(good)
+	binary.LittleEndian.PutUint32(b[16:], 0xffffffff)
+	ss, _ := analyze(t, b, capture.Options{Clock: timestamp.SourceKernel})
+	checkSynth(t, ss[0])
+}
+
+// Hostile content inside a well-formed capture: a reflector's lies are
+// refused as a live run refuses them, and another host's datagrams with
+// the session's id are not taken for the run's.
+func TestHostileContent(t *testing.T) {
+	frames := synthRun(sender4, refl4, 6, 1)
+	var lies []frame
+	for _, f := range frames {
+		lies = append(lies, f)
+		h, _ := wire.ParseHeader(f.payload)
+		if h.Type == wire.TypeReply && h.Train == 3 {
+			// Claims more packets arrived than were sent, and an unknown clock.
+			b := bytes.Clone(f.payload)
+			b[wire.HeaderLen+9] = 9
+			lies[len(lies)-1].payload = b
+		}
+		if h.Type == wire.TypeProbe && h.Train == 4 && h.Pos == 0 {
+			intruder := f
+			intruder.src = netip.MustParseAddrPort("198.18.3.2:40000")
+			lies = append(lies, intruder)
+		}
+	}
+	ss, _ := analyze(t, writeCapture(t, lies, pcapng, links[0], 0), capture.Options{Clock: timestamp.SourceKernel})
+	res, err := ss[0].Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Unexpected != 3 {
+		t.Errorf("%d unexpected, want 3 (two lying replies, one intruder)", res.Unexpected)
+	}
+	for _, rec := range res.Records() {
+		if rec.DBC == nil || math.IsNaN(*rec.DBC) {
+			t.Errorf("%s: %s", rec.Direction, rec.Text())
+		}
+	}
+}

@@ -1,0 +1,165 @@
+package capture
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"time"
+
+	"github.com/abing-net/abing/auth"
+	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/timestamp"
+	"github.com/abing-net/abing/wire"
+)
+
+// Options say how to analyse a capture.
+type Options struct {
+	// Clock is what stamped the capture: SourceKernel for libpcap's
+	// default, SourceHardware for tcpdump -j adapter_unsynced (or
+	// adapter) on a NIC that stamps.
+	Clock   timestamp.Source
+	Method  string // measure.MethodProbeGap (default) or MethodABwE
+	Session uint64 // only this session; 0: every one
+}
+
+// Session is one abing run found in a capture, seen from the sending host.
+type Session struct {
+	ID        uint64
+	Sender    netip.AddrPort
+	Reflector netip.AddrPort
+	First     time.Time
+	Last      time.Time
+	Datagrams int
+	Probes    int
+	// Cut counts datagrams the capture holds too little of to use
+	// (replies and reports cut by its snap length).
+	Cut int
+	// Refused is the reflector's refusal, if it refused the session.
+	Refused *wire.RefusedBody
+	rec     *measure.Recording
+}
+
+// Result estimates the run from the capture's timestamps, with the code
+// of a live run (measure.Recording).
+func (s *Session) Result() (*measure.Result, error) {
+	if s.Probes == 0 {
+		if s.Refused != nil {
+			return nil, fmt.Errorf("session %016x: the reflector refused it: %s", s.ID, s.Refused.Reason)
+		}
+		return nil, fmt.Errorf("session %016x: no probe in the capture (taken on the reflector's host, or filtered?)", s.ID)
+	}
+	res, err := s.rec.Result()
+	if err != nil {
+		return nil, fmt.Errorf("session %016x: %w", s.ID, err)
+	}
+	return res, nil
+}
+
+// Duplicates is how many probes the capture holds more than once.
+func (s *Session) Duplicates() int { return s.rec.Duplicates() }
+
+// MaxSessions bounds the sessions one analysis keeps: a monitor measuring
+// ten targets every minute for a day runs 14,400.
+const MaxSessions = 100_000
+
+// Analyze reads every abing datagram of a capture taken on the sending
+// host and sorts them into sessions, in the order they start. Datagrams are
+// checked as a live run checks them; what does not fit its session is
+// counted in that session's result as unexpected. Signatures are not
+// checked: that needs the session's key, and the capture is the user's own.
+func Analyze(r *Reader, opts Options) ([]*Session, error) {
+	byKey := map[uint64]*Session{}
+	var order []*Session
+	probes := 0
+	res := r.Resolution()
+	var stamps []wire.TxStamp
+	for {
+		d, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return order, err
+		}
+		h := d.Header
+		if opts.Session != 0 && h.Session != opts.Session {
+			continue
+		}
+		sender, refl := d.Src, d.Dst
+		if !h.Type.FromSender() {
+			sender, refl = d.Dst, d.Src
+		}
+		s := byKey[h.Session]
+		if s == nil {
+			if len(order) >= MaxSessions {
+				return order, fmt.Errorf("more than %d sessions in the capture: pick one with --session", MaxSessions)
+			}
+			res = max(res, r.Resolution())
+			s = &Session{ID: h.Session, Sender: sender, Reflector: refl, First: d.Time,
+				rec: measure.NewRecording(refl, measure.RecordingOptions{Method: opts.Method, Clock: opts.Clock, Resolution: res})}
+			byKey[h.Session] = s
+			order = append(order, s)
+		}
+		s.Datagrams++
+		s.Last = d.Time
+		if sender != s.Sender || refl != s.Reflector {
+			s.rec.Unexpected() // another host using the session's id
+			continue
+		}
+		ns := d.Time.UnixNano()
+		b := d.Data
+		if !h.Type.FromSender() && h.Flags&wire.FlagSigned != 0 {
+			if len(b) < wire.HeaderLen+auth.TrailerLen {
+				s.rec.Unexpected()
+				continue
+			}
+			b = b[:len(b)-auth.TrailerLen]
+		}
+		switch h.Type {
+		case wire.TypeProbe:
+			if err := s.rec.Probe(h, d.Size, ns); err != nil {
+				return order, fmt.Errorf("session %016x: %w", s.ID, err)
+			}
+			s.Probes++
+			if probes++; probes > measure.MaxRecorded {
+				return order, fmt.Errorf("more than %d probes in the capture: pick one session with --session", measure.MaxRecorded)
+			}
+		case wire.TypeReply:
+			if d.Captured < wire.HeaderLen+wire.ReplyBodyLen {
+				s.Cut++
+				continue
+			}
+			body, err := wire.ParseReplyBody(b)
+			if err != nil {
+				s.rec.Unexpected()
+				continue
+			}
+			s.rec.Reply(h, body, ns, d.TTL)
+		case wire.TypeReport:
+			if d.Cut() {
+				s.Cut++
+				continue
+			}
+			src, st, err := wire.ParseReport(b, stamps[:0])
+			if err != nil {
+				s.rec.Unexpected()
+				continue
+			}
+			stamps = st
+			s.rec.Report(src, st)
+		case wire.TypeRefused:
+			if rb, err := wire.ParseRefused(b); err == nil && s.Refused == nil && d.Captured >= wire.RefusedLen {
+				s.Refused = &rb
+			}
+		}
+	}
+	if len(order) == 0 {
+		st := r.Stats()
+		what := "abing datagram"
+		if opts.Session != 0 {
+			what = fmt.Sprintf("datagram of session %016x", opts.Session)
+		}
+		return nil, fmt.Errorf("no %s in %d packets (%d IP fragments, not reassembled)", what, st.Packets, st.Fragments)
+	}
+	return order, nil
+}
