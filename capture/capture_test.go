@@ -3,9 +3,11 @@ package capture_test
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/abing-net/abing/capture"
 	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/timestamp"
 	"github.com/abing-net/abing/wire"
 )
@@ -355,6 +358,59 @@ func TestHostileContent(t *testing.T) {
 	for _, rec := range res.Records() {
 		if rec.DBC == nil || math.IsNaN(*rec.DBC) {
 			t.Errorf("%s: %s", rec.Direction, rec.Text())
+		}
+	}
+}
+
+// Recorded data: a default run through the emulated 20 Mbit/s path with
+// 10 Mbit/s of CBR cross traffic forward, captured on the sender's
+// interface by TestCaptureMatchesLive (internal/lab/accuracy), beside the
+// records of the live run. The capture's estimate lies within the live
+// intervals.
+func TestRecordedRun(t *testing.T) {
+	f, err := os.Open("testdata/emulated-20M.pcapng.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := capture.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := capture.Analyze(r, capture.Options{Clock: timestamp.SourceKernel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ss) != 1 {
+		t.Fatalf("%d sessions", len(ss))
+	}
+	res, err := ss[0].Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := os.ReadFile("testdata/emulated-20M.live.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(js))
+	for i, got := range res.Records() {
+		var live record.Record
+		if err := dec.Decode(&live); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("live    %s\ncapture %s", live.Text(), got.Text())
+		if got.Direction != live.Direction || got.PairsSent != live.PairsSent || got.PacketsSent != live.PacketsSent || got.Loss != live.Loss {
+			t.Errorf("%d: %s %d trains %d packets loss %v; live %s %d %d %v", i, got.Direction, got.PairsSent, got.PacketsSent, got.Loss,
+				live.Direction, live.PairsSent, live.PacketsSent, live.Loss)
+		}
+		for _, c := range []struct {
+			name      string
+			v         *float64
+			low, high *float64
+		}{{"DBC", got.DBC, live.DBCLow, live.DBCHigh}, {"XTR", got.XTR, live.XTRLow, live.XTRHigh}, {"ABW", got.ABW, live.ABWLow, live.ABWHigh}} {
+			if c.v == nil || c.low == nil || *c.v < *c.low || *c.v > *c.high {
+				t.Errorf("%s %s: %v outside the live interval", got.Direction, c.name, c.v)
+			}
 		}
 	}
 }

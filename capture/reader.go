@@ -74,6 +74,7 @@ type Reader struct {
 	probe    Probe
 	payload  gopacket.Payload
 	datagram []byte
+	progress func(Stats)
 }
 
 // NewReader reads a capture in pcap (microsecond or nanosecond, either
@@ -146,6 +147,9 @@ func (c *Reader) Resolution() time.Duration {
 	return max(worst, time.Nanosecond)
 }
 
+// Progress has fn called with the stats every 65,536 packets read.
+func (c *Reader) Progress(fn func(Stats)) { c.progress = fn }
+
 // Stats says what was read so far.
 func (c *Reader) Stats() Stats { return c.stats }
 
@@ -164,6 +168,9 @@ func (c *Reader) Next() (*Datagram, error) {
 			return nil, fmt.Errorf("record %d: %w", c.stats.Packets+1, err)
 		}
 		c.stats.Packets++
+		if c.progress != nil && c.stats.Packets%(1<<16) == 0 {
+			c.progress(c.stats)
+		}
 		link := c.link
 		if c.ng != nil && len(ci.AncillaryData) > 0 {
 			link, _ = ci.AncillaryData[0].(layers.LinkType)

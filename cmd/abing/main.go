@@ -16,7 +16,7 @@ func main() {
 			"of both directions of a path to an abing reflector, in about a second.",
 		SilenceUsage: true,
 	}
-	root.AddCommand(measureCommand(), historyCommand(), monitorCommand(), alarmsCommand(), meshCommand())
+	root.AddCommand(measureCommand(), historyCommand(), monitorCommand(), alarmsCommand(), meshCommand(), analyzeCommand())
 	if err := root.Execute(); err != nil {
 		os.Exit(1)
 	}

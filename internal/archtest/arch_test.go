@@ -90,6 +90,8 @@ func TestImportRules(t *testing.T) {
 		{[]string{"reflector"}, []string{"estimator", "measure", "record"}, "the reflector needs the socket and the wire format only"},
 		{[]string{"netloc"}, []string{"meshagent", "monitor", "measure", "mesh"}, "the netloc API serves any source of coordinates"},
 		{[]string{"monitor", "mesh", "netloc", "store", "influx"}, []string{"meshagent"}, "the agent is built on them, not they on it"},
+		{[]string{"capture"}, []string{"reflector", "monitor", "store", "influx", "notify", "prober"},
+			"offline analysis reads a file and estimates as a live run does; it does not measure, serve or store"},
 		{[]string{"cmd/abing", "cmd/reflector"}, []string{"internal/lab/testbed", "internal/lab/accuracy"}, "lab code stays out of what users install"},
 	} {
 		for _, p := range rule.pkgs {

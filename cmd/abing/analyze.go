@@ -1,0 +1,183 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/abing-net/abing/capture"
+	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/timestamp"
+)
+
+func analyzeCommand() *cobra.Command {
+	var (
+		list                   bool
+		session, clock, output string
+		opts                   capture.Options
+	)
+	cmd := &cobra.Command{
+		Use:   "analyze CAPTURE",
+		Short: "Estimate abing runs from a packet capture taken on the sending host (pcap or pcapng)",
+		Long: "analyze reads the abing runs in a capture taken on the sending host while abing measured\n" +
+			"(tcpdump, dumpcap), and estimates each one from the capture's timestamps with the code of\n" +
+			"a live run. A NIC that stamps packets for the capture (tcpdump -j adapter_unsynced) so gives\n" +
+			"hardware-timestamp accuracy where the socket cannot have it; say --clock hardware then.\n" +
+			"CAPTURE - reads standard input. --list prints every abing datagram instead, as a dissector.",
+		Example: "  tcpdump -i eth0 --time-stamp-precision nano -w run.pcap udp port 8176 &\n" +
+			"  abing measure far.example.org; kill %1\n" +
+			"  abing analyze run.pcap\n" +
+			"  abing analyze --list --session 5c1f0e2a9b3d4e6f run.pcap",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "text" && output != "json" {
+				return fmt.Errorf("--output %q: want text or json", output)
+			}
+			switch clock {
+			case "kernel", "software":
+				opts.Clock = timestamp.SourceKernel
+			case "hardware":
+				opts.Clock = timestamp.SourceHardware
+			case "user":
+				opts.Clock = timestamp.SourceUser
+			default:
+				return fmt.Errorf("--clock %q: want kernel, hardware or user", clock)
+			}
+			if opts.Method != measure.MethodProbeGap && opts.Method != measure.MethodABwE {
+				return fmt.Errorf("--method %q: want %s or %s", opts.Method, measure.MethodProbeGap, measure.MethodABwE)
+			}
+			if session != "" {
+				id, err := strconv.ParseUint(strings.TrimPrefix(session, "0x"), 16, 64)
+				if err != nil || id == 0 {
+					return fmt.Errorf("--session %q: want a session id in hex, as --list prints it", session)
+				}
+				opts.Session = id
+			}
+			in, name := io.Reader(cmd.InOrStdin()), "standard input"
+			if args[0] != "-" {
+				f, err := os.Open(args[0])
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				in, name = f, args[0]
+			}
+			r, err := capture.NewReader(in)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			if list {
+				return listCapture(r, opts.Session, cmd.OutOrStdout())
+			}
+			start, last := time.Now(), time.Now()
+			r.Progress(func(st capture.Stats) {
+				if time.Since(last) > 2*time.Second {
+					last = time.Now()
+					fmt.Fprintf(cmd.ErrOrStderr(), "abing: %s: %d packets read, %d abing datagrams (%v)\n",
+						name, st.Packets, st.Datagrams, time.Since(start).Round(time.Second))
+				}
+			})
+			sessions, err := capture.Analyze(r, opts)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			return printSessions(sessions, r.Resolution(), opts.Clock, output, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&list, "list", false, "list every abing datagram, one line each, instead of estimating")
+	f.StringVar(&session, "session", "", "only the session with this id (hex, as --list prints it)")
+	f.StringVar(&clock, "clock", "kernel", "what stamped the capture: kernel (libpcap's default), hardware (tcpdump -j adapter_unsynced) or user")
+	f.StringVar(&opts.Method, "method", measure.MethodProbeGap, "cross-traffic method: probe-gap or abwe")
+	f.StringVar(&output, "output", "text", "output format: text or json (one object per direction per session, as abing measure)")
+	return cmd
+}
+
+func listCapture(r *capture.Reader, session uint64, w io.Writer) error {
+	var t0 time.Time
+	for n := 0; ; {
+		d, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			if n == 0 {
+				st := r.Stats()
+				return fmt.Errorf("no abing datagram in %d packets", st.Packets)
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if session != 0 && d.Header.Session != session {
+			continue
+		}
+		if n == 0 {
+			t0 = d.Time
+		}
+		n++
+		if _, err := fmt.Fprintln(w, capture.Describe(d, t0)); err != nil {
+			return err
+		}
+	}
+}
+
+// printSessions prints each session's estimate; it fails when no session
+// has an estimate in both directions.
+func printSessions(sessions []*capture.Session, res time.Duration, clock timestamp.Source, output string, w, errw io.Writer) error {
+	enc := json.NewEncoder(w)
+	good := 0
+	for _, s := range sessions {
+		notes := []string{fmt.Sprintf("from a capture: session %016x, %s > %s, %d probes, %d datagrams, stamped by %s every %v",
+			s.ID, s.Sender, s.Reflector, s.Probes, s.Datagrams, clock, res)}
+		if n := s.Duplicates(); n > 0 {
+			notes = append(notes, fmt.Sprintf("%d probes captured more than once (several interfaces?): the first of each used", n))
+		}
+		if s.Cut > 0 {
+			notes = append(notes, fmt.Sprintf("%d replies or reports cut by the capture's snap length, not used (capture with -s 0)", s.Cut))
+		}
+		if res > time.Microsecond/2 && clock == timestamp.SourceHardware {
+			notes = append(notes, "microsecond timestamps hide what the NIC stamped: capture with --time-stamp-precision nano")
+		}
+		result, err := s.Result()
+		if err != nil {
+			fmt.Fprintln(errw, "abing:", err)
+			continue
+		}
+		recs := result.Records()
+		ok := true
+		for i := range recs {
+			ok = ok && recs[i].Error == ""
+			recs[i].Note = strings.Join(append(notes, recs[i].Note), "; ")
+			recs[i].Note = strings.TrimSuffix(recs[i].Note, "; ")
+		}
+		if ok {
+			good++
+		}
+		if output == "json" {
+			for _, rec := range recs {
+				if err := enc.Encode(rec); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		fmt.Fprintf(w, "session %016x  %s > %s  %s  (%d probes, %d datagrams)\n", s.ID, s.Sender, s.Reflector,
+			result.Time.UTC().Format("2006-01-02 15:04:05.000 MST"), s.Probes, s.Datagrams)
+		for _, rec := range recs {
+			fmt.Fprintln(w, "  "+rec.Text())
+		}
+		for _, n := range notes[1:] {
+			fmt.Fprintln(w, "  note: "+n)
+		}
+	}
+	if good == 0 {
+		return fmt.Errorf("no session of the %d in the capture has an estimate in both directions", len(sessions))
+	}
+	return nil
+}
