@@ -414,3 +414,42 @@ func TestRecordedRun(t *testing.T) {
 		}
 	}
 }
+
+// With --clock hardware the replies' stamps are the NIC's, the probes'
+// still the kernel's (Linux stamps an outgoing packet for the capture
+// before the NIC sends it): the reverse direction, stamped by NICs at both
+// ends, reads hardware, the forward one kernel. A NIC clock that nothing
+// synchronised to the system's is refused with the reason.
+func TestClocks(t *testing.T) {
+	frames := synthRun(sender4, refl4, 11, 1)
+	for i, f := range frames { // a reflector that stamps in hardware too
+		h, _ := wire.ParseHeader(f.payload)
+		b := bytes.Clone(f.payload)
+		switch h.Type {
+		case wire.TypeReply:
+			b[wire.HeaderLen+9] = uint8(timestamp.SourceHardware)
+		case wire.TypeReport:
+			b[wire.HeaderLen] = uint8(timestamp.SourceHardware)
+		}
+		frames[i].payload = b
+	}
+	ss, _ := analyze(t, writeCapture(t, frames, pcapNano, links[0], 0), capture.Options{Clock: timestamp.SourceHardware})
+	res, err := ss[0].Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Forward.Source != timestamp.SourceKernel || res.Reverse.Source != timestamp.SourceHardware {
+		t.Errorf("forward stamped by %s, reverse by %s; want kernel and hardware", res.Forward.Source, res.Reverse.Source)
+	}
+
+	// The NIC's clock, unsynchronised, counts from its reset, 20 minutes ago.
+	for i, f := range frames {
+		if f.src == refl4 {
+			frames[i].at = time.Unix(1200, 0).Add(f.at.Sub(frames[0].at))
+		}
+	}
+	ss, _ = analyze(t, writeCapture(t, frames, pcapNano, links[0], 0), capture.Options{Clock: timestamp.SourceHardware})
+	if _, err := ss[0].Result(); err == nil || !strings.Contains(err.Error(), "another clock than sent ones") || !strings.Contains(err.Error(), "phc2sys") {
+		t.Errorf("unsynchronised clocks: %v", err)
+	}
+}

@@ -14,9 +14,9 @@ import (
 
 // Options say how to analyse a capture.
 type Options struct {
-	// Clock is what stamped the capture: SourceKernel for libpcap's
-	// default, SourceHardware for tcpdump -j adapter_unsynced (or
-	// adapter) on a NIC that stamps.
+	// Clock is what stamped the packets the capture received:
+	// SourceKernel for libpcap's default, SourceHardware for tcpdump -j
+	// adapter_unsynced on a NIC that stamps (measure.RecordingOptions).
 	Clock   timestamp.Source
 	Method  string // measure.MethodProbeGap (default) or MethodABwE
 	Session uint64 // only this session; 0: every one

@@ -38,8 +38,12 @@ type Recording struct {
 
 // RecordingOptions say how to read a capture.
 type RecordingOptions struct {
-	Method string           // MethodProbeGap or MethodABwE; "" is MethodProbeGap
-	Clock  timestamp.Source // what stamped the capture
+	Method string // MethodProbeGap or MethodABwE; "" is MethodProbeGap
+	// Clock is what stamped the packets the capture received. The
+	// packets it sent are stamped by the kernel at best: Linux hands an
+	// outgoing packet to the capture before the NIC sends it, so even
+	// tcpdump -j adapter_unsynced stamps it in software.
+	Clock timestamp.Source
 	// Resolution of the capture's timestamps: 1 µs for a classic pcap
 	// file, 1 ns for one written with nanosecond precision.
 	Resolution time.Duration
@@ -144,6 +148,37 @@ func (r *Recording) Duplicates() int { return r.dups }
 // (it did not parse, or does not fit the run).
 func (r *Recording) Unexpected() { r.unexpect++ }
 
+// MaxRoundTrip is the longest a reply may come after its probe in a
+// capture whose clocks agree.
+const MaxRoundTrip = time.Minute
+
+// coherent checks that the capture stamped sent and received packets with
+// one clock: most replies come after their probe, and within
+// MaxRoundTrip. A NIC's clock that nothing synchronises to the system's
+// (tcpdump -j adapter_unsynced stamps received packets with it, sent ones
+// with the system's) fails this, and every round trip and every check of
+// the reflector's stamps against ours would be wrong.
+func (r *Recording) coherent() error {
+	var offsets []int64
+	bad := 0
+	for _, rp := range r.replies {
+		if tx := r.trains[rp.train].tx[rp.pos]; tx != 0 {
+			d := rp.ns - tx
+			offsets = append(offsets, d)
+			if d < 0 || d > int64(MaxRoundTrip) {
+				bad++
+			}
+		}
+	}
+	if 2*bad <= len(offsets) {
+		return nil
+	}
+	slices.Sort(offsets)
+	return fmt.Errorf("the capture stamped received packets with another clock than sent ones: replies come %v after their probes (median); "+
+		"with tcpdump -j adapter_unsynced, synchronise the NIC's clock to the system's first (phc2sys)",
+		time.Duration(offsets[len(offsets)/2]))
+}
+
 func (r *Recording) seen(ns int64) {
 	if r.first == 0 || ns < r.first {
 		r.first = ns
@@ -181,12 +216,15 @@ func (r *Recording) Result() (*Result, error) {
 		t := bk.newTrain(rt.n)
 		for p, ns := range rt.tx {
 			if ns != 0 {
-				t.slots[p].sTx, t.slots[p].sSrc = ns, r.opts.Clock
+				t.slots[p].sTx, t.slots[p].sSrc = ns, min(r.opts.Clock, timestamp.SourceKernel)
 			}
 		}
 	}
 	if phase1 < 0 {
 		phase1 = len(keys)
+	}
+	if err := r.coherent(); err != nil {
+		return nil, err
 	}
 	bk.cfg.Trains, bk.cfg.Round = phase1, len(keys)-phase1
 	unexpected := r.unexpect

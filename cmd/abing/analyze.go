@@ -28,8 +28,10 @@ func analyzeCommand() *cobra.Command {
 		Short: "Estimate abing runs from a packet capture taken on the sending host (pcap or pcapng)",
 		Long: "analyze reads the abing runs in a capture taken on the sending host while abing measured\n" +
 			"(tcpdump, dumpcap), and estimates each one from the capture's timestamps with the code of\n" +
-			"a live run. A NIC that stamps packets for the capture (tcpdump -j adapter_unsynced) so gives\n" +
-			"hardware-timestamp accuracy where the socket cannot have it; say --clock hardware then.\n" +
+			"a live run. A NIC that stamps packets for the capture (tcpdump -j adapter_unsynced) gives\n" +
+			"hardware-timestamp accuracy to the replies where the socket cannot have it; say --clock\n" +
+			"hardware then (Linux stamps sent packets for a capture in software, before the NIC sends\n" +
+			"them, and the NIC's clock must be synchronised to the system's: phc2sys).\n" +
 			"CAPTURE - reads standard input. --list prints every abing datagram instead, as a dissector.",
 		Example: "  tcpdump -i eth0 --time-stamp-precision nano -w run.pcap udp port 8176 &\n" +
 			"  abing measure far.example.org; kill %1\n" +
@@ -45,10 +47,8 @@ func analyzeCommand() *cobra.Command {
 				opts.Clock = timestamp.SourceKernel
 			case "hardware":
 				opts.Clock = timestamp.SourceHardware
-			case "user":
-				opts.Clock = timestamp.SourceUser
 			default:
-				return fmt.Errorf("--clock %q: want kernel, hardware or user", clock)
+				return fmt.Errorf("--clock %q: want kernel or hardware", clock)
 			}
 			if opts.Method != measure.MethodProbeGap && opts.Method != measure.MethodABwE {
 				return fmt.Errorf("--method %q: want %s or %s", opts.Method, measure.MethodProbeGap, measure.MethodABwE)
@@ -94,7 +94,7 @@ func analyzeCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.BoolVar(&list, "list", false, "list every abing datagram, one line each, instead of estimating")
 	f.StringVar(&session, "session", "", "only the session with this id (hex, as --list prints it)")
-	f.StringVar(&clock, "clock", "kernel", "what stamped the capture: kernel (libpcap's default), hardware (tcpdump -j adapter_unsynced) or user")
+	f.StringVar(&clock, "clock", "kernel", "what stamped the packets the capture received: kernel (libpcap's default) or hardware (tcpdump -j adapter_unsynced; sent packets are stamped by the kernel either way)")
 	f.StringVar(&opts.Method, "method", measure.MethodProbeGap, "cross-traffic method: probe-gap or abwe")
 	f.StringVar(&output, "output", "text", "output format: text or json (one object per direction per session, as abing measure)")
 	return cmd

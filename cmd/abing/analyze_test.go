@@ -69,7 +69,7 @@ func TestAnalyzeBadInput(t *testing.T) {
 	}{
 		{[]string{}, "accepts 1 arg"},
 		{[]string{"--output", "xml", recordedCapture}, "--output \"xml\""},
-		{[]string{"--clock", "gps", recordedCapture}, "--clock \"gps\": want kernel, hardware or user"},
+		{[]string{"--clock", "gps", recordedCapture}, "--clock \"gps\": want kernel or hardware"},
 		{[]string{"--method", "magic", recordedCapture}, "--method \"magic\""},
 		{[]string{"--session", "xyz", recordedCapture}, "--session \"xyz\": want a session id in hex"},
 		{[]string{"--session", "1", recordedCapture}, "no datagram of session 0000000000000001"},
