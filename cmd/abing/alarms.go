@@ -20,15 +20,15 @@ import (
 
 func alarmsCommand() *cobra.Command {
 	var (
-		db, output string
-		since      time.Duration
+		db, output, api string
+		since           time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "alarms [TARGET]",
 		Short: "Print the alarms the monitor raised (capacity, load, latency, path, down)",
 		Long: "Print the alarms of the monitor's embedded database that were active at some time\n" +
 			"within --since: still active ones (no end) and those that ended since.",
-		Example: "  abing alarms --since 24h\n  abing alarms --output json lab-b",
+		Example: "  abing alarms --since 24h\n  abing alarms --output json lab-b\n  abing alarms --api monitor.example.org:9817 --since 168h",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
@@ -38,12 +38,28 @@ func alarmsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			p := newAlarmPrinter(cmd.OutOrStdout(), output)
+			if api != "" {
+				c, err := apiClient(cmd, api, since)
+				if err != nil {
+					return err
+				}
+				as, err := c.Alarms(cmd.Context(), f.Target, apiSince(since))
+				if err != nil {
+					return err
+				}
+				for i := range as {
+					if err := p.print(&as[i]); err != nil {
+						return err
+					}
+				}
+				return p.done()
+			}
 			s, err := store.Open(db)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			p := newAlarmPrinter(cmd.OutOrStdout(), output)
 			if err := s.Alarms(cmd.Context(), f, p.print); err != nil {
 				return err
 			}
@@ -51,6 +67,7 @@ func alarmsCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&db, "db", store.DefaultPath(), "embedded database to read")
+	cmd.Flags().StringVar(&api, "api", "", "read a monitor's or agent's API instead (HOST:PORT of its web listener, or a URL)")
 	cmd.Flags().DurationVar(&since, "since", 24*time.Hour, "alarms active at some time within this (0: all)")
 	cmd.Flags().StringVar(&output, "output", "text", "text, or json (one object per alarm)")
 	cmd.AddCommand(replayCommand(), evaluateCommand())

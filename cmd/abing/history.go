@@ -14,14 +14,17 @@ import (
 
 func historyCommand() *cobra.Command {
 	var (
-		db, output string
-		since      time.Duration
+		db, output, api, path string
+		since                 time.Duration
+		points                int
 	)
 	cmd := &cobra.Command{
 		Use:   "history [TARGET]",
 		Short: "Print stored results (the monitor's embedded database)",
 		Example: "  abing history --since 24h\n" +
-			"  abing history --output csv lab-b.example.org:8176 > lab-b.csv",
+			"  abing history --output csv lab-b.example.org:8176 > lab-b.csv\n" +
+			"  abing history --api monitor.example.org:9817                 # every path's last results\n" +
+			"  abing history --api monitor.example.org:9817 --since 168h --points 168 lab-b",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "text" && output != "json" && output != "csv" {
@@ -30,6 +33,30 @@ func historyCommand() *cobra.Command {
 			f, err := storeFilter(args, since)
 			if err != nil {
 				return err
+			}
+			if api != "" {
+				if output == "csv" {
+					return fmt.Errorf("--output csv needs the records of the local database; the API answers with text or json")
+				}
+				c, err := apiClient(cmd, api, since)
+				if err != nil {
+					return err
+				}
+				if f.Target == "" {
+					ts, err := c.Targets(cmd.Context())
+					if err != nil {
+						return err
+					}
+					return printTargets(ts, output, cmd.OutOrStdout())
+				}
+				h, err := c.History(cmd.Context(), f.Target, path, apiSince(since), points)
+				if err != nil {
+					return err
+				}
+				return printBuckets(h, output, cmd.OutOrStdout())
+			}
+			if path != "" || points != 0 {
+				return fmt.Errorf("--path and --points read the API: give --api too")
 			}
 			s, err := store.Open(db)
 			if err != nil {
@@ -42,6 +69,9 @@ func historyCommand() *cobra.Command {
 	cmd.Flags().StringVar(&db, "db", store.DefaultPath(), "embedded database to read")
 	cmd.Flags().DurationVar(&since, "since", 0, "only results newer than this (0: all)")
 	cmd.Flags().StringVar(&output, "output", "text", "text, json (one object per line, as abing measure) or csv")
+	cmd.Flags().StringVar(&api, "api", "", "read a monitor's or agent's API instead (HOST:PORT of its web listener, or a URL): the last results of every path, or with TARGET its history in buckets")
+	cmd.Flags().StringVar(&path, "path", "", "with --api and TARGET: the target's path (a name of its paths:)")
+	cmd.Flags().IntVar(&points, "points", 0, "with --api and TARGET: buckets a direction (10 to 5000; 0: the API's 500)")
 	return cmd
 }
 

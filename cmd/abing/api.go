@@ -1,0 +1,98 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/abing-net/abing/record"
+	"github.com/abing-net/abing/webapi"
+)
+
+// apiClient is the client of --api, after a check that the flags that
+// only the local database has were not given with it.
+func apiClient(cmd *cobra.Command, addr string, since time.Duration) (*webapi.Client, error) {
+	if cmd.Flags().Changed("db") {
+		return nil, fmt.Errorf("--db and --api: give one or the other")
+	}
+	if since > webapi.MaxSince {
+		return nil, fmt.Errorf("--since %v: the API answers at most %v", since, webapi.MaxSince)
+	}
+	return webapi.NewClient(addr)
+}
+
+// apiSince is the API's window for --since; 0 (all) is the longest it
+// answers.
+func apiSince(since time.Duration) time.Duration {
+	if since == 0 {
+		return webapi.MaxSince
+	}
+	return since
+}
+
+// printTargets prints the API's overview: each path's last results and
+// active alarms.
+func printTargets(ts []webapi.Target, output string, w io.Writer) error {
+	if output == "json" {
+		enc := json.NewEncoder(w)
+		for _, t := range ts {
+			if err := enc.Encode(t); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(ts) == 0 {
+		_, err := fmt.Fprintln(w, "no targets")
+		return err
+	}
+	for _, t := range ts {
+		for _, r := range []*record.Record{t.Forward, t.Reverse} {
+			if r == nil {
+				continue
+			}
+			alarms := ""
+			if n := len(t.Alarms); n > 0 {
+				alarms = fmt.Sprintf("  %d active alarms", n)
+			}
+			if _, err := fmt.Fprintf(w, "%-24s %s%s\n", t.Key, r.Text(), alarms); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// printBuckets prints one path's downsampled history.
+func printBuckets(h *webapi.History, output string, w io.Writer) error {
+	if output == "json" {
+		return json.NewEncoder(w).Encode(h)
+	}
+	key := h.Target
+	if h.Path != "" {
+		key += "/" + h.Path
+	}
+	fmt.Fprintf(w, "%s: %d results (both directions) from %s to %s, in buckets of %v (each value: median, min–max)\n", key, h.Runs,
+		h.Since.Format(time.RFC3339), h.Until.Format(time.RFC3339), time.Duration(h.BucketSeconds*float64(time.Second)))
+	stat := func(s webapi.Stat, f string) string {
+		if math.IsNaN(s.Median) {
+			return "-"
+		}
+		return fmt.Sprintf(f+" ("+f+"–"+f+")", s.Median, s.Min, s.Max)
+	}
+	for _, b := range h.Buckets {
+		band := ""
+		if b.ABWLow != nil && b.ABWHigh != nil {
+			band = fmt.Sprintf(" [%.1f–%.1f]", *b.ABWLow, *b.ABWHigh)
+		}
+		if _, err := fmt.Fprintf(w, "%s  %-7s  n %-3d  DBC %s  ABW %s%s  XTR %s  RTT %s ms  loss %s\n", b.Time.Format(time.RFC3339), b.Direction, b.N,
+			stat(b.DBC, "%.1f"), stat(b.ABW, "%.1f"), band, stat(b.XTR, "%.1f"), stat(b.RTT, "%.2f"), stat(b.Loss, "%.2f")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
