@@ -15,17 +15,6 @@ import (
 	"github.com/abing-net/abing/store"
 )
 
-func runCmd(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	cmd := alarmsCommand()
-	var out, errOut bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&errOut)
-	cmd.SetArgs(args)
-	err := cmd.Execute()
-	return out.String(), err
-}
-
 // A series exported as CSV and as JSON lines replays into the same alarms:
 // the capacity drop of both directions, still active (no end), with the
 // levels in Mbit/s.
@@ -53,7 +42,7 @@ func TestAlarmsReplay(t *testing.T) {
 	os.WriteFile(jsonPath, jsonBuf.Bytes(), 0o644)
 	var outs []string
 	for _, path := range []string{csvPath, jsonPath} {
-		out, err := runCmd(t, "replay", "--output", "json", path)
+		out, err := execute(t, alarmsCommand, nil, "replay", "--output", "json", path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,7 +67,7 @@ func TestAlarmsReplay(t *testing.T) {
 		t.Errorf("CSV and JSON replays differ:\n%s\n%s", outs[0], outs[1])
 	}
 	// Tuning: a min_change above the drop hides it.
-	if out, err := runCmd(t, "replay", "--min-change", "0.5", csvPath); err != nil || strings.TrimSpace(out) != "no alarms" {
+	if out, err := execute(t, alarmsCommand, nil, "replay", "--min-change", "0.5", csvPath); err != nil || strings.TrimSpace(out) != "no alarms" {
 		t.Errorf("--min-change 0.5: %q %v", out, err)
 	}
 	for _, tc := range []struct {
@@ -90,13 +79,13 @@ func TestAlarmsReplay(t *testing.T) {
 		{[]string{"replay", "--output", "xml", csvPath}, "--output"},
 		{[]string{"replay", filepath.Join(dir)}, "is a directory"},
 	} {
-		if _, err := runCmd(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := execute(t, alarmsCommand, nil, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
 		}
 	}
 	bad := filepath.Join(dir, "bad.json")
 	os.WriteFile(bad, []byte("{\"time\": \"2026-11-01T00:00:00Z\"}\n{nope\n"), 0o644)
-	if _, err := runCmd(t, "replay", bad); err == nil || !strings.Contains(err.Error(), "bad.json: line 2:") {
+	if _, err := execute(t, alarmsCommand, nil, "replay", bad); err == nil || !strings.Contains(err.Error(), "bad.json: line 2:") {
 		t.Errorf("bad JSON line: %v", err)
 	}
 }
@@ -120,14 +109,14 @@ func TestAlarmsList(t *testing.T) {
 		}
 	}
 	s.Close()
-	out, err := runCmd(t, "--db", path)
+	out, err := execute(t, alarmsCommand, nil, "--db", path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(out, "gone") || !strings.Contains(out, "active") || !strings.Contains(out, "2 → 3 hops") || !strings.Contains(out, "route after:") {
 		t.Errorf("last 24 h:\n%s", out)
 	}
-	out, _ = runCmd(t, "--db", path, "--since", "0", "--output", "json")
+	out, _ = execute(t, alarmsCommand, nil, "--db", path, "--since", "0", "--output", "json")
 	if n := strings.Count(out, "\n"); n != 2 || !strings.Contains(out, `"cleared":"up"`) {
 		t.Errorf("all, json:\n%s", out)
 	}
@@ -158,22 +147,19 @@ func TestHistoryAndAlarmsByName(t *testing.T) {
 	}
 	s.Close()
 	for _, by := range []string{"lab-b", "198.18.2.2:8176"} {
-		hist := historyCommand()
-		var out bytes.Buffer
-		hist.SetOut(&out)
-		hist.SetArgs([]string{"--db", path, by})
-		if err := hist.Execute(); err != nil {
+		out, err := execute(t, historyCommand, nil, "--db", path, by)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if n := strings.Count(out.String(), "\n"); n != 1 || !strings.Contains(out.String(), "lab-b") {
-			t.Errorf("history %s:\n%s", by, out.String())
+		if n := strings.Count(out, "\n"); n != 1 || !strings.Contains(out, "lab-b") {
+			t.Errorf("history %s:\n%s", by, out)
 		}
-		al, err := runCmd(t, "--db", path, by)
+		al, err := execute(t, alarmsCommand, nil, "--db", path, by)
 		if err != nil || !strings.Contains(al, "lab-b does not answer") {
 			t.Errorf("alarms %s: %v\n%s", by, err, al)
 		}
 	}
-	if al, _ := runCmd(t, "--db", path, "lab-c"); strings.Contains(al, "lab-b") {
+	if al, _ := execute(t, alarmsCommand, nil, "--db", path, "lab-c"); strings.Contains(al, "lab-b") {
 		t.Errorf("alarms lab-c shows lab-b's:\n%s", al)
 	}
 }

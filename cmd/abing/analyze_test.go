@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,22 +9,10 @@ import (
 
 const recordedCapture = "../../capture/testdata/emulated-20M.pcapng.gz"
 
-func runAnalyze(t *testing.T, stdin []byte, args ...string) (string, error) {
-	t.Helper()
-	cmd := analyzeCommand()
-	var out, errb bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&errb)
-	cmd.SetIn(bytes.NewReader(stdin))
-	cmd.SetArgs(args)
-	err := cmd.Execute()
-	return out.String(), err
-}
-
 // abing analyze on a capture of an emulated run: text, JSON, the listing,
 // standard input.
 func TestAnalyzeCommand(t *testing.T) {
-	out, err := runAnalyze(t, nil, recordedCapture)
+	out, err := execute(t, analyzeCommand, nil, recordedCapture)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +21,7 @@ func TestAnalyzeCommand(t *testing.T) {
 		!strings.Contains(lines[1], "forward  DBC 18.4") || !strings.Contains(lines[2], "reverse  DBC 18.9") {
 		t.Errorf("text output:\n%s", out)
 	}
-	out, err = runAnalyze(t, nil, "--output", "json", "--method", "abwe", "--clock", "hardware", recordedCapture)
+	out, err = execute(t, analyzeCommand, nil, "--output", "json", "--method", "abwe", "--clock", "hardware", recordedCapture)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +29,7 @@ func TestAnalyzeCommand(t *testing.T) {
 		!strings.Contains(out, "from a capture: session") || !strings.Contains(out, "stamped by hardware every 1ns") {
 		t.Errorf("json output:\n%s", out)
 	}
-	out, err = runAnalyze(t, nil, "--list", recordedCapture)
+	out, err = execute(t, analyzeCommand, nil, "--list", recordedCapture)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +39,7 @@ func TestAnalyzeCommand(t *testing.T) {
 	}
 	id := strings.Fields(list[0])[6]
 	data, _ := os.ReadFile(recordedCapture)
-	out, err = runAnalyze(t, data, "--session", id, "-")
+	out, err = execute(t, analyzeCommand, data, "--session", id, "-")
 	if err != nil || !strings.Contains(out, "session "+id) {
 		t.Errorf("--session %s from standard input: %v\n%s", id, err, out)
 	}
@@ -77,7 +64,7 @@ func TestAnalyzeBadInput(t *testing.T) {
 		{[]string{filepath.Join(dir, "absent.pcap")}, "no such file"},
 		{[]string{text}, text + ": not a pcap or pcapng file"},
 	} {
-		_, err := runAnalyze(t, nil, tc.args...)
+		_, err := execute(t, analyzeCommand, nil, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: err = %v, want it to mention %q", tc.args, err, tc.want)
 		}

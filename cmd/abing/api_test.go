@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -67,17 +66,6 @@ func apiServer(t *testing.T) (db string, url string) {
 	return db, srv.URL
 }
 
-func run(t *testing.T, cmd func() *cobra.Command, args ...string) (string, error) {
-	t.Helper()
-	c := cmd()
-	var out, errb bytes.Buffer
-	c.SetOut(&out)
-	c.SetErr(&errb)
-	c.SetArgs(args)
-	err := c.Execute()
-	return out.String(), err
-}
-
 // abing alarms and abing history read a monitor's API as they read its
 // database: the same alarms, line for line; the last results of every
 // path; one path's history in buckets.
@@ -85,11 +73,11 @@ func TestFromAPI(t *testing.T) {
 	db, url := apiServer(t)
 	host := strings.TrimPrefix(url, "http://")
 	for _, args := range [][]string{{"--since", "3h"}, {"--since", "0"}, {"--since", "3h", "lab-c"}, {"--output", "json", "--since", "3h"}} {
-		local, err := run(t, alarmsCommand, append([]string{"--db", db}, args...)...)
+		local, err := execute(t, alarmsCommand, nil, append([]string{"--db", db}, args...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
-		remote, err := run(t, alarmsCommand, append([]string{"--api", host}, args...)...)
+		remote, err := execute(t, alarmsCommand, nil, append([]string{"--api", host}, args...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,7 +86,7 @@ func TestFromAPI(t *testing.T) {
 		}
 	}
 
-	out, err := run(t, historyCommand, "--api", url)
+	out, err := execute(t, historyCommand, nil, "--api", url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +96,7 @@ func TestFromAPI(t *testing.T) {
 		t.Errorf("overview:\n%s", out)
 	}
 
-	out, err = run(t, historyCommand, "--api", url, "--since", "2h", "--points", "12", "--path", "direct", "lab-b")
+	out, err = execute(t, historyCommand, nil, "--api", url, "--since", "2h", "--points", "12", "--path", "direct", "lab-b")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +109,7 @@ func TestFromAPI(t *testing.T) {
 	if n := len(lines) - 1; n != 24 || !strings.Contains(lines[5], "DBC 18.5 (18.5–18.5)  ABW 9.0 (8.0–10.0) [6.0–10.0]") {
 		t.Errorf("%d buckets:\n%s", n, out)
 	}
-	out, err = run(t, historyCommand, "--api", url, "--output", "json", "--path", "direct", "lab-b")
+	out, err = execute(t, historyCommand, nil, "--api", url, "--output", "json", "--path", "direct", "lab-b")
 	var h webapi.History
 	if err != nil || json.Unmarshal([]byte(out), &h) != nil || h.Runs != 240 || h.Path != "direct" {
 		t.Errorf("json: %v, %d runs\n%.300s", err, h.Runs, out)
@@ -145,7 +133,7 @@ func TestAPIBadInput(t *testing.T) {
 		{alarmsCommand, []string{"--api", url + "/nothing"}, "404 Not Found: no API there"},
 		{alarmsCommand, []string{"--api", "127.0.0.1:1"}, "connection refused"},
 	} {
-		_, err := run(t, tc.cmd, tc.args...)
+		_, err := execute(t, tc.cmd, nil, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
 		}

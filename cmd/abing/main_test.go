@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 )
 
 // Bad input is refused with a message that names the problem, before any
@@ -48,4 +50,18 @@ func TestMeasureBadInput(t *testing.T) {
 			t.Errorf("%v: err = %v, want it to mention %q", tc.args, err, tc.want)
 		}
 	}
+}
+
+// execute runs a fresh command from mk with args and stdin (nil: none) and
+// returns what it printed on its standard output.
+func execute(t *testing.T, mk func() *cobra.Command, stdin []byte, args ...string) (string, error) {
+	t.Helper()
+	cmd := mk()
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetIn(bytes.NewReader(stdin))
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	return out.String(), err
 }
