@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -29,13 +30,23 @@ var (
 	refl6   = netip.MustParseAddrPort("[fd00:ab:2::2]:8176")
 )
 
+// collect is every session of an analysis, in the order delivered.
+func collect(r *capture.Reader, opts capture.Options) ([]*capture.Session, error) {
+	var ss []*capture.Session
+	err := capture.Analyze(r, opts, func(s *capture.Session) error {
+		ss = append(ss, s)
+		return nil
+	})
+	return ss, err
+}
+
 func analyze(t *testing.T, b []byte, opts capture.Options) ([]*capture.Session, *capture.Reader) {
 	t.Helper()
 	r, err := capture.NewReader(bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ss, err := capture.Analyze(r, opts)
+	ss, err := collect(r, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +176,7 @@ func TestSessionsAndNoise(t *testing.T) {
 			frames = append(frames, b[i])
 		}
 	}
-	frames = append(frames, a[2]) // a probe seen twice
+	frames = slices.Insert(frames, 20, a[2]) // a probe seen twice, before its session closes
 	other := frame{at: a[0].at, src: sender4, dst: netip.MustParseAddrPort("198.18.2.2:53"), payload: []byte("not abing at all"), ttl: 64}
 	// An IPv4 fragment of an abing probe (More Fragments set): not
 	// reassembled, so not used.
@@ -192,7 +203,7 @@ func TestSessionsAndNoise(t *testing.T) {
 		t.Fatalf("--session 2: %d sessions", len(ss))
 	}
 	r, _ = capture.NewReader(bytes.NewReader(data))
-	if _, err := capture.Analyze(r, capture.Options{Session: 3}); err == nil || !strings.Contains(err.Error(), "no datagram of session 0000000000000003") {
+	if _, err := collect(r, capture.Options{Session: 3}); err == nil || !strings.Contains(err.Error(), "no datagram of session 0000000000000003") {
 		t.Errorf("absent session: %v", err)
 	}
 }
@@ -312,7 +323,7 @@ func TestBadCaptures(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := capture.NewReader(bytes.NewReader(tc.data))
 			if err == nil {
-				_, err = capture.Analyze(r, capture.Options{})
+				_, err = collect(r, capture.Options{})
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want one with %q", err, tc.want)
@@ -377,7 +388,7 @@ func TestRecordedRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ss, err := capture.Analyze(r, capture.Options{Clock: timestamp.SourceKernel})
+	ss, err := collect(r, capture.Options{Clock: timestamp.SourceKernel})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,5 +462,60 @@ func TestClocks(t *testing.T) {
 	ss, _ = analyze(t, writeCapture(t, frames, pcapNano, links[0], 0), capture.Options{Clock: timestamp.SourceHardware})
 	if _, err := ss[0].Result(); err == nil || !strings.Contains(err.Error(), "another clock than sent ones") || !strings.Contains(err.Error(), "phc2sys") {
 		t.Errorf("unsynchronised clocks: %v", err)
+	}
+}
+
+// Sessions are delivered as they end, not at the end of the capture, so
+// that a day's capture of a monitor holds only the runs open at one time:
+// at its close, or after capture.Idle without a datagram (a run whose
+// close the capture missed); a straggler of a delivered session is not a
+// new one.
+func TestStreaming(t *testing.T) {
+	a := synthRun(sender4, refl4, 1, 1)
+	a = a[:len(a)-1] // no close: delivered when idle
+	b := synthRun(sender4, refl4, 2, 2)
+	c := synthRun(sender4, refl4, 3, 3)
+	shift := func(fs []frame, d time.Duration) []frame {
+		for i := range fs {
+			fs[i].at = fs[i].at.Add(d)
+		}
+		return fs
+	}
+	b = shift(b, capture.Idle+time.Minute)
+	c = shift(c, capture.Idle+2*time.Minute)
+	straggler := b[5] // a reply of b, after b closed
+	straggler.at = c[0].at
+	// Pad with other traffic so that the analysis sweeps idle sessions
+	// (every 4,096 datagrams) while b is open.
+	var pad []frame
+	for i := range 5000 {
+		f := b[2] // probes of another session id
+		f.payload = bytes.Clone(f.payload)
+		binary.BigEndian.PutUint64(f.payload[8:], uint64(1000+i))
+		f.at = b[2].at
+		pad = append(pad, f)
+	}
+	frames := slices.Concat(a, pad, b, []frame{straggler}, c)
+	r, err := capture.NewReader(bytes.NewReader(writeCapture(t, frames, pcapng, links[0], 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := map[uint64]int{}
+	err = capture.Analyze(r, capture.Options{Clock: timestamp.SourceKernel}, func(s *capture.Session) error {
+		if s.ID <= 3 {
+			at[s.ID] = r.Stats().Packets
+			checkSynth(t, s)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startB, endB := len(a)+len(pad), len(a)+len(pad)+len(b)
+	if at[1] == 0 || at[1] > startB+4096 {
+		t.Errorf("a (no close) delivered after packet %d; b starts at %d", at[1], startB)
+	}
+	if at[2] != endB || at[3] != len(frames) {
+		t.Errorf("b delivered after packet %d, c after %d; want %d and %d (their closes)", at[2], at[3], endB, len(frames))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/abing-net/abing/auth"
@@ -58,47 +59,93 @@ func (s *Session) Result() (*measure.Result, error) {
 // Duplicates is how many probes the capture holds more than once.
 func (s *Session) Duplicates() int { return s.rec.Duplicates() }
 
-// MaxSessions bounds the sessions one analysis keeps: a monitor measuring
-// ten targets every minute for a day runs 14,400.
-const MaxSessions = 100_000
+// Bounds of an analysis. A session is delivered, and forgotten, when its
+// sender closes it, after Idle of capture time without a datagram of it (a
+// run cut off, or whose close the capture missed), or at the end of the
+// capture; so a capture of a monitor's day holds in memory only the runs
+// open at one time. MaxOpen bounds those (a monitor runs one measurement
+// at a time on each interface), and measure.MaxRecorded their probes
+// together.
+const (
+	Idle    = 5 * time.Minute
+	MaxOpen = 10_000
+)
 
 // Analyze reads every abing datagram of a capture taken on the sending
-// host and sorts them into sessions, in the order they start. Datagrams are
-// checked as a live run checks them; what does not fit its session is
-// counted in that session's result as unexpected. Signatures are not
-// checked: that needs the session's key, and the capture is the user's own.
-func Analyze(r *Reader, opts Options) ([]*Session, error) {
-	byKey := map[uint64]*Session{}
-	var order []*Session
-	probes := 0
+// host, sorts them into sessions, and hands each session to done once it
+// ended (in the order they end; at the end of the capture, in the order
+// they started). Datagrams are checked as a live run checks them; what does
+// not fit its session is counted in that session's result as unexpected.
+// Signatures are not checked: that needs the session's key, and the
+// capture is the user's own. An error from done ends the analysis.
+func Analyze(r *Reader, opts Options, done func(*Session) error) error {
+	open := map[uint64]*Session{}
+	ended := map[uint64]time.Time{} // delivered sessions, by their last datagram: stragglers are not new ones
+	probes, delivered, n := 0, 0, 0
 	res := r.Resolution()
 	var stamps []wire.TxStamp
+	deliver := func(s *Session) error {
+		delete(open, s.ID)
+		ended[s.ID] = s.Last
+		probes -= s.Probes
+		delivered++
+		return done(s)
+	}
+	// sweep delivers the sessions idle since before now, oldest first,
+	// and forgets the ended ones that no straggler can follow any more.
+	sweep := func(now time.Time, all bool) error {
+		var idle []*Session
+		for _, s := range open {
+			if all || now.Sub(s.Last) > Idle {
+				idle = append(idle, s)
+			}
+		}
+		slices.SortFunc(idle, func(a, b *Session) int { return a.First.Compare(b.First) })
+		for _, s := range idle {
+			if err := deliver(s); err != nil {
+				return err
+			}
+		}
+		for id, last := range ended {
+			if now.Sub(last) > Idle {
+				delete(ended, id)
+			}
+		}
+		return nil
+	}
 	for {
 		d, err := r.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return order, err
+			return err
+		}
+		if n++; n%4096 == 0 {
+			if err := sweep(d.Time, false); err != nil {
+				return err
+			}
 		}
 		h := d.Header
 		if opts.Session != 0 && h.Session != opts.Session {
+			continue
+		}
+		if _, ok := ended[h.Session]; ok {
 			continue
 		}
 		sender, refl := d.Src, d.Dst
 		if !h.Type.FromSender() {
 			sender, refl = d.Dst, d.Src
 		}
-		s := byKey[h.Session]
+		s := open[h.Session]
 		if s == nil {
-			if len(order) >= MaxSessions {
-				return order, fmt.Errorf("more than %d sessions in the capture: pick one with --session", MaxSessions)
+			if len(open) >= MaxOpen {
+				return fmt.Errorf("more than %d sessions open at once in the capture: pick one with --session", MaxOpen)
 			}
 			res = max(res, r.Resolution())
 			s = &Session{ID: h.Session, Sender: sender, Reflector: refl, First: d.Time,
 				rec: measure.NewRecording(refl, measure.RecordingOptions{Method: opts.Method, Clock: opts.Clock, Resolution: res})}
-			byKey[h.Session] = s
-			order = append(order, s)
+			open[h.Session] = s
 		}
 		s.Datagrams++
 		s.Last = d.Time
@@ -118,11 +165,15 @@ func Analyze(r *Reader, opts Options) ([]*Session, error) {
 		switch h.Type {
 		case wire.TypeProbe:
 			if err := s.rec.Probe(h, d.Size, ns); err != nil {
-				return order, fmt.Errorf("session %016x: %w", s.ID, err)
+				return fmt.Errorf("session %016x: %w", s.ID, err)
 			}
 			s.Probes++
 			if probes++; probes > measure.MaxRecorded {
-				return order, fmt.Errorf("more than %d probes in the capture: pick one session with --session", measure.MaxRecorded)
+				return fmt.Errorf("more than %d probes in sessions open at once: pick one session with --session", measure.MaxRecorded)
+			}
+		case wire.TypeClose:
+			if err := deliver(s); err != nil {
+				return err
 			}
 		case wire.TypeReply:
 			if d.Captured < wire.HeaderLen+wire.ReplyBodyLen {
@@ -153,13 +204,16 @@ func Analyze(r *Reader, opts Options) ([]*Session, error) {
 			}
 		}
 	}
-	if len(order) == 0 {
+	if err := sweep(time.Time{}, true); err != nil {
+		return err
+	}
+	if delivered == 0 {
 		st := r.Stats()
 		what := "abing datagram"
 		if opts.Session != 0 {
 			what = fmt.Sprintf("datagram of session %016x", opts.Session)
 		}
-		return nil, fmt.Errorf("no %s in %d packets (%d IP fragments, not reassembled)", what, st.Packets, st.Fragments)
+		return fmt.Errorf("no %s in %d packets (%d IP fragments, not reassembled)", what, st.Packets, st.Fragments)
 	}
-	return order, nil
+	return nil
 }

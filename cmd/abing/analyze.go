@@ -84,11 +84,15 @@ func analyzeCommand() *cobra.Command {
 						name, st.Packets, st.Datagrams, time.Since(start).Round(time.Second))
 				}
 			})
-			sessions, err := capture.Analyze(r, opts)
-			if err != nil {
+			p := &sessionPrinter{res: r.Resolution, clock: opts.Clock, output: output, w: cmd.OutOrStdout(), errw: cmd.ErrOrStderr(),
+				json: json.NewEncoder(cmd.OutOrStdout())}
+			if err := capture.Analyze(r, opts, p.print); err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
-			return printSessions(sessions, r.Resolution(), opts.Clock, output, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			if p.good == 0 {
+				return fmt.Errorf("no session of the %d in the capture has an estimate in both directions", p.n)
+			}
+			return nil
 		},
 	}
 	f := cmd.Flags()
@@ -127,57 +131,61 @@ func listCapture(r *capture.Reader, session uint64, w io.Writer) error {
 	}
 }
 
-// printSessions prints each session's estimate; it fails when no session
-// has an estimate in both directions.
-func printSessions(sessions []*capture.Session, res time.Duration, clock timestamp.Source, output string, w, errw io.Writer) error {
-	enc := json.NewEncoder(w)
-	good := 0
-	for _, s := range sessions {
-		notes := []string{fmt.Sprintf("from a capture: session %016x, %s > %s, %d probes, %d datagrams, stamped by %s every %v",
-			s.ID, s.Sender, s.Reflector, s.Probes, s.Datagrams, clock, res)}
-		if n := s.Duplicates(); n > 0 {
-			notes = append(notes, fmt.Sprintf("%d probes captured more than once (several interfaces?): the first of each used", n))
-		}
-		if s.Cut > 0 {
-			notes = append(notes, fmt.Sprintf("%d replies or reports cut by the capture's snap length, not used (capture with -s 0)", s.Cut))
-		}
-		if res > time.Microsecond/2 && clock == timestamp.SourceHardware {
-			notes = append(notes, "microsecond timestamps hide what the NIC stamped: capture with --time-stamp-precision nano")
-		}
-		result, err := s.Result()
-		if err != nil {
-			fmt.Fprintln(errw, "abing:", err)
-			continue
-		}
-		recs := result.Records()
-		ok := true
-		for i := range recs {
-			ok = ok && recs[i].Error == ""
-			recs[i].Note = strings.Join(append(notes, recs[i].Note), "; ")
-			recs[i].Note = strings.TrimSuffix(recs[i].Note, "; ")
-		}
-		if ok {
-			good++
-		}
-		if output == "json" {
-			for _, rec := range recs {
-				if err := enc.Encode(rec); err != nil {
-					return err
-				}
-			}
-			continue
-		}
-		fmt.Fprintf(w, "session %016x  %s > %s  %s  (%d probes, %d datagrams)\n", s.ID, s.Sender, s.Reflector,
-			result.Time.UTC().Format("2006-01-02 15:04:05.000 MST"), s.Probes, s.Datagrams)
-		for _, rec := range recs {
-			fmt.Fprintln(w, "  "+rec.Text())
-		}
-		for _, n := range notes[1:] {
-			fmt.Fprintln(w, "  note: "+n)
-		}
+// sessionPrinter prints each session's estimate as the analysis delivers
+// it.
+type sessionPrinter struct {
+	res     func() time.Duration // the capture's timestamp resolution
+	clock   timestamp.Source
+	output  string
+	w, errw io.Writer
+	json    *json.Encoder
+	n, good int // sessions, and those with an estimate both ways
+}
+
+func (p *sessionPrinter) print(s *capture.Session) error {
+	p.n++
+	notes := []string{fmt.Sprintf("from a capture: session %016x, %s > %s, %d probes, %d datagrams, stamped by %s every %v",
+		s.ID, s.Sender, s.Reflector, s.Probes, s.Datagrams, p.clock, p.res())}
+	if n := s.Duplicates(); n > 0 {
+		notes = append(notes, fmt.Sprintf("%d probes captured more than once (several interfaces?): the first of each used", n))
 	}
-	if good == 0 {
-		return fmt.Errorf("no session of the %d in the capture has an estimate in both directions", len(sessions))
+	if s.Cut > 0 {
+		notes = append(notes, fmt.Sprintf("%d replies or reports cut by the capture's snap length, not used (capture with -s 0)", s.Cut))
+	}
+	if p.res() > time.Microsecond/2 && p.clock == timestamp.SourceHardware {
+		notes = append(notes, "microsecond timestamps hide what the NIC stamped: capture with --time-stamp-precision nano")
+	}
+	result, err := s.Result()
+	if err != nil {
+		fmt.Fprintln(p.errw, "abing:", err)
+		return nil
+	}
+	recs := result.Records()
+	ok := true
+	for i := range recs {
+		ok = ok && recs[i].Error == ""
+		recs[i].Note = strings.TrimSuffix(strings.Join(append(notes, recs[i].Note), "; "), "; ")
+	}
+	if ok {
+		p.good++
+	}
+	if p.output == "json" {
+		for _, rec := range recs {
+			if err := p.json.Encode(rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	fmt.Fprintf(p.w, "session %016x  %s > %s  %s  (%d probes, %d datagrams)\n", s.ID, s.Sender, s.Reflector,
+		result.Time.UTC().Format("2006-01-02 15:04:05.000 MST"), s.Probes, s.Datagrams)
+	for _, rec := range recs {
+		fmt.Fprintln(p.w, "  "+rec.Text())
+	}
+	for _, n := range notes[1:] {
+		if _, err := fmt.Fprintln(p.w, "  note: "+n); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -150,7 +150,11 @@ func TestCaptureMatchesLive(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sessions, err := capture.Analyze(r, capture.Options{Clock: timestamp.SourceKernel})
+		var sessions []*capture.Session
+		err = capture.Analyze(r, capture.Options{Clock: timestamp.SourceKernel}, func(s *capture.Session) error {
+			sessions = append(sessions, s)
+			return nil
+		})
 		f.Close()
 		if err != nil {
 			t.Fatal(err)
