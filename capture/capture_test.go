@@ -16,6 +16,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
+	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/capture"
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/record"
@@ -61,6 +62,14 @@ func checkSynth(t *testing.T, s *capture.Session) *measure.Result {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkSynthResult(t, res, 0)
+	return res
+}
+
+// checkSynthResult checks the estimate of a synthRun, with unexpected
+// datagrams in it.
+func checkSynthResult(t *testing.T, res *measure.Result, unexpected int) {
+	t.Helper()
 	for _, d := range []*measure.Direction{&res.Forward, &res.Reverse} {
 		if err := d.Err(); err != nil {
 			t.Errorf("%s: %v", d.Name, err)
@@ -76,13 +85,12 @@ func checkSynth(t *testing.T, s *capture.Session) *measure.Result {
 			t.Errorf("%s: %d trains, %d lost, clock %s", d.Name, d.TrainsSent, d.Lost, d.Source)
 		}
 	}
-	if res.Unexpected != 0 || !res.RTTOK || res.RTT.Min < 10 || res.RTT.Min > 11 {
-		t.Errorf("unexpected %d, RTT %+v", res.Unexpected, res.RTT)
+	if res.Unexpected != unexpected || !res.RTTOK || res.RTT.Min < 10 || res.RTT.Min > 11 {
+		t.Errorf("unexpected %d, want %d; RTT %+v", res.Unexpected, unexpected, res.RTT)
 	}
 	if res.Config.Trains != 16 || res.Config.TrainLen != 2 || res.Config.PacedTrainLen != 10 || res.Config.Size != 1500 {
 		t.Errorf("run read as %+v", res.Config)
 	}
-	return res
 }
 
 // Every format and link type that tcpdump and dumpcap write on Linux,
@@ -552,4 +560,45 @@ func BenchmarkAnalyze(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*50)/1000, "ms/run")
+}
+
+// A signed session (a reflector with keys): the reflector's messages end
+// with a signature, which the analysis leaves out (it cannot check it
+// without the key) and the listing names; a signed message too short to
+// hold one is not used.
+func TestSigned(t *testing.T) {
+	frames := synthRun(sender4, refl4, 12, 1)
+	short := -1
+	for i, f := range frames {
+		h, _ := wire.ParseHeader(f.payload)
+		if h.Type.FromSender() {
+			continue
+		}
+		b := append(bytes.Clone(f.payload), make([]byte, auth.TrailerLen)...)
+		binary.BigEndian.PutUint16(b[6:], h.Flags|wire.FlagSigned)
+		if h.Type == wire.TypeCookie {
+			b = b[:wire.HeaderLen+wire.CookieLen] // signed, but no room for the signature
+			short = i
+		}
+		frames[i].payload = b
+	}
+	data := writeCapture(t, frames, pcapng, links[0], 0)
+	ss, _ := analyze(t, data, capture.Options{Clock: timestamp.SourceKernel})
+	res, err := ss[0].Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Unexpected != 1 {
+		t.Errorf("%d unexpected, want 1 (the cookie too short to be signed)", res.Unexpected)
+	}
+	checkSynthResult(t, res, 1)
+	r, _ := capture.NewReader(bytes.NewReader(data))
+	var lines []string
+	for d, err := r.Next(); err == nil; d, err = r.Next() {
+		lines = append(lines, capture.Describe(d, d.Time))
+	}
+	if !strings.Contains(lines[4], "reply") || !strings.Contains(lines[4], "signed") || !strings.Contains(lines[4], "arrived 2") ||
+		strings.Contains(lines[short], "budget") {
+		t.Errorf("listing:\n%s\n%s", lines[short], lines[4])
+	}
 }

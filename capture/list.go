@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/timestamp"
 	"github.com/abing-net/abing/wire"
 )
@@ -30,10 +29,9 @@ func Describe(d *Datagram, t0 time.Time) string {
 	if h.ReplyGap > 0 {
 		fmt.Fprintf(&b, "  reply-gap %v", time.Duration(h.ReplyGap))
 	}
-	body := d.Data
-	if !h.Type.FromSender() && h.Flags&wire.FlagSigned != 0 && len(body) >= wire.HeaderLen+auth.TrailerLen {
+	body, signed := d.Message()
+	if signed {
 		b.WriteString("  signed")
-		body = body[:len(body)-auth.TrailerLen]
 	}
 	if d.Cut() {
 		fmt.Fprintf(&b, "  [cut: %d of %d bytes captured]", d.Captured, len(d.Data))

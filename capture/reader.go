@@ -14,6 +14,7 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
 
+	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/wire"
 )
 
@@ -45,6 +46,20 @@ type Datagram struct {
 
 // Cut says whether the capture holds fewer bytes of d than were sent.
 func (d *Datagram) Cut() bool { return d.Captured < len(d.Data) }
+
+// Message is d without the signature that a reflector's signed message
+// ends with (auth.TrailerLen bytes; it is not checked, which needs the
+// key), and whether there was one; nil for a signed message too short to
+// hold one.
+func (d *Datagram) Message() (b []byte, signed bool) {
+	if d.Header.Type.FromSender() || d.Header.Flags&wire.FlagSigned == 0 {
+		return d.Data, false
+	}
+	if len(d.Data) < wire.HeaderLen+auth.TrailerLen {
+		return nil, true
+	}
+	return d.Data[:len(d.Data)-auth.TrailerLen], true
+}
 
 // Stats count what a Reader went through.
 type Stats struct {

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/timestamp"
 	"github.com/abing-net/abing/wire"
@@ -154,13 +153,10 @@ func Analyze(r *Reader, opts Options, done func(*Session) error) error {
 			continue
 		}
 		ns := d.Time.UnixNano()
-		b := d.Data
-		if !h.Type.FromSender() && h.Flags&wire.FlagSigned != 0 {
-			if len(b) < wire.HeaderLen+auth.TrailerLen {
-				s.rec.Unexpected()
-				continue
-			}
-			b = b[:len(b)-auth.TrailerLen]
+		b, _ := d.Message()
+		if b == nil {
+			s.rec.Unexpected()
+			continue
 		}
 		switch h.Type {
 		case wire.TypeProbe:
