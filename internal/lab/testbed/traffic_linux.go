@@ -269,8 +269,6 @@ type Calibration struct {
 	Dir      Direction
 	Nominal  float64 // bit/s asked of tc
 	Capacity float64 // bit/s at the IP layer, of packets of the probe size
-	Packets  uint64  // forwarded during the window
-	Window   time.Duration
 }
 
 // Calibration windows: the saturated bottleneck's rate is read over
@@ -321,12 +319,9 @@ func (tb *Testbed) Calibrate(ctx context.Context, d Direction) (Calibration, err
 	if err := tr.Stop(); err != nil {
 		return cal, err
 	}
-	diff := cPrev.Sub(c0)
-	cal.Window = tPrev.Sub(t0)
-	cal.Packets = diff.Packets
 	slices.Sort(rates)
 	cal.Capacity = rates[len(rates)/2]
-	if diff.Drops == 0 {
+	if cPrev.Sub(c0).Drops == 0 {
 		return cal, fmt.Errorf("testbed: calibrating %s: the bottleneck never dropped, so it was not saturated (generator too slow?)", d)
 	}
 	return cal, sleep(ctx, 100*time.Millisecond) // let the queue drain
