@@ -65,6 +65,11 @@
 //
 //	(samples in cluster / usable) × min(1, usable/10) × min(1, δ_dom/(10·noise)).
 //
+// The interval of XTR and ABW is the sampling error's, widened for the
+// paced trains that were sent but left off pace (Config.OffPace): whatever
+// their windows held, XTR with them would lie between (1−s)·XTR and
+// (1−s)·XTR + s·DBC, s being their share.
+//
 // Cross traffic is refused without a capacity or with fewer than
 // Config.MinSamples paced samples; its confidence is
 // max(0, 1 − 2·SE/C) × min(1, windows/20), SE being the standard error of
@@ -109,6 +114,9 @@ type Config struct {
 	Size       int     // probe size at the IP layer, bytes
 	Noise      float64 // timestamp noise, seconds
 	MinSamples int     // fewest usable samples for an estimate; 0 means 5
+	// OffPace is how many paced trains were sent but rejected as off
+	// pace (EstimateCross widens its intervals for them).
+	OffPace int
 }
 
 func (c Config) minSamples() int {
@@ -259,7 +267,7 @@ func EstimateCross(paced []Sample, c Capacity, cfg Config) (Cross, error) {
 	if c.DBC <= 0 || c.Tn <= 0 {
 		return Cross{}, ErrNoCapacity
 	}
-	st := CrossStats{Runs: 1}
+	st := CrossStats{Runs: 1, OffPace: max(0, cfg.OffPace)}
 	var sumX, sumX2 float64
 	for _, s := range paced {
 		if s.Gaps <= 0 || s.In <= 0 || s.Out <= 0 {

@@ -262,3 +262,44 @@ func TestIntervals(t *testing.T) {
 		t.Errorf("empty windows: XTR %.2f (%.2f–%.2f) %v", cr.XTR/1e6, cr.XTRLow/1e6, cr.XTRHigh/1e6, err)
 	}
 }
+
+// Paced trains that left off pace widen the intervals by what their
+// windows could have held: XTR's lower end down by s·XTR, its upper end up
+// by s·(DBC − XTR), s being their share of the paced trains; the estimate
+// itself does not move, and the pooled sums carry the count.
+func TestOffPaceWidens(t *testing.T) {
+	const c, x = 100e6, 40e6
+	r := rand.New(rand.NewPCG(4, 4))
+	capa := Capacity{DBC: c, Tn: tn(c), DBCHigh: 2 * c}
+	samples := paced(r, 90, 2, c, x)
+	base, err := EstimateCross(samples, capa, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, late := range []int{0, 1, 10, 90} {
+		cf := cfg
+		cf.OffPace = late
+		got, err := EstimateCross(samples, capa, cf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := float64(late) / float64(late+90)
+		want := []float64{
+			math.Max(0, base.XTRLow-s*base.XTR), math.Min(c, base.XTRHigh+s*(c-base.XTR)),
+			math.Max(0, base.ABWLow-s*(c-base.XTR)), math.Min(c, base.ABWHigh+s*base.XTR),
+		}
+		have := []float64{got.XTRLow, got.XTRHigh, got.ABWLow, got.ABWHigh}
+		for i := range want {
+			if math.Abs(have[i]-want[i]) > 1 {
+				t.Errorf("%d off pace: interval ends %v, want %v", late, have, want)
+				break
+			}
+		}
+		if got.XTR != base.XTR || got.Stats.OffPace != late {
+			t.Errorf("%d off pace: XTR %.0f (was %.0f), pooled count %d", late, got.XTR, base.XTR, got.Stats.OffPace)
+		}
+		if pooled, err := Pool([]CrossStats{got.Stats}, cfg); err != nil || pooled.XTRHigh != got.XTRHigh {
+			t.Errorf("%d off pace: pooled upper end %.0f, the run's %.0f: %v", late, pooled.XTRHigh, got.XTRHigh, err)
+		}
+	}
+}

@@ -17,6 +17,10 @@ type CrossStats struct {
 	EE, InIn, EIn         float64 // Σe², Σin², Σe·in
 	DBC, Tn, DBCHigh      float64 // Σ over trains of each run's DBC (bit/s), Tn (s) and DBCHigh
 	TnErr2                float64 // Σ over runs of TnErr², s²
+	// OffPace counts the paced trains that were sent but not used because
+	// they did not keep their pace (Config.OffPace): windows that were
+	// open at the bottleneck and are not in the sums.
+	OffPace int
 }
 
 func (st *CrossStats) add(e, in, out float64, gaps int) {
@@ -45,6 +49,7 @@ func (st *CrossStats) Add(o CrossStats) {
 	st.Tn += o.Tn
 	st.DBCHigh += o.DBCHigh
 	st.TnErr2 += o.TnErr2
+	st.OffPace += o.OffPace
 }
 
 // Valid says whether st could have come from EstimateCross: finite sums,
@@ -56,7 +61,7 @@ func (st *CrossStats) Valid() bool {
 		}
 	}
 	return st.Runs > 0 && st.Trains > 0 && st.Windows >= st.Trains && st.In > 0 && st.Out > 0 && st.DBC > 0 && st.Tn > 0 &&
-		st.EE >= 0 && st.InIn > 0 && st.TnErr2 >= 0
+		st.EE >= 0 && st.InIn > 0 && st.TnErr2 >= 0 && st.OffPace >= 0
 }
 
 // Pool estimates XTR and ABW from the trains of several runs of one path
@@ -87,6 +92,14 @@ func Pool(runs []CrossStats, cfg Config) (Cross, error) {
 // computed with two more trains of the mean input span, one that caught
 // nothing and one that caught a probe-sized packet; the estimate itself is
 // left as it is.
+//
+// Trains that were sent but left off pace are a selection: on a busy host
+// the send that comes late is the one that waited for the CPU, and the
+// other processes that held it may be what sends the cross traffic. Had
+// they been used, whatever their windows held (nothing, or the bottleneck
+// full), the estimate would lie between (1−s)·XTR and (1−s)·XTR + s·DBC,
+// s being their share of the paced trains; the interval is widened to
+// hold that, on top of the sampling error.
 func (st CrossStats) estimate(cfg Config) (Cross, error) {
 	x := Cross{Used: st.Trains, Windows: st.Windows, Stats: st}
 	if st.Trains < cfg.minSamples() {
@@ -109,7 +122,9 @@ func (st CrossStats) estimate(cfg Config) (Cross, error) {
 	seTn := float64(cfg.Size) * 8 * math.Abs(st.Out-st.In) / (st.In * tn * tn) * tnErr
 	half := z95(st.Trains-1) * math.Hypot(seRatio, seTn)
 	hi := math.Max(dbcHigh, dbc)
-	x.ABWLow, x.ABWHigh = clamp(x.ABW-half, 0, hi), clamp(x.ABW+half, 0, hi)
-	x.XTRLow, x.XTRHigh = clamp(x.XTR-half, 0, hi), clamp(x.XTR+half, 0, hi)
+	unseen := float64(st.OffPace) / float64(st.OffPace+st.Trains)
+	down, up := half+unseen*x.XTR, half+unseen*(dbc-x.XTR) // of XTR
+	x.ABWLow, x.ABWHigh = clamp(x.ABW-up, 0, hi), clamp(x.ABW+down, 0, hi)
+	x.XTRLow, x.XTRHigh = clamp(x.XTR-down, 0, hi), clamp(x.XTR+up, 0, hi)
 	return x, nil
 }

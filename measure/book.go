@@ -1,6 +1,8 @@
 package measure
 
 import (
+	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"sync"
@@ -253,13 +255,58 @@ func (bk *book) cross(d *Direction, b2b, paced []estimator.Sample, ecfg estimato
 		d.CrossErr = d.CapErr
 		return
 	}
+	ecfg.OffPace = d.Rejects[estimator.OffPace]
 	d.ProbeGap, d.ProbeGapErr = estimator.EstimateCross(paced, d.Capacity, ecfg)
+	if err := bk.busyHost(d, len(paced), d.ProbeGapErr); err != nil {
+		d.ProbeGapErr = err // the reason, also when too few pairs were left to estimate from
+	}
 	d.ABwE, d.ABwEErr = estimator.EstimateABwE(b2b, d.Capacity)
 	if bk.cfg.Method == MethodABwE {
 		d.Cross, d.CrossErr = d.ABwE, d.ABwEErr
 	} else {
 		d.Cross, d.CrossErr = d.ProbeGap, d.ProbeGapErr
 	}
+}
+
+// Paced pairs on a busy host. A pair's window ends with its second send,
+// and on a host short of CPU that send waits for a CPU while the host's
+// other processes run or wait around it: traffic they send through the
+// path is held out of the window or let into it, and the windows stop being
+// independent samples of the cross traffic. The host shows it by sending
+// late. Late pairs are left out, and the interval is widened for them
+// (estimator.Config.OffPace); when more than MaxLateShare of a direction's
+// paced pairs (and at least two) left off pace, the pairs' cross traffic
+// is refused with ErrBusyHost instead, and capacity stands. On the emulated
+// path 0–4 % of paced pairs left off pace on an idle host, 1–10 % with one
+// of two CPUs kept busy (where the pairs' estimates held), and nearly all
+// with both busy. Trains spread the same effect over all their gaps and
+// are checked on their mean pace; they are not refused.
+const MaxLateShare = 0.10
+
+// ErrBusyHost says that the sending host of a direction was too busy to
+// pace its probes.
+var ErrBusyHost = errors.New("the sending host was short of CPU while pacing")
+
+// busyHost is ErrBusyHost, wrapped with the counts, when d's paced trains
+// (used of them accepted) left off pace so often that they cannot be
+// trusted: pairs beyond MaxLateShare, or trains of any length when most
+// left late and too few were left to estimate from (err, the estimator's
+// answer, is ErrTooFew); nil otherwise.
+func (bk *book) busyHost(d *Direction, used int, err error) error {
+	late := d.Rejects[estimator.OffPace]
+	host := "this host"
+	if d.Name == "reverse" {
+		host = "the reflector's host"
+	}
+	switch {
+	case bk.cfg.pacedLen() == 2 && late >= 2 && float64(late) > MaxLateShare*float64(late+used):
+		return fmt.Errorf("%w: %d of %d paced pairs left %s off pace, so its other processes' traffic and the pairs' windows are not independent; no cross traffic from pairs (trains, the default, are not affected)",
+			ErrBusyHost, late, late+used, host)
+	case errors.Is(err, estimator.ErrTooFew) && late > used:
+		return fmt.Errorf("%w: %d of %d paced trains left %s off pace, too few kept their pace to estimate the cross traffic from",
+			ErrBusyHost, late, late+used, host)
+	}
+	return nil
 }
 
 // samples builds the dispersion samples of one direction for trains

@@ -625,7 +625,14 @@ func (s *session) phase(ctx context.Context, first, count, n int, fgap, rgap, in
 	var user []int64
 	next := time.Now()
 	for i := first; i < first+count; i++ {
-		if err := sleepUntil(ctx, next); err != nil {
+		// A back-to-back train leaves when it is handed over; a paced one
+		// is handed over pace.Lead early and leaves at its time, not at
+		// whatever woke this goroutine (pace.Send).
+		at, wake := next, next
+		if fgap > 0 {
+			wake = next.Add(-pace.Lead)
+		}
+		if err := sleepUntil(ctx, wake); err != nil {
 			return err
 		}
 		if err := s.gone(); err != nil {
@@ -655,7 +662,7 @@ func (s *session) phase(ctx context.Context, first, count, n int, fgap, rgap, in
 		}
 		s.mu.Unlock()
 		var err error
-		user, err = pace.Send(ctx, s.peer, pkts, fgap, user)
+		user, err = pace.Send(ctx, s.peer, pkts, fgap, at, user)
 		if err != nil {
 			return fmt.Errorf("reflector %s: %w", s.addr, err)
 		}

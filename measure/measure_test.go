@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"net/netip"
 	"strings"
@@ -274,5 +275,43 @@ func TestRTTStats(t *testing.T) {
 	}
 	if r := rttStats([]float64{5}); r.Median != 5 || r.Jitter != 0 || r.JitterRFC3550 != 0 {
 		t.Errorf("one packet: %+v", r)
+	}
+}
+
+// Paced pairs are refused for cross traffic when more than MaxLateShare of
+// them (and at least two) left off pace; trains only when most left late
+// and too few were left (and then the reason says so, not only "too few").
+func TestBusyHost(t *testing.T) {
+	tooFew := fmt.Errorf("%w: 3 paced trains, need 5", estimator.ErrTooFew)
+	for _, tc := range []struct {
+		name       string
+		pacedLen   int
+		late, used int
+		err        error
+		dir        string
+		want       string // in the error; "" for none
+	}{
+		{"idle host", 2, 1, 95, nil, "forward", ""},
+		{"one late of sixteen", 2, 1, 15, nil, "forward", ""},
+		{"at the limit", 2, 10, 90, nil, "forward", ""},
+		{"busy host", 2, 14, 82, nil, "forward", "14 of 96 paced pairs left this host"},
+		{"two of sixteen", 2, 2, 14, nil, "forward", "2 of 16 paced pairs"},
+		{"the reflector's host", 2, 20, 76, nil, "reverse", "left the reflector's host"},
+		{"trains on a busy host", 10, 14, 82, nil, "forward", ""},
+		{"trains, too few left", 10, 12, 3, tooFew, "forward", "12 of 15 paced trains left this host off pace, too few"},
+		{"trains, too few, not for lateness", 10, 2, 3, tooFew, "forward", ""},
+	} {
+		cfg := Defaults().Fixed()
+		cfg.TrainLen = tc.pacedLen
+		bk := &book{cfg: cfg}
+		d := &Direction{Name: tc.dir}
+		d.Rejects[estimator.OffPace] = tc.late
+		err := bk.busyHost(d, tc.used, tc.err)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: refused: %v", tc.name, err)
+		case tc.want != "" && (!errors.Is(err, ErrBusyHost) || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want ErrBusyHost saying %q", tc.name, err, tc.want)
+		}
 	}
 }

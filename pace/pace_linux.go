@@ -25,7 +25,7 @@ func precise() (release func()) {
 }
 
 // sleep blocks the thread for d on the kernel's high-resolution timer,
-// leaving its CPU to other tasks. d is at most coarseFor.
+// leaving its CPU to other tasks. d is at most Lead.
 func sleep(d time.Duration) {
 	ts := unix.NsecToTimespec(d.Nanoseconds())
 	var rem unix.Timespec

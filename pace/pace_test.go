@@ -28,13 +28,13 @@ func TestSend(t *testing.T) {
 	pkts := [][]byte{{1}, {2}, {3}}
 	var r recorder
 	ctx := context.Background()
-	user, err := Send(ctx, &r, pkts, 0, nil)
+	user, err := Send(ctx, &r, pkts, 0, time.Time{}, nil)
 	if err != nil || len(r.batches) != 1 || len(user) != 3 || len(r.times) != 0 {
 		t.Fatalf("back to back: %d batches, %d user times, %v", len(r.batches), len(user), err)
 	}
 	gap := 200 * time.Microsecond
 	t0 := time.Now().UnixNano()
-	user, err = Send(ctx, &r, pkts, gap, user)
+	user, err = Send(ctx, &r, pkts, gap, time.Time{}, user)
 	if err != nil || len(r.times) != 3 || len(user) != 3 {
 		t.Fatalf("paced: %d writes, %v", len(r.times), err)
 	}
@@ -52,7 +52,7 @@ func TestSend(t *testing.T) {
 	ctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	user, err = Send(ctx, &r, pkts, time.Second, user)
+	user, err = Send(ctx, &r, pkts, time.Second, time.Time{}, user)
 	if !errors.Is(err, context.DeadlineExceeded) || len(user) != 1 || time.Since(start) > 200*time.Millisecond {
 		t.Errorf("cancelled train: %d sent, %v after %v", len(user), err, time.Since(start))
 	}

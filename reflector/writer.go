@@ -90,7 +90,7 @@ func (s *Server) writer(ctx context.Context) {
 		}
 		s.mu.Unlock()
 		var err error
-		user, err = pace.Send(ctx, peer, pkts, s.replyGap(j.t), user)
+		user, err = pace.Send(ctx, peer, pkts, s.replyGap(j.t), time.Time{}, user)
 		if err != nil {
 			s.c.sendErrors.Add(1)
 			s.cfg.Logger.Debug("reply", "to", j.s.key.src, "err", err)

@@ -223,9 +223,16 @@ func TestAdaptive(t *testing.T) {
 // interval's half-width (four standard errors of a calibrated interval).
 // A reading whose half-width exceeds MaxHalf of C says too little to judge
 // a bias by (an adaptive run once came out ±36 % of C, ABW 5.5 for 9.0:
-// wide, but honest); up to MaxWide of the 12 may, so that the test can
-// still fail when the intervals are useless. A bias like the old one, read
-// by 96 pairs with a half-width of 13 % (the widest seen, 10–13 %), fails.
+// wide, but honest), and so does a run of pairs that refused the cross
+// traffic because the host was too busy for pairs (measure.ErrBusyHost).
+// Up to MaxWide of the 12 readings on a host with a free CPU may be either,
+// so that the test can still fail when the intervals are useless; the two
+// (busy) readings are judged when they are narrow and not counted when
+// they are not: there the off-pace trains widen the interval by design (in
+// ten runs of the final code, 2 of 20 busy readings were over ±20 %, and
+// 2 of 120 others, at most one a run). A bias like the one that made 96
+// pairs read half the cross traffic with ±2.0 (CI, issue 23: a half-width
+// of 11 % of C) fails.
 const (
 	MaxHalf = 0.20
 	MaxWide = 2
@@ -233,11 +240,14 @@ const (
 
 // No selection bias: at 10 and 20 Mbit/s under 50 % constant-rate cross
 // traffic, from a generator at real-time priority and at ordinary priority
-// (which loses the CPU while the sender spins, so that late probes and
-// cross traffic coincide), the adaptive default, 10-packet trains and 96
-// pairs each hold the true ABW within twice their interval's half-width,
-// and at most MaxWide intervals are wider than ±MaxHalf of C. This is
-// `abing-lab accuracy --bias` with one repeat.
+// (which competes with the sender and the reflector for the CPU, so that
+// the probes' windows and the cross traffic need not be independent), the
+// adaptive default, 10-packet trains and 96 pairs each hold the true ABW
+// within twice their interval's half-width, and at most MaxWide intervals
+// are wider than ±MaxHalf of C. With one CPU kept busy as well, the default
+// holds it too, and 96 pairs hold it or refuse (measure.ErrBusyHost): the
+// pacer that spun through its gaps read half the cross traffic there, with
+// a narrow interval. This is `abing-lab accuracy --bias` with one repeat.
 func TestModesAgree(t *testing.T) {
 	var table strings.Builder
 	rows, err := RunGrid(context.Background(), BiasGrid(), 1, &table, io.Discard)
@@ -245,13 +255,23 @@ func TestModesAgree(t *testing.T) {
 	t.Logf("\n%s", table.String())
 	var wide []string
 	for _, r := range rows {
+		if r.Failed > 0 && r.Failed == r.Busy {
+			// The expected answer of pairs with a CPU kept busy; on an
+			// idle host, as uninformative as a wide interval.
+			if !r.Cell.Busy {
+				wide = append(wide, fmt.Sprintf("%s refused: %s", r.Cell.Name(), r.Err))
+			}
+			continue
+		}
 		if r.Failed > 0 {
 			t.Errorf("%s: no estimate: %s", r.Cell.Name(), r.Err)
 			continue
 		}
 		c := r.Truth.Capacity
 		if r.Half > MaxHalf*c {
-			wide = append(wide, fmt.Sprintf("%s ±%.0f %% of C", r.Cell.Name(), 100*r.Half/c))
+			if !r.Cell.Busy {
+				wide = append(wide, fmt.Sprintf("%s ±%.0f %% of C", r.Cell.Name(), 100*r.Half/c))
+			}
 			continue
 		}
 		if math.Abs(r.ABW-r.Truth.ABW) > 2*r.Half {
@@ -260,9 +280,9 @@ func TestModesAgree(t *testing.T) {
 		}
 	}
 	if len(wide) > MaxWide {
-		t.Errorf("%d readings with intervals wider than ±%.0f %% of C: %v", len(wide), 100*MaxHalf, wide)
+		t.Errorf("%d readings with intervals wider than ±%.0f %% of C or refused: %v", len(wide), 100*MaxHalf, wide)
 	} else if len(wide) > 0 {
-		t.Logf("too wide to judge a bias by: %v", wide)
+		t.Logf("too wide or refused, nothing to judge a bias by: %v", wide)
 	}
 }
 

@@ -190,6 +190,7 @@ func Run(sc Scenario) Result {
 				samples = append(samples, s)
 			}
 		}
+		ecfg.OffPace = res.Rejects[estimator.OffPace] // as the live run counts them (package measure)
 		res.Cross, res.CrossErr = estimator.EstimateCross(samples, res.Capacity, ecfg)
 		if p.Precision <= 0 || (res.CrossErr == nil && (res.Cross.ABWHigh-res.Cross.ABWLow)/2 <= p.Precision*res.Capacity.DBC) ||
 			(res.Packets+round)*p.Size > p.MaxBytes {

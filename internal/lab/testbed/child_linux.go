@@ -27,6 +27,8 @@ type childSpec struct {
 	Dst   string
 	// Ordinary priority instead of real time (see Flow.Ordinary).
 	Ordinary bool
+	// Busy sends nothing: the child keeps one CPU busy (StartBusy).
+	Busy bool
 }
 
 // RunChild turns this process into a traffic generator when a testbed started
@@ -66,7 +68,22 @@ func runChild(spec childSpec) error {
 		io.Copy(io.Discard, os.Stdin)
 		close(stop)
 	}()
+	if spec.Busy {
+		spin(stop)
+		return nil
+	}
 	return generate(spec, stop)
+}
+
+// spin keeps the CPU busy until stop closes.
+func spin(stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+	}
 }
 
 // child is a running generator process.

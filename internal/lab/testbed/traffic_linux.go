@@ -158,6 +158,24 @@ func (tb *Testbed) startUDP(ctx context.Context, t *Traffic, f Flow, dstNs *Netn
 	return nil
 }
 
+// StartBusy keeps one CPU of the machine busy at ordinary priority, in a
+// process of its own, until Stop or until ctx ends: a host whose CPUs are
+// not all free for the sender, as a shared server or a virtual machine
+// with a noisy neighbour is. On the 2-vCPU machines of the project it
+// leaves one CPU to the sender, the reflector, the router and an
+// ordinary-priority generator.
+func (tb *Testbed) StartBusy(ctx context.Context) (*Traffic, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	t := &Traffic{cancel: cancel}
+	child, err := startChild(ctx, childSpec{Netns: tb.Cross.Name, Busy: true})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	t.closeLater(ctx, child)
+	return t, nil
+}
+
 // generate sends UDP from the current network namespace until stop closes.
 func generate(spec childSpec, stop <-chan struct{}) error {
 	src, err := net.Dial("udp4", spec.Dst)
