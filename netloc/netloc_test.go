@@ -147,6 +147,15 @@ func TestActions(t *testing.T) {
 func TestClientThatNeverReads(t *testing.T) {
 	addr := start(t, newFixed(5000), Options{WriteTimeout: 200 * time.Millisecond})
 	greedy := dial(t, addr)
+	// A receive buffer of a few KB, so that the first answer (600 KB)
+	// cannot be taken without reading: with loopback's default buffers of
+	// megabytes, a server slowed by the race detector on a busy machine
+	// had not filled them when the test began to drain, and so had no
+	// reason to close (CI: 48 MB drained in 5 s, the server still
+	// answering).
+	if err := greedy.c.(*net.TCPConn).SetReadBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
 	go func() {
 		for range 200 { // some 100 MB of answers asked for
 			if _, err := fmt.Fprintln(greedy.c, `{"action":"get_full_map"}`); err != nil {
