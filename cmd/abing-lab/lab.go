@@ -170,7 +170,8 @@ func runAccuracy(ctx context.Context, cmd *cobra.Command, w io.Writer, stability
 	fmt.Fprintf(w, "abing accuracy report, %s\n", time.Now().UTC().Format(time.DateOnly))
 	fmt.Fprintf(w, "machine: %s, %d CPUs, kernel %s; links: veth through a one-frame tbf\n", cpuModel(), runtime.NumCPU(), kernel())
 	fmt.Fprintf(w, "each row: median of %d measurements in the mode named last (adaptive: the default; pairs: --pairs 16;\n"+
-		"trains: --train-len 10; pairs96: --pairs 96); (ord): the cross-traffic generator at ordinary priority\n\n", repeats)
+		"trains: --train-len 10; pairs96: --pairs 96); (ord): the cross-traffic generator at ordinary priority;\n"+
+		"(busy): one CPU kept busy besides\n\n", repeats)
 	_, err := accuracy.RunGrid(ctx, cells, repeats, w, cmd.ErrOrStderr())
 	return err
 }
