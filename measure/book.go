@@ -280,7 +280,8 @@ func (bk *book) cross(d *Direction, b2b, paced []estimator.Sample, ecfg estimato
 // path 0–4 % of paced pairs left off pace on an idle host, 1–10 % with one
 // of two CPUs kept busy (where the pairs' estimates held), and nearly all
 // with both busy. Trains spread the same effect over all their gaps and
-// are checked on their mean pace; they are not refused.
+// are checked on their mean pace; they are refused only when too few kept
+// their pace to estimate from, and then with this reason too.
 const MaxLateShare = 0.10
 
 // ErrBusyHost says that the sending host of a direction was too busy to
@@ -300,7 +301,7 @@ func (bk *book) busyHost(d *Direction, used int, err error) error {
 	}
 	switch {
 	case bk.cfg.pacedLen() == 2 && late >= 2 && float64(late) > MaxLateShare*float64(late+used):
-		return fmt.Errorf("%w: %d of %d paced pairs left %s off pace, so its other processes' traffic and the pairs' windows are not independent; no cross traffic from pairs (trains, the default, are not affected)",
+		return fmt.Errorf("%w: %d of %d paced pairs left %s off pace, so its other processes' traffic and the pairs' windows are not independent; no cross traffic from pairs (trains, the default, spread this over all their gaps)",
 			ErrBusyHost, late, late+used, host)
 	case errors.Is(err, estimator.ErrTooFew) && late > used:
 		return fmt.Errorf("%w: %d of %d paced trains left %s off pace, too few kept their pace to estimate the cross traffic from",
