@@ -156,7 +156,7 @@ type Row struct {
 	Inside   int     // repeats whose ABW interval held the truth
 	Half     float64 // median half-width of the ABW interval, bit/s
 	Failed   int     // repeats without an estimate
-	Busy     int     // of them, paced pairs refused on a busy host (measure.ErrBusyHost)
+	Busy     int     // of them, cross traffic refused for a busy host (measure.ErrBusyHost)
 	Runs     int
 	Packets  int           // per estimate, both directions, the most of any repeat
 	Bytes    int           // likewise

@@ -229,8 +229,8 @@ func TestAdaptive(t *testing.T) {
 // so that the test can still fail when the intervals are useless; the two
 // (busy) readings are judged when they are narrow and not counted when
 // they are not: there the off-pace trains widen the interval by design (in
-// ten runs of the final code, 2 of 20 busy readings were over ±20 %, and
-// 2 of 120 others, at most one a run). A bias like the one that made 96
+// twenty runs of the final code, 2 of 40 busy readings were over ±20 %, and
+// 6 of 240 others, at most one a run). A bias like the one that made 96
 // pairs read half the cross traffic with ±2.0 (CI, issue 23: a half-width
 // of 11 % of C) fails.
 const (
