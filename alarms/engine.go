@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/abing-net/abing/estimator"
 	"github.com/abing-net/abing/record"
 )
 
@@ -350,6 +351,5 @@ func medianOf(pts []record.Point) float64 {
 	for i, p := range pts {
 		v[i] = p.Value
 	}
-	slices.Sort(v)
-	return quantile50(v)
+	return estimator.Median(v)
 }

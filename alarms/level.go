@@ -44,6 +44,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/abing-net/abing/estimator"
 	"github.com/abing-net/abing/record"
 )
 
@@ -207,14 +208,14 @@ func (d *LevelDetector) reference(ref []record.Point) (level, thr float64) {
 		d.scratch = append(d.scratch, math.Abs(r.Value-level))
 	}
 	slices.Sort(d.scratch)
-	sigma := 1.4826 * quantile50(d.scratch)
+	sigma := 1.4826 * estimator.Median(d.scratch)
 	if len(d.diffs) >= len(ref) {
 		// The spread of successive differences over a longer span: a
 		// reference window that happens to be tight must not make the
 		// threshold tight (|x−x'| of two values has median 0.6745·√2·σ).
 		d.scratch = append(d.scratch[:0], d.diffs...)
 		slices.Sort(d.scratch)
-		sigma = max(sigma, 1.4826*quantile50(d.scratch)/math.Sqrt2)
+		sigma = max(sigma, 1.4826*estimator.Median(d.scratch)/math.Sqrt2)
 	}
 	se := sigma * math.Sqrt(math.Pi/2) * math.Sqrt(1/float64(d.p.Window)+1/float64(len(ref)))
 	return level, max(d.p.K*se, d.p.MinRel*math.Abs(level), d.p.MinAbs)
@@ -225,17 +226,8 @@ func (d *LevelDetector) median(pts []record.Point) float64 {
 	for _, r := range pts {
 		d.scratch = append(d.scratch, r.Value)
 	}
-	slices.Sort(d.scratch)
-	return quantile50(d.scratch)
+	return estimator.Median(d.scratch)
 }
 
 // spread is how many successive differences the σ estimate looks at.
 const spread = 64
-
-func quantile50(sorted []float64) float64 {
-	n := len(sorted)
-	if n%2 == 1 {
-		return sorted[n/2]
-	}
-	return (sorted[n/2-1] + sorted[n/2]) / 2
-}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/train"
 )
 
 const secretA = "00112233445566778899aabbccddeeff"
@@ -82,7 +82,7 @@ func TestPick(t *testing.T) {
 
 func datagram(n int) []byte {
 	b := make([]byte, n)
-	wire.PutHeader(b, &wire.Header{Type: wire.TypeProbe, Session: 7, Len: 2, Seq: 3, SentNs: 99})
+	train.PutHeader(b, &train.Header{Type: train.TypeProbe, Session: 7, Len: 2, Seq: 3, SentNs: 99})
 	return b
 }
 
@@ -104,7 +104,7 @@ func TestSignVerify(t *testing.T) {
 		{"header changed", func() []byte { d := datagram(200); sa.Sign(d); d[27]++; return d }, ErrBadSignature},
 		{"padding changed", func() []byte { d := datagram(200); sa.Sign(d); d[199] = 1; return d }, ErrBadSignature},
 		{"truncated", func() []byte { d := datagram(200); sa.Sign(d); return d[:150] }, ErrBadSignature},
-		{"mac changed", func() []byte { d := datagram(200); sa.Sign(d); d[wire.MACOffset] ^= 1; return d }, ErrBadSignature},
+		{"mac changed", func() []byte { d := datagram(200); sa.Sign(d); d[train.MACOffset] ^= 1; return d }, ErrBadSignature},
 	} {
 		d := tc.make()
 		before := string(d)
@@ -132,7 +132,7 @@ func TestCookie(t *testing.T) {
 		at      time.Time
 		src     netip.AddrPort
 		session uint64
-		c       wire.Cookie
+		c       train.Cookie
 	}{
 		{"valid", true, j, now, src, 5, c},
 		{"valid near the end of its life", true, j, now.Add(CookieLifetime), src, 5, c},
@@ -143,7 +143,7 @@ func TestCookie(t *testing.T) {
 		{"other session", false, j, now, src, 6, c},
 		{"tampered", false, j, now, src, 5, tampered},
 		{"other reflector", false, other, now, src, 5, c},
-		{"zero", false, j, now, src, 5, wire.Cookie{}},
+		{"zero", false, j, now, src, 5, train.Cookie{}},
 	} {
 		if got := tc.jar.Valid(tc.at, tc.src, tc.session, tc.c); got != tc.ok {
 			t.Errorf("%s: valid = %v", tc.name, got)
@@ -205,7 +205,7 @@ func TestTrailer(t *testing.T) {
 	other := NewVerifier([]Key{{Name: "site-b", Secret: key.Secret}})
 	signed := func() []byte {
 		b := make([]byte, 200)
-		wire.PutHeader(b, &wire.Header{Type: wire.TypeReply, Flags: wire.FlagSigned, Session: 9, Len: 2})
+		train.PutHeader(b, &train.Header{Type: train.TypeReply, Flags: train.FlagSigned, Session: 9, Len: 2})
 		if !v.SignTrailer("site-a", b) {
 			t.Fatal("SignTrailer refused a known key")
 		}
@@ -225,7 +225,7 @@ func TestTrailer(t *testing.T) {
 		{"padding changed", func() []byte { b := signed(); b[100] = 7; return b }, v, ErrBadSignature},
 		{"MAC changed", func() []byte { b := signed(); b[len(b)-1] ^= 1; return b }, v, ErrBadSignature},
 		{"unsigned", func() []byte { return make([]byte, 200) }, v, ErrUnsigned},
-		{"too short", func() []byte { return make([]byte, wire.HeaderLen) }, v, ErrUnsigned},
+		{"too short", func() []byte { return make([]byte, train.HeaderLen) }, v, ErrUnsigned},
 		{"key unknown to the verifier", signed, other, ErrUnknownKey},
 	} {
 		b := tc.b()

@@ -9,7 +9,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/train"
 )
 
 // CookieLifetime is how long a cookie stays valid after it was issued.
@@ -32,15 +32,15 @@ func NewJar() *Jar {
 }
 
 // Issue returns the cookie for a sender at src with session id.
-func (j *Jar) Issue(now time.Time, src netip.AddrPort, session uint64) wire.Cookie {
-	c := wire.Cookie{Time: uint32(now.Unix())}
+func (j *Jar) Issue(now time.Time, src netip.AddrPort, session uint64) train.Cookie {
+	c := train.Cookie{Time: uint32(now.Unix())}
 	copy(c.MAC[:], j.compute(c.Time, src, session))
 	return c
 }
 
 // Valid says whether c was issued by this jar to src and session within
 // CookieLifetime of now.
-func (j *Jar) Valid(now time.Time, src netip.AddrPort, session uint64, c wire.Cookie) bool {
+func (j *Jar) Valid(now time.Time, src netip.AddrPort, session uint64, c train.Cookie) bool {
 	age := now.Unix() - int64(c.Time)
 	if age < -1 || age > int64(CookieLifetime/time.Second) {
 		return false
@@ -56,5 +56,5 @@ func (j *Jar) compute(t uint32, src netip.AddrPort, session uint64) []byte {
 	binary.BigEndian.PutUint64(j.in[22:], session)
 	j.mac.Reset()
 	j.mac.Write(j.in[:])
-	return j.mac.Sum(j.sum[:0])[:wire.CookieMACLen]
+	return j.mac.Sum(j.sum[:0])[:train.CookieMACLen]
 }

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/train"
 )
 
 // FuzzParseKeys: no input crashes the keys file parser, and whatever it
@@ -35,16 +35,16 @@ func FuzzVerify(f *testing.F) {
 	d := datagram(200)
 	NewSigner(k).Sign(d)
 	f.Add(d)
-	f.Add(datagram(wire.SenderBody))
+	f.Add(datagram(train.SenderBody))
 	v := NewVerifier([]Key{k})
 	j := NewJar()
 	src := netip.MustParseAddrPort("127.0.0.1:9")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		h, err := wire.ParseHeader(b)
+		h, err := train.ParseHeader(b)
 		if err != nil || !h.Type.FromSender() {
 			return
 		}
-		c, err := wire.ParseClientBlock(b)
+		c, err := train.ParseClientBlock(b)
 		if err != nil {
 			t.Fatalf("client block of a parsed sender datagram: %v", err)
 		}

@@ -9,7 +9,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/train"
 )
 
 // Key is a named shared secret.
@@ -76,8 +76,8 @@ func ParseKeys(r io.Reader, name string) ([]Key, error) {
 
 // ValidName checks a key name.
 func ValidName(n string) error {
-	if n == "" || len(n) > wire.KeyNameLen {
-		return fmt.Errorf("key name %q: want 1 to %d characters", n, wire.KeyNameLen)
+	if n == "" || len(n) > train.KeyNameLen {
+		return fmt.Errorf("key name %q: want 1 to %d characters", n, train.KeyNameLen)
 	}
 	for _, c := range []byte(n) {
 		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'

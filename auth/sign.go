@@ -6,7 +6,7 @@ import (
 	"errors"
 	"hash"
 
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/train"
 )
 
 // Signature errors, values so that a reflector can count drops by cause.
@@ -18,7 +18,7 @@ var (
 
 // Signer signs a sender's datagrams with one key.
 type Signer struct {
-	name [wire.KeyNameLen]byte
+	name [train.KeyNameLen]byte
 	mac  hash.Hash
 	sum  [sha256.Size]byte
 }
@@ -33,8 +33,8 @@ func NewSigner(k Key) *Signer {
 // Sign writes the key name and the signature into the client block of b, a
 // complete sender datagram (header, client block, body and padding).
 func (s *Signer) Sign(b []byte) {
-	copy(b[wire.HeaderLen+wire.CookieLen:], s.name[:])
-	field := b[wire.MACOffset : wire.MACOffset+wire.MACLen]
+	copy(b[train.HeaderLen+train.CookieLen:], s.name[:])
+	field := b[train.MACOffset : train.MACOffset+train.MACLen]
 	clear(field)
 	copy(field, s.digest(b))
 }
@@ -42,19 +42,19 @@ func (s *Signer) Sign(b []byte) {
 func (s *Signer) digest(b []byte) []byte {
 	s.mac.Reset()
 	s.mac.Write(b)
-	return s.mac.Sum(s.sum[:0])[:wire.MACLen]
+	return s.mac.Sum(s.sum[:0])[:train.MACLen]
 }
 
 // Verifier checks signatures against a set of keys.
 type Verifier struct {
-	keys map[[wire.KeyNameLen]byte]*Signer
-	got  [wire.MACLen]byte
+	keys map[[train.KeyNameLen]byte]*Signer
+	got  [train.MACLen]byte
 }
 
 // NewVerifier returns a verifier that accepts datagrams signed with any of
 // keys.
 func NewVerifier(keys []Key) *Verifier {
-	v := &Verifier{keys: map[[wire.KeyNameLen]byte]*Signer{}}
+	v := &Verifier{keys: map[[train.KeyNameLen]byte]*Signer{}}
 	for _, k := range keys {
 		s := NewSigner(k)
 		v.keys[s.name] = s
@@ -65,23 +65,23 @@ func NewVerifier(keys []Key) *Verifier {
 // Signed is the cheap part of Verify: whether b names a key of the set,
 // without computing the signature (ErrUnsigned, ErrUnknownKey or nil).
 func (v *Verifier) Signed(b []byte) error {
-	_, err := v.signer(b[wire.HeaderLen+wire.CookieLen:])
+	_, err := v.signer(b[train.HeaderLen+train.CookieLen:])
 	return err
 }
 
 // Verify checks the signature of sender datagram b (at least
-// wire.SenderBody long) and returns the name of the key that signed it. b
+// train.SenderBody long) and returns the name of the key that signed it. b
 // is modified during the check and restored before Verify returns.
 func (v *Verifier) Verify(b []byte) (string, error) {
-	return v.check(b, b[wire.HeaderLen+wire.CookieLen:wire.MACOffset+wire.MACLen])
+	return v.check(b, b[train.HeaderLen+train.CookieLen:train.MACOffset+train.MACLen])
 }
 
-// signer finds the key named in the first wire.KeyNameLen bytes of name.
+// signer finds the key named in the first train.KeyNameLen bytes of name.
 func (v *Verifier) signer(name []byte) (*Signer, error) {
-	var n [wire.KeyNameLen]byte
+	var n [train.KeyNameLen]byte
 	copy(n[:], name)
 	switch s := v.keys[n]; {
-	case n == ([wire.KeyNameLen]byte{}):
+	case n == ([train.KeyNameLen]byte{}):
 		return nil, ErrUnsigned
 	case s == nil:
 		return nil, ErrUnknownKey
@@ -98,7 +98,7 @@ func (v *Verifier) check(b, sig []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	field := sig[wire.KeyNameLen : wire.KeyNameLen+wire.MACLen]
+	field := sig[train.KeyNameLen : train.KeyNameLen+train.MACLen]
 	copy(v.got[:], field)
 	clear(field)
 	want := s.digest(b)
@@ -111,22 +111,22 @@ func (v *Verifier) check(b, sig []byte) (string, error) {
 
 // TrailerLen is what a signature adds to the end of a reflector's message:
 // the key name and the MAC, in its last bytes.
-const TrailerLen = wire.KeyNameLen + wire.MACLen
+const TrailerLen = train.KeyNameLen + train.MACLen
 
 // SignTrailer signs a reflector's message b, whose last TrailerLen bytes
 // are for the signature, with the key named name; it reports false if the
 // set has no such key. The MAC covers the whole datagram (the MAC field
 // zeroed), header and padding included, as a sender's signature does.
 func (v *Verifier) SignTrailer(name string, b []byte) bool {
-	var n [wire.KeyNameLen]byte
+	var n [train.KeyNameLen]byte
 	copy(n[:], name)
 	s := v.keys[n]
-	if s == nil || len(b) < wire.HeaderLen+TrailerLen {
+	if s == nil || len(b) < train.HeaderLen+TrailerLen {
 		return false
 	}
 	t := b[len(b)-TrailerLen:]
 	copy(t, n[:])
-	field := t[wire.KeyNameLen:]
+	field := t[train.KeyNameLen:]
 	clear(field)
 	copy(field, s.digest(b))
 	return true
@@ -136,7 +136,7 @@ func (v *Verifier) SignTrailer(name string, b []byte) bool {
 // b and returns the name of its key. b is modified during the check and
 // restored before VerifyTrailer returns.
 func (v *Verifier) VerifyTrailer(b []byte) (string, error) {
-	if len(b) < wire.HeaderLen+TrailerLen {
+	if len(b) < train.HeaderLen+TrailerLen {
 		return "", ErrUnsigned
 	}
 	return v.check(b, b[len(b)-TrailerLen:])

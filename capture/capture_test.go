@@ -18,10 +18,10 @@ import (
 
 	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/capture"
+	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/record"
-	"github.com/abing-net/abing/timestamp"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/train"
 )
 
 var (
@@ -81,7 +81,7 @@ func checkSynthResult(t *testing.T, res *measure.Result, unexpected int) {
 		if d.Cross.XTR <= 0 || d.Cross.XTR >= pathRate {
 			t.Errorf("%s: XTR %.2f Mbit/s", d.Name, d.Cross.XTR/1e6)
 		}
-		if d.TrainsSent != 24 || d.Lost != 0 || d.Source != timestamp.SourceKernel {
+		if d.TrainsSent != 24 || d.Lost != 0 || d.Source != dispersion.SourceKernel {
 			t.Errorf("%s: %d trains, %d lost, clock %s", d.Name, d.TrainsSent, d.Lost, d.Source)
 		}
 	}
@@ -106,7 +106,7 @@ func TestAnalyzeFormats(t *testing.T) {
 						snd, rfl = sender6, refl6
 					}
 					frames := synthRun(snd, rfl, 0xabcdef, 1)
-					ss, r := analyze(t, writeCapture(t, frames, fm, l, 0), capture.Options{Clock: timestamp.SourceKernel})
+					ss, r := analyze(t, writeCapture(t, frames, fm, l, 0), capture.Options{Clock: dispersion.SourceKernel})
 					if len(ss) != 1 {
 						t.Fatalf("%d sessions", len(ss))
 					}
@@ -145,8 +145,8 @@ func TestLayer(t *testing.T) {
 		t.Fatalf("no abing layer in %v", p)
 	}
 	pr := l.(*capture.Probe)
-	if pr.Type != wire.TypeProbe || pr.Session != 7 || pr.Len != 2 || len(pr.LayerContents()) != wire.HeaderLen ||
-		len(pr.LayerPayload()) != 1472-wire.HeaderLen {
+	if pr.Type != train.TypeProbe || pr.Session != 7 || pr.Len != 2 || len(pr.LayerContents()) != train.HeaderLen ||
+		len(pr.LayerPayload()) != 1472-train.HeaderLen {
 		t.Errorf("decoded %+v", pr.Header)
 	}
 	if p.ErrorLayer() != nil {
@@ -162,7 +162,7 @@ func TestLayer(t *testing.T) {
 
 	// Another port: the same run, found and estimated.
 	moved := synthRun(sender4, netip.MustParseAddrPort("198.18.2.2:9000"), 8, 1)
-	ss, _ := analyze(t, writeCapture(t, moved, pcapng, links[0], 0), capture.Options{Clock: timestamp.SourceKernel})
+	ss, _ := analyze(t, writeCapture(t, moved, pcapng, links[0], 0), capture.Options{Clock: dispersion.SourceKernel})
 	if len(ss) != 1 || ss[0].Reflector.Port() != 9000 {
 		t.Fatalf("sessions %+v", ss)
 	}
@@ -193,7 +193,7 @@ func TestSessionsAndNoise(t *testing.T) {
 	frag.ip[6] |= 0x20
 	frames = append([]frame{other, frag}, frames...)
 	data := writeCapture(t, frames, pcapng, links[0], 0)
-	ss, r := analyze(t, data, capture.Options{Clock: timestamp.SourceKernel})
+	ss, r := analyze(t, data, capture.Options{Clock: dispersion.SourceKernel})
 	if len(ss) != 2 || ss[0].ID != 1 || ss[1].ID != 2 {
 		t.Fatalf("%d sessions", len(ss))
 	}
@@ -206,7 +206,7 @@ func TestSessionsAndNoise(t *testing.T) {
 	checkSynth(t, ss[0])
 	checkSynth(t, ss[1])
 
-	ss, _ = analyze(t, data, capture.Options{Clock: timestamp.SourceKernel, Session: 2})
+	ss, _ = analyze(t, data, capture.Options{Clock: dispersion.SourceKernel, Session: 2})
 	if len(ss) != 1 || ss[0].ID != 2 {
 		t.Fatalf("--session 2: %d sessions", len(ss))
 	}
@@ -221,8 +221,8 @@ func TestSessionsAndNoise(t *testing.T) {
 // says so rather than inventing stamps.
 func TestSnapLength(t *testing.T) {
 	frames := synthRun(sender4, refl4, 3, 1)
-	data := writeCapture(t, frames, pcapMicro, links[0], 14+20+8+wire.HeaderLen+8)
-	ss, _ := analyze(t, data, capture.Options{Clock: timestamp.SourceKernel})
+	data := writeCapture(t, frames, pcapMicro, links[0], 14+20+8+train.HeaderLen+8)
+	ss, _ := analyze(t, data, capture.Options{Clock: dispersion.SourceKernel})
 	s := ss[0]
 	if s.Probes != 112 || s.Cut != 112+2 {
 		t.Errorf("probes %d, cut %d: want 112 and 114 (replies and reports)", s.Probes, s.Cut)
@@ -236,7 +236,7 @@ func TestSnapLength(t *testing.T) {
 	}
 	r, _ := capture.NewReader(bytes.NewReader(data))
 	d, err := r.Next()
-	for err == nil && d.Header.Type != wire.TypeReply {
+	for err == nil && d.Header.Type != train.TypeReply {
 		d, err = r.Next()
 	}
 	if err != nil || !d.Cut() || !strings.Contains(capture.Describe(d, d.Time), "[cut: 48 of 1472 bytes captured]") {
@@ -341,7 +341,7 @@ func TestBadCaptures(t *testing.T) {
 	// A pcap header claiming a 4 GB snap length is read with MaxSnap.
 	b := bytes.Clone(good)
 	binary.LittleEndian.PutUint32(b[16:], 0xffffffff)
-	ss, _ := analyze(t, b, capture.Options{Clock: timestamp.SourceKernel})
+	ss, _ := analyze(t, b, capture.Options{Clock: dispersion.SourceKernel})
 	checkSynth(t, ss[0])
 }
 
@@ -353,20 +353,20 @@ func TestHostileContent(t *testing.T) {
 	var lies []frame
 	for _, f := range frames {
 		lies = append(lies, f)
-		h, _ := wire.ParseHeader(f.payload)
-		if h.Type == wire.TypeReply && h.Train == 3 {
+		h, _ := train.ParseHeader(f.payload)
+		if h.Type == train.TypeReply && h.Train == 3 {
 			// Claims more packets arrived than were sent, and an unknown clock.
 			b := bytes.Clone(f.payload)
-			b[wire.HeaderLen+9] = 9
+			b[train.HeaderLen+9] = 9
 			lies[len(lies)-1].payload = b
 		}
-		if h.Type == wire.TypeProbe && h.Train == 4 && h.Pos == 0 {
+		if h.Type == train.TypeProbe && h.Train == 4 && h.Pos == 0 {
 			intruder := f
 			intruder.src = netip.MustParseAddrPort("198.18.3.2:40000")
 			lies = append(lies, intruder)
 		}
 	}
-	ss, _ := analyze(t, writeCapture(t, lies, pcapng, links[0], 0), capture.Options{Clock: timestamp.SourceKernel})
+	ss, _ := analyze(t, writeCapture(t, lies, pcapng, links[0], 0), capture.Options{Clock: dispersion.SourceKernel})
 	res, err := ss[0].Result()
 	if err != nil {
 		t.Fatal(err)
@@ -396,7 +396,7 @@ func TestRecordedRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ss, err := collect(r, capture.Options{Clock: timestamp.SourceKernel})
+	ss, err := collect(r, capture.Options{Clock: dispersion.SourceKernel})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,22 +442,22 @@ func TestRecordedRun(t *testing.T) {
 func TestClocks(t *testing.T) {
 	frames := synthRun(sender4, refl4, 11, 1)
 	for i, f := range frames { // a reflector that stamps in hardware too
-		h, _ := wire.ParseHeader(f.payload)
+		h, _ := train.ParseHeader(f.payload)
 		b := bytes.Clone(f.payload)
 		switch h.Type {
-		case wire.TypeReply:
-			b[wire.HeaderLen+9] = uint8(timestamp.SourceHardware)
-		case wire.TypeReport:
-			b[wire.HeaderLen] = uint8(timestamp.SourceHardware)
+		case train.TypeReply:
+			b[train.HeaderLen+9] = uint8(dispersion.SourceHardware)
+		case train.TypeReport:
+			b[train.HeaderLen] = uint8(dispersion.SourceHardware)
 		}
 		frames[i].payload = b
 	}
-	ss, _ := analyze(t, writeCapture(t, frames, pcapNano, links[0], 0), capture.Options{Clock: timestamp.SourceHardware})
+	ss, _ := analyze(t, writeCapture(t, frames, pcapNano, links[0], 0), capture.Options{Clock: dispersion.SourceHardware})
 	res, err := ss[0].Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Forward.Source != timestamp.SourceKernel || res.Reverse.Source != timestamp.SourceHardware {
+	if res.Forward.Source != dispersion.SourceKernel || res.Reverse.Source != dispersion.SourceHardware {
 		t.Errorf("forward stamped by %s, reverse by %s; want kernel and hardware", res.Forward.Source, res.Reverse.Source)
 	}
 
@@ -467,7 +467,7 @@ func TestClocks(t *testing.T) {
 			frames[i].at = time.Unix(1200, 0).Add(f.at.Sub(frames[0].at))
 		}
 	}
-	ss, _ = analyze(t, writeCapture(t, frames, pcapNano, links[0], 0), capture.Options{Clock: timestamp.SourceHardware})
+	ss, _ = analyze(t, writeCapture(t, frames, pcapNano, links[0], 0), capture.Options{Clock: dispersion.SourceHardware})
 	if _, err := ss[0].Result(); err == nil || !strings.Contains(err.Error(), "another clock than sent ones") || !strings.Contains(err.Error(), "phc2sys") {
 		t.Errorf("unsynchronised clocks: %v", err)
 	}
@@ -509,7 +509,7 @@ func TestStreaming(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := map[uint64]int{}
-	err = capture.Analyze(r, capture.Options{Clock: timestamp.SourceKernel}, func(s *capture.Session) error {
+	err = capture.Analyze(r, capture.Options{Clock: dispersion.SourceKernel}, func(s *capture.Session) error {
 		if s.ID <= 3 {
 			at[s.ID] = r.Stats().Packets
 			checkSynth(t, s)
@@ -548,7 +548,7 @@ func BenchmarkAnalyze(b *testing.B) {
 			b.Fatal(err)
 		}
 		n := 0
-		err = capture.Analyze(r, capture.Options{Clock: timestamp.SourceKernel}, func(s *capture.Session) error {
+		err = capture.Analyze(r, capture.Options{Clock: dispersion.SourceKernel}, func(s *capture.Session) error {
 			if _, err := s.Result(); err != nil {
 				return err
 			}
@@ -570,20 +570,20 @@ func TestSigned(t *testing.T) {
 	frames := synthRun(sender4, refl4, 12, 1)
 	short := -1
 	for i, f := range frames {
-		h, _ := wire.ParseHeader(f.payload)
+		h, _ := train.ParseHeader(f.payload)
 		if h.Type.FromSender() {
 			continue
 		}
 		b := append(bytes.Clone(f.payload), make([]byte, auth.TrailerLen)...)
-		binary.BigEndian.PutUint16(b[6:], h.Flags|wire.FlagSigned)
-		if h.Type == wire.TypeCookie {
-			b = b[:wire.HeaderLen+wire.CookieLen] // signed, but no room for the signature
+		binary.BigEndian.PutUint16(b[6:], h.Flags|train.FlagSigned)
+		if h.Type == train.TypeCookie {
+			b = b[:train.HeaderLen+train.CookieLen] // signed, but no room for the signature
 			short = i
 		}
 		frames[i].payload = b
 	}
 	data := writeCapture(t, frames, pcapng, links[0], 0)
-	ss, _ := analyze(t, data, capture.Options{Clock: timestamp.SourceKernel})
+	ss, _ := analyze(t, data, capture.Options{Clock: dispersion.SourceKernel})
 	res, err := ss[0].Result()
 	if err != nil {
 		t.Fatal(err)

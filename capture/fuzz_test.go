@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/abing-net/abing/capture"
-	"github.com/abing-net/abing/timestamp"
+	"github.com/abing-net/abing/dispersion"
 )
 
 // FuzzReader feeds any bytes to the reader, the analysis and the listing:
@@ -31,7 +31,7 @@ func FuzzReader(f *testing.F) {
 		if err != nil {
 			return
 		}
-		err = capture.Analyze(r, capture.Options{Clock: timestamp.SourceKernel}, func(s *capture.Session) error {
+		err = capture.Analyze(r, capture.Options{Clock: dispersion.SourceKernel}, func(s *capture.Session) error {
 			res, err := s.Result()
 			if err != nil {
 				return nil

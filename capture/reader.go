@@ -15,7 +15,7 @@ import (
 	"github.com/google/gopacket/pcapgo"
 
 	"github.com/abing-net/abing/auth"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/train"
 )
 
 // MaxSnap is the largest captured packet read: libpcap's own largest snap
@@ -36,7 +36,7 @@ type Datagram struct {
 	Src, Dst netip.AddrPort
 	TTL      int // TTL or hop limit, as captured
 	Size     int // IP-layer size, from the IP header
-	Header   wire.Header
+	Header   train.Header
 	// Data is the UDP payload. When the capture cut the packet (a snap
 	// length shorter than it), Data is zero-filled to the length the UDP
 	// header states, and only its first Captured bytes are real.
@@ -52,10 +52,10 @@ func (d *Datagram) Cut() bool { return d.Captured < len(d.Data) }
 // key), and whether there was one; nil for a signed message too short to
 // hold one.
 func (d *Datagram) Message() (b []byte, signed bool) {
-	if d.Header.Type.FromSender() || d.Header.Flags&wire.FlagSigned == 0 {
+	if d.Header.Type.FromSender() || d.Header.Flags&train.FlagSigned == 0 {
 		return d.Data, false
 	}
-	if len(d.Data) < wire.HeaderLen+auth.TrailerLen {
+	if len(d.Data) < train.HeaderLen+auth.TrailerLen {
 		return nil, true
 	}
 	return d.Data[:len(d.Data)-auth.TrailerLen], true
@@ -264,7 +264,7 @@ func (c *Reader) decode(data []byte, link layers.LinkType) *Datagram {
 		c.stats.Fragments++
 		return nil
 	}
-	if !haveUDP || !src.IsValid() || !dst.IsValid() || len(payload) < 5 || string(payload[:4]) != wire.Magic {
+	if !haveUDP || !src.IsValid() || !dst.IsValid() || len(payload) < 5 || string(payload[:4]) != train.Magic {
 		c.stats.Other++
 		return nil
 	}
@@ -281,7 +281,7 @@ func (c *Reader) decode(data []byte, link layers.LinkType) *Datagram {
 	}
 	if probe == nil || d.Captured < len(payload) {
 		// Another port, or a cut datagram (zero-filled, see Datagram.Data).
-		if len(payload) < wire.HeaderLen || d.Captured < wire.HeaderLen || c.probe.DecodeFromBytes(payload, gopacket.NilDecodeFeedback) != nil {
+		if len(payload) < train.HeaderLen || d.Captured < train.HeaderLen || c.probe.DecodeFromBytes(payload, gopacket.NilDecodeFeedback) != nil {
 			c.stats.Other++
 			return nil
 		}

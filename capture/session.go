@@ -7,9 +7,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/measure"
-	"github.com/abing-net/abing/timestamp"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/train"
 )
 
 // Options say how to analyse a capture.
@@ -17,7 +17,7 @@ type Options struct {
 	// Clock is what stamped the packets the capture received:
 	// SourceKernel for libpcap's default, SourceHardware for tcpdump -j
 	// adapter_unsynced on a NIC that stamps (measure.RecordingOptions).
-	Clock   timestamp.Source
+	Clock   dispersion.Source
 	Method  string // measure.MethodProbeGap (default) or MethodABwE
 	Session uint64 // only this session; 0: every one
 }
@@ -35,7 +35,7 @@ type Session struct {
 	// (replies and reports cut by its snap length).
 	Cut int
 	// Refused is the reflector's refusal, if it refused the session.
-	Refused *wire.RefusedBody
+	Refused *train.RefusedBody
 	rec     *measure.Recording
 }
 
@@ -82,7 +82,7 @@ func Analyze(r *Reader, opts Options, done func(*Session) error) error {
 	ended := map[uint64]time.Time{} // delivered sessions, by their last datagram: stragglers are not new ones
 	probes, delivered, n := 0, 0, 0
 	res := r.Resolution()
-	var stamps []wire.TxStamp
+	var stamps []train.TxStamp
 	deliver := func(s *Session) error {
 		delete(open, s.ID)
 		ended[s.ID] = s.Last
@@ -159,7 +159,7 @@ func Analyze(r *Reader, opts Options, done func(*Session) error) error {
 			continue
 		}
 		switch h.Type {
-		case wire.TypeProbe:
+		case train.TypeProbe:
 			if err := s.rec.Probe(h, d.Size, ns); err != nil {
 				return fmt.Errorf("session %016x: %w", s.ID, err)
 			}
@@ -167,35 +167,35 @@ func Analyze(r *Reader, opts Options, done func(*Session) error) error {
 			if probes++; probes > measure.MaxRecorded {
 				return fmt.Errorf("more than %d probes in sessions open at once: pick one session with --session", measure.MaxRecorded)
 			}
-		case wire.TypeClose:
+		case train.TypeClose:
 			if err := deliver(s); err != nil {
 				return err
 			}
-		case wire.TypeReply:
-			if d.Captured < wire.HeaderLen+wire.ReplyBodyLen {
+		case train.TypeReply:
+			if d.Captured < train.HeaderLen+train.ReplyBodyLen {
 				s.Cut++
 				continue
 			}
-			body, err := wire.ParseReplyBody(b)
+			body, err := train.ParseReplyBody(b)
 			if err != nil {
 				s.rec.Unexpected()
 				continue
 			}
 			s.rec.Reply(h, body, ns, d.TTL)
-		case wire.TypeReport:
+		case train.TypeReport:
 			if d.Cut() {
 				s.Cut++
 				continue
 			}
-			src, st, err := wire.ParseReport(b, stamps[:0])
+			src, st, err := train.ParseReport(b, stamps[:0])
 			if err != nil {
 				s.rec.Unexpected()
 				continue
 			}
 			stamps = st
 			s.rec.Report(src, st)
-		case wire.TypeRefused:
-			if rb, err := wire.ParseRefused(b); err == nil && s.Refused == nil && d.Captured >= wire.RefusedLen {
+		case train.TypeRefused:
+			if rb, err := train.ParseRefused(b); err == nil && s.Refused == nil && d.Captured >= train.RefusedLen {
 				s.Refused = &rb
 			}
 		}

@@ -14,8 +14,8 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/pcapgo"
 
-	"github.com/abing-net/abing/timestamp"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/dispersion"
+	"github.com/abing-net/abing/train"
 )
 
 // frame is one datagram of a synthetic capture.
@@ -38,9 +38,9 @@ const pathRate = 20e6
 func synthRun(sender, refl netip.AddrPort, id uint64, seed uint64) []frame {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	size := 1500
-	over := wire.OverheadIPv4
+	over := train.OverheadIPv4
 	if refl.Addr().Is6() {
-		over = wire.OverheadIPv6
+		over = train.OverheadIPv6
 	}
 	tn := int64(float64(size*8) / pathRate * 1e9)
 	t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC).UnixNano()
@@ -49,14 +49,14 @@ func synthRun(sender, refl netip.AddrPort, id uint64, seed uint64) []frame {
 	send := func(ns int64, from, to netip.AddrPort, b []byte, ttl uint8) {
 		out = append(out, frame{at: time.Unix(0, ns).UTC(), src: from, dst: to, payload: b, ttl: ttl})
 	}
-	msg := func(h wire.Header, n int) []byte {
+	msg := func(h train.Header, n int) []byte {
 		b := make([]byte, n)
 		h.Session = id
-		wire.PutHeader(b, &h)
+		train.PutHeader(b, &h)
 		return b
 	}
-	send(now, sender, refl, msg(wire.Header{Type: wire.TypeHello, Len: 1}, wire.HelloMin), 64)
-	cookie := msg(wire.Header{Type: wire.TypeCookie, Len: 1}, wire.HeaderLen+wire.CookieLen)
+	send(now, sender, refl, msg(train.Header{Type: train.TypeHello, Len: 1}, train.HelloMin), 64)
+	cookie := msg(train.Header{Type: train.TypeCookie, Len: 1}, train.HeaderLen+train.CookieLen)
 	send(now+10e6, refl, sender, cookie, 61)
 	now += 20e6
 	// Cross traffic falls between paced probes only: back-to-back ones
@@ -67,17 +67,17 @@ func synthRun(sender, refl netip.AddrPort, id uint64, seed uint64) []frame {
 		}
 		return 0
 	}
-	var reports []wire.TxStamp
-	train := func(i, n int, fgap, rgap int64) {
+	var reports []train.TxStamp
+	sendTrain := func(i, n int, fgap, rgap int64) {
 		flags := uint16(0)
 		if fgap > 0 || rgap > 0 {
-			flags = wire.FlagPaced
+			flags = train.FlagPaced
 		}
 		var rx int64
 		arrived := make([]int64, n)
 		for p := range n {
 			tx := now + int64(p)*(fgap+int64(rng.IntN(2000)))
-			send(tx, sender, refl, msg(wire.Header{Type: wire.TypeProbe, Flags: flags, Train: uint32(i), Pos: uint16(p),
+			send(tx, sender, refl, msg(train.Header{Type: train.TypeProbe, Flags: flags, Train: uint32(i), Pos: uint16(p),
 				Len: uint16(n), ReplyGap: uint32(rgap)}, size-over), 64)
 			rx = max(rx+tn+cross(flags != 0), tx+5e6)
 			arrived[p] = rx
@@ -86,36 +86,36 @@ func synthRun(sender, refl netip.AddrPort, id uint64, seed uint64) []frame {
 		for p := range n {
 			rtx += max(rgap, 2e3)
 			// The reflector's clock is 3 s ahead of ours: only its gaps count.
-			reports = append(reports, wire.TxStamp{Train: uint32(i), Pos: uint16(p), TxNs: rtx + 3e9})
+			reports = append(reports, train.TxStamp{Train: uint32(i), Pos: uint16(p), TxNs: rtx + 3e9})
 			back = max(back+tn+cross(flags != 0), rtx+5e6)
-			b := msg(wire.Header{Type: wire.TypeReply, Train: uint32(i), Pos: uint16(p), Len: uint16(n)}, size-over)
-			wire.PutReplyBody(b, &wire.ReplyBody{RxNs: arrived[p] + 3e9, TTL: 62, RxSource: uint8(timestamp.SourceKernel), Arrived: uint16(n)})
+			b := msg(train.Header{Type: train.TypeReply, Train: uint32(i), Pos: uint16(p), Len: uint16(n)}, size-over)
+			train.PutReplyBody(b, &train.ReplyBody{RxNs: arrived[p] + 3e9, TTL: 62, RxSource: uint8(dispersion.SourceKernel), Arrived: uint16(n)})
 			send(back, refl, sender, b, 61)
 		}
 		now += 15e6
 	}
 	report := func(first, count int) {
-		req := msg(wire.Header{Type: wire.TypeReportRequest, Train: uint32(first), Len: 1}, size-over)
-		wire.PutReportRequest(req, wire.ReportRequest{FirstTrain: uint32(first), Trains: uint32(count)})
+		req := msg(train.Header{Type: train.TypeReportRequest, Train: uint32(first), Len: 1}, size-over)
+		train.PutReportRequest(req, train.ReportRequest{FirstTrain: uint32(first), Trains: uint32(count)})
 		send(now, sender, refl, req, 64)
 		for len(reports) > 0 {
-			b := msg(wire.Header{Type: wire.TypeReport, Train: uint32(first), Len: 1}, size-over)
-			n := wire.PutReport(b, uint8(timestamp.SourceKernel), reports)
+			b := msg(train.Header{Type: train.TypeReport, Train: uint32(first), Len: 1}, size-over)
+			n := train.PutReport(b, uint8(dispersion.SourceKernel), reports)
 			send(now+10e6, refl, sender, b, 61)
 			reports = reports[n:]
 		}
 		now += 20e6
 	}
 	for i := range 16 {
-		train(i, 2, 0, 0)
+		sendTrain(i, 2, 0, 0)
 	}
 	report(0, 16)
 	fgap, rgap := int64(0.8*float64(tn)), int64(0.8*float64(tn))
 	for i := range 8 {
-		train(16+i, 10, fgap, rgap)
+		sendTrain(16+i, 10, fgap, rgap)
 	}
 	report(16, 8)
-	send(now, sender, refl, msg(wire.Header{Type: wire.TypeClose, Len: 1}, wire.SenderBody), 64)
+	send(now, sender, refl, msg(train.Header{Type: train.TypeClose, Len: 1}, train.SenderBody), 64)
 	return out
 }
 

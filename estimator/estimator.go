@@ -190,7 +190,7 @@ func EstimateCapacity(samples []Sample, cfg Config, scratch []float64) (Capacity
 	if len(cl) < 3 {
 		return c, g, fmt.Errorf("%w: densest cluster holds %d of %d samples", ErrNoCluster, len(cl), len(g))
 	}
-	c.Tn = median(cl)
+	c.Tn = Median(cl)
 	c.Upper = cl[len(cl)-1]
 	if c.Tn < 4*cfg.Noise {
 		return c, g, fmt.Errorf("%w: dispersion %.1f µs, noise %.1f µs", ErrBelowNoise, c.Tn*1e6, cfg.Noise*1e6)
@@ -218,8 +218,7 @@ func tnErr(cl []float64, tn, noise float64) float64 {
 	for i, x := range cl {
 		dev[i] = math.Abs(x - tn)
 	}
-	slices.Sort(dev)
-	sigma := 1.4826 * median(dev)
+	sigma := 1.4826 * Median(dev)
 	n := math.Sqrt(float64(len(cl)))
 	return max(1.2533*sigma/n, noise/n)
 }
@@ -236,9 +235,14 @@ func z95(df int) float64 {
 	return z + (z*z*z+z)/(4*d) + (5*z*z*z*z*z+16*z*z*z+3*z)/(96*d*d)
 }
 
-// median of sorted values.
-func median(s []float64) float64 {
+// Median sorts s in place and returns its middle value, or the mean of the
+// two middle ones; NaN when s is empty. It is the project's one median.
+func Median(s []float64) float64 {
 	n := len(s)
+	if n == 0 {
+		return math.NaN()
+	}
+	slices.Sort(s)
 	if n%2 == 1 {
 		return s[n/2]
 	}

@@ -8,10 +8,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/estimator"
 	"github.com/abing-net/abing/record"
-	"github.com/abing-net/abing/timestamp"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/train"
 )
 
 // book is what is known of a run's trains: each probe's four timestamps,
@@ -22,9 +22,9 @@ type book struct {
 	cfg    Config
 	mu     sync.Mutex
 	trains []*trainState
-	rtxSrc timestamp.Source // the reflector's transmit clock, from its reports
-	tnFwd  float64          // phase-1 Tn of the forward direction, seconds
-	tnRev  float64          // and of the reverse one
+	rtxSrc dispersion.Source // the reflector's transmit clock, from its reports
+	tnFwd  float64           // phase-1 Tn of the forward direction, seconds
+	tnRev  float64           // and of the reverse one
 	// floor is the least timestamp noise of our own stamps, whatever their
 	// source says: a capture's resolution (1 µs in a classic pcap).
 	floor float64
@@ -45,8 +45,8 @@ func (bk *book) newTrain(n int) *trainState {
 // clock src with TTL ttl (-1 unknown); r is checked against t. It reports
 // whether the reply was well formed (a duplicate is, and is counted).
 // bk.mu is held.
-func (bk *book) reply(t *trainState, pos int, r wire.ReplyBody, ns int64, src timestamp.Source, ttl int) bool {
-	if pos >= len(t.slots) || int(r.Arrived) > len(t.slots) || timestamp.Source(r.RxSource) > timestamp.SourceHardware {
+func (bk *book) reply(t *trainState, pos int, r train.ReplyBody, ns int64, src dispersion.Source, ttl int) bool {
+	if pos >= len(t.slots) || int(r.Arrived) > len(t.slots) || dispersion.Source(r.RxSource) > dispersion.SourceHardware {
 		return false
 	}
 	sl := &t.slots[pos]
@@ -55,7 +55,7 @@ func (bk *book) reply(t *trainState, pos int, r wire.ReplyBody, ns int64, src ti
 		return true
 	}
 	sl.seen = true
-	sl.fRx, sl.fSrc, sl.fTTL = r.RxNs, timestamp.Source(r.RxSource), int(r.TTL)
+	sl.fRx, sl.fSrc, sl.fTTL = r.RxNs, dispersion.Source(r.RxSource), int(r.TTL)
 	if r.TTL == 0 {
 		sl.fTTL = -1
 	}
@@ -69,11 +69,11 @@ func (bk *book) reply(t *trainState, pos int, r wire.ReplyBody, ns int64, src ti
 // report records the reflector's transmit stamps of its replies, by its
 // clock src; entries for trains or positions we do not know are ignored.
 // It reports whether the source is a known one. bk.mu is held.
-func (bk *book) report(src uint8, stamps []wire.TxStamp) bool {
-	if timestamp.Source(src) > timestamp.SourceHardware {
+func (bk *book) report(src uint8, stamps []train.TxStamp) bool {
+	if dispersion.Source(src) > dispersion.SourceHardware {
 		return false
 	}
-	bk.rtxSrc = timestamp.Source(src)
+	bk.rtxSrc = dispersion.Source(src)
 	for _, e := range stamps {
 		if int(e.Train) < len(bk.trains) && int(e.Pos) < len(bk.trains[e.Train].slots) {
 			t := bk.trains[e.Train]
@@ -91,14 +91,14 @@ func (bk *book) report(src uint8, stamps []wire.TxStamp) bool {
 type estimate struct {
 	res                *Result
 	fwdB2B, revB2B     []estimator.Sample
-	fwdSrc, revSrc     timestamp.Source // worst clocks of phase 1
+	fwdSrc, revSrc     dispersion.Source // worst clocks of phase 1
 	fwdPaced, revPaced []estimator.Sample
-	fwdSrc2, revSrc2   timestamp.Source // and of phase 2
+	fwdSrc2, revSrc2   dispersion.Source // and of phase 2
 }
 
 // estimatorConfig is what the estimator needs of a direction whose worst
 // clock is src.
-func (bk *book) estimatorConfig(src timestamp.Source) estimator.Config {
+func (bk *book) estimatorConfig(src dispersion.Source) estimator.Config {
 	return estimator.Config{Size: bk.cfg.Size, Noise: max(src.Noise(), bk.floor)}
 }
 
@@ -107,7 +107,7 @@ func (bk *book) estimatorConfig(src timestamp.Source) estimator.Config {
 // direction (0 where there is no capacity to pace at).
 func (bk *book) capacity(res *Result) (e *estimate, fgap, rgap time.Duration) {
 	cfg := bk.cfg
-	e = &estimate{res: res, fwdSrc2: timestamp.SourceHardware, revSrc2: timestamp.SourceHardware}
+	e = &estimate{res: res, fwdSrc2: dispersion.SourceHardware, revSrc2: dispersion.SourceHardware}
 	var fwdLate, revLate []estimator.Sample
 	e.fwdB2B, e.fwdSrc, fwdLate = bk.samplesAndLate(&res.Forward, 0, cfg.Trains, true)
 	e.revB2B, e.revSrc, revLate = bk.samplesAndLate(&res.Reverse, 0, cfg.Trains, false)
@@ -150,10 +150,10 @@ func (bk *book) round(e *estimate, first, count int) {
 func (bk *book) finish(e *estimate) {
 	res := e.res
 	if len(e.fwdPaced) == 0 {
-		e.fwdSrc2 = timestamp.SourceNone
+		e.fwdSrc2 = dispersion.SourceNone
 	}
 	if len(e.revPaced) == 0 {
-		e.revSrc2 = timestamp.SourceNone
+		e.revSrc2 = dispersion.SourceNone
 	}
 	res.Forward.Source, res.Reverse.Source = min(e.fwdSrc, e.fwdSrc2), min(e.revSrc, e.revSrc2)
 	bk.traffic(res)
@@ -163,13 +163,13 @@ func (bk *book) finish(e *estimate) {
 // packet state for one position of one train.
 type slot struct {
 	sTx   int64 // our transmit stamp
-	sSrc  timestamp.Source
+	sSrc  dispersion.Source
 	fRx   int64 // reflector receive stamp
-	fSrc  timestamp.Source
+	fSrc  dispersion.Source
 	fTTL  int
 	rTx   int64 // reflector transmit stamp (from the report)
 	rRx   int64 // our receive stamp of the reply
-	rSrc  timestamp.Source
+	rSrc  dispersion.Source
 	rTTL  int
 	rank  int // arrival rank of the reply within its train, -1 none
 	dup   int
@@ -191,7 +191,7 @@ type trainState struct {
 // inside it, cannot exceed that round trip (plus 1 ms and 100 ppm of
 // clock-rate difference). A broken or hostile reflector that claims other
 // gaps has its trains rejected as Implausible, not turned into a capacity.
-func (t *trainState) plausible(forward bool) estimator.Reject {
+func (t *trainState) plausible(forward bool) dispersion.Reject {
 	var first, last int64
 	for _, sl := range t.slots {
 		if sl.sTx != 0 && (first == 0 || sl.sTx < first) {
@@ -202,7 +202,7 @@ func (t *trainState) plausible(forward bool) estimator.Reject {
 		}
 	}
 	if first == 0 || last <= first {
-		return estimator.NoTxStamp
+		return dispersion.NoTxStamp
 	}
 	bound := last - first + int64(time.Millisecond) + (last-first)/10000
 	var lo, hi int64
@@ -215,7 +215,7 @@ func (t *trainState) plausible(forward bool) estimator.Reject {
 			}
 			v = sl.rTx
 			if sl.seen && (sl.rTx < sl.fRx || sl.rTx-sl.fRx > bound) {
-				return estimator.Implausible
+				return dispersion.Implausible
 			}
 		} else if !sl.seen {
 			continue
@@ -229,9 +229,9 @@ func (t *trainState) plausible(forward bool) estimator.Reject {
 		n++
 	}
 	if hi-lo > bound {
-		return estimator.Implausible
+		return dispersion.Implausible
 	}
-	return estimator.Accepted
+	return dispersion.Accepted
 }
 
 // firstTrainTn is the per-packet time at the bottleneck that train 0's
@@ -243,7 +243,7 @@ func (bk *book) firstTrainTn() float64 {
 	t := bk.trains[0]
 	var fwd, rev float64
 	n := len(t.slots)
-	if a, b := t.slots[0], t.slots[n-1]; a.seen && b.seen && t.plausible(true) == estimator.Accepted {
+	if a, b := t.slots[0], t.slots[n-1]; a.seen && b.seen && t.plausible(true) == dispersion.Accepted {
 		fwd = float64(b.fRx-a.fRx) * 1e-9 / float64(n-1)
 		rev = float64(b.rRx-a.rRx) * 1e-9 / float64(n-1)
 	}
@@ -255,7 +255,7 @@ func (bk *book) cross(d *Direction, b2b, paced []estimator.Sample, ecfg estimato
 		d.CrossErr = d.CapErr
 		return
 	}
-	ecfg.OffPace = d.Rejects[estimator.OffPace]
+	ecfg.OffPace = d.Rejects[dispersion.OffPace]
 	d.ProbeGap, d.ProbeGapErr = estimator.EstimateCross(paced, d.Capacity, ecfg)
 	if err := bk.busyHost(d, len(paced), d.ProbeGapErr); err != nil {
 		d.ProbeGapErr = err // the reason, also when too few pairs were left to estimate from
@@ -294,7 +294,7 @@ var ErrBusyHost = errors.New("the sending host was short of CPU while pacing")
 // left late and too few were left to estimate from (err, the estimator's
 // answer, is ErrTooFew); nil otherwise.
 func (bk *book) busyHost(d *Direction, used int, err error) error {
-	late := d.Rejects[estimator.OffPace]
+	late := d.Rejects[dispersion.OffPace]
 	host := "this host"
 	if d.Name == "reverse" {
 		host = "the reflector's host"
@@ -313,29 +313,29 @@ func (bk *book) busyHost(d *Direction, used int, err error) error {
 // samples builds the dispersion samples of one direction for trains
 // [from, to), counting rejections into d, and returns the worst clock among
 // the accepted trains.
-func (bk *book) samples(d *Direction, from, to int, forward bool) ([]estimator.Sample, timestamp.Source) {
+func (bk *book) samples(d *Direction, from, to int, forward bool) ([]estimator.Sample, dispersion.Source) {
 	out, worst, _ := bk.samplesAndLate(d, from, to, forward)
 	return out, worst
 }
 
 // samplesAndLate is samples, and also the samples of the back-to-back
-// trains rejected as left-late (for estimator.LowerBound).
-func (bk *book) samplesAndLate(d *Direction, from, to int, forward bool) ([]estimator.Sample, timestamp.Source, []estimator.Sample) {
+// trains rejected as left-late (for dispersion.LowerBound).
+func (bk *book) samplesAndLate(d *Direction, from, to int, forward bool) ([]estimator.Sample, dispersion.Source, []estimator.Sample) {
 	bk.mu.Lock()
 	defer bk.mu.Unlock()
-	worst := timestamp.SourceHardware
+	worst := dispersion.SourceHardware
 	var out, late []estimator.Sample
 	for i := from; i < to; i++ {
 		t := bk.trains[i]
 		n := len(t.slots)
 		tx, rx := make([]int64, n), make([]int64, n)
 		order := make([]int, n)
-		lo, hi := timestamp.SourceHardware, timestamp.SourceNone // receive clocks
-		txSrc := timestamp.SourceHardware
+		lo, hi := dispersion.SourceHardware, dispersion.SourceNone // receive clocks
+		txSrc := dispersion.SourceHardware
 		reordered := false
 		for p, sl := range t.slots {
 			order[p] = -1
-			var rsrc timestamp.Source
+			var rsrc dispersion.Source
 			if forward {
 				tx[p], rx[p], rsrc = sl.sTx, sl.fRx, sl.fSrc
 				txSrc = min(txSrc, sl.sSrc)
@@ -352,35 +352,35 @@ func (bk *book) samplesAndLate(d *Direction, from, to int, forward bool) ([]esti
 				lo, hi = min(lo, rsrc), max(hi, rsrc)
 			}
 		}
-		sample, why := estimator.TrainSample(tx, rx, order, bk.pace(i, forward), lo.Noise())
+		sample, why := dispersion.TrainSample(tx, rx, order, bk.pace(i, forward), lo.Noise())
 		switch why {
-		case estimator.Lost, estimator.Reordered, estimator.NoTxStamp:
+		case dispersion.Lost, dispersion.Reordered, dispersion.NoTxStamp:
 		default: // stamps to check: a lie is named as such, whatever else it broke
-			if p := t.plausible(forward); p != estimator.Accepted {
+			if p := t.plausible(forward); p != dispersion.Accepted {
 				why = p
 			}
 		}
 		switch {
-		case why == estimator.Accepted && reordered:
-			why = estimator.Reordered
-		case why == estimator.Accepted && lo != hi:
-			why = estimator.MixedClock
+		case why == dispersion.Accepted && reordered:
+			why = dispersion.Reordered
+		case why == dispersion.Accepted && lo != hi:
+			why = dispersion.MixedClock
 		}
 		if t.replies == len(t.slots) {
 			d.Complete++
 		}
 		d.Rejects.Add(why)
 		switch why {
-		case estimator.Accepted:
+		case dispersion.Accepted:
 			out = append(out, sample)
 			worst = min(worst, lo, txSrc)
-		case estimator.LeftLate:
+		case dispersion.LeftLate:
 			late = append(late, sample)
 		}
 	}
 	d.Used += len(out)
 	if len(out) == 0 {
-		worst = timestamp.SourceNone
+		worst = dispersion.SourceNone
 	}
 	return out, worst, late
 }
@@ -401,21 +401,21 @@ const (
 
 // pace is what train i's input gaps had to be in one direction: back to
 // back in phase 1, PaceOf the direction's gap in phase 2.
-func (bk *book) pace(i int, forward bool) estimator.Pace {
+func (bk *book) pace(i int, forward bool) dispersion.Pace {
 	tn := bk.tnRev
 	if forward {
 		tn = bk.tnFwd
 	}
 	if i < bk.cfg.Trains || tn == 0 {
-		return estimator.Pace{}
+		return dispersion.Pace{}
 	}
 	return PaceOf(tn)
 }
 
 // PaceOf is what the input gaps of a train paced for a per-packet time tn
 // (seconds; the gap asked for is PaceFraction·tn) must keep to be used.
-func PaceOf(tn float64) estimator.Pace {
-	return estimator.Pace{Min: PaceMin * tn, Max: PaceMax * tn, Hole: PaceHole * tn}
+func PaceOf(tn float64) dispersion.Pace {
+	return dispersion.Pace{Min: PaceMin * tn, Max: PaceMax * tn, Hole: PaceHole * tn}
 }
 
 // traffic fills in what each direction carried and lost.

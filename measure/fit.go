@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/train"
 )
 
 // FitShare is the share of a reflector's stated budget a run plans to use:
@@ -20,7 +20,7 @@ const FitShare = 0.8
 // sentence saying what and why; an error when no run of cfg's kind fits.
 // A budget is only ever used to make a run smaller or slower, never larger,
 // so a reflector stating a huge one changes nothing.
-func Fit(cfg Config, u wire.Budget) (Config, string, error) {
+func Fit(cfg Config, u train.Budget) (Config, string, error) {
 	var notes []string
 	if u.MaxTrainLen >= 2 {
 		if cfg.TrainLen > u.MaxTrainLen {
@@ -79,7 +79,7 @@ func (c *Config) plan() (trains, packets int) {
 // apart) within what it grants one source: a bucket of a second's share of
 // its time (or one longest reply train) and that share of the time since.
 // It is interval when that suffices, and at most MaxInterval.
-func PacedInterval(u wire.Budget, n int, rgap time.Duration, trains int, interval time.Duration) time.Duration {
+func PacedInterval(u train.Budget, n int, rgap time.Duration, trains int, interval time.Duration) time.Duration {
 	if u.PacedShare <= 0 || rgap <= 0 || n < 2 || trains < 1 {
 		return interval
 	}

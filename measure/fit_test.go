@@ -9,12 +9,12 @@ import (
 
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/reflector/reflectortest"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/train"
 )
 
 // The budget a default reflector states (reflector.DefaultLimits, with its
 // MaxTrainLen and MaxReplySpan).
-var defaultBudget = wire.Budget{Rate: 10e6, Burst: 1 << 20, PPS: 5000, PacketBurst: 2000, MaxTrainLen: 1024,
+var defaultBudget = train.Budget{Rate: 10e6, Burst: 1 << 20, PPS: 5000, PacketBurst: 2000, MaxTrainLen: 1024,
 	PacedShare: 0.1, MaxReplySpan: int64(100 * time.Millisecond)}
 
 func TestFit(t *testing.T) {
@@ -32,7 +32,7 @@ func TestFit(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		cfg  Config
-		u    wire.Budget
+		u    train.Budget
 		// what must come out
 		interval time.Duration // 0: unchanged
 		maxBytes int           // 0: unchanged
@@ -41,8 +41,8 @@ func TestFit(t *testing.T) {
 		err      string
 	}{
 		{name: "default run, default reflector", cfg: Defaults(), u: defaultBudget},
-		{name: "nothing stated", cfg: jumboTrains, u: wire.Budget{}},
-		{name: "a huge budget makes nothing larger", cfg: Defaults(), u: wire.Budget{Rate: 1e12, Burst: 1 << 30, PPS: 1e9, PacketBurst: 1 << 30, MaxTrainLen: 60000, PacedShare: 1}},
+		{name: "nothing stated", cfg: jumboTrains, u: train.Budget{}},
+		{name: "a huge budget makes nothing larger", cfg: Defaults(), u: train.Budget{Rate: 1e12, Burst: 1 << 30, PPS: 1e9, PacketBurst: 1 << 30, MaxTrainLen: 60000, PacedShare: 1}},
 		// 16 back-to-back and 16 paced trains of 10 jumbo frames: 2.88 MB
 		// a direction, over the 1 MiB burst; the rest at 80 % of 10
 		// Mbit/s takes 32 trains 64 ms apart.
@@ -116,7 +116,7 @@ func TestPacedInterval(t *testing.T) {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}
-	if got := PacedInterval(wire.Budget{}, 10, time.Millisecond, 15, time.Millisecond); got != time.Millisecond {
+	if got := PacedInterval(train.Budget{}, 10, time.Millisecond, 15, time.Millisecond); got != time.Millisecond {
 		t.Errorf("no share stated: %v", got)
 	}
 }
@@ -131,9 +131,9 @@ func TestFitsReflectorBudget(t *testing.T) {
 	cfg := Defaults().Fixed()
 	cfg.TrainLen = 10 // 480 KB a direction, against a burst of 200 KB
 	for _, stated := range []bool{true, false} {
-		lie := func(h wire.Header, b []byte) [][]byte {
-			if h.Type == wire.TypeCookie && !stated {
-				b = b[:wire.HeaderLen+wire.CookieLen]
+		lie := func(h train.Header, b []byte) [][]byte {
+			if h.Type == train.TypeCookie && !stated {
+				b = b[:train.HeaderLen+train.CookieLen]
 			}
 			return [][]byte{b}
 		}
@@ -166,15 +166,15 @@ func TestFitsReflectorBudget(t *testing.T) {
 // so after the handshake instead of probing, and a stated train limit
 // below a pair is ignored.
 func TestHostileBudget(t *testing.T) {
-	state := func(u wire.Budget) reflectortest.Lie {
-		return func(h wire.Header, b []byte) [][]byte {
-			if h.Type == wire.TypeCookie && len(b) >= wire.HeaderLen+wire.CookieLen+wire.BudgetLen {
-				wire.PutBudget(b, u)
+	state := func(u train.Budget) reflectortest.Lie {
+		return func(h train.Header, b []byte) [][]byte {
+			if h.Type == train.TypeCookie && len(b) >= train.HeaderLen+train.CookieLen+train.BudgetLen {
+				train.PutBudget(b, u)
 			}
 			return [][]byte{b}
 		}
 	}
-	r := reflectortest.StartHostile(t, reflector.Config{}, state(wire.Budget{Rate: 1e3, Burst: 1500, PPS: 1, PacketBurst: 1}))
+	r := reflectortest.StartHostile(t, reflector.Config{}, state(train.Budget{Rate: 1e3, Burst: 1500, PPS: 1, PacketBurst: 1}))
 	cfg := Defaults()
 	cfg.Target = r.String()
 	start := time.Now()
@@ -184,7 +184,7 @@ func TestHostileBudget(t *testing.T) {
 	if st := r.Server().Stats(); st.Trains != 0 {
 		t.Errorf("%d trains reached the reflector", st.Trains)
 	}
-	r = reflectortest.StartHostile(t, reflector.Config{}, state(wire.Budget{MaxTrainLen: 1}))
+	r = reflectortest.StartHostile(t, reflector.Config{}, state(train.Budget{MaxTrainLen: 1}))
 	cfg.Target = r.String()
 	if res, err := Run(context.Background(), cfg); err != nil || len(res.Fitted) != 0 {
 		t.Errorf("train limit of 1: %v, fitted %q", err, res.Fitted)

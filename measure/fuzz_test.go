@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/abing-net/abing/timestamp"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/dispersion"
+	"github.com/abing-net/abing/train"
 )
 
 // fuzzSession is a session as it stands after both phases were sent: four
@@ -18,14 +18,14 @@ func fuzzSession() *session {
 	cfg := Defaults().Fixed()
 	cfg.Trains, cfg.TrainLen = 2, 2
 	addr := netip.MustParseAddrPort("198.18.2.2:8176")
-	s := &session{book: book{cfg: cfg, tnFwd: 100e-6, tnRev: 100e-6}, addr: addr, id: 7, payload: cfg.Size - wire.OverheadIPv4,
+	s := &session{book: book{cfg: cfg, tnFwd: 100e-6, tnRev: 100e-6}, addr: addr, id: 7, payload: cfg.Size - train.OverheadIPv4,
 		txKeys: map[uint32][2]int{}, reports: map[uint32]bool{},
 		progress: make(chan struct{}, 1), rng: rand.New(rand.NewPCG(7, 1))}
 	t0 := time.Now().UnixNano()
 	for i := range 2 * cfg.Trains {
 		ts := s.newTrain(cfg.TrainLen)
 		for p := range ts.slots {
-			ts.slots[p].sTx, ts.slots[p].sSrc = t0+int64(i)*10e6+int64(p)*80e3, timestamp.SourceKernel
+			ts.slots[p].sTx, ts.slots[p].sSrc = t0+int64(i)*10e6+int64(p)*80e3, dispersion.SourceKernel
 		}
 	}
 	return s
@@ -39,16 +39,16 @@ func fuzzSession() *session {
 func FuzzReceive(f *testing.F) {
 	// Seeds: one datagram of each type the reflector sends.
 	reply := make([]byte, 200)
-	wire.PutHeader(reply, &wire.Header{Type: wire.TypeReply, Session: 7, Train: 1, Pos: 1, Len: 2, Seq: 1})
-	wire.PutReplyBody(reply, &wire.ReplyBody{RxNs: 1e18, TTL: 63, RxSource: 2, Arrived: 2})
+	train.PutHeader(reply, &train.Header{Type: train.TypeReply, Session: 7, Train: 1, Pos: 1, Len: 2, Seq: 1})
+	train.PutReplyBody(reply, &train.ReplyBody{RxNs: 1e18, TTL: 63, RxSource: 2, Arrived: 2})
 	report := make([]byte, 200)
-	wire.PutHeader(report, &wire.Header{Type: wire.TypeReport, Session: 7, Len: 1})
-	wire.PutReport(report, 2, []wire.TxStamp{{Train: 0, Pos: 1, TxNs: 5}, {Train: 3, Pos: 0, TxNs: -1}})
-	cookie := make([]byte, wire.HeaderLen+wire.CookieLen)
-	wire.PutHeader(cookie, &wire.Header{Type: wire.TypeCookie, Session: 7, Len: 1})
-	refused := make([]byte, wire.RefusedLen)
-	wire.PutHeader(refused, &wire.Header{Type: wire.TypeRefused, Session: 7, Len: 1})
-	wire.PutRefused(refused, wire.RefusedBody{Reason: 3, RetryAfter: 1000})
+	train.PutHeader(report, &train.Header{Type: train.TypeReport, Session: 7, Len: 1})
+	train.PutReport(report, 2, []train.TxStamp{{Train: 0, Pos: 1, TxNs: 5}, {Train: 3, Pos: 0, TxNs: -1}})
+	cookie := make([]byte, train.HeaderLen+train.CookieLen)
+	train.PutHeader(cookie, &train.Header{Type: train.TypeCookie, Session: 7, Len: 1})
+	refused := make([]byte, train.RefusedLen)
+	train.PutHeader(refused, &train.Header{Type: train.TypeRefused, Session: 7, Len: 1})
+	train.PutRefused(refused, train.RefusedBody{Reason: 3, RetryAfter: 1000})
 	for _, b := range [][]byte{reply, report, cookie, refused, []byte("ABWE\x02")} {
 		f.Add(b, uint16(len(b)))
 	}
@@ -63,15 +63,15 @@ func FuzzReceive(f *testing.F) {
 		if c := int(cut); c > 0 && c < len(data) {
 			parts = [][]byte{data[:c], data[c:]}
 		}
-		var stamps []wire.TxStamp
+		var stamps []train.TxStamp
 		now := time.Now().UnixNano()
 		for i, b := range parts {
 			for tr := range s.trains {
-				if len(b) >= wire.HeaderLen+wire.ReplyBodyLen && wire.Type(b[5]) == wire.TypeReply {
+				if len(b) >= train.HeaderLen+train.ReplyBodyLen && train.Type(b[5]) == train.TypeReply {
 					binary.BigEndian.PutUint32(b[16:], uint32(tr)) // into each train in turn
 				}
-				stamps = s.handle(b, timestamp.Event{Kind: timestamp.Data, N: len(b), From: s.addr,
-					Ns: now + int64(i*1000+tr), Source: timestamp.SourceKernel, TTL: 60}, stamps)
+				stamps = s.handle(b, dispersion.Event{Kind: dispersion.Data, N: len(b), From: s.addr,
+					Ns: now + int64(i*1000+tr), Source: dispersion.SourceKernel, TTL: 60}, stamps)
 			}
 		}
 		res := &Result{Config: s.cfg}

@@ -8,21 +8,21 @@ import (
 	"time"
 
 	"github.com/abing-net/abing/auth"
-	"github.com/abing-net/abing/estimator"
+	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/reflector/reflectortest"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/train"
 )
 
 // reply rewrites the body of every reply datagram.
-func reply(f func(h wire.Header, r *wire.ReplyBody)) reflectortest.Lie {
-	return func(h wire.Header, b []byte) [][]byte {
-		if h.Type == wire.TypeReply {
-			r, err := wire.ParseReplyBody(b)
+func reply(f func(h train.Header, r *train.ReplyBody)) reflectortest.Lie {
+	return func(h train.Header, b []byte) [][]byte {
+		if h.Type == train.TypeReply {
+			r, err := train.ParseReplyBody(b)
 			if err == nil {
 				f(h, &r)
-				wire.PutReplyBody(b, &r)
+				train.PutReplyBody(b, &r)
 			}
 		}
 		return [][]byte{b}
@@ -40,7 +40,7 @@ func TestHostileReflector(t *testing.T) {
 		check func(t *testing.T, res *Result)
 	}{
 		// Lies in every other train, so that the run has replies to use.
-		{"claims 65535 arrivals", reply(func(h wire.Header, r *wire.ReplyBody) {
+		{"claims 65535 arrivals", reply(func(h train.Header, r *train.ReplyBody) {
 			if h.Train%2 == 1 {
 				r.Arrived = 65535
 			}
@@ -50,20 +50,20 @@ func TestHostileReflector(t *testing.T) {
 					t.Errorf("forward lost %d, unexpected %d: want the replies refused as malformed", res.Forward.Lost, res.Unexpected)
 				}
 			}},
-		{"claims 1000-second gaps", reply(func(h wire.Header, r *wire.ReplyBody) { r.RxNs += int64(h.Pos) * 1000e9 }),
+		{"claims 1000-second gaps", reply(func(h train.Header, r *train.ReplyBody) { r.RxNs += int64(h.Pos) * 1000e9 }),
 			func(t *testing.T, res *Result) {
-				if res.Forward.CapErr == nil || res.Forward.Rejects[estimator.Implausible] == 0 {
+				if res.Forward.CapErr == nil || res.Forward.Rejects[dispersion.Implausible] == 0 {
 					t.Errorf("forward: DBC %.0f, rejects %v: want implausible trains and no estimate",
 						res.Forward.Capacity.DBC, res.Forward.Rejects.Map())
 				}
 			}},
-		{"claims negative gaps", reply(func(h wire.Header, r *wire.ReplyBody) { r.RxNs -= int64(h.Pos) * 1e6 }),
+		{"claims negative gaps", reply(func(h train.Header, r *train.ReplyBody) { r.RxNs -= int64(h.Pos) * 1e6 }),
 			func(t *testing.T, res *Result) {
 				if res.Forward.CapErr == nil {
 					t.Errorf("forward DBC %.0f from gaps that run backwards", res.Forward.Capacity.DBC)
 				}
 			}},
-		{"claims a clock that does not exist", reply(func(h wire.Header, r *wire.ReplyBody) {
+		{"claims a clock that does not exist", reply(func(h train.Header, r *train.ReplyBody) {
 			if h.Train%2 == 1 {
 				r.RxSource = 200
 			}
@@ -73,26 +73,26 @@ func TestHostileReflector(t *testing.T) {
 					t.Errorf("replies with clock 200 accepted")
 				}
 			}},
-		{"reports transmit stamps from the future", func(h wire.Header, b []byte) [][]byte {
-			if h.Type == wire.TypeReport {
-				src, st, err := wire.ParseReport(b, nil)
+		{"reports transmit stamps from the future", func(h train.Header, b []byte) [][]byte {
+			if h.Type == train.TypeReport {
+				src, st, err := train.ParseReport(b, nil)
 				if err == nil {
 					for i := range st {
 						st[i].TxNs += int64(st[i].Pos) * 3600e9
 					}
-					wire.PutReport(b, src, st)
+					train.PutReport(b, src, st)
 				}
 			}
 			return [][]byte{b}
 		}, func(t *testing.T, res *Result) {
-			if res.Reverse.Rejects[estimator.Implausible] == 0 {
+			if res.Reverse.Rejects[dispersion.Implausible] == 0 {
 				t.Errorf("reverse rejects %v: want implausible trains", res.Reverse.Rejects.Map())
 			}
 			if res.RTTOK && res.RTT.Max > 1000 {
 				t.Errorf("RTT %+v from an hour inside the reflector", res.RTT)
 			}
 		}},
-		{"duplicates everything", func(_ wire.Header, b []byte) [][]byte { return [][]byte{b, b, b} },
+		{"duplicates everything", func(_ train.Header, b []byte) [][]byte { return [][]byte{b, b, b} },
 			func(t *testing.T, res *Result) {
 				if res.Reverse.Duplicates == 0 || res.Reverse.Lost != 0 {
 					t.Errorf("reverse: %d duplicates, %d lost", res.Reverse.Duplicates, res.Reverse.Lost)
@@ -154,10 +154,10 @@ func checkRecord(t *testing.T, r record.Record) {
 func TestSignedReplies(t *testing.T) {
 	key := auth.Key{Name: "site-a", Secret: []byte("0123456789abcdef")}
 	keyed := reflector.Config{Keys: []auth.Key{key}}
-	refusal := func(h wire.Header) []byte {
-		b := make([]byte, wire.RefusedLen)
-		wire.PutHeader(b, &wire.Header{Type: wire.TypeRefused, Session: h.Session, Len: 1})
-		wire.PutRefused(b, wire.RefusedBody{Reason: wire.RefusedRate})
+	refusal := func(h train.Header) []byte {
+		b := make([]byte, train.RefusedLen)
+		train.PutHeader(b, &train.Header{Type: train.TypeRefused, Session: h.Session, Len: 1})
+		train.PutRefused(b, train.RefusedBody{Reason: train.RefusedRate})
 		return b
 	}
 	for _, tc := range []struct {
@@ -167,7 +167,7 @@ func TestSignedReplies(t *testing.T) {
 		want  string // error substring, "" for a result
 		check func(t *testing.T, res *Result)
 	}{
-		{"forged replies in every other train", keyed, reply(func(h wire.Header, r *wire.ReplyBody) {
+		{"forged replies in every other train", keyed, reply(func(h train.Header, r *train.ReplyBody) {
 			if h.Train%2 == 1 {
 				r.RxNs += int64(h.Pos) * 300e3 // a 300 µs gap: 40 Mbit/s for 1500 bytes
 			}
@@ -177,8 +177,8 @@ func TestSignedReplies(t *testing.T) {
 					res.Unauthenticated, res.Forward.Complete, 2*res.Config.Trains)
 			}
 		}},
-		{"a forged refusal before the cookie", keyed, func(h wire.Header, b []byte) [][]byte {
-			if h.Type == wire.TypeCookie {
+		{"a forged refusal before the cookie", keyed, func(h train.Header, b []byte) [][]byte {
+			if h.Type == train.TypeCookie {
 				return [][]byte{refusal(h), b}
 			}
 			return [][]byte{b}
@@ -187,7 +187,7 @@ func TestSignedReplies(t *testing.T) {
 				t.Errorf("%d unauthenticated, %d trains whole", res.Unauthenticated, res.Forward.Complete)
 			}
 		}},
-		{"a reflector without keys", reflector.Config{}, func(_ wire.Header, b []byte) [][]byte { return [][]byte{b} },
+		{"a reflector without keys", reflector.Config{}, func(_ train.Header, b []byte) [][]byte { return [][]byte{b} },
 			`not signed with key "site-a"`, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

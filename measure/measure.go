@@ -24,11 +24,10 @@ import (
 	"time"
 
 	"github.com/abing-net/abing/auth"
+	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/estimator"
-	"github.com/abing-net/abing/pace"
 	"github.com/abing-net/abing/record"
-	"github.com/abing-net/abing/timestamp"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/train"
 )
 
 // Methods for cross traffic.
@@ -46,7 +45,7 @@ type Config struct {
 	Size       int           // IP-layer packet size, bytes
 	Interval   time.Duration // between train starts within a phase
 	Timeout    time.Duration // longest wait for replies after a phase
-	Timestamps timestamp.Mode
+	Timestamps dispersion.Mode
 	Interface  string // for hardware timestamps
 	Method     string // cross-traffic method for XTR/ABW
 	// Precision, when set (0 to 1), makes phase 2 adaptive: it sends
@@ -63,9 +62,9 @@ type Config struct {
 	// Key, when set, signs every datagram for a reflector that requires
 	// keys (HMAC-SHA-256, package auth).
 	Key *auth.Key
-	// Bind is used to open the socket; nil means timestamp.Listen. The
+	// Bind is used to open the socket; nil means dispersion.Listen. The
 	// testbed uses it to open sockets inside a network namespace.
-	Bind func(network, addr string, opts timestamp.Options) (*timestamp.Conn, error)
+	Bind func(network, addr string, opts dispersion.Options) (*dispersion.Conn, error)
 }
 
 // Defaults returns the configuration of a default run: capacity from 16
@@ -134,7 +133,7 @@ func (c *Config) rounds() int {
 // Limits of a Config.
 const (
 	MaxSize     = 9000 // the largest probe: a 9000-byte jumbo MTU
-	MinSize     = wire.OverheadIPv6 + wire.SenderBody + wire.ReportRequestLen
+	MinSize     = train.OverheadIPv6 + train.SenderBody + train.ReportRequestLen
 	MaxTrains   = 1000
 	MaxTrainLen = 100
 	MaxBytes    = 10_000_000 // an adaptive run's budget per direction
@@ -216,12 +215,12 @@ type Direction struct {
 	ProbeGapErr error
 	ABwE        estimator.Cross
 	ABwEErr     error
-	Source      timestamp.Source // worst clock among both ends' stamps
-	TTL         int              // most common TTL / hop limit received, -1 unknown
+	Source      dispersion.Source // worst clock among both ends' stamps
+	TTL         int               // most common TTL / hop limit received, -1 unknown
 	TrainsSent  int
 	Complete    int // trains that arrived whole
 	Used        int // trains used in an estimate
-	Rejects     estimator.Rejects
+	Rejects     dispersion.Rejects
 	Packets     int // datagrams sent in this direction
 	Bytes       int // IP-layer bytes sent in this direction
 	Lost        int // datagrams lost in this direction
@@ -242,12 +241,12 @@ func (d *Direction) Loss() float64 {
 // least (DBCMin), in the error too: as pathload says "available bandwidth
 // is greater than", rather than "too few samples".
 func (d *Direction) lowerBound(late []estimator.Sample, cfg Config) {
-	if d.CapErr == nil || 2*d.Rejects[estimator.LeftLate] < cfg.Trains {
+	if d.CapErr == nil || 2*d.Rejects[dispersion.LeftLate] < cfg.Trains {
 		return
 	}
-	if d.DBCMin = estimator.LowerBound(late, cfg.Size); d.DBCMin > 0 {
+	if d.DBCMin = dispersion.LowerBound(late, cfg.Size); d.DBCMin > 0 {
 		d.CapErr = fmt.Errorf("%w: capacity above %.0f Mbit/s (%d of %d trains left too slowly to measure the path); try --size 9000 or hardware timestamps",
-			ErrPathFaster, d.DBCMin/1e6, d.Rejects[estimator.LeftLate], cfg.Trains)
+			ErrPathFaster, d.DBCMin/1e6, d.Rejects[dispersion.LeftLate], cfg.Trains)
 	}
 }
 
@@ -286,8 +285,8 @@ type Result struct {
 
 type session struct {
 	book
-	conn    *timestamp.Conn
-	peer    *timestamp.Peer
+	conn    *dispersion.Conn
+	peer    *dispersion.Peer
 	addr    netip.AddrPort
 	id      uint64
 	payload int // UDP payload per probe
@@ -296,9 +295,9 @@ type session struct {
 	txKeys   map[uint32][2]int // key → train, pos
 	reports  map[uint32]bool   // report requests answered, by first train
 	unreach  error
-	refused  *wire.RefusedBody
-	cookie   *wire.Cookie
-	budget   *wire.Budget // what the reflector admits, stated with the cookie
+	refused  *train.RefusedBody
+	cookie   *train.Cookie
+	budget   *train.Budget // what the reflector admits, stated with the cookie
 	signer   *auth.Signer
 	verifier *auth.Verifier // with a key: checks the reflector's signatures
 	malform  int
@@ -322,7 +321,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	bind := cfg.Bind
 	if bind == nil {
-		bind = timestamp.Listen
+		bind = dispersion.Listen
 	}
 	laddr := ":0"
 	network := cfg.Network
@@ -331,14 +330,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	} else {
 		network = "udp6"
 	}
-	conn, err := bind(network, laddr, timestamp.Options{Mode: cfg.Timestamps, Interface: cfg.Interface})
+	conn, err := bind(network, laddr, dispersion.Options{Mode: cfg.Timestamps, Interface: cfg.Interface})
 	if err != nil {
 		return nil, fmt.Errorf("reflector %s: %w", addr, err)
 	}
 	defer conn.Close()
-	overhead := wire.OverheadIPv4
+	overhead := train.OverheadIPv4
 	if addr.Addr().Is6() {
-		overhead = wire.OverheadIPv6
+		overhead = train.OverheadIPv6
 	}
 	id := rand.Uint64()
 	s := &session{book: book{cfg: cfg}, conn: conn, peer: conn.Peer(addr), addr: addr, id: id, rng: rand.New(rand.NewPCG(id, 1)),
@@ -371,7 +370,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 // resolve finds the reflector's address; a slow resolver is bounded by ctx.
 func resolve(ctx context.Context, network, target string) (netip.AddrPort, error) {
-	host, port := target, fmt.Sprint(wire.DefaultPort)
+	host, port := target, fmt.Sprint(train.DefaultPort)
 	if h, p, err := net.SplitHostPort(target); err == nil {
 		host, port = h, p
 	}
@@ -486,13 +485,13 @@ func precise(d *Direction, precision float64) bool {
 // seal writes the client block into sender datagram b, whose header is in
 // place: the cookie, and the signature when a key is set.
 func (s *session) seal(b []byte) {
-	var c wire.ClientBlock
+	var c train.ClientBlock
 	s.mu.Lock()
 	if s.cookie != nil {
 		c.Cookie = *s.cookie
 	}
 	s.mu.Unlock()
-	wire.PutClientBlock(b, &c)
+	train.PutClientBlock(b, &c)
 	if s.signer != nil {
 		s.signer.Sign(b)
 	}
@@ -507,9 +506,9 @@ func (s *session) bye() {
 	if !greeted {
 		return
 	}
-	b := make([]byte, wire.SenderBody)
+	b := make([]byte, train.SenderBody)
 	s.seq++
-	wire.PutHeader(b, &wire.Header{Type: wire.TypeClose, Session: s.id, Len: 1, Seq: s.seq, SentNs: time.Now().UnixNano()})
+	train.PutHeader(b, &train.Header{Type: train.TypeClose, Session: s.id, Len: 1, Seq: s.seq, SentNs: time.Now().UnixNano()})
 	s.seal(b)
 	s.peer.Write(b)
 }
@@ -523,7 +522,7 @@ func (s *session) handshake(ctx context.Context) error {
 	retry := max(s.cfg.Timeout/4, 100*time.Millisecond)
 	for {
 		s.seq++
-		wire.PutHeader(b, &wire.Header{Type: wire.TypeHello, Session: s.id, Len: 1, Seq: s.seq, SentNs: time.Now().UnixNano()})
+		train.PutHeader(b, &train.Header{Type: train.TypeHello, Session: s.id, Len: 1, Seq: s.seq, SentNs: time.Now().UnixNano()})
 		s.seal(b)
 		if _, err := s.peer.Write(b); err != nil {
 			return fmt.Errorf("reflector %s: %w", s.addr, err)
@@ -626,11 +625,11 @@ func (s *session) phase(ctx context.Context, first, count, n int, fgap, rgap, in
 	next := time.Now()
 	for i := first; i < first+count; i++ {
 		// A back-to-back train leaves when it is handed over; a paced one
-		// is handed over pace.Lead early and leaves at its time, not at
-		// whatever woke this goroutine (pace.Send).
+		// is handed over train.Lead early and leaves at its time, not at
+		// whatever woke this goroutine (train.Send).
 		at, wake := next, next
 		if fgap > 0 {
-			wake = next.Add(-pace.Lead)
+			wake = next.Add(-train.Lead)
 		}
 		if err := sleepUntil(ctx, wake); err != nil {
 			return err
@@ -644,12 +643,12 @@ func (s *session) phase(ctx context.Context, first, count, n int, fgap, rgap, in
 		next = next.Add(time.Duration((0.5 + s.rng.Float64()) * float64(interval)))
 		var flags uint16
 		if fgap > 0 || rgap > 0 {
-			flags = wire.FlagPaced
+			flags = train.FlagPaced
 		}
 		now := time.Now().UnixNano()
 		for p := range pkts {
 			s.seq++
-			wire.PutHeader(pkts[p], &wire.Header{Type: wire.TypeProbe, Flags: flags, Session: s.id,
+			train.PutHeader(pkts[p], &train.Header{Type: train.TypeProbe, Flags: flags, Session: s.id,
 				Train: uint32(i), Pos: uint16(p), Len: uint16(n), Seq: s.seq,
 				ReplyGap: uint32(rgap), SentNs: now})
 			s.seal(pkts[p])
@@ -662,15 +661,15 @@ func (s *session) phase(ctx context.Context, first, count, n int, fgap, rgap, in
 		}
 		s.mu.Unlock()
 		var err error
-		user, err = pace.Send(ctx, s.peer, pkts, fgap, at, user)
+		user, err = train.Send(ctx, s.peer, pkts, fgap, at, user)
 		if err != nil {
 			return fmt.Errorf("reflector %s: %w", s.addr, err)
 		}
 		_, txSrc := s.conn.Sources()
-		if txSrc == timestamp.SourceUser {
+		if txSrc == dispersion.SourceUser {
 			s.mu.Lock()
 			for p, t := range user {
-				ts.slots[p].sTx, ts.slots[p].sSrc = t, timestamp.SourceUser
+				ts.slots[p].sTx, ts.slots[p].sSrc = t, dispersion.SourceUser
 			}
 			s.mu.Unlock()
 		}
@@ -791,7 +790,7 @@ func (s *session) fetchReports(ctx context.Context, first, n int) {
 	}
 	plen := len(s.trains[first].slots) // trains of one phase are of one length
 	s.mu.Unlock()
-	perReport := max(1, wire.ReportCapacity(room)/plen)
+	perReport := max(1, train.ReportCapacity(room)/plen)
 	for try := 0; try < 2; try++ {
 		var want []uint32
 		for t := first; t < first+n; t += perReport {
@@ -803,12 +802,12 @@ func (s *session) fetchReports(ctx context.Context, first, n int) {
 			}
 			cnt := min(perReport, first+n-t)
 			// The report comes back in a datagram of the request's size.
-			size := max(wire.HeaderLen+8+cnt*plen*wire.ReportEntryLen+(s.payload-room), wire.SenderBody+wire.ReportRequestLen)
+			size := max(train.HeaderLen+8+cnt*plen*train.ReportEntryLen+(s.payload-room), train.SenderBody+train.ReportRequestLen)
 			b := make([]byte, min(size, s.payload))
 			s.seq++
-			wire.PutHeader(b, &wire.Header{Type: wire.TypeReportRequest, Session: s.id, Train: uint32(t),
+			train.PutHeader(b, &train.Header{Type: train.TypeReportRequest, Session: s.id, Train: uint32(t),
 				Len: 1, Seq: s.seq, SentNs: time.Now().UnixNano()})
-			wire.PutReportRequest(b, wire.ReportRequest{FirstTrain: uint32(t), Trains: uint32(cnt)})
+			train.PutReportRequest(b, train.ReportRequest{FirstTrain: uint32(t), Trains: uint32(cnt)})
 			s.seal(b)
 			if _, err := s.peer.Write(b); err != nil {
 				return
@@ -842,7 +841,7 @@ func (s *session) fetchReports(ctx context.Context, first, n int) {
 // receive reads the socket until ctx ends.
 func (s *session) receive(ctx context.Context) error {
 	buf := make([]byte, 65536)
-	var stamps []wire.TxStamp
+	var stamps []train.TxStamp
 	for {
 		ev, err := s.conn.Recv(buf)
 		if err != nil {
@@ -853,17 +852,17 @@ func (s *session) receive(ctx context.Context) error {
 		}
 		s.mu.Lock()
 		switch ev.Kind {
-		case timestamp.TxStamp:
+		case dispersion.TxStamp:
 			if tp, ok := s.txKeys[ev.Key]; ok {
 				sl := &s.trains[tp[0]].slots[tp[1]]
 				sl.sTx, sl.sSrc = ev.Ns, ev.Source
 				delete(s.txKeys, ev.Key)
 			}
-		case timestamp.Unreachable:
+		case dispersion.Unreachable:
 			if ev.From == s.addr {
 				s.unreach = ev.Err
 			}
-		case timestamp.Data:
+		case dispersion.Data:
 			stamps = s.handle(buf[:ev.N], ev, stamps)
 		}
 		s.mu.Unlock()
@@ -875,8 +874,8 @@ func (s *session) receive(ctx context.Context) error {
 }
 
 // handle records one datagram from the reflector; s.mu is held.
-func (s *session) handle(b []byte, ev timestamp.Event, stamps []wire.TxStamp) []wire.TxStamp {
-	h, err := wire.ParseHeader(b)
+func (s *session) handle(b []byte, ev dispersion.Event, stamps []train.TxStamp) []train.TxStamp {
+	h, err := train.ParseHeader(b)
 	if ev.From != s.addr || ev.Trunc || err != nil || h.Session != s.id {
 		s.malform++
 		return stamps
@@ -885,30 +884,30 @@ func (s *session) handle(b []byte, ev timestamp.Event, stamps []wire.TxStamp) []
 	// anyone who sees the session id could otherwise forge replies,
 	// reports, cookies and refusals, and so capacities and alarms.
 	if s.verifier != nil {
-		if _, err := s.verifier.VerifyTrailer(b); err != nil || h.Flags&wire.FlagSigned == 0 {
+		if _, err := s.verifier.VerifyTrailer(b); err != nil || h.Flags&train.FlagSigned == 0 {
 			s.unauth++
 			return stamps
 		}
 		b = b[:len(b)-auth.TrailerLen]
 	}
 	switch h.Type {
-	case wire.TypeReply:
-		r, err := wire.ParseReplyBody(b)
+	case train.TypeReply:
+		r, err := train.ParseReplyBody(b)
 		if err != nil || int(h.Train) >= len(s.trains) || !s.reply(s.trains[h.Train], int(h.Pos), r, ev.Ns, ev.Source, ev.TTL) {
 			s.malform++
 		}
-	case wire.TypeCookie:
-		c, err := wire.ParseCookie(b)
+	case train.TypeCookie:
+		c, err := train.ParseCookie(b)
 		if err != nil {
 			s.malform++
 			return stamps
 		}
 		s.cookie = &c
-		if u, ok := wire.ParseBudget(b); ok {
+		if u, ok := train.ParseBudget(b); ok {
 			s.budget = &u
 		}
-	case wire.TypeRefused:
-		r, err := wire.ParseRefused(b)
+	case train.TypeRefused:
+		r, err := train.ParseRefused(b)
 		if err != nil {
 			s.malform++
 			return stamps
@@ -916,8 +915,8 @@ func (s *session) handle(b []byte, ev timestamp.Event, stamps []wire.TxStamp) []
 		if s.refused == nil {
 			s.refused = &r
 		}
-	case wire.TypeReport:
-		src, st, err := wire.ParseReport(b, stamps[:0])
+	case train.TypeReport:
+		src, st, err := train.ParseReport(b, stamps[:0])
 		if err != nil || !s.report(src, st) {
 			s.malform++
 			return stamps

@@ -12,11 +12,11 @@ import (
 	"time"
 
 	"github.com/abing-net/abing/auth"
+	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/estimator"
 	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/reflector/reflectortest"
-	"github.com/abing-net/abing/timestamp"
 )
 
 func startReflector(t *testing.T, network, addr string) (string, *reflector.Server) {
@@ -72,9 +72,9 @@ func TestLoopback(t *testing.T) {
 			// comes out, and the error says what to try.
 			for i, d := range []*Direction{&res.Forward, &res.Reverse} {
 				t.Logf("%s: %s", d.Name, recs[i].Text())
-				if d.CapErr != nil && 2*d.Rejects[estimator.LeftLate] >= cfg.Trains &&
+				if d.CapErr != nil && 2*d.Rejects[dispersion.LeftLate] >= cfg.Trains &&
 					(recs[i].DBCMin == nil || *recs[i].DBCMin <= 0 || !strings.Contains(recs[i].Error, "capacity above")) {
-					t.Errorf("%s: %d of %d trains left late, and no lower bound: %s", d.Name, d.Rejects[estimator.LeftLate], cfg.Trains, recs[i].Text())
+					t.Errorf("%s: %d of %d trains left late, and no lower bound: %s", d.Name, d.Rejects[dispersion.LeftLate], cfg.Trains, recs[i].Text())
 				}
 			}
 			b, _ := json.Marshal(recs[0])
@@ -123,7 +123,7 @@ func TestKeyed(t *testing.T) {
 }
 
 func TestNoReflector(t *testing.T) {
-	conn, err := timestamp.Listen("udp4", "127.0.0.1:0", timestamp.Options{})
+	conn, err := dispersion.Listen("udp4", "127.0.0.1:0", dispersion.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func TestLowerBoundError(t *testing.T) {
 		{"capacity measured", 16, nil, false},
 	} {
 		d := Direction{CapErr: tc.cap}
-		d.Rejects[estimator.LeftLate] = tc.late
+		d.Rejects[dispersion.LeftLate] = tc.late
 		d.lowerBound(late, cfg)
 		if got := d.DBCMin > 0; got != tc.bound || (got && !errors.Is(d.CapErr, ErrPathFaster)) {
 			t.Errorf("%s: DBCMin %.0f, error %v", tc.name, d.DBCMin, d.CapErr)
@@ -305,7 +305,7 @@ func TestBusyHost(t *testing.T) {
 		cfg.TrainLen = tc.pacedLen
 		bk := &book{cfg: cfg}
 		d := &Direction{Name: tc.dir}
-		d.Rejects[estimator.OffPace] = tc.late
+		d.Rejects[dispersion.OffPace] = tc.late
 		err := bk.busyHost(d, tc.used, tc.err)
 		switch {
 		case tc.want == "" && err != nil:

@@ -7,8 +7,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/abing-net/abing/timestamp"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/dispersion"
+	"github.com/abing-net/abing/train"
 )
 
 // Recording is a run rebuilt from outside it: what a packet capture on the
@@ -43,7 +43,7 @@ type RecordingOptions struct {
 	// packets it sent are stamped by the kernel at best: Linux hands an
 	// outgoing packet to the capture before the NIC sends it, so even
 	// tcpdump -j adapter_unsynced stamps it in software.
-	Clock timestamp.Source
+	Clock dispersion.Source
 	// Resolution of the capture's timestamps: 1 µs for a classic pcap
 	// file, 1 ns for one written with nanosecond precision.
 	Resolution time.Duration
@@ -67,14 +67,14 @@ type recTrain struct {
 type recReply struct {
 	train uint32
 	pos   int
-	body  wire.ReplyBody
+	body  train.ReplyBody
 	ns    int64
 	ttl   int
 }
 
 type recReport struct {
 	src    uint8
-	stamps []wire.TxStamp
+	stamps []train.TxStamp
 }
 
 // NewRecording starts the record of a session with the reflector at addr.
@@ -87,8 +87,8 @@ func NewRecording(addr netip.AddrPort, opts RecordingOptions) *Recording {
 
 // Probe records a probe as it left, at ns by the capture's clock; size is
 // its IP-layer size. It fails only past MaxRecorded probes.
-func (r *Recording) Probe(h wire.Header, size int, ns int64) error {
-	if h.Type != wire.TypeProbe || h.Len < 2 || int(h.Len) > MaxTrainLen || h.Pos >= h.Len ||
+func (r *Recording) Probe(h train.Header, size int, ns int64) error {
+	if h.Type != train.TypeProbe || h.Len < 2 || int(h.Len) > MaxTrainLen || h.Pos >= h.Len ||
 		size < MinSize || size > MaxSize || (r.size != 0 && size != r.size) {
 		r.unexpect++
 		return nil
@@ -99,10 +99,10 @@ func (r *Recording) Probe(h wire.Header, size int, ns int64) error {
 			return ErrRecordingFull
 		}
 		r.packets += int(h.Len)
-		t = &recTrain{n: int(h.Len), paced: h.Flags&wire.FlagPaced != 0, gap: h.ReplyGap, tx: make([]int64, h.Len)}
+		t = &recTrain{n: int(h.Len), paced: h.Flags&train.FlagPaced != 0, gap: h.ReplyGap, tx: make([]int64, h.Len)}
 		r.trains[h.Train] = t
 	}
-	if int(h.Len) != t.n || h.Flags&wire.FlagPaced != 0 != t.paced || h.ReplyGap != t.gap {
+	if int(h.Len) != t.n || h.Flags&train.FlagPaced != 0 != t.paced || h.ReplyGap != t.gap {
 		r.unexpect++
 		return nil
 	}
@@ -118,9 +118,9 @@ func (r *Recording) Probe(h wire.Header, size int, ns int64) error {
 
 // Reply records a reply as it arrived, at ns by the capture's clock, with
 // TTL ttl (-1 unknown).
-func (r *Recording) Reply(h wire.Header, body wire.ReplyBody, ns int64, ttl int) {
+func (r *Recording) Reply(h train.Header, body train.ReplyBody, ns int64, ttl int) {
 	t := r.trains[h.Train]
-	if h.Type != wire.TypeReply || t == nil || int(h.Len) != t.n || int(h.Pos) >= t.n || len(r.replies) >= r.packets {
+	if h.Type != train.TypeReply || t == nil || int(h.Len) != t.n || int(h.Pos) >= t.n || len(r.replies) >= r.packets {
 		r.unexpect++
 		return
 	}
@@ -130,7 +130,7 @@ func (r *Recording) Reply(h wire.Header, body wire.ReplyBody, ns int64, ttl int)
 
 // Report records a report of the reflector's transmit stamps, by its clock
 // src.
-func (r *Recording) Report(src uint8, stamps []wire.TxStamp) {
+func (r *Recording) Report(src uint8, stamps []train.TxStamp) {
 	if r.entries+len(stamps) > 2*r.packets { // a reflector reports each reply once, and may be asked twice
 		r.unexpect++
 		return
@@ -216,7 +216,7 @@ func (r *Recording) Result() (*Result, error) {
 		t := bk.newTrain(rt.n)
 		for p, ns := range rt.tx {
 			if ns != 0 {
-				t.slots[p].sTx, t.slots[p].sSrc = ns, min(r.opts.Clock, timestamp.SourceKernel)
+				t.slots[p].sTx, t.slots[p].sSrc = ns, min(r.opts.Clock, dispersion.SourceKernel)
 			}
 		}
 	}
@@ -233,7 +233,7 @@ func (r *Recording) Result() (*Result, error) {
 			unexpected++
 		}
 	}
-	var st []wire.TxStamp
+	var st []train.TxStamp
 	for _, rr := range r.reports {
 		st = st[:0]
 		for _, e := range rr.stamps {

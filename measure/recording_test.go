@@ -9,20 +9,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/abing-net/abing/timestamp"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/dispersion"
+	"github.com/abing-net/abing/train"
 )
 
 // event is one datagram of a synthetic run as a capture on the sender
 // sees it.
 type event struct {
-	h      wire.Header
+	h      train.Header
 	size   int
 	ns     int64
-	body   wire.ReplyBody // replies
+	body   train.ReplyBody // replies
 	ttl    int
 	src    uint8 // reports
-	stamps []wire.TxStamp
+	stamps []train.TxStamp
 }
 
 // syntheticRun makes the datagrams of a run over a 20 Mbit/s path with
@@ -36,17 +36,17 @@ func syntheticRun(t *testing.T, seed uint64) (cfg Config, events []event) {
 	cfg.Trains, cfg.TrainLen, cfg.PacedTrainLen, cfg.Round = 16, 2, 10, 8
 	tn := int64(1500 * 8 * 1e9 / 20e6) // 600 µs
 	t0 := int64(1_700_000_000) * 1e9
-	train := func(i, n int, fgap, rgap int64) []event {
+	trainEvents := func(i, n int, fgap, rgap int64) []event {
 		var out []event
 		start := t0 + int64(i)*int64(12*time.Millisecond)
 		flags := uint16(0)
 		if fgap > 0 || rgap > 0 {
-			flags = wire.FlagPaced
+			flags = train.FlagPaced
 		}
 		var rx int64
 		arrived := make([]int64, n) // forward receive stamps, 0 = lost
 		for p := range n {
-			h := wire.Header{Type: wire.TypeProbe, Flags: flags, Session: 9, Train: uint32(i), Pos: uint16(p),
+			h := train.Header{Type: train.TypeProbe, Flags: flags, Session: 9, Train: uint32(i), Pos: uint16(p),
 				Len: uint16(n), ReplyGap: uint32(rgap)}
 			tx := start + int64(p)*(fgap+int64(rng.IntN(3000)))
 			out = append(out, event{h: h, size: 1500, ns: tx})
@@ -57,27 +57,27 @@ func syntheticRun(t *testing.T, seed uint64) (cfg Config, events []event) {
 		}
 		// The reflector answers after the last probe, spaced by rgap (or
 		// back to back), and the reverse bottleneck spaces the replies.
-		var stamps []wire.TxStamp
+		var stamps []train.TxStamp
 		rtx, back := rx+50_000, int64(0)
 		for p := range n {
 			if arrived[p] == 0 {
 				continue
 			}
 			rtx += max(rgap, 2_000)
-			stamps = append(stamps, wire.TxStamp{Train: uint32(i), Pos: uint16(p), TxNs: rtx})
+			stamps = append(stamps, train.TxStamp{Train: uint32(i), Pos: uint16(p), TxNs: rtx})
 			back = max(back+tn+crossAhead(rng, tn), rtx+5_000_000)
 			if rng.IntN(150) == 0 {
 				continue // lost on the way back
 			}
-			h := wire.Header{Type: wire.TypeReply, Session: 9, Train: uint32(i), Pos: uint16(p), Len: uint16(n)}
+			h := train.Header{Type: train.TypeReply, Session: 9, Train: uint32(i), Pos: uint16(p), Len: uint16(n)}
 			out = append(out, event{h: h, ns: back, ttl: 61,
-				body: wire.ReplyBody{RxNs: arrived[p], TTL: 62, RxSource: uint8(timestamp.SourceKernel), Arrived: uint16(n)}})
+				body: train.ReplyBody{RxNs: arrived[p], TTL: 62, RxSource: uint8(dispersion.SourceKernel), Arrived: uint16(n)}})
 		}
-		out = append(out, event{h: wire.Header{Type: wire.TypeReport}, src: uint8(timestamp.SourceKernel), stamps: stamps})
+		out = append(out, event{h: train.Header{Type: train.TypeReport}, src: uint8(dispersion.SourceKernel), stamps: stamps})
 		return out
 	}
 	for i := range cfg.Trains {
-		events = append(events, train(i, cfg.TrainLen, 0, 0)...)
+		events = append(events, trainEvents(i, cfg.TrainLen, 0, 0)...)
 	}
 	// The spacing a live run would take from phase 1.
 	bk, _ := replayLive(t, cfg, events, false)
@@ -87,7 +87,7 @@ func syntheticRun(t *testing.T, seed uint64) (cfg Config, events []event) {
 		t.Fatalf("synthetic phase 1 gave no capacity: %v, %v", res.Forward.CapErr, res.Reverse.CapErr)
 	}
 	for i := range cfg.Round {
-		events = append(events, train(cfg.Trains+i, cfg.PacedTrainLen, int64(fgap), int64(rgap))...)
+		events = append(events, trainEvents(cfg.Trains+i, cfg.PacedTrainLen, int64(fgap), int64(rgap))...)
 	}
 	return cfg, events
 }
@@ -109,17 +109,17 @@ func replayLive(t *testing.T, cfg Config, events []event, estimate bool) (*book,
 	bk := &book{cfg: cfg}
 	for _, e := range events {
 		switch e.h.Type {
-		case wire.TypeProbe:
+		case train.TypeProbe:
 			if int(e.h.Train) == len(bk.trains) {
 				bk.newTrain(int(e.h.Len))
 			}
 			sl := &bk.trains[e.h.Train].slots[e.h.Pos]
-			sl.sTx, sl.sSrc = e.ns, timestamp.SourceKernel
-		case wire.TypeReply:
-			if !bk.reply(bk.trains[e.h.Train], int(e.h.Pos), e.body, e.ns, timestamp.SourceKernel, e.ttl) {
+			sl.sTx, sl.sSrc = e.ns, dispersion.SourceKernel
+		case train.TypeReply:
+			if !bk.reply(bk.trains[e.h.Train], int(e.h.Pos), e.body, e.ns, dispersion.SourceKernel, e.ttl) {
 				t.Fatalf("reply %+v refused", e.h)
 			}
-		case wire.TypeReport:
+		case train.TypeReport:
 			bk.report(e.src, e.stamps)
 		}
 	}
@@ -136,16 +136,16 @@ func replayLive(t *testing.T, cfg Config, events []event, estimate bool) (*book,
 
 func recordEvents(t *testing.T, events []event) *Recording {
 	t.Helper()
-	r := NewRecording(netip.MustParseAddrPort("198.18.2.2:8176"), RecordingOptions{Clock: timestamp.SourceKernel})
+	r := NewRecording(netip.MustParseAddrPort("198.18.2.2:8176"), RecordingOptions{Clock: dispersion.SourceKernel})
 	for _, e := range events {
 		switch e.h.Type {
-		case wire.TypeProbe:
+		case train.TypeProbe:
 			if err := r.Probe(e.h, e.size, e.ns); err != nil {
 				t.Fatal(err)
 			}
-		case wire.TypeReply:
+		case train.TypeReply:
 			r.Reply(e.h, e.body, e.ns, e.ttl)
-		case wire.TypeReport:
+		case train.TypeReport:
 			r.Report(e.src, e.stamps)
 		}
 	}
@@ -166,7 +166,7 @@ func TestRecordingIsTheLiveEstimate(t *testing.T) {
 		// Trains in any order, the datagrams of each in theirs.
 		var blocks [][]event
 		for i, e := range events {
-			if i == 0 || e.h.Type == wire.TypeProbe && e.h.Pos == 0 {
+			if i == 0 || e.h.Type == train.TypeProbe && e.h.Pos == 0 {
 				blocks = append(blocks, nil)
 			}
 			blocks[len(blocks)-1] = append(blocks[len(blocks)-1], e)
@@ -216,7 +216,7 @@ func TestRecordingChecks(t *testing.T) {
 	}
 
 	probe := events[0].h
-	reply := wire.Header{Type: wire.TypeReply, Session: 9, Train: 0, Pos: 0, Len: 2}
+	reply := train.Header{Type: train.TypeReply, Session: 9, Train: 0, Pos: 0, Len: 2}
 	for _, tc := range []struct {
 		name string
 		feed func(r *Recording)
@@ -227,14 +227,14 @@ func TestRecordingChecks(t *testing.T) {
 		{"train of one", func(r *Recording) { h := probe; h.Train, h.Len = 99, 1; r.Probe(h, 1500, 1) }},
 		{"train too long", func(r *Recording) { h := probe; h.Train, h.Len = 99, MaxTrainLen+1; r.Probe(h, 1500, 1) }},
 		{"probe too small", func(r *Recording) { h := probe; h.Train = 98; r.Probe(h, MinSize-1, 1) }},
-		{"pacing changes", func(r *Recording) { h := probe; h.Pos, h.Flags = 1, wire.FlagPaced; r.Probe(h, 1500, 1) }},
-		{"reply to an unknown train", func(r *Recording) { h := reply; h.Train = 77; r.Reply(h, wire.ReplyBody{}, 2, 64) }},
-		{"reply past the train", func(r *Recording) { h := reply; h.Pos = 5; r.Reply(h, wire.ReplyBody{}, 2, 64) }},
-		{"reply of another length", func(r *Recording) { h := reply; h.Len = 3; r.Reply(h, wire.ReplyBody{}, 2, 64) }},
-		{"reply claims more arrived than sent", func(r *Recording) { r.Reply(reply, wire.ReplyBody{Arrived: 3}, 2, 64) }},
-		{"reply clock unknown", func(r *Recording) { r.Reply(reply, wire.ReplyBody{RxSource: 9}, 2, 64) }},
+		{"pacing changes", func(r *Recording) { h := probe; h.Pos, h.Flags = 1, train.FlagPaced; r.Probe(h, 1500, 1) }},
+		{"reply to an unknown train", func(r *Recording) { h := reply; h.Train = 77; r.Reply(h, train.ReplyBody{}, 2, 64) }},
+		{"reply past the train", func(r *Recording) { h := reply; h.Pos = 5; r.Reply(h, train.ReplyBody{}, 2, 64) }},
+		{"reply of another length", func(r *Recording) { h := reply; h.Len = 3; r.Reply(h, train.ReplyBody{}, 2, 64) }},
+		{"reply claims more arrived than sent", func(r *Recording) { r.Reply(reply, train.ReplyBody{Arrived: 3}, 2, 64) }},
+		{"reply clock unknown", func(r *Recording) { r.Reply(reply, train.ReplyBody{RxSource: 9}, 2, 64) }},
 		{"report clock unknown", func(r *Recording) { r.Report(9, nil) }},
-		{"report flood", func(r *Recording) { r.Report(2, make([]wire.TxStamp, 5)) }},
+		{"report flood", func(r *Recording) { r.Report(2, make([]train.TxStamp, 5)) }},
 	} {
 		r := NewRecording(netip.MustParseAddrPort("198.18.2.2:8176"), RecordingOptions{})
 		if err := r.Probe(probe, 1500, 1); err != nil {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/abing-net/abing/estimator"
 )
 
 // CostParams weigh a path's measurements into a link cost for a routing
@@ -124,7 +126,7 @@ func (p *Publisher) Observe(cost float64) (float64, bool) {
 	if len(p.pending) < p.th.Window {
 		return 0, false
 	}
-	p.published = median(p.pending)
+	p.published = estimator.Median(p.pending)
 	p.pending = p.pending[:0]
 	return p.published, true
 }

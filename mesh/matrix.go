@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/abing-net/abing/estimator"
 )
 
 // Sample is one measurement from host Src to host Dst. Absent values are
@@ -51,7 +53,7 @@ func NewMatrix(samples []Sample) *Matrix {
 		a, b := min(k[0], k[1]), max(k[0], k[1])
 		if _, done := m.rtt[[2]string{a, b}]; !done {
 			if v := m.RTTs(a, b); len(v) > 0 {
-				m.rtt[[2]string{a, b}] = median(v)
+				m.rtt[[2]string{a, b}] = estimator.Median(v)
 			}
 		}
 		var abw []float64
@@ -61,7 +63,7 @@ func NewMatrix(samples []Sample) *Matrix {
 			}
 		}
 		if len(abw) > 0 {
-			m.abw[k] = median(abw)
+			m.abw[k] = estimator.Median(abw)
 		}
 	}
 	return m

@@ -17,11 +17,11 @@ import (
 	"github.com/hashicorp/serf/serf"
 
 	"github.com/abing-net/abing/auth"
+	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/monitor"
 	"github.com/abing-net/abing/netloc"
 	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/reflector"
-	"github.com/abing-net/abing/timestamp"
 )
 
 // Tags a member advertises in serf (memberlist carries at most 512 bytes
@@ -108,7 +108,7 @@ func (a *Agent) Run(ctx context.Context, setup monitor.Setup) error {
 			return fmt.Errorf("reflector: %w", err)
 		}
 	}
-	conn, err := timestamp.Listen("udp", ":"+strconv.Itoa(a.set.Port), timestamp.Options{})
+	conn, err := dispersion.Listen("udp", ":"+strconv.Itoa(a.set.Port), dispersion.Options{})
 	if err != nil {
 		return fmt.Errorf("reflector: %w", err)
 	}

@@ -19,7 +19,7 @@ import (
 
 	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/netloc"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/train"
 )
 
 // Path is one of a host's addresses, by the name of the network it is on
@@ -43,7 +43,7 @@ type Settings struct {
 	Join      []string          `yaml:"join"`      // members to join through, host:port; none: this node is the landmark
 	Bind      string            `yaml:"bind"`      // serf's TCP and UDP address: DefaultBind
 	Advertise string            `yaml:"advertise"` // the address others reach serf at: the first path's, with Bind's port
-	Port      int               `yaml:"port"`      // the reflector's UDP port: wire.DefaultPort
+	Port      int               `yaml:"port"`      // the reflector's UDP port: train.DefaultPort
 	Keyring   string            `yaml:"keyring"`   // gossip encryption keys, base64, one a line, the first in use (mode 600)
 	Insecure  bool              `yaml:"insecure"`  // allow gossip without encryption beyond loopback
 	Netloc    string            `yaml:"netloc"`    // the netloc API's TCP address: netloc.DefaultAddr ("none": off)
@@ -187,7 +187,7 @@ func (s *Settings) Complete() error {
 		}
 	}
 	if s.Port == 0 {
-		s.Port = wire.DefaultPort
+		s.Port = train.DefaultPort
 	}
 	if s.Port < 1 || s.Port > 65535 {
 		return fmt.Errorf("port %d: want 1 to 65535", s.Port)

@@ -8,7 +8,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/train"
 )
 
 func TestSettings(t *testing.T) {
@@ -44,7 +44,7 @@ func TestSettings(t *testing.T) {
 	if err := s.Complete(); err != nil {
 		t.Fatal(err)
 	}
-	if s.Advertise != "198.51.100.5:7946" || s.Port != wire.DefaultPort || s.Netloc != "127.0.0.1:4001" || s.NetlocPath != "direct" || s.Profile != "lan" {
+	if s.Advertise != "198.51.100.5:7946" || s.Port != train.DefaultPort || s.Netloc != "127.0.0.1:4001" || s.NetlocPath != "direct" || s.Profile != "lan" {
 		t.Errorf("defaults: %+v", s)
 	}
 	for _, bad := range []string{"direct", "direct=", "direct=lab-a", "a b=198.51.100.5", "direct=0.0.0.0", "direct=fe80::1%eth0"} {

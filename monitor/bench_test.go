@@ -13,15 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/reflector"
-	"github.com/abing-net/abing/timestamp"
 )
 
 // The benchmark's reflector runs in a child process (this test binary
 // again), so that the CPU the benchmark reports is the monitor's alone.
 func TestMain(m *testing.M) {
 	if os.Getenv("ABING_MONITOR_BENCH_REFLECTOR") == "1" {
-		conn, err := timestamp.Listen("udp4", "127.0.0.1:0", timestamp.Options{})
+		conn, err := dispersion.Listen("udp4", "127.0.0.1:0", dispersion.Options{})
 		if err != nil {
 			fmt.Println("error:", err)
 			os.Exit(1)

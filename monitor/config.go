@@ -21,12 +21,12 @@ import (
 
 	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/auth"
+	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/influx"
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/mesh"
 	"github.com/abing-net/abing/notify"
 	"github.com/abing-net/abing/store"
-	"github.com/abing-net/abing/timestamp"
 )
 
 // Duration is a time.Duration that also reads days ("30d").
@@ -580,7 +580,7 @@ func (t *Target) measureConfig(def Probe) (measure.Config, error) {
 			m.Method = p.Method
 		}
 		if p.Timestamps != "" {
-			mode, err := timestamp.ParseMode(p.Timestamps)
+			mode, err := dispersion.ParseMode(p.Timestamps)
 			if err != nil {
 				return m, err
 			}

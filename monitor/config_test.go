@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/measure"
-	"github.com/abing-net/abing/timestamp"
 )
 
 const good = `
@@ -181,7 +181,7 @@ targets:
 	mx, _ := cfg.Targets[0].measureConfig(cfg.Probe)
 	my, _ := cfg.Targets[1].measureConfig(cfg.Probe)
 	if mx.Key == nil || mx.Key.Name != "a" || mx.Method != "abwe" || my.Key == nil || my.Key.Name != "b" ||
-		my.Timestamps != timestamp.ModeSoftware || my.Interface != "eth1" || my.Method != "abwe" {
+		my.Timestamps != dispersion.ModeSoftware || my.Interface != "eth1" || my.Method != "abwe" {
 		t.Errorf("x: %+v\ny: %+v", mx, my)
 	}
 	for _, tc := range []struct{ name, yaml, want string }{

@@ -19,7 +19,7 @@ import (
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/reflector/reflectortest"
 	"github.com/abing-net/abing/store"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/train"
 )
 
 // A reflector that claims 65,535 arrivals in every other train once made
@@ -28,11 +28,11 @@ import (
 // [0, 1], and a panic in a result handler (here, the first call of the
 // Results callback) is recovered, counted, and the monitor goes on.
 func TestMonitorHostileReflector(t *testing.T) {
-	h := reflectortest.StartHostile(t, reflector.Config{}, func(hd wire.Header, b []byte) [][]byte {
-		if hd.Type == wire.TypeReply && hd.Train%2 == 1 {
-			r, _ := wire.ParseReplyBody(b)
+	h := reflectortest.StartHostile(t, reflector.Config{}, func(hd train.Header, b []byte) [][]byte {
+		if hd.Type == train.TypeReply && hd.Train%2 == 1 {
+			r, _ := train.ParseReplyBody(b)
 			r.Arrived = 65535
-			wire.PutReplyBody(b, &r)
+			train.PutReplyBody(b, &r)
 		}
 		return [][]byte{b}
 	})
@@ -177,8 +177,8 @@ func TestAlarmWritesRetried(t *testing.T) {
 // interface lock for its timeout at most: a healthy target behind the same
 // interface keeps its cadence.
 func TestStalledTargetReleasesLock(t *testing.T) {
-	stalled := reflectortest.StartHostile(t, reflector.Config{}, func(h wire.Header, b []byte) [][]byte {
-		if h.Type == wire.TypeCookie {
+	stalled := reflectortest.StartHostile(t, reflector.Config{}, func(h train.Header, b []byte) [][]byte {
+		if h.Type == train.TypeCookie {
 			return [][]byte{b}
 		}
 		return nil // no replies, no reports, ever

@@ -30,14 +30,14 @@ import (
 	"time"
 
 	"github.com/abing-net/abing/alarms"
+	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/mesh"
 	"github.com/abing-net/abing/notify"
 	"github.com/abing-net/abing/prober"
 	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/store"
-	"github.com/abing-net/abing/timestamp"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/train"
 )
 
 // Sink takes results: the embedded store, InfluxDB.
@@ -51,9 +51,9 @@ type Options struct {
 	// Sinks take every result after the store.
 	Sinks  []Sink
 	Logger *slog.Logger
-	// Bind opens measurement sockets; nil means timestamp.Listen. The
+	// Bind opens measurement sockets; nil means dispersion.Listen. The
 	// testbed opens them inside a network namespace.
-	Bind func(network, addr string, opts timestamp.Options) (*timestamp.Conn, error)
+	Bind func(network, addr string, opts dispersion.Options) (*dispersion.Conn, error)
 	// Metrics, if set, are updated with every result.
 	Metrics *Metrics
 	// Results, if set, receives every batch of records once it has been
@@ -367,7 +367,7 @@ func (m *Monitor) exclusive(t *Target, timeout time.Duration) string {
 	}
 	addr := t.Address
 	if _, _, err := net.SplitHostPort(addr); err != nil {
-		addr = net.JoinHostPort(addr, strconv.Itoa(wire.DefaultPort))
+		addr = net.JoinHostPort(addr, strconv.Itoa(train.DefaultPort))
 	}
 	// A name is resolved here too: bounded like the measurement itself.
 	d := net.Dialer{Timeout: timeout}

@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/abing-net/abing/auth"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/train"
 )
 
 // Through a real socket: every kind of bad datagram is dropped, counted
@@ -36,7 +36,7 @@ func TestBadDatagrams(t *testing.T) {
 		{"wrong version", false, func(c *client) [][]byte { b := c.probe(0, 0, 2, 100); b[4] = 1; return [][]byte{b} }, DropMalformed, 1},
 		{"reply sent to reflector", false, func(c *client) [][]byte {
 			b := make([]byte, 100)
-			wire.PutHeader(b, &wire.Header{Type: wire.TypeReply, Len: 1})
+			train.PutHeader(b, &train.Header{Type: train.TypeReply, Len: 1})
 			return [][]byte{b}
 		}, DropMalformed, 1},
 		{"position outside train", false, func(c *client) [][]byte { b := c.probe(0, 0, 2, 100); b[21] = 9; return [][]byte{b} }, DropMalformed, 1},
@@ -49,7 +49,7 @@ func TestBadDatagrams(t *testing.T) {
 		}, DropBadSignature, 1},
 		{"tampered after signing", true, func(c *client) [][]byte { b := c.probe(0, 0, 2, 500); b[400] = 1; return [][]byte{b} }, DropBadSignature, 1},
 		{"stale", true, func(c *client) [][]byte {
-			return [][]byte{c.msg(wire.Header{Type: wire.TypeProbe, Len: 2, SentNs: time.Now().Add(-time.Minute).UnixNano()}, 500)}
+			return [][]byte{c.msg(train.Header{Type: train.TypeProbe, Len: 2, SentNs: time.Now().Add(-time.Minute).UnixNano()}, 500)}
 		}, DropStale, 1},
 		{"signed replay", true, func(c *client) [][]byte { p := c.probe(0, 0, 3, 500); return [][]byte{p, p} }, DropReplayed, 1},
 	} {
@@ -77,7 +77,7 @@ func TestBadDatagrams(t *testing.T) {
 				t.Errorf("%d drops in all, want %d: %v", d, tc.n, st.Dropped)
 			}
 			for _, b := range got {
-				if h, _ := wire.ParseHeader(b); h.Type != wire.TypeRefused && h.Type != wire.TypeReply {
+				if h, _ := train.ParseHeader(b); h.Type != train.TypeRefused && h.Type != train.TypeReply {
 					t.Errorf("answered with a %v", h.Type)
 				}
 			}
@@ -103,12 +103,12 @@ func TestBudgets(t *testing.T) {
 	m := types(got)
 	// 1 hello + 8 probes = 9 packets against a burst of 7 packets: the
 	// hello and three trains fit, the fourth is refused once.
-	if m[wire.TypeReply] != 6 || m[wire.TypeRefused] != 1 {
+	if m[train.TypeReply] != 6 || m[train.TypeRefused] != 1 {
 		t.Errorf("got %v, want 6 replies and 1 refusal", m)
 	}
 	for _, b := range got {
-		if h, _ := wire.ParseHeader(b); h.Type == wire.TypeRefused {
-			if r, _ := wire.ParseRefused(b); r.Reason != wire.RefusedRate {
+		if h, _ := train.ParseHeader(b); h.Type == train.TypeRefused {
+			if r, _ := train.ParseRefused(b); r.Reason != train.RefusedRate {
 				t.Errorf("refusal %+v", r)
 			}
 		}
@@ -119,7 +119,7 @@ func TestBudgets(t *testing.T) {
 	n := newClient(t, "127.0.0.2:0", addr)
 	n.hello()
 	n.send(n.probe(0, 0, 2, 1000), n.probe(0, 1, 2, 1000))
-	if m := types(n.read()); m[wire.TypeReply] != 2 {
+	if m := types(n.read()); m[train.TypeReply] != 2 {
 		t.Errorf("neighbour got %v", m)
 	}
 }
@@ -132,7 +132,7 @@ func TestAllowDeny(t *testing.T) {
 		answer bool
 	}{{"127.0.0.1:0", true}, {"127.0.0.2:0", false}, {"127.0.1.1:0", false}} {
 		c := newClient(t, tc.src, addr)
-		c.send(c.msg(wire.Header{Type: wire.TypeHello, Len: 1}, wire.HelloMin))
+		c.send(c.msg(train.Header{Type: train.TypeHello, Len: 1}, train.HelloMin))
 		if got := len(c.read()) > 0; got != tc.answer {
 			t.Errorf("%s answered: %v", tc.src, got)
 		}
@@ -210,7 +210,7 @@ func TestBudgetsKeyed(t *testing.T) {
 		for i := range 3 {
 			c.send(c.probe(i, 0, 2, 500))
 		}
-		if m := types(c.read()); len(m) != tc.refused || m[wire.TypeRefused] != tc.refused {
+		if m := types(c.read()); len(m) != tc.refused || m[train.TypeRefused] != tc.refused {
 			t.Errorf("%s (signed %v): got %v, want %d refusal", tc.src, tc.signed, m, tc.refused)
 		}
 	}
@@ -230,30 +230,30 @@ func TestKeyedAnswersSignedNeverLarger(t *testing.T) {
 	c := newClient(t, "127.0.0.1:0", addr)
 	c.signer = auth.NewSigner(key)
 	v := auth.NewVerifier([]auth.Key{key})
-	c.hello() // 1 datagram of wire.HelloMin bytes
-	req := c.msg(wire.Header{Type: wire.TypeReportRequest, Len: 1}, wire.SenderBody+wire.ReportRequestLen)
-	wire.PutReportRequest(req, wire.ReportRequest{FirstTrain: 0, Trains: 1})
+	c.hello() // 1 datagram of train.HelloMin bytes
+	req := c.msg(train.Header{Type: train.TypeReportRequest, Len: 1}, train.SenderBody+train.ReportRequestLen)
+	train.PutReportRequest(req, train.ReportRequest{FirstTrain: 0, Trains: 1})
 	c.signer.Sign(req) // again, over the body
-	sent := [][]byte{c.probe(0, 0, 2, wire.SenderBody), c.probe(0, 1, 2, wire.SenderBody)}
+	sent := [][]byte{c.probe(0, 0, 2, train.SenderBody), c.probe(0, 1, 2, train.SenderBody)}
 	c.send(sent...)
 	time.Sleep(50 * time.Millisecond)
 	c.send(req)
-	over := c.probe(1, 0, 2, wire.SenderBody)
-	c.send(c.probe(1, 1, 2, wire.SenderBody), over) // 5th and 6th: the 6th is refused
+	over := c.probe(1, 0, 2, train.SenderBody)
+	c.send(c.probe(1, 1, 2, train.SenderBody), over) // 5th and 6th: the 6th is refused
 	got := c.read()
 	m := types(got)
 	// Replies: train 0 whole, and of train 1 the packet that got in
 	// (answered when the train times out).
-	if m[wire.TypeReply] != 3 || m[wire.TypeReport] != 1 || m[wire.TypeRefused] != 1 {
+	if m[train.TypeReply] != 3 || m[train.TypeReport] != 1 || m[train.TypeRefused] != 1 {
 		t.Fatalf("got %v; drops %s", m, dropString(srv.Stats()))
 	}
 	for _, b := range got {
-		h, _ := wire.ParseHeader(b)
-		if name, err := v.VerifyTrailer(b); err != nil || name != "site-a" || h.Flags&wire.FlagSigned == 0 {
+		h, _ := train.ParseHeader(b)
+		if name, err := v.VerifyTrailer(b); err != nil || name != "site-a" || h.Flags&train.FlagSigned == 0 {
 			t.Errorf("%v (%d bytes) not signed: %v", h.Type, len(b), err)
 		}
-		limit := wire.SenderBody
-		if h.Type == wire.TypeReport {
+		limit := train.SenderBody
+		if h.Type == train.TypeReport {
 			limit = len(req)
 		}
 		if len(b) > limit {
@@ -271,11 +271,11 @@ func TestCookieStatesBudget(t *testing.T) {
 	for _, tc := range []struct {
 		hello  int
 		budget bool
-	}{{wire.HelloMin, true}, {wire.HelloMin + 100, true}, {wire.HelloMin - 1, false}} {
+	}{{train.HelloMin, true}, {train.HelloMin + 100, true}, {train.HelloMin - 1, false}} {
 		c := newClient(t, "127.0.0.1:0", addr)
-		c.send(c.msg(wire.Header{Type: wire.TypeHello, Len: 1}, tc.hello))
+		c.send(c.msg(train.Header{Type: train.TypeHello, Len: 1}, tc.hello))
 		got := c.read()
-		if tc.hello < wire.HelloMin {
+		if tc.hello < train.HelloMin {
 			if len(got) != 0 {
 				t.Errorf("hello of %d bytes answered", tc.hello)
 			}
@@ -284,7 +284,7 @@ func TestCookieStatesBudget(t *testing.T) {
 		if len(got) != 1 || len(got[0]) > tc.hello {
 			t.Fatalf("hello of %d bytes: %d answers, %d bytes", tc.hello, len(got), len(got[0]))
 		}
-		u, ok := wire.ParseBudget(got[0])
+		u, ok := train.ParseBudget(got[0])
 		if ok != tc.budget || u.Rate != 3e6 || u.Burst != 1<<20 || u.MaxTrainLen != 1024 || u.PacedShare != 0.1 ||
 			u.MaxReplySpan != int64(100*time.Millisecond) {
 			t.Errorf("hello of %d bytes: budget %+v (%v)", tc.hello, u, ok)

@@ -18,8 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/abing-net/abing/auth"
-	"github.com/abing-net/abing/timestamp"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/dispersion"
+	"github.com/abing-net/abing/train"
 )
 
 // The benchmark's reflector runs in a child process (this test binary
@@ -38,7 +38,7 @@ const benchKeyHex = "000102030405060708090a0b0c0d0e0f"
 // benchChild serves on loopback until its standard input closes, then
 // prints its stats as JSON.
 func benchChild() {
-	conn, err := timestamp.Listen("udp4", "127.0.0.1:0", timestamp.Options{Buffer: 8 << 20})
+	conn, err := dispersion.Listen("udp4", "127.0.0.1:0", dispersion.Options{Buffer: 8 << 20})
 	if err != nil {
 		fmt.Println("error:", err)
 		os.Exit(1)
@@ -140,7 +140,7 @@ func benchReflector(b *testing.B, keyed bool) {
 	}
 	const n, window, perSession = 10, 32, 200
 	var replies atomic.Int64
-	cookies := make(chan wire.Cookie, 1)
+	cookies := make(chan train.Cookie, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -148,12 +148,12 @@ func benchReflector(b *testing.B, keyed bool) {
 		buf := make([]byte, 9000)
 		for ctx.Err() == nil {
 			c.conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-			if ev, err := c.conn.Recv(buf); err == nil && ev.Kind == timestamp.Data {
-				switch h, _ := wire.ParseHeader(buf[:ev.N]); h.Type {
-				case wire.TypeReply:
+			if ev, err := c.conn.Recv(buf); err == nil && ev.Kind == dispersion.Data {
+				switch h, _ := train.ParseHeader(buf[:ev.N]); h.Type {
+				case train.TypeReply:
 					replies.Add(1)
-				case wire.TypeCookie:
-					ck, _ := wire.ParseCookie(buf[:ev.N])
+				case train.TypeCookie:
+					ck, _ := train.ParseCookie(buf[:ev.N])
 					cookies <- ck
 				}
 			}
@@ -166,7 +166,7 @@ func benchReflector(b *testing.B, keyed bool) {
 	for i := range trains {
 		if i%perSession == 0 { // fresh sessions keep stamp memory small
 			if i > 0 {
-				c.send(c.msg(wire.Header{Type: wire.TypeClose, Len: 1}, wire.SenderBody))
+				c.send(c.msg(train.Header{Type: train.TypeClose, Len: 1}, train.SenderBody))
 			}
 			c.session++
 			c.benchHello(cookies)
@@ -197,10 +197,10 @@ func benchReflector(b *testing.B, keyed bool) {
 
 // benchHello says hello until a cookie arrives on cookies (the receive
 // goroutine owns the socket).
-func (c *client) benchHello(cookies <-chan wire.Cookie) {
+func (c *client) benchHello(cookies <-chan train.Cookie) {
 	for {
-		c.cookie = wire.Cookie{}
-		c.send(c.msg(wire.Header{Type: wire.TypeHello, Len: 1}, wire.HelloMin))
+		c.cookie = train.Cookie{}
+		c.send(c.msg(train.Header{Type: train.TypeHello, Len: 1}, train.HelloMin))
 		select {
 		case c.cookie = <-cookies:
 			return

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/abing-net/abing/measure"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/train"
 )
 
 // floodSource plays one of many sources that each complete the handshake
@@ -30,16 +30,16 @@ func floodSource(addr netip.AddrPort, src netip.Addr, session uint64) (sent, rec
 		}
 	}
 	var seq uint32
-	msg := func(h wire.Header, n int, cookie wire.Cookie) []byte {
+	msg := func(h train.Header, n int, cookie train.Cookie) []byte {
 		seq++
 		b := make([]byte, n)
 		h.Session, h.Seq, h.SentNs = session, seq, time.Now().UnixNano()
-		wire.PutHeader(b, &h)
-		wire.PutClientBlock(b, &wire.ClientBlock{Cookie: cookie})
+		train.PutHeader(b, &h)
+		train.PutClientBlock(b, &train.ClientBlock{Cookie: cookie})
 		return b
 	}
 	buf := make([]byte, 9000)
-	read := func(until time.Time) (cookie *wire.Cookie) {
+	read := func(until time.Time) (cookie *train.Cookie) {
 		for {
 			c.SetReadDeadline(until)
 			n, err := c.Read(buf)
@@ -47,23 +47,23 @@ func floodSource(addr netip.AddrPort, src netip.Addr, session uint64) (sent, rec
 				return cookie
 			}
 			recv += n
-			if h, err := wire.ParseHeader(buf[:n]); err == nil && h.Type == wire.TypeCookie {
-				ck, _ := wire.ParseCookie(buf[:n])
+			if h, err := train.ParseHeader(buf[:n]); err == nil && h.Type == train.TypeCookie {
+				ck, _ := train.ParseCookie(buf[:n])
 				return &ck
 			}
 		}
 	}
-	write(msg(wire.Header{Type: wire.TypeHello, Len: 1}, wire.HelloMin, wire.Cookie{}))
+	write(msg(train.Header{Type: train.TypeHello, Len: 1}, train.HelloMin, train.Cookie{}))
 	ck := read(time.Now().Add(time.Second))
 	if ck == nil {
 		return sent, recv, nil // refused or dropped: fine, counted below
 	}
 	// The longest train the reflector takes, of which two packets come.
-	write(msg(wire.Header{Type: wire.TypeProbe, Pos: 0, Len: 1024}, 1000, *ck))
-	write(msg(wire.Header{Type: wire.TypeProbe, Pos: 1, Len: 1024}, 1000, *ck))
+	write(msg(train.Header{Type: train.TypeProbe, Pos: 0, Len: 1024}, 1000, *ck))
+	write(msg(train.Header{Type: train.TypeProbe, Pos: 1, Len: 1024}, 1000, *ck))
 	// A second session on the same socket with no cookie.
 	session++
-	write(msg(wire.Header{Type: wire.TypeProbe, Pos: 0, Len: 2}, 500, wire.Cookie{}))
+	write(msg(train.Header{Type: train.TypeProbe, Pos: 0, Len: 2}, 500, train.Cookie{}))
 	write([]byte("garbage garbage garbage garbage garbage garbage"))
 	read(time.Now().Add(300 * time.Millisecond))
 	return sent, recv, nil

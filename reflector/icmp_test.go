@@ -4,8 +4,8 @@ import (
 	"net"
 	"testing"
 
-	"github.com/abing-net/abing/timestamp"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/dispersion"
+	"github.com/abing-net/abing/train"
 )
 
 // Hellos from sockets that close at once: every cookie hits a closed port,
@@ -15,7 +15,7 @@ import (
 // reflector counts them and goes on serving.
 func TestICMPErrorsDoNotStopServe(t *testing.T) {
 	srv, addr := start(t, Config{})
-	hello := (&client{session: 7}).msg(wire.Header{Type: wire.TypeHello, Len: 1}, wire.HelloMin)
+	hello := (&client{session: 7}).msg(train.Header{Type: train.TypeHello, Len: 1}, train.HelloMin)
 	const n = 3000
 	for i := range n {
 		// From many loopback sources, so that no budget refuses them.
@@ -34,7 +34,7 @@ func TestICMPErrorsDoNotStopServe(t *testing.T) {
 	c.hello()
 	st := srv.Stats()
 	t.Logf("%d hellos to closed ports: %d cookies sent, ICMP errors %v, send errors %d", n, st.Cookies, st.ICMPErrors, st.SendErrors)
-	if st.ICMPErrors[timestamp.ICMPPortUnreachable] == 0 {
+	if st.ICMPErrors[dispersion.ICMPPortUnreachable] == 0 {
 		t.Errorf("no port-unreachable errors counted: %v", st.ICMPErrors)
 	}
 }

@@ -3,7 +3,7 @@ package reflector
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/abing-net/abing/timestamp"
+	"github.com/abing-net/abing/dispersion"
 )
 
 // Collector exports a server's counters to Prometheus, named after the
@@ -69,7 +69,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.sendErrors, st.SendErrors)
 	counter(c.recvErrors, st.ReceiveErrors)
 	for i, n := range st.ICMPErrors {
-		counter(c.icmp, n, timestamp.ICMP(i).String())
+		counter(c.icmp, n, dispersion.ICMP(i).String())
 	}
 	gauge(c.sessions, st.Sessions, "active")
 	gauge(c.sessions, st.Remembered, "remembered")

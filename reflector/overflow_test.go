@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/abing-net/abing/auth"
-	"github.com/abing-net/abing/timestamp"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/dispersion"
+	"github.com/abing-net/abing/train"
 )
 
 // Budgets hold when the tables are full: with room for 4 sources and 1
@@ -26,10 +26,10 @@ func TestBudgetsWhenTablesFull(t *testing.T) {
 	answered := 0
 	for i := range 40 {
 		c := newClient(t, fmt.Sprintf("127.0.%d.1:0", i+1), addr)
-		c.send(c.msg(wire.Header{Type: wire.TypeHello, Len: 1}, wire.HelloMin))
+		c.send(c.msg(train.Header{Type: train.TypeHello, Len: 1}, train.HelloMin))
 		for _, b := range c.readFor(30 * time.Millisecond) {
-			if h, _ := wire.ParseHeader(b); h.Type == wire.TypeCookie {
-				c.cookie, _ = wire.ParseCookie(b)
+			if h, _ := train.ParseHeader(b); h.Type == train.TypeCookie {
+				c.cookie, _ = train.ParseCookie(b)
 				answered++
 				c.send(c.probe(0, 0, 2, 500))
 			}
@@ -62,11 +62,11 @@ func TestPacedTotal(t *testing.T) {
 		c.hello()
 		for tr := range 3 {
 			for p := range 10 {
-				c.send(c.msg(wire.Header{Type: wire.TypeProbe, Flags: wire.FlagPaced, ReplyGap: uint32(10 * time.Millisecond),
+				c.send(c.msg(train.Header{Type: train.TypeProbe, Flags: train.FlagPaced, ReplyGap: uint32(10 * time.Millisecond),
 					Train: uint32(tr), Pos: uint16(p), Len: 10}, 500))
 			}
 		}
-		replies += types(c.read())[wire.TypeReply]
+		replies += types(c.read())[train.TypeReply]
 	}
 	if st := srv.Stats(); replies != 10 || st.Dropped[DropPaced] != 5 {
 		t.Errorf("%d replies, %d paced_time drops: want one train of 10 and 5 drops", replies, st.Dropped[DropPaced])
@@ -89,7 +89,7 @@ func TestUnsignedSparesSharedBudgets(t *testing.T) {
 	c.signer = auth.NewSigner(key)
 	c.hello()
 	c.send(c.probe(0, 0, 2, 500), c.probe(0, 1, 2, 500))
-	if m := types(c.read()); m[wire.TypeReply] != 2 {
+	if m := types(c.read()); m[train.TypeReply] != 2 {
 		t.Errorf("keyed sender after an unsigned flood got %v, want 2 replies", m)
 	}
 	st := srv.Stats()
@@ -108,7 +108,7 @@ func (c *client) readFor(d time.Duration) [][]byte {
 		if err != nil {
 			return out
 		}
-		if ev.Kind == timestamp.Data {
+		if ev.Kind == dispersion.Data {
 			out = append(out, append([]byte(nil), buf[:ev.N]...))
 		}
 	}

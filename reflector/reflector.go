@@ -66,13 +66,13 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/abing-net/abing/auth"
-	"github.com/abing-net/abing/timestamp"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/dispersion"
+	"github.com/abing-net/abing/train"
 )
 
 // MaxDatagram is the largest UDP payload of any abing message: a 9000-byte
 // jumbo IPv4 packet.
-const MaxDatagram = 9000 - wire.OverheadIPv4
+const MaxDatagram = 9000 - train.OverheadIPv4
 
 // Config tunes a Server. Zero values take the defaults shown (Defaults).
 type Config struct {
@@ -164,7 +164,7 @@ func (c Config) Validate() error {
 
 // Server is a running reflector.
 type Server struct {
-	conn *timestamp.Conn
+	conn *dispersion.Conn
 	cfg  Config
 	c    counters
 	acl  acl
@@ -177,7 +177,7 @@ type Server struct {
 	prefixes *table[netip.Prefix]
 	global   *bucket
 	paced    *rate.Limiter // writer time all sources may spend pacing, µs
-	budget   wire.Budget   // what a source may send, stated in cookies
+	budget   train.Budget  // what a source may send, stated in cookies
 	jar      *auth.Jar
 	verifier *auth.Verifier // nil: keys not required
 	sum      summary
@@ -197,7 +197,7 @@ type Server struct {
 }
 
 // New returns a reflector answering on conn.
-func New(conn *timestamp.Conn, cfg Config) (*Server, error) {
+func New(conn *dispersion.Conn, cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("reflector: %w", err)
 	}
@@ -217,7 +217,7 @@ func New(conn *timestamp.Conn, cfg Config) (*Server, error) {
 	}
 	s.pending.init()
 	src := cfg.Limits.Source
-	s.budget = wire.Budget{Rate: src.Rate, Burst: src.Burst, PPS: src.PPS, PacketBurst: src.PacketBurst,
+	s.budget = train.Budget{Rate: src.Rate, Burst: src.Burst, PPS: src.PPS, PacketBurst: src.PacketBurst,
 		MaxTrainLen: cfg.MaxTrainLen, PacedShare: cfg.Limits.PacedShare, MaxReplySpan: int64(cfg.MaxReplySpan)}
 	pacedBurst := func(share float64) int {
 		return int(max(share*float64(time.Second), float64(cfg.MaxReplySpan)) / float64(time.Microsecond))
@@ -288,13 +288,13 @@ func (s *Server) readLoop(ctx context.Context) error {
 		}
 		if err == nil {
 			switch ev.Kind {
-			case timestamp.Unreachable:
+			case dispersion.Unreachable:
 				// Queued ICMP errors are counted; the pending-error copy
 				// of the same message (no address) is not.
 				if ev.From.IsValid() {
 					s.c.icmp[ev.ICMP].Add(1)
 				}
-			case timestamp.Data:
+			case dispersion.Data:
 				s.c.received.Add(1)
 				s.c.receivedBytes.Add(uint64(ev.N))
 				if ev.Trunc || ev.N > MaxDatagram {
@@ -302,7 +302,7 @@ func (s *Server) readLoop(ctx context.Context) error {
 				} else {
 					s.handle(buf[:ev.N], ev, now)
 				}
-			case timestamp.TxStamp:
+			case dispersion.TxStamp:
 				s.recordTx(ev.Key, ev.Ns)
 			}
 		}
@@ -325,7 +325,7 @@ func (s *Server) drop(d Drop, prefix *bucket) {
 
 // handle runs one datagram through the checks, cheapest first, and acts on
 // it.
-func (s *Server) handle(b []byte, ev timestamp.Event, now time.Time) {
+func (s *Server) handle(b []byte, ev dispersion.Event, now time.Time) {
 	src := netip.AddrPortFrom(ev.From.Addr().Unmap(), ev.From.Port())
 	s.dst = ev.Dst // what every answer to this datagram is sent from
 	s.key = ""     // and, once verified, the key it is signed with
@@ -333,7 +333,7 @@ func (s *Server) handle(b []byte, ev timestamp.Event, now time.Time) {
 		s.drop(DropDenied, nil)
 		return
 	}
-	h, err := wire.ParseHeader(b)
+	h, err := train.ParseHeader(b)
 	if err != nil || !h.Type.FromSender() {
 		s.drop(DropMalformed, nil)
 		return
@@ -342,7 +342,7 @@ func (s *Server) handle(b []byte, ev timestamp.Event, now time.Time) {
 	pfxB := s.prefixes.get(prefixOf(src.Addr()), now)
 	if !srcB.take(now, len(b)) {
 		s.drop(DropRateSource, pfxB)
-		s.refuse(src, &h, srcB, wire.RefusedRate, now, b)
+		s.refuse(src, &h, srcB, train.RefusedRate, now, b)
 		return
 	}
 	// With keys, what is cheap to check comes before the budgets that
@@ -361,11 +361,11 @@ func (s *Server) handle(b []byte, ev timestamp.Event, now time.Time) {
 	switch {
 	case !pfxB.take(now, len(b)):
 		s.drop(DropRatePrefix, pfxB)
-		s.refuse(src, &h, srcB, wire.RefusedRate, now, b)
+		s.refuse(src, &h, srcB, train.RefusedRate, now, b)
 		return
 	case !s.global.take(now, len(b)):
 		s.drop(DropRateGlobal, pfxB)
-		s.refuse(src, &h, srcB, wire.RefusedRate, now, b)
+		s.refuse(src, &h, srcB, train.RefusedRate, now, b)
 		return
 	}
 	if s.verifier != nil {
@@ -376,22 +376,22 @@ func (s *Server) handle(b []byte, ev timestamp.Event, now time.Time) {
 		}
 		s.key = name
 	}
-	if h.Type == wire.TypeHello {
+	if h.Type == train.TypeHello {
 		s.hello(src, &h, len(b), now)
 		return
 	}
 	key := sessionKey{src, h.Session}
 	ss := s.sessions[key]
 	if ss == nil {
-		cb, _ := wire.ParseClientBlock(b) // cannot fail: the header parsed
+		cb, _ := train.ParseClientBlock(b) // cannot fail: the header parsed
 		if !s.jar.Valid(now, src, h.Session, cb.Cookie) {
 			s.drop(DropCookie, pfxB)
-			s.refuse(src, &h, srcB, wire.RefusedCookie, now, nil)
+			s.refuse(src, &h, srcB, train.RefusedCookie, now, nil)
 			return
 		}
 		if len(s.sessions) >= s.cfg.MaxSessions*rememberFactor || !s.roomFor(pfxB) {
 			s.drop(DropSessions, pfxB)
-			s.refuse(src, &h, srcB, wire.RefusedSessions, now, nil)
+			s.refuse(src, &h, srcB, train.RefusedSessions, now, nil)
 			return
 		}
 		ss = &session{key: key, source: srcB, prefix: pfxB}
@@ -402,23 +402,23 @@ func (s *Server) handle(b []byte, ev timestamp.Event, now time.Time) {
 		return
 	}
 	ss.last, ss.local, ss.keyName = now, ev.Dst, s.key
-	if h.Type == wire.TypeClose {
+	if h.Type == train.TypeClose {
 		s.deactivate(ss)
 		return
 	}
 	if !ss.active {
 		if !s.roomFor(ss.prefix) {
 			s.drop(DropSessions, pfxB)
-			s.refuse(src, &h, srcB, wire.RefusedSessions, now, nil)
+			s.refuse(src, &h, srcB, train.RefusedSessions, now, nil)
 			return
 		}
 		s.activate(ss)
 	}
 	switch h.Type {
-	case wire.TypeProbe:
+	case train.TypeProbe:
 		s.probe(ss, &h, len(b), ev, now, pfxB)
-	case wire.TypeReportRequest:
-		r, _ := wire.ParseReportRequest(b) // cannot fail: the header parsed
+	case train.TypeReportRequest:
+		r, _ := train.ParseReportRequest(b) // cannot fail: the header parsed
 		s.enqueue(job{s: ss, report: &r, reqLen: len(b), seq: h.Seq, from: ss.local, key: ss.keyName}, pfxB)
 	}
 }
@@ -477,20 +477,20 @@ func (s *Server) deactivate(ss *session) {
 
 // hello answers with a cookie, no larger than the hello, and with the
 // budget a source has here when the hello leaves room for it.
-func (s *Server) hello(src netip.AddrPort, h *wire.Header, n int, now time.Time) {
-	size := wire.HeaderLen + wire.CookieLen + wire.BudgetLen
+func (s *Server) hello(src netip.AddrPort, h *train.Header, n int, now time.Time) {
+	size := train.HeaderLen + train.CookieLen + train.BudgetLen
 	if s.verifier != nil {
 		size += auth.TrailerLen
 	}
 	withBudget := size <= n
-	size = wire.HeaderLen + wire.CookieLen
+	size = train.HeaderLen + train.CookieLen
 	if withBudget {
-		size += wire.BudgetLen
+		size += train.BudgetLen
 	}
-	b := s.message(size, &wire.Header{Type: wire.TypeCookie, Session: h.Session, Len: 1, Seq: h.Seq, SentNs: now.UnixNano()})
-	wire.PutCookie(b, s.jar.Issue(now, src, h.Session))
+	b := s.message(size, &train.Header{Type: train.TypeCookie, Session: h.Session, Len: 1, Seq: h.Seq, SentNs: now.UnixNano()})
+	train.PutCookie(b, s.jar.Issue(now, src, h.Session))
 	if withBudget {
-		wire.PutBudget(b, s.budget)
+		train.PutBudget(b, s.budget)
 	}
 	if len(b) <= n && s.sign(b, s.key) {
 		s.enqueue(job{to: src, from: s.dst, msg: b, cookie: true}, nil)
@@ -499,13 +499,13 @@ func (s *Server) hello(src netip.AddrPort, h *wire.Header, n int, now time.Time)
 
 // message makes a datagram of n bytes (and room for a signature, with
 // keys) with header h in place.
-func (s *Server) message(n int, h *wire.Header) []byte {
+func (s *Server) message(n int, h *train.Header) []byte {
 	if s.verifier != nil {
 		n += auth.TrailerLen
-		h.Flags |= wire.FlagSigned
+		h.Flags |= train.FlagSigned
 	}
 	b := make([]byte, n)
-	wire.PutHeader(b, h)
+	train.PutHeader(b, h)
 	return b
 }
 
@@ -519,7 +519,7 @@ func (s *Server) sign(b []byte, key string) bool {
 // refuse tells a source once a second at most why it is being dropped.
 // With keys, a datagram refused before its signature was checked (unsigned
 // is passed as unverified) is checked now: unsigned senders are never answered.
-func (s *Server) refuse(src netip.AddrPort, h *wire.Header, b *bucket, why wire.Refusal, now time.Time, unverified []byte) {
+func (s *Server) refuse(src netip.AddrPort, h *train.Header, b *bucket, why train.Refusal, now time.Time, unverified []byte) {
 	if now.Sub(b.notice) < time.Second {
 		return
 	}
@@ -531,8 +531,8 @@ func (s *Server) refuse(src netip.AddrPort, h *wire.Header, b *bucket, why wire.
 		}
 		key = name
 	}
-	m := s.message(wire.RefusedLen, &wire.Header{Type: wire.TypeRefused, Session: h.Session, Train: h.Train, Len: 1, Seq: h.Seq, SentNs: now.UnixNano()})
-	wire.PutRefused(m, wire.RefusedBody{Reason: why, RetryAfter: 1000})
+	m := s.message(train.RefusedLen, &train.Header{Type: train.TypeRefused, Session: h.Session, Train: h.Train, Len: 1, Seq: h.Seq, SentNs: now.UnixNano()})
+	train.PutRefused(m, train.RefusedBody{Reason: why, RetryAfter: 1000})
 	if !s.sign(m, key) {
 		return
 	}
@@ -540,13 +540,13 @@ func (s *Server) refuse(src netip.AddrPort, h *wire.Header, b *bucket, why wire.
 	s.enqueue(job{to: src, from: s.dst, msg: m}, nil)
 }
 
-func (s *Server) probe(ss *session, h *wire.Header, size int, ev timestamp.Event, now time.Time, pfx *bucket) {
+func (s *Server) probe(ss *session, h *train.Header, size int, ev dispersion.Event, now time.Time, pfx *bucket) {
 	t := ss.pending[h.Train]
 	if t == nil {
 		n := int(h.Len)
 		if n > s.cfg.MaxTrainLen || ss.pendingSlots+n > s.cfg.SessionMemory/2/slotSize {
 			s.drop(DropMemory, pfx)
-			s.refuse(ss.key.src, h, ss.source, wire.RefusedTrain, now, nil)
+			s.refuse(ss.key.src, h, ss.source, train.RefusedTrain, now, nil)
 			return
 		}
 		t = &pendingTrain{s: ss, index: h.Train, gap: h.ReplyGap, flags: h.Flags, slots: make([]slot, n)}

@@ -14,14 +14,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/abing-net/abing/auth"
-	"github.com/abing-net/abing/timestamp"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/dispersion"
+	"github.com/abing-net/abing/train"
 )
 
 // start runs a reflector on 127.0.0.1 for the length of the test.
 func start(t testing.TB, cfg Config) (*Server, netip.AddrPort) {
 	t.Helper()
-	conn, err := timestamp.Listen("udp4", "127.0.0.1:0", timestamp.Options{})
+	conn, err := dispersion.Listen("udp4", "127.0.0.1:0", dispersion.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,17 +46,17 @@ func start(t testing.TB, cfg Config) (*Server, netip.AddrPort) {
 // builds datagrams that carry it.
 type client struct {
 	t       testing.TB
-	conn    *timestamp.Conn
-	peer    *timestamp.Peer
+	conn    *dispersion.Conn
+	peer    *dispersion.Peer
 	session uint64
 	seq     uint32
-	cookie  wire.Cookie
+	cookie  train.Cookie
 	signer  *auth.Signer
 }
 
 func newClient(t testing.TB, laddr string, to netip.AddrPort) *client {
 	t.Helper()
-	conn, err := timestamp.Listen("udp4", laddr, timestamp.Options{})
+	conn, err := dispersion.Listen("udp4", laddr, dispersion.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,15 +67,15 @@ func newClient(t testing.TB, laddr string, to netip.AddrPort) *client {
 // msg builds a sender datagram of n bytes with the client's cookie, signed
 // if the client has a key (cut short after signing if n is too small to
 // hold the client block).
-func (c *client) msg(h wire.Header, n int) []byte {
-	b := make([]byte, max(n, wire.SenderBody))
+func (c *client) msg(h train.Header, n int) []byte {
+	b := make([]byte, max(n, train.SenderBody))
 	c.seq++
 	h.Session, h.Seq = c.session, c.seq
 	if h.SentNs == 0 {
 		h.SentNs = time.Now().UnixNano()
 	}
-	wire.PutHeader(b, &h)
-	wire.PutClientBlock(b, &wire.ClientBlock{Cookie: c.cookie})
+	train.PutHeader(b, &h)
+	train.PutClientBlock(b, &train.ClientBlock{Cookie: c.cookie})
 	if c.signer != nil {
 		c.signer.Sign(b)
 	}
@@ -83,7 +83,7 @@ func (c *client) msg(h wire.Header, n int) []byte {
 }
 
 func (c *client) probe(index, pos, n, size int) []byte {
-	return c.msg(wire.Header{Type: wire.TypeProbe, Train: uint32(index), Pos: uint16(pos), Len: uint16(n)}, size)
+	return c.msg(train.Header{Type: train.TypeProbe, Train: uint32(index), Pos: uint16(pos), Len: uint16(n)}, size)
 }
 
 func (c *client) send(pkts ...[]byte) {
@@ -95,10 +95,10 @@ func (c *client) send(pkts ...[]byte) {
 // hello gets a cookie; the test fails if none comes.
 func (c *client) hello() {
 	c.t.Helper()
-	c.send(c.msg(wire.Header{Type: wire.TypeHello, Len: 1}, wire.HelloMin))
+	c.send(c.msg(train.Header{Type: train.TypeHello, Len: 1}, train.HelloMin))
 	for _, b := range c.read() {
-		if h, err := wire.ParseHeader(b); err == nil && h.Type == wire.TypeCookie {
-			c.cookie, _ = wire.ParseCookie(b)
+		if h, err := train.ParseHeader(b); err == nil && h.Type == train.TypeCookie {
+			c.cookie, _ = train.ParseCookie(b)
 			return
 		}
 	}
@@ -116,16 +116,16 @@ func (c *client) read() [][]byte {
 		if err != nil {
 			return out
 		}
-		if ev.Kind == timestamp.Data {
+		if ev.Kind == dispersion.Data {
 			out = append(out, append([]byte(nil), buf[:ev.N]...))
 		}
 	}
 }
 
-func types(pkts [][]byte) map[wire.Type]int {
-	m := map[wire.Type]int{}
+func types(pkts [][]byte) map[train.Type]int {
+	m := map[train.Type]int{}
 	for _, b := range pkts {
-		h, _ := wire.ParseHeader(b)
+		h, _ := train.ParseHeader(b)
 		m[h.Type]++
 	}
 	return m
@@ -145,12 +145,12 @@ func TestReplyNeverLarger(t *testing.T) {
 	}
 	want := []int{100, 300, 200, 500, 500, 500}
 	for i, b := range got {
-		h, err := wire.ParseHeader(b)
-		if err != nil || h.Type != wire.TypeReply || len(b) != want[i] {
+		h, err := train.ParseHeader(b)
+		if err != nil || h.Type != train.TypeReply || len(b) != want[i] {
 			t.Errorf("reply %d: %d bytes (want %d), %+v %v", i, len(b), want[i], h, err)
 		}
-		r, _ := wire.ParseReplyBody(b)
-		if r.RxNs == 0 || r.TTL != 64 || timestamp.Source(r.RxSource) == timestamp.SourceNone {
+		r, _ := train.ParseReplyBody(b)
+		if r.RxNs == 0 || r.TTL != 64 || dispersion.Source(r.RxSource) == dispersion.SourceNone {
 			t.Errorf("reply %d body %+v", i, r)
 		}
 		if h.Train == 1 && r.Arrived != 3 {
@@ -163,14 +163,14 @@ func TestReplyNeverLarger(t *testing.T) {
 	}
 
 	// The report is no larger than its request and lists every reply.
-	req := c.msg(wire.Header{Type: wire.TypeReportRequest, Len: 1}, wire.HeaderLen+8+6*16)
-	wire.PutReportRequest(req, wire.ReportRequest{FirstTrain: 0, Trains: 2})
+	req := c.msg(train.Header{Type: train.TypeReportRequest, Len: 1}, train.HeaderLen+8+6*16)
+	train.PutReportRequest(req, train.ReportRequest{FirstTrain: 0, Trains: 2})
 	c.send(req)
 	got = c.read()
 	if len(got) != 1 || len(got[0]) > len(req) {
 		t.Fatalf("report: %d datagrams for a %d-byte request", len(got), len(req))
 	}
-	_, stamps, err := wire.ParseReport(got[0], nil)
+	_, stamps, err := train.ParseReport(got[0], nil)
 	if err != nil || len(stamps) != 6 {
 		t.Fatalf("report: %d stamps, %v", len(stamps), err)
 	}
@@ -192,20 +192,20 @@ func TestHandshake(t *testing.T) {
 		c.send(c.probe(i, 0, 2, 1000), c.probe(i, 1, 2, 1000))
 	}
 	got := c.read()
-	if m := types(got); len(got) != 1 || m[wire.TypeRefused] != 1 || len(got[0]) != wire.RefusedLen {
+	if m := types(got); len(got) != 1 || m[train.TypeRefused] != 1 || len(got[0]) != train.RefusedLen {
 		t.Fatalf("cookieless probes got %v", m)
 	}
-	if r, _ := wire.ParseRefused(got[0]); r.Reason != wire.RefusedCookie {
+	if r, _ := train.ParseRefused(got[0]); r.Reason != train.RefusedCookie {
 		t.Errorf("refusal %+v", r)
 	}
 	// A hello too small to outweigh its cookie is not answered.
-	c.send(c.msg(wire.Header{Type: wire.TypeHello, Len: 1}, wire.HelloMin-1))
+	c.send(c.msg(train.Header{Type: train.TypeHello, Len: 1}, train.HelloMin-1))
 	if got := c.read(); len(got) != 0 {
 		t.Errorf("small hello answered with %v", types(got))
 	}
 	c.hello()
 	c.send(c.probe(0, 0, 2, 1000), c.probe(0, 1, 2, 1000))
-	if m := types(c.read()); m[wire.TypeReply] != 2 {
+	if m := types(c.read()); m[train.TypeReply] != 2 {
 		t.Errorf("with a cookie: %v", m)
 	}
 
@@ -213,13 +213,13 @@ func TestHandshake(t *testing.T) {
 	spoof := newClient(t, "127.0.0.2:0", addr)
 	spoof.cookie = c.cookie
 	spoof.send(spoof.probe(1, 0, 2, 1000), spoof.probe(1, 1, 2, 1000))
-	if m := types(spoof.read()); m[wire.TypeReply] != 0 {
+	if m := types(spoof.read()); m[train.TypeReply] != 0 {
 		t.Errorf("spoofed session answered: %v", m)
 	}
 	// The cookie of another session: dropped.
 	c.session = 43
 	c.send(c.probe(0, 0, 2, 1000), c.probe(0, 1, 2, 1000))
-	if m := types(c.read()); m[wire.TypeReply] != 0 {
+	if m := types(c.read()); m[train.TypeReply] != 0 {
 		t.Errorf("cookie of another session accepted: %v", m)
 	}
 	st := srv.Stats()

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/abing-net/abing/auth"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/train"
 )
 
 type sessionKey struct {
@@ -51,7 +51,7 @@ type session struct {
 	window       auth.Window
 	pending      map[uint32]*pendingTrain
 	pendingSlots int
-	stamps       []wire.TxStamp // guarded by Server.mu
+	stamps       []train.TxStamp // guarded by Server.mu
 }
 
 func (ss *session) addPending(t *pendingTrain) {

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/abing-net/abing/timestamp"
+	"github.com/abing-net/abing/dispersion"
 )
 
 // Drop is why the reflector dropped a datagram.
@@ -61,13 +61,13 @@ type Stats struct {
 	Replies       uint64 // reply datagrams sent
 	Reports       uint64 // report datagrams sent
 	SendErrors    uint64
-	ReceiveErrors uint64                    // failed receives other than ICMP errors (the loop goes on)
-	ICMPErrors    [timestamp.NumICMP]uint64 // by timestamp.ICMP
-	Dropped       [numDrops]uint64          // by Drop
-	Sessions      int                       // active now
-	Remembered    int                       // sessions remembered now, active or not
-	Sources       int                       // source addresses tracked now
-	Prefixes      int                       // source prefixes tracked now
+	ReceiveErrors uint64                     // failed receives other than ICMP errors (the loop goes on)
+	ICMPErrors    [dispersion.NumICMP]uint64 // by dispersion.ICMP
+	Dropped       [numDrops]uint64           // by Drop
+	Sessions      int                        // active now
+	Remembered    int                        // sessions remembered now, active or not
+	Sources       int                        // source addresses tracked now
+	Prefixes      int                        // source prefixes tracked now
 }
 
 // DroppedTotal is the sum of Dropped.
@@ -83,7 +83,7 @@ type counters struct {
 	received, receivedBytes, sent, sentBytes, cookies, refusals atomic.Uint64
 	trains, timeouts, replies, reports, sendErrors              atomic.Uint64
 	recvErrors                                                  atomic.Uint64
-	icmp                                                        [timestamp.NumICMP]atomic.Uint64
+	icmp                                                        [dispersion.NumICMP]atomic.Uint64
 	dropped                                                     [numDrops]atomic.Uint64
 	sessions, remembered, sources, prefixes                     atomic.Int64
 }

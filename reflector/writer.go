@@ -6,9 +6,8 @@ import (
 	"time"
 
 	"github.com/abing-net/abing/auth"
-	"github.com/abing-net/abing/pace"
-	"github.com/abing-net/abing/timestamp"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/dispersion"
+	"github.com/abing-net/abing/train"
 )
 
 // job is one thing for the writer to send.
@@ -17,7 +16,7 @@ type job struct {
 	s *session
 	t *pendingTrain
 	// or a report
-	report *wire.ReportRequest
+	report *train.ReportRequest
 	reqLen int // report: length of the request datagram
 	seq    uint32
 	// or a prepared message (cookie, refusal)
@@ -79,10 +78,10 @@ func (s *Server) writer(ctx context.Context) {
 				continue
 			}
 			if len(j.s.stamps) < maxStamps {
-				if txSrc != timestamp.SourceUser {
+				if txSrc != dispersion.SourceUser {
 					s.tx.put(first+uint32(kept), j.s, len(j.s.stamps))
 				}
-				j.s.stamps = append(j.s.stamps, wire.TxStamp{Train: j.t.index, Pos: uint16(p)})
+				j.s.stamps = append(j.s.stamps, train.TxStamp{Train: j.t.index, Pos: uint16(p)})
 			} else {
 				s.c.dropped[DropMemory].Add(1) // replied to, but its stamp cannot be reported
 			}
@@ -90,7 +89,7 @@ func (s *Server) writer(ctx context.Context) {
 		}
 		s.mu.Unlock()
 		var err error
-		user, err = pace.Send(ctx, peer, pkts, s.replyGap(j.t), time.Time{}, user)
+		user, err = train.Send(ctx, peer, pkts, s.replyGap(j.t), time.Time{}, user)
 		if err != nil {
 			s.c.sendErrors.Add(1)
 			s.cfg.Logger.Debug("reply", "to", j.s.key.src, "err", err)
@@ -101,7 +100,7 @@ func (s *Server) writer(ctx context.Context) {
 		for _, b := range pkts[:len(user)] {
 			s.c.sentBytes.Add(uint64(len(b)))
 		}
-		if txSrc == timestamp.SourceUser {
+		if txSrc == dispersion.SourceUser {
 			s.mu.Lock()
 			for i := range user {
 				if base+i < len(j.s.stamps) {
@@ -114,7 +113,7 @@ func (s *Server) writer(ctx context.Context) {
 }
 
 // send writes one prepared datagram.
-func (s *Server) send(peer *timestamp.Peer, b []byte) {
+func (s *Server) send(peer *dispersion.Peer, b []byte) {
 	if _, err := peer.Write(b); err != nil {
 		s.c.sendErrors.Add(1)
 		return
@@ -146,11 +145,11 @@ func (w *replyBuffers) build(j job, now int64, signer *auth.Verifier) [][]byte {
 		clear(b)
 		flags := t.flags
 		if signer != nil {
-			flags |= wire.FlagSigned
+			flags |= train.FlagSigned
 		}
-		wire.PutHeader(b, &wire.Header{Type: wire.TypeReply, Flags: flags, Session: j.s.key.id,
+		train.PutHeader(b, &train.Header{Type: train.TypeReply, Flags: flags, Session: j.s.key.id,
 			Train: t.index, Pos: uint16(p), Len: uint16(len(t.slots)), Seq: sl.seq, ReplyGap: t.gap, SentNs: now})
-		wire.PutReplyBody(b, &wire.ReplyBody{RxNs: sl.rx, TTL: sl.ttl, RxSource: sl.src, Arrived: uint16(t.arrived)})
+		train.PutReplyBody(b, &train.ReplyBody{RxNs: sl.rx, TTL: sl.ttl, RxSource: sl.src, Arrived: uint16(t.arrived)})
 		if signer != nil {
 			signer.SignTrailer(j.key, b) // the request was verified with this key
 		}
@@ -159,17 +158,17 @@ func (w *replyBuffers) build(j job, now int64, signer *auth.Verifier) [][]byte {
 	return w.pkts
 }
 
-func (s *Server) sendReport(peer *timestamp.Peer, j job, txSrc uint8) {
+func (s *Server) sendReport(peer *dispersion.Peer, j job, txSrc uint8) {
 	r := j.report
 	b := make([]byte, j.reqLen) // never larger than the request
 	var flags uint16
 	body := b
 	if s.txSigner != nil {
-		flags, body = wire.FlagSigned, b[:len(b)-auth.TrailerLen]
+		flags, body = train.FlagSigned, b[:len(b)-auth.TrailerLen]
 	}
-	wire.PutHeader(b, &wire.Header{Type: wire.TypeReport, Flags: flags, Session: j.s.key.id, Train: r.FirstTrain,
+	train.PutHeader(b, &train.Header{Type: train.TypeReport, Flags: flags, Session: j.s.key.id, Train: r.FirstTrain,
 		Len: 1, Seq: j.seq, SentNs: time.Now().UnixNano()})
-	var sel []wire.TxStamp
+	var sel []train.TxStamp
 	s.mu.Lock()
 	for _, st := range j.s.stamps {
 		if st.Train >= r.FirstTrain && st.Train-r.FirstTrain < r.Trains {
@@ -177,7 +176,7 @@ func (s *Server) sendReport(peer *timestamp.Peer, j job, txSrc uint8) {
 		}
 	}
 	s.mu.Unlock()
-	wire.PutReport(body, txSrc, sel)
+	train.PutReport(body, txSrc, sel)
 	if s.txSigner != nil && !s.txSigner.SignTrailer(j.key, b) {
 		return
 	}

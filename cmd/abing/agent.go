@@ -15,7 +15,7 @@ import (
 	"github.com/abing-net/abing/meshagent"
 	"github.com/abing-net/abing/monitor"
 	"github.com/abing-net/abing/store"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/train"
 )
 
 func meshAgentCommand() *cobra.Command {
@@ -121,7 +121,7 @@ func meshAgentCommand() *cobra.Command {
 	f.StringSliceVar(&set.Join, "join", nil, "a member to join through, HOST[:PORT] (repeatable; none: this node starts the mesh)")
 	f.StringVar(&set.Bind, "bind", meshagent.DefaultBind, "serf's TCP and UDP address")
 	f.StringVar(&set.Advertise, "advertise", "", "the address others reach serf at (default: the first path's address, --bind's port)")
-	f.IntVar(&set.Port, "port", wire.DefaultPort, "the reflector's UDP port, advertised to the members")
+	f.IntVar(&set.Port, "port", train.DefaultPort, "the reflector's UDP port, advertised to the members")
 	f.StringVar(&set.Keyring, "keyring", "", "gossip encryption keys: base64, one a line, the first in use (mode 600; abing mesh keygen)")
 	f.BoolVar(&set.Insecure, "insecure", false, "gossip without encryption beyond loopback (a network you trust)")
 	f.StringVar(&set.Netloc, "netloc", "", "TCP address of the netloc API (default 127.0.0.1:4001; \"none\" turns it off)")

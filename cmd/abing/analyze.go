@@ -13,8 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/abing-net/abing/capture"
+	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/measure"
-	"github.com/abing-net/abing/timestamp"
 )
 
 func analyzeCommand() *cobra.Command {
@@ -44,9 +44,9 @@ func analyzeCommand() *cobra.Command {
 			}
 			switch clock {
 			case "kernel", "software":
-				opts.Clock = timestamp.SourceKernel
+				opts.Clock = dispersion.SourceKernel
 			case "hardware":
-				opts.Clock = timestamp.SourceHardware
+				opts.Clock = dispersion.SourceHardware
 			default:
 				return fmt.Errorf("--clock %q: want kernel or hardware", clock)
 			}
@@ -135,7 +135,7 @@ func listCapture(r *capture.Reader, session uint64, w io.Writer) error {
 // it.
 type sessionPrinter struct {
 	res     func() time.Duration // the capture's timestamp resolution
-	clock   timestamp.Source
+	clock   dispersion.Source
 	output  string
 	w, errw io.Writer
 	json    *json.Encoder
@@ -152,7 +152,7 @@ func (p *sessionPrinter) print(s *capture.Session) error {
 	if s.Cut > 0 {
 		notes = append(notes, fmt.Sprintf("%d replies or reports cut by the capture's snap length, not used (capture with -s 0)", s.Cut))
 	}
-	if p.res() > time.Microsecond/2 && p.clock == timestamp.SourceHardware {
+	if p.res() > time.Microsecond/2 && p.clock == dispersion.SourceHardware {
 		notes = append(notes, "microsecond timestamps hide what the NIC stamped: capture with --time-stamp-precision nano")
 	}
 	result, err := s.Result()

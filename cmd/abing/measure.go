@@ -14,8 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/abing-net/abing/auth"
+	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/measure"
-	"github.com/abing-net/abing/timestamp"
 )
 
 func measureCommand() *cobra.Command {
@@ -39,7 +39,7 @@ func measureCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.Target = args[0]
 			var err error
-			if cfg.Timestamps, err = timestamp.ParseMode(stamps); err != nil {
+			if cfg.Timestamps, err = dispersion.ParseMode(stamps); err != nil {
 				return err
 			}
 			fl := cmd.Flags()

@@ -19,7 +19,7 @@ import (
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/reflector/reflectortest"
 	"github.com/abing-net/abing/store"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/train"
 )
 
 // The test binary doubles as abing, so that the monitor can be killed for
@@ -206,8 +206,8 @@ func TestMeasureSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer silent.Close()
-	mute := reflectortest.StartHostile(t, reflector.Config{}, func(h wire.Header, b []byte) [][]byte {
-		if h.Type == wire.TypeReply || h.Type == wire.TypeReport {
+	mute := reflectortest.StartHostile(t, reflector.Config{}, func(h train.Header, b []byte) [][]byte {
+		if h.Type == train.TypeReply || h.Type == train.TypeReport {
 			return nil
 		}
 		return [][]byte{b}

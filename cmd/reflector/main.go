@@ -16,11 +16,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/abing-net/abing/auth"
+	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/internal/privilege"
 	webpkg "github.com/abing-net/abing/internal/web"
 	"github.com/abing-net/abing/reflector"
-	"github.com/abing-net/abing/timestamp"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/train"
 )
 
 func main() {
@@ -54,7 +54,7 @@ func command() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.listen, "listen", fmt.Sprintf(":%d", wire.DefaultPort), "UDP address to listen on (IPv4 and IPv6)")
+	f.StringVar(&o.listen, "listen", fmt.Sprintf(":%d", train.DefaultPort), "UDP address to listen on (IPv4 and IPv6)")
 	f.StringVar(&o.stamps, "timestamps", "auto", "timestamp source: auto, hardware, software or user")
 	f.StringVar(&o.iface, "interface", "", "interface whose NIC stamps packets (hardware timestamps; needs CAP_NET_ADMIN at start)")
 	f.StringVar(&o.keys, "keys", "", "answer only probes signed with a key from this file (\"NAME HEX-SECRET\" lines, mode 600)")
@@ -127,7 +127,7 @@ func (o *options) config() (reflector.Config, error) {
 }
 
 func run(ctx context.Context, o *options, logTo io.Writer) error {
-	mode, err := timestamp.ParseMode(o.stamps)
+	mode, err := dispersion.ParseMode(o.stamps)
 	if err != nil {
 		return err
 	}
@@ -143,7 +143,7 @@ func run(ctx context.Context, o *options, logTo io.Writer) error {
 	cfg.Logger = log
 
 	// Everything that may need privileges happens before the drop.
-	conn, err := timestamp.Listen("udp", o.listen, timestamp.Options{Mode: mode, Interface: o.iface})
+	conn, err := dispersion.Listen("udp", o.listen, dispersion.Options{Mode: mode, Interface: o.iface})
 	if err != nil {
 		return err
 	}

@@ -81,13 +81,15 @@ func TestImportRules(t *testing.T) {
 		never  []string
 		reason string
 	}{
-		{[]string{"record", "wire", "estimator", "redact"}, nil, "the foundations import no abing package"},
-		{[]string{"store", "influx", "alarms", "notify", "prober"}, []string{"measure", "reflector", "timestamp", "monitor"},
+		{[]string{"record", "train", "estimator", "redact"}, nil, "the foundations import no abing package"},
+		{[]string{"dispersion"}, []string{"train", "measure", "reflector", "record", "monitor"},
+			"observing a train's spreading needs the socket and the estimator's sample type, not the wire format or a run"},
+		{[]string{"store", "influx", "alarms", "notify", "prober"}, []string{"measure", "reflector", "dispersion", "train", "monitor"},
 			"consumers of records get them from package record, not from the sender"},
 		{[]string{"alarms"}, []string{"notify", "prober", "store", "influx"}, "detection is pure: no delivery, no network"},
-		{[]string{"mesh"}, []string{"measure", "reflector", "timestamp", "monitor", "store", "influx", "notify", "prober"},
+		{[]string{"mesh"}, []string{"measure", "reflector", "dispersion", "train", "monitor", "store", "influx", "notify", "prober"},
 			"the mesh analysis is pure: it reads records and samples, it does not measure or store"},
-		{[]string{"reflector"}, []string{"estimator", "measure", "record"}, "the reflector needs the socket and the wire format only"},
+		{[]string{"reflector"}, []string{"measure", "record", "monitor"}, "the reflector needs the socket and the wire format only"},
 		{[]string{"netloc"}, []string{"meshagent", "monitor", "measure", "mesh"}, "the netloc API serves any source of coordinates"},
 		{[]string{"monitor", "mesh", "netloc", "store", "influx"}, []string{"meshagent"}, "the agent is built on them, not they on it"},
 		{[]string{"capture"}, []string{"reflector", "monitor", "store", "influx", "notify", "prober"},

@@ -10,13 +10,13 @@ import (
 	"time"
 
 	"github.com/abing-net/abing/reflector"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/train"
 )
 
 // Lie rewrites one datagram a reflector sends: h is its parsed header, b
 // the datagram (a copy the function may change). It returns what the sender
 // gets instead: nothing, b, or several datagrams.
-type Lie func(h wire.Header, b []byte) [][]byte
+type Lie func(h train.Header, b []byte) [][]byte
 
 // Hostile is a reflector that lies: a real reflector behind a UDP proxy
 // that passes what senders send unchanged and hands every datagram the
@@ -125,7 +125,7 @@ func (h *Hostile) back(ctx context.Context, u *net.UDPConn, to netip.AddrPort) {
 			continue
 		}
 		b := append([]byte(nil), buf[:n]...)
-		hdr, err := wire.ParseHeader(b)
+		hdr, err := train.ParseHeader(b)
 		if err != nil {
 			continue
 		}

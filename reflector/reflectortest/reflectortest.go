@@ -8,8 +8,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/reflector"
-	"github.com/abing-net/abing/timestamp"
 )
 
 // Reflector is a reflector serving on a local address.
@@ -24,7 +24,7 @@ type Reflector struct {
 // fails the test.
 func Start(t testing.TB, network, addr string, cfg reflector.Config) *Reflector {
 	t.Helper()
-	conn, err := timestamp.Listen(network, addr, timestamp.Options{})
+	conn, err := dispersion.Listen(network, addr, dispersion.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,9 +18,9 @@ import (
 	"github.com/google/gopacket/pcapgo"
 
 	"github.com/abing-net/abing/capture"
+	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/internal/lab/testbed"
 	"github.com/abing-net/abing/measure"
-	"github.com/abing-net/abing/timestamp"
 )
 
 // packetCapture records what passes the sender's interface, as tcpdump
@@ -151,7 +151,7 @@ func TestCaptureMatchesLive(t *testing.T) {
 			t.Fatal(err)
 		}
 		var sessions []*capture.Session
-		err = capture.Analyze(r, capture.Options{Clock: timestamp.SourceKernel}, func(s *capture.Session) error {
+		err = capture.Analyze(r, capture.Options{Clock: dispersion.SourceKernel}, func(s *capture.Session) error {
 			sessions = append(sessions, s)
 			return nil
 		})

@@ -10,11 +10,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/internal/lab/testbed"
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/reflector"
-	"github.com/abing-net/abing/timestamp"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/train"
 )
 
 // Env is a testbed with a running reflector and calibrated bottlenecks.
@@ -33,7 +33,7 @@ func Setup(ctx context.Context, forward, reverse float64, probeSize int) (*Env, 
 	if err != nil {
 		return nil, err
 	}
-	e := &Env{TB: tb, target: netip.AddrPortFrom(testbed.ReflectorAddr, wire.DefaultPort)}
+	e := &Env{TB: tb, target: netip.AddrPortFrom(testbed.ReflectorAddr, train.DefaultPort)}
 	if err := e.startReflector(); err != nil {
 		e.Close()
 		return nil, err
@@ -58,7 +58,7 @@ func (e *Env) Recalibrate(ctx context.Context, d testbed.Direction) error {
 }
 
 func (e *Env) startReflector() error {
-	srv, stop, err := e.StartReflector(wire.DefaultPort)
+	srv, stop, err := e.StartReflector(train.DefaultPort)
 	if err != nil {
 		return err
 	}
@@ -68,11 +68,11 @@ func (e *Env) startReflector() error {
 
 // StartReflector starts a reflector in the reflector's namespace on port;
 // stop ends it and returns what Serve returned. The environment's own
-// reflector is on wire.DefaultPort.
+// reflector is on train.DefaultPort.
 func (e *Env) StartReflector(port int) (srv *reflector.Server, stop func() error, err error) {
-	var conn *timestamp.Conn
+	var conn *dispersion.Conn
 	err = e.TB.Reflector.Do(func() (err error) {
-		conn, err = timestamp.Listen("udp", fmt.Sprintf(":%d", port), timestamp.Options{})
+		conn, err = dispersion.Listen("udp", fmt.Sprintf(":%d", port), dispersion.Options{})
 		return err
 	})
 	if err != nil {
@@ -106,10 +106,10 @@ func (e *Env) StartReflector(port int) (srv *reflector.Server, stop func() error
 func (e *Env) Target() netip.AddrPort { return e.target }
 
 // Bind opens sockets in the sender's namespace, for measure.Config.Bind.
-func (e *Env) Bind(network, addr string, opts timestamp.Options) (*timestamp.Conn, error) {
-	var c *timestamp.Conn
+func (e *Env) Bind(network, addr string, opts dispersion.Options) (*dispersion.Conn, error) {
+	var c *dispersion.Conn
 	err := e.TB.Sender.Do(func() (err error) {
-		c, err = timestamp.Listen(network, addr, opts)
+		c, err = dispersion.Listen(network, addr, opts)
 		return err
 	})
 	return c, err

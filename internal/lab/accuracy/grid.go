@@ -8,9 +8,9 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"slices"
 	"time"
 
+	"github.com/abing-net/abing/estimator"
 	"github.com/abing-net/abing/internal/lab/testbed"
 	"github.com/abing-net/abing/measure"
 )
@@ -264,7 +264,7 @@ func (e *Env) cell(ctx context.Context, c Cell, repeats int) (Row, error) {
 	if len(dbc) == 0 {
 		return row, nil
 	}
-	row.DBC, row.ABW, row.XTR, row.ABwEXTR, row.Half = median(dbc), median(abw), median(xtr), median(abwe), median(half)
+	row.DBC, row.ABW, row.XTR, row.ABwEXTR, row.Half = estimator.Median(dbc), estimator.Median(abw), estimator.Median(xtr), estimator.Median(abwe), estimator.Median(half)
 	row.DBCErr = (row.DBC - cap) / cap
 	row.ABWErr = (row.ABW - row.Truth.ABW) / cap
 	row.XTRErr = (row.XTR - row.Truth.XTR) / cap
@@ -283,16 +283,6 @@ func (e *Env) measureBusy(ctx context.Context, cfg measure.Config, flows []testb
 	}
 	defer hog.Stop()
 	return e.Measure(ctx, cfg, flows)
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
 }
 
 // Targets: DBC within 5 % of capacity everywhere up to 200 Mbit/s; ABW

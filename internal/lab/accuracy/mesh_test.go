@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/influx"
 	"github.com/abing-net/abing/internal/influxtest"
 	"github.com/abing-net/abing/internal/lab/testbed"
@@ -22,8 +23,7 @@ import (
 	"github.com/abing-net/abing/monitor"
 	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/reflector"
-	"github.com/abing-net/abing/timestamp"
-	"github.com/abing-net/abing/wire"
+	"github.com/abing-net/abing/train"
 )
 
 // Four hosts around a router, each running a reflector and a monitor of
@@ -41,9 +41,9 @@ func TestMeshEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, h := range m.Hosts {
-		var conn *timestamp.Conn
+		var conn *dispersion.Conn
 		if err := h.Do(func() (err error) {
-			conn, err = timestamp.Listen("udp4", fmt.Sprintf(":%d", wire.DefaultPort), timestamp.Options{})
+			conn, err = dispersion.Listen("udp4", fmt.Sprintf(":%d", train.DefaultPort), dispersion.Options{})
 			return err
 		}); err != nil {
 			t.Fatal(err)
@@ -91,9 +91,9 @@ func TestMeshEndToEnd(t *testing.T) {
 		sinks = append(sinks, sink)
 		mon := monitor.New(cfg, monitor.Options{
 			Sinks: []monitor.Sink{sink},
-			Bind: func(network, addr string, opts timestamp.Options) (c *timestamp.Conn, err error) {
+			Bind: func(network, addr string, opts dispersion.Options) (c *dispersion.Conn, err error) {
 				err = ns.Do(func() (err error) {
-					c, err = timestamp.Listen(network, addr, opts)
+					c, err = dispersion.Listen(network, addr, opts)
 					return err
 				})
 				return c, err

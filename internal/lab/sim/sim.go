@@ -1,7 +1,7 @@
 // Package sim is abing's packet-level simulator: a run of abing's probes
 // through one to three FIFO hops with cross traffic, with the timestamps a
 // sender and a reflector would take, turned into samples by the code the
-// sender uses (estimator.TrainSample, with measure's pacing rules) and into
+// sender uses (dispersion.TrainSample, with measure's pacing rules) and into
 // estimates by the real estimator. Truth is exact: the capacity of the
 // narrow hop, and the cross traffic each hop really carried while the paced
 // phase crossed it.
@@ -29,9 +29,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/estimator"
 	"github.com/abing-net/abing/measure"
-	"github.com/abing-net/abing/timestamp"
 )
 
 // Hop is one FIFO link.
@@ -43,7 +43,7 @@ type Hop struct {
 // Clock is how the hosts stamp packets.
 type Clock int
 
-// Clocks, as timestamp.Source names them.
+// Clocks, as dispersion.Source names them.
 const (
 	Hardware Clock = iota // the NIC: exact to the ns, at the wire
 	Kernel                // the driver: 1 µs of noise, and interrupt coalescing if set
@@ -53,8 +53,8 @@ const (
 func (c Clock) String() string { return [...]string{"hardware", "kernel", "user"}[c] }
 
 // source is the timestamp source that the estimator is told about.
-func (c Clock) source() timestamp.Source {
-	return [...]timestamp.Source{timestamp.SourceHardware, timestamp.SourceKernel, timestamp.SourceUser}[c]
+func (c Clock) source() dispersion.Source {
+	return [...]dispersion.Source{dispersion.SourceHardware, dispersion.SourceKernel, dispersion.SourceUser}[c]
 }
 
 // Jitter says how paced sends are delayed.
@@ -117,7 +117,7 @@ type Result struct {
 	CapErr   error
 	Cross    estimator.Cross
 	CrossErr error
-	Rejects  estimator.Rejects
+	Rejects  dispersion.Rejects
 	Packets  int           // probes sent
 	Duration time.Duration // simulated time of the two phases
 }
@@ -153,9 +153,9 @@ func Run(sc Scenario) Result {
 	b2b, _, dur1 := sc.phase(rng, p.Trains, capLen, 0, interval, nil)
 	samples := make([]estimator.Sample, 0, p.Trains)
 	for _, tr := range b2b {
-		s, why := sample(tr, estimator.Pace{}, noise)
+		s, why := sample(tr, dispersion.Pace{}, noise)
 		res.Rejects.Add(why)
-		if why == estimator.Accepted {
+		if why == dispersion.Accepted {
 			samples = append(samples, s)
 		}
 	}
@@ -186,11 +186,11 @@ func Run(sc Scenario) Result {
 		for _, tr := range paced {
 			s, why := sample(tr, pace, noise)
 			res.Rejects.Add(why)
-			if why == estimator.Accepted {
+			if why == dispersion.Accepted {
 				samples = append(samples, s)
 			}
 		}
-		ecfg.OffPace = res.Rejects[estimator.OffPace] // as the live run counts them (package measure)
+		ecfg.OffPace = res.Rejects[dispersion.OffPace] // as the live run counts them (package measure)
 		res.Cross, res.CrossErr = estimator.EstimateCross(samples, res.Capacity, ecfg)
 		if p.Precision <= 0 || (res.CrossErr == nil && (res.Cross.ABWHigh-res.Cross.ABWLow)/2 <= p.Precision*res.Capacity.DBC) ||
 			(res.Packets+round)*p.Size > p.MaxBytes {
@@ -216,13 +216,13 @@ func (sc *Scenario) narrow() int {
 }
 
 // sample is a train's sample by the sender's own code.
-func sample(tr []probe, pace estimator.Pace, noise float64) (estimator.Sample, estimator.Reject) {
+func sample(tr []probe, pace dispersion.Pace, noise float64) (estimator.Sample, dispersion.Reject) {
 	n := len(tr)
 	tx, rx, order := make([]int64, n), make([]int64, n), make([]int, n)
 	for i, pk := range tr {
 		tx[i], rx[i], order[i] = pk.tx, pk.rx, i // FIFO, no loss: in order
 	}
-	return estimator.TrainSample(tx, rx, order, pace, noise)
+	return dispersion.TrainSample(tx, rx, order, pace, noise)
 }
 
 // arrivals recycles the cross-traffic buffers of phases: at 10 Gbit/s a

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package timestamp
+package dispersion
 
 import (
 	"fmt"

@@ -1,5 +1,5 @@
 //go:build race
 
-package pace
+package train
 
 const raceEnabled = true

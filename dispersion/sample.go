@@ -1,8 +1,10 @@
-package estimator
+package dispersion
 
 import (
 	"fmt"
 	"slices"
+
+	"github.com/abing-net/abing/estimator"
 )
 
 // Reject says why a train yields no sample.
@@ -109,27 +111,27 @@ func clean(gaps []float64) (float64, int) {
 // hold the transmit and receive time of each position (0 = unknown), order
 // the arrival rank of each position (-1 = never arrived), and noise the
 // timestamp noise in seconds.
-func TrainSample(tx, rx []int64, order []int, pace Pace, noise float64) (Sample, Reject) {
+func TrainSample(tx, rx []int64, order []int, pace Pace, noise float64) (estimator.Sample, Reject) {
 	n := len(rx)
 	if n < 2 || len(tx) != n || len(order) != n {
-		return Sample{}, Lost
+		return estimator.Sample{}, Lost
 	}
 	for i := range n {
 		if order[i] < 0 || rx[i] == 0 {
-			return Sample{}, Lost
+			return estimator.Sample{}, Lost
 		}
 		if i > 0 && order[i] < order[i-1] {
-			return Sample{}, Reordered
+			return estimator.Sample{}, Reordered
 		}
 	}
 	for i := range n {
 		if tx[i] == 0 {
-			return Sample{}, NoTxStamp
+			return estimator.Sample{}, NoTxStamp
 		}
 	}
 	var outs [maxGaps]float64
 	if n-1 > maxGaps {
-		return Sample{}, Lost
+		return estimator.Sample{}, Lost
 	}
 	late := false
 	for i := 1; i < n; i++ {
@@ -140,7 +142,7 @@ func TrainSample(tx, rx []int64, order []int, pace Pace, noise float64) (Sample,
 			continue // only the spans are wanted now
 		}
 		if out <= noise {
-			return Sample{}, Compressed
+			return estimator.Sample{}, Compressed
 		}
 		if pace.Max == 0 {
 			// Packet i must have reached the path before packet i−1
@@ -151,10 +153,10 @@ func TrainSample(tx, rx []int64, order []int, pace Pace, noise float64) (Sample,
 				late = true
 			}
 		} else if in > pace.Hole {
-			return Sample{}, OffPace
+			return estimator.Sample{}, OffPace
 		}
 	}
-	s := Sample{
+	s := estimator.Sample{
 		In:   float64(tx[n-1]-tx[0]) * 1e-9,
 		Out:  float64(rx[n-1]-rx[0]) * 1e-9,
 		Gaps: n - 1,
@@ -166,7 +168,7 @@ func TrainSample(tx, rx []int64, order []int, pace Pace, noise float64) (Sample,
 	}
 	s.Clean, s.CleanGaps = clean(outs[:n-1])
 	if mean := s.In / float64(s.Gaps); pace.Max > 0 && (mean < pace.Min || mean > pace.Max) {
-		return Sample{}, OffPace
+		return estimator.Sample{}, OffPace
 	}
 	return s, Accepted
 }
@@ -175,7 +177,7 @@ func TrainSample(tx, rx []int64, order []int, pace Pace, noise float64) (Sample,
 // samples) say about the path: it carried them as fast as they came, so
 // its capacity is at least L·8 over their median output gap, bit/s. It is
 // 0 with fewer than 3 samples.
-func LowerBound(late []Sample, size int) float64 {
+func LowerBound(late []estimator.Sample, size int) float64 {
 	var gaps []float64
 	for _, s := range late {
 		if s.Gaps > 0 && s.Out > 0 {
@@ -186,5 +188,5 @@ func LowerBound(late []Sample, size int) float64 {
 		return 0
 	}
 	slices.Sort(gaps)
-	return float64(size) * 8 / median(gaps)
+	return float64(size) * 8 / estimator.Median(gaps)
 }

@@ -1,4 +1,6 @@
-// Package pace hands a train of datagrams to the kernel: back to back in one
+package train
+
+// How a train leaves: Send hands it to the kernel back to back in one
 // system call, or paced at a given spacing.
 //
 // A paced gap is the window that a pair opens at the bottleneck, and the
@@ -13,7 +15,6 @@
 // waiting task while it does; and the first packet leaves the same way, so
 // that what the caller held back just before the train is released before
 // the window opens, not into it. docs/method.md has the measurements.
-package pace
 
 import (
 	"context"

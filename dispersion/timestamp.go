@@ -1,4 +1,11 @@
-// Package timestamp is abing's UDP socket: it stamps every datagram it
+// Package dispersion is how a probe train's spreading is observed: the
+// timestamping socket (Conn) that stamps every packet as it leaves and
+// arrives, and TrainSample (sample.go), which turns one train's stamps into a
+// dispersion sample for package estimator, or into the reason it is not one.
+//
+// # The socket
+//
+// Conn is abing's UDP socket: it stamps every datagram it
 // receives with the best clock available, learns when its own datagrams left,
 // reports ICMP errors about them, the TTL they arrived with and the local
 // address they were sent to, and sends from a chosen local address.
@@ -22,7 +29,7 @@
 // This file is the portable API. The socket itself needs Linux
 // (conn_linux.go); elsewhere Listen returns ErrNeedsLinux, so that the parts
 // of abing that only read stored results build and run on any system.
-package timestamp
+package dispersion
 
 import (
 	"errors"

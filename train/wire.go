@@ -1,4 +1,9 @@
-// Package wire defines abing's probe wire format and sends probe trains.
+// Package train is what an abing probe train is on the wire and how it
+// leaves the host: the wire format, below, which is abing's protocol
+// reference, and Send (pace.go), which hands a train to the kernel back to
+// back or paced.
+//
+// # The wire format
 //
 // Every abing datagram starts with a fixed 40-byte header, big-endian:
 //
@@ -81,7 +86,7 @@
 //
 // A packet that does not parse is dropped and counted by its receiver: Parse
 // never panics, whatever the bytes.
-package wire
+package train
 
 import (
 	"encoding/binary"

@@ -1,13 +1,13 @@
 //go:build !linux
 
-package pace
+package train
 
 import (
 	"runtime"
 	"time"
 )
 
-// Outside Linux abing does not measure (package timestamp needs Linux);
+// Outside Linux abing does not measure (package dispersion needs Linux);
 // these keep the package portable: a Go sleep, which wakes late, and
 // runtime.Gosched for the spin.
 
