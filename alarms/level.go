@@ -5,7 +5,7 @@
 // probes changes) and a target going down. Engine runs the detectors over
 // the record stream, per target and direction; Evaluate measures their
 // detection delay and false alarms on synthetic series. Detection only: no
-// network, no programs. Package notify delivers the alarms, package prober
+// network, no programs. Package notify delivers the alarms, package traceroute
 // traces their routes, and the monitor wires them together.
 //
 // # Method: a two-window test on medians

@@ -383,7 +383,7 @@ func TestHostileContent(t *testing.T) {
 
 // Recorded data: a default run through the emulated 20 Mbit/s path with
 // 10 Mbit/s of CBR cross traffic forward, captured on the sender's
-// interface by TestCaptureMatchesLive (internal/lab/accuracy), beside the
+// interface by TestCaptureMatchesLive (lab/accuracy), beside the
 // records of the live run. The capture's estimate lies within the live
 // intervals.
 func TestRecordedRun(t *testing.T) {

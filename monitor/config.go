@@ -23,8 +23,8 @@ import (
 	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/influx"
+	"github.com/abing-net/abing/linkcost"
 	"github.com/abing-net/abing/measure"
-	"github.com/abing-net/abing/mesh"
 	"github.com/abing-net/abing/notify"
 	"github.com/abing-net/abing/store"
 )
@@ -204,18 +204,18 @@ type Config struct {
 // LinkCost configures the link cost of every path (package mesh) and the
 // warning when probes become the load.
 type LinkCost struct {
-	mesh.CostParams `yaml:",inline"`
-	mesh.Threshold  `yaml:",inline"`
+	linkcost.Params    `yaml:",inline"`
+	linkcost.Threshold `yaml:",inline"`
 	// MaxProbeShare is the share of a path's capacity its probes may take
 	// (both directions of a run, over the target's interval) before the
 	// monitor warns that it measures its own load.
 	MaxProbeShare float64 `yaml:"max_probe_share"`
 }
 
-// DefaultLinkCost: mesh.DefaultCost and mesh.DefaultThreshold, and a warning
+// DefaultLinkCost: linkcost.Default and linkcost.DefaultThreshold, and a warning
 // past 5 % of a path.
 func DefaultLinkCost() LinkCost {
-	return LinkCost{CostParams: mesh.DefaultCost(), Threshold: mesh.DefaultThreshold(), MaxProbeShare: 0.05}
+	return LinkCost{Params: linkcost.Default(), Threshold: linkcost.DefaultThreshold(), MaxProbeShare: 0.05}
 }
 
 // spoolBeside is the InfluxDB spool folder of a configuration that names

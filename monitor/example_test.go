@@ -11,7 +11,7 @@ import (
 
 	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/influx"
-	"github.com/abing-net/abing/mesh"
+	"github.com/abing-net/abing/linkcost"
 )
 
 // The example configuration shipped in deploy/ parses, says what the
@@ -51,7 +51,7 @@ func TestExampleConfig(t *testing.T) {
 	for _, m := range regexp.MustCompile(`(?m)^\s*-?\s*([a-z_]+):|[{,]\s*([a-z_]+):`).FindAllStringSubmatch(text, -1) {
 		present[m[1]+m[2]] = true
 	}
-	for _, typ := range []any{Config{}, Probe{}, Store{}, Target{}, Alarms{}, alarms.Params{}, influx.Config{}, LinkCost{}, mesh.CostParams{}, mesh.Threshold{}} {
+	for _, typ := range []any{Config{}, Probe{}, Store{}, Target{}, Alarms{}, alarms.Params{}, influx.Config{}, LinkCost{}, linkcost.Params{}, linkcost.Threshold{}} {
 		rt := reflect.TypeOf(typ)
 		for i := range rt.NumField() {
 			key, _, _ := strings.Cut(rt.Field(i).Tag.Get("yaml"), ",")

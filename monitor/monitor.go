@@ -3,7 +3,7 @@
 // none two at once through the same outgoing interface (or, if configured,
 // to the same target), and every result, failures included, handed to the
 // store, the other sinks, the metrics and the alarm detectors (package
-// alarms). Their alarms get their route traced (package prober) and then
+// alarms). Their alarms get their route traced (package traceroute) and then
 // go, the same alarm to each, to the sinks, the metrics and the hooks
 // (package notify). Serve opens all of that from a configuration.
 //
@@ -31,12 +31,12 @@ import (
 
 	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/dispersion"
+	"github.com/abing-net/abing/linkcost"
 	"github.com/abing-net/abing/measure"
-	"github.com/abing-net/abing/mesh"
 	"github.com/abing-net/abing/notify"
-	"github.com/abing-net/abing/prober"
 	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/store"
+	"github.com/abing-net/abing/traceroute"
 	"github.com/abing-net/abing/train"
 )
 
@@ -141,7 +141,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 	running := map[string]*targetLoop{}
 	startLoop := func(t Target, start time.Time) {
 		r := &targetLoop{t: t, probe: m.cfg.Probe, jitter: m.cfg.Jitter, pool: pool{size: m.cfg.Pool}, stop: make(chan struct{}),
-			linkCost: m.cfg.LinkCost, cost: mesh.NewPublisher(m.cfg.LinkCost.Threshold)}
+			linkCost: m.cfg.LinkCost, cost: linkcost.NewPublisher(m.cfg.LinkCost.Threshold)}
 		running[t.Name] = r
 		targets.Add(1)
 		go func() {
@@ -182,7 +182,7 @@ type targetLoop struct {
 	// The path's link cost and when to publish it; warned: the probes'
 	// share of the path was logged once.
 	linkCost LinkCost
-	cost     *mesh.Publisher
+	cost     *linkcost.Publisher
 	warned   bool
 }
 
@@ -317,7 +317,7 @@ func (m *Monitor) linkCost(l *targetLoop, res *measure.Result, recs []record.Rec
 		return
 	}
 	dbc := min(res.Forward.Capacity.DBC, res.Reverse.Capacity.DBC) / 1e6
-	share := mesh.ProbeShare(res.Forward.Bytes+res.Reverse.Bytes, time.Duration(l.t.Interval), dbc)
+	share := linkcost.ProbeShare(res.Forward.Bytes+res.Reverse.Bytes, time.Duration(l.t.Interval), dbc)
 	if share > l.linkCost.MaxProbeShare {
 		l.warned = true
 		m.opts.Logger.Warn("the probes take more of the path than max_probe_share: lengthen the interval, or lower max_bytes, or the measurements measure their own load",
@@ -506,7 +506,7 @@ func (m *Monitor) detect(recs []record.Record, sinks []*sinkState) {
 		r := &recs[i]
 		if name := r.Key(); !m.watched[name] && m.routes != nil {
 			m.watched[name] = true
-			m.routes.watchTarget(name, prober.Host(r.Address))
+			m.routes.watchTarget(name, traceroute.Host(r.Address))
 		}
 		as, err := m.engine.Observe(r)
 		if err != nil {

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abing-net/abing/linkcost"
 	"github.com/abing-net/abing/measure"
-	"github.com/abing-net/abing/mesh"
 	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/reflector/reflectortest"
@@ -156,7 +156,7 @@ func TestProbeShareWarning(t *testing.T) {
 	}
 	var log strings.Builder
 	m := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
-	l := &targetLoop{t: cfg.Targets[0], linkCost: cfg.LinkCost, cost: mesh.NewPublisher(cfg.LinkCost.Threshold)}
+	l := &targetLoop{t: cfg.Targets[0], linkCost: cfg.LinkCost, cost: linkcost.NewPublisher(cfg.LinkCost.Threshold)}
 	res := &measure.Result{}
 	// 546 KB a minute on a 1 Mbit/s path: 7.3 %, over 5 %.
 	res.Forward.Capacity.DBC, res.Reverse.Capacity.DBC = 1e6, 2e6

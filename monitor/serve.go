@@ -16,10 +16,10 @@ import (
 	"github.com/abing-net/abing/influx"
 	"github.com/abing-net/abing/internal/web"
 	"github.com/abing-net/abing/notify"
-	"github.com/abing-net/abing/prober"
 	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/redact"
 	"github.com/abing-net/abing/store"
+	"github.com/abing-net/abing/traceroute"
 	"github.com/abing-net/abing/webapi"
 	"github.com/abing-net/abing/webui"
 )
@@ -110,7 +110,7 @@ func Serve(ctx context.Context, cfg *Config, s Setup) error {
 			opts.Notify = d
 		}
 		if cfg.Alarms.Traceroute {
-			opts.Tracer = &prober.Traceroute{}
+			opts.Tracer = &traceroute.Tracer{}
 		}
 		log.Info("alarms", "hooks", len(cfg.Alarms.Hooks()), "traceroute", cfg.Alarms.Traceroute)
 	}

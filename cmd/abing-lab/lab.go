@@ -16,8 +16,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/abing-net/abing/internal/lab/accuracy"
-	"github.com/abing-net/abing/internal/lab/testbed"
+	"github.com/abing-net/abing/lab/accuracy"
+	"github.com/abing-net/abing/lab/testbed"
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/record"
 )

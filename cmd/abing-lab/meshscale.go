@@ -12,7 +12,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/spf13/cobra"
 
-	"github.com/abing-net/abing/internal/lab/meshsim"
+	"github.com/abing-net/abing/lab/meshsim"
 	"github.com/abing-net/abing/meshagent"
 )
 

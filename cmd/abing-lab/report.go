@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"io"
 
-	"github.com/abing-net/abing/internal/lab/accuracy"
+	"github.com/abing-net/abing/lab/accuracy"
 )
 
 // printReport runs print on out and, when path is set, also writes what it

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/abing-net/abing/internal/lab/sim"
+	"github.com/abing-net/abing/lab/sim"
 )
 
 func simCommand() *cobra.Command {
@@ -16,7 +16,7 @@ func simCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sim",
 		Short: "Run abing's estimator through the packet-level simulator: 1 Mbit/s to 10 Gbit/s, every cross-traffic model",
-		Long: "sim runs abing's sample building and estimator on simulated FIFO paths (package internal/lab/sim):\n" +
+		Long: "sim runs abing's sample building and estimator on simulated FIFO paths (package lab/sim):\n" +
 			"1 Mbit/s to 10 Gbit/s x 0-90 % load x constant-rate, Poisson, mixed-size, Pareto on/off and TCP-like\n" +
 			"cross traffic x pairs, 10-packet trains, jumbo trains and the adaptive default; then three-hop paths and host\n" +
 			"variants. Per cell it prints the runs with no estimate, the median DBC error and how often the DBC\n" +

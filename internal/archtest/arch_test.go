@@ -84,17 +84,17 @@ func TestImportRules(t *testing.T) {
 		{[]string{"record", "train", "estimator", "redact"}, nil, "the foundations import no abing package"},
 		{[]string{"dispersion"}, []string{"train", "measure", "reflector", "record", "monitor"},
 			"observing a train's spreading needs the socket and the estimator's sample type, not the wire format or a run"},
-		{[]string{"store", "influx", "alarms", "notify", "prober"}, []string{"measure", "reflector", "dispersion", "train", "monitor"},
+		{[]string{"store", "influx", "alarms", "notify", "traceroute"}, []string{"measure", "reflector", "dispersion", "train", "monitor"},
 			"consumers of records get them from package record, not from the sender"},
-		{[]string{"alarms"}, []string{"notify", "prober", "store", "influx"}, "detection is pure: no delivery, no network"},
-		{[]string{"mesh"}, []string{"measure", "reflector", "dispersion", "train", "monitor", "store", "influx", "notify", "prober"},
-			"the mesh analysis is pure: it reads records and samples, it does not measure or store"},
+		{[]string{"alarms"}, []string{"notify", "traceroute", "store", "influx"}, "detection is pure: no delivery, no network"},
+		{[]string{"mesh", "linkcost"}, []string{"measure", "reflector", "dispersion", "train", "monitor", "store", "influx", "notify", "traceroute"},
+			"the mesh analysis and the link cost are pure: they read records and samples, they do not measure or store"},
 		{[]string{"reflector"}, []string{"measure", "record", "monitor"}, "the reflector needs the socket and the wire format only"},
 		{[]string{"netloc"}, []string{"meshagent", "monitor", "measure", "mesh"}, "the netloc API serves any source of coordinates"},
 		{[]string{"monitor", "mesh", "netloc", "store", "influx"}, []string{"meshagent"}, "the agent is built on them, not they on it"},
-		{[]string{"capture"}, []string{"reflector", "monitor", "store", "influx", "notify", "prober"},
+		{[]string{"capture"}, []string{"reflector", "monitor", "store", "influx", "notify", "traceroute"},
 			"offline analysis reads a file and estimates as a live run does; it does not measure, serve or store"},
-		{[]string{"cmd/abing", "cmd/reflector"}, []string{"internal/lab/testbed", "internal/lab/accuracy"}, "lab code stays out of what users install"},
+		{[]string{"cmd/abing", "cmd/reflector"}, []string{"lab/testbed", "lab/accuracy"}, "lab code stays out of what users install"},
 	} {
 		for _, p := range rule.pkgs {
 			if _, ok := deps[p]; !ok {
@@ -117,11 +117,11 @@ func TestImportRules(t *testing.T) {
 	}
 	// Nothing outside the lab and its command reaches the lab.
 	for p := range deps {
-		if strings.HasPrefix(p, "internal/lab/") || p == "cmd/abing-lab" {
+		if strings.HasPrefix(p, "lab/") || p == "cmd/abing-lab" {
 			continue
 		}
 		for d := range closure(deps, p) {
-			if strings.HasPrefix(d, "internal/lab/") {
+			if strings.HasPrefix(d, "lab/") {
 				t.Errorf("%s depends on %s: lab code is reached only through abing-lab", p, d)
 			}
 		}

@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/abing-net/abing/internal/lab/testbed"
+	"github.com/abing-net/abing/lab/testbed"
 	"github.com/abing-net/abing/monitor"
 	"github.com/abing-net/abing/notify"
-	"github.com/abing-net/abing/prober"
+	"github.com/abing-net/abing/traceroute"
 	"github.com/abing-net/abing/record"
 )
 
@@ -72,7 +72,7 @@ targets:
 	events := make(chan record.Alarm, 100)
 	var runs []time.Time // start of every measurement
 	m := monitor.New(cfg, monitor.Options{Bind: env.Bind, Notify: hooks,
-		Tracer: &prober.Traceroute{MaxHops: 8, Do: env.TB.Sender.Do},
+		Tracer: &traceroute.Tracer{MaxHops: 8, Do: env.TB.Sender.Do},
 		Alarms: func(a record.Alarm) { events <- a },
 		Results: func(recs []record.Record) {
 			at := recs[0].Time

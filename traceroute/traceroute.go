@@ -1,7 +1,6 @@
-// Package prober holds the probes abing runs besides its own measurement,
-// one file each: today the traceroute that alarms carry (the route before
-// and after a path or capacity change).
-package prober
+// Package traceroute traces the route to a host: the route before and after
+// a path or capacity change that the monitor's alarms carry.
+package traceroute
 
 import "net"
 

@@ -18,7 +18,7 @@ import (
 	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/influx"
 	"github.com/abing-net/abing/internal/influxtest"
-	"github.com/abing-net/abing/internal/lab/testbed"
+	"github.com/abing-net/abing/lab/testbed"
 	"github.com/abing-net/abing/mesh"
 	"github.com/abing-net/abing/monitor"
 	"github.com/abing-net/abing/record"

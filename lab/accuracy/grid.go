@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/abing-net/abing/estimator"
-	"github.com/abing-net/abing/internal/lab/testbed"
+	"github.com/abing-net/abing/lab/testbed"
 	"github.com/abing-net/abing/measure"
 )
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/abing-net/abing/internal/lab/testbed"
+	"github.com/abing-net/abing/lab/testbed"
 	"github.com/abing-net/abing/monitor"
 	"github.com/abing-net/abing/record"
 )

@@ -1,4 +1,4 @@
-package prober
+package traceroute
 
 import (
 	"context"
@@ -16,14 +16,14 @@ import (
 	"github.com/abing-net/abing/record"
 )
 
-// Traceroute finds the hops to a host the classic way: UDP probes to high
+// Tracer finds the hops to a host the classic way: UDP probes to high
 // ports with TTL (hop limit) 1, 2, … MaxHops, sent all at once, and the
 // ICMP time-exceeded and port-unreachable messages they provoke, read on a
 // raw ICMP socket (root or CAP_NET_RAW) and parsed with gopacket's layers.
 // Each reply is matched to its probe by the UDP header it quotes. One probe
 // per hop, MaxHops datagrams of 32 bytes in all: a router that rate-limits
 // ICMP shows as "*".
-type Traceroute struct {
+type Tracer struct {
 	MaxHops int           // 30
 	Timeout time.Duration // time to wait for replies (2s)
 	Port    int           // destination port of the TTL 1 probe (33434); TTL n goes to Port+n−1
@@ -33,7 +33,7 @@ type Traceroute struct {
 }
 
 // Trace runs a traceroute to host; a failure is reported in the Trace.
-func (tr *Traceroute) Trace(ctx context.Context, host string) *record.Trace {
+func (tr *Tracer) Trace(ctx context.Context, host string) *record.Trace {
 	t := &record.Trace{Time: time.Now().UTC(), Target: host}
 	if err := tr.trace(ctx, host, t); err != nil {
 		t.Error = err.Error()
@@ -41,7 +41,7 @@ func (tr *Traceroute) Trace(ctx context.Context, host string) *record.Trace {
 	return t
 }
 
-func (tr *Traceroute) trace(ctx context.Context, host string, t *record.Trace) error {
+func (tr *Tracer) trace(ctx context.Context, host string, t *record.Trace) error {
 	maxHops, timeout, port := tr.MaxHops, tr.Timeout, tr.Port
 	if maxHops <= 0 {
 		maxHops = 30

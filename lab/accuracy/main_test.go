@@ -6,7 +6,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/abing-net/abing/internal/lab/testbed"
+	"github.com/abing-net/abing/lab/testbed"
 )
 
 func TestMain(m *testing.M) {

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/abing-net/abing/internal/lab/testbed"
+	"github.com/abing-net/abing/lab/testbed"
 	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/store"
 )

@@ -1,4 +1,4 @@
-package mesh
+package linkcost
 
 import (
 	"math"
@@ -7,7 +7,7 @@ import (
 )
 
 func TestCost(t *testing.T) {
-	p := DefaultCost()
+	p := Default()
 	if err := p.Check(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package prober
+package traceroute
 
 import (
 	"context"
@@ -21,7 +21,7 @@ func TestTracerouteLoopback(t *testing.T) {
 		t.Skip("traceroute needs a raw ICMP socket: run as root (CI does)")
 	}
 	for _, host := range []string{"127.0.0.1", "::1"} {
-		tr := (&Traceroute{MaxHops: 5}).Trace(context.Background(), host)
+		tr := (&Tracer{MaxHops: 5}).Trace(context.Background(), host)
 		if tr.Error != "" || !tr.Reached || len(tr.Hops) != 1 || tr.Hops[0].Addr.String() != host || tr.Hops[0].TTL != 1 {
 			t.Errorf("%s: %+v", host, tr)
 		}

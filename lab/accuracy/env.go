@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/abing-net/abing/dispersion"
-	"github.com/abing-net/abing/internal/lab/testbed"
+	"github.com/abing-net/abing/lab/testbed"
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/train"

@@ -19,7 +19,7 @@ import (
 
 	"github.com/abing-net/abing/capture"
 	"github.com/abing-net/abing/dispersion"
-	"github.com/abing-net/abing/internal/lab/testbed"
+	"github.com/abing-net/abing/lab/testbed"
 	"github.com/abing-net/abing/measure"
 )
 

@@ -8,7 +8,7 @@ import (
 	"io"
 	"slices"
 
-	"github.com/abing-net/abing/internal/lab/testbed"
+	"github.com/abing-net/abing/lab/testbed"
 	"github.com/abing-net/abing/measure"
 )
 

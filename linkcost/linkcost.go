@@ -1,4 +1,10 @@
-package mesh
+// Package linkcost turns a path's measurements into the link cost a routing
+// layer reads (Babel's metric shape: a base cost, an RTT penalty, loss and
+// jitter), decides when a changed cost is worth publishing (Threshold,
+// Publisher), and says what share of a path the probes themselves take
+// (ProbeShare). The monitor computes it for every target; the mesh agent
+// disseminates it. docs/mesh.md has the parameters and their sources.
+package linkcost
 
 import (
 	"fmt"
@@ -8,11 +14,11 @@ import (
 	"github.com/abing-net/abing/estimator"
 )
 
-// CostParams weigh a path's measurements into a link cost for a routing
+// Params weigh a path's measurements into a link cost for a routing
 // layer: cost = Overall + A·latency + B·loss + C·jitter, where the latency
 // term is shaped like Babel's RTT penalty (RFC 9616): 0 up to RTTMin,
 // rising linearly to MaxPenalty at RTTMax, flat beyond.
-type CostParams struct {
+type Params struct {
 	Overall    float64 `yaml:"overall"`     // every link's base cost
 	A          float64 `yaml:"a"`           // weight of the latency term
 	B          float64 `yaml:"b"`           // per percentage point of loss
@@ -22,20 +28,20 @@ type CostParams struct {
 	MaxPenalty float64 `yaml:"max_penalty"` //
 }
 
-// DefaultCost is Babel's: a hop costs 96 (a wired hop's metric), the RTT
+// Default is Babel's: a hop costs 96 (a wired hop's metric), the RTT
 // penalty starts at 10 ms and reaches 96 at 120 ms (babeld's defaults for
 // tunnels; an overlay of long paths raises RTTMax, e.g. to 500 ms with a
 // penalty of 5000, as the overlay in docs/mesh.md does). Loss: 9.6 a point,
 // so 10 % loss doubles a hop's cost (Babel's ETX-like metric grows about
 // so). Jitter: 1 a ms, which video and voice overlays raise, as the broker
 // system of docs/mesh.md did per application.
-func DefaultCost() CostParams {
-	return CostParams{Overall: 96, A: 1, B: 9.6, C: 1, RTTMin: 10, RTTMax: 120, MaxPenalty: 96}
+func Default() Params {
+	return Params{Overall: 96, A: 1, B: 9.6, C: 1, RTTMin: 10, RTTMax: 120, MaxPenalty: 96}
 }
 
 // Check says whether the parameters make sense: finite, not negative, and
 // RTTMin below RTTMax.
-func (p CostParams) Check() error {
+func (p Params) Check() error {
 	for _, v := range []float64{p.Overall, p.A, p.B, p.C, p.RTTMin, p.RTTMax, p.MaxPenalty} {
 		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
 			return fmt.Errorf("link cost %+v: every parameter must be a finite number, not negative", p)
@@ -48,7 +54,7 @@ func (p CostParams) Check() error {
 }
 
 // LatencyTerm is the RTT penalty of rtt ms.
-func (p CostParams) LatencyTerm(rtt float64) float64 {
+func (p Params) LatencyTerm(rtt float64) float64 {
 	switch {
 	case rtt <= p.RTTMin:
 		return 0
@@ -60,7 +66,7 @@ func (p CostParams) LatencyTerm(rtt float64) float64 {
 
 // Cost is the link cost of a path with RTT rtt ms, loss (0 to 1) and
 // jitter ms.
-func (p CostParams) Cost(rtt, loss, jitter float64) float64 {
+func (p Params) Cost(rtt, loss, jitter float64) float64 {
 	return p.Overall + p.A*p.LatencyTerm(rtt) + p.B*100*loss + p.C*jitter
 }
 

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package prober
+package traceroute
 
 import (
 	"context"
@@ -9,9 +9,9 @@ import (
 	"github.com/abing-net/abing/record"
 )
 
-// Traceroute needs Linux (raw ICMP sockets parsed as the Linux kernel
+// Tracer needs Linux (raw ICMP sockets parsed as the Linux kernel
 // delivers them); elsewhere every trace reports so.
-type Traceroute struct {
+type Tracer struct {
 	MaxHops int
 	Timeout time.Duration
 	Port    int
@@ -19,6 +19,6 @@ type Traceroute struct {
 }
 
 // Trace returns a trace whose error says traceroute needs Linux.
-func (tr *Traceroute) Trace(_ context.Context, host string) *record.Trace {
+func (tr *Tracer) Trace(_ context.Context, host string) *record.Trace {
 	return &record.Trace{Time: time.Now().UTC(), Target: host, Error: "traceroute needs Linux"}
 }
