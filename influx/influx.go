@@ -66,7 +66,14 @@ type Config struct {
 	BlockedAfter time.Duration `yaml:"unhealthy_after"` // 5m
 }
 
-// Check fills in defaults and checks c.
+// Defaults are a Config's settings that have one: the measurement name,
+// the spool's size and how long delivery may fail before the sink says it
+// is unhealthy.
+func Defaults() Config {
+	return Config{Measurement: "abing", SpoolMaxMB: 100, BlockedAfter: DefaultBlockedAfter}
+}
+
+// Check fills in the Defaults of fields left empty, and checks c.
 func (c *Config) Check() error {
 	u, err := url.Parse(c.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -75,11 +82,12 @@ func (c *Config) Check() error {
 	if c.Bucket == "" {
 		return errors.New("influxdb bucket missing (1.8: \"database/retention-policy\")")
 	}
+	d := Defaults()
 	if c.Measurement == "" {
-		c.Measurement = "abing"
+		c.Measurement = d.Measurement
 	}
 	if c.SpoolMaxMB == 0 {
-		c.SpoolMaxMB = 100
+		c.SpoolMaxMB = d.SpoolMaxMB
 	}
 	if c.SpoolMaxMB < 0 {
 		return fmt.Errorf("influxdb spool_max_mb %d: must be positive", c.SpoolMaxMB)
@@ -88,7 +96,7 @@ func (c *Config) Check() error {
 		return errors.New("influxdb spool directory missing")
 	}
 	if c.BlockedAfter == 0 {
-		c.BlockedAfter = DefaultBlockedAfter
+		c.BlockedAfter = d.BlockedAfter
 	}
 	if c.BlockedAfter < 0 {
 		return fmt.Errorf("influxdb unhealthy_after %v: must be positive", c.BlockedAfter)
@@ -190,6 +198,9 @@ func Lines(measurement string, recs []record.Record) ([]string, error) {
 }
 
 // Write spools recs for delivery. It fails only if the spool cannot be
+// Name is the sink's name in the monitor's logs and health.
+func (s *Sink) Name() string { return "influxdb" }
+
 // written.
 func (s *Sink) Write(_ context.Context, recs []record.Record) error {
 	lines, err := Lines(s.cfg.Measurement, recs)

@@ -15,10 +15,11 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/serf/coordinate"
 	"github.com/hashicorp/serf/serf"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/abing-net/abing/auth"
+	"github.com/abing-net/abing/config"
 	"github.com/abing-net/abing/dispersion"
-	"github.com/abing-net/abing/monitor"
 	"github.com/abing-net/abing/netloc"
 	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/reflector"
@@ -35,8 +36,8 @@ const (
 
 // Agent is one host of a mesh. Make it with New, run it with Run.
 type Agent struct {
-	cfg  *monitor.Config
-	set  Settings
+	cfg  *config.Config
+	set  config.Agent
 	log  *slog.Logger
 	view *View
 	// A Vivaldi client per path, fed by this node's RTTs on that path.
@@ -62,6 +63,7 @@ type Agent struct {
 	// does not gossip it on.
 	announce bool
 	metrics  *metrics
+	bound    chan Bound // one value once Run has opened its sockets
 }
 
 // cycle tracks one full cycle: every path of every member measured once.
@@ -71,19 +73,21 @@ type cycle struct {
 	paths int             // of the last full cycle
 }
 
-// New makes an agent of a completed agent configuration
-// (monitor.ParseAgentConfig) and completed settings.
-func New(cfg *monitor.Config, set Settings, logger *slog.Logger) (*Agent, error) {
+// New makes an agent of a completed agent configuration (config.ParseAgent,
+// or config.Config.Complete of one), its settings in cfg.Agent.
+func New(cfg *config.Config, logger *slog.Logger) (*Agent, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if err := CheckName(cfg.Node); err != nil {
+	set := cfg.Agent
+	if err := config.CheckName(cfg.Node); err != nil {
 		return nil, fmt.Errorf("node %w", err)
 	}
 	a := &Agent{cfg: cfg, set: set, log: logger, view: NewView(cfg.Node, set.NetlocPath, 3*time.Duration(set.Refresh)),
 		clients: map[string]*coordinate.Client{}, own: map[string]map[string]Link{}, dirty: map[string]map[string]bool{},
 		iters: map[string]uint64{}, budget: newBudget(profile(set.Profile), len(set.Paths)), pubCoord: map[string]*coordinate.Coordinate{}, down: map[string]record.Alarm{}, ignored: map[string]string{}}
 	a.metrics = newMetrics(a)
+	a.bound = make(chan Bound, 1)
 	for _, p := range set.Paths {
 		cc := coordinate.DefaultConfig()
 		cc.Dimensionality = uint(set.Dimensions)
@@ -97,10 +101,13 @@ func New(cfg *monitor.Config, set Settings, logger *slog.Logger) (*Agent, error)
 	return a, nil
 }
 
-// Run runs the agent until ctx ends: the reflector, the serf member, the
-// monitor (with what setup asks of it: store, web listener, ...) and the
-// netloc API; then it leaves the mesh (bounded) and returns.
-func (a *Agent) Run(ctx context.Context, setup monitor.Setup) error {
+// Run runs the agent until ctx ends: the reflector, the serf member and the
+// netloc API, and the members as targets: reload is handed a monitor
+// configuration that measures them each time they change, raise the alarms
+// of members that fail and come back. The monitor's records come back
+// through Observe. Then it leaves the mesh (bounded) and returns. It
+// returns at once with an error when a part cannot start.
+func (a *Agent) Run(ctx context.Context, reload func(context.Context, *config.Config), raise func(context.Context, record.Alarm)) error {
 	var keys []auth.Key
 	if a.cfg.Probe.KeyFile != "" {
 		var err error
@@ -113,6 +120,9 @@ func (a *Agent) Run(ctx context.Context, setup monitor.Setup) error {
 		return fmt.Errorf("reflector: %w", err)
 	}
 	defer conn.Close()
+	// Port 0 is any free port; the members learn the one taken from the
+	// tags.
+	a.set.Port = int(conn.LocalAddr().Port())
 	srv, err := reflector.New(conn, reflector.Config{Keys: keys, Logger: a.log.With("part", "reflector")})
 	if err != nil {
 		return fmt.Errorf("reflector: %w", err)
@@ -128,8 +138,18 @@ func (a *Agent) Run(ctx context.Context, setup monitor.Setup) error {
 	if a.serf, err = serf.Create(a.serfConfig(events)); err != nil {
 		return fmt.Errorf("serf %s: %w", a.set.Bind, err)
 	}
-	a.log.Info("mesh member", "node", a.cfg.Node, "gossip", a.set.Bind, "advertise", a.set.Advertise, "encrypted", a.set.Keyring != "",
+	ml := a.serf.Memberlist().LocalNode()
+	gossip := net.JoinHostPort(ml.Addr.String(), strconv.Itoa(int(ml.Port)))
+	a.log.Info("mesh member", "node", a.cfg.Node, "gossip", gossip, "bind", a.set.Bind, "encrypted", a.set.Keyring != "",
 		"paths", a.tags()[tagPaths], "reflector_port", a.set.Port, "landmark", len(a.set.Join) == 0)
+	b := Bound{Gossip: gossip, Reflector: a.set.Port}
+	if nl != nil {
+		b.Netloc = nl.Addr().String()
+	}
+	select {
+	case a.bound <- b:
+	default: // told once
+	}
 	var wg sync.WaitGroup
 	runCtx, cancel := context.WithCancel(ctx)
 	defer func() {
@@ -150,20 +170,31 @@ func (a *Agent) Run(ctx context.Context, setup monitor.Setup) error {
 	if len(a.set.Join) > 0 {
 		wg.Go(func() { a.join(runCtx) })
 	}
-	setup.Results = a.results
-	setup.Attach = a.attach
-	setup.Handlers = a.Handlers()
-	setup.Collectors = a.metrics.collectors()
-	// The monitor changes its configuration on every reload, while the
-	// agent makes the next one from its own (WithTargets): each has its
-	// copy, the database's path set in both.
-	if setup.DB != "" {
-		a.cfg.UseDB(setup.DB)
-		setup.DB = ""
-	}
-	monCfg := *a.cfg
-	return monitor.Serve(runCtx, &monCfg, setup)
+	a.feed(runCtx, reload, raise)
+	return nil
 }
+
+// Bound is where a running agent listens: serf's advertised address, the
+// reflector's UDP port and the netloc API's address ("" when off).
+type Bound struct {
+	Gossip    string
+	Reflector int
+	Netloc    string
+}
+
+// Bound waits until Run has opened every socket and says where, or returns
+// ctx's error. It answers once per Run.
+func (a *Agent) Bound(ctx context.Context) (Bound, error) {
+	select {
+	case b := <-a.bound:
+		return b, nil
+	case <-ctx.Done():
+		return Bound{}, ctx.Err()
+	}
+}
+
+// Collectors are the agent's metrics, for /metrics beside the monitor's.
+func (a *Agent) Collectors() []prometheus.Collector { return a.metrics.collectors() }
 
 // leaveTimeout bounds the goodbye at exit, so that SIGTERM ends the agent
 // within a few seconds even when no member answers.
@@ -198,13 +229,12 @@ func (a *Agent) serfConfig(events chan serf.Event) *serf.Config {
 	logger := log.New(&logWriter{log: a.log.With("part", "serf")}, "", 0)
 	conf.Logger = logger
 	ml := profile(a.set.Profile)
-	host, port, _ := splitPort(a.set.Bind, DefaultBindPort)
+	host, port := a.set.BindAddr()
 	if host == "" {
 		host = "0.0.0.0"
 	}
 	ml.BindAddr, ml.BindPort = host, port
-	ahost, aport, _ := splitPort(a.set.Advertise, port)
-	ml.AdvertiseAddr, ml.AdvertisePort = ahost, aport
+	ml.AdvertiseAddr, ml.AdvertisePort = a.set.AdvertiseAddr()
 	ml.Logger = logger
 	if a.set.Keyring != "" {
 		kr, _ := LoadKeyring(a.set.Keyring) // checked by Open
@@ -255,9 +285,9 @@ func (a *Agent) join(ctx context.Context) {
 	}
 }
 
-// attach runs beside the monitor: hands it the members as targets and the
-// alarms, and publishes this node's row.
-func (a *Agent) attach(ctx context.Context, mon *monitor.Monitor) {
+// feed hands the monitor the members as targets (reload) and the members'
+// alarms (raise), and publishes this node's row, until ctx ends.
+func (a *Agent) feed(ctx context.Context, reload func(context.Context, *config.Config), raise func(context.Context, record.Alarm)) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	lastFull, lastExpiry := time.Now(), time.Now()
@@ -268,12 +298,12 @@ func (a *Agent) attach(ctx context.Context, mon *monitor.Monitor) {
 		a.mu.Unlock()
 		if stale {
 			if cfg := a.targetConfig(); cfg != nil {
-				mon.Reload(ctx, cfg)
+				reload(ctx, cfg)
 				a.log.Info("measuring the mesh", "paths", len(cfg.Targets), "interval", time.Duration(cfg.Interval).String())
 			}
 		}
 		for _, al := range alarms {
-			mon.Raise(ctx, al)
+			raise(ctx, al)
 		}
 		now := time.Now()
 		n := a.view.size()
@@ -307,7 +337,7 @@ func (a *Agent) attach(ctx context.Context, mon *monitor.Monitor) {
 // targetConfig is the monitor's configuration with the members as
 // targets. parseMember let through only IP addresses and ports, which the
 // monitor takes, so one member cannot make the whole set fail.
-func (a *Agent) targetConfig() *monitor.Config {
+func (a *Agent) targetConfig() *config.Config {
 	cfg, err := a.cfg.WithTargets(a.targetList())
 	if err != nil {
 		a.log.Error("members as targets", "err", err)

@@ -7,12 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,30 +19,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/abing-net/abing/config"
+	"github.com/abing-net/abing/internal/web"
 	"github.com/abing-net/abing/monitor"
 	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/store"
+	"github.com/abing-net/abing/webapi"
 )
-
-// freePort is a port free for TCP and UDP on loopback (serf takes both).
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
 
 // testLogger logs to the test's log with ABING_TEST_LOG=1.
 func testLogger(t *testing.T, name string) *slog.Logger {
@@ -54,56 +36,91 @@ func testLogger(t *testing.T, name string) *slog.Logger {
 }
 
 // loopAgent is an agent of the loopback test: every member on 127.0.0.1,
-// told apart by ports.
+// every socket on a port the kernel chose, and beside it what abing mesh
+// agent runs beside it (package daemon, which builds on this package):
+// a monitor of the members with a store, and a web listener with the
+// agent's API and the monitor's.
 type loopAgent struct {
 	name   string
 	agent  *Agent
 	db     string
+	gossip string // where serf listens: what the others join through
 	netloc string
 	web    string
 	cancel context.CancelFunc
 	done   chan error
 }
 
-func startLoop(t *testing.T, name string, gossip int, join []string, db string) *loopAgent {
+func startLoop(t *testing.T, name string, join []string, db string) *loopAgent {
 	t.Helper()
-	return startLoopWith(t, name, gossip, db, loopOpts{join: join})
+	return startLoopWith(t, name, db, loopOpts{join: join})
 }
 
 // loopOpts are what an agent of a loopback test may have besides its
-// name, gossip port and database.
+// name and database.
 type loopOpts struct {
 	join     []string
 	keyring  string
 	keysFile string // signs the probes and makes the reflector want signed ones
 }
 
-func startLoopWith(t *testing.T, name string, gossip int, db string, o loopOpts) *loopAgent {
+func startLoopWith(t *testing.T, name string, db string, o loopOpts) *loopAgent {
 	t.Helper()
 	probe := "{timeout: 1s}"
 	if o.keysFile != "" {
 		probe = fmt.Sprintf("{timeout: 1s, key_file: %q}", o.keysFile)
 	}
-	cfg, err := monitor.ParseAgentConfig([]byte(fmt.Sprintf("node: %s\ninterval: 1s\njitter: 0.05\nprobe: %s\n", name, probe)), name+".yaml")
+	join, _ := json.Marshal(o.join)
+	text := fmt.Sprintf("node: %s\ninterval: 1s\njitter: 0.05\nprobe: %s\nagent:\n  paths: {direct: 127.0.0.1}\n  bind: '127.0.0.1:0'\n  port: 0\n  netloc: '127.0.0.1:0'\n  profile: local\n  join: %s\n  keyring: %q\n",
+		name, probe, join, o.keyring)
+	cfg, err := config.ParseAgent([]byte(text), name+".yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	la := &loopAgent{name: name, db: db, netloc: "127.0.0.1:" + strconv.Itoa(freePort(t)), web: "127.0.0.1:" + strconv.Itoa(freePort(t))}
-	set := Settings{Paths: []Path{{Name: "direct", Addr: netip.MustParseAddr("127.0.0.1")}}, Bind: "127.0.0.1:" + strconv.Itoa(gossip),
-		Join: o.join, Port: freePort(t), Netloc: la.netloc, Profile: "local", Keyring: o.keyring}
-	if err := set.Complete(); err != nil {
-		t.Fatal(err)
-	}
-	if la.agent, err = New(cfg, set, testLogger(t, name)); err != nil {
+	cfg.UseDB(db)
+	la := &loopAgent{name: name, db: db}
+	log := testLogger(t, name)
+	if la.agent, err = New(cfg, log); err != nil {
 		t.Fatal(err)
 	}
 	if err := la.agent.Open(); err != nil {
 		t.Fatal(err)
 	}
+	st, err := store.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	monCfg := *cfg
+	mon := monitor.New(&monCfg, monitor.Options{Sinks: []monitor.Sink{st}, Records: []func([]record.Record){la.agent.Observe}, Logger: log})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	la.web = l.Addr().String()
+	handlers := la.agent.Handlers()
+	maps.Copy(handlers, (&webapi.API{Store: st}).Handlers())
+	hs := web.Serve(l, web.Registry(la.agent.Collectors()...), log, mon.Health, handlers)
 	ctx, cancel := context.WithCancel(context.Background())
 	la.cancel, la.done = cancel, make(chan error, 1)
-	go func() { la.done <- la.agent.Run(ctx, monitor.Setup{DB: db, WebAddr: la.web}) }()
+	monDone := make(chan struct{})
+	go func() { mon.Run(ctx); close(monDone) }()
+	go func() {
+		err := la.agent.Run(ctx, mon.Reload, mon.Raise)
+		cancel()
+		<-monDone
+		hs.Close()
+		st.Close()
+		la.done <- err
+	}()
 	t.Cleanup(la.stop)
+	wait, stop := context.WithTimeout(ctx, 10*time.Second)
+	defer stop()
+	b, err := la.agent.Bound(wait)
+	if err != nil {
+		la.stop()
+		t.Fatalf("agent %s did not start: %v", name, err)
+	}
+	la.gossip, la.netloc = b.Gossip, b.Netloc
 	return la
 }
 
@@ -118,14 +135,17 @@ func (la *loopAgent) counters() string {
 	return "parts published/received/refused, publications deferred: " + strings.Join(out, "/")
 }
 
-// stop ends the agent (leaving the mesh) and waits for it, once.
+// stop ends the agent (leaving the mesh) and waits for it, once; an
+// agent that ended with an error fails the test.
 func (la *loopAgent) stop() {
 	if la.cancel == nil {
 		return
 	}
 	la.cancel()
 	la.cancel = nil
-	<-la.done
+	if err := <-la.done; err != nil {
+		panic(fmt.Sprintf("agent %s: %v", la.name, err))
+	}
 }
 
 // crash ends the agent without a goodbye: serf shuts down as a killed
@@ -218,11 +238,10 @@ func TestLoopbackMesh(t *testing.T) {
 		t.Skip("runs agents for about 20 s")
 	}
 	dir := t.TempDir()
-	gossip := []int{freePort(t), freePort(t), freePort(t)}
-	landmark := "127.0.0.1:" + strconv.Itoa(gossip[0])
-	agents := []*loopAgent{startLoop(t, "a", gossip[0], nil, filepath.Join(dir, "a.db"))}
-	for i, name := range []string{"b", "c"} {
-		agents = append(agents, startLoop(t, name, gossip[i+1], []string{landmark}, filepath.Join(dir, name+".db")))
+	agents := []*loopAgent{startLoop(t, "a", nil, filepath.Join(dir, "a.db"))}
+	landmark := agents[0].gossip
+	for _, name := range []string{"b", "c"} {
+		agents = append(agents, startLoop(t, name, []string{landmark}, filepath.Join(dir, name+".db")))
 	}
 	took := waitFor(t, "every map lists the two others", 20*time.Second, func() bool {
 		for _, a := range agents {
@@ -262,7 +281,7 @@ func TestLoopbackMesh(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"abing_mesh_members 3\n", "abing_mesh_row_parts_published_total ", "abing_mesh_row_parts_received_total ", "abing_measurements_total{"} {
+	for _, want := range []string{"abing_mesh_members 3\n", "abing_mesh_row_parts_published_total ", "abing_mesh_row_parts_received_total "} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
@@ -293,7 +312,7 @@ func TestLoopbackMesh(t *testing.T) {
 		t.Errorf("a's map still lists the failed c: %v", n)
 	}
 	// It comes back under its name: the alarm clears, the maps fill.
-	agents[2] = startLoop(t, "c", gossip[2], []string{landmark}, filepath.Join(dir, "c.db"))
+	agents[2] = startLoop(t, "c", []string{landmark}, filepath.Join(dir, "c.db"))
 	waitFor(t, "c is back in every map and its alarm cleared", 30*time.Second, func() bool {
 		return downAlarms(t, agents[0].db)["c"] == "critical resolved" && len(mapNames(t, agents[2].netloc)) == 2 && mapNames(t, agents[0].netloc)["c"]
 	})

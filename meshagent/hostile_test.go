@@ -5,7 +5,6 @@ import (
 	"log"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -19,10 +18,10 @@ func rawMember(t *testing.T, name string, tags map[string]string, keyring *membe
 	t.Helper()
 	conf := serf.DefaultConfig()
 	conf.NodeName, conf.Tags = name, tags
-	conf.UserEventSizeLimit = 9 * 1024
+	conf.UserEventSizeLimit = serf.UserEventSizeLimit
 	conf.Logger = log.New(io.Discard, "", 0)
 	conf.MemberlistConfig = memberlist.DefaultLocalConfig()
-	conf.MemberlistConfig.BindAddr, conf.MemberlistConfig.BindPort = "127.0.0.1", freePort(t)
+	conf.MemberlistConfig.BindAddr, conf.MemberlistConfig.BindPort = "127.0.0.1", 0 // a port the kernel chooses
 	conf.MemberlistConfig.Logger = conf.Logger
 	conf.MemberlistConfig.Keyring = keyring
 	s, err := serf.Create(conf)
@@ -41,11 +40,10 @@ func TestHostileMember(t *testing.T) {
 		t.Skip("runs an agent for a few seconds")
 	}
 	dir := t.TempDir()
-	gossip := freePort(t)
-	a := startLoop(t, "a", gossip, nil, filepath.Join(dir, "a.db"))
+	a := startLoop(t, "a", nil, filepath.Join(dir, "a.db"))
 	evil := rawMember(t, "evil", map[string]string{"abing": "1", "port": "99999", "paths": "direct=127.0.0.1"}, nil)
 	waitFor(t, "evil joins", 10*time.Second, func() bool {
-		n, _ := evil.Join([]string{"127.0.0.1:" + strconv.Itoa(gossip)}, false)
+		n, _ := evil.Join([]string{a.gossip}, false)
 		return n == 1
 	})
 	coordOK := `"coord":{"Vec":[0.001,0.002],"Error":1.5,"Adjustment":0,"Height":0.00001}`
@@ -119,11 +117,10 @@ func TestEncryptedMesh(t *testing.T) {
 	if err := os.WriteFile(other, []byte("mesh ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	gossip := freePort(t)
-	a := startLoopWith(t, "a", gossip, filepath.Join(dir, "a.db"), loopOpts{keyring: kf, keysFile: keys})
+	a := startLoopWith(t, "a", filepath.Join(dir, "a.db"), loopOpts{keyring: kf, keysFile: keys})
 	plain := rawMember(t, "plain", nil, nil)
 	time.Sleep(500 * time.Millisecond)
-	if n, err := plain.Join([]string{"127.0.0.1:" + strconv.Itoa(gossip)}, false); n != 0 || err == nil {
+	if n, err := plain.Join([]string{a.gossip}, false); n != 0 || err == nil {
 		t.Errorf("a member without the key joined: %d %v", n, err)
 	}
 	kr, err := LoadKeyring(kf)
@@ -131,12 +128,12 @@ func TestEncryptedMesh(t *testing.T) {
 		t.Fatal(err)
 	}
 	keyed := rawMember(t, "keyed", nil, kr)
-	if n, err := keyed.Join([]string{"127.0.0.1:" + strconv.Itoa(gossip)}, false); n != 1 {
+	if n, err := keyed.Join([]string{a.gossip}, false); n != 1 {
 		t.Errorf("a member with the key: %d %v", n, err)
 	}
-	join := []string{"127.0.0.1:" + strconv.Itoa(gossip)}
-	startLoopWith(t, "b", freePort(t), filepath.Join(dir, "b.db"), loopOpts{join: join, keyring: kf, keysFile: keys})
-	startLoopWith(t, "c", freePort(t), filepath.Join(dir, "c.db"), loopOpts{join: join, keyring: kf, keysFile: other})
+	join := []string{a.gossip}
+	startLoopWith(t, "b", filepath.Join(dir, "b.db"), loopOpts{join: join, keyring: kf, keysFile: keys})
+	startLoopWith(t, "c", filepath.Join(dir, "c.db"), loopOpts{join: join, keyring: kf, keysFile: other})
 	waitFor(t, "a and b measure each other", 20*time.Second, func() bool {
 		links := map[string]bool{}
 		for _, r := range a.agent.view.Records(time.Time{}) {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/hashicorp/serf/serf"
 
-	"github.com/abing-net/abing/monitor"
+	"github.com/abing-net/abing/config"
 	"github.com/abing-net/abing/record"
 )
 
@@ -41,9 +41,9 @@ func parseMember(m serf.Member) (member, error) {
 		return out, fmt.Errorf("tag %s=%q: want a UDP port", tagPort, m.Tags[tagPort])
 	}
 	out.port = uint16(port)
-	paths, err := ParsePaths(m.Tags[tagPaths])
-	if err != nil || len(paths) > MaxPaths {
-		return out, fmt.Errorf("tag %s=%q: want up to %d NAME=ADDRESS", tagPaths, m.Tags[tagPaths], MaxPaths)
+	paths, err := config.ParsePaths(m.Tags[tagPaths])
+	if err != nil || len(paths) > config.MaxPaths {
+		return out, fmt.Errorf("tag %s=%q: want up to %d NAME=ADDRESS", tagPaths, m.Tags[tagPaths], config.MaxPaths)
 	}
 	for _, p := range paths {
 		out.paths[p.Name] = p.Addr
@@ -166,16 +166,16 @@ func (a *Agent) wantTargets() []string {
 }
 
 // targetList is every alive member on each path both have.
-func (a *Agent) targetList() []monitor.Target {
+func (a *Agent) targetList() []config.Target {
 	a.view.mu.Lock()
 	defer a.view.mu.Unlock()
-	var out []monitor.Target
+	var out []config.Target
 	for _, name := range slices.Sorted(maps.Keys(a.view.members)) {
 		m := a.view.members[name]
 		if !m.alive {
 			continue
 		}
-		t := monitor.Target{Name: name, Paths: map[string]string{}}
+		t := a.cfg.NewTarget(name, "", map[string]string{})
 		for _, p := range a.set.Paths {
 			if addr, ok := m.paths[p.Name]; ok {
 				t.Paths[p.Name] = net.JoinHostPort(addr.String(), strconv.Itoa(int(m.port)))

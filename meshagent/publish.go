@@ -12,9 +12,9 @@ import (
 	"github.com/abing-net/abing/record"
 )
 
-// results takes the monitor's records: this node's links, its coordinates,
+// Observe takes the monitor's records: this node's links, its coordinates,
 // the cycle.
-func (a *Agent) results(recs []record.Record) {
+func (a *Agent) Observe(recs []record.Record) {
 	now := time.Now()
 	a.mu.Lock()
 	defer a.mu.Unlock()

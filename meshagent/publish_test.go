@@ -12,21 +12,17 @@ import (
 
 	"github.com/hashicorp/serf/serf"
 
-	"github.com/abing-net/abing/monitor"
+	"github.com/abing-net/abing/config"
 	"github.com/abing-net/abing/record"
 )
 
 func newTestAgent(t *testing.T) *Agent {
 	t.Helper()
-	cfg, err := monitor.ParseAgentConfig([]byte("node: a\n"), "a.yaml")
+	cfg, err := config.ParseAgent([]byte("node: a\nagent: {paths: {direct: 127.0.0.1}, bind: '127.0.0.1:7946'}\n"), "a.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	set := Settings{Paths: []Path{{Name: "direct", Addr: netip.MustParseAddr("127.0.0.1")}}, Bind: "127.0.0.1:7946"}
-	if err := set.Complete(); err != nil {
-		t.Fatal(err)
-	}
-	a, err := New(cfg, set, nil)
+	a, err := New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,18 +65,18 @@ func TestPublication(t *testing.T) {
 	if p, ok := pub(false); ok {
 		t.Fatalf("nothing changed, yet published %+v", p)
 	}
-	a.results([]record.Record{rec("b", 10, f(100)), rec("c", 20, f(120))})
+	a.Observe([]record.Record{rec("b", 10, f(100)), rec("c", 20, f(120))})
 	p, ok := pub(false)
 	if !ok || len(p.Links) != 2 || p.Links[0].Peer != "b" || p.Links[0].Cost != 100 || p.Links[1].RTT != 20 {
 		t.Fatalf("first costs: %+v", p)
 	}
 	// Runs whose cost stayed within the thresholds: nothing to publish;
 	// the link keeps its published cost and takes the new RTT.
-	a.results([]record.Record{rec("b", 11, nil), rec("c", 21, nil)})
+	a.Observe([]record.Record{rec("b", 11, nil), rec("c", 21, nil)})
 	if p, ok := pub(false); ok {
 		t.Fatalf("no cost past its threshold, yet published %v", peers(p))
 	}
-	a.results([]record.Record{rec("c", 60, f(200))})
+	a.Observe([]record.Record{rec("c", 60, f(200))})
 	if p, ok := pub(false); !ok || len(p.Links) != 1 || p.Links[0].Peer != "c" || p.Links[0].Cost != 200 {
 		t.Fatalf("c's cost moved: %+v", p)
 	}
@@ -95,7 +91,7 @@ func TestPublication(t *testing.T) {
 	a.view.setMember("b", member{alive: true})
 	a.view.Apply(&Part{Node: "b", Path: "direct", Coord: coord(0.05, 0)}, now)
 	for range 5 {
-		a.results([]record.Record{rec("b", 100, nil)})
+		a.Observe([]record.Record{rec("b", 100, nil)})
 	}
 	if a.iters["direct"] != 5 {
 		t.Fatalf("%d coordinate updates, want 5", a.iters["direct"])
@@ -109,7 +105,7 @@ func TestPublication(t *testing.T) {
 		t.Errorf("after five 100 ms samples the coordinate predicts %v to b", d)
 	}
 	// A run with no answer is no link.
-	a.results([]record.Record{{Node: "a", Target: "d", Path: "direct", Direction: "forward", Error: "timeout", LinkCost: f(1)}})
+	a.Observe([]record.Record{{Node: "a", Target: "d", Path: "direct", Direction: "forward", Error: "timeout", LinkCost: f(1)}})
 	if p, ok := pub(false); ok {
 		t.Fatalf("a failed run published %v", peers(p))
 	}
@@ -183,11 +179,11 @@ func TestBudget(t *testing.T) {
 	a.view.setMember("b", member{alive: true})
 	a.budget.set(100)
 	now := time.Now()
-	a.results([]record.Record{rec("b", 10, f(100))})
+	a.Observe([]record.Record{rec("b", 10, f(100))})
 	if outs, ok := a.collect(false, now); !ok || len(outs) != 1 {
 		t.Fatalf("the first part: %v %v", outs, ok)
 	}
-	a.results([]record.Record{rec("b", 30, f(300))})
+	a.Observe([]record.Record{rec("b", 30, f(300))})
 	if outs, ok := a.collect(false, now.Add(time.Second)); ok || len(outs) != 0 {
 		t.Fatalf("a second part a second later among 100 members: %v %v", outs, ok)
 	}

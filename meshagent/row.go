@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/hashicorp/serf/coordinate"
+
+	"github.com/abing-net/abing/config"
 )
 
 // A node's row is published as serf user events named EventPrefix+node,
@@ -22,7 +24,7 @@ const EventPrefix = "row:"
 // estimate them) are nil.
 type Link struct {
 	Peer   string   `json:"p"`
-	Cost   float64  `json:"c"`           // link cost (package mesh)
+	Cost   float64  `json:"c"`           // link cost (package linkcost)
 	RTT    float64  `json:"r"`           // ms, mean of the run
 	Loss   float64  `json:"l"`           // fraction, 0 to 1
 	Jitter float64  `json:"j"`           // ms
@@ -43,27 +45,12 @@ type Part struct {
 
 // Bounds of what a part may say; anything beyond is refused.
 const (
-	MaxNameLen = 64
-	MaxLinks   = 10000
-	maxRTT     = 60_000 // ms
-	maxRate    = 1e7    // Mbit/s: 10 Tbit/s
-	maxCost    = 1e9
-	maxCoord   = 100 // seconds, any component of a coordinate
+	MaxLinks = 10000
+	maxRTT   = 60_000 // ms
+	maxRate  = 1e7    // Mbit/s: 10 Tbit/s
+	maxCost  = 1e9
+	maxCoord = 100 // seconds, any component of a coordinate
 )
-
-// CheckName says whether s is a node or path name: 1 to MaxNameLen
-// letters, digits, '.', '_' or '-'.
-func CheckName(s string) error {
-	if s == "" || len(s) > MaxNameLen {
-		return fmt.Errorf("name %q: want 1 to %d characters", s, MaxNameLen)
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("name %q: want letters, digits, '.', '_' or '-'", s)
-		}
-	}
-	return nil
-}
 
 // Split encodes a row (one path's coordinate and links) as the payloads
 // of parts whose name and payload together take at most limit bytes.
@@ -137,10 +124,10 @@ func Decode(name string, payload []byte, dims int) (*Part, error) {
 	if p.Node != node {
 		return nil, fmt.Errorf("row of %q: event says node %q", node, p.Node)
 	}
-	if err := CheckName(p.Node); err != nil {
+	if err := config.CheckName(p.Node); err != nil {
 		return nil, fmt.Errorf("row: node %w", err)
 	}
-	if err := CheckName(p.Path); err != nil {
+	if err := config.CheckName(p.Path); err != nil {
 		return nil, fmt.Errorf("row of %s: path %w", p.Node, err)
 	}
 	if err := checkCoord(p.Coord, dims); err != nil {
@@ -165,7 +152,7 @@ func Decode(name string, payload []byte, dims int) (*Part, error) {
 func inRange(v, hi float64) bool { return v >= 0 && v <= hi } // false for NaN
 
 func checkLink(l Link) error {
-	if err := CheckName(l.Peer); err != nil {
+	if err := config.CheckName(l.Peer); err != nil {
 		return fmt.Errorf("link: peer %w", err)
 	}
 	for _, f := range []struct {

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/serf/coordinate"
+
+	"github.com/abing-net/abing/config"
 )
 
 func coord(x, y float64) *coordinate.Coordinate {
@@ -29,13 +31,13 @@ func TestSplit(t *testing.T) {
 	for _, tc := range []struct {
 		links, limit, parts int
 	}{
-		{0, DefaultEventSize, 1},
-		{1, DefaultEventSize, 1},
-		{14, DefaultEventSize, 1},
-		{15, DefaultEventSize, 2},
-		{1000, DefaultEventSize, 72},
+		{0, config.DefaultEventSize, 1},
+		{1, config.DefaultEventSize, 1},
+		{14, config.DefaultEventSize, 1},
+		{15, config.DefaultEventSize, 2},
+		{1000, config.DefaultEventSize, 72},
 		{1000, 9 * 1024, 7},
-		{50, MinEventSize, 13},
+		{50, config.MinEventSize, 13},
 	} {
 		p := Part{Node: "lab-a", Path: "direct", Coord: coord(0.01, -0.02), Iter: 7, Links: links(tc.links)}
 		parts, err := Split(p, tc.limit)

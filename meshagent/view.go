@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/serf/coordinate"
 
+	"github.com/abing-net/abing/config"
 	"github.com/abing-net/abing/mesh"
 	"github.com/abing-net/abing/netloc"
 	"github.com/abing-net/abing/record"
@@ -105,7 +106,7 @@ func (v *View) alive(name string) bool {
 // Apply upserts a decoded part, received at now. What it keeps is
 // bounded by the members: links to a peer that is neither this node nor a
 // member are left out (a member publishes links only to members it
-// learned of), and a node has at most MaxPaths paths.
+// learned of), and a node has at most config.MaxPaths paths.
 func (v *View) Apply(p *Part, now time.Time) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -116,7 +117,7 @@ func (v *View) Apply(p *Part, now time.Time) {
 	}
 	r := paths[p.Path]
 	if r == nil {
-		if len(paths) >= MaxPaths {
+		if len(paths) >= config.MaxPaths {
 			return
 		}
 		r = &pathRow{links: map[string]*linkState{}}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abing-net/abing/config"
 	"github.com/abing-net/abing/notify"
 	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/reflector"
@@ -38,7 +39,7 @@ func TestMonitorDownAlarm(t *testing.T) {
 	defer hook.Close()
 	yaml := fmt.Sprintf("interval: 1s\njitter: 0.01\nprobe: {timeout: 300ms}\nalarms: {down_after: 2, clear: 2, webhook: %q}\ntargets:\n  - {address: %q, name: lo}\n",
 		hook.URL, addr)
-	cfg, err := ParseConfig([]byte(yaml), "test.yaml")
+	cfg, err := config.Parse([]byte(yaml), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,11 +50,11 @@ func TestMonitorDownAlarm(t *testing.T) {
 	defer db.Close()
 	hooks := notify.NewDispatcher(notify.DispatcherOptions{Hooks: cfg.Alarms.Hooks()})
 	var raised []record.Alarm
-	m := New(cfg, Options{Store: db, Notify: hooks, Alarms: func(a record.Alarm) {
+	m := New(cfg, Options{Sinks: []Sink{db}, Alarms: []func(record.Alarm){hooks.Send, func(a record.Alarm) {
 		mu.Lock()
 		raised = append(raised, a)
 		mu.Unlock()
-	}})
+	}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 11*time.Second)
 	defer cancel()
 	go func() {

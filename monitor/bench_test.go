@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abing-net/abing/config"
 	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/reflector"
 )
@@ -72,7 +73,7 @@ func BenchmarkMonitorTargets(b *testing.B) {
 	for i := range 1000 {
 		fmt.Fprintf(&yaml, "  - {address: %q, name: t%d}\n", addr, i)
 	}
-	cfg, err := ParseConfig([]byte(yaml.String()), "bench.yaml")
+	cfg, err := config.Parse([]byte(yaml.String()), "bench.yaml")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -85,17 +86,18 @@ func BenchmarkMonitorTargets(b *testing.B) {
 	cancel()
 	<-done
 
-	one, err := ParseConfig([]byte(fmt.Sprintf("targets: [{address: %q, name: bench}]\n", addr)), "bench.yaml")
+	one, err := config.Parse([]byte(fmt.Sprintf("targets: [{address: %q, name: bench}]\n", addr)), "bench.yaml")
 	if err != nil {
 		b.Fatal(err)
 	}
 	m := New(one, Options{})
 	b.ResetTimer()
 	cpu0, wall0 := cpuTime(), time.Now()
+	meas := one.Measure(&one.Targets[0])
 	for range b.N {
-		recs, _ := m.measure(context.Background(), &one.Targets[0], one.Probe)
-		if recs[0].PairsReceived == 0 {
-			b.Fatalf("no answer: %s", recs[0].Error)
+		res, _, err := m.measure(context.Background(), &one.Targets[0], meas)
+		if err != nil || res.Forward.Complete == 0 {
+			b.Fatalf("no answer: %v", err)
 		}
 	}
 	cpu, wall := (cpuTime()-cpu0)/time.Duration(b.N), time.Since(wall0)/time.Duration(b.N)

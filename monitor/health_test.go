@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abing-net/abing/config"
 	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/reflector/reflectortest"
@@ -29,13 +30,13 @@ func TestHealth(t *testing.T) {
 	}
 	defer dead.Close()
 	live := reflectortest.Start(t, "udp4", "127.0.0.1:0", reflector.Config{}).String()
-	config := func(addrs ...string) *Config {
+	parse := func(addrs ...string) *config.Config {
 		// exclusive: target, so that results come fast enough (4 at once).
 		y := "interval: 1s\njitter: 0.05\nexclusive: target\nprobe: {timeout: 300ms}\ntargets:\n"
 		for i, a := range addrs {
 			y += fmt.Sprintf("  - {address: %q, name: t%d}\n", a, i)
 		}
-		cfg, err := ParseConfig([]byte(y), "test.yaml")
+		cfg, err := config.Parse([]byte(y), "test.yaml")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -48,7 +49,7 @@ func TestHealth(t *testing.T) {
 	}
 
 	t.Run("dead targets", func(t *testing.T) {
-		m := New(config(dead.LocalAddr().String()), Options{})
+		m := New(parse(dead.LocalAddr().String()), Options{})
 		go run(m, 4500*time.Millisecond)
 		time.Sleep(1500 * time.Millisecond)
 		if err := m.Health(); err != nil {
@@ -64,7 +65,7 @@ func TestHealth(t *testing.T) {
 		for i := range addrs {
 			addrs[i] = live
 		}
-		m := New(config(addrs...), Options{Sinks: []Sink{brokenSink{}}})
+		m := New(parse(addrs...), Options{Sinks: []Sink{brokenSink{}}})
 		healthy := m.Health()
 		run(m, 5*time.Second)
 		if healthy != nil {

@@ -12,9 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/abing-net/abing/auth"
+	"github.com/abing-net/abing/config"
 	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/reflector/reflectortest"
@@ -36,7 +35,7 @@ func TestMonitorHostileReflector(t *testing.T) {
 		}
 		return [][]byte{b}
 	})
-	cfg, err := ParseConfig([]byte(fmt.Sprintf("interval: 1s\njitter: 0.05\nprobe: {timeout: 500ms}\ntargets:\n  - {address: %q, name: liar}\n", h)), "test.yaml")
+	cfg, err := config.Parse([]byte(fmt.Sprintf("interval: 1s\njitter: 0.05\nprobe: {timeout: 500ms}\ntargets:\n  - {address: %q, name: liar}\n", h)), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,11 +44,10 @@ func TestMonitorHostileReflector(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	reg := prometheus.NewRegistry()
-	metrics := NewMetrics(reg, cfg)
 	var mu sync.Mutex
 	calls := 0
-	m := New(cfg, Options{Store: db, Metrics: metrics, Results: func([]record.Record) {
+	panics := map[string]int{}
+	m := New(cfg, Options{Sinks: []Sink{db}, Panicked: func(where string) { mu.Lock(); panics[where]++; mu.Unlock() }, Records: []func([]record.Record){func([]record.Record) {
 		mu.Lock()
 		calls++
 		n := calls
@@ -57,7 +55,7 @@ func TestMonitorHostileReflector(t *testing.T) {
 		if n == 1 {
 			panic("a bug in a result handler")
 		}
-	}})
+	}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 4500*time.Millisecond)
 	defer cancel()
 	if err := m.Run(ctx); err != nil {
@@ -76,20 +74,8 @@ func TestMonitorHostileReflector(t *testing.T) {
 	if n < 4 || calls < 2 {
 		t.Errorf("%d records stored, results callback called %d times: want the monitor to go on after the panic", n, calls)
 	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	panics := map[string]float64{}
-	for _, mf := range mfs {
-		if mf.GetName() == "abing_panics_total" {
-			for _, mt := range mf.GetMetric() {
-				panics[mt.GetLabel()[0].GetValue()] = mt.GetCounter().GetValue()
-			}
-		}
-	}
-	if len(panics) != 1 || panics["results"] != 1 {
-		t.Errorf("abing_panics_total %v, want results=1", panics)
+	if len(panics) != 1 || panics["records"] != 1 {
+		t.Errorf("panics recovered %v, want records=1", panics)
 	}
 }
 
@@ -100,7 +86,7 @@ func TestMonitorKeyedTarget(t *testing.T) {
 	r := reflectortest.Start(t, "udp4", "127.0.0.1:0", reflector.Config{Keys: []auth.Key{key}})
 	keys := filepath.Join(t.TempDir(), "keys")
 	os.WriteFile(keys, []byte("site-a "+hex.EncodeToString(key.Secret)+"\n"), 0o600)
-	cfg, err := ParseConfig([]byte(fmt.Sprintf(`interval: 1s
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`interval: 1s
 probe: {timeout: 300ms}
 targets:
   - {address: %q, name: signed, probe: {key_file: %q}}
@@ -111,11 +97,11 @@ targets:
 	}
 	var mu sync.Mutex
 	got := map[string][]record.Record{}
-	m := New(cfg, Options{Results: func(recs []record.Record) {
+	m := New(cfg, Options{Records: []func([]record.Record){func(recs []record.Record) {
 		mu.Lock()
 		defer mu.Unlock()
 		got[recs[0].Target] = append(got[recs[0].Target], recs...)
-	}})
+	}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
 	defer cancel()
 	m.Run(ctx)
@@ -155,7 +141,7 @@ func (f *flakyAlarms) WriteAlarm(_ context.Context, a *record.Alarm) error {
 // fails, written once it works again, before anything newer.
 func TestAlarmWritesRetried(t *testing.T) {
 	sink := &flakyAlarms{broken: true}
-	cfg, err := ParseConfig([]byte("targets: [{address: a}]\n"), "test.yaml")
+	cfg, err := config.Parse([]byte("targets: [{address: a}]\n"), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +170,7 @@ func TestStalledTargetReleasesLock(t *testing.T) {
 		return nil // no replies, no reports, ever
 	})
 	live := reflectortest.Start(t, "udp4", "127.0.0.1:0", reflector.Config{})
-	cfg, err := ParseConfig([]byte(fmt.Sprintf(`interval: 1s
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`interval: 1s
 jitter: 0.05
 probe: {timeout: 400ms}
 targets:
@@ -197,7 +183,7 @@ targets:
 	var mu sync.Mutex
 	var liveRuns []time.Time
 	var stalledErr string
-	m := New(cfg, Options{Results: func(recs []record.Record) {
+	m := New(cfg, Options{Records: []func([]record.Record){func(recs []record.Record) {
 		mu.Lock()
 		defer mu.Unlock()
 		if recs[0].Target == "live" && recs[0].PairsReceived > 0 {
@@ -206,7 +192,7 @@ targets:
 		} else if recs[0].Target == "stalled" {
 			stalledErr = recs[0].Error
 		}
-	}})
+	}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 5500*time.Millisecond)
 	defer cancel()
 	m.Run(ctx)

@@ -1,11 +1,15 @@
 // Package monitor measures many paths around the clock: each target on its
 // own cadence with random jitter, a bounded number of measurements at once,
 // none two at once through the same outgoing interface (or, if configured,
-// to the same target), and every result, failures included, handed to the
-// store, the other sinks, the metrics and the alarm detectors (package
-// alarms). Their alarms get their route traced (package traceroute) and then
-// go, the same alarm to each, to the sinks, the metrics and the hooks
-// (package notify). Serve opens all of that from a configuration.
+// to the same target). Each run becomes its final records in one step
+// (finish: the measurement, the target's identity, the pooled estimates,
+// the link cost), and every batch, failures included, goes in order to the
+// sinks (which may fail and then keep a backlog), to the observers and to
+// the alarm detectors (package alarms). Alarms get their route traced
+// (Tracer) and then go, the same alarm to each, to the sinks that take
+// alarms and to the alarm observers. What the sinks and observers are (a
+// store, InfluxDB, metrics, hooks, a mesh) is decided by whoever builds the
+// monitor (package daemon); the monitor knows only these interfaces.
 //
 // Measurements that share an outgoing link distort each other: the probes
 // of one are cross traffic to the other. So by default the monitor never
@@ -19,7 +23,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"runtime/debug"
@@ -30,43 +36,51 @@ import (
 	"time"
 
 	"github.com/abing-net/abing/alarms"
+	"github.com/abing-net/abing/config"
 	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/linkcost"
 	"github.com/abing-net/abing/measure"
-	"github.com/abing-net/abing/notify"
 	"github.com/abing-net/abing/record"
-	"github.com/abing-net/abing/store"
-	"github.com/abing-net/abing/traceroute"
 	"github.com/abing-net/abing/train"
 )
 
-// Sink takes results: the embedded store, InfluxDB.
+// Sink keeps results: the embedded store, InfluxDB. A batch it refuses is
+// kept in memory and written again before the next (up to maxBacklog).
+// A sink may also take alarms (AlarmWriter), say its name (Named) and say
+// that it is in trouble (HealthChecker).
 type Sink interface {
 	Write(ctx context.Context, recs []record.Record) error
 }
 
+// Named is a sink that says its name in logs and in Health; others are
+// named by their type.
+type Named interface {
+	Name() string
+}
+
 // Options are what a monitor runs with besides its configuration.
 type Options struct {
-	Store *store.Store // nil: results are not stored locally (and not pruned)
-	// Sinks take every result after the store.
-	Sinks  []Sink
-	Logger *slog.Logger
+	// Sinks take every batch, in order, the first first.
+	Sinks []Sink
+	// Records are told of every batch once the sinks have had it (the
+	// metrics, a mesh agent's rows), Alarms of every alarm raised or
+	// cleared once the sinks that take alarms have had it (the metrics,
+	// the hooks). They must not block.
+	Records []func([]record.Record)
+	Alarms  []func(record.Alarm)
+	// Reloaded, if set, is told of every configuration Run takes (the
+	// metrics' series follow the targets).
+	Reloaded func(*config.Config)
+	// Panicked, if set, is told where a panic was recovered.
+	Panicked func(where string)
+	Logger   *slog.Logger
 	// Bind opens measurement sockets; nil means dispersion.Listen. The
 	// testbed opens them inside a network namespace.
 	Bind func(network, addr string, opts dispersion.Options) (*dispersion.Conn, error)
-	// Metrics, if set, are updated with every result.
-	Metrics *Metrics
-	// Results, if set, receives every batch of records once it has been
-	// handed to the store.
-	Results func([]record.Record)
 	// Tracer, if set, traces the route to a target when a path or capacity
 	// alarm is raised or cleared (and once when the target is first
 	// measured, for the route before); the alarm carries both.
 	Tracer Tracer
-	// Notify, if set, is told of every alarm raised or cleared.
-	Notify *notify.Dispatcher
-	// Alarms, if set, receives every alarm raised or cleared, once stored.
-	Alarms func(record.Alarm)
 }
 
 // AlarmWriter is a sink that also takes alarms.
@@ -76,10 +90,10 @@ type AlarmWriter interface {
 
 // Monitor runs a configuration.
 type Monitor struct {
-	cfg    *Config
+	cfg    *config.Config
 	opts   Options
 	slots  chan struct{}
-	reload chan *Config
+	reload chan *config.Config
 	mu     sync.Mutex
 	locks  map[string]*sync.Mutex // by exclusivity key
 	// Alarm detection; the engine belongs to the sink goroutine.
@@ -89,8 +103,7 @@ type Monitor struct {
 	forget  []string                 // targets whose alarm state to drop; under mu
 	watched map[string]bool          // targets whose first traceroute was asked for
 	routes  *routes                  // nil without a Tracer
-	// sinks: the store, then Options.Sinks; their backlogs belong to the
-	// sink goroutine.
+	// sinks: Options.Sinks; their backlogs belong to the sink goroutine.
 	sinks  []*sinkState
 	health health
 	// raised: alarms from outside the detectors (Raise), for the sink
@@ -98,22 +111,24 @@ type Monitor struct {
 	raised chan record.Alarm
 }
 
-// New returns a monitor of a completed configuration (see Config.Complete).
-func New(cfg *Config, o Options) *Monitor {
+// New returns a monitor of a completed configuration (see
+// config.Config.Complete).
+func New(cfg *config.Config, o Options) *Monitor {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	m := &Monitor{cfg: cfg, opts: o, slots: make(chan struct{}, cfg.MaxInFlight), reload: make(chan *Config),
+	m := &Monitor{cfg: cfg, opts: o, slots: make(chan struct{}, cfg.MaxInFlight), reload: make(chan *config.Config),
 		raised: make(chan record.Alarm, 64), locks: map[string]*sync.Mutex{}, watched: map[string]bool{}}
 	m.health.started = time.Now()
-	if o.Store != nil {
-		m.sinks = append(m.sinks, &sinkState{name: "store", sink: o.Store})
-	}
 	for _, s := range o.Sinks {
-		m.sinks = append(m.sinks, &sinkState{name: fmt.Sprintf("%T", s), sink: s})
+		name := fmt.Sprintf("%T", s)
+		if n, ok := s.(Named); ok {
+			name = n.Name()
+		}
+		m.sinks = append(m.sinks, &sinkState{name: name, sink: s})
 	}
 	if !cfg.Alarms.Disabled {
-		m.params, m.others = m.alarmParams(cfg), alarms.Defaults().Merge(cfg.Alarms.Params)
+		m.params, m.others = m.alarmParams(cfg), cfg.Alarms.Params()
 		m.engine = alarms.NewEngine(func(name string) alarms.Params {
 			m.mu.Lock()
 			defer m.mu.Unlock()
@@ -126,10 +141,10 @@ func New(cfg *Config, o Options) *Monitor {
 	return m
 }
 
-func (m *Monitor) alarmParams(cfg *Config) map[string]alarms.Params {
+func (m *Monitor) alarmParams(cfg *config.Config) map[string]alarms.Params {
 	out := map[string]alarms.Params{}
 	for i := range cfg.Targets {
-		out[cfg.Targets[i].Name] = cfg.AlarmParams(&cfg.Targets[i])
+		out[cfg.Targets[i].Name] = cfg.Targets[i].AlarmParams()
 	}
 	return out
 }
@@ -139,9 +154,9 @@ func (m *Monitor) Run(ctx context.Context) error {
 	results := make(chan []record.Record, 1024)
 	var targets sync.WaitGroup
 	running := map[string]*targetLoop{}
-	startLoop := func(t Target, start time.Time) {
-		r := &targetLoop{t: t, probe: m.cfg.Probe, jitter: m.cfg.Jitter, pool: pool{size: m.cfg.Pool}, stop: make(chan struct{}),
-			linkCost: m.cfg.LinkCost, cost: linkcost.NewPublisher(m.cfg.LinkCost.Threshold)}
+	startLoop := func(cfg *config.Config, t config.Target, start time.Time) {
+		r := &targetLoop{t: t, meas: cfg.Measure(&t), node: cfg.Node, jitter: cfg.Jitter, pool: pool{size: cfg.Pool}, stop: make(chan struct{}),
+			linkCost: cfg.LinkCost, cost: linkcost.NewPublisher(cfg.LinkCost.Threshold)}
 		running[t.Name] = r
 		targets.Add(1)
 		go func() {
@@ -151,14 +166,13 @@ func (m *Monitor) Run(ctx context.Context) error {
 	}
 	start := time.Now()
 	for _, t := range m.cfg.Targets {
-		startLoop(t, start)
+		startLoop(m.cfg, t, start)
 	}
 	if m.opts.Tracer != nil && m.engine != nil {
 		m.routes = newRoutes(m.opts.Tracer, m.opts.Logger)
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); m.sink(results) }()
-	go m.prune(ctx)
 	for ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
@@ -174,14 +188,15 @@ func (m *Monitor) Run(ctx context.Context) error {
 
 // targetLoop is one target's loop and the settings it runs with.
 type targetLoop struct {
-	t      Target
-	probe  Probe // the configuration's defaults
+	t      config.Target
+	meas   measure.Config // its measurement
+	node   string         // this host's name, in its records
 	jitter float64
 	pool   pool
 	stop   chan struct{} // closed: finish the run in progress, then stop
 	// The path's link cost and when to publish it; warned: the probes'
 	// share of the path was logged once.
-	linkCost LinkCost
+	linkCost config.LinkCost
 	cost     *linkcost.Publisher
 	warned   bool
 }
@@ -192,14 +207,14 @@ type targetLoop struct {
 // Settings that need a restart (max_in_flight, exclusive, store) are kept
 // and logged. Reload returns once Run has taken the change, or when ctx
 // ends.
-func (m *Monitor) Reload(ctx context.Context, cfg *Config) {
+func (m *Monitor) Reload(ctx context.Context, cfg *config.Config) {
 	select {
 	case m.reload <- cfg:
 	case <-ctx.Done():
 	}
 }
 
-func (m *Monitor) apply(cfg *Config, running map[string]*targetLoop, startLoop func(Target, time.Time)) {
+func (m *Monitor) apply(cfg *config.Config, running map[string]*targetLoop, startLoop func(*config.Config, config.Target, time.Time)) {
 	na, oa := cfg.Alarms, m.cfg.Alarms
 	if cfg.MaxInFlight != m.cfg.MaxInFlight || cfg.Exclusive != m.cfg.Exclusive || cfg.Store != m.cfg.Store ||
 		(cfg.InfluxDB == nil) != (m.cfg.InfluxDB == nil) || (cfg.InfluxDB != nil && *cfg.InfluxDB != *m.cfg.InfluxDB) ||
@@ -208,13 +223,14 @@ func (m *Monitor) apply(cfg *Config, running map[string]*targetLoop, startLoop f
 		m.opts.Logger.Warn("reload: max_in_flight, exclusive, node, store, influxdb and the alarm hooks take effect at restart; kept",
 			"max_in_flight", m.cfg.MaxInFlight, "exclusive", m.cfg.Exclusive, "node", m.cfg.Node)
 	}
-	wanted := map[string]Target{}
+	node := m.cfg.Node
+	wanted := map[string]config.Target{}
 	for _, t := range cfg.Targets {
 		wanted[t.Name] = t
 	}
 	var stopped, started, kept int
 	for name, r := range running {
-		if t, ok := wanted[name]; ok && sameTarget(t, r.t, cfg.Probe, r.probe) && cfg.Jitter == r.jitter && cfg.Pool == r.pool.size && cfg.LinkCost == r.linkCost {
+		if t, ok := wanted[name]; ok && sameTarget(t, cfg.Measure(&t), r.t, r.meas) && cfg.Jitter == r.jitter && cfg.Pool == r.pool.size && cfg.LinkCost == r.linkCost {
 			kept++
 			continue
 		}
@@ -232,39 +248,35 @@ func (m *Monitor) apply(cfg *Config, running map[string]*targetLoop, startLoop f
 				m.forget = append(m.forget, name)
 			}
 		}
-		m.params, m.others = params, alarms.Defaults().Merge(cfg.Alarms.Params)
+		m.params, m.others = params, cfg.Alarms.Params()
 		m.mu.Unlock()
 	}
 	m.mu.Lock() // Health reads them
 	m.cfg.Targets, m.cfg.Probe, m.cfg.Interval, m.cfg.Jitter, m.cfg.Pool, m.cfg.LinkCost = cfg.Targets, cfg.Probe, cfg.Interval, cfg.Jitter, cfg.Pool, cfg.LinkCost
 	m.mu.Unlock()
+	runCfg := *cfg
+	runCfg.Node = node // it takes effect at restart
 	now := time.Now()
 	for _, t := range cfg.Targets {
 		if _, ok := running[t.Name]; !ok {
-			startLoop(t, now)
+			startLoop(&runCfg, t, now)
 			started++
 		}
 	}
-	if m.opts.Metrics != nil {
-		m.opts.Metrics.targets(cfg)
+	if m.opts.Reloaded != nil {
+		m.opts.Reloaded(cfg)
 	}
 	m.opts.Logger.Info("configuration reloaded", "targets", len(cfg.Targets), "kept", kept, "started", started, "stopped", stopped)
 }
 
 // sameTarget says whether a target's measurements are unchanged.
-func sameTarget(a, b Target, probeA, probeB Probe) bool {
-	ma, _ := a.measureConfig(probeA)
-	mb, _ := b.measureConfig(probeB)
-	if a.Address != b.Address || a.Interval != b.Interval || len(a.Labels) != len(b.Labels) ||
+func sameTarget(a config.Target, ma measure.Config, b config.Target, mb measure.Config) bool {
+	if a.Address != b.Address || a.Interval != b.Interval || !maps.Equal(a.Labels, b.Labels) ||
 		ma.Trains != mb.Trains || ma.TrainLen != mb.TrainLen || ma.Size != mb.Size || ma.Timeout != mb.Timeout ||
 		ma.Method != mb.Method || ma.Timestamps != mb.Timestamps || ma.Interface != mb.Interface ||
+		ma.Precision != mb.Precision || ma.MaxBytes != mb.MaxBytes || ma.PacedTrainLen != mb.PacedTrainLen ||
 		(ma.Key == nil) != (mb.Key == nil) || (ma.Key != nil && (ma.Key.Name != mb.Key.Name || !bytes.Equal(ma.Key.Secret, mb.Key.Secret))) {
 		return false
-	}
-	for k, v := range a.Labels {
-		if b.Labels[k] != v {
-			return false
-		}
 	}
 	return true
 }
@@ -272,7 +284,9 @@ func sameTarget(a, b Target, probeA, probeB Probe) bool {
 // loop measures one target on its cadence until ctx ends or stop closes.
 func (m *Monitor) loop(ctx context.Context, l *targetLoop, start time.Time, results chan<- []record.Record) {
 	t := &l.t
-	rng := rand.New(rand.NewPCG(uint64(start.UnixNano()), uint64(t.line)+uint64(len(t.Name))))
+	seed := fnv.New64a()
+	seed.Write([]byte(t.Name))
+	rng := rand.New(rand.NewPCG(uint64(start.UnixNano()), seed.Sum64()))
 	interval := time.Duration(t.Interval)
 	// Spread the first runs over one interval, so that targets added
 	// together do not probe together.
@@ -285,14 +299,35 @@ func (m *Monitor) loop(ctx context.Context, l *targetLoop, start time.Time, resu
 		if now := time.Now(); next.Before(now) {
 			next = now.Add(interval / 2) // fell behind (suspend, long run): do not catch up in a burst
 		}
-		recs, res := m.measure(ctx, t, l.probe)
+		res, start, err := m.measure(ctx, t, l.meas)
 		if ctx.Err() != nil {
 			return // a cancelled run is not a result
 		}
-		l.pool.add(res, recs)
-		m.linkCost(l, res, recs)
-		results <- recs
+		results <- m.finish(l, res, err, start)
 	}
+}
+
+// finish turns one run into its final records, in one place: the
+// measurement's own fields (its result's, or its error's), the target's
+// identity (name, labels, this node, the path), the estimates pooled over
+// the target's last runs, and the path's link cost when it has moved past
+// its thresholds. It also warns once when the probes take more of the path
+// than they should.
+func (m *Monitor) finish(l *targetLoop, res *measure.Result, err error, start time.Time) []record.Record {
+	var recs []record.Record
+	if err != nil {
+		recs = measure.FailedRecords(l.meas, start, err)
+		m.opts.Logger.Debug("measurement failed", "target", l.t.Name, "err", err)
+		res = nil
+	} else {
+		recs = res.Records()
+	}
+	for i := range recs {
+		recs[i].Target, recs[i].Path, recs[i].Labels, recs[i].Node = l.t.Host(), l.t.Path(), l.t.Labels, l.node
+	}
+	l.pool.add(res, recs)
+	m.linkCost(l, res, recs)
+	return recs
 }
 
 // linkCost publishes the path's new link cost in recs when it has moved
@@ -326,43 +361,30 @@ func (m *Monitor) linkCost(l *targetLoop, res *measure.Result, recs []record.Rec
 	}
 }
 
-// measure runs one measurement of t within the concurrency limits and
-// returns its records and result, or the records of its failure and nil.
-func (m *Monitor) measure(ctx context.Context, t *Target, probe Probe) ([]record.Record, *measure.Result) {
-	cfg, _ := t.measureConfig(probe) // checked by Complete
+// measure runs one measurement of t within the concurrency limits, and
+// says when it started. A run that waited for a slot until ctx ended
+// returns ctx's error.
+func (m *Monitor) measure(ctx context.Context, t *config.Target, cfg measure.Config) (*measure.Result, time.Time, error) {
 	cfg.Bind = m.opts.Bind
 	select {
 	case m.slots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, nil
+		return nil, time.Now(), ctx.Err()
 	}
 	defer func() { <-m.slots }()
 	lock := m.lock(m.exclusive(t, cfg.Timeout))
 	lock.Lock()
+	defer lock.Unlock()
 	start := time.Now()
 	res, err := measure.Run(ctx, cfg)
-	lock.Unlock()
-	var recs []record.Record
-	if err != nil {
-		recs = measure.FailedRecords(cfg, start, err)
-		m.opts.Logger.Debug("measurement failed", "target", t.Name, "err", err)
-	} else {
-		recs = res.Records()
-	}
-	for i := range recs {
-		recs[i].Target, recs[i].Labels, recs[i].Node = t.Name, t.Labels, m.cfg.Node
-		if t.path != "" {
-			recs[i].Target, recs[i].Path = t.host, t.path
-		}
-	}
-	return recs, res
+	return res, start, err
 }
 
 // exclusive is the key of what t's measurements must not share: its
 // outgoing interface, found as the local address the kernel would send
 // from (no packet is sent), or the target itself.
-func (m *Monitor) exclusive(t *Target, timeout time.Duration) string {
-	if m.cfg.Exclusive == ExclusiveTarget {
+func (m *Monitor) exclusive(t *config.Target, timeout time.Duration) string {
+	if m.cfg.Exclusive == config.ExclusiveTarget {
 		return "target " + t.Name
 	}
 	addr := t.Address
@@ -457,14 +479,11 @@ func (m *Monitor) sink(results <-chan []record.Record) {
 			m.safely("sink "+s.name, func() { m.flush(s); m.flushAlarms(s) })
 			s.unwritten.Store(int64(len(s.backlog) + len(s.alarms)))
 		}
-		if m.opts.Metrics != nil {
-			m.safely("metrics", func() { m.opts.Metrics.observe(recs) })
+		for _, f := range m.opts.Records {
+			m.safely("records", func() { f(recs) })
 		}
 		if m.engine != nil {
 			m.safely("alarms", func() { m.detect(recs, sinks) })
-		}
-		if m.opts.Results != nil {
-			m.safely("results", func() { m.opts.Results(recs) })
 		}
 	}
 	for _, s := range sinks {
@@ -481,8 +500,8 @@ func (m *Monitor) safely(where string, f func()) {
 	defer func() {
 		if p := recover(); p != nil {
 			m.opts.Logger.Error("panic recovered", "where", where, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			if m.opts.Metrics != nil {
-				m.opts.Metrics.panics.WithLabelValues(where).Inc()
+			if m.opts.Panicked != nil {
+				m.opts.Panicked(where)
 			}
 		}
 	}()
@@ -506,7 +525,7 @@ func (m *Monitor) detect(recs []record.Record, sinks []*sinkState) {
 		r := &recs[i]
 		if name := r.Key(); !m.watched[name] && m.routes != nil {
 			m.watched[name] = true
-			m.routes.watchTarget(name, traceroute.Host(r.Address))
+			m.routes.watchTarget(name, hostOf(r.Address))
 		}
 		as, err := m.engine.Observe(r)
 		if err != nil {
@@ -520,8 +539,8 @@ func (m *Monitor) detect(recs []record.Record, sinks []*sinkState) {
 }
 
 // Raise hands an alarm that no detector raised (the mesh agent's: a member
-// failed, and came back) to the store, the sinks, the metrics and the hooks,
-// as the detectors' alarms go. It waits while 64 are queued, until ctx
+// failed, and came back) to the sinks and the alarm observers, as the
+// detectors' alarms go. It waits while 64 are queued, until ctx
 // ends.
 func (m *Monitor) Raise(ctx context.Context, a record.Alarm) {
 	select {
@@ -540,8 +559,8 @@ func (m *Monitor) emit(a record.Alarm, sinks []*sinkState) {
 	m.deliver(a, sinks)
 }
 
-// deliver logs an alarm and hands it to the sinks that take alarms, the
-// metrics, Options.Alarms and the hooks.
+// deliver logs an alarm and hands it to the sinks that take alarms, then
+// to Options.Alarms.
 func (m *Monitor) deliver(a record.Alarm, sinks []*sinkState) {
 	args := []any{"kind", a.Kind, "target", a.Target, "direction", a.Direction, "severity", a.Severity,
 		"before", a.Before, "after", a.After, "unit", a.Unit, "summary", a.Summary}
@@ -558,14 +577,8 @@ func (m *Monitor) deliver(a record.Alarm, sinks []*sinkState) {
 			m.flushAlarms(s)
 		}
 	}
-	if m.opts.Metrics != nil {
-		m.opts.Metrics.alarm(&a)
-	}
-	if m.opts.Alarms != nil {
-		m.opts.Alarms(a)
-	}
-	if m.opts.Notify != nil {
-		m.opts.Notify.Send(a)
+	for _, f := range m.opts.Alarms {
+		f(a)
 	}
 }
 
@@ -616,26 +629,13 @@ func (m *Monitor) flushAlarms(s *sinkState) {
 	}
 }
 
-// prune applies the store's retention at start and then hourly.
-func (m *Monitor) prune(ctx context.Context) {
-	if m.opts.Store == nil {
-		return
+// hostOf is the host part of a "host:port" address (or the address
+// itself), for the traceroute.
+func hostOf(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
 	}
-	tick := time.NewTicker(time.Hour)
-	defer tick.Stop()
-	for {
-		n, err := m.opts.Store.Prune(ctx, time.Now().Add(-time.Duration(m.cfg.Store.Retention)))
-		if err != nil && ctx.Err() == nil {
-			m.opts.Logger.Error("pruning the store", "err", err)
-		} else if n > 0 {
-			m.opts.Logger.Info("pruned old results", "rows", n, "retention", time.Duration(m.cfg.Store.Retention).String())
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
+	return addr
 }
 
 func sleepUntil(ctx context.Context, stop <-chan struct{}, t time.Time) bool {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abing-net/abing/config"
 	"github.com/abing-net/abing/linkcost"
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/record"
@@ -31,7 +32,7 @@ func TestMonitorKeepsCadence(t *testing.T) {
 	}
 	yaml := fmt.Sprintf("interval: 2s\njitter: 0.05\nprobe: {timeout: 500ms}\ntargets:\n  - {address: %q, name: a}\n  - {address: %q, name: b}\n  - {address: %q, name: dies}\n",
 		addrs[0], addrs[1], addrs[2])
-	cfg, err := ParseConfig([]byte(yaml), "test.yaml")
+	cfg, err := config.Parse([]byte(yaml), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,12 +43,12 @@ func TestMonitorKeepsCadence(t *testing.T) {
 	defer db.Close()
 	var mu sync.Mutex
 	seen := map[string][]time.Time{}
-	m := New(cfg, Options{Store: db, Results: func(r []record.Record) {
+	m := New(cfg, Options{Sinks: []Sink{db}, Records: []func([]record.Record){func(r []record.Record) {
 		mu.Lock()
 		defer mu.Unlock()
 		tm := r[0].Time
 		seen[r[0].Target] = append(seen[r[0].Target], tm)
-	}})
+	}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Second)
 	defer cancel()
 	go func() { time.Sleep(4 * time.Second); stops[2]() }()
@@ -108,7 +109,7 @@ func TestMonitorPaths(t *testing.T) {
 	a := reflectortest.Start(t, "udp4", "127.0.0.1:0", reflector.Config{})
 	b := reflectortest.Start(t, "udp4", "127.0.0.1:0", reflector.Config{})
 	yaml := fmt.Sprintf("node: n1\ninterval: 1s\nprobe: {timeout: 500ms}\ntargets:\n  - name: h\n    paths: {direct: %q, overlay: %q}\n", a.String(), b.String())
-	cfg, err := ParseConfig([]byte(yaml), "test.yaml")
+	cfg, err := config.Parse([]byte(yaml), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,11 +118,11 @@ func TestMonitorPaths(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var got []record.Record
-	m := New(cfg, Options{Results: func(r []record.Record) {
+	m := New(cfg, Options{Records: []func([]record.Record){func(r []record.Record) {
 		mu.Lock()
 		defer mu.Unlock()
 		got = append(got, r...)
-	}})
+	}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
 	defer cancel()
 	m.Run(ctx)
@@ -150,7 +151,7 @@ func TestMonitorPaths(t *testing.T) {
 
 // Probes that take more of a path than max_probe_share are logged, once.
 func TestProbeShareWarning(t *testing.T) {
-	cfg, err := ParseConfig([]byte("targets: [{address: 198.18.2.2, interval: 60s}]\n"), "m.yaml")
+	cfg, err := config.Parse([]byte("targets: [{address: 198.18.2.2, interval: 60s}]\n"), "m.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,10 +7,9 @@ import (
 	"time"
 
 	"github.com/abing-net/abing/record"
-	"github.com/abing-net/abing/traceroute"
 )
 
-// Tracer runs a traceroute to a host (traceroute.Tracer). Trace may be
+// Tracer runs a traceroute to a host (package traceroute). Trace may be
 // called from two goroutines at once (a target's first traceroute and an
 // alarm's).
 type Tracer interface {
@@ -150,7 +149,7 @@ func (r *routes) route(a *record.Alarm) *record.Route {
 	}
 	why := string(a.Kind) + " " + a.Status()
 	if st.after == nil || st.why != why || time.Since(st.taken) > shareTrace {
-		st.before, st.after = st.after, r.tracer.Trace(r.ctx, traceroute.Host(a.Address))
+		st.before, st.after = st.after, r.tracer.Trace(r.ctx, hostOf(a.Address))
 		st.taken, st.why = time.Now(), why
 	}
 	return &record.Route{Before: st.before, After: st.after}

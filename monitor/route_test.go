@@ -109,3 +109,13 @@ func TestRoutesBaselinesApart(t *testing.T) {
 		t.Errorf("close took %v, then %+v", took, got)
 	}
 }
+
+func t0() time.Time { return time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC) }
+
+func TestHostOf(t *testing.T) {
+	for in, want := range map[string]string{"198.18.2.2:8176": "198.18.2.2", "[fd00::2]:8176": "fd00::2", "fd00::2": "fd00::2", "lab.example": "lab.example"} {
+		if got := hostOf(in); got != want {
+			t.Errorf("hostOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -51,7 +51,7 @@ type Record struct {
 	ABWPooledLow  *float64 `json:"abw_pooled_low_mbps,omitempty"`
 	ABWPooledHigh *float64 `json:"abw_pooled_high_mbps,omitempty"`
 	PooledRuns    int      `json:"pooled_runs,omitempty"`
-	// LinkCost is the path's cost for a routing layer (package mesh:
+	// LinkCost is the path's cost for a routing layer (package linkcost:
 	// overall + a·latency + b·loss + c·jitter), present only in the records
 	// of the run that published a new one (past its thresholds).
 	LinkCost *float64 `json:"link_cost,omitempty"`

@@ -210,6 +210,9 @@ func Open(path string) (*Store, error) {
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
+// Name is the store's name in the monitor's logs and health.
+func (s *Store) Name() string { return "store" }
+
 // Write stores records in one transaction: all or none.
 func (s *Store) Write(ctx context.Context, recs []record.Record) error {
 	tx, err := s.db.BeginTx(ctx, nil)

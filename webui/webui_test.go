@@ -15,8 +15,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/abing-net/abing/config"
+	"github.com/abing-net/abing/daemon"
 	"github.com/abing-net/abing/internal/browsertest"
-	"github.com/abing-net/abing/monitor"
 	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/reflector/reflectortest"
@@ -134,7 +135,7 @@ func TestPageOfMonitor(t *testing.T) {
 		r := reflectortest.Start(t, "udp4", "127.0.0.1:0", reflector.Config{})
 		targets = append(targets, fmt.Sprintf("  - {name: %s, address: %q}\n", name, r.String()))
 	}
-	cfg, err := monitor.ParseConfig([]byte("interval: 1s\nprobe: {timeout: 1s}\nalarms: {disabled: true}\ntargets:\n"+strings.Join(targets, "")), "monitor.yaml")
+	cfg, err := config.Parse([]byte("interval: 1s\nprobe: {timeout: 1s}\nalarms: {disabled: true}\ntargets:\n"+strings.Join(targets, "")), "monitor.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +143,7 @@ func TestPageOfMonitor(t *testing.T) {
 	mctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- monitor.Serve(mctx, cfg, monitor.Setup{DB: filepath.Join(t.TempDir(), "abing.db"), WebAddr: web})
+		done <- daemon.Monitor(mctx, cfg, daemon.Setup{DB: filepath.Join(t.TempDir(), "abing.db"), WebAddr: web})
 	}()
 	t.Cleanup(func() { stop(); <-done })
 	// Until each target has a result.

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/spf13/cobra"
 
+	"github.com/abing-net/abing/config"
 	"github.com/abing-net/abing/lab/meshsim"
 	"github.com/abing-net/abing/meshagent"
 )
@@ -66,16 +67,16 @@ func meshscale(ctx context.Context, w io.Writer, ns []int, window, interval, run
 	}
 	lan := memberlist.DefaultLANConfig()
 	fmt.Fprintf(w, "\nComputed (LAN timing; the whole row of n-1 links split into parts of %d bytes; probes of %.0f KB a run, a run every %v per peer, %v each):\n",
-		meshagent.DefaultEventSize, runBytes/1e3, interval, runTime)
+		config.DefaultEventSize, runBytes/1e3, interval, runTime)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "members\tparts/row\tbudget parts/s\twhole row every\tprobes B/min\tprobe Mbit/s\tfull cycle\t")
 	for _, n := range []int{4, 16, 64, 100, 1000} {
-		parts, err := meshsim.RowParts(n, meshagent.DefaultEventSize)
+		parts, err := meshsim.RowParts(n, config.DefaultEventSize)
 		if err != nil {
 			return err
 		}
 		rate := meshagent.GossipRate(lan, n)
-		refresh := max(meshagent.DefaultRefresh, time.Duration(2*float64(parts)/rate*float64(time.Second)))
+		refresh := max(config.DefaultRefresh, time.Duration(2*float64(parts)/rate*float64(time.Second)))
 		probes := float64(n-1) * runBytes * time.Minute.Seconds() / interval.Seconds()
 		cycle := time.Duration(n-1) * runTime
 		fmt.Fprintf(tw, "%d\t%d\t%.4f\t%v\t%.3g\t%.2f\t%v\t\n", n, parts, rate, refresh.Round(time.Minute), probes, probes*8/60/1e6, cycle.Round(time.Second))

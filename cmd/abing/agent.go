@@ -12,8 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/abing-net/abing/meshagent"
-	"github.com/abing-net/abing/monitor"
+	"github.com/abing-net/abing/config"
+	"github.com/abing-net/abing/daemon"
 	"github.com/abing-net/abing/store"
 	"github.com/abing-net/abing/train"
 )
@@ -23,7 +23,7 @@ func meshAgentCommand() *cobra.Command {
 		file, node, paths, db, logFormat, webAddr string
 		interval                                  time.Duration
 		noStore                                   bool
-		set                                       meshagent.Settings
+		set                                       config.Agent
 		refresh                                   time.Duration
 	)
 	cmd := &cobra.Command{
@@ -41,23 +41,20 @@ func meshAgentCommand() *cobra.Command {
 			"  abing mesh agent --node lab-b --paths direct=203.0.113.7,overlay=fd00::7 --join 198.51.100.5 --keyring /etc/abing/mesh.keyring",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var cfg *monitor.Config
+			var cfg *config.Config
 			var err error
 			if file != "" {
-				cfg, err = monitor.LoadAgentConfig(file)
+				cfg, err = config.ReadAgent(file)
 			} else {
-				cfg, err = monitor.ParseAgentConfig([]byte("{}"), "defaults")
+				cfg, err = config.DecodeAgent([]byte("{}"), "defaults")
 			}
 			if err != nil {
 				return err
 			}
-			s, err := meshagent.DecodeSettings(&cfg.Agent)
-			if err != nil {
-				return fmt.Errorf("%s: %w", file, err)
-			}
+			s := &cfg.Agent
 			f := cmd.Flags()
 			if f.Changed("paths") {
-				if s.Paths, err = meshagent.ParsePaths(paths); err != nil {
+				if s.Paths, err = config.ParsePaths(paths); err != nil {
 					return fmt.Errorf("--paths: %w", err)
 				}
 			}
@@ -68,19 +65,19 @@ func meshAgentCommand() *cobra.Command {
 				{"join", func() { s.Join = set.Join }}, {"bind", func() { s.Bind = set.Bind }}, {"advertise", func() { s.Advertise = set.Advertise }},
 				{"port", func() { s.Port = set.Port }}, {"keyring", func() { s.Keyring = set.Keyring }}, {"insecure", func() { s.Insecure = set.Insecure }},
 				{"netloc", func() { s.Netloc = set.Netloc }}, {"netloc-path", func() { s.NetlocPath = set.NetlocPath }},
-				{"refresh", func() { s.Refresh = meshagent.Duration(refresh) }}, {"profile", func() { s.Profile = set.Profile }},
-				{"node", func() { cfg.Node = node }}, {"interval", func() { cfg.Interval = monitor.Duration(interval) }},
+				{"refresh", func() { s.Refresh = config.Duration(refresh) }}, {"profile", func() { s.Profile = set.Profile }},
+				{"node", func() { cfg.Node = node }}, {"interval", func() { cfg.Interval = config.Duration(interval) }},
 			} {
 				if f.Changed(o.flag) {
 					o.set()
 				}
 			}
-			// The flags laid over the file, checked as the file was.
-			if _, err := cfg.WithTargets(nil); err != nil {
-				return fmt.Errorf("flags: %w", err)
-			}
-			if err := s.Complete(); err != nil {
-				return err
+			// The flags laid over the file, checked as the file is.
+			if err := cfg.Complete(); err != nil {
+				if file == "" {
+					return fmt.Errorf("flags:%w", err)
+				}
+				return fmt.Errorf("%s (and the flags):%w", file, err)
 			}
 			if logFormat != "text" && logFormat != "json" {
 				return fmt.Errorf("--log.format %q: want text or json", logFormat)
@@ -90,13 +87,6 @@ func meshAgentCommand() *cobra.Command {
 				h = slog.NewJSONHandler(cmd.ErrOrStderr(), nil)
 			}
 			log := slog.New(h)
-			a, err := meshagent.New(cfg, s, log)
-			if err != nil {
-				return err
-			}
-			if err := a.Open(); err != nil {
-				return err
-			}
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
@@ -105,13 +95,13 @@ func meshAgentCommand() *cobra.Command {
 					log.Warn("SIGHUP: the mesh agent does not reread its configuration; restart it to change its settings (members come and go without)")
 				}
 			}()
-			setup := monitor.Setup{NoStore: noStore, WebAddr: webAddr, Logger: log}
+			setup := daemon.Setup{NoStore: noStore, WebAddr: webAddr, Logger: log}
 			if f.Changed("db") {
 				setup.DB = db
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return a.Run(ctx, setup)
+			return daemon.MeshAgent(ctx, cfg, setup)
 		},
 	}
 	f := cmd.Flags()
@@ -119,16 +109,16 @@ func meshAgentCommand() *cobra.Command {
 	f.StringVar(&node, "node", "", "this host's name in the mesh and in every record (default: the configuration's node, else the hostname)")
 	f.StringVar(&paths, "paths", "", "this host's address on each network, NAME=ADDR,... (e.g. direct=198.51.100.5,overlay=fd00::5); the first carries the gossip")
 	f.StringSliceVar(&set.Join, "join", nil, "a member to join through, HOST[:PORT] (repeatable; none: this node starts the mesh)")
-	f.StringVar(&set.Bind, "bind", meshagent.DefaultBind, "serf's TCP and UDP address")
+	f.StringVar(&set.Bind, "bind", config.DefaultBind, "serf's TCP and UDP address")
 	f.StringVar(&set.Advertise, "advertise", "", "the address others reach serf at (default: the first path's address, --bind's port)")
 	f.IntVar(&set.Port, "port", train.DefaultPort, "the reflector's UDP port, advertised to the members")
 	f.StringVar(&set.Keyring, "keyring", "", "gossip encryption keys: base64, one a line, the first in use (mode 600; abing mesh keygen)")
 	f.BoolVar(&set.Insecure, "insecure", false, "gossip without encryption beyond loopback (a network you trust)")
 	f.StringVar(&set.Netloc, "netloc", "", "TCP address of the netloc API (default 127.0.0.1:4001; \"none\" turns it off)")
 	f.StringVar(&set.NetlocPath, "netloc-path", "", "the path whose coordinates the netloc API serves (default: the first)")
-	f.DurationVar(&refresh, "refresh", meshagent.DefaultRefresh, "publish the whole row again this often")
+	f.DurationVar(&refresh, "refresh", config.DefaultRefresh, "publish the whole row again this often")
 	f.StringVar(&set.Profile, "profile", "lan", "serf's timing: lan, wan or local")
-	f.DurationVar(&interval, "interval", monitor.DefaultInterval, "time between measurements of each member's path")
+	f.DurationVar(&interval, "interval", config.DefaultInterval, "time between measurements of each member's path")
 	f.StringVar(&db, "db", store.DefaultPath(), "embedded database for the results")
 	f.BoolVar(&noStore, "no-store", false, "do not store results in the embedded database")
 	f.StringVar(&logFormat, "log.format", "text", "log format: text or json")

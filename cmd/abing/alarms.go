@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/abing-net/abing/alarms"
-	"github.com/abing-net/abing/monitor"
+	"github.com/abing-net/abing/config"
 	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/store"
 )
@@ -102,8 +102,8 @@ func paramFlags(f *pflag.FlagSet, p *alarms.Params) {
 
 func replayCommand() *cobra.Command {
 	var (
-		output, config string
-		flags          alarms.Params
+		output, configFile string
+		flags              alarms.Params
 	)
 	cmd := &cobra.Command{
 		Use:   "replay FILE",
@@ -121,22 +121,22 @@ func replayCommand() *cobra.Command {
 				return err
 			}
 			params := func(string) alarms.Params { return alarms.Defaults().Merge(flags) }
-			if config != "" {
-				b, err := os.ReadFile(config)
+			if configFile != "" {
+				b, err := os.ReadFile(configFile)
 				if err != nil {
 					return err
 				}
-				cfg, err := monitor.ParseConfig(b, config)
+				cfg, err := config.Parse(b, configFile)
 				if err != nil {
 					return err
 				}
 				params = func(name string) alarms.Params {
 					for i := range cfg.Targets {
 						if t := &cfg.Targets[i]; t.Name == name || t.Address == name {
-							return cfg.AlarmParams(t).Merge(flags)
+							return t.AlarmParams().Merge(flags)
 						}
 					}
-					return alarms.Defaults().Merge(cfg.Alarms.Params).Merge(flags)
+					return cfg.Alarms.Params().Merge(flags)
 				}
 			}
 			if err := params("").Check(); err != nil {
@@ -164,7 +164,7 @@ func replayCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&output, "output", "text", "text, or json (one object per alarm)")
-	cmd.Flags().StringVar(&config, "config", "", "monitor.yaml whose alarms settings to use")
+	cmd.Flags().StringVar(&configFile, "config", "", "monitor.yaml whose alarms settings to use")
 	paramFlags(cmd.Flags(), &flags)
 	return cmd
 }

@@ -11,7 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/abing-net/abing/monitor"
+	"github.com/abing-net/abing/config"
+	"github.com/abing-net/abing/daemon"
 	"github.com/abing-net/abing/store"
 )
 
@@ -34,19 +35,21 @@ func monitorCommand() *cobra.Command {
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
-			var cfg *monitor.Config
+			var cfg *config.Config
 			switch {
 			case file != "" && len(args) > 0:
 				return errors.New("give --config or targets, not both")
 			case file != "":
 				var err error
-				if cfg, err = monitor.LoadConfig(file); err != nil {
+				if cfg, err = config.Load(file); err != nil {
 					return err
 				}
 			case len(args) > 0:
-				cfg = &monitor.Config{Interval: monitor.Duration(interval), MaxInFlight: inFlight}
+				c := config.Default()
+				cfg = &c
+				cfg.Interval, cfg.MaxInFlight = config.Duration(interval), inFlight
 				for _, a := range args {
-					cfg.Targets = append(cfg.Targets, monitor.Target{Address: a})
+					cfg.Targets = append(cfg.Targets, cfg.NewTarget("", a, nil))
 				}
 				if err := cfg.Complete(); err != nil {
 					return fmt.Errorf("targets:%w", err)
@@ -58,7 +61,7 @@ func monitorCommand() *cobra.Command {
 				if retention <= 0 {
 					return fmt.Errorf("--retention %v: must be positive", retention)
 				}
-				cfg.Store.Retention = monitor.Duration(retention)
+				cfg.Store.Retention = config.Duration(retention)
 			}
 			if logFormat != "text" && logFormat != "json" {
 				return fmt.Errorf("--log.format %q: want text or json", logFormat)
@@ -67,22 +70,22 @@ func monitorCommand() *cobra.Command {
 			if logFormat == "json" {
 				h = slog.NewJSONHandler(cmd.ErrOrStderr(), nil)
 			}
-			setup := monitor.Setup{ConfigFile: file, Reload: hup, NoStore: noStore, WebAddr: webAddr, Logger: slog.New(h)}
+			setup := daemon.Setup{ConfigFile: file, Reload: hup, NoStore: noStore, WebAddr: webAddr, Logger: slog.New(h)}
 			if cmd.Flags().Changed("db") {
 				setup.DB = db
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return monitor.Serve(ctx, cfg, setup)
+			return daemon.Monitor(ctx, cfg, setup)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&file, "config", "", "monitor.yaml with targets, intervals, probe settings and the store")
-	f.DurationVar(&interval, "interval", monitor.DefaultInterval, "time between measurements of each target (targets on the command line)")
-	f.IntVar(&inFlight, "max-in-flight", monitor.DefaultInFlight, "measurements at once (targets on the command line)")
+	f.DurationVar(&interval, "interval", config.DefaultInterval, "time between measurements of each target (targets on the command line)")
+	f.IntVar(&inFlight, "max-in-flight", config.DefaultInFlight, "measurements at once (targets on the command line)")
 	f.StringVar(&db, "db", store.DefaultPath(), "embedded database for the results")
 	f.BoolVar(&noStore, "no-store", false, "do not store results in the embedded database")
-	f.DurationVar(&retention, "retention", monitor.DefaultRetention, "delete stored results older than this")
+	f.DurationVar(&retention, "retention", config.DefaultRetention, "delete stored results older than this")
 	f.StringVar(&logFormat, "log.format", "text", "log format: text or json")
 	f.StringVar(&webAddr, "web.listen-address", "127.0.0.1:9817", "HTTP address for /metrics and /healthz (\"\" disables)")
 	return cmd

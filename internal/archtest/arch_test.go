@@ -95,6 +95,7 @@ func TestImportRules(t *testing.T) {
 		{[]string{"capture"}, []string{"reflector", "monitor", "store", "influx", "notify", "traceroute"},
 			"offline analysis reads a file and estimates as a live run does; it does not measure, serve or store"},
 		{[]string{"cmd/abing", "cmd/reflector"}, []string{"lab/testbed", "lab/accuracy"}, "lab code stays out of what users install"},
+		{[]string{"config"}, []string{"monitor", "meshagent", "daemon"}, "the file format is read by the daemons, it does not run them"},
 	} {
 		for _, p := range rule.pkgs {
 			if _, ok := deps[p]; !ok {
@@ -113,6 +114,30 @@ func TestImportRules(t *testing.T) {
 					t.Errorf("%s depends on %s: %s", p, n, rule.reason)
 				}
 			}
+		}
+	}
+	// Direct imports: what a package may not name itself, though a package
+	// it imports may (config knows the InfluxDB section's type, say).
+	for _, rule := range []struct {
+		pkg    string
+		never  []string
+		reason string
+	}{
+		{"monitor", []string{"store", "influx", "notify", "traceroute", "webapi", "webui", "internal/web", "netloc", "meshagent", "daemon"},
+			"the monitor schedules runs and hands records to sinks and observers; which ones exist, and how they are served, is package daemon's"},
+		{"meshagent", []string{"monitor", "daemon", "store", "influx", "webapi", "webui", "internal/web"},
+			"the mesh agent plugs in beside the monitor (a source of targets, a consumer of records), it does not run one"},
+	} {
+		for _, n := range rule.never {
+			if slices.Contains(deps[rule.pkg], n) {
+				t.Errorf("%s imports %s: %s", rule.pkg, n, rule.reason)
+			}
+		}
+	}
+	// Only the commands build daemons.
+	for p := range deps {
+		if !strings.HasPrefix(p, "cmd/") && p != "daemon" && closure(deps, p)["daemon"] {
+			t.Errorf("%s depends on daemon: the composition root is reached only from the commands", p)
 		}
 	}
 	// Nothing outside the lab and its command reaches the lab.

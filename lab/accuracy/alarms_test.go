@@ -16,11 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abing-net/abing/config"
 	"github.com/abing-net/abing/lab/testbed"
 	"github.com/abing-net/abing/monitor"
 	"github.com/abing-net/abing/notify"
-	"github.com/abing-net/abing/traceroute"
 	"github.com/abing-net/abing/record"
+	"github.com/abing-net/abing/traceroute"
 )
 
 // The monitor watches a reflector behind a 20 Mbit/s bottleneck (a stable
@@ -54,7 +55,7 @@ func TestMonitorAlarms(t *testing.T) {
 	}))
 	defer receiver.Close()
 
-	cfg, err := monitor.ParseConfig([]byte(fmt.Sprintf(`
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
 interval: 1s
 jitter: 0.05
 probe: {timeout: 1s}
@@ -71,15 +72,15 @@ targets:
 	hooks := notify.NewDispatcher(notify.DispatcherOptions{Hooks: cfg.Alarms.Hooks()})
 	events := make(chan record.Alarm, 100)
 	var runs []time.Time // start of every measurement
-	m := monitor.New(cfg, monitor.Options{Bind: env.Bind, Notify: hooks,
+	m := monitor.New(cfg, monitor.Options{Bind: env.Bind,
 		Tracer: &traceroute.Tracer{MaxHops: 8, Do: env.TB.Sender.Do},
-		Alarms: func(a record.Alarm) { events <- a },
-		Results: func(recs []record.Record) {
+		Alarms: []func(record.Alarm){hooks.Send, func(a record.Alarm) { events <- a }},
+		Records: []func([]record.Record){func(recs []record.Record) {
 			at := recs[0].Time
 			mu.Lock()
 			runs = append(runs, at)
 			mu.Unlock()
-		}})
+		}}})
 	done := make(chan struct{})
 	go func() { defer close(done); m.Run(ctx) }()
 	defer func() { cancel(); <-done }()

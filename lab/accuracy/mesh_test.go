@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abing-net/abing/config"
 	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/influx"
 	"github.com/abing-net/abing/internal/influxtest"
@@ -75,7 +76,7 @@ func TestMeshEndToEnd(t *testing.T) {
 				targets = append(targets, fmt.Sprintf("  - {name: h%d, address: \"%s\"}\n", j, testbed.MeshAddr(j)))
 			}
 		}
-		cfg, err := monitor.ParseConfig([]byte(fmt.Sprintf("node: h%d\ninterval: 1s\njitter: 0.05\nprobe: {timeout: 1s}\ntargets:\n%s", i, strings.Join(targets, ""))), "mesh.yaml")
+		cfg, err := config.Parse([]byte(fmt.Sprintf("node: h%d\ninterval: 1s\njitter: 0.05\nprobe: {timeout: 1s}\ntargets:\n%s", i, strings.Join(targets, ""))), "mesh.yaml")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,11 +99,11 @@ func TestMeshEndToEnd(t *testing.T) {
 				})
 				return c, err
 			},
-			Results: func(r []record.Record) {
+			Records: []func([]record.Record){func(r []record.Record) {
 				mu.Lock()
 				defer mu.Unlock()
 				recs = append(recs, r...)
-			},
+			}},
 		})
 		wg.Add(1)
 		go func() { defer wg.Done(); mon.Run(runCtx) }()

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abing-net/abing/config"
 	"github.com/abing-net/abing/lab/testbed"
 	"github.com/abing-net/abing/monitor"
 	"github.com/abing-net/abing/record"
@@ -34,17 +35,17 @@ func TestMonitorThreeReflectors(t *testing.T) {
 		stops[name] = stop
 		targets = append(targets, fmt.Sprintf("  - {address: \"%s:%d\", name: %s}\n", testbed.ReflectorAddr, port, name))
 	}
-	cfg, err := monitor.ParseConfig([]byte("interval: 2s\njitter: 0.05\nprobe: {timeout: 1s}\ntargets:\n"+strings.Join(targets, "")), "test.yaml")
+	cfg, err := config.Parse([]byte("interval: 2s\njitter: 0.05\nprobe: {timeout: 1s}\ntargets:\n"+strings.Join(targets, "")), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
 	got := map[string][]record.Record{}
-	m := monitor.New(cfg, monitor.Options{Bind: env.Bind, Results: func(recs []record.Record) {
+	m := monitor.New(cfg, monitor.Options{Bind: env.Bind, Records: []func([]record.Record){func(recs []record.Record) {
 		mu.Lock()
 		defer mu.Unlock()
 		got[recs[0].Target] = append(got[recs[0].Target], recs...)
-	}})
+	}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Second)
 	defer cancel()
 	go func() {

@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/serf/coordinate"
 	"github.com/hashicorp/serf/serf"
 
+	"github.com/abing-net/abing/config"
 	"github.com/abing-net/abing/meshagent"
 )
 
@@ -106,13 +107,13 @@ type Result struct {
 type Config struct {
 	Nodes     int
 	Window    time.Duration // each phase is measured over this long
-	EventSize int           // meshagent.DefaultEventSize when 0
+	EventSize int           // config.DefaultEventSize when 0
 }
 
 // Run builds the mesh, measures it and tears it down.
 func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.EventSize == 0 {
-		cfg.EventSize = meshagent.DefaultEventSize
+		cfg.EventSize = config.DefaultEventSize
 	}
 	res := Result{Nodes: cfg.Nodes}
 	if cfg.Nodes < 2 {

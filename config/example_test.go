@@ -1,4 +1,4 @@
-package monitor
+package config
 
 import (
 	"os"
@@ -27,7 +27,7 @@ func TestExampleConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := strings.ReplaceAll(string(b), "/etc/abing/keys", keys)
-	c, err := ParseConfig([]byte(text), "monitor.example.yaml")
+	c, err := Parse([]byte(text), "monitor.example.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,19 +39,22 @@ func TestExampleConfig(t *testing.T) {
 		t.Errorf("influxdb %+v, alarms %+v", c.InfluxDB, c.Alarms)
 	}
 	// Every value the example gives as a default is the default.
-	if p := c.AlarmParams(&c.Targets[0]); p != alarms.Defaults() {
+	if p := c.Targets[0].AlarmParams(); p != alarms.Defaults() {
 		t.Errorf("alarm defaults in the example %+v, in the code %+v", p, alarms.Defaults())
 	}
-	if time.Duration(c.Interval) != DefaultInterval || c.Jitter != DefaultJitter || c.MaxInFlight != DefaultInFlight || c.Pool != DefaultPool || c.LinkCost != DefaultLinkCost() ||
-		time.Duration(c.Store.Retention) != DefaultRetention {
+	if d := Default(); c.Interval != d.Interval || c.Jitter != d.Jitter || c.MaxInFlight != d.MaxInFlight || c.Pool != d.Pool || c.LinkCost != d.LinkCost ||
+		c.Store.Retention != d.Store.Retention || c.Alarms.CommandTimeout != d.Alarms.CommandTimeout {
 		t.Errorf("monitor defaults differ: %+v", c)
+	}
+	if d := influxSection(influx.Defaults()); c.InfluxDB.Measurement != d.Measurement || c.InfluxDB.SpoolMaxMB != d.SpoolMaxMB || c.InfluxDB.UnhealthyAfter != d.UnhealthyAfter {
+		t.Errorf("influxdb defaults differ: %+v", c.InfluxDB)
 	}
 	// Every configuration key appears in it.
 	present := map[string]bool{}
 	for _, m := range regexp.MustCompile(`(?m)^\s*-?\s*([a-z_]+):|[{,]\s*([a-z_]+):`).FindAllStringSubmatch(text, -1) {
 		present[m[1]+m[2]] = true
 	}
-	for _, typ := range []any{Config{}, Probe{}, Store{}, Target{}, Alarms{}, alarms.Params{}, influx.Config{}, LinkCost{}, linkcost.Params{}, linkcost.Threshold{}} {
+	for _, typ := range []any{Config{}, Probe{}, Store{}, Target{}, Alarms{}, Detectors{}, InfluxDB{}, LinkCost{}, linkcost.Params{}, linkcost.Threshold{}} {
 		rt := reflect.TypeOf(typ)
 		for i := range rt.NumField() {
 			key, _, _ := strings.Cut(rt.Field(i).Tag.Get("yaml"), ",")

@@ -1,4 +1,4 @@
-package monitor
+package daemon
 
 import (
 	"io"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/abing-net/abing/config"
 	"github.com/abing-net/abing/internal/web"
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/record"
@@ -19,12 +20,12 @@ import (
 
 // The metrics as Prometheus scrapes them, over HTTP.
 func TestMetrics(t *testing.T) {
-	cfg, err := ParseConfig([]byte("targets:\n  - {address: 198.18.2.2, name: b, labels: {site: lab}}\n  - {address: 198.18.2.3}\n"), "m.yaml")
+	cfg, err := config.Parse([]byte("targets:\n  - {address: 198.18.2.2, name: b, labels: {site: lab}}\n  - {address: 198.18.2.3}\n"), "m.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := web.Registry()
-	m := NewMetrics(reg, cfg)
+	m := newMetrics(reg, cfg)
 	f := func(v float64) *float64 { return &v }
 	m.observe([]record.Record{
 		{Time: t0(), Target: "b", Address: "198.18.2.2:8176", Direction: "forward", DBC: f(95.5), XTR: f(40), ABW: f(55.5),
@@ -32,7 +33,7 @@ func TestMetrics(t *testing.T) {
 		{Time: t0(), Target: "b", Address: "198.18.2.2:8176", Direction: "reverse", PacketsSent: 64, Error: "too few"},
 	})
 	m.observe(measure.FailedRecords(measure.Config{Target: "198.18.2.3"}, t0(), io.EOF))
-	m.alarm(&record.Alarm{Kind: record.Capacity, Target: "b", Address: "198.18.2.2", Direction: "forward"})
+	m.alarm(record.Alarm{Kind: record.Capacity, Target: "b", Address: "198.18.2.2", Direction: "forward"})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -77,12 +78,12 @@ func TestMetricsDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := ParseConfig([]byte("targets: [{address: 198.18.2.2}]\n"), "m.yaml")
+	cfg, err := config.Parse([]byte("targets: [{address: 198.18.2.2}]\n"), "m.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg, cfg)
+	m := newMetrics(reg, cfg)
 	m.panics.WithLabelValues("test") // a vector shows once it has a series
 	m.observe(measure.FailedRecords(measure.Config{Target: "198.18.2.2"}, t0(), io.EOF))
 	cost := 100.0

@@ -1,4 +1,4 @@
-package monitor
+package daemon
 
 import (
 	"math"
@@ -7,18 +7,19 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/abing-net/abing/config"
 	"github.com/abing-net/abing/record"
 )
 
-// Metrics are the monitor's Prometheus metrics, named after the
+// metrics are the monitor's Prometheus metrics, named after the
 // conventions of blackbox_exporter and smokeping_prober: abing_ prefix,
 // base units (bits per second, seconds), the last estimate as gauges, RTT
 // as a histogram, counters for probes and errors. Every series of a target
 // carries its name (target) and its configured address (address).
-type Metrics struct {
+type metrics struct {
 	dbc, xtr, abw *prometheus.GaugeVec
 	abwLo, abwHi  *prometheus.GaugeVec // the last ABW's 95 % interval
-	// Over the windows of the target's last runs (Config.Pool).
+	// Over the windows of the target's last runs (config.Config.Pool).
 	xtrPool, abwPool, abwPoolLo, abwPoolHi, pooled *prometheus.GaugeVec
 	linkCost                                       *prometheus.GaugeVec // the last published link cost
 	last                                           *prometheus.GaugeVec
@@ -35,10 +36,10 @@ type Metrics struct {
 	addrs map[string]string // the configured address of each target with series now, by name
 }
 
-// NewMetrics registers the metrics of cfg's targets with reg. Each
+// newMetrics registers the metrics of cfg's targets with reg. Each
 // target's labels appear on abing_target_info (every label key of any
 // target, empty where a target lacks it), to join on in queries.
-func NewMetrics(reg prometheus.Registerer, cfg *Config) *Metrics {
+func newMetrics(reg prometheus.Registerer, cfg *config.Config) *metrics {
 	dir := []string{"target", "address", "direction"}
 	tgt := []string{"target", "address"}
 	g := func(name, help string, labels []string) *prometheus.GaugeVec {
@@ -56,7 +57,7 @@ func NewMetrics(reg prometheus.Registerer, cfg *Config) *Metrics {
 		}
 	}
 	slices.Sort(keys)
-	m := &Metrics{
+	m := &metrics{
 		dbc:       g("dbc_bits_per_second", "Last dynamic bottleneck capacity estimate.", dir),
 		xtr:       g("xtr_bits_per_second", "Last cross-traffic estimate.", dir),
 		abw:       g("abw_bits_per_second", "Last available-bandwidth estimate.", dir),
@@ -92,7 +93,7 @@ func NewMetrics(reg prometheus.Registerer, cfg *Config) *Metrics {
 // no longer there (after a reload). Label keys that were not in the
 // configuration at start are left out of abing_target_info until a
 // restart: a metric's label names cannot change.
-func (m *Metrics) targets(cfg *Config) {
+func (m *metrics) targets(cfg *config.Config) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.info.Reset()
@@ -134,7 +135,7 @@ func alarmDirections(k record.Kind) []string {
 }
 
 // alarm sets abing_alarm_active.
-func (m *Metrics) alarm(a *record.Alarm) {
+func (m *metrics) alarm(a record.Alarm) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	v := 0.0
@@ -145,7 +146,7 @@ func (m *Metrics) alarm(a *record.Alarm) {
 }
 
 // observe records one measurement's records (one per direction).
-func (m *Metrics) observe(recs []record.Record) {
+func (m *metrics) observe(recs []record.Record) {
 	if len(recs) == 0 {
 		return
 	}
@@ -190,3 +191,6 @@ func (m *Metrics) observe(recs []record.Record) {
 		m.linkCost.WithLabelValues(tgt...).Set(*r0.LinkCost)
 	}
 }
+
+// panicked counts a panic recovered in the monitor's result handling.
+func (m *metrics) panicked(where string) { m.panics.WithLabelValues(where).Inc() }

@@ -1,4 +1,4 @@
-package monitor
+package config
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/measure"
 )
@@ -28,8 +29,8 @@ targets:
     probe: {train_len: 10}
 `
 
-func TestParseConfig(t *testing.T) {
-	c, err := ParseConfig([]byte(good), "monitor.yaml")
+func TestParse(t *testing.T) {
+	c, err := Parse([]byte(good), "monitor.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +40,7 @@ func TestParseConfig(t *testing.T) {
 		time.Duration(c.Store.Retention) != 7*24*time.Hour || c.MaxInFlight != DefaultInFlight || c.Exclusive != ExclusiveInterface {
 		t.Errorf("parsed %+v", c)
 	}
-	m, _ := b.measureConfig(c.Probe)
+	m := c.Measure(&c.Targets[1])
 	if m.Trains != 20 || m.TrainLen != 10 || m.Size != 1500 {
 		t.Errorf("probe settings %+v", m)
 	}
@@ -52,7 +53,7 @@ func TestConfigErrors(t *testing.T) {
 		{"unknown target key", "targets:\n  - address: a\n    adress: b\n", "line 3: field adress not found"},
 		{"wrong type", "max_in_flight: many\ntargets: [{address: a}]\n", "line 1: cannot unmarshal"},
 		{"bad duration", "interval: soon\ntargets: [{address: a}]\n", `duration "soon"`},
-		{"negative interval", "interval: -5s\ntargets: [{address: a}]\n", "m.yaml:1: interval -5s: must be positive"},
+		{"negative interval", "interval: -5s\ntargets: [{address: a}]\n", "m.yaml:1: interval -5s: want at least 1s"},
 		{"no targets", "interval: 5s\n", "m.yaml: no targets"},
 		{"no address", "targets:\n  - name: x\n", "m.yaml:2: address missing"},
 		{"bad address", "targets:\n  - address: a\n  - address: 'bad host'\n", `m.yaml:3: address "bad host"`},
@@ -84,7 +85,7 @@ func TestConfigErrors(t *testing.T) {
 		{"address label", "targets:\n  - address: a\n    labels: {address: x}\n", `m.yaml:2: label "address"`},
 		{"empty label value", "targets:\n  - address: a\n    labels: {site: \"\"}\n", `m.yaml:2: label "site": empty value`},
 	} {
-		_, err := ParseConfig([]byte(tc.yaml), "m.yaml")
+		_, err := Parse([]byte(tc.yaml), "m.yaml")
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
 		}
@@ -92,7 +93,7 @@ func TestConfigErrors(t *testing.T) {
 }
 
 func TestInfluxConfig(t *testing.T) {
-	c, err := ParseConfig([]byte("store: {path: /var/lib/abing/abing.db}\ninfluxdb: {url: 'http://127.0.0.1:8086', bucket: abing/autogen, create_database: true}\ntargets: [{address: a}]\n"), "m.yaml")
+	c, err := Parse([]byte("store: {path: /var/lib/abing/abing.db}\ninfluxdb: {url: 'http://127.0.0.1:8086', bucket: abing/autogen, create_database: true}\ntargets: [{address: a}]\n"), "m.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestInfluxConfig(t *testing.T) {
 		t.Errorf("--db: store %s, spool %s", c.Store.Path, c.InfluxDB.Spool)
 	}
 	// ...but not a spool the configuration names.
-	c, err = ParseConfig([]byte("influxdb: {url: 'http://127.0.0.1:8086', bucket: b, spool: /spool}\ntargets: [{address: a}]\n"), "m.yaml")
+	c, err = Parse([]byte("influxdb: {url: 'http://127.0.0.1:8086', bucket: b, spool: /spool}\ntargets: [{address: a}]\n"), "m.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,14 +118,14 @@ func TestInfluxConfig(t *testing.T) {
 		{"influxdb: {url: 'http://h:8086'}\ntargets: [{address: a}]\n", "bucket missing"},
 		{"influxdb: {url: 'http://h:8086', bucket: b, tokn: x}\ntargets: [{address: a}]\n", "field tokn not found"},
 	} {
-		if _, err := ParseConfig([]byte(tc.yaml), "m.yaml"); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := Parse([]byte(tc.yaml), "m.yaml"); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
 		}
 	}
 }
 
 func TestAlarmsConfig(t *testing.T) {
-	c, err := ParseConfig([]byte(`
+	c, err := Parse([]byte(`
 alarms:
   hold: 4
   load_for: 10m
@@ -140,7 +141,7 @@ targets:
 	if err != nil {
 		t.Fatal(err)
 	}
-	pa, pb := c.AlarmParams(&c.Targets[0]), c.AlarmParams(&c.Targets[1])
+	pa, pb := c.Targets[0].AlarmParams(), c.Targets[1].AlarmParams()
 	if pa.Hold != 2 || pa.MinChange != 0.2 || pa.LoadFor != 10*time.Minute || pb.Hold != 4 || pb.MinChange != 0.1 || pb.Clear != 3 {
 		t.Errorf("params a %+v b %+v", pa, pb)
 	}
@@ -150,12 +151,12 @@ targets:
 	for _, tc := range []struct{ yaml, want string }{
 		{"alarms: {hysteresis: 2}\ntargets: [{address: a}]\n", "m.yaml:1: alarms hysteresis 2: want a fraction"},
 		{"alarms: {holdd: 2}\ntargets: [{address: a}]\n", "field holdd not found"},
-		{"alarms: {load_for: soon}\ntargets: [{address: a}]\n", "line 1: cannot unmarshal !!str `soon` into time.Duration"},
+		{"alarms: {load_for: soon}\ntargets: [{address: a}]\n", `duration "soon"`},
 		{"alarms: {command: [/no/such/hook]}\ntargets: [{address: a}]\n", `m.yaml:1: alarms command: exec: "/no/such/hook"`},
 		{"alarms: {webhook: 'localhost:9093'}\ntargets: [{address: a}]\n", `alarms webhook "localhost:9093": want an http(s):// URL`},
 		{"targets:\n  - address: a\n    alarms: {hold: -1}\n", "m.yaml:2: alarms hold -1"},
 	} {
-		if _, err := ParseConfig([]byte(tc.yaml), "m.yaml"); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := Parse([]byte(tc.yaml), "m.yaml"); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
 		}
 	}
@@ -169,7 +170,7 @@ func TestProbeKeysAndMethod(t *testing.T) {
 	keys, open := filepath.Join(dir, "keys"), filepath.Join(dir, "open")
 	os.WriteFile(keys, []byte("a 00112233445566778899aabbccddeeff\nb 00112233445566778899aabbccddeeff\n"), 0o600)
 	os.WriteFile(open, []byte("a 00112233445566778899aabbccddeeff\n"), 0o644)
-	cfg, err := ParseConfig([]byte(fmt.Sprintf(`probe: {key_file: %q, key_name: a, method: abwe}
+	cfg, err := Parse([]byte(fmt.Sprintf(`probe: {key_file: %q, key_name: a, method: abwe}
 targets:
   - address: x
   - address: y
@@ -178,8 +179,8 @@ targets:
 	if err != nil {
 		t.Fatal(err)
 	}
-	mx, _ := cfg.Targets[0].measureConfig(cfg.Probe)
-	my, _ := cfg.Targets[1].measureConfig(cfg.Probe)
+	mx := cfg.Measure(&cfg.Targets[0])
+	my := cfg.Measure(&cfg.Targets[1])
 	if mx.Key == nil || mx.Key.Name != "a" || mx.Method != "abwe" || my.Key == nil || my.Key.Name != "b" ||
 		my.Timestamps != dispersion.ModeSoftware || my.Interface != "eth1" || my.Method != "abwe" {
 		t.Errorf("x: %+v\ny: %+v", mx, my)
@@ -192,7 +193,7 @@ targets:
 		{"method", "targets:\n  - address: a\n    probe: {method: guess}\n", `m.yaml:2: method "guess"`},
 		{"timestamps", "targets:\n  - address: a\n    probe: {timestamps: gps}\n", "m.yaml:2: "},
 	} {
-		if _, err := ParseConfig([]byte(tc.yaml), "m.yaml"); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := Parse([]byte(tc.yaml), "m.yaml"); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
 	}
@@ -216,7 +217,7 @@ func TestLoadConfigSecrets(t *testing.T) {
 		path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".yaml")
 		os.WriteFile(path, []byte(tc.yaml), tc.mode)
 		os.Chmod(path, tc.mode)
-		_, err := LoadConfig(path)
+		_, err := Load(path)
 		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
@@ -226,13 +227,13 @@ func TestLoadConfigSecrets(t *testing.T) {
 // The probe is adaptive by default, as abing measure is; precision and
 // max_bytes adjust it; pairs or train_len make it fixed.
 func TestAdaptiveProbe(t *testing.T) {
-	c, err := ParseConfig([]byte("targets:\n  - {address: a}\n  - {address: b, probe: {precision: 0.05, max_bytes: 600000}}\n  - {address: c, probe: {train_len: 10}}\n"), "m.yaml")
+	c, err := Parse([]byte("targets:\n  - {address: a}\n  - {address: b, probe: {precision: 0.05, max_bytes: 600000}}\n  - {address: c, probe: {train_len: 10}}\n"), "m.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, _ := c.Targets[0].measureConfig(c.Probe)
-	b, _ := c.Targets[1].measureConfig(c.Probe)
-	f, _ := c.Targets[2].measureConfig(c.Probe)
+	a := c.Measure(&c.Targets[0])
+	b := c.Measure(&c.Targets[1])
+	f := c.Measure(&c.Targets[2])
 	if want := measure.Defaults(); !a.Adaptive() || a.Precision != want.Precision || a.MaxBytes != want.MaxBytes || a.PacedTrainLen != 10 {
 		t.Errorf("default: %+v", a)
 	}
@@ -243,12 +244,12 @@ func TestAdaptiveProbe(t *testing.T) {
 		t.Errorf("train_len made no fixed run: %+v", f)
 	}
 	// A target's word wins over the defaults, either way.
-	c, err = ParseConfig([]byte("probe: {pairs: 20}\ntargets:\n  - {address: a}\n  - {address: b, probe: {precision: 0.05}}\n"), "m.yaml")
+	c, err = Parse([]byte("probe: {pairs: 20}\ntargets:\n  - {address: a}\n  - {address: b, probe: {precision: 0.05}}\n"), "m.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, _ = c.Targets[0].measureConfig(c.Probe)
-	b, _ = c.Targets[1].measureConfig(c.Probe)
+	a = c.Measure(&c.Targets[0])
+	b = c.Measure(&c.Targets[1])
 	if a.Adaptive() || a.Trains != 20 || !b.Adaptive() || b.Precision != 0.05 || b.Trains != 20 {
 		t.Errorf("fixed defaults, adaptive target: %+v, %+v", a, b)
 	}
@@ -258,38 +259,100 @@ func TestAdaptiveProbe(t *testing.T) {
 // gives them), may have an agent section that a monitor's may not, and
 // WithTargets completes the targets it is given.
 func TestAgentConfig(t *testing.T) {
-	cfg, err := ParseAgentConfig([]byte("node: lab-a\ninterval: 30s\nagent:\n  paths: {direct: 198.51.100.5}\n"), "agent.yaml")
+	cfg, err := ParseAgent([]byte("node: lab-a\ninterval: 30s\nagent:\n  paths: {direct: 198.51.100.5}\n  insecure: true\n"), "agent.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Targets) != 0 || cfg.Agent.IsZero() || time.Duration(cfg.Interval) != 30*time.Second {
+	if len(cfg.Targets) != 0 || len(cfg.Agent.Paths) != 1 || time.Duration(cfg.Interval) != 30*time.Second {
 		t.Fatalf("%+v", cfg)
 	}
-	got, err := cfg.WithTargets([]Target{{Name: "lab-b", Paths: map[string]string{"direct": "198.51.100.7:8176", "overlay": "[fd00::7]:8176"}}})
+	got, err := cfg.WithTargets([]Target{cfg.NewTarget("lab-b", "", map[string]string{"direct": "198.51.100.7:8176", "overlay": "[fd00::7]:8176"})})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got.Targets) != 2 || got.Targets[0].Name != "lab-b/direct" || got.Targets[1].path != "overlay" || time.Duration(got.Targets[0].Interval) != 30*time.Second || len(cfg.Targets) != 0 {
 		t.Errorf("targets %+v (the configuration's: %d)", got.Targets, len(cfg.Targets))
 	}
-	if _, err := cfg.WithTargets([]Target{{Name: "lab-c", Paths: map[string]string{"direct": "not an address:x"}}}); err == nil {
+	if _, err := cfg.WithTargets([]Target{cfg.NewTarget("lab-c", "", map[string]string{"direct": "not an address:x"})}); err == nil {
 		t.Error("a bad address from the mesh: no error")
 	}
 	for _, tc := range []struct{ name, text, want string }{
 		{"targets in an agent's", "targets:\n  - address: 198.51.100.7\n", "no targets to list"},
-		{"an interval too short", "interval: 500ms\n", "want at least 1s"},
+		{"an interval too short", "interval: 500ms\nagent:\n  paths: {direct: 198.51.100.5}\n  insecure: true\n", "want at least 1s"},
 	} {
-		if _, err := ParseAgentConfig([]byte(tc.text), "agent.yaml"); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := ParseAgent([]byte(tc.text), "agent.yaml"); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
 	}
-	if _, err := ParseConfig([]byte("agent: {}\ntargets:\n  - address: 198.51.100.7\n"), "monitor.yaml"); err == nil || !strings.Contains(err.Error(), "mesh agent") {
+	if _, err := Parse([]byte("agent: {}\ntargets:\n  - address: 198.51.100.7\n"), "monitor.yaml"); err == nil || !strings.Contains(err.Error(), "mesh agent") {
 		t.Errorf("an agent section in a monitor's: %v", err)
 	}
-	if _, err := ParseConfig([]byte("interval: 30s\n"), "monitor.yaml"); err == nil || !strings.Contains(err.Error(), "no targets") {
+	if _, err := Parse([]byte("interval: 30s\n"), "monitor.yaml"); err == nil || !strings.Contains(err.Error(), "no targets") {
 		t.Errorf("a monitor without targets: %v", err)
 	}
 	if _, err := (&Config{}).WithTargets(nil); err == nil {
 		t.Error("WithTargets of a monitor's configuration: no error")
+	}
+}
+
+// Every zero the file may give stays zero: the defaults fill the
+// configuration before the file is read, so a key given as 0 is the
+// file's word, not a gap to fill (jitter: 0 once became 0.1). A target's
+// settings are laid over the configuration's key by key, zeros included.
+func TestExplicitZeroStaysZero(t *testing.T) {
+	c, err := Parse([]byte(`
+jitter: 0
+alarms: {min_duration: 5m, min_rtt_change: 0s, load_for: 0s}
+link_cost: {overall: 0, a: 0, b: 0, c: 0, rtt_min_ms: 0, threshold: 0, threshold_abs: 0}
+targets:
+  - address: a
+    alarms: {min_duration: 0s}
+  - address: b
+`), "m.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa, pb := c.Targets[0].AlarmParams(), c.Targets[1].AlarmParams()
+	lc := c.LinkCost
+	for _, z := range []struct {
+		name string
+		v    float64
+	}{
+		{"jitter", c.Jitter},
+		{"alarms min_rtt_change", float64(pa.MinRTTChange)},
+		{"alarms load_for", float64(pa.LoadFor)},
+		{"a target's alarms min_duration over 5m", float64(pa.MinDuration)},
+		{"link_cost overall", lc.Overall}, {"link_cost a", lc.A}, {"link_cost b", lc.B}, {"link_cost c", lc.C},
+		{"link_cost rtt_min_ms", lc.RTTMin}, {"link_cost threshold", lc.Rel}, {"link_cost threshold_abs", lc.Abs},
+	} {
+		if z.v != 0 {
+			t.Errorf("%s: 0 given, %v kept", z.name, z.v)
+		}
+	}
+	if pb.MinDuration != 5*time.Minute || pb.Hold != alarms.Defaults().Hold {
+		t.Errorf("a target without alarms of its own: %+v", pb)
+	}
+	a, err := ParseAgent([]byte("agent: {paths: {direct: 127.0.0.1}, bind: '127.0.0.1:7946', coord_move: 0s}\n"), "a.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Agent.CoordMove != 0 {
+		t.Errorf("agent coord_move: 0 given, %v kept", a.Agent.CoordMove)
+	}
+	// A zero that is not allowed is an error, never a default.
+	for _, tc := range []struct{ yaml, want string }{
+		{"max_in_flight: 0\ntargets: [{address: a}]\n", "max_in_flight 0"},
+		{"pool: 0\ntargets: [{address: a}]\n", "pool 0"},
+		{"interval: 0s\ntargets: [{address: a}]\n", "interval 0s"},
+		{"store: {retention: 0s}\ntargets: [{address: a}]\n", "retention 0s"},
+		{"alarms: {hold: 0}\ntargets: [{address: a}]\n", "alarms hold 0"},
+		{"alarms: {command_timeout: 0s}\ntargets: [{address: a}]\n", "command_timeout 0s"},
+		{"link_cost: {window: 0}\ntargets: [{address: a}]\n", "window 0"},
+		{"influxdb: {url: 'http://127.0.0.1:8086', bucket: b, spool_max_mb: 0}\ntargets: [{address: a}]\n", "spool_max_mb 0"},
+		{"targets:\n  - {address: a, interval: 0s}\n", "m.yaml:2: interval 0s"},
+	} {
+		if _, err := Parse([]byte(tc.yaml), "m.yaml"); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
+		}
 	}
 }

@@ -1,0 +1,216 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Agent is the agent section of abing mesh agent's configuration; the
+// command's flags are laid over it.
+type Agent struct {
+	// Paths in the order given; the first is the one serf gossips on
+	// (unless Advertise says otherwise) and whose coordinates the
+	// netloc API serves (unless NetlocPath says otherwise).
+	Paths []Path `yaml:"-"`
+	// PathsText is the paths as the file writes them, a map from name to
+	// address, taken in the order of the names.
+	PathsText map[string]string `yaml:"paths"`
+	Join      []string          `yaml:"join"`      // members to join through, host:port; none: this node is the landmark
+	Bind      string            `yaml:"bind"`      // serf's TCP and UDP address
+	Advertise string            `yaml:"advertise"` // the address others reach serf at: default the first path's, with Bind's port
+	Port      int               `yaml:"port"`      // the reflector's UDP port (0: any free port, which the tags announce)
+	Keyring   string            `yaml:"keyring"`   // gossip encryption keys, base64, one a line, the first in use (mode 600)
+	Insecure  bool              `yaml:"insecure"`  // allow gossip without encryption beyond loopback
+	Netloc    string            `yaml:"netloc"`    // the netloc API's TCP address ("none": off)
+	// NetlocPath is the path whose coordinates the netloc API serves:
+	// default the first.
+	NetlocPath string `yaml:"netloc_path"`
+	// Refresh is how often the whole row is published again.
+	Refresh Duration `yaml:"refresh"`
+	// CoordMove publishes the coordinate when it has moved this far (in
+	// predicted RTT) since last published; 0 publishes every move.
+	CoordMove Duration `yaml:"coord_move"`
+	// Dimensions of the coordinates (plus a height).
+	Dimensions int `yaml:"dimensions"`
+	// EventSize bounds a user event (name and payload), so that one fits
+	// a gossip packet.
+	EventSize int `yaml:"event_size"`
+	// Profile is memberlist's timing: lan, wan or local.
+	Profile string `yaml:"profile"`
+}
+
+// Path is one of a host's addresses, by the name of the network it is on
+// (direct, overlay): every member measures every other on each path both
+// have.
+type Path struct {
+	Name string
+	Addr netip.Addr
+}
+
+// MaxNameLen bounds a node's or a path's name.
+const MaxNameLen = 64
+
+// CheckName says whether s is a node or path name: 1 to MaxNameLen
+// letters, digits, '.', '_' or '-'.
+func CheckName(s string) error {
+	if s == "" || len(s) > MaxNameLen {
+		return fmt.Errorf("name %q: want 1 to %d characters", s, MaxNameLen)
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("name %q: want letters, digits, '.', '_' or '-'", s)
+		}
+	}
+	return nil
+}
+
+// ParsePaths reads "direct=198.51.100.5,overlay=2001:db8::5".
+func ParsePaths(s string) ([]Path, error) {
+	var out []Path
+	for _, kv := range strings.Split(s, ",") {
+		name, addr, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok {
+			return nil, fmt.Errorf("path %q: want NAME=ADDRESS", kv)
+		}
+		p, err := newPath(name, addr)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func newPath(name, addr string) (Path, error) {
+	if err := CheckName(name); err != nil {
+		return Path{}, fmt.Errorf("path %w", err)
+	}
+	a, err := netip.ParseAddr(addr)
+	if err != nil || a.IsUnspecified() || a.Zone() != "" {
+		return Path{}, fmt.Errorf("path %s: address %q: want the host's IP address on that path", name, addr)
+	}
+	return Path{Name: name, Addr: a.Unmap()}, nil
+}
+
+// readPaths makes Paths of the file's PathsText.
+func (s *Agent) readPaths() error {
+	s.Paths = nil
+	for _, name := range slices.Sorted(maps.Keys(s.PathsText)) {
+		p, err := newPath(name, s.PathsText[name])
+		if err != nil {
+			return err
+		}
+		s.Paths = append(s.Paths, p)
+	}
+	return nil
+}
+
+// complete checks the section and derives Advertise and NetlocPath from
+// the first path when they are not given.
+func (s *Agent) complete() error {
+	if len(s.Paths) == 0 {
+		return errors.New("no paths: give this host's address on each network, e.g. --paths direct=198.51.100.5")
+	}
+	if len(s.Paths) > MaxPaths {
+		return fmt.Errorf("%d paths: at most %d", len(s.Paths), MaxPaths)
+	}
+	seen := map[string]bool{}
+	for _, p := range s.Paths {
+		if seen[p.Name] {
+			return fmt.Errorf("path %s given twice", p.Name)
+		}
+		seen[p.Name] = true
+	}
+	bindHost, bindPort, err := splitPort(s.Bind, DefaultBindPort)
+	if err != nil {
+		return fmt.Errorf("bind %q: %w", s.Bind, err)
+	}
+	if s.Advertise == "" {
+		s.Advertise = net.JoinHostPort(s.Paths[0].Addr.String(), strconv.Itoa(bindPort))
+	}
+	if h, _, err := splitPort(s.Advertise, bindPort); err != nil {
+		return fmt.Errorf("advertise %q: %w", s.Advertise, err)
+	} else if a, err := netip.ParseAddr(h); err != nil || a.IsUnspecified() {
+		return fmt.Errorf("advertise %q: want the IP address others reach this host at", s.Advertise)
+	}
+	for _, j := range s.Join {
+		if _, _, err := splitPort(j, DefaultBindPort); err != nil {
+			return fmt.Errorf("join %q: %w", j, err)
+		}
+	}
+	if s.Port < 0 || s.Port > 65535 {
+		return fmt.Errorf("port %d: want 0 (any free port) to 65535", s.Port)
+	}
+	if s.Netloc == "" {
+		return errors.New(`netloc: empty (want HOST:PORT, or "none")`)
+	}
+	if s.NetlocPath == "" {
+		s.NetlocPath = s.Paths[0].Name
+	}
+	if !seen[s.NetlocPath] {
+		return fmt.Errorf("netloc path %q: not one of the paths", s.NetlocPath)
+	}
+	switch {
+	case s.Refresh < Duration(time.Second):
+		return fmt.Errorf("refresh %v: want at least 1s", s.Refresh)
+	case s.CoordMove < 0:
+		return fmt.Errorf("coord_move %v: must not be negative", s.CoordMove)
+	case s.Dimensions < 1 || s.Dimensions > 8:
+		return fmt.Errorf("dimensions %d: want 1 to 8", s.Dimensions)
+	case s.EventSize < MinEventSize || s.EventSize > MaxEventSize:
+		return fmt.Errorf("event_size %d: want %d to %d bytes (serf's limit)", s.EventSize, MinEventSize, MaxEventSize)
+	}
+	switch s.Profile {
+	case "lan", "wan", "local":
+	default:
+		return fmt.Errorf("profile %q: want lan, wan or local", s.Profile)
+	}
+	if s.Keyring == "" && !s.Insecure && !loopback(bindHost) {
+		return fmt.Errorf("gossip on %s without encryption: give a keyring (abing mesh keygen > FILE; chmod 600 FILE) or, on a network you trust, --insecure", s.Bind)
+	}
+	return nil
+}
+
+// BindAddr is serf's bind address and port of a completed section ("" is
+// every interface).
+func (s *Agent) BindAddr() (string, int) {
+	h, p, _ := splitPort(s.Bind, DefaultBindPort)
+	return h, p
+}
+
+// AdvertiseAddr is the address and port others reach serf at, of a
+// completed section.
+func (s *Agent) AdvertiseAddr() (string, int) {
+	_, bp := s.BindAddr()
+	h, p, _ := splitPort(s.Advertise, bp)
+	return h, p
+}
+
+// loopback says whether host is a loopback address; "" and 0.0.0.0 are
+// every interface.
+func loopback(host string) bool {
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}
+
+func splitPort(hostport string, def int) (string, int, error) {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		if _, aerr := netip.ParseAddr(hostport); aerr != nil {
+			return "", 0, errors.New("want HOST:PORT or an IP address")
+		}
+		return hostport, def, nil
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return "", 0, fmt.Errorf("port %q: want 0 to 65535", port)
+	}
+	return host, p, nil
+}

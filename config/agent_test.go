@@ -1,0 +1,78 @@
+package config
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/abing-net/abing/train"
+)
+
+func TestAgentChecks(t *testing.T) {
+	direct := func(s string) []Path { p, _ := ParsePaths(s); return p }
+	// with is the defaults with some settings changed.
+	with := func(f func(a *Agent)) Agent {
+		a := DefaultAgent()
+		f(&a)
+		return a
+	}
+	for _, tc := range []struct {
+		name string
+		s    Agent
+		want string // "" for no error
+	}{
+		{"loopback without a keyring", with(func(a *Agent) { a.Paths = direct("direct=127.0.0.1"); a.Bind = "127.0.0.1:7946" }), ""},
+		{"every interface without a keyring", with(func(a *Agent) { a.Paths = direct("direct=198.51.100.5") }), "without encryption"},
+		{"a public address without a keyring", with(func(a *Agent) { a.Paths = direct("direct=198.51.100.5"); a.Bind = "198.51.100.5:7946" }), "without encryption"},
+		{"insecure", with(func(a *Agent) { a.Paths = direct("direct=198.51.100.5"); a.Insecure = true }), ""},
+		{"a keyring", with(func(a *Agent) { a.Paths = direct("direct=198.51.100.5"); a.Keyring = "/etc/abing/mesh.keyring" }), ""},
+		{"no paths", with(func(a *Agent) { a.Insecure = true }), "no paths"},
+		{"a path twice", with(func(a *Agent) {
+			a.Paths = append(direct("direct=198.51.100.5"), direct("direct=198.51.100.6")...)
+			a.Insecure = true
+		}), "twice"},
+		{"netloc path unknown", with(func(a *Agent) { a.Paths = direct("direct=198.51.100.5"); a.NetlocPath = "overlay"; a.Insecure = true }), "netloc path"},
+		{"bad bind", with(func(a *Agent) { a.Paths = direct("direct=198.51.100.5"); a.Bind = "x:y:z"; a.Insecure = true }), "bind"},
+		{"bad advertise", with(func(a *Agent) {
+			a.Paths = direct("direct=198.51.100.5")
+			a.Advertise = "0.0.0.0:7946"
+			a.Insecure = true
+		}), "advertise"},
+		{"bad join", with(func(a *Agent) { a.Paths = direct("direct=198.51.100.5"); a.Join = []string{"lab-a"}; a.Insecure = true }), "join"},
+		{"bad port", with(func(a *Agent) { a.Paths = direct("direct=198.51.100.5"); a.Port = 70000; a.Insecure = true }), "port"},
+		{"refresh too short", with(func(a *Agent) { a.Paths = direct("direct=198.51.100.5"); a.Refresh = Duration(1); a.Insecure = true }), "refresh"},
+		{"event size too small", with(func(a *Agent) { a.Paths = direct("direct=198.51.100.5"); a.EventSize = 100; a.Insecure = true }), "event_size"},
+		{"event size past serf's", with(func(a *Agent) { a.Paths = direct("direct=198.51.100.5"); a.EventSize = 10000; a.Insecure = true }), "event_size"},
+		{"bad profile", with(func(a *Agent) { a.Paths = direct("direct=198.51.100.5"); a.Profile = "fast"; a.Insecure = true }), "profile"},
+	} {
+		err := tc.s.complete()
+		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	s := with(func(a *Agent) { a.Paths = direct("direct=198.51.100.5,overlay=fd00::5"); a.Insecure = true })
+	if err := s.complete(); err != nil {
+		t.Fatal(err)
+	}
+	if s.Advertise != "198.51.100.5:7946" || s.Port != train.DefaultPort || s.Netloc != "127.0.0.1:4001" || s.NetlocPath != "direct" || s.Profile != "lan" {
+		t.Errorf("defaults: %+v", s)
+	}
+	for _, bad := range []string{"direct", "direct=", "direct=lab-a", "a b=198.51.100.5", "direct=0.0.0.0", "direct=fe80::1%eth0"} {
+		if _, err := ParsePaths(bad); err == nil {
+			t.Errorf("--paths %q: no error", bad)
+		}
+	}
+}
+
+func TestAgentSection(t *testing.T) {
+	cfg, err := ParseAgent([]byte("agent:\n  paths: {overlay: \"fd00::5\", direct: 198.51.100.5}\n  join: [198.51.100.1]\n  refresh: 5m\n  coord_move: 0s\n  insecure: true\n"), "a.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Agent
+	if len(s.Paths) != 2 || s.Paths[0].Name != "direct" || s.Join[0] != "198.51.100.1" || s.Refresh != Duration(300e9) || s.CoordMove != 0 {
+		t.Errorf("%+v", s)
+	}
+	if _, err := ParseAgent([]byte("agent:\n  pathz: {}\n"), "a.yaml"); err == nil || !strings.Contains(err.Error(), "pathz") {
+		t.Errorf("an unknown key: %v", err)
+	}
+}
