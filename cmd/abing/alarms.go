@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -15,13 +14,13 @@ import (
 	"github.com/abing-net/abing/alarms"
 	"github.com/abing-net/abing/config"
 	"github.com/abing-net/abing/record"
-	"github.com/abing-net/abing/store"
+	"github.com/abing-net/abing/source"
 )
 
 func alarmsCommand() *cobra.Command {
 	var (
-		db, output, api string
-		since           time.Duration
+		src    source.Flags
+		output string
 	)
 	cmd := &cobra.Command{
 		Use:   "alarms [TARGET]",
@@ -31,54 +30,29 @@ func alarmsCommand() *cobra.Command {
 		Example: "  abing alarms --since 24h\n  abing alarms --output json lab-b\n  abing alarms --api monitor.example.org:9817 --since 168h",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			f, err := storeFilter(args, since)
+			p, err := record.NewAlarmPrinter(cmd.OutOrStdout(), output)
 			if err != nil {
 				return err
 			}
-			p := newAlarmPrinter(cmd.OutOrStdout(), output)
-			if api != "" {
-				c, err := apiClient(cmd, api, since)
-				if err != nil {
-					return err
-				}
-				as, err := c.Alarms(cmd.Context(), f.Target, apiSince(since))
-				if err != nil {
-					return err
-				}
-				for i := range as {
-					if err := p.print(&as[i]); err != nil {
-						return err
-					}
-				}
-				return p.done()
+			f, err := src.Filter(args)
+			if err != nil {
+				return err
 			}
-			s, err := store.Open(db)
+			s, err := src.Open()
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			if err := s.Alarms(cmd.Context(), f, p.print); err != nil {
+			if err := s.Alarms(cmd.Context(), f, p.Print); err != nil {
 				return err
 			}
-			return p.done()
+			return p.Flush()
 		},
 	}
-	cmd.Flags().StringVar(&db, "db", store.DefaultPath(), "embedded database to read")
-	cmd.Flags().StringVar(&api, "api", "", "read a monitor's or agent's API instead (HOST:PORT of its web listener, or a URL)")
-	cmd.Flags().DurationVar(&since, "since", 24*time.Hour, "alarms active at some time within this (0: all)")
+	src.Bind(cmd.Flags(), 24*time.Hour, source.API, source.Agent)
 	cmd.Flags().StringVar(&output, "output", "text", "text, or json (one object per alarm)")
 	cmd.AddCommand(replayCommand(), evaluateCommand())
 	return cmd
-}
-
-func checkOutput(o string) error {
-	if o != "text" && o != "json" {
-		return fmt.Errorf("--output %q: want text or json", o)
-	}
-	return nil
 }
 
 // paramFlags are the detector settings as flags; only those given
@@ -117,7 +91,8 @@ func replayCommand() *cobra.Command {
 			"  abing alarms replay --output json --sensitivity 5 --hold 4 lab.csv",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
+			p, err := record.NewAlarmPrinter(cmd.OutOrStdout(), output)
+			if err != nil {
 				return err
 			}
 			params := func(string) alarms.Params { return alarms.Defaults().Merge(flags) }
@@ -150,13 +125,12 @@ func replayCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			p := newAlarmPrinter(cmd.OutOrStdout(), output)
 			for i := range found {
-				if err := p.print(&found[i]); err != nil {
+				if err := p.Print(&found[i]); err != nil {
 					return err
 				}
 			}
-			if err := p.done(); err != nil {
+			if err := p.Flush(); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "%d records, %d alarms\n", len(recs), len(found))
@@ -220,46 +194,6 @@ func readSeries(name string, stdin io.Reader) ([]record.Record, error) {
 		return nil, fmt.Errorf("%s: %w (want the CSV or JSON lines of abing history)", name, err)
 	}
 	return recs, nil
-}
-
-// alarmPrinter prints alarms as text lines or JSON objects.
-type alarmPrinter struct {
-	w    io.Writer
-	json *json.Encoder
-	n    int
-}
-
-func newAlarmPrinter(w io.Writer, output string) *alarmPrinter {
-	p := &alarmPrinter{w: w}
-	if output == "json" {
-		p.json = json.NewEncoder(w)
-	}
-	return p
-}
-
-func (p *alarmPrinter) print(a *record.Alarm) error {
-	p.n++
-	if p.json != nil {
-		return p.json.Encode(a)
-	}
-	end := "active"
-	if a.End != nil {
-		end = a.End.UTC().Format(time.RFC3339) + " (" + a.Cleared + ")"
-	}
-	_, err := fmt.Fprintf(p.w, "%s  %-30s %-9s %-16s %-8s %-8s %g → %g %s  %s\n", a.Start.UTC().Format(time.RFC3339), end,
-		a.Kind, a.Target, a.Direction, a.Severity, a.Before, a.After, a.Unit, a.Summary)
-	if err == nil && a.Route != nil {
-		_, err = fmt.Fprintf(p.w, "    route before: %s\n    route after:  %s\n", a.Route.Before, a.Route.After)
-	}
-	return err
-}
-
-func (p *alarmPrinter) done() error {
-	if p.n == 0 && p.json == nil {
-		_, err := fmt.Fprintln(p.w, "no alarms")
-		return err
-	}
-	return nil
 }
 
 func evaluateCommand() *cobra.Command {

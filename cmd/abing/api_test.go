@@ -124,7 +124,7 @@ func TestAPIBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		{historyCommand, []string{"--api", url, "--output", "csv"}, "--output csv needs the records of the local database"},
+		{historyCommand, []string{"--api", url, "--output", "csv"}, "--output csv needs records"},
 		{historyCommand, []string{"--api", url, "--db", db}, "--db and --api: give one or the other"},
 		{historyCommand, []string{"--path", "direct", "lab-b"}, "--path and --points read the API: give --api too"},
 		{historyCommand, []string{"--api", url, "--points", "3", "lab-b"}, `400 Bad Request: points "3": want 10 to 5000`},

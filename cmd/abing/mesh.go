@@ -1,8 +1,6 @@
 package main
 
 import (
-	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,24 +8,19 @@ import (
 	"os"
 	"strconv"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/abing-net/abing/influx"
 	"github.com/abing-net/abing/mesh"
-	"github.com/abing-net/abing/meshagent"
 	"github.com/abing-net/abing/record"
-	"github.com/abing-net/abing/store"
+	"github.com/abing-net/abing/source"
 )
 
 // meshInput is where the mesh commands read measurements from: a matrix
-// file, a records file, a shared InfluxDB, or the embedded database.
+// file, or records from any source of package source but an API.
 type meshInput struct {
-	matrix, input, db, path string
-	influxURL, bucket       string
-	agent                   string
-	since                   time.Duration
+	src          source.Flags
+	matrix, path string
 }
 
 func (in *meshInput) flags(cmd *cobra.Command, matrix bool) {
@@ -36,67 +29,28 @@ func (in *meshInput) flags(cmd *cobra.Command, matrix bool) {
 		f.StringVar(&in.matrix, "matrix", "", "CSV of measurements between hosts: src,dst,rtt_ms and optionally loss,jitter_ms,abw_mbps,dbc_mbps")
 		f.StringVar(&in.path, "path", mesh.ReferencePath, "with records: the path whose measurements to use (records without a path count as "+mesh.ReferencePath+")")
 	}
-	f.StringVar(&in.input, "input", "", "records to read instead of the database: abing history --output csv or json (with node and path)")
-	f.StringVar(&in.influxURL, "influx", "", "read the records from this InfluxDB instead (every node's monitor writing there); token or user:password in $ABING_INFLUX_TOKEN")
-	f.StringVar(&in.agent, "agent", "", "read the full map of a mesh agent instead: its web listener, e.g. 127.0.0.1:9817")
-	f.StringVar(&in.bucket, "bucket", "abing/autogen", "with --influx: the bucket (1.8: database/retention-policy)")
-	f.StringVar(&in.db, "db", store.DefaultPath(), "embedded database to read")
-	f.DurationVar(&in.since, "since", 0, "only results newer than this (0: all)")
+	in.src.Bind(f, 0, source.Input, source.Influx, source.Agent)
 }
 
 // records reads the records of the input.
 func (in *meshInput) records(cmd *cobra.Command) ([]record.Record, error) {
-	if in.since < 0 {
-		return nil, fmt.Errorf("--since %v: must not be negative", in.since)
-	}
-	var since time.Time
-	if in.since > 0 {
-		since = time.Now().Add(-in.since)
-	}
-	var recs []record.Record
-	if n := btoi(in.influxURL != "") + btoi(in.input != "") + btoi(in.agent != ""); n > 1 {
-		return nil, errors.New("--influx, --input and --agent exclude each other")
-	}
-	if in.agent != "" {
-		return meshagent.FetchRecords(cmd.Context(), in.agent, in.since)
-	}
-	if in.influxURL != "" {
-		return influx.Read(cmd.Context(), influx.Config{URL: in.influxURL, Bucket: in.bucket, Token: os.Getenv("ABING_INFLUX_TOKEN")}, since)
-	}
-	if in.input != "" {
-		f, err := os.Open(in.input)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		all, err := record.Read(f)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", in.input, err)
-		}
-		for _, r := range all {
-			if !r.Time.Before(since) {
-				recs = append(recs, r)
-			}
-		}
-		return recs, nil
-	}
-	s, err := store.Open(in.db)
+	f, err := in.src.Filter(nil)
 	if err != nil {
 		return nil, err
 	}
-	defer s.Close()
-	err = s.Query(cmd.Context(), store.Filter{Since: since}, func(r *record.Record) error {
-		recs = append(recs, *r)
-		return nil
-	})
-	return recs, err
+	src, err := in.src.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	return source.All(cmd.Context(), src, f)
 }
 
 // samples are the input as measurements between hosts: the matrix file,
 // or the forward records of one path, from their node to their target.
 func (in *meshInput) samples(cmd *cobra.Command) ([]mesh.Sample, error) {
 	if in.matrix != "" {
-		if in.input != "" || in.influxURL != "" || in.agent != "" {
+		if in.src.Input != "" || in.src.Influx != "" || in.src.Agent != "" {
 			return nil, errors.New("--matrix, --input, --influx and --agent exclude each other")
 		}
 		f, err := os.Open(in.matrix)
@@ -139,13 +93,6 @@ func (in *meshInput) samples(cmd *cobra.Command) ([]mesh.Sample, error) {
 	return out, nil
 }
 
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 func meshCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "mesh",
@@ -159,56 +106,6 @@ func meshCommand() *cobra.Command {
 	}
 	cmd.AddCommand(meshCompareCommand(), meshRelaysCommand(), meshCoordsCommand(), meshAgentCommand(), meshKeygenCommand())
 	return cmd
-}
-
-// table is an output in text, json or csv.
-type table struct {
-	output string
-	w      io.Writer
-	header []string
-	rows   [][]string
-	objs   []any
-}
-
-func newTable(output string, w io.Writer, header ...string) (*table, error) {
-	if output != "text" && output != "json" && output != "csv" {
-		return nil, fmt.Errorf("--output %q: want text, json or csv", output)
-	}
-	return &table{output: output, w: w, header: header}, nil
-}
-
-func (t *table) add(obj any, cells ...string) {
-	t.rows = append(t.rows, cells)
-	t.objs = append(t.objs, obj)
-}
-
-func (t *table) flush() error {
-	switch t.output {
-	case "json":
-		enc := json.NewEncoder(t.w)
-		for _, o := range t.objs {
-			if err := enc.Encode(o); err != nil {
-				return err
-			}
-		}
-		return nil
-	case "csv":
-		cw := csv.NewWriter(t.w)
-		cw.Write(t.header)
-		cw.WriteAll(t.rows)
-		return cw.Error()
-	}
-	tw := tabwriter.NewWriter(t.w, 0, 0, 2, ' ', 0)
-	for _, row := range append([][]string{t.header}, t.rows...) {
-		for j, c := range row {
-			if j > 0 {
-				fmt.Fprint(tw, "\t")
-			}
-			fmt.Fprint(tw, c)
-		}
-		fmt.Fprintln(tw)
-	}
-	return tw.Flush()
 }
 
 func num(v float64, prec int) string {
@@ -228,7 +125,7 @@ func meshCompareCommand() *cobra.Command {
 			"  abing mesh compare --input history.csv --output json",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			t, err := newTable(output, cmd.OutOrStdout(), "node", "host", "path", "rounds", "failed",
+			t, err := mesh.NewTable(cmd.OutOrStdout(), output, "node", "host", "path", "rounds", "failed",
 				"rtt_ms", "ref_rtt_ms", "rtt", "loss_pct", "ref_loss_pct", "loss", "abw_mbps", "ref_abw_mbps", "abw", "dbc_mbps", "ref_dbc_mbps", "dbc")
 			if err != nil {
 				return err
@@ -248,11 +145,11 @@ func meshCompareCommand() *cobra.Command {
 					"loss_pct": jsonNum(p.Loss), "ref_loss_pct": jsonNum(r.Loss), "loss": mesh.Describe(c.Loss, r.Loss, p.Loss, "%", true),
 					"abw_mbps": jsonNum(p.ABW), "ref_abw_mbps": jsonNum(r.ABW), "abw": mesh.Describe(c.ABW, r.ABW, p.ABW, "Mbit/s", false),
 					"dbc_mbps": jsonNum(p.DBC), "ref_dbc_mbps": jsonNum(r.DBC), "dbc": mesh.Describe(c.DBC, r.DBC, p.DBC, "Mbit/s", false)}
-				t.add(obj, c.Node, c.Host, p.Path+" vs "+r.Path, strconv.Itoa(p.Rounds), strconv.Itoa(p.Failed),
+				t.Add(obj, c.Node, c.Host, p.Path+" vs "+r.Path, strconv.Itoa(p.Rounds), strconv.Itoa(p.Failed),
 					num(p.RTT, 1), num(r.RTT, 1), obj["rtt"].(string), num(p.Loss, 1), num(r.Loss, 1), obj["loss"].(string),
 					num(p.ABW, 1), num(r.ABW, 1), obj["abw"].(string), num(p.DBC, 1), num(r.DBC, 1), obj["dbc"].(string))
 			}
-			return t.flush()
+			return t.Flush()
 		},
 	}
 	in.flags(cmd, false)
@@ -293,24 +190,24 @@ func meshRelaysCommand() *cobra.Command {
 			if output == "text" {
 				return relaysText(w, m, shortcuts, pairs, minGain, minGainMbps, top)
 			}
-			t, err := newTable(output, w, "kind", "a", "b", "direct", "relay", "relayed", "gain", "gain_pct", "cv", "relays", "share_pct")
+			t, err := mesh.NewTable(w, output, "kind", "a", "b", "direct", "relay", "relayed", "gain", "gain_pct", "cv", "relays", "share_pct")
 			if err != nil {
 				return err
 			}
 			for _, s := range shortcuts {
-				t.add(map[string]any{"kind": "rtt", "a": s.A, "b": s.B, "direct_ms": s.Direct, "relay": s.Relay, "relayed_ms": s.Relayed,
+				t.Add(map[string]any{"kind": "rtt", "a": s.A, "b": s.B, "direct_ms": s.Direct, "relay": s.Relay, "relayed_ms": s.Relayed,
 					"gain_ms": s.Gain, "gain_pct": s.GainPct, "cv": s.CV, "relays": s.Relays},
 					"rtt", s.A, s.B, num(s.Direct, 1), s.Relay, num(s.Relayed, 1), num(s.Gain, 1), num(s.GainPct, 0), num(s.CV, 2), strconv.Itoa(s.Relays), "")
 			}
 			for _, s := range mesh.BandwidthRelays(m, minGainMbps) {
-				t.add(map[string]any{"kind": "abw", "a": s.A, "b": s.B, "direct_mbps": s.Direct, "relay": s.Relay, "relayed_mbps": s.Relayed, "gain_mbps": s.Gain},
+				t.Add(map[string]any{"kind": "abw", "a": s.A, "b": s.B, "direct_mbps": s.Direct, "relay": s.Relay, "relayed_mbps": s.Relayed, "gain_mbps": s.Gain},
 					"abw", s.A, s.B, num(s.Direct, 1), s.Relay, num(s.Relayed, 1), num(s.Gain, 1), num(100*s.Gain/s.Direct, 0), "", "", "")
 			}
 			for _, c := range mesh.TopRelays(m, minGain, top) {
-				t.add(map[string]any{"kind": "top", "relay": c.Relay, "adds": c.Adds, "improved": c.Cumulative, "pairs": pairs, "share": c.Share},
+				t.Add(map[string]any{"kind": "top", "relay": c.Relay, "adds": c.Adds, "improved": c.Cumulative, "pairs": pairs, "share": c.Share},
 					"top", "", "", "", c.Relay, "", "", "", "", strconv.Itoa(c.Cumulative), num(100*c.Share, 0))
 			}
-			return t.flush()
+			return t.Flush()
 		},
 	}
 	in.flags(cmd, true)
@@ -385,7 +282,7 @@ func meshCoordsCommand() *cobra.Command {
 					return fmt.Errorf("--predict: %s or %s is not in the input", predict[0], predict[1])
 				}
 				measured, has := m.RTT(predict[0], predict[1])
-				t, err := newTable(output, w, "a", "b", "predicted_ms", "measured_ms")
+				t, err := mesh.NewTable(w, output, "a", "b", "predicted_ms", "measured_ms")
 				if err != nil {
 					return err
 				}
@@ -393,11 +290,11 @@ func meshCoordsCommand() *cobra.Command {
 				if has {
 					ms = measured
 				}
-				t.add(map[string]any{"a": predict[0], "b": predict[1], "predicted_ms": p, "measured_ms": jsonNum(ms)},
+				t.Add(map[string]any{"a": predict[0], "b": predict[1], "predicted_ms": p, "measured_ms": jsonNum(ms)},
 					predict[0], predict[1], num(p, 1), num(ms, 1))
-				return t.flush()
+				return t.Flush()
 			}
-			t, err := newTable(output, w, "kind", "node", "other", "x", "rtt_ms")
+			t, err := mesh.NewTable(w, output, "kind", "node", "other", "x", "rtt_ms")
 			if err != nil {
 				return err
 			}
@@ -412,7 +309,7 @@ func meshCoordsCommand() *cobra.Command {
 					vec += strconv.FormatFloat(v*1e3, 'f', 2, 64)
 				}
 				cells = append(cells, fmt.Sprintf("[%s] height %.2f error %.2f", vec, co.Height*1e3, co.Error), "")
-				t.add(map[string]any{"kind": "coord", "node": n, "vec_ms": scale(co.Vec), "height_ms": co.Height * 1e3, "adjustment_ms": co.Adjustment * 1e3, "error": co.Error}, cells...)
+				t.Add(map[string]any{"kind": "coord", "node": n, "vec_ms": scale(co.Vec), "height_ms": co.Height * 1e3, "adjustment_ms": co.Adjustment * 1e3, "error": co.Error}, cells...)
 			}
 			missing := 0
 			for i, a := range c.Nodes {
@@ -422,13 +319,13 @@ func meshCoordsCommand() *cobra.Command {
 					}
 					p, _ := c.Predict(a, b)
 					missing++
-					t.add(map[string]any{"kind": "predicted", "node": a, "other": b, "rtt_ms": p}, "predicted", a, b, "", num(p, 1))
+					t.Add(map[string]any{"kind": "predicted", "node": a, "other": b, "rtt_ms": p}, "predicted", a, b, "", num(p, 1))
 				}
 			}
 			if output == "text" {
 				fmt.Fprintf(w, "%d hosts, %d dimensions plus height; coordinates in ms; %d pairs nobody measured, predicted below\n", len(c.Nodes), dims, missing)
 			}
-			return t.flush()
+			return t.Flush()
 		},
 	}
 	in.flags(cmd, true)

@@ -1,4 +1,4 @@
-package main
+package webapi
 
 import (
 	"encoding/json"
@@ -7,36 +7,12 @@ import (
 	"math"
 	"time"
 
-	"github.com/spf13/cobra"
-
 	"github.com/abing-net/abing/record"
-	"github.com/abing-net/abing/webapi"
 )
 
-// apiClient is the client of --api, after a check that the flags that
-// only the local database has were not given with it.
-func apiClient(cmd *cobra.Command, addr string, since time.Duration) (*webapi.Client, error) {
-	if cmd.Flags().Changed("db") {
-		return nil, fmt.Errorf("--db and --api: give one or the other")
-	}
-	if since > webapi.MaxSince {
-		return nil, fmt.Errorf("--since %v: the API answers at most %v", since, webapi.MaxSince)
-	}
-	return webapi.NewClient(addr)
-}
-
-// apiSince is the API's window for --since; 0 (all) is the longest it
-// answers.
-func apiSince(since time.Duration) time.Duration {
-	if since == 0 {
-		return webapi.MaxSince
-	}
-	return since
-}
-
-// printTargets prints the API's overview: each path's last results and
-// active alarms.
-func printTargets(ts []webapi.Target, output string, w io.Writer) error {
+// PrintTargets prints the API's overview, as text or json: each path's
+// last results and active alarms.
+func PrintTargets(w io.Writer, ts []Target, output string) error {
 	if output == "json" {
 		enc := json.NewEncoder(w)
 		for _, t := range ts {
@@ -67,8 +43,8 @@ func printTargets(ts []webapi.Target, output string, w io.Writer) error {
 	return nil
 }
 
-// printBuckets prints one path's downsampled history.
-func printBuckets(h *webapi.History, output string, w io.Writer) error {
+// PrintHistory prints one path's downsampled history, as text or json.
+func PrintHistory(w io.Writer, h *History, output string) error {
 	if output == "json" {
 		return json.NewEncoder(w).Encode(h)
 	}
@@ -78,7 +54,7 @@ func printBuckets(h *webapi.History, output string, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "%s: %d results (both directions) from %s to %s, in buckets of %v (each value: median, min–max)\n", key, h.Runs,
 		h.Since.Format(time.RFC3339), h.Until.Format(time.RFC3339), time.Duration(h.BucketSeconds*float64(time.Second)))
-	stat := func(s webapi.Stat, f string) string {
+	stat := func(s Stat, f string) string {
 		if math.IsNaN(s.Median) {
 			return "-"
 		}

@@ -1,0 +1,64 @@
+package mesh
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+)
+
+// Table is an answer printed as text (aligned columns), json (one object a
+// row) or csv (a header, then the rows).
+type Table struct {
+	output string
+	w      io.Writer
+	header []string
+	rows   [][]string
+	objs   []any
+}
+
+// NewTable returns a table of format with the columns of header.
+func NewTable(w io.Writer, output string, header ...string) (*Table, error) {
+	if output != "text" && output != "json" && output != "csv" {
+		return nil, fmt.Errorf("--output %q: want text, json or csv", output)
+	}
+	return &Table{output: output, w: w, header: header}, nil
+}
+
+// Add adds a row: its cells, and obj as its JSON object.
+func (t *Table) Add(obj any, cells ...string) {
+	t.rows = append(t.rows, cells)
+	t.objs = append(t.objs, obj)
+}
+
+// Flush writes the table.
+func (t *Table) Flush() error {
+	switch t.output {
+	case "json":
+		enc := json.NewEncoder(t.w)
+		for _, o := range t.objs {
+			if err := enc.Encode(o); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "csv":
+		cw := csv.NewWriter(t.w)
+		cw.Write(t.header)
+		cw.WriteAll(t.rows)
+		return cw.Error()
+	}
+	tw := tabwriter.NewWriter(t.w, 0, 0, 2, ' ', 0)
+	for _, row := range append([][]string{t.header}, t.rows...) {
+		for j, c := range row {
+			if j > 0 {
+				fmt.Fprint(tw, "\t")
+			}
+			fmt.Fprint(tw, c)
+		}
+		fmt.Fprintln(tw)
+	}
+	return tw.Flush()
+}
+
