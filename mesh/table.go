@@ -61,4 +61,3 @@ func (t *Table) Flush() error {
 	}
 	return tw.Flush()
 }
-
