@@ -48,9 +48,11 @@ type Setup struct {
 	DB      string
 	NoStore bool
 	// WebAddr is where /metrics, /healthz and, with the store, the API
-	// and the page are served; "" serves none.
-	WebAddr string
-	Logger  *slog.Logger
+	// and the page are served; "" serves none. WebListener, when set, is
+	// used instead (a listener the caller opened: a test's on port 0).
+	WebAddr     string
+	WebListener net.Listener
+	Logger      *slog.Logger
 }
 
 // closeGrace is how long, at exit, spooled results and queued alarms are
@@ -128,11 +130,13 @@ func run(ctx context.Context, cfg *config.Config, s Setup, agent *meshagent.Agen
 		collectors = agent.Collectors()
 	}
 	reg := web.Registry(collectors...)
-	if s.WebAddr != "" {
+	if l = s.WebListener; l == nil && s.WebAddr != "" {
 		var err error
 		if l, err = net.Listen("tcp", s.WebAddr); err != nil {
 			return fmt.Errorf("web listener %s: %w", s.WebAddr, err)
 		}
+	}
+	if l != nil {
 		defer l.Close()
 		met := newMetrics(reg, cfg)
 		opts.Records = append(opts.Records, met.observe)

@@ -1,7 +1,6 @@
 package influx
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,32 +10,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	ihttp "github.com/influxdata/influxdb-client-go/v2/api/http"
 
 	"github.com/abing-net/abing/internal/influxtest"
+	"github.com/abing-net/abing/internal/testenv"
 	"github.com/abing-net/abing/record"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func result(i int, t0 time.Time) []record.Record {
 	f := func(v float64) *float64 { return &v }
@@ -68,7 +50,7 @@ func waitSpoolEmpty(t *testing.T, s *Sink, within time.Duration) {
 // once, and the outage is logged once.
 func TestInfluxDB(t *testing.T) {
 	srv := influxtest.Start(t)
-	var log syncBuffer
+	var log testenv.SyncBuffer
 	cfg := Config{URL: srv.URL, Bucket: "abing/autogen", CreateDatabase: true, Spool: filepath.Join(t.TempDir(), "spool")}
 	if err := cfg.Check(); err != nil {
 		t.Fatal(err)
@@ -213,7 +195,7 @@ func TestConfigCheck(t *testing.T) {
 // an unfinished *.tmp of an earlier run is removed at start.
 func TestRefusedBatchMovedAside(t *testing.T) {
 	srv := influxtest.Start(t)
-	var log syncBuffer
+	var log testenv.SyncBuffer
 	spool := filepath.Join(t.TempDir(), "spool")
 	os.MkdirAll(spool, 0o750)
 	os.WriteFile(filepath.Join(spool, fmt.Sprintf("%020d.lp", 1)), []byte("abing,target=x this is not line protocol\n"), 0o640)
@@ -302,7 +284,7 @@ func TestHealth(t *testing.T) {
 // An InfluxDB URL with user:password, unreachable: the outage is logged,
 // the password is not.
 func TestCredentialsNotLogged(t *testing.T) {
-	var log syncBuffer
+	var log testenv.SyncBuffer
 	cfg := Config{URL: fmt.Sprintf("http://admin:SECRETPW@127.0.0.1:%d", influxtest.FreePort(t)), Token: "SECRETTOKEN",
 		Bucket: "abing/autogen", Spool: filepath.Join(t.TempDir(), "spool"), BlockedAfter: time.Millisecond}
 	if err := cfg.Check(); err != nil {

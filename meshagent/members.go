@@ -103,6 +103,14 @@ func (a *Agent) member(m serf.Member, typ serf.EventType, now time.Time) {
 	}
 	a.view.setMember(m.Name, mem)
 	a.log.Info("member "+typ.String(), "member", m.Name, "addr", mem.addr.String(), "status", m.Status.String())
+	if d, isDown := a.down[m.Name]; typ == serf.EventMemberLeave && isDown && d.Severity == record.Critical {
+		// A leave after a failure: serf's failure detector declared the
+		// member dead before its leave intent arrived (the two race when
+		// a member leaves), or an operator removed a failed member
+		// (serf force-leave). Either way it left on purpose: the critical
+		// alarm ends, and a warning says it left.
+		a.clear(m.Name, "left", "left the mesh", now)
+	}
 	if _, isDown := a.down[m.Name]; (typ == serf.EventMemberFailed || typ == serf.EventMemberLeave) && !isDown {
 		how, sev := "failed: serf's failure detector lost it", record.Critical
 		if typ == serf.EventMemberLeave {

@@ -224,6 +224,22 @@ func TestMembers(t *testing.T) {
 	if ts := a.targetList(); len(ts) != 0 {
 		t.Errorf("targets after reaping %+v", ts)
 	}
+	// A leave that comes after serf's failure detector declared the
+	// member dead (the two race when a member leaves): it left, a warning.
+	a.alarms = nil
+	m.Status = serf.StatusAlive
+	a.member(m, serf.EventMemberJoin, now)
+	m.Status = serf.StatusFailed
+	a.member(m, serf.EventMemberFailed, now.Add(time.Second))
+	m.Status = serf.StatusLeft
+	a.member(m, serf.EventMemberLeave, now.Add(time.Second))
+	got = nil
+	for _, al := range a.alarms {
+		got = append(got, fmt.Sprintf("%s %s %s %s", al.Target, al.Severity, al.Status(), al.Cleared))
+	}
+	if want := []string{"b critical firing ", "b critical resolved left", "b warning firing "}; !slices.Equal(got, want) {
+		t.Errorf("a leave after a failure: alarms %q, want %q", got, want)
+	}
 	// Links to nobody the map knows are not kept.
 	a.view.setMember("c", member{alive: true})
 	a.view.Apply(&Part{Node: "c", Path: "direct", Coord: coord(0, 0), Links: []Link{{Peer: "a"}, {Peer: "ghost"}}}, now)

@@ -39,31 +39,32 @@ func TestMonitorDownAlarm(t *testing.T) {
 	defer hook.Close()
 	yaml := fmt.Sprintf("interval: 1s\njitter: 0.01\nprobe: {timeout: 300ms}\nalarms: {down_after: 2, clear: 2, webhook: %q}\ntargets:\n  - {address: %q, name: lo}\n",
 		hook.URL, addr)
-	cfg, err := config.Parse([]byte(yaml), "test.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	db, err := store.Open(filepath.Join(t.TempDir(), "m.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	cfg, err := config.Parse([]byte(yaml), "hooks.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	hooks := notify.NewDispatcher(notify.DispatcherOptions{Hooks: cfg.Alarms.Hooks()})
-	var raised []record.Alarm
-	m := New(cfg, Options{Sinks: []Sink{db}, Alarms: []func(record.Alarm){hooks.Send, func(a record.Alarm) {
-		mu.Lock()
-		raised = append(raised, a)
-		mu.Unlock()
-	}}})
-	ctx, cancel := context.WithTimeout(context.Background(), 11*time.Second)
-	defer cancel()
-	go func() {
-		time.Sleep(2500 * time.Millisecond)
-		r.Stop()
-		time.Sleep(4 * time.Second)
-		reflectortest.Start(t, "udp4", addr, reflector.Config{})
-	}()
-	m.Run(ctx)
+	tm := newTestMonitor(t, yaml, Options{Sinks: []Sink{db}, Alarms: []func(record.Alarm){hooks.Send}})
+	// The reflector stops once it has answered, and comes back once the
+	// monitor has raised down.
+	stopped, back := false, false
+	tm.runUntil(t, 30*time.Second, func(b map[string][][]record.Record, as []record.Alarm) bool {
+		switch {
+		case !stopped && answered(b["lo"]) > 0:
+			r.Stop()
+			stopped = true
+		case stopped && !back && len(as) > 0:
+			reflectortest.Start(t, "udp4", addr, reflector.Config{})
+			back = true
+		}
+		return back && len(as) >= 2
+	})
+	_, raised := tm.seen()
 	if err := hooks.Close(5 * time.Second); err != nil {
 		t.Error(err)
 	}

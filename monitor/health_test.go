@@ -42,22 +42,34 @@ func TestHealth(t *testing.T) {
 		}
 		return cfg
 	}
-	run := func(m *Monitor, d time.Duration) {
-		ctx, cancel := context.WithTimeout(context.Background(), d)
-		defer cancel()
-		m.Run(ctx)
+	// until runs m until Health says what it should, for at most d, and
+	// says when it did (since New).
+	until := func(t *testing.T, m *Monitor, d time.Duration, ok func(error) bool) time.Duration {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		ran := make(chan struct{})
+		go func() { m.Run(ctx); close(ran) }()
+		defer func() { cancel(); <-ran }()
+		for deadline := time.Now().Add(d); ; time.Sleep(50 * time.Millisecond) {
+			if err := m.Health(); ok(err) {
+				return time.Since(m.health.started)
+			} else if time.Now().After(deadline) {
+				t.Fatalf("health within %v: %v", d, err)
+			}
+		}
 	}
 
 	t.Run("dead targets", func(t *testing.T) {
 		m := New(parse(dead.LocalAddr().String()), Options{})
-		go run(m, 4500*time.Millisecond)
-		time.Sleep(1500 * time.Millisecond)
 		if err := m.Health(); err != nil {
-			t.Errorf("unhealthy after 1.5 s, before 3 intervals passed: %v", err)
+			t.Errorf("unhealthy at start: %v", err)
 		}
-		time.Sleep(2500 * time.Millisecond)
-		if err := m.Health(); err == nil || !strings.Contains(err.Error(), "no target has answered since the monitor started") {
-			t.Errorf("after 4 s of a dead target: %v", err)
+		took := until(t, m, 15*time.Second, func(err error) bool { return err != nil })
+		if err := m.Health(); !strings.Contains(err.Error(), "no target has answered since the monitor started") {
+			t.Errorf("a dead target: %v", err)
+		}
+		if want := DeadIntervals * time.Second; took < want {
+			t.Errorf("unhealthy after %v, before %d intervals of 1 s passed", took, DeadIntervals)
 		}
 	})
 	t.Run("live target, broken sink", func(t *testing.T) {
@@ -66,14 +78,12 @@ func TestHealth(t *testing.T) {
 			addrs[i] = live
 		}
 		m := New(parse(addrs...), Options{Sinks: []Sink{brokenSink{}}})
-		healthy := m.Health()
-		run(m, 5*time.Second)
-		if healthy != nil {
-			t.Errorf("unhealthy at start: %v", healthy)
+		if err := m.Health(); err != nil {
+			t.Errorf("unhealthy at start: %v", err)
 		}
-		err := m.Health()
-		if err == nil || !strings.Contains(err.Error(), "results not written") || strings.Contains(err.Error(), "answered") {
-			t.Errorf("12 targets answering into a broken sink for 5 s: %v", err)
+		until(t, m, 20*time.Second, func(err error) bool { return err != nil && strings.Contains(err.Error(), "results not written") })
+		if err := m.Health(); strings.Contains(err.Error(), "answered") {
+			t.Errorf("12 targets answering into a broken sink: %v", err)
 		}
 	})
 }

@@ -47,20 +47,19 @@ func TestMonitorHostileReflector(t *testing.T) {
 	var mu sync.Mutex
 	calls := 0
 	panics := map[string]int{}
-	m := New(cfg, Options{Sinks: []Sink{db}, Panicked: func(where string) { mu.Lock(); panics[where]++; mu.Unlock() }, Records: []func([]record.Record){func([]record.Record) {
-		mu.Lock()
-		calls++
-		n := calls
-		mu.Unlock()
-		if n == 1 {
-			panic("a bug in a result handler")
-		}
-	}}})
-	ctx, cancel := context.WithTimeout(context.Background(), 4500*time.Millisecond)
-	defer cancel()
-	if err := m.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
+	m := newTestMonitorOf(t, cfg, Options{Sinks: []Sink{db}, Panicked: func(where string) { mu.Lock(); panics[where]++; mu.Unlock() },
+		Records: []func([]record.Record){func([]record.Record) {
+			mu.Lock()
+			calls++
+			n := calls
+			mu.Unlock()
+			if n == 1 {
+				panic("a bug in a result handler")
+			}
+		}}})
+	// Each observer is called on its own: the test monitor's sees every
+	// batch, the one whose first observer panicked too.
+	m.runUntil(t, 20*time.Second, func(b map[string][][]record.Record, _ []record.Alarm) bool { return len(b["liar"]) >= 2 })
 	var n int
 	db.Query(context.Background(), store.Filter{}, func(r *record.Record) error {
 		n++
@@ -95,20 +94,16 @@ targets:
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
 	got := map[string][]record.Record{}
-	m := New(cfg, Options{Records: []func([]record.Record){func(recs []record.Record) {
-		mu.Lock()
-		defer mu.Unlock()
-		got[recs[0].Target] = append(got[recs[0].Target], recs...)
-	}}})
-	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
-	defer cancel()
-	m.Run(ctx)
-	mu.Lock()
-	defer mu.Unlock()
-	if len(got["signed"]) == 0 || len(got["unsigned"]) == 0 {
-		t.Fatalf("records: %v", got)
+	keyed := newTestMonitorOf(t, cfg, Options{})
+	keyed.runUntil(t, 20*time.Second, func(b map[string][][]record.Record, _ []record.Alarm) bool {
+		return len(b["signed"]) > 0 && len(b["unsigned"]) > 0
+	})
+	seen, _ := keyed.seen()
+	for name, bs := range seen {
+		for _, b := range bs {
+			got[name] = append(got[name], b...)
+		}
 	}
 	for _, r := range got["signed"] {
 		if r.PairsReceived == 0 || r.Unauthenticated != 0 {
@@ -180,27 +175,18 @@ targets:
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
+	m := newTestMonitorOf(t, cfg, Options{})
+	m.runUntil(t, 20*time.Second, func(b map[string][][]record.Record, _ []record.Alarm) bool {
+		return answered(b["live"]) >= 4 && len(b["stalled"]) > 0
+	})
+	seen, _ := m.seen()
 	var liveRuns []time.Time
-	var stalledErr string
-	m := New(cfg, Options{Records: []func([]record.Record){func(recs []record.Record) {
-		mu.Lock()
-		defer mu.Unlock()
-		if recs[0].Target == "live" && recs[0].PairsReceived > 0 {
-			at := recs[0].Time
-			liveRuns = append(liveRuns, at)
-		} else if recs[0].Target == "stalled" {
-			stalledErr = recs[0].Error
+	for _, b := range seen["live"] {
+		if b[0].PairsReceived > 0 {
+			liveRuns = append(liveRuns, b[0].Time)
 		}
-	}}})
-	ctx, cancel := context.WithTimeout(context.Background(), 5500*time.Millisecond)
-	defer cancel()
-	m.Run(ctx)
-	mu.Lock()
-	defer mu.Unlock()
-	if len(liveRuns) < 4 {
-		t.Errorf("live target: %d answered runs in 5.5 s at 1 s", len(liveRuns))
 	}
+	stalledErr := seen["stalled"][0][0].Error
 	// A live run may wait behind one stalled run (half a timeout for the
 	// first train, a timeout for the rest: 0.6 s) but no more: 1.05 s of
 	// cadence plus that, with room for a loaded machine.

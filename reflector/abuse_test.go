@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/abing-net/abing/auth"
+	"github.com/abing-net/abing/internal/testenv"
 	"github.com/abing-net/abing/train"
 )
 
@@ -177,7 +178,7 @@ func TestMetrics(t *testing.T) {
 // Refusals are logged as one summary per interval, with the prefixes that
 // caused most of them, and not at all when nothing was refused.
 func TestSummaryLog(t *testing.T) {
-	var log syncBuffer
+	var log testenv.SyncBuffer
 	_, addr := start(t, Config{SummaryEvery: 300 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	c := newClient(t, "127.0.0.5:0", addr)
 	for i := range 50 {

@@ -1,13 +1,11 @@
 package reflector
 
 import (
-	"bytes"
 	"context"
 	"net/netip"
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -229,24 +227,6 @@ func TestHandshake(t *testing.T) {
 	if st.SentBytes > st.ReceivedBytes {
 		t.Errorf("sent %d bytes for %d received", st.SentBytes, st.ReceivedBytes)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // Every metric the reflector exports is in the metrics table of

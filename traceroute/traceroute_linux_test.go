@@ -4,22 +4,18 @@ import (
 	"context"
 	"net"
 	"net/netip"
-	"os"
 	"testing"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+
+	"github.com/abing-net/abing/internal/testenv"
 )
 
 // A traceroute to loopback: the host answers the first probe with port
 // unreachable, so the path is one hop, reached. Needs a raw socket.
 func TestTracerouteLoopback(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("ABING_REQUIRE_ROOT_TESTS") != "" {
-			t.Fatal("ABING_REQUIRE_ROOT_TESTS is set but this is not root")
-		}
-		t.Skip("traceroute needs a raw ICMP socket: run as root (CI does)")
-	}
+	testenv.NeedRoot(t, "a traceroute needs a raw ICMP socket")
 	for _, host := range []string{"127.0.0.1", "::1"} {
 		tr := (&Tracer{MaxHops: 5}).Trace(context.Background(), host)
 		if tr.Error != "" || !tr.Reached || len(tr.Hops) != 1 || tr.Hops[0].Addr.String() != host || tr.Hops[0].TTL != 1 {

@@ -139,11 +139,15 @@ func TestPageOfMonitor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	web := freeAddr(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := l.Addr().String()
 	mctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- daemon.Monitor(mctx, cfg, daemon.Setup{DB: filepath.Join(t.TempDir(), "abing.db"), WebAddr: web})
+		done <- daemon.Monitor(mctx, cfg, daemon.Setup{DB: filepath.Join(t.TempDir(), "abing.db"), WebListener: l})
 	}()
 	t.Cleanup(func() { stop(); <-done })
 	// Until each target has a result.
@@ -168,15 +172,4 @@ func TestPageOfMonitor(t *testing.T) {
 	if e := errs(); len(e) > 0 {
 		t.Errorf("the page logged errors: %q", e)
 	}
-}
-
-// freeAddr is a free TCP address on loopback.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/abing-net/abing/auth"
+	"github.com/abing-net/abing/internal/testenv"
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/reflector"
 )
@@ -150,12 +151,7 @@ func TestBudgetFlags(t *testing.T) {
 // every thread once its socket is set up. A binary built with cgo cannot,
 // and refuses to run with capabilities it would keep.
 func TestCapabilitiesDropped(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("ABING_REQUIRE_ROOT_TESTS") == "1" {
-			t.Fatal("needs root, and ABING_REQUIRE_ROOT_TESTS=1")
-		}
-		t.Skip("needs root to start a process with capabilities; run as root (CI does)")
-	}
+	testenv.NeedRoot(t, "starting a process with capabilities needs root")
 	nobody, err := user.Lookup("nobody")
 	if err != nil {
 		t.Skip("no user nobody")

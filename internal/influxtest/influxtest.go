@@ -5,6 +5,7 @@ package influxtest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -24,16 +25,29 @@ type Server struct {
 	URL            string // http://127.0.0.1:PORT
 	bin, dir, conf string
 	cmd            *exec.Cmd
+	exited         chan error // cmd's Wait
 }
 
-// FreePort is a TCP port on loopback that nothing listens on now.
-func FreePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// FreePort is a TCP port on loopback that nothing listens on now: for a
+// server that is meant to be away (nothing will listen there).
+func FreePort(t testing.TB) int { return freePorts(t, 1)[0] }
+
+// freePorts are n distinct TCP ports on loopback that nothing listens on
+// now: all are held open until each is chosen, so none is chosen twice.
+// influxd takes its ports from its configuration file, so they are picked
+// here; Start tries again with others when influxd could not have them.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var out []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		out = append(out, l.Addr().(*net.TCPAddr).Port)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return out
 }
 
 // Start starts an InfluxDB for the test, stopped when it ends; it skips the
@@ -55,9 +69,12 @@ func Start(t testing.TB) *Server {
 		t.Skip("needs influxd 1.8.10: CGO_ENABLED=0 go install github.com/influxdata/influxdb/cmd/influxd@v1.8.10 (CI installs it)")
 	}
 	dir := t.TempDir()
-	port := FreePort(t)
-	conf := filepath.Join(dir, "influxd.conf")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`reporting-disabled = true
+	s := &Server{bin: bin, dir: dir, conf: filepath.Join(dir, "influxd.conf")}
+	var err error
+	for range 3 { // ports taken between their choice and influxd's bind: others
+		ports := freePorts(t, 2)
+		s.URL = fmt.Sprintf("http://127.0.0.1:%d", ports[1])
+		os.WriteFile(s.conf, []byte(fmt.Sprintf(`reporting-disabled = true
 bind-address = "127.0.0.1:%d"
 [meta]
   dir = "%s/meta"
@@ -73,37 +90,55 @@ bind-address = "127.0.0.1:%d"
   store-enabled = false
 [continuous_queries]
   enabled = false
-`, FreePort(t), dir, dir, dir, port)), 0o644)
-	s := &Server{bin: bin, dir: dir, conf: conf, URL: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	s.Start(t)
-	t.Cleanup(s.Stop)
-	return s
+`, ports[0], dir, dir, dir, ports[1])), 0o644)
+		if err = s.start(); err == nil {
+			t.Cleanup(s.Stop)
+			return s
+		}
+	}
+	t.Fatal(err)
+	return nil
 }
 
 // Start (re)starts a stopped server on its port and data.
 func (s *Server) Start(t testing.TB) {
 	t.Helper()
-	s.cmd = exec.Command(s.bin, "-config", s.conf)
-	s.cmd.Stdout, s.cmd.Stderr = nil, nil
-	if err := s.cmd.Start(); err != nil {
+	if err := s.start(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func (s *Server) start() error {
+	cmd := exec.Command(s.bin, "-config", s.conf)
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	s.cmd, s.exited = cmd, exited
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		select {
+		case err := <-exited:
+			s.cmd = nil
+			return fmt.Errorf("influxd exited at start (a port taken?): %v", err)
+		default:
+		}
 		if resp, err := http.Get(s.URL + "/ping"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusNoContent {
-				return
+				return nil
 			}
 		}
 	}
-	t.Fatal("influxd did not come up")
+	s.Stop()
+	return errors.New("influxd did not come up within 20 s")
 }
 
 // Stop stops the server; its data stays for Start.
 func (s *Server) Stop() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		s.cmd.Process.Signal(syscall.SIGTERM)
-		s.cmd.Wait()
+		<-s.exited
 		s.cmd = nil
 	}
 }

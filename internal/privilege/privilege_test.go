@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/abing-net/abing/internal/testenv"
 )
 
 // The drop is irreversible, so it runs in a child: this test binary again,
@@ -79,12 +81,7 @@ func runChild(t *testing.T, name string) string {
 }
 
 func TestDrop(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("ABING_REQUIRE_ROOT_TESTS") == "1" {
-			t.Fatal("needs root, and ABING_REQUIRE_ROOT_TESTS=1")
-		}
-		t.Skip("needs root to drop privileges; run as root (CI does)")
-	}
+	testenv.NeedRoot(t, "dropping privileges needs root")
 	out := runChild(t, "nobody")
 	if !strings.Contains(out, "switched: true") || strings.Contains(out, "bound a privileged port") {
 		t.Fatalf("child:\n%s", out)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/abing-net/abing/dispersion"
+	"github.com/abing-net/abing/internal/testenv"
 	"github.com/abing-net/abing/lab/testbed"
 	"github.com/abing-net/abing/measure"
 	"github.com/abing-net/abing/reflector"
@@ -158,7 +159,7 @@ func (e *Env) Measure(ctx context.Context, cfg measure.Config, flows []testbed.F
 		running = append(running, t)
 	}
 	if len(flows) > 0 { // let queues and TCP settle
-		if err := sleep(ctx, 500*time.Millisecond); err != nil {
+		if err := testenv.Sleep(ctx, 500*time.Millisecond); err != nil {
 			return nil, err
 		}
 	}
@@ -203,13 +204,4 @@ func (e *Env) Measure(ctx context.Context, cfg measure.Config, flows []testbed.F
 		out.Truth[d] = Truth{Nominal: e.Calibration[d].Nominal, Capacity: c, XTR: cross, ABW: max(0, c-cross)}
 	}
 	return out, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
 }

@@ -8,12 +8,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/abing-net/abing/internal/testenv"
 	"github.com/abing-net/abing/lab/testbed"
 	"github.com/abing-net/abing/measure"
 )
@@ -37,10 +37,7 @@ func setup(t *testing.T, fwd, rev float64) *Env {
 func fatal(t *testing.T, err error) {
 	t.Helper()
 	if errors.Is(err, testbed.ErrNotRoot) {
-		if os.Getenv("ABING_REQUIRE_ROOT_TESTS") == "1" {
-			t.Fatalf("root-only test cannot run: %v", err)
-		}
-		t.Skipf("skipping testbed test: %v (run the tests as root)", err)
+		testenv.NotRoot(t, err)
 	}
 	if err != nil {
 		t.Fatal(err)

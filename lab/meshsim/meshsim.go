@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/serf/serf"
 
 	"github.com/abing-net/abing/config"
+	"github.com/abing-net/abing/internal/testenv"
 	"github.com/abing-net/abing/meshagent"
 )
 
@@ -182,7 +183,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 	}
 	for !converged(members) {
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+		if err := testenv.Sleep(ctx, 100*time.Millisecond); err != nil {
 			return res, err
 		}
 		if time.Since(start) > 3*time.Minute {
@@ -195,11 +196,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	res.Converged = time.Since(start)
 	// Membership alone, after the joins have settled.
-	if err := sleep(ctx, 2*time.Second); err != nil {
+	if err := testenv.Sleep(ctx, 2*time.Second); err != nil {
 		return res, err
 	}
 	before := total(counters)
-	if err := sleep(ctx, cfg.Window); err != nil {
+	if err := testenv.Sleep(ctx, cfg.Window); err != nil {
 		return res, err
 	}
 	res.Membership = float64(total(counters)-before) / float64(cfg.Nodes) / cfg.Window.Minutes()
@@ -230,7 +231,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			// Members start at random points of the period, as agents
 			// would.
 			next := time.Now().Add(time.Duration(float64(every) * float64(i) / float64(cfg.Nodes)))
-			for sleep(phase, time.Until(next)) == nil {
+			for testenv.Sleep(phase, time.Until(next)) == nil {
 				if members[i].UserEvent(meshagent.EventPrefix+name(i), parts[i], false) == nil {
 					published.Add(1)
 				}
@@ -249,7 +250,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if delivered(received, want) == 1 {
 			break
 		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+		if err := testenv.Sleep(ctx, 100*time.Millisecond); err != nil {
 			return res, err
 		}
 	}
@@ -306,13 +307,4 @@ func total(cs []*counter) int64 {
 		n += c.bytes.Load()
 	}
 	return n
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
 }

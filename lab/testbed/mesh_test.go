@@ -4,11 +4,13 @@ package testbed
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
+
+	"github.com/abing-net/abing/internal/testenv"
 )
 
 // echo answers UDP datagrams on port 7 of addr, in host ns, until the test
@@ -65,11 +67,8 @@ func rtt(t *testing.T, ns *Netns, addr netip.Addr) time.Duration {
 // address stays fast.
 func TestMeshDelay(t *testing.T) {
 	m, err := NewMesh(context.Background(), 3)
-	if err == ErrNotRoot {
-		if os.Getenv("ABING_REQUIRE_ROOT_TESTS") == "1" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
+	if errors.Is(err, ErrNotRoot) {
+		testenv.NotRoot(t, err)
 	}
 	if err != nil {
 		t.Fatal(err)

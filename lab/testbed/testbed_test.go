@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/abing-net/abing/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -20,10 +22,7 @@ func newTestbed(t *testing.T, cfg Config) *Testbed {
 	t.Helper()
 	tb, err := New(context.Background(), cfg)
 	if errors.Is(err, ErrNotRoot) {
-		if os.Getenv("ABING_REQUIRE_ROOT_TESTS") == "1" {
-			t.Fatalf("root-only test cannot run: %v", err)
-		}
-		t.Skipf("skipping testbed test: %v (run the tests as root)", err)
+		testenv.NotRoot(t, err)
 	}
 	if err != nil {
 		t.Fatal(err)

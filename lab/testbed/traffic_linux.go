@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/abing-net/abing/internal/testenv"
 )
 
 // Kind is a kind of cross traffic.
@@ -314,7 +316,7 @@ func (tb *Testbed) Calibrate(ctx context.Context, d Direction) (Calibration, err
 		return cal, err
 	}
 	defer tr.Stop()
-	if err := sleep(ctx, 200*time.Millisecond); err != nil { // fill the queue
+	if err := testenv.Sleep(ctx, 200*time.Millisecond); err != nil { // fill the queue
 		return cal, err
 	}
 	c0, t0, err := tb.countersAt(ctx, d)
@@ -324,7 +326,7 @@ func (tb *Testbed) Calibrate(ctx context.Context, d Direction) (Calibration, err
 	cPrev, tPrev := c0, t0
 	rates := make([]float64, 0, calWindows)
 	for range calWindows {
-		if err := sleep(ctx, calWindow); err != nil {
+		if err := testenv.Sleep(ctx, calWindow); err != nil {
 			return cal, err
 		}
 		c, t, err := tb.countersAt(ctx, d)
@@ -342,7 +344,7 @@ func (tb *Testbed) Calibrate(ctx context.Context, d Direction) (Calibration, err
 	if cPrev.Sub(c0).Drops == 0 {
 		return cal, fmt.Errorf("testbed: calibrating %s: the bottleneck never dropped, so it was not saturated (generator too slow?)", d)
 	}
-	return cal, sleep(ctx, 100*time.Millisecond) // let the queue drain
+	return cal, testenv.Sleep(ctx, 100*time.Millisecond) // let the queue drain
 }
 
 // countersAt reads counters and the time they stand for (the middle of the
@@ -352,13 +354,4 @@ func (tb *Testbed) countersAt(ctx context.Context, d Direction) (Counters, time.
 	c, err := tb.Counters(ctx, d)
 	after := time.Now()
 	return c, before.Add(after.Sub(before) / 2), err
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
 }
