@@ -63,6 +63,9 @@ const closeGrace = 10 * time.Second
 // ends, then closes everything on the way out. A configuration file that
 // does not parse on a reload is logged and the running configuration kept.
 func Monitor(ctx context.Context, cfg *config.Config, s Setup) error {
+	if s.DB != "" {
+		cfg.UseDB(s.DB)
+	}
 	return run(ctx, cfg, s, nil)
 }
 
@@ -71,7 +74,7 @@ func Monitor(ctx context.Context, cfg *config.Config, s Setup) error {
 // of every member; then the agent leaves the mesh.
 func MeshAgent(ctx context.Context, cfg *config.Config, s Setup) error {
 	if s.DB != "" {
-		cfg.UseDB(s.DB)
+		cfg.UseDB(s.DB) // before the copy: the agent's next configurations carry it too
 	}
 	a, err := meshagent.New(cfg, logger(s))
 	if err != nil {
@@ -98,9 +101,6 @@ func logger(s Setup) *slog.Logger {
 // there is one) and closes everything when ctx ends.
 func run(ctx context.Context, cfg *config.Config, s Setup, agent *meshagent.Agent) error {
 	log := logger(s)
-	if s.DB != "" {
-		cfg.UseDB(s.DB)
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	opts := monitor.Options{Logger: log}
