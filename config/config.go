@@ -312,7 +312,7 @@ func DecodeAgent(b []byte, name string) (*Config, error) { return parse(b, name,
 func parse(b []byte, name string, agent, complete bool) (*Config, error) {
 	cfg := Default()
 	cfg.agent = agent
-	influxDef := influxSection(influx.Defaults())
+	influxDef := DefaultInfluxDB()
 	cfg.InfluxDB = &influxDef // kept only when the file has the section
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -406,13 +406,14 @@ func (c *Config) Complete() error {
 			c.InfluxDB.Spool = spoolBeside(c.Store.Path)
 			c.spoolBesideDB = true
 		}
+		// Checked before influx.Check, which would fill these in.
+		if i := c.InfluxDB; i.Measurement == "" || i.SpoolMaxMB <= 0 || i.UnhealthyAfter <= 0 {
+			return fmt.Errorf("%sinfluxdb measurement %q, spool_max_mb %d, unhealthy_after %v: want a name, a positive size and a positive time",
+				key("influxdb"), i.Measurement, i.SpoolMaxMB, i.UnhealthyAfter)
+		}
 		ic := c.InfluxDB.Influx()
 		if err := ic.Check(); err != nil {
 			return fmt.Errorf("%s%w", key("influxdb"), err)
-		}
-		if ic.Measurement != c.InfluxDB.Measurement || ic.SpoolMaxMB != c.InfluxDB.SpoolMaxMB || ic.BlockedAfter != time.Duration(c.InfluxDB.UnhealthyAfter) {
-			return fmt.Errorf("%sinfluxdb measurement %q, spool_max_mb %d, unhealthy_after %v: want a name, a positive size and a positive time",
-				key("influxdb"), c.InfluxDB.Measurement, c.InfluxDB.SpoolMaxMB, c.InfluxDB.UnhealthyAfter)
 		}
 	}
 	if err := c.Alarms.Params().Check(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/abing-net/abing/alarms"
+	"github.com/abing-net/abing/influx"
 	"github.com/abing-net/abing/linkcost"
 	"github.com/abing-net/abing/netloc"
 	"github.com/abing-net/abing/notify"
@@ -73,6 +74,10 @@ func Default() Config {
 func DefaultLinkCost() LinkCost {
 	return LinkCost{Params: linkcost.Default(), Threshold: linkcost.DefaultThreshold(), MaxProbeShare: DefaultMaxProbeShare}
 }
+
+// DefaultInfluxDB is an influxdb section's defaults (influx.Defaults); its
+// spool, when not given, lies beside the embedded database (Complete).
+func DefaultInfluxDB() InfluxDB { return influxSection(influx.Defaults()) }
 
 // DefaultAgent is the agent section's defaults. Advertise and NetlocPath
 // have none of their own: they follow the first path (Complete).

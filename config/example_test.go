@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/abing-net/abing/alarms"
-	"github.com/abing-net/abing/influx"
 	"github.com/abing-net/abing/linkcost"
 )
 
@@ -46,7 +45,7 @@ func TestExampleConfig(t *testing.T) {
 		c.Store.Retention != d.Store.Retention || c.Alarms.CommandTimeout != d.Alarms.CommandTimeout {
 		t.Errorf("monitor defaults differ: %+v", c)
 	}
-	if d := influxSection(influx.Defaults()); c.InfluxDB.Measurement != d.Measurement || c.InfluxDB.SpoolMaxMB != d.SpoolMaxMB || c.InfluxDB.UnhealthyAfter != d.UnhealthyAfter {
+	if d := DefaultInfluxDB(); c.InfluxDB.Measurement != d.Measurement || c.InfluxDB.SpoolMaxMB != d.SpoolMaxMB || c.InfluxDB.UnhealthyAfter != d.UnhealthyAfter {
 		t.Errorf("influxdb defaults differ: %+v", c.InfluxDB)
 	}
 	// Every configuration key appears in it.
