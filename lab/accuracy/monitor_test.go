@@ -84,20 +84,33 @@ func TestMonitorThreeReflectors(t *testing.T) {
 	// idle path both intervals are cut at DBC and a few tenths of a
 	// Mbit/s wide, and which of two such slivers is the narrower is noise
 	// (CI of issue 24: run 18.3–18.8, pooled wider by a little, once).
+	// The comparison holds for the sampling error only: paced trains that
+	// left off pace widen an interval by their share of the windows
+	// (estimator, CrossStats.estimate), and the pool's share is that of
+	// all its runs, which can exceed the last run's (CI of issue 24: run
+	// 16.2–18.8, pooled 15.2–18.8, on a machine busy enough to delay
+	// sends). So the width is compared only when no run of the pool had
+	// a train off pace.
 	for _, name := range []string{"r0", "r1"} {
 		recs := got[name]
 		last := recs[len(recs)-2] // the last run's forward record
+		offPace := 0
+		for i := max(0, len(recs)-2*last.PooledRuns); i < len(recs); i++ {
+			if recs[i].Direction == "forward" {
+				offPace += recs[i].Rejected["off-pace"]
+			}
+		}
 		if last.PooledRuns < 3 || last.ABWPooled == nil || last.ABW == nil || last.ABWLow == nil || last.DBC == nil ||
-			*last.ABWPooledHigh-*last.ABWPooledLow > max(*last.ABWHigh-*last.ABWLow, 0.05**last.DBC) {
+			(offPace == 0 && *last.ABWPooledHigh-*last.ABWPooledLow > max(*last.ABWHigh-*last.ABWLow, 0.05**last.DBC)) {
 			lo, hi := math.NaN(), math.NaN()
 			if last.ABWPooledLow != nil && last.ABWPooledHigh != nil {
 				lo, hi = *last.ABWPooledLow, *last.ABWPooledHigh
 			}
-			t.Errorf("%s: last run pooled %d runs: %s (pooled %.2f–%.2f)", name, last.PooledRuns, last.Text(), lo, hi)
+			t.Errorf("%s: last run pooled %d runs (%d paced trains off pace): %s (pooled %.2f–%.2f)", name, last.PooledRuns, offPace, last.Text(), lo, hi)
 			continue
 		}
-		t.Logf("%s: ABW %.1f (%.1f–%.1f), pooled over %d runs %.1f (%.1f–%.1f)", name, *last.ABW, *last.ABWLow, *last.ABWHigh,
-			last.PooledRuns, *last.ABWPooled, *last.ABWPooledLow, *last.ABWPooledHigh)
+		t.Logf("%s: ABW %.1f (%.1f–%.1f), pooled over %d runs %.1f (%.1f–%.1f), %d paced trains of the pool off pace", name, *last.ABW, *last.ABWLow, *last.ABWHigh,
+			last.PooledRuns, *last.ABWPooled, *last.ABWPooledLow, *last.ABWPooledHigh, offPace)
 	}
 	var good, failed int
 	for _, r := range got["r2"] {
