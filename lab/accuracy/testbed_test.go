@@ -88,7 +88,8 @@ func TestCalibration(t *testing.T) {
 // a measurement, one second of saturation, and on these shared virtual
 // machines one now and then reads low (20 Mbit/s calibrated 17.07 while the
 // trains read 18.74 and the other direction 18.27; 10 Mbit/s 8.87 against
-// 9.60: twice in nine runs of the package for issue 24). So a reading that
+// 9.60, together in one of nine runs of the package for issue 24; one more
+// failure of the package in those nine went unrecorded). So a reading that
 // disagrees with it has the direction calibrated once more, and is compared
 // with the closer of the two calibrations; the bound is unchanged.
 func calibrated(t *testing.T, env *Env, d testbed.Direction, dbc float64) (float64, bool) {
