@@ -160,6 +160,11 @@ func TrainSample(tx, rx []int64, order []int, pace Pace, noise float64) (estimat
 		In:   float64(tx[n-1]-tx[0]) * 1e-9,
 		Out:  float64(rx[n-1]-rx[0]) * 1e-9,
 		Gaps: n - 1,
+		// The first packet's one-way delay, by two clocks whose offset
+		// is unknown but the same for every train of a direction.
+		Start: float64(tx[0]) * 1e-9,
+		Delay: float64(rx[0]-tx[0]) * 1e-9,
+		Timed: true,
 	}
 	if late {
 		// The spans still say something: the path kept up with the

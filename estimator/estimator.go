@@ -96,6 +96,13 @@ type Sample struct {
 	// capacity estimate of a train to the gaps that measure the link.
 	Clean     float64
 	CleanGaps int
+	// Start is when the first packet left, by the sender's clock, and
+	// Delay its one-way delay, receive stamp less transmit stamp, by the
+	// two hosts' clocks (so offset by their difference), seconds; Timed
+	// says they are known. A train that finds a queue at the bottleneck
+	// shows it as a longer delay (see Cross.Busy).
+	Start, Delay float64
+	Timed        bool
 }
 
 // capacityGap is the per-gap dispersion a sample offers for capacity.
@@ -117,6 +124,9 @@ type Config struct {
 	// OffPace is how many paced trains were sent but rejected as off
 	// pace (EstimateCross widens its intervals for them).
 	OffPace int
+	// Unpaced are the run's back-to-back samples: EstimateCross reads
+	// their one-way delays with the paced ones' (busy), and nothing else.
+	Unpaced []Sample
 }
 
 func (c Config) minSamples() int {
@@ -264,6 +274,10 @@ type Cross struct {
 	// Stats are the sums the estimate came from (probe-gap form only),
 	// for pooling runs (Pool).
 	Stats CrossStats
+	// Bursty says that more trains found a queue than the windows'
+	// cross traffic allows: XTR and ABW are then read from the busy
+	// share, and only ABWHigh (and XTRLow) are bounds that hold.
+	Bursty bool
 }
 
 // EstimateCross applies the probe-gap form to paced samples.
@@ -283,6 +297,7 @@ func EstimateCross(paced []Sample, c Capacity, cfg Config) (Cross, error) {
 		sumX += xi
 		sumX2 += xi * xi
 	}
+	st.Busy, st.Timed = busy(paced, c, cfg)
 	st.DBC, st.Tn, st.DBCHigh = c.DBC*float64(st.Trains), c.Tn*float64(st.Trains), c.DBCHigh*float64(st.Trains)
 	st.TnErr2 = c.TnErr * c.TnErr
 	x, err := st.estimate(cfg)
@@ -297,6 +312,53 @@ func EstimateCross(paced []Sample, c Capacity, cfg Config) (Cross, error) {
 	x.Confidence = math.Max(0, 1-2*x.StdErr/c.DBC) * math.Min(1, float64(x.Windows)/20)
 	return x, nil
 }
+
+// skewRate bounds the rate difference of two hosts' clocks for busy: 50
+// ppm, an undisciplined quartz's tolerance (NTP holds clocks to 15 ppm,
+// RFC 5905's PHI), so that a drift of their offset over a run is not
+// taken for a queue.
+const skewRate = 50e-6
+
+// busy counts the samples of a run, back to back (cfg.Unpaced) and paced,
+// whose first packet found a queue (busy), of those whose one-way delay is
+// known (timed): a delay longer than the least of them by more than θ, the
+// largest of four times the timestamp noise, half the bottleneck's time
+// per probe, what the clocks' offset can drift over the samples' span
+// (skewRate), and four times the spread of the three lowest delays (which
+// is how far interrupt coalescing and scheduling move a stamp when no
+// queue is there; a θ too large only ever counts fewer trains busy). A train's first
+// packet arrives at a random time, independently of the cross traffic,
+// so the busy share is the share of time the path held a queue longer
+// than θ (PASTA): at most its utilization, whatever the traffic's shape.
+func busy(paced []Sample, c Capacity, cfg Config) (busy, timed int) {
+	var d [maxBusySamples]float64
+	first, last := math.Inf(1), math.Inf(-1)
+	for _, set := range [][]Sample{cfg.Unpaced, paced} {
+		for _, s := range set {
+			if !s.Timed || s.Gaps <= 0 || s.Out <= 0 || timed == len(d) {
+				continue
+			}
+			d[timed] = s.Delay
+			timed++
+			first, last = math.Min(first, s.Start), math.Max(last, s.Start)
+		}
+	}
+	if timed < cfg.minSamples() {
+		return 0, 0
+	}
+	v := d[:timed]
+	slices.Sort(v)
+	theta := max(4*cfg.Noise, c.Tn/2, skewRate*(last-first), 4*(v[2]-v[0]))
+	for _, x := range v {
+		if x-v[0] > theta {
+			busy++
+		}
+	}
+	return busy, timed
+}
+
+// maxBusySamples bounds the samples busy looks at (and its stack use).
+const maxBusySamples = 4096
 
 // EstimateABwE applies ABwE's published reduction q = mean(Tx)/Tn,
 // u = q/(1+q) to samples (in abing, the back-to-back ones, as published).

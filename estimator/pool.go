@@ -21,6 +21,9 @@ type CrossStats struct {
 	// they did not keep their pace (Config.OffPace): windows that were
 	// open at the bottleneck and are not in the sums.
 	OffPace int
+	// Busy counts the trains whose first packet found a queue, of Timed
+	// trains whose one-way delay was known (see busy).
+	Busy, Timed int
 }
 
 func (st *CrossStats) add(e, in, out float64, gaps int) {
@@ -50,6 +53,8 @@ func (st *CrossStats) Add(o CrossStats) {
 	st.DBCHigh += o.DBCHigh
 	st.TnErr2 += o.TnErr2
 	st.OffPace += o.OffPace
+	st.Busy += o.Busy
+	st.Timed += o.Timed
 }
 
 // Valid says whether st could have come from EstimateCross: finite sums,
@@ -61,7 +66,7 @@ func (st *CrossStats) Valid() bool {
 		}
 	}
 	return st.Runs > 0 && st.Trains > 0 && st.Windows >= st.Trains && st.In > 0 && st.Out > 0 && st.DBC > 0 && st.Tn > 0 &&
-		st.EE >= 0 && st.InIn > 0 && st.TnErr2 >= 0 && st.OffPace >= 0
+		st.EE >= 0 && st.InIn > 0 && st.TnErr2 >= 0 && st.OffPace >= 0 && st.Busy >= 0 && st.Timed >= st.Busy
 }
 
 // Pool estimates XTR and ABW from the trains of several runs of one path
@@ -91,7 +96,8 @@ func Pool(runs []CrossStats, cfg Config) (Cross, error) {
 // caught one). As Agresti and Coull do for a proportion, the spread is
 // computed with two more trains of the mean input span, one that caught
 // nothing and one that caught a probe-sized packet; the estimate itself is
-// left as it is.
+// left as it is. And the standard error is at least that of a Poisson
+// count of the probe-sized packets the excess holds, plus one.
 //
 // Trains that were sent but left off pace are a selection: on a busy host
 // the send that comes late is the one that waited for the CPU, and the
@@ -119,6 +125,13 @@ func (st CrossStats) estimate(cfg Config) (Cross, error) {
 		ss += d * d
 	}
 	seRatio := dbc * math.Sqrt(ss/((n+2)*(n+1))) / meanIn
+	// The spread between a few trains can be far below the real one
+	// when the windows held few cross packets: a run that stops early
+	// because its first trains happened to catch little would report a
+	// narrow interval that misses. The excess cannot vary less than a
+	// count of the probe-sized packets it holds, plus one, would
+	// (Poisson): a floor, not a model of the traffic.
+	seRatio = math.Max(seRatio, dbc*tn*math.Sqrt(math.Max(0, st.E)/tn+1)/st.In)
 	seTn := float64(cfg.Size) * 8 * math.Abs(st.Out-st.In) / (st.In * tn * tn) * tnErr
 	half := z95(st.Trains-1) * math.Hypot(seRatio, seTn)
 	hi := math.Max(dbcHigh, dbc)
@@ -126,5 +139,39 @@ func (st CrossStats) estimate(cfg Config) (Cross, error) {
 	down, up := half+unseen*x.XTR, half+unseen*(dbc-x.XTR) // of XTR
 	x.ABWLow, x.ABWHigh = clamp(x.ABW-up, 0, hi), clamp(x.ABW+down, 0, hi)
 	x.XTRLow, x.XTRHigh = clamp(x.XTR-down, 0, hi), clamp(x.XTR+up, 0, hi)
+	// The second reading: the share of trains that found a queue. When
+	// even its lower bound is more load than the windows' interval
+	// allows, the windows missed what the queue shows (cross traffic in
+	// bursts shorter than the gaps between trains): what holds then is
+	// only an upper bound on ABW, from the busy share.
+	// When the busy share itself is more load than the interval allows,
+	// the interval is widened down to what the busy share's upper end
+	// would leave. When even its lower end is, the windows missed what
+	// the queue shows: what holds then is only an upper bound on ABW.
+	if st.Timed > 0 {
+		b := float64(st.Busy) / float64(st.Timed)
+		lo, up := wilson(st.Busy, st.Timed)
+		switch {
+		case lo*dbc > x.XTRHigh:
+			x.Bursty = true
+			x.XTR = b * dbc
+			x.ABW = dbc - x.XTR
+			x.XTRLow, x.XTRHigh = lo*dbc, hi
+			x.ABWLow, x.ABWHigh = 0, (1-lo)*dbc
+		case up*dbc > x.XTRHigh:
+			x.XTRHigh = math.Max(x.XTRHigh, up*dbc)
+			x.ABWLow = math.Min(x.ABWLow, (1-up)*dbc)
+		}
+	}
 	return x, nil
+}
+
+// wilson is Wilson's 95 % score interval for a proportion of k successes
+// in n trials (n > 0).
+func wilson(k, n int) (lo, hi float64) {
+	const z = 1.959964
+	p, nn := float64(k)/float64(n), float64(n)
+	centre := p + z*z/(2*nn)
+	spread := z * math.Sqrt(p*(1-p)/nn+z*z/(4*nn*nn))
+	return math.Max(0, (centre-spread)/(1+z*z/nn)), math.Min(1, (centre+spread)/(1+z*z/nn))
 }

@@ -255,7 +255,7 @@ func (bk *book) cross(d *Direction, b2b, paced []estimator.Sample, ecfg estimato
 		d.CrossErr = d.CapErr
 		return
 	}
-	ecfg.OffPace = d.Rejects[dispersion.OffPace]
+	ecfg.OffPace, ecfg.Unpaced = d.Rejects[dispersion.OffPace], b2b
 	d.ProbeGap, d.ProbeGapErr = estimator.EstimateCross(paced, d.Capacity, ecfg)
 	if err := bk.busyHost(d, len(paced), d.ProbeGapErr); err != nil {
 		d.ProbeGapErr = err // the reason, also when too few pairs were left to estimate from

@@ -241,13 +241,24 @@ func (d *Direction) Loss() float64 {
 // least (DBCMin), in the error too: as pathload says "available bandwidth
 // is greater than", rather than "too few samples".
 func (d *Direction) lowerBound(late []estimator.Sample, cfg Config) {
-	if d.CapErr == nil || 2*d.Rejects[dispersion.LeftLate] < cfg.Trains {
+	if d.CapErr == nil {
 		return
 	}
-	if d.DBCMin = dispersion.LowerBound(late, cfg.Size); d.DBCMin > 0 {
+	if d.DBCMin = CapacityBound(late, d.Rejects[dispersion.LeftLate], cfg.Trains, cfg.Size); d.DBCMin > 0 {
 		d.CapErr = fmt.Errorf("%w: capacity above %.0f Mbit/s (%d of %d trains left too slowly to measure the path); try --size 9000 or hardware timestamps",
 			ErrPathFaster, d.DBCMin/1e6, d.Rejects[dispersion.LeftLate], cfg.Trains)
 	}
+}
+
+// CapacityBound is the least capacity (bit/s) that back-to-back trains of
+// size-byte probes show when at least half of the trains sent (leftLate of
+// them) left too slowly to measure the path (their samples late); 0 when
+// they say nothing.
+func CapacityBound(late []estimator.Sample, leftLate, trains, size int) float64 {
+	if 2*leftLate < trains {
+		return 0
+	}
+	return dispersion.LowerBound(late, size)
 }
 
 // ErrPathFaster says the path is faster than the sending host could space

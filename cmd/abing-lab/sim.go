@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,7 +14,7 @@ import (
 
 func simCommand() *cobra.Command {
 	var runs int
-	var write string
+	var write, only string
 	cmd := &cobra.Command{
 		Use:   "sim",
 		Short: "Run abing's estimator through the packet-level simulator: 1 Mbit/s to 10 Gbit/s, every cross-traffic model",
@@ -31,15 +33,25 @@ func simCommand() *cobra.Command {
 			return printReport(cmd.OutOrStdout(), write, "sim", func(w io.Writer) error {
 				start := time.Now()
 				cells := sim.DefaultGrid()
+				if only != "" {
+					cells = slices.DeleteFunc(cells, func(c sim.Cell) bool { return !strings.Contains(c.Name, only) })
+					if len(cells) == 0 {
+						return fmt.Errorf("--only %q: no cell of the grid has it in its name", only)
+					}
+				}
 				fmt.Fprintf(w, "abing simulator grid, %s: %d cells x %d runs, default settings but for the mode\n\n",
 					time.Now().UTC().Format(time.DateOnly), len(cells), runs)
-				sim.WriteGrid(w, sim.RunGrid(cells, runs))
+				stats := sim.RunGrid(cells, runs)
+				sim.WriteGrid(w, stats)
+				fmt.Fprintln(w)
+				sim.WriteHeadline(w, stats)
 				fmt.Fprintf(cmd.ErrOrStderr(), "%d runs in %v\n", len(cells)*runs, time.Since(start).Round(time.Millisecond))
 				return nil
 			})
 		},
 	}
 	cmd.Flags().IntVar(&runs, "runs", 50, "runs (seeds) per cell")
+	cmd.Flags().StringVar(&only, "only", "", "run only the cells whose name contains this, e.g. \"1G 1500\"")
 	cmd.Flags().StringVar(&write, "write", "", "also write the table into this Markdown file, between its <!-- begin sim --> and <!-- end sim --> lines")
 	return cmd
 }

@@ -27,8 +27,11 @@ func TestIntervalCoverage(t *testing.T) {
 		{"100M mix 80% trains", 100e6, Mix, 0.8, Modes[1]},
 		{"1G poisson 20% trains", 1e9, Poisson, 0.2, Modes[1]},
 	} {
-		host, access := hostAt(c.rate)
-		cell := Cell{Name: c.name, Hops: []Hop{{Rate: access}, {Rate: c.rate, Cross: Traffic{Model: c.model, Load: c.load}}},
+		host := hostKernel
+		if c.rate >= 1e9 {
+			host = hostHardware
+		}
+		cell := Cell{Name: c.name, Hops: []Hop{{Rate: access(c.rate)}, {Rate: c.rate, Cross: Traffic{Model: c.model, Load: c.load}}},
 			Probe: c.mode.probe(), Host: host}
 		st := runCell(cell, runs)
 		t.Logf("%s: coverage %.1f %%, median half-width %.1f %% of C, failed %d", c.name, 100*st.Coverage, 100*st.HalfWidth, st.Failed)

@@ -40,44 +40,6 @@ type Hop struct {
 	Cross Traffic
 }
 
-// Clock is how the hosts stamp packets.
-type Clock int
-
-// Clocks, as dispersion.Source names them.
-const (
-	Hardware Clock = iota // the NIC: exact to the ns, at the wire
-	Kernel                // the driver: 1 µs of noise, and interrupt coalescing if set
-	User                  // user space: a sendmmsg batch shares one stamp; receive stamps late by scheduling
-)
-
-func (c Clock) String() string { return [...]string{"hardware", "kernel", "user"}[c] }
-
-// source is the timestamp source that the estimator is told about.
-func (c Clock) source() dispersion.Source {
-	return [...]dispersion.Source{dispersion.SourceHardware, dispersion.SourceKernel, dispersion.SourceUser}[c]
-}
-
-// Jitter says how paced sends are delayed.
-type Jitter int
-
-// Send-delay models.
-const (
-	NoJitter    Jitter = iota
-	Independent        // as Correlated, with as many cross packets as the bottleneck's mean rate would bring, drawn independently of its real ones
-	Correlated         // every cross packet that reaches the bottleneck between a paced send and the next delays the next by Delay: the generator shares the sender's CPU
-)
-
-func (j Jitter) String() string { return [...]string{"none", "independent", "correlated"}[j] }
-
-// Host is what the sender's host does to the probes.
-type Host struct {
-	Clock    Clock
-	Coalesce time.Duration // receive interrupts at most this often (kernel and user clocks); 0: one per packet
-	SendCost time.Duration // least time between packets of one sendmmsg batch
-	Jitter   Jitter
-	Delay    time.Duration // of a delayed send
-}
-
 // Probe is how the run probes, as abing measure's flags say.
 type Probe struct {
 	Size     int // IP bytes
@@ -115,6 +77,7 @@ type Result struct {
 	Truth    Truth
 	Capacity estimator.Capacity
 	CapErr   error
+	DBCMin   float64 // bit/s: with CapErr, the capacity is at least this (0: nothing said)
 	Cross    estimator.Cross
 	CrossErr error
 	Rejects  dispersion.Rejects
@@ -152,17 +115,22 @@ func Run(sc Scenario) Result {
 	// Phase 1: back to back.
 	b2b, _, dur1 := sc.phase(rng, p.Trains, capLen, 0, interval, nil)
 	samples := make([]estimator.Sample, 0, p.Trains)
+	var late []estimator.Sample
 	for _, tr := range b2b {
 		s, why := sample(tr, dispersion.Pace{}, noise)
 		res.Rejects.Add(why)
-		if why == dispersion.Accepted {
+		switch why {
+		case dispersion.Accepted:
 			samples = append(samples, s)
+		case dispersion.LeftLate:
+			late = append(late, s)
 		}
 	}
 	res.Capacity, _, res.CapErr = estimator.EstimateCapacity(samples, ecfg, nil)
 	res.Packets = p.Trains * capLen
 	res.Duration = time.Duration(dur1 * 1e9)
 	if res.CapErr != nil {
+		res.DBCMin = measure.CapacityBound(late, res.Rejects[dispersion.LeftLate], p.Trains, p.Size)
 		return res
 	}
 	// Phase 2: paced at PaceFraction of the estimated Tn.
@@ -175,7 +143,8 @@ func Run(sc Scenario) Result {
 		count = p.Round
 	}
 	var abwTime, timeSum float64 // the truth, weighted by each round's time
-	samples = samples[:0]
+	ecfg.Unpaced = samples
+	samples = nil
 	round := count * p.TrainLen
 	for {
 		paced, truth, dur := sc.phase(rng, count, p.TrainLen, gap.Seconds(), interval, &res.Truth)
@@ -266,7 +235,7 @@ func (sc *Scenario) phase(rng *rand.Rand, count, n int, gap, interval float64, t
 		*buf = sc.Hops[h].Cross.generate(rng, sc.Hops[h].Rate, origin-warmup, end, *buf)
 		cross[h] = *buf
 	}
-	sc.sends(rng, trains, gap, cross[bottleneck])
+	sc.Host.sends(rng, trains, gap, cross[bottleneck], newPauses(rng, host.Stalls, origin-warmup, end))
 	// Through the hops, in order.
 	var all []*probe
 	for _, tr := range trains {
@@ -278,11 +247,13 @@ func (sc *Scenario) phase(rng *rand.Rand, count, n int, gap, interval float64, t
 	for h, hop := range sc.Hops {
 		var onStart func(*probe, float64)
 		if h == 0 && host.Clock == Hardware {
-			onStart = func(pk *probe, start float64) { pk.tx = int64(math.Round(start * 1e9)) } // the NIC stamps as it starts to send
+			onStart = func(pk *probe, start float64) { // the NIC stamps as it starts to send
+				pk.tx = int64(math.Round((start + hardwareNoise*rng.NormFloat64()) * 1e9))
+			}
 		}
 		serve(hop.Rate, p.Size, all, cross[h], onStart)
 	}
-	sc.stampReceive(rng, all)
+	sc.Host.stampReceive(rng, all, newPauses(rng, host.Stalls, origin-warmup, end+stallMax))
 	last := all[len(all)-1].at
 	var tr Truth
 	if truth != nil {
@@ -322,91 +293,5 @@ func serve(rate float64, size int, probes []*probe, c []arrival, onStart func(*p
 		}
 		busy = start + float64(size)*8/rate
 		pk.at = busy
-	}
-}
-
-// sends sets every probe's send time and transmit stamp: a back-to-back
-// train is one sendmmsg batch, its packets SendCost apart; a paced packet
-// leaves at its time, or later when the host delays it.
-func (sc *Scenario) sends(rng *rand.Rand, trains [][]probe, gap float64, cross []arrival) {
-	host := sc.Host
-	cost, delay := host.SendCost.Seconds(), host.Delay.Seconds()
-	var crossRate float64 // packets/s at the bottleneck, for Independent
-	if n := len(cross); n > 1 {
-		crossRate = float64(n) / (cross[n-1].t - cross[0].t)
-	}
-	j := 0
-	for _, tr := range trains {
-		batchNs := int64(math.Round(tr[0].send * 1e9))
-		for k := range tr {
-			pk := &tr[k]
-			if gap == 0 {
-				pk.send += float64(k) * cost
-			} else if k > 0 {
-				prev := tr[k-1].send
-				pk.send = math.Max(pk.send, prev+cost)
-				switch host.Jitter {
-				case Independent:
-					pk.send += float64(poisson(rng, crossRate*(pk.send-prev))) * delay
-				case Correlated:
-					for j < len(cross) && cross[j].t <= prev {
-						j++
-					}
-					n := 0
-					for i := j; i < len(cross) && cross[i].t <= pk.send; i++ {
-						n++
-					}
-					pk.send += float64(n) * delay
-				}
-			}
-			switch host.Clock {
-			case Kernel:
-				pk.tx = int64(math.Round((pk.send + 1e-6*rng.NormFloat64()) * 1e9))
-				if k > 0 {
-					pk.tx = max(pk.tx, tr[k-1].tx) // never backwards
-				}
-			case User:
-				if gap == 0 {
-					pk.tx = batchNs // the time before the one system call
-				} else {
-					pk.tx = int64(math.Round(pk.send * 1e9))
-				}
-			}
-		}
-	}
-}
-
-// poisson draws from a Poisson distribution of mean m (Knuth's method; m
-// is small here).
-func poisson(rng *rand.Rand, m float64) int {
-	l, n, p := math.Exp(-m), 0, rng.Float64()
-	for p > l {
-		n++
-		p *= rng.Float64()
-	}
-	return n
-}
-
-// stampReceive sets every probe's receive stamp from its arrival.
-func (sc *Scenario) stampReceive(rng *rand.Rand, all []*probe) {
-	host := sc.Host
-	co := host.Coalesce.Seconds()
-	phase := rng.Float64() * co
-	for _, pk := range all {
-		t := pk.at
-		if host.Clock != Hardware && co > 0 {
-			t = phase + math.Ceil((t-phase)/co)*co // stamped when the interrupt comes
-		}
-		switch host.Clock {
-		case Kernel:
-			t += 1e-6 * rng.NormFloat64()
-		case User:
-			t += 5e-6 + rng.ExpFloat64()*10e-6
-		}
-		pk.rx = int64(math.Round(t * 1e9))
-	}
-	// Stamps of one socket never go backwards.
-	for i := 1; i < len(all); i++ {
-		all[i].rx = max(all[i].rx, all[i-1].rx)
 	}
 }
