@@ -13,12 +13,12 @@ type Model int
 
 // Cross-traffic models.
 const (
-	CBR     Model = iota // constant rate: fixed spacing, random phase
-	Poisson              // exponential interarrival times
-	Pareto               // on/off: line-rate bursts of Pareto-distributed length (α 1.5), exponential silences
-	TCP                  // window bursts: once per round trip, a window at the rate of a link ten times faster
-	Mix                  // Poisson arrivals of 40, 576 and 1500-byte packets in the simple-IMIX ratio 7:4:1
-	TCPPaced             // a paced TCP flow (fq): once per round trip, a window spread at 1.2 times the flow's rate
+	CBR      Model = iota // constant rate: fixed spacing, random phase
+	Poisson               // exponential interarrival times
+	Pareto                // on/off: line-rate bursts of Pareto-distributed length (α 1.5), exponential silences
+	TCP                   // window bursts: once per round trip, a window at the rate of a link ten times faster
+	Mix                   // Poisson arrivals of 40, 576 and 1500-byte packets in the simple-IMIX ratio 7:4:1
+	TCPPaced              // a paced TCP flow (fq): once per round trip, a window spread at 1.2 times the flow's rate
 )
 
 var modelNames = [...]string{"cbr", "poisson", "pareto", "tcp", "mix", "tcp-paced"}
