@@ -180,9 +180,9 @@ func TrainSample(tx, rx []int64, order []int, pace Pace, noise float64) (estimat
 
 // LowerBound is what back-to-back trains that left too slowly (LeftLate
 // samples) say about the path: it carried them as fast as they came, so
-// its capacity is at least L·8 over their median output gap, bit/s. It is
-// 0 with fewer than 3 samples.
-func LowerBound(late []estimator.Sample, size int) float64 {
+// its capacity is at least L·8 over their median output gap plus the
+// timestamp noise, bit/s. It is 0 with fewer than 3 samples.
+func LowerBound(late []estimator.Sample, size int, noise float64) float64 {
 	var gaps []float64
 	for _, s := range late {
 		if s.Gaps > 0 && s.Out > 0 {
@@ -193,5 +193,5 @@ func LowerBound(late []estimator.Sample, size int) float64 {
 		return 0
 	}
 	slices.Sort(gaps)
-	return float64(size) * 8 / estimator.Median(gaps)
+	return float64(size) * 8 / (estimator.Median(gaps) + noise)
 }

@@ -83,8 +83,12 @@ func TestLowerBound(t *testing.T) {
 		{"too few", []estimator.Sample{late(12e-6), late(12e-6)}, 0},
 		{"empty spans ignored", []estimator.Sample{{}, {}, late(12e-6)}, 0},
 	} {
-		if got := LowerBound(tc.samples, 1500); math.Abs(got-tc.want) > 1 {
+		if got := LowerBound(tc.samples, 1500, 0); math.Abs(got-tc.want) > 1 {
 			t.Errorf("%s: %.0f, want %.0f", tc.name, got, tc.want)
 		}
+	}
+	// The noise is a margin: a gap read 1 µs short is not taken for a faster path.
+	if got, want := LowerBound([]estimator.Sample{late(11e-6), late(11e-6), late(11e-6)}, 1500, 1e-6), 1500*8/12e-6; math.Abs(got-want) > 1 {
+		t.Errorf("with 1 µs of noise: %.0f, want %.0f", got, want)
 	}
 }

@@ -22,8 +22,11 @@
 // train entered the bottleneck out of it). Capacity finds the densest
 // cluster of these values: every sample is taken as the
 // centre of a window ±w, with w = max(2·noise, 2 %·median), and the window
-// holding most samples wins (the lowest on ties). δ_dom is the median of the
-// samples in it:
+// holding most samples wins (the lowest on ties), unless a state below it,
+// clear of it by w, holds at least a quarter of the samples: then the
+// lowest such state does (when cross packets come more often than the
+// probes' input gap, "one packet in between" can outnumber the state that
+// measures the link). δ_dom is the median of the samples in it:
 //
 //	DBC = L·8/δ_dom  (bit/s)
 //
@@ -143,6 +146,10 @@ var (
 	ErrBelowNoise = errors.New("dispersion below the timestamp noise floor")
 	ErrNoCapacity = errors.New("no capacity estimate to reference")
 	ErrConfig     = errors.New("bad estimator configuration")
+	// ErrNotBackToBack: the back-to-back trains left the sender more
+	// than half as far apart as the path spaced them, so cross traffic
+	// fell between their packets as it does between paced ones.
+	ErrNotBackToBack = errors.New("back-to-back trains left too far apart to measure the path")
 )
 
 // Capacity is the DBC estimate.
@@ -158,6 +165,12 @@ type Capacity struct {
 	// 95 % interval of DBC that follows from it.
 	TnErr           float64
 	DBCLow, DBCHigh float64
+	// Min, bit/s, is what a refused estimate (ErrBelowNoise,
+	// ErrNotBackToBack) still says: the capacity is at least this. A
+	// queued probe leaves the bottleneck at least Tn after the one before
+	// it, so L·8 over a gap the path produced (plus the timestamp noise)
+	// is below the capacity.
+	Min float64
 }
 
 // EstimateCapacity finds the dominating state of back-to-back samples.
@@ -195,6 +208,38 @@ func EstimateCapacity(samples []Sample, cfg Config, scratch []float64) (Capacity
 			best, bestLo, bestHi = n, lo, hi
 		}
 	}
+	// A state below the densest one, clear of it and holding a quarter
+	// of the samples, is the dominating one: back-to-back trains whose
+	// input gaps are wide enough to let cross packets in often (fast
+	// paths, small cross packets at high load) leave more of them in the
+	// loaded state "one packet in between" than in the state that
+	// measures the link. Compression after the bottleneck can only form
+	// such a state when a later, faster link is queued most of the time.
+	need := max(3, (len(g)+3)/4)
+	window := func(i int) (int, int) { // the samples within w of g[i]
+		l, h := i, i
+		for l > 0 && g[l-1] >= g[i]-w {
+			l--
+		}
+		for h+1 < len(g) && g[h+1] <= g[i]+w {
+			h++
+		}
+		return l, h
+	}
+	for i := 0; i < len(g) && g[i]+w < g[bestLo]; i++ {
+		if l, h := window(i); h-l+1 < need || g[h]+w >= g[bestLo] {
+			continue
+		}
+		// The lowest such state: its densest window.
+		lowLo, lowHi := window(i)
+		for j := i + 1; j < len(g) && g[j] <= g[i]+w; j++ {
+			if l, h := window(j); h-l > lowHi-lowLo && g[h]+w < g[bestLo] {
+				lowLo, lowHi = l, h
+			}
+		}
+		bestLo, bestHi = lowLo, lowHi
+		break
+	}
 	cl := g[bestLo : bestHi+1]
 	c.InCluster = len(cl)
 	if len(cl) < 3 {
@@ -203,7 +248,12 @@ func EstimateCapacity(samples []Sample, cfg Config, scratch []float64) (Capacity
 	c.Tn = Median(cl)
 	c.Upper = cl[len(cl)-1]
 	if c.Tn < 4*cfg.Noise {
+		c.Min = float64(cfg.Size) * 8 / (c.Tn + 2*cfg.Noise)
 		return c, g, fmt.Errorf("%w: dispersion %.1f µs, noise %.1f µs", ErrBelowNoise, c.Tn*1e6, cfg.Noise*1e6)
+	}
+	if in := inputGap(samples); in > c.Tn/2 {
+		c.Min = float64(cfg.Size) * 8 / (g[len(g)/2] + cfg.Noise)
+		return c, g, fmt.Errorf("%w: %.1f µs apart as sent, %.1f µs as the path spaced them", ErrNotBackToBack, in*1e6, c.Tn*1e6)
 	}
 	c.DBC = float64(cfg.Size) * 8 / c.Tn
 	var dev float64
@@ -217,6 +267,23 @@ func EstimateCapacity(samples []Sample, cfg Config, scratch []float64) (Capacity
 	c.Confidence = float64(len(cl)) / float64(len(g)) *
 		math.Min(1, float64(len(g))/10) * math.Min(1, c.Tn/(10*cfg.Noise))
 	return c, g, nil
+}
+
+// inputGap is the median input gap per sample (In over Gaps) of the
+// samples whose input span is known, seconds; 0 when none is.
+func inputGap(samples []Sample) float64 {
+	var in [maxBusySamples]float64
+	n := 0
+	for _, s := range samples {
+		if s.In > 0 && s.Gaps > 0 && n < len(in) {
+			in[n] = s.In / float64(s.Gaps)
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return Median(in[:n])
 }
 
 // tnErr is the standard error of the median of the cluster cl (sorted):

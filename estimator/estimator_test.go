@@ -89,6 +89,36 @@ func TestCapacity(t *testing.T) {
 	}
 }
 
+// When cross packets come more often than the input gap of back-to-back
+// pairs, the state "one packet in between" can hold most pairs; the state
+// below it, clear of it and holding a third, is the link's.
+func TestCapacityPicksLowStateOverDenserLoaded(t *testing.T) {
+	var s []Sample
+	for i := range 30 {
+		out := 72e-6 // 9000-byte probes at 1 Gbit/s
+		if i%3 != 0 {
+			out += 12e-6 // and a 1500-byte cross packet
+		}
+		s = append(s, Sample{In: 1e-6, Out: out, Gaps: 1})
+	}
+	c, _, err := EstimateCapacity(s, Config{Size: 9000, Noise: 2e-6}, nil)
+	if err != nil || c.Tn != 72e-6 || c.InCluster != 10 {
+		t.Fatalf("Tn %g in cluster %d (%v), want 72e-6 and 10", c.Tn, c.InCluster, err)
+	}
+	// A fifth is not enough: stray low samples are not a state.
+	s = s[:0]
+	for i := range 30 {
+		out := 84e-6
+		if i%5 == 0 {
+			out = 72e-6
+		}
+		s = append(s, Sample{In: 1e-6, Out: out, Gaps: 1})
+	}
+	if c, _, _ := EstimateCapacity(s, Config{Size: 9000, Noise: 2e-6}, nil); c.Tn != 84e-6 {
+		t.Fatalf("Tn %g, want the densest state 84e-6", c.Tn)
+	}
+}
+
 func TestCapacityPicksDensestNotMinimum(t *testing.T) {
 	s := []Sample{{Out: 50e-6, Gaps: 1}, {Out: 60e-6, Gaps: 1}}
 	for range 10 {

@@ -114,8 +114,8 @@ func (bk *book) capacity(res *Result) (e *estimate, fgap, rgap time.Duration) {
 	var scratch []float64
 	res.Forward.Capacity, scratch, res.Forward.CapErr = estimator.EstimateCapacity(e.fwdB2B, bk.estimatorConfig(e.fwdSrc), scratch)
 	res.Reverse.Capacity, _, res.Reverse.CapErr = estimator.EstimateCapacity(e.revB2B, bk.estimatorConfig(e.revSrc), scratch)
-	res.Forward.lowerBound(fwdLate, cfg)
-	res.Reverse.lowerBound(revLate, cfg)
+	res.Forward.lowerBound(fwdLate, cfg, bk.estimatorConfig(e.fwdSrc).Noise)
+	res.Reverse.lowerBound(revLate, cfg, bk.estimatorConfig(e.revSrc).Noise)
 	n := cfg.pacedLen()
 	if res.Forward.CapErr == nil {
 		fgap = PaceGap(res.Forward.Capacity.Tn, n)

@@ -240,25 +240,33 @@ func (d *Direction) Loss() float64 {
 // back-to-back trains left the sender too slowly, how fast the path is at
 // least (DBCMin), in the error too: as pathload says "available bandwidth
 // is greater than", rather than "too few samples".
-func (d *Direction) lowerBound(late []estimator.Sample, cfg Config) {
+func (d *Direction) lowerBound(late []estimator.Sample, cfg Config, noise float64) {
 	if d.CapErr == nil {
 		return
 	}
-	if d.DBCMin = CapacityBound(late, d.Rejects[dispersion.LeftLate], cfg.Trains, cfg.Size); d.DBCMin > 0 {
-		d.CapErr = fmt.Errorf("%w: capacity above %.0f Mbit/s (%d of %d trains left too slowly to measure the path); try --size 9000 or hardware timestamps",
-			ErrPathFaster, d.DBCMin/1e6, d.Rejects[dispersion.LeftLate], cfg.Trains)
+	if min, why := CapacityBound(d.Capacity, d.CapErr, late, d.Rejects[dispersion.LeftLate], cfg.Trains, cfg.Size, noise); min > 0 {
+		d.DBCMin = min
+		d.CapErr = fmt.Errorf("%w: capacity above %.0f Mbit/s (%s); try --size 9000 or hardware timestamps",
+			ErrPathFaster, d.DBCMin/1e6, why)
 	}
 }
 
 // CapacityBound is the least capacity (bit/s) that back-to-back trains of
-// size-byte probes show when at least half of the trains sent (leftLate of
-// them) left too slowly to measure the path (their samples late); 0 when
-// they say nothing.
-func CapacityBound(late []estimator.Sample, leftLate, trains, size int) float64 {
-	if 2*leftLate < trains {
-		return 0
+// size-byte probes show when their estimate c was refused with err, and
+// why: at least half of the trains sent (leftLate of them) left too
+// slowly to measure the path (their samples late, stamped with the given
+// noise), or the estimator found the path faster than the stamps or the
+// sender can resolve (c.Min). 0 when they say nothing.
+func CapacityBound(c estimator.Capacity, err error, late []estimator.Sample, leftLate, trains, size int, noise float64) (float64, string) {
+	if 2*leftLate >= trains {
+		if min := dispersion.LowerBound(late, size, noise); min > 0 {
+			return min, fmt.Sprintf("%d of %d trains left too slowly to measure the path", leftLate, trains)
+		}
 	}
-	return dispersion.LowerBound(late, size)
+	if c.Min > 0 && (errors.Is(err, estimator.ErrBelowNoise) || errors.Is(err, estimator.ErrNotBackToBack)) {
+		return c.Min, err.Error()
+	}
+	return 0, ""
 }
 
 // ErrPathFaster says the path is faster than the sending host could space

@@ -249,7 +249,7 @@ func TestLowerBoundError(t *testing.T) {
 	} {
 		d := Direction{CapErr: tc.cap}
 		d.Rejects[dispersion.LeftLate] = tc.late
-		d.lowerBound(late, cfg)
+		d.lowerBound(late, cfg, 0)
 		if got := d.DBCMin > 0; got != tc.bound || (got && !errors.Is(d.CapErr, ErrPathFaster)) {
 			t.Errorf("%s: DBCMin %.0f, error %v", tc.name, d.DBCMin, d.CapErr)
 		}

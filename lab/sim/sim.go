@@ -130,7 +130,7 @@ func Run(sc Scenario) Result {
 	res.Packets = p.Trains * capLen
 	res.Duration = time.Duration(dur1 * 1e9)
 	if res.CapErr != nil {
-		res.DBCMin = measure.CapacityBound(late, res.Rejects[dispersion.LeftLate], p.Trains, p.Size)
+		res.DBCMin, _ = measure.CapacityBound(res.Capacity, res.CapErr, late, res.Rejects[dispersion.LeftLate], p.Trains, p.Size, noise)
 		return res
 	}
 	// Phase 2: paced at PaceFraction of the estimated Tn.
