@@ -133,27 +133,40 @@ func TrainSample(tx, rx []int64, order []int, pace Pace, noise float64) (estimat
 	if n-1 > maxGaps {
 		return estimator.Sample{}, Lost
 	}
-	late := false
+	batched := false
 	for i := 1; i < n; i++ {
 		in := float64(tx[i]-tx[i-1]) * 1e-9
 		out := float64(rx[i]-rx[i-1]) * 1e-9
 		outs[i-1] = out
-		if late {
-			continue // only the spans are wanted now
-		}
 		if out <= noise {
-			return estimator.Sample{}, Compressed
-		}
-		if pace.Max == 0 {
-			// Packet i must have reached the path before packet i−1
-			// left it; for a train, while the backlog of the earlier
-			// packets lasted: cumulatively, it entered at least half a
-			// gap before it left.
-			if float64(tx[i]-tx[0])*1e-9 > float64(rx[i]-rx[0])*1e-9-out/2 {
-				late = true
+			// A gap the stamps cannot resolve: a pair has nothing to
+			// say; a longer train still has its span (the receiver
+			// stamped it in batches, or the path is faster than the
+			// stamps).
+			if n == 2 {
+				return estimator.Sample{}, Compressed
 			}
-		} else if in > pace.Hole {
+			batched = true
+		}
+		if pace.Max > 0 && in > pace.Hole {
 			return estimator.Sample{}, OffPace
+		}
+	}
+	var grain float64
+	if batched {
+		grain = slices.Max(outs[:n-1])
+	}
+	late := false
+	for i := 1; i < n && pace.Max == 0; i++ {
+		// Packet i must have reached the path before packet i−1 left
+		// it; for a train, while the backlog of the earlier packets
+		// lasted: cumulatively, it entered at least half a gap before it
+		// left, by more than the stamps' noise and grain can make up. A
+		// sender that is too slow by less than that is caught on the
+		// whole run (estimator.ErrNotBackToBack).
+		if float64(tx[i]-tx[0])*1e-9 > float64(rx[i]-rx[0])*1e-9-outs[i-1]/2+2*noise+grain {
+			late = true
+			break
 		}
 	}
 	s := estimator.Sample{
@@ -171,7 +184,14 @@ func TrainSample(tx, rx []int64, order []int, pace Pace, noise float64) (estimat
 		// sender (LowerBound).
 		return s, LeftLate
 	}
-	s.Clean, s.CleanGaps = clean(outs[:n-1])
+	switch {
+	case batched && s.Out <= 2*noise:
+		return estimator.Sample{}, Compressed
+	case batched:
+		s.Clean, s.CleanGaps, s.Grain = s.Out, s.Gaps, grain // only the span is known
+	default:
+		s.Clean, s.CleanGaps = clean(outs[:n-1])
+	}
 	if mean := s.In / float64(s.Gaps); pace.Max > 0 && (mean < pace.Min || mean > pace.Max) {
 		return estimator.Sample{}, OffPace
 	}

@@ -106,6 +106,17 @@ type Sample struct {
 	// shows it as a longer delay (see Cross.Busy).
 	Start, Delay float64
 	Timed        bool
+	// Grain, for a back-to-back train whose receiver stamped it in
+	// batches (some gaps at or below the stamps' noise), is its largest
+	// output gap: how far interrupt coalescing can move one stamp. Its
+	// capacity is then read from its span only.
+	Grain float64
+}
+
+// perGapError is how far the stamps can move s's per-gap dispersion: the
+// larger of the noise and its grain, over its gaps.
+func (s Sample) perGapError(noise float64) float64 {
+	return max(noise, s.Grain) / float64(max(1, s.Gaps))
 }
 
 // capacityGap is the per-gap dispersion a sample offers for capacity.
@@ -190,7 +201,31 @@ func EstimateCapacity(samples []Sample, cfg Config, scratch []float64) (Capacity
 		return c, g, fmt.Errorf("%w: %d, need %d", ErrTooFew, len(g), cfg.minSamples())
 	}
 	slices.Sort(g)
-	w := max(2*cfg.Noise, 0.02*g[len(g)/2])
+	// The stamps' error per gap: the noise for pairs, less for long
+	// trains, whose spans it divides over many gaps; and for trains
+	// stamped in batches, their grain over their gaps, which does not
+	// average out across trains (coalescing delays the first stamp and the
+	// last by different amounts), so it widens the interval as a bias.
+	noise, bias := cfg.Noise, 0.0
+	{
+		var e, b [maxBusySamples]float64
+		ne, nb := 0, 0
+		for _, s := range samples {
+			if s.capacityGap() > 0 && ne < len(e) {
+				e[ne] = s.perGapError(cfg.Noise)
+				ne++
+				if s.Grain > 0 {
+					b[nb] = s.Grain / float64(max(1, s.Gaps))
+					nb++
+				}
+			}
+		}
+		noise = Median(e[:ne])
+		if nb > 0 {
+			bias = Median(b[:nb])
+		}
+	}
+	w := max(2*noise, 0.02*g[len(g)/2])
 	// Densest window of half-width w centred on a sample; lowest wins ties.
 	best, bestLo, bestHi := 0, 0, 0
 	lo, hi := 0, 0
@@ -247,12 +282,13 @@ func EstimateCapacity(samples []Sample, cfg Config, scratch []float64) (Capacity
 	}
 	c.Tn = Median(cl)
 	c.Upper = cl[len(cl)-1]
-	if c.Tn < 4*cfg.Noise {
-		c.Min = float64(cfg.Size) * 8 / (c.Tn + 2*cfg.Noise)
-		return c, g, fmt.Errorf("%w: dispersion %.1f µs, noise %.1f µs", ErrBelowNoise, c.Tn*1e6, cfg.Noise*1e6)
+	if c.Tn < 4*noise {
+		c.Min = float64(cfg.Size) * 8 / (c.Tn + 2*noise)
+		return c, g, fmt.Errorf("%w: dispersion %.2f µs, noise %.2f µs", ErrBelowNoise, c.Tn*1e6, noise*1e6)
 	}
-	if in := inputGap(samples); in > c.Tn/2 {
-		c.Min = float64(cfg.Size) * 8 / (g[len(g)/2] + cfg.Noise)
+	in := inputGap(samples)
+	if in > c.Tn/2 {
+		c.Min = float64(cfg.Size) * 8 / (g[len(g)/2] + noise)
 		return c, g, fmt.Errorf("%w: %.1f µs apart as sent, %.1f µs as the path spaced them", ErrNotBackToBack, in*1e6, c.Tn*1e6)
 	}
 	c.DBC = float64(cfg.Size) * 8 / c.Tn
@@ -261,11 +297,15 @@ func EstimateCapacity(samples []Sample, cfg Config, scratch []float64) (Capacity
 		dev += math.Abs(x - c.Tn)
 	}
 	c.Spread = dev / float64(len(cl)) / c.Tn
-	c.TnErr = tnErr(cl, c.Tn, cfg.Noise)
-	c.DBCLow = float64(cfg.Size) * 8 / (c.Tn + z95(len(cl)-1)*c.TnErr)
-	c.DBCHigh = float64(cfg.Size) * 8 / max(c.Tn-z95(len(cl)-1)*c.TnErr, c.Tn/2)
+	c.TnErr = tnErr(cl, c.Tn, noise)
+	c.DBCLow = float64(cfg.Size) * 8 / (c.Tn + z95(len(cl)-1)*c.TnErr + bias)
+	// Cross traffic that reached the bottleneck between the two packets
+	// of every pair (fast paths, small packets at high load) would put
+	// the dominating state above Tn by at most the input gap: the interval
+	// reaches that far up.
+	c.DBCHigh = float64(cfg.Size) * 8 / max(c.Tn-z95(len(cl)-1)*c.TnErr-bias-in, c.Tn/2)
 	c.Confidence = float64(len(cl)) / float64(len(g)) *
-		math.Min(1, float64(len(g))/10) * math.Min(1, c.Tn/(10*cfg.Noise))
+		math.Min(1, float64(len(g))/10) * math.Min(1, c.Tn/(10*noise))
 	return c, g, nil
 }
 
@@ -360,6 +400,7 @@ func EstimateCross(paced []Sample, c Capacity, cfg Config) (Cross, error) {
 		}
 		e := s.Out - float64(s.Gaps)*c.Tn
 		st.add(e, s.In, s.Out, s.Gaps)
+		st.Grain += s.Grain
 		xi := c.DBC * e / s.In
 		sumX += xi
 		sumX2 += xi * xi

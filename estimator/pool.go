@@ -24,6 +24,9 @@ type CrossStats struct {
 	// Busy counts the trains whose first packet found a queue, of Timed
 	// trains whose one-way delay was known (see busy).
 	Busy, Timed int
+	// Grain is Σ over the trains stamped in batches of their grain
+	// (Sample.Grain), seconds: each span may be off by up to one.
+	Grain float64
 }
 
 func (st *CrossStats) add(e, in, out float64, gaps int) {
@@ -55,18 +58,19 @@ func (st *CrossStats) Add(o CrossStats) {
 	st.OffPace += o.OffPace
 	st.Busy += o.Busy
 	st.Timed += o.Timed
+	st.Grain += o.Grain
 }
 
 // Valid says whether st could have come from EstimateCross: finite sums,
 // positive spans and capacity, no negative count.
 func (st *CrossStats) Valid() bool {
-	for _, v := range []float64{st.E, st.In, st.Out, st.EE, st.InIn, st.EIn, st.DBC, st.Tn, st.DBCHigh, st.TnErr2} {
+	for _, v := range []float64{st.E, st.In, st.Out, st.EE, st.InIn, st.EIn, st.DBC, st.Tn, st.DBCHigh, st.TnErr2, st.Grain} {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return false
 		}
 	}
 	return st.Runs > 0 && st.Trains > 0 && st.Windows >= st.Trains && st.In > 0 && st.Out > 0 && st.DBC > 0 && st.Tn > 0 &&
-		st.EE >= 0 && st.InIn > 0 && st.TnErr2 >= 0 && st.OffPace >= 0 && st.Busy >= 0 && st.Timed >= st.Busy
+		st.EE >= 0 && st.InIn > 0 && st.TnErr2 >= 0 && st.OffPace >= 0 && st.Busy >= 0 && st.Timed >= st.Busy && st.Grain >= 0
 }
 
 // Pool estimates XTR and ABW from the trains of several runs of one path
@@ -133,7 +137,10 @@ func (st CrossStats) estimate(cfg Config) (Cross, error) {
 	// (Poisson): a floor, not a model of the traffic.
 	seRatio = math.Max(seRatio, dbc*tn*math.Sqrt(math.Max(0, st.E)/tn+1)/st.In)
 	seTn := float64(cfg.Size) * 8 * math.Abs(st.Out-st.In) / (st.In * tn * tn) * tnErr
-	half := z95(st.Trains-1) * math.Hypot(seRatio, seTn)
+	// Spans stamped in batches may each be off by their grain, not at
+	// random (coalescing delays a train's first stamp and its last by
+	// different amounts): a bias the interval holds.
+	half := z95(st.Trains-1)*math.Hypot(seRatio, seTn) + dbc*st.Grain/st.In
 	hi := math.Max(dbcHigh, dbc)
 	unseen := float64(st.OffPace) / float64(st.OffPace+st.Trains)
 	down, up := half+unseen*x.XTR, half+unseen*(dbc-x.XTR) // of XTR

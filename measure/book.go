@@ -20,6 +20,7 @@ import (
 // packet capture; both estimate with the same code.
 type book struct {
 	cfg    Config
+	phase1 int // trains [0, phase1) are back to back: cfg.Trains, and capacity trains (CapacityTrains)
 	mu     sync.Mutex
 	trains []*trainState
 	rtxSrc dispersion.Source // the reflector's transmit clock, from its reports
@@ -102,20 +103,18 @@ func (bk *book) estimatorConfig(src dispersion.Source) estimator.Config {
 	return estimator.Config{Size: bk.cfg.Size, Noise: max(src.Noise(), bk.floor)}
 }
 
-// capacity estimates both directions' capacity from phase 1, trains
-// [0, cfg.Trains), into res, and returns phase 2's spacing of each
+// capacity estimates both directions' capacity from the back-to-back
+// trains [from, to), into res (keeping a stronger bound of earlier trains,
+// Direction.Stronger), and returns phase 2's spacing of each
 // direction (0 where there is no capacity to pace at).
-func (bk *book) capacity(res *Result) (e *estimate, fgap, rgap time.Duration) {
+func (bk *book) capacity(res *Result, from, to int) (e *estimate, fgap, rgap time.Duration) {
 	cfg := bk.cfg
 	e = &estimate{res: res, fwdSrc2: dispersion.SourceHardware, revSrc2: dispersion.SourceHardware}
 	var fwdLate, revLate []estimator.Sample
-	e.fwdB2B, e.fwdSrc, fwdLate = bk.samplesAndLate(&res.Forward, 0, cfg.Trains, true)
-	e.revB2B, e.revSrc, revLate = bk.samplesAndLate(&res.Reverse, 0, cfg.Trains, false)
-	var scratch []float64
-	res.Forward.Capacity, scratch, res.Forward.CapErr = estimator.EstimateCapacity(e.fwdB2B, bk.estimatorConfig(e.fwdSrc), scratch)
-	res.Reverse.Capacity, _, res.Reverse.CapErr = estimator.EstimateCapacity(e.revB2B, bk.estimatorConfig(e.revSrc), scratch)
-	res.Forward.lowerBound(fwdLate, cfg, bk.estimatorConfig(e.fwdSrc).Noise)
-	res.Reverse.lowerBound(revLate, cfg, bk.estimatorConfig(e.revSrc).Noise)
+	e.fwdB2B, e.fwdSrc, fwdLate = bk.samplesAndLate(&res.Forward, from, to, true)
+	e.revB2B, e.revSrc, revLate = bk.samplesAndLate(&res.Reverse, from, to, false)
+	res.Forward.Stronger(Capacity(e.fwdB2B, fwdLate, len(fwdLate), to-from, bk.estimatorConfig(e.fwdSrc)))
+	res.Reverse.Stronger(Capacity(e.revB2B, revLate, len(revLate), to-from, bk.estimatorConfig(e.revSrc)))
 	n := cfg.pacedLen()
 	if res.Forward.CapErr == nil {
 		fgap = PaceGap(res.Forward.Capacity.Tn, n)
@@ -406,7 +405,7 @@ func (bk *book) pace(i int, forward bool) dispersion.Pace {
 	if forward {
 		tn = bk.tnFwd
 	}
-	if i < bk.cfg.Trains || tn == 0 {
+	if i < bk.phase1 || tn == 0 {
 		return dispersion.Pace{}
 	}
 	return PaceOf(tn)

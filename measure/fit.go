@@ -74,6 +74,19 @@ func (c *Config) plan() (trains, packets int) {
 	return 2 * c.Trains, c.Trains * (c.TrainLen + c.pacedLen())
 }
 
+// capacityTrainsFit says whether count capacity trains of n packets fit in
+// what is left of the reflector's burst allowance u after the planned run.
+func (c *Config) capacityTrainsFit(u train.Budget, count, n int) bool {
+	_, packets := c.plan()
+	if u.MaxTrainLen >= 2 && n > u.MaxTrainLen {
+		return false
+	}
+	if u.Burst > 0 && (packets+count*n)*c.Size > int(FitShare*float64(u.Burst)) {
+		return false
+	}
+	return u.PacketBurst <= 0 || packets+count*n <= int(FitShare*float64(u.PacketBurst))
+}
+
 // PacedInterval is the mean time between phase 2's train starts that keeps
 // the reflector's pacing of our reply trains (trains of n packets, rgap
 // apart) within what it grants one source: a bucket of a second's share of

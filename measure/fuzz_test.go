@@ -76,7 +76,7 @@ func FuzzReceive(f *testing.F) {
 		}
 		res := &Result{Config: s.cfg}
 		res.Forward.Name, res.Reverse.Name = "forward", "reverse"
-		est, _, _ := s.capacity(res)
+		est, _, _ := s.capacity(res, 0, s.cfg.Trains)
 		s.round(est, s.cfg.Trains, s.cfg.Trains)
 		s.finish(est)
 		for _, rec := range res.Records() {

@@ -235,31 +235,71 @@ func (d *Direction) Loss() float64 {
 	return float64(d.Lost) / float64(d.Packets)
 }
 
-// Err is why no estimate at all could be made, or nil.
-// lowerBound says, when capacity could not be estimated because most
-// back-to-back trains left the sender too slowly, how fast the path is at
-// least (DBCMin), in the error too: as pathload says "available bandwidth
-// is greater than", rather than "too few samples".
-func (d *Direction) lowerBound(late []estimator.Sample, cfg Config, noise float64) {
-	if d.CapErr == nil {
-		return
+// Capacity estimates a direction's capacity from phase 1: its accepted
+// back-to-back samples, and the samples of the trains that left too
+// slowly to measure the path (late, leftLate of the trains sent). When
+// the estimate is refused but the trains still bound the capacity from
+// below, the error is ErrPathFaster and dbcMin the bound, as pathload
+// says "available bandwidth is greater than" rather than "too few
+// samples". When enough late trains arrived closer together than the
+// accepted ones found, the accepted ones are a selection (those that
+// cross traffic held back long enough to pass), and the estimate is
+// refused for that bound too.
+func Capacity(samples, late []estimator.Sample, leftLate, trains int, ecfg estimator.Config) (c estimator.Capacity, dbcMin float64, err error) {
+	if trains < ecfg.MinSamples || ecfg.MinSamples == 0 && trains < 5 {
+		ecfg.MinSamples = max(3, min(trains, 5)) // capacity trains: few, each of many gaps
 	}
-	if min, why := CapacityBound(d.Capacity, d.CapErr, late, d.Rejects[dispersion.LeftLate], cfg.Trains, cfg.Size, noise); min > 0 {
-		d.DBCMin = min
-		d.CapErr = fmt.Errorf("%w: capacity above %.0f Mbit/s (%s); try --size 9000 or hardware timestamps",
-			ErrPathFaster, d.DBCMin/1e6, why)
+	c, _, err = estimator.EstimateCapacity(samples, ecfg, nil)
+	if err == nil {
+		var closer []estimator.Sample
+		for _, s := range late {
+			if s.Gaps > 0 && s.Out/float64(s.Gaps) < c.Tn-2*ecfg.Noise {
+				closer = append(closer, s)
+			}
+		}
+		if len(closer) >= max(3, trains/4) {
+			c.Min = dispersion.LowerBound(closer, ecfg.Size, ecfg.Noise)
+			err = fmt.Errorf("%w: %d of %d trains that left too slowly arrived closer together than the %d used (%.1f µs)",
+				estimator.ErrNotBackToBack, len(closer), trains, c.Used, c.Tn*1e6)
+		}
 	}
+	if err == nil {
+		return c, 0, nil
+	}
+	if min, why := capacityBound(c, err, late, leftLate, trains, ecfg); min > 0 {
+		return c, min, fmt.Errorf("%w: capacity above %.0f Mbit/s (%s); try --size 9000 or hardware timestamps",
+			ErrPathFaster, min/1e6, why)
+	}
+	return c, 0, err
 }
 
-// CapacityBound is the least capacity (bit/s) that back-to-back trains of
-// size-byte probes show when their estimate c was refused with err, and
-// why: at least half of the trains sent (leftLate of them) left too
-// slowly to measure the path (their samples late, stamped with the given
-// noise), or the estimator found the path faster than the stamps or the
-// sender can resolve (c.Min). 0 when they say nothing.
-func CapacityBound(c estimator.Capacity, err error, late []estimator.Sample, leftLate, trains, size int, noise float64) (float64, string) {
+// Stronger is d's capacity (c, dbcMin, err) after capacity trains: theirs,
+// unless they gave no estimate and the pairs' bound, already in d, was
+// higher, or their estimate is below that bound.
+func (d *Direction) Stronger(c estimator.Capacity, dbcMin float64, err error) {
+	if err != nil && d.CapErr != nil && d.DBCMin > dbcMin {
+		return
+	}
+	if err == nil && d.DBCMin > c.DBCHigh {
+		// Below what the pairs showed the path carries: the trains met
+		// cross traffic that spread them all alike (a burst), and their
+		// estimate is wrong.
+		c.Min, err = d.DBCMin, fmt.Errorf("%w: capacity trains read %.0f Mbit/s, below the pairs' bound", estimator.ErrNotBackToBack, c.DBC/1e6)
+		d.Capacity, d.CapErr = c, fmt.Errorf("%w: capacity above %.0f Mbit/s (%v)", ErrPathFaster, d.DBCMin/1e6, err)
+		return
+	}
+	d.Capacity, d.DBCMin, d.CapErr = c, dbcMin, err
+}
+
+// capacityBound is the least capacity (bit/s) that back-to-back trains
+// show when their estimate c was refused with err, and why: at least half
+// of the trains sent (leftLate of them) left too slowly to measure the
+// path, and the path carried them as fast as they came; or the estimator
+// found the path faster than the stamps or the sender can resolve
+// (c.Min). 0 when they say nothing.
+func capacityBound(c estimator.Capacity, err error, late []estimator.Sample, leftLate, trains int, ecfg estimator.Config) (float64, string) {
 	if 2*leftLate >= trains {
-		if min := dispersion.LowerBound(late, size, noise); min > 0 {
+		if min := dispersion.LowerBound(late, ecfg.Size, ecfg.Noise); min > 0 {
 			return min, fmt.Sprintf("%d of %d trains left too slowly to measure the path", leftLate, trains)
 		}
 	}
@@ -269,10 +309,42 @@ func CapacityBound(c estimator.Capacity, err error, late []estimator.Sample, lef
 	return 0, ""
 }
 
+// The trains an adaptive run sends for capacity when its pairs could not
+// measure it (CapacityTrains): CapacityTrainCount trains of
+// CapacityTrainBytes each (100 packets of 1500 bytes, 16 of 9000), whose
+// spans are many times the timestamps' noise and the gaps of a receive
+// interrupt's batches at 1–10 Gbit/s.
+const (
+	CapacityTrainCount = 4
+	CapacityTrainBytes = 150_000
+)
+
+// CapacityTrains is how many back-to-back trains, of how many packets, an
+// adaptive run of pairs sends after its pairs when they could not measure a
+// direction's capacity because they cannot resolve the path: their gaps
+// fell below the timestamps' noise or into one receive interrupt's batch
+// (compressed), or left the sender too slowly (a path faster than pairs
+// can probe). 0 when the pairs measured it, failed for another reason, or
+// the run is not an adaptive run of pairs.
+func CapacityTrains(cfg Config, dirs ...*Direction) (count, n int) {
+	if !cfg.Adaptive() || cfg.TrainLen != 2 {
+		return 0, 0
+	}
+	for _, d := range dirs {
+		unresolved := d.Rejects[dispersion.Compressed] + d.Rejects[dispersion.LeftLate]
+		if d.CapErr != nil && (4*unresolved >= cfg.Trains || errors.Is(d.CapErr, ErrPathFaster) ||
+			errors.Is(d.CapErr, estimator.ErrBelowNoise) || errors.Is(d.CapErr, estimator.ErrNotBackToBack)) {
+			return CapacityTrainCount, min(max(CapacityTrainBytes/cfg.Size, 10), MaxTrainLen)
+		}
+	}
+	return 0, 0
+}
+
 // ErrPathFaster says the path is faster than the sending host could space
 // its probes: DBCMin holds what can be said.
 var ErrPathFaster = errors.New("the path is faster than this host can probe")
 
+// Err is why no estimate at all could be made, or nil.
 func (d *Direction) Err() error {
 	if d.CapErr != nil {
 		return d.CapErr
@@ -300,6 +372,9 @@ type Result struct {
 	// Fitted says how the run was fitted to the budget the reflector
 	// stated (Fit, PacedInterval).
 	Fitted []string
+	// Notes say what else the run did of its own accord (capacity trains,
+	// CapacityTrains).
+	Notes []string
 }
 
 type session struct {
@@ -359,7 +434,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		overhead = train.OverheadIPv6
 	}
 	id := rand.Uint64()
-	s := &session{book: book{cfg: cfg}, conn: conn, peer: conn.Peer(addr), addr: addr, id: id, rng: rand.New(rand.NewPCG(id, 1)),
+	s := &session{book: book{cfg: cfg, phase1: cfg.Trains}, conn: conn, peer: conn.Peer(addr), addr: addr, id: id, rng: rand.New(rand.NewPCG(id, 1)),
 		payload: cfg.Size - overhead, txKeys: map[uint32][2]int{}, reports: map[uint32]bool{},
 		progress: make(chan struct{}, 1)}
 	if cfg.Key != nil {
@@ -453,7 +528,22 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	s.fetchReports(ctx, 0, cfg.Trains)
-	est, fgap, rgap := s.capacity(res)
+	est, fgap, rgap := s.capacity(res, 0, cfg.Trains)
+	// Pairs that could not resolve the path: capacity from trains.
+	if count, n := CapacityTrains(cfg, &res.Forward, &res.Reverse); count > 0 && budget != nil && !cfg.capacityTrainsFit(*budget, count, n) {
+		res.Notes = append(res.Notes, fmt.Sprintf("the pairs could not resolve the path, and %d trains of %d packets for its capacity would not fit the reflector's budget", count, n))
+	} else if count > 0 {
+		if err := s.phase(ctx, cfg.Trains, count, n, 0, 0, TrainInterval(cfg, s.firstTrainTn())); err != nil {
+			return nil, err
+		}
+		if err := s.wait(ctx, cfg.Trains, cfg.Trains+count, cfg.Timeout, true); err != nil {
+			return nil, err
+		}
+		s.fetchReports(ctx, cfg.Trains, count)
+		s.phase1 = cfg.Trains + count
+		est, fgap, rgap = s.capacity(res, cfg.Trains, s.phase1)
+		res.Notes = append(res.Notes, fmt.Sprintf("capacity from %d trains of %d packets: the pairs could not resolve the path", count, n))
+	}
 
 	// Phase 2: paced at each direction's Tn, in rounds when adaptive.
 	n := cfg.pacedLen()
@@ -469,7 +559,7 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 			interval = iv
 		}
 	}
-	first, count := cfg.Trains, cfg.round()
+	first, count := s.phase1, cfg.round()
 	for r := 0; r < cfg.rounds(); r++ {
 		if err := s.phase(ctx, first, count, n, fgap, rgap, interval); err != nil {
 			return nil, err
@@ -624,13 +714,15 @@ func PaceGap(tn float64, n int) time.Duration {
 
 // MaxDuration is the hard deadline of a run with this configuration: the
 // longest each step may wait (hello, two waits and two report exchanges of
-// two tries per phase) and the longest two phases of Trains trains can take
-// at MaxInterval and MaxSpan. A run that is still going then ends with an
-// error, whatever the reflector sends.
+// two tries per phase, and a wait for capacity trains) and the longest the
+// planned trains and the capacity trains can take at MaxInterval and
+// MaxSpan. A run that is still going then ends with an error, whatever the
+// reflector sends.
 func (c *Config) MaxDuration() time.Duration {
 	interval := max(c.Interval, MaxInterval)
 	trains, _ := c.plan()
-	return time.Duration(4+3*c.rounds())*c.Timeout + time.Duration(trains)*(3*interval+MaxSpan)/2
+	trains += CapacityTrainCount // perhaps (CapacityTrains)
+	return time.Duration(5+3*c.rounds())*c.Timeout + time.Duration(trains)*(3*interval+MaxSpan)/2
 }
 
 // phase sends count trains of n packets from index first, with forward spacing fgap and

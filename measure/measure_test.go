@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -231,30 +232,44 @@ func TestReflectorStopsMidRun(t *testing.T) {
 	}
 }
 
-// lowerBound turns a capacity error into "capacity above N" only when most
-// back-to-back trains left too slowly, and only with enough of them.
-func TestLowerBoundError(t *testing.T) {
-	cfg := Defaults().Fixed()
-	late := []estimator.Sample{{In: 12e-6, Out: 12e-6, Gaps: 1}, {In: 12e-6, Out: 12e-6, Gaps: 1}, {In: 13e-6, Out: 13e-6, Gaps: 1}}
+// Capacity turns a refusal into "capacity above N" only when most
+// back-to-back trains left too slowly, and only with enough of them; and
+// refuses an estimate from the trains that did not leave late when enough
+// of the late ones arrived closer together (a selection by cross traffic).
+func TestCapacityBound(t *testing.T) {
+	ecfg := estimator.Config{Size: 1500, Noise: 1e-9}
+	pair := func(out float64) estimator.Sample { return estimator.Sample{In: out, Out: out, Gaps: 1} }
+	late := []estimator.Sample{pair(12e-6), pair(12e-6), pair(13e-6), pair(11e-6)}
+	var loaded []estimator.Sample // pairs that a cross packet held back: 24 µs
+	for range 8 {
+		loaded = append(loaded, estimator.Sample{In: 1e-6, Out: 24e-6, Gaps: 1})
+	}
 	for _, tc := range []struct {
-		name  string
-		late  int
-		cap   error
-		bound bool
+		name     string
+		accepted []estimator.Sample
+		late     []estimator.Sample
+		bound    float64
 	}{
-		{"all left late", 16, estimator.ErrTooFew, true},
-		{"half left late", 8, estimator.ErrTooFew, true},
-		{"a few left late", 7, estimator.ErrTooFew, false},
-		{"capacity measured", 16, nil, false},
+		{"all left late", nil, slices.Repeat(late, 4), 1500 * 8 / 12e-6},
+		{"half left late", nil, slices.Repeat(late, 2), 1500 * 8 / 12e-6},
+		{"a few left late", nil, late[:3], 0},
+		{"late ones closer than the accepted", loaded, late, 1500 * 8 / 12e-6},
+		{"the accepted ones measured", loaded, late[:3], -1},
 	} {
-		d := Direction{CapErr: tc.cap}
-		d.Rejects[dispersion.LeftLate] = tc.late
-		d.lowerBound(late, cfg, 0)
-		if got := d.DBCMin > 0; got != tc.bound || (got && !errors.Is(d.CapErr, ErrPathFaster)) {
-			t.Errorf("%s: DBCMin %.0f, error %v", tc.name, d.DBCMin, d.CapErr)
-		}
-		if tc.bound && math.Abs(d.DBCMin-1500*8/12e-6) > 1 {
-			t.Errorf("%s: bound %.0f", tc.name, d.DBCMin)
+		c, min, err := Capacity(tc.accepted, tc.late, len(tc.late), 16, ecfg)
+		switch {
+		case tc.bound < 0:
+			if err != nil || min != 0 || math.Abs(c.DBC-1500*8/24e-6) > 1 {
+				t.Errorf("%s: DBC %.0f, bound %.0f, error %v", tc.name, c.DBC, min, err)
+			}
+		case tc.bound == 0:
+			if err == nil || min != 0 || errors.Is(err, ErrPathFaster) {
+				t.Errorf("%s: bound %.0f, error %v", tc.name, min, err)
+			}
+		default:
+			if !errors.Is(err, ErrPathFaster) || math.Abs(min-tc.bound) > 1e-3*tc.bound {
+				t.Errorf("%s: bound %.0f, want %.0f; error %v", tc.name, min, tc.bound, err)
+			}
 		}
 	}
 }

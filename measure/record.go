@@ -1,6 +1,7 @@
 package measure
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -30,7 +31,7 @@ func (r *Result) Records() []record.Record {
 			BytesSent:       d.Bytes,
 			DurationMS:      float64(r.Duration.Microseconds()) / 1000,
 			TimestampSource: d.Source.String(),
-			Note:            strings.Join(r.Fitted, "; "),
+			Note:            strings.Join(slices.Concat(r.Fitted, r.Notes), "; "),
 		}
 		if d == &r.Reverse {
 			rec.Unexpected, rec.Unauthenticated = r.Unexpected, r.Unauthenticated
@@ -93,7 +94,7 @@ func (r *Result) Text() string {
 		b.WriteString(rec.Text())
 		b.WriteByte('\n')
 	}
-	for _, n := range r.Fitted {
+	for _, n := range slices.Concat(r.Fitted, r.Notes) {
 		b.WriteString("note: " + n + "\n")
 	}
 	return b.String()

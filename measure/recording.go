@@ -250,7 +250,18 @@ func (r *Recording) Result() (*Result, error) {
 	res := &Result{Time: time.Unix(0, r.first), Target: cfg.Target, Addr: r.addr, Config: bk.cfg,
 		Duration: time.Duration(r.last - r.first), Unexpected: unexpected}
 	res.Forward.Name, res.Reverse.Name = "forward", "reverse"
-	est, _, _ := bk.capacity(res)
+	bk.phase1 = phase1
+	// Capacity trains after the pairs (CapacityTrains): the pairs first, as
+	// the live run did, then the trains.
+	from := 0
+	if phase1 > 0 {
+		if n := len(bk.trains[phase1-1].slots); len(bk.trains[0].slots) != n {
+			for from = phase1 - 1; from > 0 && len(bk.trains[from-1].slots) == n; from-- {
+			}
+			bk.capacity(res, 0, from)
+		}
+	}
+	est, _, _ := bk.capacity(res, from, phase1)
 	if gap > 0 {
 		// What the reflector was asked for, as the live run paced it.
 		bk.tnRev = float64(gap) * 1e-9 / PaceFraction

@@ -82,7 +82,7 @@ func syntheticRun(t *testing.T, seed uint64) (cfg Config, events []event) {
 	// The spacing a live run would take from phase 1.
 	bk, _ := replayLive(t, cfg, events, false)
 	res := &Result{}
-	_, fgap, rgap := bk.capacity(res)
+	_, fgap, rgap := bk.capacity(res, 0, bk.cfg.Trains)
 	if res.Forward.CapErr != nil || res.Reverse.CapErr != nil {
 		t.Fatalf("synthetic phase 1 gave no capacity: %v, %v", res.Forward.CapErr, res.Reverse.CapErr)
 	}
@@ -128,7 +128,7 @@ func replayLive(t *testing.T, cfg Config, events []event, estimate bool) (*book,
 	if !estimate {
 		return bk, res
 	}
-	est, _, _ := bk.capacity(res)
+	est, _, _ := bk.capacity(res, 0, bk.cfg.Trains)
 	bk.round(est, cfg.Trains, len(bk.trains)-cfg.Trains)
 	bk.finish(est)
 	return bk, res

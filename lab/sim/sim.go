@@ -107,30 +107,18 @@ func Run(sc Scenario) Result {
 		capLen = p.CapTrainLen
 	}
 	cfg := measure.Defaults()
-	cfg.TrainLen, cfg.Size, cfg.Trains = capLen, p.Size, p.Trains
+	cfg.TrainLen, cfg.Size, cfg.Trains, cfg.Precision = capLen, p.Size, p.Trains, p.Precision
 	// The first train tells measure how long a train occupies the
 	// bottleneck; here that is known.
 	interval := measure.TrainInterval(cfg, float64(p.Size)*8/narrow).Seconds()
 
-	// Phase 1: back to back.
-	b2b, _, dur1 := sc.phase(rng, p.Trains, capLen, 0, interval, nil)
-	samples := make([]estimator.Sample, 0, p.Trains)
-	var late []estimator.Sample
-	for _, tr := range b2b {
-		s, why := sample(tr, dispersion.Pace{}, noise)
-		res.Rejects.Add(why)
-		switch why {
-		case dispersion.Accepted:
-			samples = append(samples, s)
-		case dispersion.LeftLate:
-			late = append(late, s)
-		}
+	// Phase 1: back to back; then capacity trains when the pairs could not
+	// resolve the path, as measure does.
+	samples := sc.capacity(rng, &res, p.Trains, capLen, interval, ecfg)
+	if count, n := measure.CapacityTrains(cfg, &measure.Direction{CapErr: res.CapErr, Rejects: res.Rejects}); count > 0 {
+		samples = sc.capacity(rng, &res, count, n, interval, ecfg)
 	}
-	res.Capacity, _, res.CapErr = estimator.EstimateCapacity(samples, ecfg, nil)
-	res.Packets = p.Trains * capLen
-	res.Duration = time.Duration(dur1 * 1e9)
 	if res.CapErr != nil {
-		res.DBCMin, _ = measure.CapacityBound(res.Capacity, res.CapErr, late, res.Rejects[dispersion.LeftLate], p.Trains, p.Size, noise)
 		return res
 	}
 	// Phase 2: paced at PaceFraction of the estimated Tn.
@@ -169,6 +157,33 @@ func Run(sc Scenario) Result {
 	res.Truth.ABW = abwTime / timeSum
 	res.Truth.XTR = res.Truth.C - res.Truth.ABW
 	return res
+}
+
+// capacity sends count back-to-back trains of n packets, estimates the
+// capacity from them into res, with the sender's rules (measure.Capacity),
+// and returns their accepted samples.
+func (sc *Scenario) capacity(rng *rand.Rand, res *Result, count, n int, interval float64, ecfg estimator.Config) []estimator.Sample {
+	trains, _, dur := sc.phase(rng, count, n, 0, interval, nil)
+	var samples, late []estimator.Sample
+	for _, tr := range trains {
+		s, why := sample(tr, dispersion.Pace{}, ecfg.Noise)
+		res.Rejects.Add(why)
+		switch why {
+		case dispersion.Accepted:
+			samples = append(samples, s)
+		case dispersion.LeftLate:
+			late = append(late, s)
+		}
+	}
+	d := measure.Direction{Capacity: res.Capacity, DBCMin: res.DBCMin, CapErr: res.CapErr}
+	if count == len(trains) && res.Packets == 0 {
+		d.CapErr = nil // the first trains: nothing to keep
+	}
+	d.Stronger(measure.Capacity(samples, late, len(late), count, ecfg))
+	res.Capacity, res.DBCMin, res.CapErr = d.Capacity, d.DBCMin, d.CapErr
+	res.Packets += count * n
+	res.Duration += time.Duration(dur * 1e9)
+	return samples
 }
 
 // narrow is the index of the slowest hop after the sender's own link (the
