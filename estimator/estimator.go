@@ -407,6 +407,7 @@ func EstimateCross(paced []Sample, c Capacity, cfg Config) (Cross, error) {
 	}
 	st.Busy, st.Timed = busy(paced, c, cfg)
 	st.DBC, st.Tn, st.DBCHigh = c.DBC*float64(st.Trains), c.Tn*float64(st.Trains), c.DBCHigh*float64(st.Trains)
+	st.DBCLow = c.DBCLow * float64(st.Trains)
 	st.TnErr2 = c.TnErr * c.TnErr
 	x, err := st.estimate(cfg)
 	if err != nil {

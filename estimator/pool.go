@@ -16,6 +16,7 @@ type CrossStats struct {
 	E, In, Out            float64 // Σe, Σin, Σout, seconds
 	EE, InIn, EIn         float64 // Σe², Σin², Σe·in
 	DBC, Tn, DBCHigh      float64 // Σ over trains of each run's DBC (bit/s), Tn (s) and DBCHigh
+	DBCLow                float64 // and DBCLow
 	TnErr2                float64 // Σ over runs of TnErr², s²
 	// OffPace counts the paced trains that were sent but not used because
 	// they did not keep their pace (Config.OffPace): windows that were
@@ -54,6 +55,7 @@ func (st *CrossStats) Add(o CrossStats) {
 	st.DBC += o.DBC
 	st.Tn += o.Tn
 	st.DBCHigh += o.DBCHigh
+	st.DBCLow += o.DBCLow
 	st.TnErr2 += o.TnErr2
 	st.OffPace += o.OffPace
 	st.Busy += o.Busy
@@ -64,13 +66,13 @@ func (st *CrossStats) Add(o CrossStats) {
 // Valid says whether st could have come from EstimateCross: finite sums,
 // positive spans and capacity, no negative count.
 func (st *CrossStats) Valid() bool {
-	for _, v := range []float64{st.E, st.In, st.Out, st.EE, st.InIn, st.EIn, st.DBC, st.Tn, st.DBCHigh, st.TnErr2, st.Grain} {
+	for _, v := range []float64{st.E, st.In, st.Out, st.EE, st.InIn, st.EIn, st.DBC, st.Tn, st.DBCHigh, st.DBCLow, st.TnErr2, st.Grain} {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return false
 		}
 	}
 	return st.Runs > 0 && st.Trains > 0 && st.Windows >= st.Trains && st.In > 0 && st.Out > 0 && st.DBC > 0 && st.Tn > 0 &&
-		st.EE >= 0 && st.InIn > 0 && st.TnErr2 >= 0 && st.OffPace >= 0 && st.Busy >= 0 && st.Timed >= st.Busy && st.Grain >= 0
+		st.EE >= 0 && st.InIn > 0 && st.TnErr2 >= 0 && st.OffPace >= 0 && st.Busy >= 0 && st.Timed >= st.Busy && st.Grain >= 0 && st.DBCLow >= 0
 }
 
 // Pool estimates XTR and ABW from the trains of several runs of one path
@@ -146,6 +148,17 @@ func (st CrossStats) estimate(cfg Config) (Cross, error) {
 	down, up := half+unseen*x.XTR, half+unseen*(dbc-x.XTR) // of XTR
 	x.ABWLow, x.ABWHigh = clamp(x.ABW-up, 0, hi), clamp(x.ABW+down, 0, hi)
 	x.XTRLow, x.XTRHigh = clamp(x.XTR-down, 0, hi), clamp(x.XTR+up, 0, hi)
+	// And what the same trains read at either end of the capacity's
+	// interval (which holds more than Tn's sampling error: grain, and
+	// cross traffic inside back-to-back pairs):
+	// ABW = C·(1 − ΣOut/ΣIn) + L·8·ΣGaps/ΣIn at C = DBCLow and DBCHigh.
+	if dbcLow := st.DBCLow / n; dbcLow > 0 {
+		for _, c := range []float64{dbcLow, dbcHigh} {
+			abw := clamp(c*(1-st.Out/st.In)+float64(cfg.Size)*8*float64(st.Windows)/st.In, 0, c)
+			x.ABWLow, x.ABWHigh = math.Min(x.ABWLow, abw), math.Max(x.ABWHigh, math.Min(abw, hi))
+			x.XTRLow, x.XTRHigh = math.Min(x.XTRLow, c-abw), math.Max(x.XTRHigh, math.Min(c-abw, hi))
+		}
+	}
 	// The second reading: the share of trains that found a queue. When
 	// even its lower bound is more load than the windows' interval
 	// allows, the windows missed what the queue shows (cross traffic in

@@ -241,9 +241,11 @@ func (d *Direction) Loss() float64 {
 // the estimate is refused but the trains still bound the capacity from
 // below, the error is ErrPathFaster and dbcMin the bound, as pathload
 // says "available bandwidth is greater than" rather than "too few
-// samples". When enough late trains arrived closer together than the
-// accepted ones found, the accepted ones are a selection (those that
-// cross traffic held back long enough to pass), and the estimate is
+// samples". When two or more late trains arrived closer together than the
+// accepted ones found (by more than twice the noise), or one by more than a
+// quarter, the path forwards
+// faster than the estimate says: the accepted ones are a selection (those
+// that cross traffic held back long enough to pass), and the estimate is
 // refused for that bound too.
 func Capacity(samples, late []estimator.Sample, leftLate, trains int, ecfg estimator.Config) (c estimator.Capacity, dbcMin float64, err error) {
 	if trains < ecfg.MinSamples || ecfg.MinSamples == 0 && trains < 5 {
@@ -252,12 +254,17 @@ func Capacity(samples, late []estimator.Sample, leftLate, trains int, ecfg estim
 	c, _, err = estimator.EstimateCapacity(samples, ecfg, nil)
 	if err == nil {
 		var closer []estimator.Sample
+		weight := 0 // a train far closer counts twice
 		for _, s := range late {
-			if s.Gaps > 0 && s.Out/float64(s.Gaps) < c.Tn-2*ecfg.Noise {
+			if g := s.Out / float64(max(1, s.Gaps)); s.Gaps > 0 && g < c.Tn-2*ecfg.Noise {
 				closer = append(closer, s)
+				weight++
+				if g < 0.75*c.Tn-2*ecfg.Noise {
+					weight++
+				}
 			}
 		}
-		if len(closer) >= max(3, trains/4) {
+		if weight >= 2 {
 			c.Min = dispersion.LowerBound(closer, ecfg.Size, ecfg.Noise)
 			err = fmt.Errorf("%w: %d of %d trains that left too slowly arrived closer together than the %d used (%.1f µs)",
 				estimator.ErrNotBackToBack, len(closer), trains, c.Used, c.Tn*1e6)
@@ -267,7 +274,7 @@ func Capacity(samples, late []estimator.Sample, leftLate, trains int, ecfg estim
 		return c, 0, nil
 	}
 	if min, why := capacityBound(c, err, late, leftLate, trains, ecfg); min > 0 {
-		return c, min, fmt.Errorf("%w: capacity above %.0f Mbit/s (%s); try --size 9000 or hardware timestamps",
+		return c, min, fmt.Errorf("%w: capacity above %.0f Mbit/s (%w); try --size 9000 or hardware timestamps",
 			ErrPathFaster, min/1e6, why)
 	}
 	return c, 0, err
@@ -275,12 +282,14 @@ func Capacity(samples, late []estimator.Sample, leftLate, trains int, ecfg estim
 
 // Stronger is d's capacity (c, dbcMin, err) after capacity trains: theirs,
 // unless they gave no estimate and the pairs' bound, already in d, was
-// higher, or their estimate is below that bound.
+// higher, or their estimate is below that bound. A bound from pairs whose
+// gaps were below the noise yields to the trains' estimate: a receiver
+// that stamps in batches gives pairs tiny gaps on any path.
 func (d *Direction) Stronger(c estimator.Capacity, dbcMin float64, err error) {
 	if err != nil && d.CapErr != nil && d.DBCMin > dbcMin {
 		return
 	}
-	if err == nil && d.DBCMin > c.DBCHigh {
+	if err == nil && d.DBCMin > c.DBCHigh && !errors.Is(d.CapErr, estimator.ErrBelowNoise) {
 		// Below what the pairs showed the path carries: the trains met
 		// cross traffic that spread them all alike (a burst), and their
 		// estimate is wrong.
@@ -297,16 +306,16 @@ func (d *Direction) Stronger(c estimator.Capacity, dbcMin float64, err error) {
 // path, and the path carried them as fast as they came; or the estimator
 // found the path faster than the stamps or the sender can resolve
 // (c.Min). 0 when they say nothing.
-func capacityBound(c estimator.Capacity, err error, late []estimator.Sample, leftLate, trains int, ecfg estimator.Config) (float64, string) {
+func capacityBound(c estimator.Capacity, err error, late []estimator.Sample, leftLate, trains int, ecfg estimator.Config) (float64, error) {
 	if 2*leftLate >= trains {
 		if min := dispersion.LowerBound(late, ecfg.Size, ecfg.Noise); min > 0 {
-			return min, fmt.Sprintf("%d of %d trains left too slowly to measure the path", leftLate, trains)
+			return min, fmt.Errorf("%d of %d trains left too slowly to measure the path", leftLate, trains)
 		}
 	}
 	if c.Min > 0 && (errors.Is(err, estimator.ErrBelowNoise) || errors.Is(err, estimator.ErrNotBackToBack)) {
-		return c.Min, err.Error()
+		return c.Min, err
 	}
-	return 0, ""
+	return 0, nil
 }
 
 // The trains an adaptive run sends for capacity when its pairs could not
