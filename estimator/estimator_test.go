@@ -333,3 +333,117 @@ func TestOffPaceWidens(t *testing.T) {
 		}
 	}
 }
+
+// The second reading of load: the share of trains whose first packet
+// found a queue. Where it agrees with the windows, nothing changes; where
+// some trains found a queue and the share's upper end is more load than
+// the windows' interval allows, that interval is widened down; where even
+// its lower end is, only an upper bound on ABW is left (Bursty). A drift
+// of the clocks' offset within skewRate is not a queue.
+func TestBusyReading(t *testing.T) {
+	const c = 100e6
+	capa := Capacity{DBC: c, Tn: tn(c), DBCHigh: c, DBCLow: c, TnErr: 1e-9}
+	// 20 paced trains whose windows caught 10 % of C, and 16 back-to-back
+	// ones, 10 ms apart; delayed marks those whose first packet waited
+	// 1 ms; drift is the offset's drift, seconds per second.
+	run := func(delayed func(i int) bool, drift float64) Cross {
+		var b2b, paced []Sample
+		for i := range 36 {
+			at := float64(i) * 0.01
+			s := Sample{In: 9 * 0.8 * tn(c), Out: 9.72 * tn(c), Gaps: 9, Start: at, Delay: 0.005 + drift*at, Timed: true}
+			if delayed(i) {
+				s.Delay += 1e-3
+			}
+			if i < 16 {
+				s.In, s.Out, s.Gaps = 1e-6, tn(c), 1
+				b2b = append(b2b, s)
+			} else {
+				paced = append(paced, s)
+			}
+		}
+		cf := cfg
+		cf.Unpaced = b2b
+		x, err := EstimateCross(paced, capa, cf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	quiet := run(func(int) bool { return false }, 0)
+	if quiet.Stats.Busy != 0 || quiet.Stats.Timed != 36 || quiet.Bursty || math.Abs(quiet.ABW-0.9*c) > 1 || quiet.ABWLow < 0.8*c {
+		t.Errorf("no queue: busy %d of %d, ABW %.1f (%.1f–%.1f)", quiet.Stats.Busy, quiet.Stats.Timed, quiet.ABW/1e6, quiet.ABWLow/1e6, quiet.ABWHigh/1e6)
+	}
+	if drifted := run(func(int) bool { return false }, 40e-6); drifted.Stats.Busy != 0 {
+		t.Errorf("a drift of 40 ppm counted %d trains busy", drifted.Stats.Busy)
+	}
+	few := run(func(i int) bool { return i%9 == 4 }, 0) // 4 of 36
+	_, up := wilson(4, 36)
+	if few.Stats.Busy != 4 || few.Bursty || math.Abs(few.ABWLow-(1-up)*c) > 1 || few.ABW != quiet.ABW {
+		t.Errorf("4 of 36 busy: busy %d, bursty %v, ABW %.1f (%.1f–%.1f), want the low end at %.1f", few.Stats.Busy, few.Bursty,
+			few.ABW/1e6, few.ABWLow/1e6, few.ABWHigh/1e6, (1-up)*c/1e6)
+	}
+	half := run(func(i int) bool { return i%2 == 0 }, 0) // 18 of 36
+	lo, _ := wilson(18, 36)
+	if !half.Bursty || half.ABWLow != 0 || math.Abs(half.ABWHigh-(1-lo)*c) > 1 || math.Abs(half.ABW-c/2) > 1 {
+		t.Errorf("18 of 36 busy: bursty %v, ABW %.1f (%.1f–%.1f), want 50 (0–%.1f)", half.Bursty, half.ABW/1e6, half.ABWLow/1e6,
+			half.ABWHigh/1e6, (1-lo)*c/1e6)
+	}
+}
+
+// The interval of a run whose first trains caught few cross packets is
+// at least a Poisson count's: five empty trains of nine windows do not
+// make a ±10 % interval at 100 Mbit/s.
+func TestPoissonFloor(t *testing.T) {
+	const c = 100e6
+	capa := Capacity{DBC: c, Tn: tn(c), DBCHigh: c, TnErr: 1e-9}
+	var s []Sample
+	for range 5 {
+		s = append(s, Sample{In: 9 * 0.8 * tn(c), Out: 9 * tn(c), Gaps: 9})
+	}
+	x, err := EstimateCross(s, capa, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One packet's time over the five trains' input spans, times t(4).
+	floor := z95(4) * c * tn(c) / (5 * 9 * 0.8 * tn(c))
+	if x.XTRHigh < floor*0.999 {
+		t.Errorf("XTR (%.1f–%.1f), want the high end at least %.1f", x.XTRLow/1e6, x.XTRHigh/1e6, floor/1e6)
+	}
+}
+
+// Trains stamped in batches carry their grain: the capacity interval
+// holds it as a bias, and so does the cross traffic's.
+func TestGrainWidens(t *testing.T) {
+	const c = 1e9
+	var b2b []Sample
+	for range 8 {
+		b2b = append(b2b, Sample{In: 99e-6, Out: 99 * tn(c), Gaps: 99, Clean: 99 * tn(c), CleanGaps: 99})
+	}
+	plain, _, err := EstimateCapacity(b2b, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range b2b {
+		b2b[i].Grain = 50e-6
+	}
+	grained, _, err := EstimateCapacity(b2b, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if grained.DBC != plain.DBC || !(grained.DBCLow < plain.DBCLow && grained.DBCHigh > plain.DBCHigh) {
+		t.Errorf("DBC %.0f (%.0f–%.0f) with grain, %.0f (%.0f–%.0f) without", grained.DBC/1e6, grained.DBCLow/1e6, grained.DBCHigh/1e6,
+			plain.DBC/1e6, plain.DBCLow/1e6, plain.DBCHigh/1e6)
+	}
+	var p []Sample
+	for range 10 {
+		p = append(p, Sample{In: 9 * 0.8 * tn(c), Out: 9 * tn(c), Gaps: 9})
+	}
+	a, _ := EstimateCross(p, plain, cfg)
+	for i := range p {
+		p[i].Grain = 50e-6
+	}
+	b, _ := EstimateCross(p, plain, cfg)
+	if b.XTR != a.XTR || b.XTRHigh-a.XTRHigh < 0.5*c*50e-6/(9*0.8*tn(c)) {
+		t.Errorf("XTR %.0f (%.0f–%.0f) with grain, %.0f (%.0f–%.0f) without", b.XTR/1e6, b.XTRLow/1e6, b.XTRHigh/1e6, a.XTR/1e6, a.XTRLow/1e6, a.XTRHigh/1e6)
+	}
+}

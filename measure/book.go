@@ -155,6 +155,12 @@ func (bk *book) finish(e *estimate) {
 		e.revSrc2 = dispersion.SourceNone
 	}
 	res.Forward.Source, res.Reverse.Source = min(e.fwdSrc, e.fwdSrc2), min(e.revSrc, e.revSrc2)
+	for _, d := range []*Direction{&res.Forward, &res.Reverse} {
+		if x := d.Cross; d.CrossErr == nil && x.Bursty {
+			res.Notes = append(res.Notes, fmt.Sprintf("%s: %d of %d trains found a queue, more load than the windows between probes caught (cross traffic in bursts): ABW is only bounded above",
+				d.Name, x.Stats.Busy, x.Stats.Timed))
+		}
+	}
 	bk.traffic(res)
 	res.RTT, res.RTTOK = bk.rtt()
 }

@@ -70,9 +70,11 @@ func TestServeMD1(t *testing.T) {
 // The cross-traffic generators carry the load they are asked for.
 func TestTrafficRates(t *testing.T) {
 	const rate = 100e6
-	for _, m := range []Model{CBR, Poisson, Pareto, TCP, Mix} {
+	for _, tr := range []Traffic{{Model: CBR}, {Model: Poisson}, {Model: Pareto}, {Model: TCP}, {Model: Mix}, {Model: TCPPaced}, {Model: TCP, Flows: 4}} {
+		m := tr.Model
+		tr.Load = 0.5
 		rng := rand.New(rand.NewPCG(7, uint64(m)))
-		arr := Traffic{Model: m, Load: 0.5}.generate(rng, rate, 0, 60, nil)
+		arr := tr.generate(rng, rate, 0, 60, nil)
 		var bits float64
 		for i, a := range arr {
 			bits += float64(a.size) * 8
