@@ -63,15 +63,25 @@
 // # Confidence and refusals
 //
 // Capacity is refused when fewer than Config.MinSamples usable samples
-// remain, when the dominating cluster holds fewer than 3 of them, or when
-// δ_dom is within 4× the timestamp noise. Its confidence is
+// remain, when the dominating cluster holds fewer than 3 of them, when
+// δ_dom is within 4× the stamps' error per gap (the noise, or a batched
+// train's grain, over its gaps: ErrBelowNoise), or when the samples' input
+// gap is more than half δ_dom (ErrNotBackToBack). The last two still bound
+// the capacity from below (Capacity.Min). Its confidence is
 //
 //	(samples in cluster / usable) × min(1, usable/10) × min(1, δ_dom/(10·noise)).
 //
-// The interval of XTR and ABW is the sampling error's, widened for the
+// Its interval adds, as biases, the grain per gap of batched trains and,
+// on the high side, the input gap.
+//
+// The interval of XTR and ABW is the sampling error's (never below a
+// Poisson count's of the excess, plus one packet), and what the trains
+// read at either end of DBC's interval, and their grain, widened for the
 // paced trains that were sent but left off pace (Config.OffPace): whatever
 // their windows held, XTR with them would lie between (1−s)·XTR and
-// (1−s)·XTR + s·DBC, s being their share.
+// (1−s)·XTR + s·DBC, s being their share. Then the second reading of the
+// load, the share of trains that found a queue (busy), widens it or, when
+// it contradicts the windows, leaves only an upper bound (Cross.Bursty).
 //
 // Cross traffic is refused without a capacity or with fewer than
 // Config.MinSamples paced samples; its confidence is
@@ -444,8 +454,8 @@ func busy(paced []Sample, c Capacity, cfg Config) (busy, timed int) {
 	first, last := math.Inf(1), math.Inf(-1)
 	for _, set := range [][]Sample{cfg.Unpaced, paced} {
 		for _, s := range set {
-			if !s.Timed || s.Gaps <= 0 || s.Out <= 0 || timed == len(d) {
-				continue
+			if !s.Timed || s.Gaps <= 0 || s.Out <= 0 || s.Grain > 0 || timed == len(d) {
+				continue // a train stamped in batches: its first stamp may be late by its grain
 			}
 			d[timed] = s.Delay
 			timed++

@@ -377,13 +377,13 @@ func TestBusyReading(t *testing.T) {
 		t.Errorf("a drift of 40 ppm counted %d trains busy", drifted.Stats.Busy)
 	}
 	few := run(func(i int) bool { return i%9 == 4 }, 0) // 4 of 36
-	_, up := wilson(4, 36)
+	_, up := wilson(4, 36, z95(1<<20))
 	if few.Stats.Busy != 4 || few.Bursty || math.Abs(few.ABWLow-(1-up)*c) > 1 || few.ABW != quiet.ABW {
 		t.Errorf("4 of 36 busy: busy %d, bursty %v, ABW %.1f (%.1f–%.1f), want the low end at %.1f", few.Stats.Busy, few.Bursty,
 			few.ABW/1e6, few.ABWLow/1e6, few.ABWHigh/1e6, (1-up)*c/1e6)
 	}
 	half := run(func(i int) bool { return i%2 == 0 }, 0) // 18 of 36
-	lo, _ := wilson(18, 36)
+	lo, _ := wilson(18, 36, z99)
 	if !half.Bursty || half.ABWLow != 0 || math.Abs(half.ABWHigh-(1-lo)*c) > 1 || math.Abs(half.ABW-c/2) > 1 {
 		t.Errorf("18 of 36 busy: bursty %v, ABW %.1f (%.1f–%.1f), want 50 (0–%.1f)", half.Bursty, half.ABW/1e6, half.ABWLow/1e6,
 			half.ABWHigh/1e6, (1-lo)*c/1e6)

@@ -159,40 +159,48 @@ func (st CrossStats) estimate(cfg Config) (Cross, error) {
 			x.XTRLow, x.XTRHigh = math.Min(x.XTRLow, c-abw), math.Max(x.XTRHigh, math.Min(c-abw, hi))
 		}
 	}
-	// The second reading: the share of trains that found a queue. When
-	// even its lower bound is more load than the windows' interval
-	// allows, the windows missed what the queue shows (cross traffic in
-	// bursts shorter than the gaps between trains): what holds then is
-	// only an upper bound on ABW, from the busy share.
-	// When some train found a queue and the busy share's upper end is
-	// more load than the interval allows, the interval is widened down to
-	// what that upper end would leave (a path on which no train found a
-	// queue is not widened for bursts that every train could have
-	// missed: at 20 % of the time, 21 trains all miss them 1 % of the
-	// time). When even its lower end is, the windows missed what
-	// the queue shows: what holds then is only an upper bound on ABW.
+	// The second reading: the share of trains that found a queue (busy),
+	// as ABW = DBC·(1 − share). Its upper end is a bound that holds; its
+	// lower end is not (a short wait can go unseen).
+	//
+	// When even the upper end of that reading (from the share's 99 %
+	// lower end: a bound alone must hold in 95 % of runs, not on average)
+	// is below the windows' interval, the windows missed what the queue
+	// shows (cross traffic in bursts shorter than the gaps between
+	// trains): only that upper bound is left.
+	//
+	// When trains found a queue and the reading's lower end (from the
+	// share's 95 % upper end) is below the windows' interval, the interval
+	// is widened down to it. It takes two such trains: one is what a pause
+	// of either host makes too (a virtual CPU taken away delays a stamp as
+	// a queue would), so a path on which at most one train found a queue
+	// is not widened for bursts that every train could have missed (at
+	// 20 % of the time, 21 trains miss them all but one 6 % of the time).
 	if st.Timed > 0 {
 		b := float64(st.Busy) / float64(st.Timed)
-		lo, up := wilson(st.Busy, st.Timed)
+		_, up := wilson(st.Busy, st.Timed, z95(1<<20))
+		lo, _ := wilson(st.Busy, st.Timed, z99) // a bound alone must hold in 95 % of runs, not on average
 		switch {
-		case lo*dbc > x.XTRHigh:
+		case (1-lo)*dbc < x.ABWLow:
 			x.Bursty = true
 			x.XTR = b * dbc
 			x.ABW = dbc - x.XTR
 			x.XTRLow, x.XTRHigh = lo*dbc, hi
 			x.ABWLow, x.ABWHigh = 0, (1-lo)*dbc
-		case st.Busy > 0 && up*dbc > x.XTRHigh:
+		case st.Busy > 1 && (1-up)*dbc < x.ABWLow:
 			x.XTRHigh = math.Max(x.XTRHigh, up*dbc)
-			x.ABWLow = math.Min(x.ABWLow, (1-up)*dbc)
+			x.ABWLow = (1 - up) * dbc
 		}
 	}
 	return x, nil
 }
 
-// wilson is Wilson's 95 % score interval for a proportion of k successes
-// in n trials (n > 0).
-func wilson(k, n int) (lo, hi float64) {
-	const z = 1.959964
+// z99 is the two-sided 99 % quantile of the normal distribution.
+const z99 = 2.575829
+
+// wilson is Wilson's score interval for a proportion of k successes in n
+// trials (n > 0), at the normal quantile z.
+func wilson(k, n int, z float64) (lo, hi float64) {
 	p, nn := float64(k)/float64(n), float64(n)
 	centre := p + z*z/(2*nn)
 	spread := z * math.Sqrt(p*(1-p)/nn+z*z/(4*nn*nn))

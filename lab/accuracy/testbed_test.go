@@ -215,9 +215,10 @@ func TestAdaptive(t *testing.T) {
 		}
 		f := &out.Result.Forward
 		truth := out.Truth[testbed.Forward]
-		t.Logf("load %.0f %%: forward %d bytes; XTR %.1f (%.1f–%.1f, truth %.1f), ABW %.1f (%.1f–%.1f, truth %.1f), DBC %.1f; rejected %v",
+		t.Logf("load %.0f %%: forward %d bytes; XTR %.1f (%.1f–%.1f, truth %.1f), ABW %.1f (%.1f–%.1f, truth %.1f), DBC %.1f (%.1f–%.1f); %d of %d trains found a queue; rejected %v",
 			100*load, f.Bytes, f.Cross.XTR/1e6, f.Cross.XTRLow/1e6, f.Cross.XTRHigh/1e6, truth.XTR/1e6,
-			f.Cross.ABW/1e6, f.Cross.ABWLow/1e6, f.Cross.ABWHigh/1e6, truth.ABW/1e6, f.Capacity.DBC/1e6, f.Rejects.Map())
+			f.Cross.ABW/1e6, f.Cross.ABWLow/1e6, f.Cross.ABWHigh/1e6, truth.ABW/1e6, f.Capacity.DBC/1e6, f.Capacity.DBCLow/1e6,
+			f.Capacity.DBCHigh/1e6, f.Cross.Stats.Busy, f.Cross.Stats.Timed, f.Rejects.Map())
 		if err := f.Err(); err != nil {
 			t.Fatalf("load %.0f %%: %v", 100*load, err)
 		}
