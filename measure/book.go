@@ -113,8 +113,12 @@ func (bk *book) capacity(res *Result, from, to int) (e *estimate, fgap, rgap tim
 	var fwdLate, revLate []estimator.Sample
 	e.fwdB2B, e.fwdSrc, fwdLate = bk.samplesAndLate(&res.Forward, from, to, true)
 	e.revB2B, e.revSrc, revLate = bk.samplesAndLate(&res.Reverse, from, to, false)
-	res.Forward.Stronger(Capacity(e.fwdB2B, fwdLate, len(fwdLate), to-from, bk.estimatorConfig(e.fwdSrc)))
-	res.Reverse.Stronger(Capacity(e.revB2B, revLate, len(revLate), to-from, bk.estimatorConfig(e.revSrc)))
+	fcfg, rcfg := bk.estimatorConfig(e.fwdSrc), bk.estimatorConfig(e.revSrc)
+	if from > 0 { // capacity trains
+		fcfg.MinSamples, rcfg.MinSamples = CapacityTrainsUsable, CapacityTrainsUsable
+	}
+	res.Forward.Stronger(Capacity(e.fwdB2B, fwdLate, len(fwdLate), to-from, fcfg))
+	res.Reverse.Stronger(Capacity(e.revB2B, revLate, len(revLate), to-from, rcfg))
 	n := cfg.pacedLen()
 	if res.Forward.CapErr == nil {
 		fgap = PaceGap(res.Forward.Capacity.Tn, n)

@@ -243,14 +243,10 @@ func (d *Direction) Loss() float64 {
 // says "available bandwidth is greater than" rather than "too few
 // samples". When two or more late trains arrived closer together than the
 // accepted ones found (by more than twice the noise), or one by more than a
-// quarter, the path forwards
-// faster than the estimate says: the accepted ones are a selection (those
-// that cross traffic held back long enough to pass), and the estimate is
-// refused for that bound too.
+// quarter, the path forwards faster than the estimate says: the accepted
+// ones are a selection (those that cross traffic held back long enough to
+// pass), and the estimate is refused for that bound too.
 func Capacity(samples, late []estimator.Sample, leftLate, trains int, ecfg estimator.Config) (c estimator.Capacity, dbcMin float64, err error) {
-	if trains < ecfg.MinSamples || ecfg.MinSamples == 0 && trains < 5 {
-		ecfg.MinSamples = max(3, min(trains, 5)) // capacity trains: few, each of many gaps
-	}
 	c, _, err = estimator.EstimateCapacity(samples, ecfg, nil)
 	if err == nil {
 		var closer []estimator.Sample
@@ -293,8 +289,9 @@ func (d *Direction) Stronger(c estimator.Capacity, dbcMin float64, err error) {
 		// Below what the pairs showed the path carries: the trains met
 		// cross traffic that spread them all alike (a burst), and their
 		// estimate is wrong.
-		c.Min, err = d.DBCMin, fmt.Errorf("%w: capacity trains read %.0f Mbit/s, below the pairs' bound", estimator.ErrNotBackToBack, c.DBC/1e6)
-		d.Capacity, d.CapErr = c, fmt.Errorf("%w: capacity above %.0f Mbit/s (%v)", ErrPathFaster, d.DBCMin/1e6, err)
+		c.Min = d.DBCMin
+		d.Capacity, d.CapErr = c, fmt.Errorf("%w: capacity above %.0f Mbit/s (capacity trains read %.0f Mbit/s, less than the pairs showed the path carries: cross traffic spread them); try --size 9000 or hardware timestamps",
+			ErrPathFaster, d.DBCMin/1e6, c.DBC/1e6)
 		return
 	}
 	d.Capacity, d.DBCMin, d.CapErr = c, dbcMin, err
@@ -326,6 +323,9 @@ func capacityBound(c estimator.Capacity, err error, late []estimator.Sample, lef
 const (
 	CapacityTrainCount = 4
 	CapacityTrainBytes = 150_000
+	// CapacityTrainsUsable is how many of them must be usable: each has
+	// many gaps, and the dominating cluster needs three.
+	CapacityTrainsUsable = 3
 )
 
 // CapacityTrains is how many back-to-back trains, of how many packets, an

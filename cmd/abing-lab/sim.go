@@ -9,12 +9,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/abing-net/abing/lab/heatmap"
 	"github.com/abing-net/abing/lab/sim"
 )
 
 func simCommand() *cobra.Command {
 	var runs int
-	var write, only string
+	var write, only, heat string
 	cmd := &cobra.Command{
 		Use:   "sim",
 		Short: "Run abing's estimator through the packet-level simulator: 1 Mbit/s to 100 Gbit/s, real hosts, bursty traffic",
@@ -48,12 +49,20 @@ func simCommand() *cobra.Command {
 				sim.WriteGrid(w, stats)
 				fmt.Fprintln(w)
 				sim.WriteHeadline(w, stats)
+				if heat != "" {
+					files, err := heatmap.Write(heat, stats)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(cmd.ErrOrStderr(), "heat maps: %s\n", strings.Join(files, ", "))
+				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "%d runs in %v\n", len(cells)*runs, time.Since(start).Round(time.Millisecond))
 				return nil
 			})
 		},
 	}
 	cmd.Flags().IntVar(&runs, "runs", 50, "runs (seeds) per cell")
+	cmd.Flags().StringVar(&heat, "heatmap", "", "also draw a heat map per probe size of the users' world into this directory (sim-1500.png, sim-9000.png)")
 	cmd.Flags().StringVar(&only, "only", "", "run only the cells whose name contains this, e.g. \"1G 1500\"")
 	cmd.Flags().StringVar(&write, "write", "", "also write the table into this Markdown file, between its <!-- begin sim --> and <!-- end sim --> lines")
 	return cmd

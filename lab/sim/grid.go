@@ -55,9 +55,13 @@ type Cell struct {
 	// the hosts of hostsAt): the ones the headline counts.
 	World bool
 	Name  string // e.g. "100M poisson 50% trains"
-	Hops  []Hop
-	Probe Probe
-	Host  Host
+	// Column and Row place a cell of the users' world in its probe
+	// size's heat map: capacity and host ("1G kernel"), and traffic
+	// ("tcp 50%").
+	Column, Row string
+	Hops        []Hop
+	Probe       Probe
+	Host        Host
 }
 
 // Stats are a cell's figures over its runs.
@@ -207,11 +211,13 @@ func DefaultGrid() []Cell {
 			for _, h := range hostsAt(c) {
 				for _, t := range traffics() {
 					cells = append(cells, Cell{
-						World: true,
-						Name:  fmt.Sprintf("%s %d %s %s", rateName(c), size, h.name, t.name),
-						Hops:  []Hop{{Rate: access(c)}, {Rate: c, Cross: t.t}},
-						Probe: mode.probe(),
-						Host:  h.host,
+						World:  true,
+						Name:   fmt.Sprintf("%s %d %s %s", rateName(c), size, h.name, t.name),
+						Column: rateName(c) + " " + h.name,
+						Row:    t.name,
+						Hops:   []Hop{{Rate: access(c)}, {Rate: c, Cross: t.t}},
+						Probe:  mode.probe(),
+						Host:   h.host,
 					})
 				}
 			}

@@ -116,7 +116,9 @@ func Run(sc Scenario) Result {
 	// resolve the path, as measure does.
 	samples := sc.capacity(rng, &res, p.Trains, capLen, interval, ecfg)
 	if count, n := measure.CapacityTrains(cfg, &measure.Direction{CapErr: res.CapErr, Rejects: res.Rejects}); count > 0 {
-		samples = sc.capacity(rng, &res, count, n, interval, ecfg)
+		c := ecfg
+		c.MinSamples = measure.CapacityTrainsUsable
+		samples = sc.capacity(rng, &res, count, n, interval, c)
 	}
 	if res.CapErr != nil {
 		return res
