@@ -10,8 +10,8 @@ import (
 	"github.com/abing-net/abing/lab/sim"
 )
 
-// A heat map per probe size of the users' world, as PNG images whose
-// size grows with the grid; a grid without such cells is an error.
+// A heat map per probe size of the users' world, as PNG images that grow
+// with the grid; a grid without such cells is an error.
 func TestWrite(t *testing.T) {
 	cell := func(col, row string, size int) sim.Cell {
 		return sim.Cell{World: true, Column: col, Row: row, Probe: sim.Probe{Size: size}}
@@ -31,7 +31,7 @@ func TestWrite(t *testing.T) {
 	if len(files) != 2 || files[0] != filepath.Join(dir, "sim-1500.png") || files[1] != filepath.Join(dir, "sim-9000.png") {
 		t.Fatalf("files %v", files)
 	}
-	var widths []int
+	var heights []int
 	for _, f := range files {
 		r, err := os.Open(f)
 		if err != nil {
@@ -42,10 +42,10 @@ func TestWrite(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
-		widths = append(widths, img.Bounds().Dx())
+		heights = append(heights, img.Bounds().Dy())
 	}
-	if widths[0] <= widths[1] {
-		t.Errorf("widths %v: two columns drawn no wider than one", widths)
+	if heights[0] <= heights[1] {
+		t.Errorf("heights %v: two rows of traffic drawn no taller than one", heights)
 	}
 	if _, err := Write(dir, stats[4:]); err == nil {
 		t.Error("a grid with no cell of the users' world drew a heat map")
