@@ -94,7 +94,8 @@ func TestImportRules(t *testing.T) {
 		{[]string{"monitor", "mesh", "netloc", "store", "influx"}, []string{"meshagent"}, "the agent is built on them, not they on it"},
 		{[]string{"capture"}, []string{"reflector", "monitor", "store", "influx", "notify", "traceroute"},
 			"offline analysis reads a file and estimates as a live run does; it does not measure, serve or store"},
-		{[]string{"cmd/abing", "cmd/reflector"}, []string{"lab/testbed", "lab/accuracy"}, "lab code stays out of what users install"},
+		{[]string{"cmd/abing", "cmd/reflector"}, []string{"lab/testbed", "lab/accuracy", "lab/sim", "lab/heatmap"},
+			"lab code (and the plotting library of lab/heatmap) stays out of what users install"},
 		{[]string{"config"}, []string{"monitor", "meshagent", "daemon"}, "the file format is read by the daemons, it does not run them"},
 	} {
 		for _, p := range rule.pkgs {
