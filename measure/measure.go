@@ -279,13 +279,16 @@ func Capacity(samples, late []estimator.Sample, leftLate, trains int, ecfg estim
 // Stronger is d's capacity (c, dbcMin, err) after capacity trains: theirs,
 // unless they gave no estimate and the pairs' bound, already in d, was
 // higher, or their estimate is below that bound. A bound from pairs whose
-// gaps were below the noise yields to the trains' estimate: a receiver
-// that stamps in batches gives pairs tiny gaps on any path.
+// gaps were below the noise yields to the trains' estimate, and to their
+// own bound when their spans too were below what their stamps resolve: a
+// receiver that stamps in batches gives pairs tiny gaps on any path, and
+// its batches show in the trains.
 func (d *Direction) Stronger(c estimator.Capacity, dbcMin float64, err error) {
-	if err != nil && d.CapErr != nil && d.DBCMin > dbcMin {
+	noiseBound := errors.Is(d.CapErr, estimator.ErrBelowNoise)
+	if err != nil && d.CapErr != nil && d.DBCMin > dbcMin && !(noiseBound && errors.Is(err, estimator.ErrBelowNoise)) {
 		return
 	}
-	if err == nil && d.DBCMin > c.DBCHigh && !errors.Is(d.CapErr, estimator.ErrBelowNoise) {
+	if err == nil && d.DBCMin > c.DBCHigh && !noiseBound {
 		// Below what the pairs showed the path carries: the trains met
 		// cross traffic that spread them all alike (a burst), and their
 		// estimate is wrong.

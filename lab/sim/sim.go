@@ -115,10 +115,12 @@ func Run(sc Scenario) Result {
 	// Phase 1: back to back; then capacity trains when the pairs could not
 	// resolve the path, as measure does.
 	samples := sc.capacity(rng, &res, p.Trains, capLen, interval, ecfg)
+	extra := 0 // packets of capacity trains, which measure does not count against the budget
 	if count, n := measure.CapacityTrains(cfg, &measure.Direction{CapErr: res.CapErr, Rejects: res.Rejects}); count > 0 {
 		c := ecfg
 		c.MinSamples = measure.CapacityTrainsUsable
 		samples = sc.capacity(rng, &res, count, n, interval, c)
+		extra = count * n
 	}
 	if res.CapErr != nil {
 		return res
@@ -152,7 +154,7 @@ func Run(sc Scenario) Result {
 		ecfg.OffPace = res.Rejects[dispersion.OffPace] // as the live run counts them (package measure)
 		res.Cross, res.CrossErr = estimator.EstimateCross(samples, res.Capacity, ecfg)
 		if p.Precision <= 0 || (res.CrossErr == nil && (res.Cross.ABWHigh-res.Cross.ABWLow)/2 <= p.Precision*res.Capacity.DBC) ||
-			(res.Packets+round)*p.Size > p.MaxBytes {
+			(res.Packets-extra+round)*p.Size > p.MaxBytes {
 			break
 		}
 	}
