@@ -54,6 +54,17 @@ type Cell struct {
 	Ordinary bool
 	// Busy keeps one CPU busy during the measurement (testbed.StartBusy).
 	Busy bool
+	// Size is the probe size, and with it the links' MTU and the
+	// bucket's frame (9000: jumbo frames); 0 is 1500.
+	Size int
+}
+
+// size is the cell's probe size.
+func (c Cell) size() int {
+	if c.Size > 0 {
+		return c.Size
+	}
+	return 1500
 }
 
 // HasCross reports whether the cell runs cross traffic.
@@ -78,6 +89,9 @@ func (c Cell) Name() string {
 	}
 	if c.Busy {
 		x += " (busy)"
+	}
+	if c.Size > 0 && c.Size != 1500 {
+		dir += fmt.Sprintf(" %dB", c.Size)
 	}
 	return fmt.Sprintf("%gM %s %s %s", c.Rate/1e6, x, dir, c.Mode.Name)
 }
@@ -113,6 +127,22 @@ func QuickGrid() []Cell {
 		for _, l := range []float64{0, 0.5} {
 			cells = append(cells, Cell{Rate: 100e6, Kind: testbed.CBR, Load: l, Mode: n})
 		}
+	}
+	return cells
+}
+
+// JumboGrid is the default with 9000-byte probes on paths of MTU 9000
+// (a 9014-byte bucket), where the emulated link is faithful well past the
+// 20 Mbit/s of 1500-byte frames: 100, 200, 500 and 1000 Mbit/s, idle,
+// with half the calibrated capacity of constant-rate cross traffic
+// (1500-byte packets), and with one TCP flow.
+func JumboGrid() []Cell {
+	var cells []Cell
+	for _, r := range []float64{100e6, 200e6, 500e6, 1000e6} {
+		cells = append(cells,
+			Cell{Rate: r, Kind: testbed.CBR, Mode: Adaptive, Size: 9000},
+			Cell{Rate: r, Kind: testbed.CBR, Load: 0.5, Mode: Adaptive, Size: 9000},
+			Cell{Rate: r, Kind: testbed.TCP, Mode: Adaptive, Size: 9000})
 	}
 	return cells
 }
@@ -168,25 +198,30 @@ type Row struct {
 // RunGrid measures every cell repeats times and writes the table to w,
 // with progress on log.
 func RunGrid(ctx context.Context, cells []Cell, repeats int, w, log io.Writer) ([]Row, error) {
-	rates := map[float64][]Cell{}
-	var order []float64
+	type path struct {
+		rate float64
+		size int
+	}
+	paths := map[path][]Cell{}
+	var order []path
 	for _, c := range cells {
-		if _, ok := rates[c.Rate]; !ok {
-			order = append(order, c.Rate)
+		p := path{c.Rate, c.size()}
+		if _, ok := paths[p]; !ok {
+			order = append(order, p)
 		}
-		rates[c.Rate] = append(rates[c.Rate], c)
+		paths[p] = append(paths[p], c)
 	}
 	var rows []Row
 	done := 0
-	for _, rate := range order {
-		fmt.Fprintf(log, "building testbed at %g Mbit/s and calibrating...\n", rate/1e6)
-		env, err := Setup(ctx, rate, rate, 1500)
+	for _, p := range order {
+		fmt.Fprintf(log, "building testbed at %g Mbit/s for %d-byte probes and calibrating...\n", p.rate/1e6, p.size)
+		env, err := Setup(ctx, p.rate, p.rate, p.size)
 		if err != nil {
 			return rows, err
 		}
 		fmt.Fprintf(log, "  calibrated: forward %.2f, reverse %.2f Mbit/s (nominal %g)\n",
-			env.Calibration[0].Capacity/1e6, env.Calibration[1].Capacity/1e6, rate/1e6)
-		for _, c := range rates[rate] {
+			env.Calibration[0].Capacity/1e6, env.Calibration[1].Capacity/1e6, p.rate/1e6)
+		for _, c := range paths[p] {
 			row, err := env.cell(ctx, c, repeats)
 			if err != nil {
 				env.Close()
@@ -216,6 +251,7 @@ func (e *Env) cell(ctx context.Context, c Cell, repeats int) (Row, error) {
 	cap := e.Calibration[c.Dir].Capacity
 	for i := range repeats {
 		cfg := c.Mode.Config()
+		cfg.Size = c.size()
 		var flows []testbed.Flow
 		if c.HasCross() {
 			flows = append(flows, testbed.Flow{Kind: c.Kind, Dir: c.Dir, Rate: c.Load * cap, Seed: uint64(i + 1), Ordinary: c.Ordinary})
