@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -270,8 +271,7 @@ func Capacity(samples, late []estimator.Sample, leftLate, trains int, ecfg estim
 		return c, 0, nil
 	}
 	if min, why := capacityBound(c, err, late, leftLate, trains, ecfg); min > 0 {
-		return c, min, fmt.Errorf("%w: capacity above %.0f Mbit/s (%w); try --size 9000 or hardware timestamps",
-			ErrPathFaster, min/1e6, why)
+		return c, min, fmt.Errorf("%w: capacity above %.0f Mbit/s (%w); %s", ErrPathFaster, min/1e6, why, fasterHint(ecfg.Size))
 	}
 	return c, 0, err
 }
@@ -293,11 +293,20 @@ func (d *Direction) Stronger(c estimator.Capacity, dbcMin float64, err error) {
 		// cross traffic that spread them all alike (a burst), and their
 		// estimate is wrong.
 		c.Min = d.DBCMin
-		d.Capacity, d.CapErr = c, fmt.Errorf("%w: capacity above %.0f Mbit/s (capacity trains read %.0f Mbit/s, less than the pairs showed the path carries: cross traffic spread them); try --size 9000 or hardware timestamps",
-			ErrPathFaster, d.DBCMin/1e6, c.DBC/1e6)
+		d.Capacity, d.CapErr = c, fmt.Errorf("%w: capacity above %.0f Mbit/s (capacity trains read %.0f Mbit/s, less than the pairs showed the path carries: cross traffic spread them); %s",
+			ErrPathFaster, d.DBCMin/1e6, c.DBC/1e6, fasterHint(int(math.Round(c.DBC*c.Tn/8)))) // DBC = L·8/Tn
 		return
 	}
 	d.Capacity, d.DBCMin, d.CapErr = c, dbcMin, err
+}
+
+// fasterHint is what to try when the path is faster than probes of size
+// bytes can resolve.
+func fasterHint(size int) string {
+	if size < MaxSize {
+		return fmt.Sprintf("try --size %d or hardware timestamps", MaxSize)
+	}
+	return "try hardware timestamps"
 }
 
 // capacityBound is the least capacity (bit/s) that back-to-back trains

@@ -267,10 +267,16 @@ func TestCapacityBound(t *testing.T) {
 				t.Errorf("%s: bound %.0f, error %v", tc.name, min, err)
 			}
 		default:
-			if !errors.Is(err, ErrPathFaster) || math.Abs(min-tc.bound) > 1e-3*tc.bound {
+			if !errors.Is(err, ErrPathFaster) || math.Abs(min-tc.bound) > 1e-3*tc.bound || !strings.Contains(err.Error(), "try --size 9000") {
 				t.Errorf("%s: bound %.0f, want %.0f; error %v", tc.name, min, tc.bound, err)
 			}
 		}
+	}
+	// With jumbo probes already, the hint is hardware timestamps only.
+	jumbo := ecfg
+	jumbo.Size = 9000
+	if _, _, err := Capacity(nil, slices.Repeat(late, 4), 16, 16, jumbo); err == nil || strings.Contains(err.Error(), "--size") {
+		t.Errorf("9000-byte probes: %v", err)
 	}
 }
 
