@@ -121,11 +121,11 @@ func (bk *book) capacity(res *Result, from, to int) (e *estimate, fgap, rgap tim
 	res.Reverse.Stronger(Capacity(e.revB2B, revLate, len(revLate), to-from, rcfg))
 	n := cfg.pacedLen()
 	if res.Forward.CapErr == nil {
-		fgap = PaceGap(res.Forward.Capacity.Tn, n)
+		fgap = PaceGap(PaceTn(res.Forward.Capacity, cfg.Size), n)
 		bk.tnFwd = fgap.Seconds() / PaceFraction
 	}
 	if res.Reverse.CapErr == nil {
-		rgap = PaceGap(res.Reverse.Capacity.Tn, n)
+		rgap = PaceGap(PaceTn(res.Reverse.Capacity, cfg.Size), n)
 		bk.tnRev = rgap.Seconds() / PaceFraction
 	}
 	return e, fgap, rgap

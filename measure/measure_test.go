@@ -254,7 +254,7 @@ func TestCapacityBound(t *testing.T) {
 		{"half left late", nil, slices.Repeat(late, 2), 1500 * 8 / 12e-6},
 		{"a few left late", nil, late[:3], 0},
 		{"late ones closer than the accepted", loaded, late, 1500 * 8 / 12e-6},
-		{"the accepted ones measured", loaded, []estimator.Sample{pair(20e-6)}, -1},
+		{"the accepted ones measured", loaded, late[:3], -1},
 	} {
 		c, min, err := Capacity(tc.accepted, tc.late, len(tc.late), 16, ecfg)
 		switch {

@@ -60,7 +60,7 @@ func TestHardCells(t *testing.T) {
 	}
 	estimate := []string{
 		"100M 1500 kernel tcp-paced 50%",
-		"1G 1500 kernel poisson 50%",
+		"1G 1500 kernel mix 50%",
 		"10G 9000 hardware poisson 50%",
 	}
 	cells := map[string]Cell{}

@@ -126,7 +126,7 @@ func Run(sc Scenario) Result {
 		return res
 	}
 	// Phase 2: paced at PaceFraction of the estimated Tn.
-	gap := measure.PaceGap(res.Capacity.Tn, p.TrainLen)
+	gap := measure.PaceGap(measure.PaceTn(res.Capacity, p.Size), p.TrainLen)
 	pace := measure.PaceOf(gap.Seconds() / measure.PaceFraction)
 	cfg.TrainLen = p.TrainLen
 	interval = measure.TrainInterval(cfg, res.Capacity.Tn).Seconds()
@@ -179,10 +179,7 @@ func (sc *Scenario) capacity(rng *rand.Rand, res *Result, count, n int, interval
 			late = append(late, s)
 		}
 	}
-	d := measure.Direction{Capacity: res.Capacity, DBCMin: res.DBCMin, CapErr: res.CapErr}
-	if count == len(trains) && res.Packets == 0 {
-		d.CapErr = nil // the first trains: nothing to keep
-	}
+	d := measure.Direction{Capacity: res.Capacity, DBCMin: res.DBCMin, CapErr: res.CapErr} // the pairs', after them
 	d.Stronger(measure.Capacity(samples, late, len(late), count, ecfg))
 	res.Capacity, res.DBCMin, res.CapErr = d.Capacity, d.DBCMin, d.CapErr
 	res.Packets += count * n
