@@ -144,13 +144,8 @@ func Run(sc Scenario) Result {
 		timeSum += dur
 		res.Duration += time.Duration(dur * 1e9)
 		res.Packets += round
-		for _, tr := range paced {
-			s, why := sample(tr, pace, noise)
-			res.Rejects.Add(why)
-			if why == dispersion.Accepted {
-				samples = append(samples, s)
-			}
-		}
+		accepted, _ := res.samples(paced, pace, noise)
+		samples = append(samples, accepted...)
 		ecfg.OffPace = res.Rejects[dispersion.OffPace] // as the live run counts them (package measure)
 		res.Cross, res.CrossErr = estimator.EstimateCross(samples, res.Capacity, ecfg)
 		if p.Precision <= 0 || (res.CrossErr == nil && (res.Cross.ABWHigh-res.Cross.ABWLow)/2 <= p.Precision*res.Capacity.DBC) ||
@@ -168,17 +163,7 @@ func Run(sc Scenario) Result {
 // and returns their accepted samples.
 func (sc *Scenario) capacity(rng *rand.Rand, res *Result, count, n int, interval float64, ecfg estimator.Config) []estimator.Sample {
 	trains, _, dur := sc.phase(rng, count, n, 0, interval, nil)
-	var samples, late []estimator.Sample
-	for _, tr := range trains {
-		s, why := sample(tr, dispersion.Pace{}, ecfg.Noise)
-		res.Rejects.Add(why)
-		switch why {
-		case dispersion.Accepted:
-			samples = append(samples, s)
-		case dispersion.LeftLate:
-			late = append(late, s)
-		}
-	}
+	samples, late := res.samples(trains, dispersion.Pace{}, ecfg.Noise)
 	d := measure.Direction{Capacity: res.Capacity, DBCMin: res.DBCMin, CapErr: res.CapErr} // the pairs', after them
 	d.Stronger(measure.Capacity(samples, late, len(late), count, ecfg))
 	res.Capacity, res.DBCMin, res.CapErr = d.Capacity, d.DBCMin, d.CapErr
@@ -198,6 +183,23 @@ func (sc *Scenario) narrow() int {
 		}
 	}
 	return n
+}
+
+// samples are the trains' samples by the sender's own code, accepted and
+// (back-to-back trains that left too slowly) late, their rejections counted
+// into res.
+func (res *Result) samples(trains [][]probe, pace dispersion.Pace, noise float64) (accepted, late []estimator.Sample) {
+	for _, tr := range trains {
+		s, why := sample(tr, pace, noise)
+		res.Rejects.Add(why)
+		switch why {
+		case dispersion.Accepted:
+			accepted = append(accepted, s)
+		case dispersion.LeftLate:
+			late = append(late, s)
+		}
+	}
+	return accepted, late
 }
 
 // sample is a train's sample by the sender's own code.
