@@ -296,8 +296,17 @@ func TestJumboPath(t *testing.T) {
 // 6 of 240 others, at most one a run). A bias like the one that made 96
 // pairs read half the cross traffic with ±2.0 (CI, issue 23: a half-width
 // of 11 % of C) fails.
+//
+// MaxHalf was 20 % of C until issue 25 made every interval hold more: the
+// readings at both ends of DBC's interval, a Poisson floor on the excess,
+// the share of trains that found a queue. Since, at 10 Mbit/s the default
+// reads ±14–19 % of C on an idle host here, and a clean-clone CI run read
+// three of its twelve at ±22, 23 and 26 % (with influxd and the other
+// packages' leftovers on the machine: more trains off pace, each widening
+// the interval); in three runs here, 2 of 36 were over 20 % (21, 27 %).
+// None of those missed; the biases above read narrow.
 const (
-	MaxHalf = 0.20
+	MaxHalf = 0.30
 	MaxWide = 2
 )
 
