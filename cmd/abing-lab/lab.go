@@ -24,6 +24,7 @@ import (
 
 func demoCommand() *cobra.Command {
 	var rate, cross float64
+	var rtt time.Duration
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Measure an emulated path (needs root): 20 Mbit/s bottleneck, 10 Mbit/s cross traffic",
@@ -39,19 +40,27 @@ func demoCommand() *cobra.Command {
 			if !(rate > 0 && cross >= 0 && cross < rate) || math.IsInf(rate, 0) { // NaN fails too
 				return fmt.Errorf("want 0 < --cross (%g) < --rate (%g)", cross, rate)
 			}
+			if rtt < 0 || rtt > 2*time.Second {
+				return fmt.Errorf("--rtt %v: want 0 to 2s", rtt)
+			}
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
-			return demo(ctx, cmd.OutOrStdout(), rate*1e6, cross*1e6)
+			return demo(ctx, cmd.OutOrStdout(), rate*1e6, cross*1e6, rtt)
 		},
 	}
 	cmd.Flags().Float64Var(&rate, "rate", 20, "bottleneck rate in Mbit/s (both directions, nominal)")
 	cmd.Flags().Float64Var(&cross, "cross", 10, "constant-rate cross traffic in Mbit/s (forward direction)")
+	cmd.Flags().DurationVar(&rtt, "rtt", 0, "round-trip time to add to the path, half each way (e.g. 50ms)")
 	return cmd
 }
 
-func demo(ctx context.Context, w io.Writer, rate, cross float64) error {
-	fmt.Fprintf(w, "building the test path (%g Mbit/s bottleneck each way) and calibrating it...\n", rate/1e6)
-	env, err := accuracy.Setup(ctx, rate, rate, 1500)
+func demo(ctx context.Context, w io.Writer, rate, cross float64, rtt time.Duration) error {
+	fmt.Fprintf(w, "building the test path (%g Mbit/s bottleneck each way", rate/1e6)
+	if rtt > 0 {
+		fmt.Fprintf(w, ", %v added to the round trip", rtt)
+	}
+	fmt.Fprintln(w, ") and calibrating it...")
+	env, err := accuracy.Setup(ctx, testbed.Config{Forward: rate, Reverse: rate, Delay: rtt / 2})
 	if err != nil {
 		return err
 	}

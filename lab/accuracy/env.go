@@ -27,10 +27,10 @@ type Env struct {
 	stop        func() error
 }
 
-// Setup builds a path with the given nominal rates (bit/s), starts a
+// Setup builds a path (nominal rates, probe size, delay), starts a
 // reflector in it and calibrates both directions.
-func Setup(ctx context.Context, forward, reverse float64, probeSize int) (*Env, error) {
-	tb, err := testbed.New(ctx, testbed.Config{Forward: forward, Reverse: reverse, ProbeSize: probeSize})
+func Setup(ctx context.Context, path testbed.Config) (*Env, error) {
+	tb, err := testbed.New(ctx, path)
 	if err != nil {
 		return nil, err
 	}

@@ -57,6 +57,9 @@ type Cell struct {
 	// Size is the probe size, and with it the links' MTU and the
 	// bucket's frame (9000: jumbo frames); 0 is 1500.
 	Size int
+	// RTT is added to the path's round-trip time, half each way, by the
+	// testbed's delay element.
+	RTT time.Duration
 }
 
 // size is the cell's probe size.
@@ -92,6 +95,9 @@ func (c Cell) Name() string {
 	}
 	if c.Size > 0 && c.Size != 1500 {
 		dir += fmt.Sprintf(" %dB", c.Size)
+	}
+	if c.RTT > 0 {
+		dir += fmt.Sprintf(" rtt+%v", c.RTT)
 	}
 	return fmt.Sprintf("%gM %s %s %s", c.Rate/1e6, x, dir, c.Mode.Name)
 }
@@ -135,7 +141,8 @@ func QuickGrid() []Cell {
 // (a 9014-byte bucket), where the emulated link is faithful well past the
 // 20 Mbit/s of 1500-byte frames: 100, 200, 500 and 1000 Mbit/s, idle,
 // with half the calibrated capacity of constant-rate cross traffic
-// (1500-byte packets), and with one TCP flow.
+// (1500-byte packets), and with one TCP flow; and the 200 Mbit/s path
+// again with LongRTT added to its round trip.
 func JumboGrid() []Cell {
 	var cells []Cell
 	for _, r := range []float64{100e6, 200e6, 500e6, 1000e6} {
@@ -144,8 +151,14 @@ func JumboGrid() []Cell {
 			Cell{Rate: r, Kind: testbed.CBR, Load: 0.5, Mode: Adaptive, Size: 9000},
 			Cell{Rate: r, Kind: testbed.TCP, Mode: Adaptive, Size: 9000})
 	}
-	return cells
+	return append(cells,
+		Cell{Rate: 200e6, Kind: testbed.CBR, Load: 0.5, Mode: Adaptive, Size: 9000, RTT: LongRTT},
+		Cell{Rate: 200e6, Kind: testbed.TCP, Mode: Adaptive, Size: 9000, RTT: LongRTT})
 }
+
+// LongRTT is the round trip a transcontinental path adds (50 ms): what a
+// run must still finish in about two seconds through.
+const LongRTT = 50 * time.Millisecond
 
 // BiasGrid is the selection-bias check: at 10 and 20 Mbit/s (rates where
 // the emulated link is steady here) with 50 % constant-rate cross traffic
@@ -201,11 +214,12 @@ func RunGrid(ctx context.Context, cells []Cell, repeats int, w, log io.Writer) (
 	type path struct {
 		rate float64
 		size int
+		rtt  time.Duration
 	}
 	paths := map[path][]Cell{}
 	var order []path
 	for _, c := range cells {
-		p := path{c.Rate, c.size()}
+		p := path{c.Rate, c.size(), c.RTT}
 		if _, ok := paths[p]; !ok {
 			order = append(order, p)
 		}
@@ -214,8 +228,8 @@ func RunGrid(ctx context.Context, cells []Cell, repeats int, w, log io.Writer) (
 	var rows []Row
 	done := 0
 	for _, p := range order {
-		fmt.Fprintf(log, "building testbed at %g Mbit/s for %d-byte probes and calibrating...\n", p.rate/1e6, p.size)
-		env, err := Setup(ctx, p.rate, p.rate, p.size)
+		fmt.Fprintf(log, "building testbed at %g Mbit/s for %d-byte probes, %v added to the round trip, and calibrating...\n", p.rate/1e6, p.size, p.rtt)
+		env, err := Setup(ctx, testbed.Config{Forward: p.rate, Reverse: p.rate, ProbeSize: p.size, Delay: p.rtt / 2})
 		if err != nil {
 			return rows, err
 		}

@@ -33,7 +33,7 @@ type StabilityRow struct {
 func Stability(ctx context.Context, rates []float64, probeSize, repeats int, log io.Writer) ([]StabilityRow, error) {
 	var rows []StabilityRow
 	for _, rate := range rates {
-		env, err := Setup(ctx, rate, rate, probeSize)
+		env, err := Setup(ctx, testbed.Config{Forward: rate, Reverse: rate, ProbeSize: probeSize})
 		if err != nil {
 			return rows, err
 		}

@@ -29,7 +29,7 @@ func setup(t *testing.T, fwd, rev float64) *Env {
 // 9014-byte bucket).
 func setupSize(t *testing.T, fwd, rev float64, size int) *Env {
 	t.Helper()
-	env, err := Setup(context.Background(), fwd, rev, size)
+	env, err := Setup(context.Background(), testbed.Config{Forward: fwd, Reverse: rev, ProbeSize: size})
 	fatal(t, err)
 	t.Cleanup(func() {
 		if err := env.Close(); err != nil {
@@ -274,6 +274,59 @@ func TestJumboPath(t *testing.T) {
 		t.Errorf("%d bytes forward, budget %d", f.Bytes, cfg.Budget())
 	}
 }
+
+// A long path: 20 Mbit/s with LongRTT added to the round trip (the
+// testbed's delay element, before each bottleneck) and 50 % constant-rate
+// cross traffic forward. The default reads the round trip (its minimum
+// within 10 ms of LongRTT: the element adds tens of microseconds, the
+// queue at most its 50 ms only when full, which 50 % load does not keep
+// it) and ABW and XTR within CrossBound of their truth, both directions,
+// within the budget. How long the run took is in the log and in the
+// accuracy report's jumbo section, not asserted here.
+func TestLongRTT(t *testing.T) {
+	env, err := Setup(context.Background(), testbed.Config{Forward: 20e6, Reverse: 20e6, Delay: LongRTT / 2})
+	fatal(t, err)
+	t.Cleanup(func() {
+		if err := env.Close(); err != nil {
+			t.Errorf("teardown: %v", err)
+		}
+	})
+	cfg := measure.Defaults()
+	c := env.Calibration[testbed.Forward].Capacity
+	out, err := env.Measure(context.Background(), cfg, []testbed.Flow{{Kind: testbed.CBR, Dir: testbed.Forward, Rate: c / 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := out.Result
+	t.Logf("run of %v, %d + %d bytes; RTT %.2f/%.2f/%.2f ms; %s", r.Duration.Round(time.Millisecond), r.Forward.Bytes, r.Reverse.Bytes,
+		r.RTT.Min, r.RTT.Median, r.RTT.Max, strings.Join(r.Notes, "; "))
+	if !r.RTTOK || r.RTT.Min < ms(LongRTT) || r.RTT.Min > ms(LongRTT)+10 {
+		t.Errorf("RTT minimum %.2f ms (measured: %v), want %.0f to %.0f ms", r.RTT.Min, r.RTTOK, ms(LongRTT), ms(LongRTT)+10)
+	}
+	for _, d := range []testbed.Direction{testbed.Forward, testbed.Reverse} {
+		dir, truth := &r.Forward, out.Truth[d]
+		if d == testbed.Reverse {
+			dir = &r.Reverse
+		}
+		if err := dir.Err(); err != nil {
+			t.Fatalf("%s: %v", d, err)
+		}
+		x := dir.Cross
+		t.Logf("%s: DBC %.1f (%.1f–%.1f, truth %.1f); XTR %.1f (truth %.1f); ABW %.1f (%.1f–%.1f, truth %.1f)", d,
+			dir.Capacity.DBC/1e6, dir.Capacity.DBCLow/1e6, dir.Capacity.DBCHigh/1e6, truth.Capacity/1e6,
+			x.XTR/1e6, truth.XTR/1e6, x.ABW/1e6, x.ABWLow/1e6, x.ABWHigh/1e6, truth.ABW/1e6)
+		for _, e := range []float64{x.XTR - truth.XTR, x.ABW - truth.ABW} {
+			if math.Abs(e)/truth.Capacity > CrossBound {
+				t.Errorf("%s: error %.1f Mbit/s, %.0f %% of capacity", d, e/1e6, 100*math.Abs(e)/truth.Capacity)
+			}
+		}
+		if dir.Bytes > cfg.Budget() {
+			t.Errorf("%s: %d bytes, budget %d", d, dir.Bytes, cfg.Budget())
+		}
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
 // Bounds of TestModesAgree. The selection bias that test was written for
 // read XTR 37 % of C low (default pairs, 2.2–3.5 for a true 10.3 at 20

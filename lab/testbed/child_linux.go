@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -29,6 +31,10 @@ type childSpec struct {
 	Ordinary bool
 	// Busy sends nothing: the child keeps one CPU busy (StartBusy).
 	Busy bool
+	// Delay makes the child the delay element of namespace Netns (see
+	// newDelay), for packets of up to MTU bytes.
+	Delay time.Duration
+	MTU   int
 }
 
 // RunChild turns this process into a traffic generator when a testbed started
@@ -68,15 +74,24 @@ func runChild(spec childSpec) error {
 		io.Copy(io.Discard, os.Stdin)
 		close(stop)
 	}()
-	if spec.Busy {
-		spin(stop)
+	// The parent waits for this line (startChild).
+	ready := func() { fmt.Fprintln(os.Stdout, childReady) }
+	switch {
+	case spec.Busy:
+		spin(stop, ready)
 		return nil
+	case spec.Delay > 0:
+		return runDelay(spec, stop, ready)
 	}
-	return generate(spec, stop)
+	return generate(spec, stop, ready)
 }
 
+// childReady is the line a child prints once it runs.
+const childReady = "ready"
+
 // spin keeps the CPU busy until stop closes.
-func spin(stop <-chan struct{}) {
+func spin(stop <-chan struct{}, ready func()) {
+	ready()
 	for {
 		select {
 		case <-stop:
@@ -86,7 +101,7 @@ func spin(stop <-chan struct{}) {
 	}
 }
 
-// child is a running generator process.
+// child is a running generator or delay element process.
 type child struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
@@ -111,10 +126,20 @@ func startChild(ctx context.Context, spec childSpec) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("testbed: generator: %w", err)
 	}
 	c := &child{cmd: cmd, stdin: stdin, exited: make(chan struct{})}
+	up := make(chan bool, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		up <- strings.TrimSpace(line) == childReady
+		io.Copy(io.Discard, stdout) // Wait closes the pipe once the child exits
+	}()
 	go func() {
 		c.err = cmd.Wait()
 		close(c.exited)
@@ -126,14 +151,22 @@ func startChild(ctx context.Context, spec childSpec) (*child, error) {
 		case <-c.exited:
 		}
 	}()
-	// A generator that cannot start fails at once; give it that moment.
 	select {
-	case <-c.exited:
+	case ok := <-up:
+		if ok {
+			return c, nil
+		}
+		<-c.exited
 		return nil, fmt.Errorf("testbed: generator exited at start: %v", c.err)
-	case <-time.After(20 * time.Millisecond):
+	case <-time.After(childStart):
+		c.Close()
+		return nil, fmt.Errorf("testbed: generator not running after %v", childStart)
 	}
-	return c, nil
 }
+
+// childStart bounds a child's start: a fresh process of this binary
+// entering a namespace takes milliseconds.
+const childStart = 5 * time.Second
 
 // Close stops the generator: closing its standard input ends it; one that
 // does not exit within a second is killed.

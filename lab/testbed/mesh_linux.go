@@ -6,12 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 // Mesh is a star of hosts around one router, for the tests of the mesh
@@ -89,10 +85,6 @@ func NewMesh(ctx context.Context, n int) (m *Mesh, err error) {
 	return m, nil
 }
 
-// delayTable is the router's routing table that leads into the delay
-// element.
-const delayTable = "100"
-
 // Delay makes the path between hosts a and b slower by d each way: their
 // packets pass through the delay element. The first call starts the
 // element with delay d; later calls must ask for the same d.
@@ -133,9 +125,7 @@ func (m *Mesh) SlowAddr(ctx context.Context, h int, d time.Duration) error {
 	return nil
 }
 
-// startDelay makes the delay element once: packets routed into tun dly0
-// come back out of tun dly1 d later, in order, and the router routes them
-// on by its main table (a rule sends whatever arrives on dly1 there).
+// startDelay makes the delay element once, with delay d.
 func (m *Mesh) startDelay(ctx context.Context, d time.Duration) error {
 	if m.delay != nil {
 		if m.delay.d != d {
@@ -143,114 +133,12 @@ func (m *Mesh) startDelay(ctx context.Context, d time.Duration) error {
 		}
 		return nil
 	}
-	if d <= 0 || d > time.Second {
-		return fmt.Errorf("testbed: delay %v: want above 0, at most 1s", d)
-	}
-	var in, out *os.File
-	err := m.Router.Do(func() (err error) {
-		if in, err = openTun("dly0"); err != nil {
-			return err
-		}
-		out, err = openTun("dly1")
-		return err
-	})
+	e, err := newDelay(ctx, m.Router, d, 1500)
 	if err != nil {
-		if in != nil {
-			in.Close()
-		}
-		return fmt.Errorf("testbed: delay element: %w", err)
-	}
-	m.delay = &delayElement{d: d, in: in, out: out}
-	for _, args := range [][]string{
-		{"link", "set", "dly0", "up"}, {"link", "set", "dly1", "up"},
-		{"route", "add", "default", "dev", "dly0", "table", delayTable},
-		{"rule", "add", "iif", "dly1", "lookup", "main", "pref", "50"},
-	} {
-		if err := m.Router.ip(ctx, args...); err != nil {
-			return fmt.Errorf("testbed: delay element: %w", err)
-		}
-	}
-	if err := m.Router.sysctl("net.ipv4.conf.dly1.rp_filter", "0"); err != nil {
 		return err
 	}
-	m.delay.start()
+	m.delay = e
 	return nil
-}
-
-// openTun creates tun device name in the calling thread's namespace and
-// returns it for reading and writing packets (no packet information
-// header), non-blocking so that Close ends a pending read.
-func openTun(name string) (*os.File, error) {
-	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, fmt.Errorf("open /dev/net/tun: %w", err)
-	}
-	var req struct {
-		name  [unix.IFNAMSIZ]byte
-		flags uint16
-		_     [22]byte
-	}
-	copy(req.name[:], name)
-	req.flags = unix.IFF_TUN | unix.IFF_NO_PI
-	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETIFF, uintptr(unsafe.Pointer(&req))); errno != 0 {
-		unix.Close(fd)
-		return nil, fmt.Errorf("TUNSETIFF %s: %w", name, errno)
-	}
-	return os.NewFile(uintptr(fd), name), nil
-}
-
-// delayElement moves packets from in to out d later. At most maxQueued wait
-// at once; more are dropped, as a full queue would.
-type delayElement struct {
-	d       time.Duration
-	in, out *os.File
-	wg      sync.WaitGroup
-	dropped atomic.Uint64
-}
-
-const maxQueued = 4096
-
-type delayed struct {
-	due time.Time
-	pkt []byte
-}
-
-func (e *delayElement) start() {
-	q := make(chan delayed, maxQueued)
-	e.wg.Add(2)
-	go func() {
-		defer e.wg.Done()
-		defer close(q)
-		buf := make([]byte, 65536)
-		for {
-			n, err := e.in.Read(buf)
-			if err != nil {
-				if errors.Is(err, os.ErrClosed) {
-					return
-				}
-				time.Sleep(time.Millisecond) // not closed: a transient error; Close ends the loop
-				continue
-			}
-			select {
-			case q <- delayed{time.Now().Add(e.d), append([]byte(nil), buf[:n]...)}:
-			default:
-				e.dropped.Add(1)
-			}
-		}
-	}()
-	go func() {
-		defer e.wg.Done()
-		for p := range q {
-			time.Sleep(time.Until(p.due))
-			e.out.Write(p.pkt) // an error (the device going away) drops the packet
-		}
-	}()
-}
-
-func (e *delayElement) close() {
-	e.in.Close()
-	e.wg.Wait()
-	e.out.Close()
 }
 
 // Close stops the delay element and removes every namespace of the mesh.

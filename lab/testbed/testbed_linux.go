@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"sync/atomic"
+	"time"
 )
 
 // Addresses of the test hosts.
@@ -42,6 +43,11 @@ type Config struct {
 	Forward, Reverse float64 // nominal bottleneck rates, bit/s; 0 = unshaped
 	ProbeSize        int     // IP size of the probes, for the bucket; 0 = 1500
 	MTU              int     // link MTU; 0 = max(1500, ProbeSize)
+	// Delay is added each way between the sender and the reflector, by
+	// the router's delay element before each bottleneck (so the tbf, not
+	// the element, spaces the probes); other hosts' packets pass
+	// undelayed. 0 = none; at most 1 s.
+	Delay time.Duration
 }
 
 // Testbed is a built path.
@@ -49,6 +55,7 @@ type Testbed struct {
 	Sender, Router, Reflector, Cross *Netns
 	Hop                              *Netns // nil until AddHop
 	cfg                              Config
+	delay                            *delayElement
 	closed                           atomic.Bool
 }
 
@@ -107,8 +114,40 @@ func New(ctx context.Context, cfg Config) (tb *Testbed, err error) {
 	if err = tb.SetRate(ctx, Reverse, cfg.Reverse); err != nil {
 		return tb, err
 	}
+	if cfg.Delay != 0 {
+		if err = tb.addDelay(ctx); err != nil {
+			return tb, err
+		}
+	}
 	return tb, nil
 }
+
+// addDelay sends the packets between the sender and the reflector, both
+// ways, through a delay element in the router. The rules match addresses,
+// not interfaces, so that they hold when AddHop moves the reflector.
+func (tb *Testbed) addDelay(ctx context.Context) error {
+	e, err := newDelay(ctx, tb.Router, tb.cfg.Delay, tb.cfg.MTU)
+	if err != nil {
+		return err
+	}
+	tb.delay = e
+	for _, p := range [][2]netip.Addr{{SenderAddr, ReflectorAddr}, {SenderAddr6, ReflectorAddr6}} {
+		v := "-4"
+		if p[0].Is6() {
+			v = "-6"
+		}
+		for _, r := range [][2]netip.Addr{{p[0], p[1]}, {p[1], p[0]}} {
+			if err := tb.Router.ip(ctx, v, "rule", "add", "from", r[0].String(), "to", r[1].String(),
+				"lookup", delayTable, "pref", "100"); err != nil {
+				return fmt.Errorf("testbed: delay: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// Delay is the delay added each way between the sender and the reflector.
+func (tb *Testbed) Delay() time.Duration { return tb.cfg.Delay }
 
 // link joins host h to the router on subnet 198.18.n.0/24 and fd00:ab:n::/64.
 func (tb *Testbed) link(ctx context.Context, h *Netns, n int) error {
@@ -284,6 +323,9 @@ func (tb *Testbed) Counters(ctx context.Context, d Direction) (Counters, error) 
 func (tb *Testbed) Close() error {
 	if tb == nil || tb.closed.Swap(true) {
 		return nil
+	}
+	if tb.delay != nil {
+		tb.delay.close()
 	}
 	var errs []error
 	for _, n := range []*Netns{tb.Sender, tb.Router, tb.Reflector, tb.Cross, tb.Hop} {

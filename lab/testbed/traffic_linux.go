@@ -179,7 +179,7 @@ func (tb *Testbed) StartBusy(ctx context.Context) (*Traffic, error) {
 }
 
 // generate sends UDP from the current network namespace until stop closes.
-func generate(spec childSpec, stop <-chan struct{}) error {
+func generate(spec childSpec, stop <-chan struct{}, ready func()) error {
 	src, err := net.Dial("udp4", spec.Dst)
 	if err != nil {
 		return fmt.Errorf("traffic to %s: %w", spec.Dst, err)
@@ -209,6 +209,7 @@ func generate(spec childSpec, stop <-chan struct{}) error {
 			return fmt.Errorf("traffic: SCHED_FIFO: %w", err)
 		}
 	}
+	ready()
 	due := monotonic()
 	for {
 		select {
