@@ -228,7 +228,11 @@ func RunGrid(ctx context.Context, cells []Cell, repeats int, w, log io.Writer) (
 	var rows []Row
 	done := 0
 	for _, p := range order {
-		fmt.Fprintf(log, "building testbed at %g Mbit/s for %d-byte probes, %v added to the round trip, and calibrating...\n", p.rate/1e6, p.size, p.rtt)
+		added := ""
+		if p.rtt > 0 {
+			added = fmt.Sprintf(", %v added to the round trip,", p.rtt)
+		}
+		fmt.Fprintf(log, "building testbed at %g Mbit/s for %d-byte probes%s and calibrating...\n", p.rate/1e6, p.size, added)
 		env, err := Setup(ctx, testbed.Config{Forward: p.rate, Reverse: p.rate, ProbeSize: p.size, Delay: p.rtt / 2})
 		if err != nil {
 			return rows, err
@@ -368,17 +372,21 @@ func (r Row) Verdict() string {
 // single repeat; "±" is the median half-width of the ABW interval; "in" counts the repeats whose ABW interval held the truth;
 // packets, bytes (both directions) and time are the most any repeat took.
 func WriteTable(w io.Writer, rows []Row) {
-	fmt.Fprintf(w, "%-37s %6s %6s | %6s %6s %6s | %6s %6s | %6s %6s %5s %6s %6s %5s | %5s %6s %6s | %s\n",
-		"scenario", "nomC", "trueC", "DBC", "err%", "worst", "trXTR", "XTR", "trABW", "ABW", "±", "err%", "worst", "in",
+	name := 37 // the scenario column: as wide as its longest name
+	for _, r := range rows {
+		name = max(name, len(r.Cell.Name()))
+	}
+	fmt.Fprintf(w, "%-*s %6s %6s | %6s %6s %6s | %6s %6s | %6s %6s %5s %6s %6s %5s | %5s %6s %6s | %s\n",
+		name, "scenario", "nomC", "trueC", "DBC", "err%", "worst", "trXTR", "XTR", "trABW", "ABW", "±", "err%", "worst", "in",
 		"pkts", "KB", "ms", "verdict (ABwE XTR, err% of ABW)")
 	for _, r := range rows {
 		if r.Failed == r.Runs {
-			fmt.Fprintf(w, "%-37s %6.1f %6.1f | no estimate in %d runs: %s\n", r.Cell.Name(),
+			fmt.Fprintf(w, "%-*s %6.1f %6.1f | no estimate in %d runs: %s\n", name, r.Cell.Name(),
 				r.Truth.Nominal/1e6, r.Truth.Capacity/1e6, r.Runs, r.Err)
 			continue
 		}
-		fmt.Fprintf(w, "%-37s %6.1f %6.1f | %6.1f %+6.1f %6.1f | %6.1f %6.1f | %6.1f %6.1f %5.1f %+6.1f %6.1f %5s | %5d %6.1f %6.0f | %s (%.1f, %+.1f)",
-			r.Cell.Name(), r.Truth.Nominal/1e6, r.Truth.Capacity/1e6,
+		fmt.Fprintf(w, "%-*s %6.1f %6.1f | %6.1f %+6.1f %6.1f | %6.1f %6.1f | %6.1f %6.1f %5.1f %+6.1f %6.1f %5s | %5d %6.1f %6.0f | %s (%.1f, %+.1f)",
+			name, r.Cell.Name(), r.Truth.Nominal/1e6, r.Truth.Capacity/1e6,
 			r.DBC/1e6, 100*r.DBCErr, 100*r.WorstDBC,
 			r.Truth.XTR/1e6, r.XTR/1e6,
 			r.Truth.ABW/1e6, r.ABW/1e6, r.Half/1e6, 100*r.ABWErr, 100*r.WorstABW, fmt.Sprintf("%d/%d", r.Inside, r.Runs-r.Failed),
