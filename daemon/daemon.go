@@ -52,7 +52,11 @@ type Setup struct {
 	// used instead (a listener the caller opened: a test's on port 0).
 	WebAddr     string
 	WebListener net.Listener
-	Logger      *slog.Logger
+	// WebConfigFile is the web listener's TLS and basic authentication
+	// (a Prometheus exporter web configuration file); "" serves plain
+	// HTTP without authentication.
+	WebConfigFile string
+	Logger        *slog.Logger
 }
 
 // closeGrace is how long, at exit, spooled results and queued alarms are
@@ -164,7 +168,6 @@ func run(ctx context.Context, cfg *config.Config, s Setup, agent *meshagent.Agen
 	log.Info("monitoring", "targets", len(cfg.Targets), "max_in_flight", cfg.MaxInFlight, "exclusive", cfg.Exclusive)
 	mon := monitor.New(cfg, opts)
 	if l != nil {
-		log.Info("metrics", "url", "http://"+l.Addr().String()+"/metrics")
 		handlers := map[string]http.Handler{}
 		if agent != nil {
 			maps.Copy(handlers, agent.Handlers())
@@ -174,8 +177,18 @@ func run(ctx context.Context, cfg *config.Config, s Setup, agent *meshagent.Agen
 			maps.Copy(handlers, (&webapi.API{Store: st}).Handlers())
 			maps.Copy(handlers, webui.Handlers(agent != nil))
 		}
-		hs := web.Serve(l, reg, log, mon.Health, handlers)
-		defer hs.Close()
+		wcfg := web.Defaults()
+		wcfg.ConfigFile = s.WebConfigFile
+		ws, err := web.Serve(l, web.Options{Registry: reg, Health: mon.Health, Handlers: handlers, Log: log, Config: wcfg})
+		if err != nil {
+			return err
+		}
+		defer ws.Close()
+		if st != nil {
+			log.Info("web listener", "page", ws.URL("/"), "metrics", ws.URL("/metrics"))
+		} else {
+			log.Info("web listener", "metrics", ws.URL("/metrics"))
+		}
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()

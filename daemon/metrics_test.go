@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -38,7 +37,10 @@ func TestMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := web.Serve(l, reg, slog.New(slog.DiscardHandler), nil, nil)
+	hs, err := web.Serve(l, web.Options{Registry: reg, Config: web.Defaults()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer hs.Close()
 	resp, err := http.Get("http://" + l.Addr().String() + "/metrics")
 	if err != nil {

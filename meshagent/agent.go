@@ -64,6 +64,7 @@ type Agent struct {
 	announce bool
 	metrics  *metrics
 	bound    chan Bound // one value once Run has opened its sockets
+	answer   meshAnswer // of /api/v1/mesh
 }
 
 // cycle tracks one full cycle: every path of every member measured once.

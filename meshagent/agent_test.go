@@ -107,7 +107,10 @@ func startLoopWith(t *testing.T, name string, db string, o loopOpts) *loopAgent 
 	la.web = l.Addr().String()
 	handlers := la.agent.Handlers()
 	maps.Copy(handlers, (&webapi.API{Store: st}).Handlers())
-	hs := web.Serve(l, web.Registry(la.agent.Collectors()...), log, mon.Health, handlers)
+	hs, err := web.Serve(l, web.Options{Registry: web.Registry(la.agent.Collectors()...), Log: log, Health: mon.Health, Handlers: handlers, Config: web.Defaults()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	la.cancel, la.done = cancel, make(chan error, 1)
 	monDone := make(chan struct{})

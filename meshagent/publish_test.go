@@ -16,7 +16,7 @@ import (
 	"github.com/abing-net/abing/record"
 )
 
-func newTestAgent(t *testing.T) *Agent {
+func newTestAgent(t testing.TB) *Agent {
 	t.Helper()
 	cfg, err := config.ParseAgent([]byte("node: a\nagent: {paths: {direct: 127.0.0.1}, bind: '127.0.0.1:7946'}\n"), "a.yaml")
 	if err != nil {

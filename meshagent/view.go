@@ -60,6 +60,14 @@ type View struct {
 	mu      sync.Mutex
 	members map[string]*member
 	rows    map[string]map[string]*pathRow // node → path → row
+	version uint64                         // counts the changes, for caches of what is computed from the map
+}
+
+// Version changes whenever the map does.
+func (v *View) Version() uint64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.version
 }
 
 // NewView returns an empty map of node self.
@@ -72,6 +80,7 @@ func (v *View) setMember(name string, m member) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.members[name] = &m
+	v.version++
 }
 
 // forget drops a member and its row (serf reaped it).
@@ -80,6 +89,7 @@ func (v *View) forget(name string) {
 	defer v.mu.Unlock()
 	delete(v.members, name)
 	delete(v.rows, name)
+	v.version++
 }
 
 // size counts the alive members, this node included.
@@ -110,6 +120,7 @@ func (v *View) alive(name string) bool {
 func (v *View) Apply(p *Part, now time.Time) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.version++
 	paths := v.rows[p.Node]
 	if paths == nil {
 		paths = map[string]*pathRow{}
@@ -158,12 +169,14 @@ func (v *View) expireLinks(now time.Time) {
 	for node, paths := range v.rows {
 		if _, ok := v.members[node]; !ok && node != v.self {
 			delete(v.rows, node)
+			v.version++
 			continue
 		}
 		for _, r := range paths {
 			for peer, s := range r.links {
 				if now.Sub(s.at) > v.expire {
 					delete(r.links, peer)
+					v.version++
 				}
 			}
 		}
@@ -242,6 +255,16 @@ func location(r *pathRow) netloc.Location {
 // its peer (Target) on the path: what abing mesh compare, relays and
 // coords read (abing mesh ... --agent).
 func (v *View) Records(since time.Time) []record.Record {
+	out := v.records(since)
+	// Sorted with the lock released: gossip and netloc go on meanwhile.
+	slices.SortFunc(out, func(a, b record.Record) int {
+		return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.Node, b.Node), cmp.Compare(a.Target, b.Target), cmp.Compare(a.Path, b.Path))
+	})
+	return out
+}
+
+// records are Records, unsorted.
+func (v *View) records(since time.Time) []record.Record {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	var out []record.Record
@@ -266,10 +289,31 @@ func (v *View) Records(since time.Time) []record.Record {
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b record.Record) int {
-		return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.Node, b.Node), cmp.Compare(a.Target, b.Target), cmp.Compare(a.Path, b.Path))
-	})
 	return out
+}
+
+// rttSamples are the published RTTs of the shown links, by path, as the
+// mesh analysis takes them.
+func (v *View) rttSamples() map[string][]mesh.Sample {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	byPath := map[string][]mesh.Sample{}
+	for node, paths := range v.rows {
+		if !v.shown(node) {
+			continue
+		}
+		for path, r := range paths {
+			for peer, s := range r.links {
+				if !v.shown(peer) {
+					continue
+				}
+				for _, h := range s.hist {
+					byPath[path] = append(byPath[path], mesh.Sample{Src: node, Dst: peer, RTT: h.l.RTT, Loss: h.l.Loss, ABW: math.NaN(), DBC: math.NaN()})
+				}
+			}
+		}
+	}
+	return byPath
 }
 
 // MapNode is one node of the map as the API shows it.
@@ -339,10 +383,7 @@ type Relay struct {
 // RTTs (package mesh: the medians of their recent values), with a gain
 // above MapRelayGain.
 func (v *View) Relays() []Relay {
-	byPath := map[string][]mesh.Sample{}
-	for _, r := range v.Records(time.Time{}) {
-		byPath[r.Path] = append(byPath[r.Path], mesh.Sample{Src: r.Node, Dst: r.Target, RTT: r.RTT.Avg, Loss: r.Loss, ABW: math.NaN(), DBC: math.NaN()})
-	}
+	byPath := v.rttSamples()
 	out := []Relay{}
 	for _, path := range slices.Sorted(maps.Keys(byPath)) {
 		shortcuts, _ := mesh.Relays(mesh.NewMatrix(byPath[path]), MapRelayGain)

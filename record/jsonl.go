@@ -15,7 +15,12 @@ const maxLine = 1 << 20
 // ReadJSONLines reads records written one JSON object a line (abing measure
 // --output json, abing history --output json). Blank lines are skipped; a
 // bad line, or a record without a time, is an error naming its line.
-func ReadJSONLines(r io.Reader) ([]Record, error) {
+func ReadJSONLines(r io.Reader) ([]Record, error) { return ReadJSONLinesMax(r, 0) }
+
+// ReadJSONLinesMax is ReadJSONLines that stops with an error at the
+// record after the max-th (max > 0), so that what it holds is bounded by
+// what the caller keeps, not by what it is sent.
+func ReadJSONLinesMax(r io.Reader, max int) ([]Record, error) {
 	var out []Record
 	sc := bufio.NewScanner(r)
 	sc.Buffer(nil, maxLine)
@@ -32,6 +37,9 @@ func ReadJSONLines(r io.Reader) ([]Record, error) {
 			return nil, fmt.Errorf("line %d: record without a time", line)
 		}
 		rec.Time = rec.Time.UTC()
+		if max > 0 && len(out) == max {
+			return nil, fmt.Errorf("line %d: more than %d records", line, max)
+		}
 		out = append(out, rec)
 	}
 	if err := sc.Err(); err != nil {

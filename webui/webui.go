@@ -20,9 +20,11 @@ import (
 //go:embed assets
 var assets embed.FS
 
-// Handlers are the page's routes: the page at /, its files under /ui/.
-// mesh says whether /api/v1/mesh is served (an agent), so that the page
-// offers the map.
+// Handlers are the page's routes: the page at /, its files under /ui/
+// (not the page itself, whose mesh flag only / fills in, and no directory
+// listings). mesh says whether /api/v1/mesh is served (an agent), so that
+// the page offers the map. The listener (package internal/web) gives every
+// answer its Content-Security-Policy and the other security headers.
 func Handlers(mesh bool) map[string]http.Handler {
 	sub, _ := fs.Sub(assets, "assets") // the folder is embedded above
 	index, _ := fs.ReadFile(sub, "index.html")
@@ -31,13 +33,30 @@ func Handlers(mesh bool) map[string]http.Handler {
 		flag = "1"
 	}
 	index = bytes.ReplaceAll(index, []byte("{{MESH}}"), []byte(flag))
-	files := http.StripPrefix("/ui/", http.FileServerFS(sub))
+	files := http.StripPrefix("/ui/", http.FileServerFS(assetFS{sub}))
 	return map[string]http.Handler{
 		"GET /{$}": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'")
 			w.Write(index)
 		}),
 		"GET /ui/": files,
 	}
+}
+
+// assetFS is the page's files without index.html and without directories.
+type assetFS struct{ fs.FS }
+
+func (a assetFS) Open(name string) (fs.File, error) {
+	if name == "index.html" {
+		return nil, fs.ErrNotExist
+	}
+	f, err := a.FS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := f.Stat(); err != nil || st.IsDir() {
+		f.Close()
+		return nil, fs.ErrNotExist
+	}
+	return f, nil
 }

@@ -4,10 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
 	"math"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/abing-net/abing/config"
 	"github.com/abing-net/abing/daemon"
 	"github.com/abing-net/abing/internal/browsertest"
+	"github.com/abing-net/abing/internal/web"
 	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/reflector/reflectortest"
@@ -27,8 +29,10 @@ import (
 )
 
 // server serves the page and the API of a store holding a day of two
-// paths, every 5 minutes, with a load alarm on one.
-func server(t *testing.T) (*httptest.Server, time.Time) {
+// paths, every 5 minutes, with a load alarm on one, through the daemons'
+// own web listener (its headers, its Content-Security-Policy); it returns
+// the listener's base URL.
+func server(t *testing.T) (string, time.Time) {
 	t.Helper()
 	s, err := store.Open(filepath.Join(t.TempDir(), "abing.db"))
 	if err != nil {
@@ -61,25 +65,27 @@ func server(t *testing.T) (*httptest.Server, time.Time) {
 	if err := s.WriteAlarm(context.Background(), &load); err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	for p, h := range (&webapi.API{Store: s}).Handlers() {
-		mux.Handle(p, h)
+	handlers := (&webapi.API{Store: s}).Handlers()
+	maps.Copy(handlers, webui.Handlers(false))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	for p, h := range webui.Handlers(false) {
-		mux.Handle(p, h)
+	srv, err := web.Serve(l, web.Options{Handlers: handlers, Config: web.Defaults()})
+	if err != nil {
+		t.Fatal(err)
 	}
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return srv, now
+	t.Cleanup(func() { srv.Close() })
+	return srv.URL(""), now
 }
 
 // TestPage: the overview lists the targets; a path's plot has as many
 // points as the API answered buckets; the alarm span is drawn where the
 // alarm is; no error is logged or thrown.
 func TestPage(t *testing.T) {
-	srv, _ := server(t)
+	base, _ := server(t)
 	ctx, errs := browsertest.Start(t)
-	browsertest.Open(t, ctx, srv.URL+"/", "overview")
+	browsertest.Open(t, ctx, base+"/", "overview")
 	names := browsertest.Eval[[]string](t, ctx, `[...document.querySelectorAll('#targets tr.target td.name a')].map(a => a.textContent)`)
 	if rows := browsertest.Eval[int](t, ctx, `window.abing.rows`); rows != 2 || len(names) != 2 || names[0] != "lab-b" || names[1] != "lab-d/overlay" {
 		t.Errorf("overview: %d rows, %q", rows, names)
@@ -94,7 +100,7 @@ func TestPage(t *testing.T) {
 	}
 
 	// The path page: as many points as the API's forward buckets.
-	resp, err := http.Get(srv.URL + "/api/v1/history?target=lab-b&since=24h")
+	resp, err := http.Get(base + "/api/v1/history?target=lab-b&since=24h")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +113,7 @@ func TestPage(t *testing.T) {
 			want++
 		}
 	}
-	browsertest.Open(t, ctx, srv.URL+"/#/path/lab-b?since=24h&dir=forward", "path")
+	browsertest.Open(t, ctx, base+"/#/path/lab-b?since=24h&dir=forward", "path")
 	points, spans := browsertest.Eval[int](t, ctx, `window.abing.points`), browsertest.Eval[int](t, ctx, `window.abing.spans`)
 	type geometry struct{ Left, Width, PlotWidth float64 }
 	span := browsertest.Eval[geometry](t, ctx, `(() => { const s = document.querySelector('.alarm-span'); const o = s.parentElement;
@@ -171,5 +177,35 @@ func TestPageOfMonitor(t *testing.T) {
 	}
 	if e := errs(); len(e) > 0 {
 		t.Errorf("the page logged errors: %q", e)
+	}
+}
+
+// /ui/ serves the page's files, not the page itself (whose mesh flag only
+// / fills in) and no directory listings; the page and its files carry the
+// listener's Content-Security-Policy.
+func TestAssets(t *testing.T) {
+	base, _ := server(t)
+	for _, tc := range []struct {
+		path string
+		code int
+	}{
+		{"/", 200}, {"/ui/app.js", 200}, {"/ui/vendor/uPlot.min.css", 200},
+		{"/ui/", 404}, {"/ui/index.html", 404}, {"/ui/vendor/", 404}, {"/ui/../go.mod", 404},
+	} {
+		resp, err := http.Get(base + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code {
+			t.Errorf("%s: %d, want %d", tc.path, resp.StatusCode, tc.code)
+		}
+		if strings.Contains(string(b), "{{MESH}}") {
+			t.Errorf("%s: the page's template marker served", tc.path)
+		}
+		if csp := resp.Header.Get("Content-Security-Policy"); tc.code == 200 && !strings.Contains(csp, "default-src 'self'") {
+			t.Errorf("%s: Content-Security-Policy %q", tc.path, csp)
+		}
 	}
 }

@@ -20,7 +20,7 @@ import (
 
 func meshAgentCommand() *cobra.Command {
 	var (
-		file, node, paths, db, logFormat, webAddr string
+		file, node, paths, db, logFormat, webAddr, webConfig string
 		interval                                  time.Duration
 		noStore                                   bool
 		set                                       config.Agent
@@ -95,7 +95,7 @@ func meshAgentCommand() *cobra.Command {
 					log.Warn("SIGHUP: the mesh agent does not reread its configuration; restart it to change its settings (members come and go without)")
 				}
 			}()
-			setup := daemon.Setup{NoStore: noStore, WebAddr: webAddr, Logger: log}
+			setup := daemon.Setup{NoStore: noStore, WebAddr: webAddr, WebConfigFile: webConfig, Logger: log}
 			if f.Changed("db") {
 				setup.DB = db
 			}
@@ -122,7 +122,8 @@ func meshAgentCommand() *cobra.Command {
 	f.StringVar(&db, "db", store.DefaultPath(), "embedded database for the results")
 	f.BoolVar(&noStore, "no-store", false, "do not store results in the embedded database")
 	f.StringVar(&logFormat, "log.format", "text", "log format: text or json")
-	f.StringVar(&webAddr, "web.listen-address", "127.0.0.1:9817", "HTTP address for /metrics, /healthz and the mesh API (\"\" disables)")
+	f.StringVar(&webAddr, "web.listen-address", "127.0.0.1:9817", "HTTP address for the page (/), the JSON and mesh API, /metrics and /healthz; unauthenticated unless --web.config.file says otherwise (\"\" disables)")
+	f.StringVar(&webConfig, "web.config.file", "", "TLS and basic authentication for the web listener: a Prometheus exporter web configuration file")
 	return cmd
 }
 

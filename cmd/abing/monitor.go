@@ -18,7 +18,7 @@ import (
 
 func monitorCommand() *cobra.Command {
 	var (
-		file, db, logFormat, webAddr string
+		file, db, logFormat, webAddr, webConfig string
 		interval, retention          time.Duration
 		noStore                      bool
 		inFlight                     int
@@ -70,7 +70,7 @@ func monitorCommand() *cobra.Command {
 			if logFormat == "json" {
 				h = slog.NewJSONHandler(cmd.ErrOrStderr(), nil)
 			}
-			setup := daemon.Setup{ConfigFile: file, Reload: hup, NoStore: noStore, WebAddr: webAddr, Logger: slog.New(h)}
+			setup := daemon.Setup{ConfigFile: file, Reload: hup, NoStore: noStore, WebAddr: webAddr, WebConfigFile: webConfig, Logger: slog.New(h)}
 			if cmd.Flags().Changed("db") {
 				setup.DB = db
 			}
@@ -87,6 +87,7 @@ func monitorCommand() *cobra.Command {
 	f.BoolVar(&noStore, "no-store", false, "do not store results in the embedded database")
 	f.DurationVar(&retention, "retention", config.DefaultRetention, "delete stored results older than this")
 	f.StringVar(&logFormat, "log.format", "text", "log format: text or json")
-	f.StringVar(&webAddr, "web.listen-address", "127.0.0.1:9817", "HTTP address for /metrics and /healthz (\"\" disables)")
+	f.StringVar(&webAddr, "web.listen-address", "127.0.0.1:9817", "HTTP address for the page (/), the JSON API, /metrics and /healthz; unauthenticated unless --web.config.file says otherwise (\"\" disables)")
+	f.StringVar(&webConfig, "web.config.file", "", "TLS and basic authentication for the web listener: a Prometheus exporter web configuration file")
 	return cmd
 }

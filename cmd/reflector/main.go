@@ -30,7 +30,7 @@ func main() {
 }
 
 type options struct {
-	listen, stamps, iface, keys, user, web, logFormat string
+	listen, stamps, iface, keys, user, web, webConfig, logFormat string
 	allow, deny                                       []string
 	rate, sourceRate, prefixRate                      float64
 	pps, sourcePPS                                    float64
@@ -69,7 +69,8 @@ func command() *cobra.Command {
 	f.Float64Var(&o.prefixRate, "prefix-rate", def.Limits.Prefix.Rate/1e6, "budget per source /24 (IPv4) or /48 (IPv6), Mbit/s; packets/s scale with it")
 	f.DurationVar(&o.cfg.TrainTimeout, "train-timeout", def.TrainTimeout, "wait this long for the rest of a train")
 	f.StringVar(&o.user, "user", "nobody", "user to switch to after binding, when started as root (\"root\" keeps root)")
-	f.StringVar(&o.web, "web.listen-address", "127.0.0.1:9816", "HTTP address for /metrics and /healthz (\"\" disables)")
+	f.StringVar(&o.web, "web.listen-address", "127.0.0.1:9816", "HTTP address for /metrics and /healthz, unauthenticated unless --web.config.file says otherwise (\"\" disables)")
+	f.StringVar(&o.webConfig, "web.config.file", "", "TLS and basic authentication for the web listener: a Prometheus exporter web configuration file (read as --user)")
 	f.StringVar(&o.logFormat, "log.format", "text", "log format: text or json")
 	f.DurationVar(&o.cfg.SummaryEvery, "log.summary-interval", def.SummaryEvery, "how often to log a summary of refused datagrams")
 	return cmd
@@ -186,15 +187,19 @@ func run(ctx context.Context, o *options, logTo io.Writer) error {
 	rx, tx := conn.Sources()
 	metrics := "off"
 	if web != nil {
-		metrics = "http://" + web.Addr().String() + "/metrics"
+		wcfg := webpkg.Defaults()
+		wcfg.ConfigFile = o.webConfig
+		ws, err := webpkg.Serve(web, webpkg.Options{Registry: webpkg.Registry(reflector.NewCollector(srv)), Log: log, Config: wcfg})
+		if err != nil {
+			return fmt.Errorf("--web.config.file: %w", err)
+		}
+		defer ws.Close()
+		metrics = ws.URL("/metrics")
 	}
 	log.Info("reflector listening", "addr", conn.LocalAddr(), "rx_timestamps", rx, "tx_timestamps", tx,
 		"keys", len(cfg.Keys), "allow", o.allow, "deny", o.deny, "metrics", metrics)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if web != nil {
-		defer webpkg.Serve(web, webpkg.Registry(reflector.NewCollector(srv)), log, nil, nil).Close()
-	}
 	err = srv.Serve(ctx)
 	st := srv.Stats()
 	log.Info("reflector stopped", "received", st.Received, "dropped", st.DroppedTotal(), "cookies", st.Cookies,
