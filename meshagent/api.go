@@ -131,7 +131,7 @@ func (a *Agent) serveRecords(w http.ResponseWriter, r *http.Request) {
 // cursor is a record's place in the order of Records: time, node, target,
 // path.
 type cursor struct {
-	Time                 time.Time
+	Time               time.Time
 	Node, Target, Path string
 }
 

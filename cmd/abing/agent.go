@@ -21,10 +21,10 @@ import (
 func meshAgentCommand() *cobra.Command {
 	var (
 		file, node, paths, db, logFormat, webAddr, webConfig string
-		interval                                  time.Duration
-		noStore                                   bool
-		set                                       config.Agent
-		refresh                                   time.Duration
+		interval                                             time.Duration
+		noStore                                              bool
+		set                                                  config.Agent
+		refresh                                              time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "agent --paths NAME=ADDR[,NAME=ADDR...] [--join HOST:PORT] [--config FILE]",

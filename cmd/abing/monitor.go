@@ -19,9 +19,9 @@ import (
 func monitorCommand() *cobra.Command {
 	var (
 		file, db, logFormat, webAddr, webConfig string
-		interval, retention          time.Duration
-		noStore                      bool
-		inFlight                     int
+		interval, retention                     time.Duration
+		noStore                                 bool
+		inFlight                                int
 	)
 	cmd := &cobra.Command{
 		Use:   "monitor {--config FILE | TARGET...}",

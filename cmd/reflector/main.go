@@ -31,10 +31,10 @@ func main() {
 
 type options struct {
 	listen, stamps, iface, keys, user, web, webConfig, logFormat string
-	allow, deny                                       []string
-	rate, sourceRate, prefixRate                      float64
-	pps, sourcePPS                                    float64
-	cfg                                               reflector.Config
+	allow, deny                                                  []string
+	rate, sourceRate, prefixRate                                 float64
+	pps, sourcePPS                                               float64
+	cfg                                                          reflector.Config
 }
 
 func command() *cobra.Command {
