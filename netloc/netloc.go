@@ -21,6 +21,7 @@ package netloc
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -31,6 +32,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/abing-net/abing/internal/connlimit"
 )
 
 // DefaultAddr is where agents listen by default: loopback only.
@@ -71,17 +74,25 @@ const (
 
 // Options bound a server; zero fields take the defaults.
 type Options struct {
-	MaxConns     int           // connections at once: 64
-	IdleTimeout  time.Duration // a client's silence between requests: 5m
-	WriteTimeout time.Duration // for an answer to be taken: 5s
+	MaxConns          int           // connections at once: 64
+	MaxConnsPerSource int           // from one address: 16
+	IdleTimeout       time.Duration // a client's silence before a request: 30s (blank lines do not count)
+	Lifetime          time.Duration // a connection's whole life: 10m
+	WriteTimeout      time.Duration // for an answer to be taken: 5s
 }
 
 func (o Options) withDefaults() Options {
 	if o.MaxConns <= 0 {
 		o.MaxConns = 64
 	}
+	if o.MaxConnsPerSource <= 0 {
+		o.MaxConnsPerSource = 16
+	}
 	if o.IdleTimeout <= 0 {
-		o.IdleTimeout = 5 * time.Minute
+		o.IdleTimeout = 30 * time.Second
+	}
+	if o.Lifetime <= 0 {
+		o.Lifetime = 10 * time.Minute
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 5 * time.Second
@@ -174,10 +185,16 @@ func errAnswer(msg string) map[string]any { return map[string]any{"type": "error
 
 // Serve answers connections on ln until ctx ends, then closes ln and every
 // connection and returns. Each connection is bounded: a request line of at
-// most MaxLine bytes, IdleTimeout between requests, WriteTimeout for an
-// answer to be taken; at most MaxConns at once (more are closed at once).
+// most MaxLine bytes, IdleTimeout before each request (blank lines do not
+// restart it), Lifetime in all, WriteTimeout for an answer to be taken. At
+// most MaxConns are held, MaxConnsPerSource from one address; beyond, the
+// one waiting longest for its next request is closed to make room
+// (package internal/connlimit). Every connection the server closes is
+// first told why, in an error line.
 func Serve(ctx context.Context, ln net.Listener, src Source, opts Options) error {
 	opts = opts.withDefaults()
+	lim := connlimit.New(ln, opts.MaxConns, opts.MaxConnsPerSource)
+	lim.Closing = func(c net.Conn, reason string) { say(c, reason, 100*time.Millisecond) }
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	conns := map[net.Conn]bool{}
@@ -192,7 +209,7 @@ func Serve(ctx context.Context, ln net.Listener, src Source, opts Options) error
 	defer stop()
 	defer wg.Wait()
 	for {
-		c, err := ln.Accept()
+		c, err := lim.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -204,7 +221,7 @@ func Serve(ctx context.Context, ln net.Listener, src Source, opts Options) error
 			return fmt.Errorf("netloc: %w", err)
 		}
 		mu.Lock()
-		if len(conns) >= opts.MaxConns || ctx.Err() != nil {
+		if ctx.Err() != nil {
 			mu.Unlock()
 			c.Close()
 			continue
@@ -214,38 +231,66 @@ func Serve(ctx context.Context, ln net.Listener, src Source, opts Options) error
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			serveConn(c, src, opts)
+			serveConn(c, src, opts, lim)
 			mu.Lock()
 			delete(conns, c)
 			mu.Unlock()
+			lim.Done(c)
 			c.Close()
 		}()
 	}
 }
 
+// say writes an error line to c, giving it at most d to be taken.
+func say(c net.Conn, msg string, d time.Duration) {
+	c.SetWriteDeadline(time.Now().Add(d))
+	json.NewEncoder(c).Encode(errAnswer(msg))
+}
+
 // serveConn answers one connection's lines until it ends, stays silent too
-// long, sends a line too long, or does not take its answers.
-func serveConn(c net.Conn, src Source, opts Options) {
+// long, outlives its lifetime, sends a line too long, or does not take its
+// answers.
+func serveConn(c net.Conn, src Source, opts Options, lim *connlimit.Listener) {
+	end := time.Now().Add(opts.Lifetime)
 	sc := bufio.NewScanner(c)
 	sc.Buffer(make([]byte, 0, 512), MaxLine)
 	enc := json.NewEncoder(c)
 	for {
-		c.SetReadDeadline(time.Now().Add(opts.IdleTimeout))
-		if !sc.Scan() {
-			if errors.Is(sc.Err(), bufio.ErrTooLong) {
-				c.SetWriteDeadline(time.Now().Add(opts.WriteTimeout))
-				enc.Encode(errAnswer(fmt.Sprintf("request longer than %d bytes", MaxLine)))
+		// Set once per request: blank lines do not move it.
+		deadline := time.Now().Add(opts.IdleTimeout)
+		if deadline.After(end) {
+			deadline = end
+		}
+		c.SetReadDeadline(deadline)
+		for {
+			if !sc.Scan() {
+				switch err := sc.Err(); {
+				case errors.Is(err, bufio.ErrTooLong):
+					say(c, fmt.Sprintf("request longer than %d bytes", MaxLine), opts.WriteTimeout)
+				case isTimeout(err) && !deadline.Before(end):
+					say(c, fmt.Sprintf("connection open for %v: connect again", opts.Lifetime), opts.WriteTimeout)
+				case isTimeout(err):
+					say(c, fmt.Sprintf("no request for %v", opts.IdleTimeout), opts.WriteTimeout)
+				}
+				return
 			}
-			return
+			if len(bytes.TrimSpace(sc.Bytes())) > 0 {
+				break
+			}
 		}
-		if len(sc.Bytes()) == 0 {
-			continue
-		}
+		lim.Busy(c, true)
 		c.SetWriteDeadline(time.Now().Add(opts.WriteTimeout))
-		if err := enc.Encode(Answer(src, sc.Bytes())); err != nil {
+		err := enc.Encode(Answer(src, sc.Bytes()))
+		lim.Busy(c, false)
+		if err != nil {
 			return // the client does not take its answers
 		}
 	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // Handler serves the same answers over HTTP: GET ?action=…&node_addr=…

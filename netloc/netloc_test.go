@@ -182,22 +182,85 @@ func TestClientThatNeverReads(t *testing.T) {
 	}
 }
 
-func isTimeout(err error) bool {
-	ne, ok := err.(net.Error)
-	return ok && ne.Timeout()
+// closedWith reads c to its end and says whether the server said msg in
+// an error line before closing it.
+func (c *client) closedWith(t *testing.T, msg string) bool {
+	t.Helper()
+	c.c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	b, err := io.ReadAll(c.rd)
+	if isTimeout(err) {
+		t.Errorf("still open: %v (read %q)", err, b)
+		return false
+	}
+	return strings.Contains(string(b), `"type":"error"`) && strings.Contains(string(b), msg)
 }
 
-// Connections beyond MaxConns are closed at once; the others are served.
-func TestMaxConns(t *testing.T) {
+// A new connection beyond MaxConns makes room: the one waiting longest for
+// its next request is told why and closed; the others are served.
+func TestConnCaps(t *testing.T) {
 	addr := start(t, newFixed(1), Options{MaxConns: 2})
 	a, b := dial(t, addr), dial(t, addr)
 	a.ask(t, `{"action":"get_location"}`)
 	b.ask(t, `{"action":"get_location"}`)
 	c := dial(t, addr)
-	fmt.Fprintln(c.c, `{"action":"get_location"}`)
-	c.c.SetReadDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.rd.ReadString('\n'); err == nil {
-		t.Error("a third connection was served")
+	if got := c.ask(t, `{"action":"get_location"}`); !strings.Contains(got, `"type":"location"`) {
+		t.Errorf("a third connection: %s", got)
+	}
+	if !a.closedWith(t, "closed to make room") {
+		t.Error("the oldest connection was not told why it was closed")
+	}
+	if got := b.ask(t, `{"action":"get_location"}`); !strings.Contains(got, `"type":"location"`) {
+		t.Errorf("the second connection: %s", got)
+	}
+}
+
+// Connections that never send a whole line (the default cap of them, and
+// more) keep nobody out: a new client is answered within a second. Before,
+// 64 of them locked everyone out for 5 minutes.
+func TestSilentConnections(t *testing.T) {
+	addr := start(t, newFixed(1), Options{})
+	for range 200 {
+		c := dial(t, addr)
+		io.WriteString(c.c, `{"action":`)
+	}
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	if got := dial(t, addr).ask(t, `{"action":"get_location"}`); !strings.Contains(got, `"type":"location"`) || time.Since(start) > time.Second {
+		t.Errorf("a client after 200 silent connections: %s after %v", got, time.Since(start))
+	}
+}
+
+// Blank lines do not keep a connection open past IdleTimeout, requests do
+// not keep it open past Lifetime; each closing is said in an error line.
+func TestIdleAndLifetime(t *testing.T) {
+	addr := start(t, newFixed(1), Options{IdleTimeout: 300 * time.Millisecond, Lifetime: 900 * time.Millisecond})
+	blank := dial(t, addr)
+	go func() {
+		for range 40 {
+			if _, err := io.WriteString(blank.c, "\n"); err != nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	t0 := time.Now()
+	if !blank.closedWith(t, "no request for 300ms") {
+		t.Error("blank lines: not closed with the reason")
+	}
+	if took := time.Since(t0); took > 800*time.Millisecond {
+		t.Errorf("blank lines kept the connection open %v (idle timeout 300ms)", took)
+	}
+	busy := dial(t, addr)
+	t0 = time.Now()
+	for time.Since(t0) < 700*time.Millisecond {
+		busy.ask(t, `{"action":"get_location"}`)
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !busy.closedWith(t, "connection open for 900ms") {
+		t.Error("lifetime: not closed with the reason")
+	}
+	if took := time.Since(t0); took > 1500*time.Millisecond {
+		t.Errorf("a busy connection lasted %v (lifetime 900ms)", took)
 	}
 }
 

@@ -7,6 +7,7 @@ package web
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +23,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/exporter-toolkit/web"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/abing-net/abing/internal/connlimit"
 )
 
 // Config is how a listener treats its clients. Defaults gives the values
@@ -34,7 +37,7 @@ type Config struct {
 	MaxHeaderBytes                                            int
 	// MaxConns bounds the connections held at once, MaxConnsPerSource
 	// those of one client address; beyond either, the connection idle
-	// longest is closed to make room (see limiter).
+	// longest is closed to make room (package internal/connlimit).
 	MaxConns, MaxConnsPerSource int
 	// ConfigFile is a Prometheus exporter web configuration file
 	// (github.com/prometheus/exporter-toolkit: TLS, basic authentication);
@@ -85,7 +88,7 @@ func Registry(cs ...prometheus.Collector) *prometheus.Registry {
 // Server is a running listener.
 type Server struct {
 	hs   *http.Server
-	lim  *limiter
+	lim  *connlimit.Listener
 	addr string
 	tls  bool
 	done chan struct{}
@@ -109,13 +112,13 @@ func Serve(l net.Listener, opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	tls := false
+	secure := false
 	if cfg.ConfigFile != "" {
 		if err := web.Validate(cfg.ConfigFile); err != nil {
 			return nil, fmt.Errorf("web configuration %s: %w", cfg.ConfigFile, err)
 		}
 		var err error
-		if tls, err = tlsConfigured(cfg.ConfigFile); err != nil {
+		if secure, err = tlsConfigured(cfg.ConfigFile); err != nil {
 			return nil, fmt.Errorf("web configuration %s: %w", cfg.ConfigFile, err)
 		}
 	}
@@ -144,8 +147,8 @@ func Serve(l net.Listener, opts Options) (*Server, error) {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	lim := newLimiter(l, cfg.MaxConns, cfg.MaxConnsPerSource)
-	s := &Server{lim: lim, addr: l.Addr().String(), tls: tls, done: make(chan struct{})}
+	lim := connlimit.New(l, cfg.MaxConns, cfg.MaxConnsPerSource)
+	s := &Server{lim: lim, addr: l.Addr().String(), tls: secure, done: make(chan struct{})}
 	s.hs = &http.Server{
 		Handler:           headers(mux, loopback),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -153,7 +156,7 @@ func Serve(l net.Listener, opts Options) (*Server, error) {
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
-		ConnState:         lim.connState,
+		ConnState:         connState(lim),
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug), // TLS handshake noise of scanners
 	}
 	file := cfg.ConfigFile
@@ -180,6 +183,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.hs.Shutdown(ctx)
 	<-s.done
 	return err
+}
+
+// connState tells lim what the server does with each connection.
+func connState(lim *connlimit.Listener) func(net.Conn, http.ConnState) {
+	return func(c net.Conn, s http.ConnState) {
+		if tc, ok := c.(*tls.Conn); ok {
+			c = tc.NetConn() // the connection lim accepted
+		}
+		switch s {
+		case http.StateActive:
+			lim.Busy(c, true)
+		case http.StateIdle:
+			lim.Busy(c, false)
+		case http.StateHijacked, http.StateClosed:
+			lim.Done(c)
+		}
+	}
 }
 
 // contentPolicy is every answer's Content-Security-Policy: the page's own

@@ -233,7 +233,7 @@ func TestManyIdleConnections(t *testing.T) {
 			t.Errorf("request %d among %d idle connections: %d %q in %v", i, n, resp.StatusCode, body, took)
 		}
 	}
-	open, evicted, refused := s.lim.stats()
+	open, evicted, refused := s.lim.Stats()
 	t.Logf("%d connections opened: %d held, %d evicted, %d refused; goroutines %d → %d", n, open, evicted, refused, goroutines, runtime.NumGoroutine())
 	if open > cfg.MaxConns {
 		t.Errorf("%d connections held, cap %d", open, cfg.MaxConns)
@@ -285,7 +285,7 @@ func TestBusyConnectionsKept(t *testing.T) {
 	if resp, _ := get(t, nil, s.URL("/healthz")); resp.StatusCode != 200 {
 		t.Errorf("after the slow requests: %d", resp.StatusCode)
 	}
-	if _, _, refused := s.lim.stats(); refused == 0 {
+	if _, _, refused := s.lim.Stats(); refused == 0 {
 		t.Error("no connection counted as refused")
 	}
 }
