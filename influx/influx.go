@@ -64,13 +64,15 @@ type Config struct {
 	// BlockedAfter: the sink reports itself unhealthy (the monitor's
 	// /healthz) once nothing could be delivered for this long.
 	BlockedAfter time.Duration `yaml:"unhealthy_after"` // 5m
+	// ReadTimeout bounds Read, the whole answer (0: DefaultReadTimeout).
+	ReadTimeout time.Duration `yaml:"read_timeout"`
 }
 
 // Defaults are a Config's settings that have one: the measurement name,
 // the spool's size and how long delivery may fail before the sink says it
 // is unhealthy.
 func Defaults() Config {
-	return Config{Measurement: "abing", SpoolMaxMB: 100, BlockedAfter: DefaultBlockedAfter}
+	return Config{Measurement: "abing", SpoolMaxMB: 100, BlockedAfter: DefaultBlockedAfter, ReadTimeout: DefaultReadTimeout}
 }
 
 // Check fills in the Defaults of fields left empty, and checks c.
@@ -100,6 +102,12 @@ func (c *Config) Check() error {
 	}
 	if c.BlockedAfter < 0 {
 		return fmt.Errorf("influxdb unhealthy_after %v: must be positive", c.BlockedAfter)
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = d.ReadTimeout
+	}
+	if c.ReadTimeout < 0 {
+		return fmt.Errorf("influxdb read_timeout %v: must be positive", c.ReadTimeout)
 	}
 	return nil
 }
@@ -545,7 +553,7 @@ func (s *Sink) createDatabase(ctx context.Context) error {
 	if s.cfg.Token != "" {
 		req.Header.Set("Authorization", "Token "+s.cfg.Token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
 		return err
 	}

@@ -16,10 +16,17 @@ import (
 	"github.com/abing-net/abing/redact"
 )
 
-// Limits of Read: what a broken or hostile server can make it hold.
+// Limits of Read: what a broken or hostile server can make it hold, and
+// how long it may take. The answer is decoded as it arrives, a value at a
+// time, so what Read holds is the records it keeps (at most
+// MaxReadRecords), never the answer.
 const (
-	MaxReadBytes   = 1 << 30
+	MaxReadBytes   = 2 << 30 // MaxReadRecords of about 300 bytes, and room
 	MaxReadRecords = 5_000_000
+	// DefaultReadTimeout bounds a Read whose Config says nothing: 5
+	// million records over a slow link, not a server that trickles.
+	DefaultReadTimeout = 5 * time.Minute
+	maxColumns         = 1000
 )
 
 // Read returns the records of measurement cfg.Measurement (default "abing")
@@ -28,7 +35,7 @@ const (
 // database and retention policy. It returns what a record keeps there
 // (Lines): tags target, node, path, direction and labels, and the fields;
 // not the address. Every record is checked as records promise (Sanitize).
-// Only URL, Bucket, Token and Measurement of cfg are used.
+// Only URL, Bucket, Token, Measurement and ReadTimeout of cfg are used.
 func Read(ctx context.Context, cfg Config, since time.Time) ([]record.Record, error) {
 	if cfg.Measurement == "" {
 		cfg.Measurement = "abing"
@@ -50,6 +57,12 @@ func Read(ctx context.Context, cfg Config, since time.Time) ([]record.Record, er
 		return nil, fmt.Errorf("influxdb url %q: want http(s)://host:port", redact.URL(cfg.URL))
 	}
 	u.RawQuery = url.Values{"db": {db}, "q": {q}, "epoch": {"ns"}}.Encode()
+	timeout := cfg.ReadTimeout
+	if timeout <= 0 {
+		timeout = DefaultReadTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, err
@@ -59,7 +72,7 @@ func Read(ctx context.Context, cfg Config, since time.Time) ([]record.Record, er
 	} else if cfg.Token != "" {
 		req.Header.Set("Authorization", "Token "+cfg.Token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := (&http.Client{Timeout: timeout}).Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("influxdb %s: %w", redact.URL(cfg.URL), redact.Error(err, cfg.Token))
 	}
@@ -68,37 +81,25 @@ func Read(ctx context.Context, cfg Config, since time.Time) ([]record.Record, er
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return nil, fmt.Errorf("influxdb %s: %s: %s", redact.URL(cfg.URL), resp.Status, strings.TrimSpace(string(b)))
 	}
-	var out struct {
-		Results []struct {
-			Series []struct {
-				Columns []string
-				Values  [][]any
-			}
-			Error string
-		}
-	}
+	var recs []record.Record
 	dec := json.NewDecoder(io.LimitReader(resp.Body, MaxReadBytes))
 	dec.UseNumber()
-	if err := dec.Decode(&out); err != nil {
-		return nil, fmt.Errorf("influxdb %s: answer: %w", redact.URL(cfg.URL), err)
-	}
-	var recs []record.Record
-	for _, r := range out.Results {
-		if r.Error != "" {
-			return nil, fmt.Errorf("influxdb %s: %s", redact.URL(cfg.URL), r.Error)
+	err = decodeAnswer(dec, func(cols []string, row []any) error {
+		if len(recs) >= MaxReadRecords {
+			return fmt.Errorf("more than %d records since %s: read a shorter window", MaxReadRecords, since.Format(time.RFC3339))
 		}
-		for _, s := range r.Series {
-			for _, row := range s.Values {
-				if len(recs) >= MaxReadRecords {
-					return nil, fmt.Errorf("influxdb %s: more than %d records since %s: read a shorter window", redact.URL(cfg.URL), MaxReadRecords, since.Format(time.RFC3339))
-				}
-				rec, err := fromRow(s.Columns, row)
-				if err != nil {
-					return nil, fmt.Errorf("influxdb %s: %w", redact.URL(cfg.URL), err)
-				}
-				recs = append(recs, rec)
-			}
+		rec, err := fromRow(cols, row)
+		if err != nil {
+			return err
 		}
+		recs = append(recs, rec)
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (no whole answer within %v)", err, timeout)
+		}
+		return nil, fmt.Errorf("influxdb %s: %w", redact.URL(cfg.URL), err)
 	}
 	slices.SortStableFunc(recs, func(a, b record.Record) int { return a.Time.Compare(b.Time) })
 	return recs, nil
@@ -202,4 +203,141 @@ func setNumber(rec *record.Record, rtt *record.RTT, hasRTT *bool, c string, f fl
 		}
 	}
 	return false
+}
+
+// decodeAnswer walks an InfluxQL answer ({"results":[{"series":[{"columns":
+// [...],"values":[[...],...]}],"error":"..."}]}) as it arrives and calls
+// row for each row of values, after its series' columns. A result's error
+// is returned; anything else is skipped, a token at a time.
+func decodeAnswer(dec *json.Decoder, row func(cols []string, row []any) error) error {
+	return object(dec, func(key string) error {
+		if key != "results" {
+			return skip(dec)
+		}
+		return array(dec, func() error {
+			return object(dec, func(key string) error {
+				switch key {
+				case "error":
+					var msg string
+					if err := dec.Decode(&msg); err != nil {
+						return fmt.Errorf("answer: %w", err)
+					}
+					return errors.New(msg)
+				case "series":
+					return array(dec, func() error { return series(dec, row) })
+				}
+				return skip(dec)
+			})
+		})
+	})
+}
+
+// series decodes one series, its rows a value at a time.
+func series(dec *json.Decoder, row func(cols []string, row []any) error) error {
+	var cols []string
+	return object(dec, func(key string) error {
+		switch key {
+		case "columns":
+			return array(dec, func() error {
+				var c string
+				if err := dec.Decode(&c); err != nil {
+					return fmt.Errorf("answer: column: %w", err)
+				}
+				if len(cols) == maxColumns {
+					return fmt.Errorf("answer: more than %d columns", maxColumns)
+				}
+				cols = append(cols, c)
+				return nil
+			})
+		case "values":
+			if cols == nil {
+				return errors.New("answer: values before columns")
+			}
+			return array(dec, func() error {
+				vals := make([]any, 0, len(cols))
+				err := array(dec, func() error {
+					t, err := dec.Token()
+					if err != nil {
+						return fmt.Errorf("answer: %w", err)
+					}
+					if _, delim := t.(json.Delim); delim {
+						return errors.New("answer: a value that is not a number, string, boolean or null")
+					}
+					if len(vals) == len(cols) {
+						return fmt.Errorf("answer: a row of more than %d values", len(cols))
+					}
+					vals = append(vals, t)
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+				return row(cols, vals)
+			})
+		}
+		return skip(dec)
+	})
+}
+
+// object reads a JSON object, calling field with each key with the
+// decoder at its value (which field must consume).
+func object(dec *json.Decoder, field func(key string) error) error {
+	if err := expect(dec, '{'); err != nil {
+		return err
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("answer: %w", err)
+		}
+		key, _ := t.(string)
+		if err := field(key); err != nil {
+			return err
+		}
+	}
+	return expect(dec, '}')
+}
+
+// array reads a JSON array, calling elem with the decoder at each element.
+func array(dec *json.Decoder, elem func() error) error {
+	if err := expect(dec, '['); err != nil {
+		return err
+	}
+	for dec.More() {
+		if err := elem(); err != nil {
+			return err
+		}
+	}
+	return expect(dec, ']')
+}
+
+func expect(dec *json.Decoder, d json.Delim) error {
+	t, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("answer: %w", err)
+	}
+	if t != d {
+		return fmt.Errorf("answer: %v where %v was expected", t, d)
+	}
+	return nil
+}
+
+// skip consumes one value, token by token (nothing of it is kept).
+func skip(dec *json.Decoder) error {
+	depth := 0
+	for {
+		t, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("answer: %w", err)
+		}
+		switch t {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+		if depth == 0 {
+			return nil
+		}
+	}
 }

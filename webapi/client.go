@@ -1,6 +1,7 @@
 package webapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,12 +15,18 @@ import (
 	"github.com/abing-net/abing/record"
 )
 
-// Bounds of a Client's requests: an answer beyond maxAnswer is refused,
-// not truncated (30 days of 5,000 buckets is about 3 MB; the alarms of a
-// year of a large monitor some tens).
+// Bounds of a Client's requests. Lists are decoded an element at a time
+// and refused beyond maxItems elements, an answer beyond maxAnswer bytes;
+// neither is truncated. What a client holds is then bounded by what it
+// keeps: a list of empty objects ("[{},{},...]") no longer makes it hold
+// hundreds of times its bytes. A history is at most 2 × 5,000 buckets of
+// about 300 bytes; the alarms of a year of a large monitor, or its
+// targets, are some tens of thousands.
 const (
 	clientTimeout = 30 * time.Second
-	maxAnswer     = 256 << 20
+	maxAnswer     = 64 << 20
+	maxItems      = 100_000
+	maxBuckets    = 2 * 5000
 )
 
 // Client reads the API of a monitor or a mesh agent: what abing history
@@ -50,8 +57,8 @@ func (c *Client) String() string { return c.base.String() }
 // Targets is /api/v1/targets: every target and path, its last records and
 // active alarms.
 func (c *Client) Targets(ctx context.Context) ([]Target, error) {
-	var out []Target
-	if err := c.get(ctx, "/api/v1/targets", nil, &out); err != nil {
+	out, err := getList[Target](ctx, c, "/api/v1/targets", nil, maxItems)
+	if err != nil {
 		return nil, err
 	}
 	for i := range out {
@@ -78,7 +85,23 @@ func (c *Client) History(ctx context.Context, target, path string, since time.Du
 		q.Set("points", strconv.Itoa(points))
 	}
 	var h History
-	if err := c.get(ctx, "/api/v1/history", q, &h); err != nil {
+	err := c.get(ctx, "/api/v1/history", q, func(dec *json.Decoder) error {
+		var raw struct {
+			History
+			Buckets json.RawMessage `json:"buckets"`
+		}
+		if err := dec.Decode(&raw); err != nil {
+			return err
+		}
+		h = raw.History
+		if len(raw.Buckets) == 0 || string(raw.Buckets) == "null" {
+			return nil
+		}
+		var err error
+		h.Buckets, err = decodeList[Bucket](json.NewDecoder(bytes.NewReader(raw.Buckets)), maxBuckets)
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
 	return &h, nil
@@ -94,16 +117,51 @@ func (c *Client) Alarms(ctx context.Context, target string, since time.Duration)
 	if since > 0 {
 		q.Set("since", since.String())
 	}
-	var out []record.Alarm
-	if err := c.get(ctx, "/api/v1/alarms", q, &out); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return getList[record.Alarm](ctx, c, "/api/v1/alarms", q, maxItems)
 }
 
-// get decodes the JSON answer of path into v; an answer that is not 200
-// is an error with the server's reason.
-func (c *Client) get(ctx context.Context, path string, q url.Values, v any) error {
+// getList is the JSON list answered at path, at most max elements.
+func getList[T any](ctx context.Context, c *Client, path string, q url.Values, max int) ([]T, error) {
+	var out []T
+	err := c.get(ctx, path, q, func(dec *json.Decoder) error {
+		var err error
+		out, err = decodeList[T](dec, max)
+		return err
+	})
+	return out, err
+}
+
+// decodeList decodes a JSON list (or null) an element at a time, at most
+// max of them.
+func decodeList[T any](dec *json.Decoder, max int) ([]T, error) {
+	t, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	if t == nil {
+		return nil, nil
+	}
+	if t != json.Delim('[') {
+		return nil, fmt.Errorf("%v where a list was expected", t)
+	}
+	var out []T
+	for dec.More() {
+		if len(out) == max {
+			return nil, fmt.Errorf("more than %d elements", max)
+		}
+		var v T
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	_, err = dec.Token() // ]
+	return out, err
+}
+
+// get decodes the JSON answer of path with decode; an answer that is not
+// 200 is an error with the server's reason.
+func (c *Client) get(ctx context.Context, path string, q url.Values, decode func(*json.Decoder) error) error {
 	u := c.base
 	u.Path += path
 	u.RawQuery = q.Encode()
@@ -125,7 +183,7 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, v any) erro
 		return fmt.Errorf("api %s%s: %s: %s", c, path, resp.Status, reason)
 	}
 	lr := &io.LimitedReader{R: resp.Body, N: maxAnswer + 1}
-	if err := json.NewDecoder(lr).Decode(v); err != nil {
+	if err := decode(json.NewDecoder(lr)); err != nil {
 		if lr.N <= 0 {
 			return fmt.Errorf("api %s%s: more than %d bytes", c, path, maxAnswer)
 		}

@@ -2,8 +2,10 @@ package webapi
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -17,7 +19,8 @@ func TestClientHostileServer(t *testing.T) {
 		want       string
 	}{
 		{"not JSON", "<html>hello</html>", 200, "invalid character"},
-		{"wrong shape", `{"target": 5}`, 200, "cannot unmarshal"},
+		{"wrong shape", `{"target": 5}`, 200, "where a list was expected"},
+		{"wrong element", `[{"target": 5}]`, 200, "cannot unmarshal"},
 		{"error page", "something broke\n", 500, "500 Internal Server Error: something broke"},
 		{"binary reason", "\xff\xfe reason", 400, "400 Bad Request: ?"},
 	} {
@@ -52,5 +55,45 @@ func TestClientHostileServer(t *testing.T) {
 		if _, err := NewClient(bad); err == nil {
 			t.Errorf("NewClient(%q) accepted", bad)
 		}
+	}
+}
+
+// Lists of empty objects (6 MB of "[{},{},...]" made the client hold 1.1–
+// 1.7 GB) are refused at the element limit, holding a bounded amount; a
+// history of more buckets than the API gives is refused too.
+func TestClientListLimits(t *testing.T) {
+	empties := "[" + strings.Repeat("{},", 2_000_000) + "{}]"
+	buckets := `{"target":"x","buckets":[` + strings.Repeat(`{"n":1},`, maxBuckets) + `{"n":1}]}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/history" {
+			io.WriteString(w, buckets)
+			return
+		}
+		io.WriteString(w, empties)
+	}))
+	defer srv.Close()
+	c, err := NewClient(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, errT := c.Targets(context.Background())
+	_, errA := c.Alarms(context.Background(), "", 0)
+	runtime.ReadMemStats(&after)
+	for _, err := range []error{errT, errA} {
+		if err == nil || !strings.Contains(err.Error(), "more than 100000 elements") {
+			t.Errorf("6 MB of empty objects: %v", err)
+		}
+	}
+	// Allocated in all, garbage included (100,000 elements of each kind,
+	// the list's growth, the decoder's).
+	t.Logf("two lists of 2,000,000 empty objects refused after allocating %d MB", (after.TotalAlloc-before.TotalAlloc)>>20)
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 300<<20 {
+		t.Errorf("reading two lists of empty objects allocated %d MB", alloc>>20)
+	}
+	if _, err := c.History(context.Background(), "x", "", 0, 0); err == nil || !strings.Contains(err.Error(), "more than 10000 elements") {
+		t.Errorf("a history of too many buckets: %v", err)
 	}
 }
