@@ -65,14 +65,15 @@ type Config struct {
 	// /healthz) once nothing could be delivered for this long.
 	BlockedAfter time.Duration `yaml:"unhealthy_after"` // 5m
 	// ReadTimeout bounds Read, the whole answer (0: DefaultReadTimeout).
-	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// Not a setting of the sink: the readers (--influx) use the default.
+	ReadTimeout time.Duration `yaml:"-"`
 }
 
 // Defaults are a Config's settings that have one: the measurement name,
 // the spool's size and how long delivery may fail before the sink says it
 // is unhealthy.
 func Defaults() Config {
-	return Config{Measurement: "abing", SpoolMaxMB: 100, BlockedAfter: DefaultBlockedAfter, ReadTimeout: DefaultReadTimeout}
+	return Config{Measurement: "abing", SpoolMaxMB: 100, BlockedAfter: DefaultBlockedAfter}
 }
 
 // Check fills in the Defaults of fields left empty, and checks c.
@@ -102,12 +103,6 @@ func (c *Config) Check() error {
 	}
 	if c.BlockedAfter < 0 {
 		return fmt.Errorf("influxdb unhealthy_after %v: must be positive", c.BlockedAfter)
-	}
-	if c.ReadTimeout == 0 {
-		c.ReadTimeout = d.ReadTimeout
-	}
-	if c.ReadTimeout < 0 {
-		return fmt.Errorf("influxdb read_timeout %v: must be positive", c.ReadTimeout)
 	}
 	return nil
 }
