@@ -60,8 +60,31 @@ type Setup struct {
 }
 
 // closeGrace is how long, at exit, spooled results and queued alarms are
-// given to reach InfluxDB and the hooks.
+// given to reach InfluxDB and the hooks, both at once: a stop takes at
+// most this long after the measurements in progress end.
 const closeGrace = 10 * time.Second
+
+// graceful closes, at exit, what may take up to grace to finish
+// (delivering what is spooled or queued), all at once: a stop takes grace,
+// not grace for each.
+type graceful struct {
+	grace time.Duration
+	fs    []func(time.Duration) error
+}
+
+func (g *graceful) add(f func(time.Duration) error) { g.fs = append(g.fs, f) }
+
+func (g *graceful) close(log *slog.Logger) {
+	var wg sync.WaitGroup
+	for _, f := range g.fs {
+		wg.Go(func() {
+			if err := f(g.grace); err != nil {
+				log.Error("at exit", "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
 
 // Monitor runs abing monitor with a completed configuration until ctx
 // ends, then closes everything on the way out. A configuration file that
@@ -108,6 +131,8 @@ func run(ctx context.Context, cfg *config.Config, s Setup, agent *meshagent.Agen
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	opts := monitor.Options{Logger: log}
+	atExit := &graceful{grace: closeGrace}
+	defer atExit.close(log) // once the monitor has stopped
 	var st *store.Store
 	if !s.NoStore && !cfg.Store.Disabled {
 		var err error
@@ -124,7 +149,7 @@ func run(ctx context.Context, cfg *config.Config, s Setup, agent *meshagent.Agen
 		if err != nil {
 			return err
 		}
-		defer sink.Close(closeGrace) // at exit, try for a while to deliver what is spooled
+		atExit.add(sink.Close) // at exit, try for a while to deliver what is spooled
 		opts.Sinks = append(opts.Sinks, sink)
 		log.Info("writing to influxdb", "url", redact.URL(ic.URL), "bucket", ic.Bucket, "spool", ic.Spool)
 	}
@@ -153,11 +178,12 @@ func run(ctx context.Context, cfg *config.Config, s Setup, agent *meshagent.Agen
 	if !cfg.Alarms.Disabled {
 		if hooks := cfg.Alarms.Hooks(); len(hooks) > 0 {
 			d := notify.NewDispatcher(notify.DispatcherOptions{Hooks: hooks, Logger: log})
-			defer func() { // at exit, give queued alarms a while to reach their hooks
-				if err := d.Close(closeGrace); err != nil {
-					log.Error("alarm hooks", "err", err)
+			atExit.add(func(grace time.Duration) error { // at exit, give queued alarms a while to reach their hooks
+				if err := d.Close(grace); err != nil {
+					return fmt.Errorf("alarm hooks: %w", err)
 				}
-			}()
+				return nil
+			})
 			opts.Alarms = append(opts.Alarms, d.Send)
 		}
 		if cfg.Alarms.Traceroute {
