@@ -514,6 +514,11 @@ func (c *Config) Complete() error {
 func (c *Config) expandPaths(at func(int) string) error {
 	var out []Target
 	for _, t := range c.Targets {
+		// A target's name and its path are told apart by the "/"
+		// (NAME/PATH, in alarms, metrics and the page).
+		if strings.Contains(t.Name, "/") {
+			return fmt.Errorf("%starget name %q: want no /", at(t.line), t.Name)
+		}
 		if len(t.Paths) == 0 {
 			out = append(out, t)
 			continue

@@ -70,6 +70,8 @@ func TestConfigErrors(t *testing.T) {
 		{"paths and address", "targets:\n  - {name: h, address: a, paths: {direct: b}}\n", "m.yaml:2: address and paths exclude each other"},
 		{"paths without a name", "targets:\n  - {paths: {direct: b}}\n", "m.yaml:2: a target with paths needs a name"},
 		{"bad path name", "targets:\n  - {name: h, paths: {a/b: b}}\n", `m.yaml:2: path name "a/b"`},
+		{"a / in a target's name", "targets:\n  - {name: lab/b, address: b}\n", `m.yaml:2: target name "lab/b": want no /`},
+		{"a / in a name with paths", "targets:\n  - {name: h/x, paths: {direct: b}}\n", `m.yaml:2: target name "h/x": want no /`},
 		{"bad path address", "targets:\n  - {name: h, paths: {direct: \"bad host\"}}\n", `m.yaml:2: address "bad host"`},
 		{"reserved label", "targets:\n  - {address: a, labels: {path: x}}\n", `label "path": reserved`},
 		{"duplicate", "targets:\n  - address: a\n  - address: b\n    name: a\n", `m.yaml:3: target "a" is also at line 2`},

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
+
+	"github.com/abing-net/abing/record"
 )
 
 // Table is an answer printed as text (aligned columns), json (one object a
@@ -46,7 +48,14 @@ func (t *Table) Flush() error {
 	case "csv":
 		cw := csv.NewWriter(t.w)
 		cw.Write(t.header)
-		cw.WriteAll(t.rows)
+		for _, row := range t.rows {
+			safe := make([]string, len(row))
+			for i, c := range row {
+				safe[i] = record.CSVCell(c)
+			}
+			cw.Write(safe)
+		}
+		cw.Flush()
 		return cw.Error()
 	}
 	tw := tabwriter.NewWriter(t.w, 0, 0, 2, ' ', 0)

@@ -5,6 +5,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,5 +149,43 @@ func TestEncryptedMesh(t *testing.T) {
 		if r.Node == "c" || r.Target == "c" {
 			t.Errorf("a link with c, whose key differs: %+v", r)
 		}
+	}
+}
+
+// TestMemberNameChecked: a member whose name is not a node name (HTML, a
+// "/" that would split it into target and path, a formula) is ignored with
+// the reason: no target, no node of the map. Before, such a name became a
+// target, a metric label, a hook argument and a CSV cell.
+func TestMemberNameChecked(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs an agent for a few seconds")
+	}
+	a := startLoop(t, "a", nil, filepath.Join(t.TempDir(), "a.db"))
+	tags := map[string]string{"abing": "1", "port": "8176", "paths": "direct=127.0.0.1"}
+	names := []string{"<img src=x onerror=alert(1)>/x", "=HYPERLINK(1)"}
+	for _, name := range names {
+		evil := rawMember(t, name, tags, nil)
+		waitFor(t, "the member joins", 10*time.Second, func() bool {
+			n, _ := evil.Join([]string{a.gossip}, false)
+			return n == 1
+		})
+	}
+	waitFor(t, "both ignored", 10*time.Second, func() bool {
+		a.agent.mu.Lock()
+		defer a.agent.mu.Unlock()
+		return len(a.agent.ignored) == len(names)
+	})
+	a.agent.mu.Lock()
+	for _, name := range names {
+		if why := a.agent.ignored[name]; !strings.Contains(why, "member name") {
+			t.Errorf("%q ignored because %q", name, why)
+		}
+	}
+	a.agent.mu.Unlock()
+	if got := a.agent.targetList(); len(got) != 0 {
+		t.Errorf("targets %+v", got)
+	}
+	if n := mapNames(t, a.netloc); len(n) != 0 {
+		t.Errorf("the map lists %v", n)
 	}
 }

@@ -26,10 +26,18 @@ func (a *Agent) tags() map[string]string {
 	return map[string]string{tagRole: rowVer, tagPort: strconv.Itoa(a.set.Port), tagPaths: strings.Join(paths, ",")}
 }
 
+// maxIgnored bounds the members remembered as ignored.
+const maxIgnored = 1024
+
 // parseMember reads a serf member's tags, or says why it is not an agent
 // this one can measure.
 func parseMember(m serf.Member) (member, error) {
 	out := member{port: 0, paths: map[string]netip.Addr{}}
+	// The name becomes a target, a metric label, a hook argument, a CSV
+	// cell and a part of the page's paths: the rule of node names.
+	if err := config.CheckName(m.Name); err != nil {
+		return out, fmt.Errorf("member name: %w", err)
+	}
 	if a, ok := netip.AddrFromSlice(m.Addr); ok {
 		out.addr = a.Unmap()
 	}
@@ -79,7 +87,9 @@ func (a *Agent) member(m serf.Member, typ serf.EventType, now time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if err != nil {
-		if a.ignored[m.Name] != err.Error() {
+		// Logged once per member and reason, for at most maxIgnored
+		// members: gossip must not grow the map or flood the log.
+		if why, seen := a.ignored[m.Name]; why != err.Error() && (seen || len(a.ignored) < maxIgnored) {
 			a.ignored[m.Name] = err.Error()
 			a.log.Warn("a member that is not an agent this one can measure: ignored", "member", m.Name, "why", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -54,12 +55,35 @@ func (c *CSVWriter) Write(r *Record) error {
 	if r.TTL != nil {
 		ttl = strconv.Itoa(*r.TTL)
 	}
-	return c.w.Write([]string{r.Time.UTC().Format(time.RFC3339Nano), r.Target, r.Direction, f(r.DBC), f(r.XTR), f(r.ABW),
-		f(rmin), f(ravg), f(rmax), f(jit), strconv.FormatFloat(r.Loss, 'f', -1, 64), ttl, r.Error,
-		r.Address, f(r.Confidence), strconv.Itoa(r.PairsUsed), r.TimestampSource,
+	return c.w.Write([]string{r.Time.UTC().Format(time.RFC3339Nano), CSVCell(r.Target), CSVCell(r.Direction), f(r.DBC), f(r.XTR), f(r.ABW),
+		f(rmin), f(ravg), f(rmax), f(jit), strconv.FormatFloat(r.Loss, 'f', -1, 64), ttl, CSVCell(r.Error),
+		CSVCell(r.Address), f(r.Confidence), strconv.Itoa(r.PairsUsed), CSVCell(r.TimestampSource),
 		f(r.DBCLow), f(r.DBCHigh), f(r.XTRLow), f(r.XTRHigh), f(r.ABWLow), f(r.ABWHigh), f(r.DBCMin),
 		f(r.XTRPooled), f(r.XTRPooledLow), f(r.XTRPooledHigh), f(r.ABWPooled), f(r.ABWPooledLow), f(r.ABWPooledHigh), runs,
-		r.Node, r.Path, f(r.LinkCost), f(rmed), f(jit3550)})
+		CSVCell(r.Node), CSVCell(r.Path), f(r.LinkCost), f(rmed), f(jit3550)})
+}
+
+// CSVCell makes a text cell safe to open in a spreadsheet: one that begins
+// with = + - @, a tab or a carriage return and is not a number gets a
+// leading apostrophe, so that it is not taken for a formula (OWASP's advice
+// on CSV injection: a member named "=HYPERLINK(...)" is text, not a link).
+// ReadCSV takes the apostrophe off again.
+func CSVCell(s string) string {
+	if s == "" || !strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return s
+	}
+	if _, err := strconv.ParseFloat(s, 64); err == nil {
+		return s
+	}
+	return "'" + s
+}
+
+// uncell is the text CSVCell was given.
+func uncell(s string) string {
+	if len(s) > 1 && s[0] == '\'' && strings.ContainsRune("=+-@\t\r", rune(s[1])) {
+		return s[1:]
+	}
+	return s
 }
 
 // Flush writes buffered rows (the header alone if there were none) and
@@ -121,9 +145,10 @@ func ReadCSV(r io.Reader) ([]Record, error) {
 			}
 			return &v
 		}
-		rec := Record{Target: get("target"), Address: get("address"), Direction: get("direction"), Error: get("error"),
-			TimestampSource: get("timestamp_source"), Node: get("node"), Path: get("path")}
-		if n := get("name"); n != "" {
+		text := func(name string) string { return uncell(get(name)) }
+		rec := Record{Target: text("target"), Address: text("address"), Direction: text("direction"), Error: text("error"),
+			TimestampSource: text("timestamp_source"), Node: text("node"), Path: text("path")}
+		if n := text("name"); n != "" {
 			rec.Target = n
 		}
 		at, err := time.Parse(time.RFC3339Nano, get("time"))

@@ -56,3 +56,34 @@ func TestCSVRoundTrip(t *testing.T) {
 		t.Errorf("old form: %+v %v", got, err)
 	}
 }
+
+// Text that a spreadsheet would run as a formula is written as text, and
+// read back as it was; numbers, negative ones too, are left alone.
+func TestCSVInjection(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"lab-b", "lab-b"}, {"", ""}, {"-5.2", "-5.2"}, {"+3", "+3"},
+		{"=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"}, {"@SUM(A1)", "'@SUM(A1)"},
+		{"-lab", "'-lab"}, {"+cmd", "'+cmd"}, {"\tx", "'\tx"}, {"'quoted", "'quoted"},
+	} {
+		if got := CSVCell(tc.in); got != tc.want {
+			t.Errorf("CSVCell(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if back := uncell(CSVCell(tc.in)); back != tc.in {
+			t.Errorf("uncell(CSVCell(%q)) = %q", tc.in, back)
+		}
+	}
+	var b strings.Builder
+	w := NewCSVWriter(&b)
+	rec := Record{Time: time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC), Target: "=cmd|' /C calc'!A0", Node: "@n", Path: "-p", Direction: "forward", Error: "+e"}
+	if err := w.Write(&rec); err != nil {
+		t.Fatal(err)
+	}
+	w.Flush()
+	if strings.Contains(b.String(), ",=cmd") || strings.Contains(b.String(), ",@n") {
+		t.Errorf("a formula cell written: %s", b.String())
+	}
+	recs, err := ReadCSV(strings.NewReader(b.String()))
+	if err != nil || len(recs) != 1 || recs[0].Target != rec.Target || recs[0].Node != "@n" || recs[0].Path != "-p" || recs[0].Error != "+e" {
+		t.Errorf("read back %+v, %v", recs, err)
+	}
+}
