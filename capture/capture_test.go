@@ -3,6 +3,7 @@ package capture_test
 import (
 	"bytes"
 	"encoding/binary"
+	"io"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -600,5 +601,73 @@ func TestSigned(t *testing.T) {
 	if !strings.Contains(lines[4], "reply") || !strings.Contains(lines[4], "signed") || !strings.Contains(lines[4], "arrived 2") ||
 		strings.Contains(lines[short], "budget") {
 		t.Errorf("listing:\n%s\n%s", lines[short], lines[4])
+	}
+}
+
+// A capture that closes more sessions within Idle than the analysis
+// remembers (a generator, not a committed file: MaxEnded+1000 sessions
+// of one probe and a close, at one timestamp) is analysed with the set of
+// ended sessions bounded: the first session's straggler, after them all,
+// opens it again, as a session forgotten. Before, 1 M such sessions kept
+// 178 MB in a set that never shrank.
+func TestEndedSessionsBounded(t *testing.T) {
+	at := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	msg := func(h train.Header, n int) []byte {
+		b := make([]byte, n)
+		train.PutHeader(b, &h)
+		return b
+	}
+	probe := func(id uint64) frame {
+		return frame{at: at, src: sender4, dst: refl4, ttl: 64,
+			payload: msg(train.Header{Type: train.TypeProbe, Session: id, Len: 2, Pos: 0}, 1500-train.OverheadIPv4)}
+	}
+	n := capture.MaxEnded + 1000
+	pr, pw := io.Pipe()
+	go func() {
+		var frames []frame
+		for id := uint64(1); id <= uint64(n); id++ {
+			frames = append(frames, probe(id), frame{at: at, src: sender4, dst: refl4, ttl: 64,
+				payload: msg(train.Header{Type: train.TypeClose, Session: id, Len: 1}, train.SenderBody)})
+		}
+		frames = append(frames, probe(1)) // a straggler of the first
+		pw.Write(writeCapture(t, frames, pcapNano, links[0], 0))
+		pw.Close()
+	}()
+	r, err := capture.NewReader(pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[uint64]int{}
+	if err := capture.Analyze(r, capture.Options{}, func(s *capture.Session) error { seen[s.ID]++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != n || seen[1] != 2 || seen[uint64(n)] != 1 {
+		t.Errorf("%d sessions delivered (want %d), the first %d times (want 2: forgotten, then opened again by its straggler)", len(seen), n, seen[1])
+	}
+}
+
+// The probes that sessions open at once make room for are counted
+// together, every probe of each train they began: sessions that each claim
+// two 100-probe trains with a probe each stop the analysis at
+// measure.MaxRecorded, not at 100 times it (before, only the probes seen
+// were counted).
+func TestTrainSlotsBounded(t *testing.T) {
+	at := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	var frames []frame
+	per := measure.MaxTrainLen
+	for id := uint64(1); id <= uint64(measure.MaxRecorded/per/2+1); id++ {
+		for tr := range uint32(2) { // two trains a session: under MaxOpen sessions
+			b := make([]byte, measure.MinSize-train.OverheadIPv4)
+			train.PutHeader(b, &train.Header{Type: train.TypeProbe, Session: id, Train: tr, Len: uint16(per), Pos: uint16(per - 1)})
+			frames = append(frames, frame{at: at.Add(time.Duration(id) * time.Millisecond), src: sender4, dst: refl4, ttl: 64, payload: b})
+		}
+	}
+	r, err := capture.NewReader(bytes.NewReader(writeCapture(t, frames, pcapNano, links[0], 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = capture.Analyze(r, capture.Options{}, func(*capture.Session) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "probes in the trains of sessions open at once") {
+		t.Errorf("%d sessions of two 100-probe trains each: %v", len(frames)/2, err)
 	}
 }

@@ -63,11 +63,14 @@ func (s *Session) Duplicates() int { return s.rec.Duplicates() }
 // run cut off, or whose close the capture missed), or at the end of the
 // capture; so a capture of a monitor's day holds in memory only the runs
 // open at one time. MaxOpen bounds those (a monitor runs one measurement
-// at a time on each interface), and measure.MaxRecorded their probes
-// together.
+// at a time on each interface), and measure.MaxRecorded the probes they
+// make room for together (a train's every probe from its first). An ended
+// session is remembered for Idle, so that its stragglers do not start a
+// new one: MaxEnded of them at most, the earliest ended forgotten first.
 const (
-	Idle    = 5 * time.Minute
-	MaxOpen = 10_000
+	Idle     = 5 * time.Minute
+	MaxOpen  = 10_000
+	MaxEnded = 100_000
 )
 
 // Analyze reads every abing datagram of a capture taken on the sending
@@ -80,13 +83,27 @@ const (
 func Analyze(r *Reader, opts Options, done func(*Session) error) error {
 	open := map[uint64]*Session{}
 	ended := map[uint64]time.Time{} // delivered sessions, by their last datagram: stragglers are not new ones
-	probes, delivered, n := 0, 0, 0
+	type end struct {
+		id   uint64
+		last time.Time
+	}
+	var endOrder []end // ended's entries, in the order they ended
+	forget := func() {
+		if e := endOrder[0]; ended[e.id].Equal(e.last) {
+			delete(ended, e.id) // not if the id ended again since
+		}
+		endOrder = endOrder[1:]
+	}
+	slots, delivered, n := 0, 0, 0
 	res := r.Resolution()
 	var stamps []train.TxStamp
 	deliver := func(s *Session) error {
 		delete(open, s.ID)
 		ended[s.ID] = s.Last
-		probes -= s.Probes
+		if endOrder = append(endOrder, end{s.ID, s.Last}); len(endOrder) > MaxEnded {
+			forget()
+		}
+		slots -= s.rec.Slots()
 		delivered++
 		return done(s)
 	}
@@ -105,11 +122,10 @@ func Analyze(r *Reader, opts Options, done func(*Session) error) error {
 				return err
 			}
 		}
-		for id, last := range ended {
-			if now.Sub(last) > Idle {
-				delete(ended, id)
-			}
+		for len(endOrder) > 0 && now.Sub(endOrder[0].last) > Idle {
+			forget()
 		}
+		endOrder = slices.Clip(endOrder) // let append move it, and the front go
 		return nil
 	}
 	for {
@@ -160,12 +176,13 @@ func Analyze(r *Reader, opts Options, done func(*Session) error) error {
 		}
 		switch h.Type {
 		case train.TypeProbe:
+			before := s.rec.Slots()
 			if err := s.rec.Probe(h, d.Size, ns); err != nil {
 				return fmt.Errorf("session %016x: %w", s.ID, err)
 			}
 			s.Probes++
-			if probes++; probes > measure.MaxRecorded {
-				return fmt.Errorf("more than %d probes in sessions open at once: pick one session with --session", measure.MaxRecorded)
+			if slots += s.rec.Slots() - before; slots > measure.MaxRecorded {
+				return fmt.Errorf("more than %d probes in the trains of sessions open at once: pick one session with --session", measure.MaxRecorded)
 			}
 		case train.TypeClose:
 			if err := deliver(s); err != nil {

@@ -139,6 +139,10 @@ func (r *Recording) Report(src uint8, stamps []train.TxStamp) {
 	r.reports = append(r.reports, recReport{src: src, stamps: slices.Clone(stamps)})
 }
 
+// Slots is how many probes the recording has made room for: every probe
+// of each train it saw a probe of (what MaxRecorded bounds).
+func (r *Recording) Slots() int { return r.packets }
+
 // Duplicates is how many probes the capture holds twice or more (taken
 // on several interfaces, or on a bridge and its ports); the first of them
 // is used.
