@@ -3,9 +3,9 @@ package capture_test
 import (
 	"bytes"
 	"encoding/binary"
-	"io"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/netip"
 	"os"
