@@ -6,7 +6,6 @@
 package web
 
 import (
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -173,14 +172,6 @@ func Serve(l net.Listener, opts Options) (*Server, error) {
 // Close stops the listener and closes every connection.
 func (s *Server) Close() error {
 	err := s.hs.Close()
-	<-s.done
-	return err
-}
-
-// Shutdown stops the listener and waits, until ctx ends, for answers in
-// progress.
-func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.hs.Shutdown(ctx)
 	<-s.done
 	return err
 }
