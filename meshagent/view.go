@@ -255,49 +255,35 @@ func location(r *pathRow) netloc.Location {
 // its peer (Target) on the path: what abing mesh compare, relays and
 // coords read (abing mesh ... --agent).
 func (v *View) Records(since time.Time) []record.Record {
-	out := v.records(since)
-	// Sorted with the lock released: gossip and netloc go on meanwhile.
-	slices.SortFunc(out, func(a, b record.Record) int {
-		return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.Node, b.Node), cmp.Compare(a.Target, b.Target), cmp.Compare(a.Path, b.Path))
-	})
-	return out
-}
-
-// records are Records, unsorted.
-func (v *View) records(since time.Time) []record.Record {
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	var out []record.Record
-	for node, paths := range v.rows {
-		if !v.shown(node) {
-			continue
+	v.eachPublished(func(node, path, peer string, h published) {
+		if h.at.Before(since) {
+			return
 		}
-		for path, r := range paths {
-			for peer, s := range r.links {
-				if !v.shown(peer) {
-					continue
-				}
-				for _, h := range s.hist {
-					if h.at.Before(since) {
-						continue
-					}
-					cost := h.l.Cost
-					out = append(out, record.Record{Time: h.at.UTC(), Node: node, Target: peer, Path: path, Direction: "forward",
-						Method: "mesh", RTT: &record.RTT{Avg: h.l.RTT}, Loss: h.l.Loss, ABW: h.l.ABW, DBC: h.l.DBC, LinkCost: &cost})
-					out[len(out)-1].RTT.Jitter = h.l.Jitter
-				}
-			}
-		}
-	}
+		cost := h.l.Cost
+		out = append(out, record.Record{Time: h.at.UTC(), Node: node, Target: peer, Path: path, Direction: "forward",
+			Method: "mesh", RTT: &record.RTT{Avg: h.l.RTT, Jitter: h.l.Jitter}, Loss: h.l.Loss, ABW: h.l.ABW, DBC: h.l.DBC, LinkCost: &cost})
+	})
+	// Sorted with the lock released: gossip and netloc go on meanwhile.
+	slices.SortFunc(out, func(a, b record.Record) int { return keyOf(&a).compare(keyOf(&b)) })
 	return out
 }
 
 // rttSamples are the published RTTs of the shown links, by path, as the
 // mesh analysis takes them.
 func (v *View) rttSamples() map[string][]mesh.Sample {
+	byPath := map[string][]mesh.Sample{}
+	v.eachPublished(func(node, path, peer string, h published) {
+		byPath[path] = append(byPath[path], mesh.Sample{Src: node, Dst: peer, RTT: h.l.RTT, Loss: h.l.Loss, ABW: math.NaN(), DBC: math.NaN()})
+	})
+	return byPath
+}
+
+// eachPublished calls fn, under the lock, with every published value of
+// every link between shown nodes.
+func (v *View) eachPublished(fn func(node, path, peer string, h published)) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	byPath := map[string][]mesh.Sample{}
 	for node, paths := range v.rows {
 		if !v.shown(node) {
 			continue
@@ -308,12 +294,11 @@ func (v *View) rttSamples() map[string][]mesh.Sample {
 					continue
 				}
 				for _, h := range s.hist {
-					byPath[path] = append(byPath[path], mesh.Sample{Src: node, Dst: peer, RTT: h.l.RTT, Loss: h.l.Loss, ABW: math.NaN(), DBC: math.NaN()})
+					fn(node, path, peer, h)
 				}
 			}
 		}
 	}
-	return byPath
 }
 
 // MapNode is one node of the map as the API shows it.
