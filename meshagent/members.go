@@ -29,6 +29,12 @@ func (a *Agent) tags() map[string]string {
 // maxIgnored bounds the members remembered as ignored.
 const maxIgnored = 1024
 
+// MaxMembers bounds the members an agent takes into its map and measures,
+// at the scale the mesh is built and documented for (docs/mesh.md, Scale):
+// a holder of the gossip key who joins under thousands of names makes it
+// measure no more than that. Beyond, members are ignored, with the reason.
+const MaxMembers = 1000
+
 // parseMember reads a serf member's tags, or says why it is not an agent
 // this one can measure.
 func parseMember(m serf.Member) (member, error) {
@@ -86,6 +92,9 @@ func (a *Agent) member(m serf.Member, typ serf.EventType, now time.Time) {
 	mem, err := parseMember(m)
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if err == nil && typ != serf.EventMemberReap && !a.view.known(m.Name) && a.view.count() >= MaxMembers {
+		err = fmt.Errorf("the map already holds %d members, the most an agent measures", MaxMembers)
+	}
 	if err != nil {
 		// Logged once per member and reason, for at most maxIgnored
 		// members: gossip must not grow the map or flood the log.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -262,5 +263,32 @@ func TestMapRelays(t *testing.T) {
 	rs := v.Relays()
 	if len(rs) != 1 || rs[0].A != "a" || rs[0].B != "c" || rs[0].Relay != "b" || rs[0].Gain != 40 || rs[0].Path != "direct" {
 		t.Errorf("relays %+v", rs)
+	}
+}
+
+// An agent takes at most MaxMembers members into its map and its targets;
+// the ones beyond are ignored with the reason, and a member it holds
+// already is still followed.
+func TestMaxMembers(t *testing.T) {
+	a := newTestAgent(t)
+	now := time.Now()
+	member := func(i int) serf.Member {
+		return serf.Member{Name: fmt.Sprintf("m%04d", i), Addr: net.IPv4(198, 18, byte(i/250), byte(1+i%250)),
+			Tags: map[string]string{"abing": "1", "port": "8176", "paths": fmt.Sprintf("direct=198.18.%d.%d", i/250, 1+i%250)}, Status: serf.StatusAlive}
+	}
+	for i := range MaxMembers + 5 {
+		a.member(member(i), serf.EventMemberJoin, now)
+	}
+	if n := len(a.targetList()); n != MaxMembers {
+		t.Errorf("%d targets from %d members, want %d", n, MaxMembers+5, MaxMembers)
+	}
+	if why := a.ignored[member(MaxMembers).Name]; !strings.Contains(why, "1000 members") {
+		t.Errorf("the member beyond the cap ignored because %q", why)
+	}
+	m := member(0)
+	m.Status = serf.StatusFailed
+	a.member(m, serf.EventMemberFailed, now)
+	if len(a.alarms) != 1 {
+		t.Errorf("a known member's failure at the cap: %d alarms", len(a.alarms))
 	}
 }

@@ -92,6 +92,21 @@ func (v *View) forget(name string) {
 	v.version++
 }
 
+// known says whether name is a member the map holds.
+func (v *View) known(name string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	_, ok := v.members[name]
+	return ok
+}
+
+// count is how many members the map holds, alive or not.
+func (v *View) count() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return len(v.members)
+}
+
 // size counts the alive members, this node included.
 func (v *View) size() int {
 	v.mu.Lock()
