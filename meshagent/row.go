@@ -49,7 +49,13 @@ const (
 	maxRTT   = 60_000 // ms
 	maxRate  = 1e7    // Mbit/s: 10 Tbit/s
 	maxCost  = 1e9
-	maxCoord = 100 // seconds, any component of a coordinate
+	// maxCoord bounds any component of a coordinate, its height and its
+	// adjustment, in seconds (and its unitless error). A coordinate's
+	// distances are round trips: no path on Earth, a geostationary hop
+	// included (about 0.6 s), puts a node 2 s from the origin, and rows
+	// at ±99.9 s pulled honest agents to (−30 s, +30 s) for a quarter of
+	// an hour while the bound was 100 s.
+	maxCoord = 2
 )
 
 // Split encodes a row (one path's coordinate and links) as the payloads

@@ -100,6 +100,8 @@ func TestDecodeRefuses(t *testing.T) {
 		{"no coordinate", "row:b", strings.Replace(good, `"coord":{"Vec":[0.001,0.002],"Error":1.5,"Adjustment":0,"Height":0.00001}`, `"coord":null`, 1), "no coordinate"},
 		{"3-D coordinate", "row:b", strings.Replace(good, `[0.001,0.002]`, `[0.001,0.002,0.003]`, 1), "3 dimensions"},
 		{"coordinate far out", "row:b", strings.Replace(good, `[0.001,0.002]`, `[1e300,0.002]`, 1), "finite number"},
+		{"coordinate 99.9 s out", "row:b", strings.Replace(good, `[0.001,0.002]`, `[99.9,-99.9]`, 1), "at most 2 s"},
+		{"height 3 s", "row:b", strings.Replace(good, `"Height":0.00001`, `"Height":3`, 1), "at most 2 s"},
 		{"negative height", "row:b", strings.Replace(good, `"Height":0.00001`, `"Height":-1`, 1), "finite number"},
 		{"negative rtt", "row:b", strings.Replace(good, `"r":1.5`, `"r":-1.5`, 1), "rtt -1.5"},
 		{"loss above 1", "row:b", strings.Replace(good, `"l":0`, `"l":1.5`, 1), "loss 1.5"},
