@@ -367,6 +367,17 @@ func CapacityTrains(cfg Config, dirs ...*Direction) (count, n int) {
 // its probes: DBCMin holds what can be said.
 var ErrPathFaster = errors.New("the path is faster than this host can probe")
 
+// ErrNoAnswer is what errors.Is finds in the error of a run that never
+// heard from the reflector: no answer to its hello, or an ICMP error
+// before any answer. A monitor backs off from such a target.
+var ErrNoAnswer = errors.New("no answer from the reflector")
+
+// noAnswer marks an error as ErrNoAnswer, its message unchanged.
+type noAnswer struct{ error }
+
+func (e noAnswer) Unwrap() error      { return e.error }
+func (noAnswer) Is(target error) bool { return target == ErrNoAnswer }
+
 // Err is why no estimate at all could be made, or nil.
 func (d *Direction) Err() error {
 	if d.CapErr != nil {
@@ -697,7 +708,7 @@ func (s *session) handshake(ctx context.Context) error {
 			if s.signer != nil {
 				hint = "no reflector there, a firewall drops UDP port %d, or the reflector does not accept our key or clock (within 10 s)"
 			}
-			return fmt.Errorf("reflector %s: no answer to hello within %v ("+hint+")", s.addr, s.cfg.Timeout, s.addr.Port())
+			return noAnswer{fmt.Errorf("reflector %s: no answer to hello within %v ("+hint+")", s.addr, s.cfg.Timeout, s.addr.Port())}
 		}
 	}
 }
@@ -855,7 +866,7 @@ func (s *session) gone() error {
 	if anyAtAll {
 		return fmt.Errorf("reflector %s: %w (it stopped answering during the run)", s.addr, s.unreach)
 	}
-	return fmt.Errorf("reflector %s: %w (is a reflector listening there?)", s.addr, s.unreach)
+	return noAnswer{fmt.Errorf("reflector %s: %w (is a reflector listening there?)", s.addr, s.unreach)}
 }
 
 // wait returns when every reply of trains [from, to) is in, or when the

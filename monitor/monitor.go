@@ -22,6 +22,7 @@ package monitor
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -291,6 +292,7 @@ func (m *Monitor) loop(ctx context.Context, l *targetLoop, start time.Time, resu
 	// Spread the first runs over one interval, so that targets added
 	// together do not probe together.
 	next := start.Add(time.Duration(rng.Float64() * float64(interval)))
+	silent := 0 // runs in a row that never heard from the reflector
 	for {
 		if !sleepUntil(ctx, l.stop, next) {
 			return
@@ -303,8 +305,39 @@ func (m *Monitor) loop(ctx context.Context, l *targetLoop, start time.Time, resu
 		if ctx.Err() != nil {
 			return // a cancelled run is not a result
 		}
+		if errors.Is(err, measure.ErrNoAnswer) {
+			silent++
+		} else {
+			silent = 0
+		}
+		if wait := backoff(interval, silent); wait > interval {
+			next = start.Add(wait)
+		}
 		results <- m.finish(l, res, err, start)
 	}
+}
+
+// Back-off from a target that never answers (measure.ErrNoAnswer: no
+// reflector there, or an address advertised to mislead): after
+// backoffAfter such runs in a row each wait doubles, up to backoffMax
+// times the interval and at most maxBackoffWait (unless the interval is
+// longer). An answer restores the interval. The down alarm, raised after
+// the alarms' hold of failed runs, comes before the waits grow; its clear
+// can come up to one long wait late.
+const (
+	backoffAfter   = 3
+	backoffMax     = 16
+	maxBackoffWait = 10 * time.Minute
+)
+
+// backoff is the wait before the next run after silent unanswered runs in
+// a row.
+func backoff(interval time.Duration, silent int) time.Duration {
+	if silent < backoffAfter {
+		return interval
+	}
+	f := min(1<<min(silent-backoffAfter+1, 10), backoffMax)
+	return min(interval*time.Duration(f), max(interval, maxBackoffWait))
 }
 
 // finish turns one run into its final records, in one place: the
