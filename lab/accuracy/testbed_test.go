@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/internal/testenv"
 	"github.com/abing-net/abing/lab/testbed"
 	"github.com/abing-net/abing/measure"
@@ -232,8 +233,16 @@ func TestAdaptive(t *testing.T) {
 		if f.Bytes > cfg.Budget() || out.Result.Reverse.Bytes > cfg.Budget() {
 			t.Errorf("load %.0f %%: %d and %d bytes, budget %d", 100*load, f.Bytes, out.Result.Reverse.Bytes, cfg.Budget())
 		}
-		if load == 0 && f.Bytes > phase1+2*round {
-			t.Errorf("idle path: %d bytes forward, want at most two rounds (%d)", f.Bytes, phase1+2*round)
+		// Trains that left off pace widen the interval by what they
+		// might have seen (issue 23), on an idle path too: 2 of 31 kept
+		// an idle run going to its third round once in ten here. The
+		// rounds are judged on runs where every train kept its pace.
+		if offPace := f.Rejects[dispersion.OffPace]; load == 0 && f.Bytes > phase1+2*round {
+			if offPace == 0 {
+				t.Errorf("idle path: %d bytes forward, want at most two rounds (%d)", f.Bytes, phase1+2*round)
+			} else {
+				t.Logf("idle path: %d bytes forward, three rounds: %d trains off pace widened the interval", f.Bytes, offPace)
+			}
 		}
 		for _, e := range []float64{f.Cross.XTR - truth.XTR, f.Cross.ABW - truth.ABW} {
 			if math.Abs(e)/truth.Capacity > CrossBound {
