@@ -214,8 +214,7 @@ func Serve(ctx context.Context, ln net.Listener, src Source, opts Options) error
 			if ctx.Err() != nil {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if isTimeout(err) {
 				continue
 			}
 			return fmt.Errorf("netloc: %w", err)
