@@ -22,13 +22,21 @@ type Agent struct {
 	// PathsText is the paths as the file writes them, a map from name to
 	// address, taken in the order of the names.
 	PathsText map[string]string `yaml:"paths"`
-	Join      []string          `yaml:"join"`      // members to join through, host:port; none: this node is the landmark
-	Bind      string            `yaml:"bind"`      // serf's TCP and UDP address
-	Advertise string            `yaml:"advertise"` // the address others reach serf at: default the first path's, with Bind's port
-	Port      int               `yaml:"port"`      // the reflector's UDP port (0: any free port, which the tags announce)
-	Keyring   string            `yaml:"keyring"`   // gossip encryption keys, base64, one a line, the first in use (mode 600)
-	Insecure  bool              `yaml:"insecure"`  // allow gossip without encryption beyond loopback
-	Netloc    string            `yaml:"netloc"`    // the netloc API's TCP address ("none": off)
+	// PathPrefixes are, by path name, the networks in which a member may
+	// advertise that path's address. Without, a member's every path
+	// address must be its gossip address: a holder of the gossip key
+	// cannot aim the agents' probes at an address of its choosing. An
+	// overlay's own addresses (WireGuard, VPN) differ from the gossip's:
+	// list the overlay's network here (the same on every member).
+	PathPrefixes     []PathPrefix        `yaml:"-"`
+	PathPrefixesText map[string][]string `yaml:"path_prefixes"`
+	Join             []string            `yaml:"join"`      // members to join through, host:port; none: this node is the landmark
+	Bind             string              `yaml:"bind"`      // serf's TCP and UDP address
+	Advertise        string              `yaml:"advertise"` // the address others reach serf at: default the first path's, with Bind's port
+	Port             int                 `yaml:"port"`      // the reflector's UDP port (0: any free port, which the tags announce)
+	Keyring          string              `yaml:"keyring"`   // gossip encryption keys, base64, one a line, the first in use (mode 600)
+	Insecure         bool                `yaml:"insecure"`  // allow gossip without encryption beyond loopback
+	Netloc           string              `yaml:"netloc"`    // the netloc API's TCP address ("none": off)
 	// NetlocPath is the path whose coordinates the netloc API serves:
 	// default the first.
 	NetlocPath string `yaml:"netloc_path"`
@@ -52,6 +60,61 @@ type Agent struct {
 type Path struct {
 	Name string
 	Addr netip.Addr
+}
+
+// PathPrefix is a network in which members may advertise path Name.
+type PathPrefix struct {
+	Name   string
+	Prefix netip.Prefix
+}
+
+// MaxPathPrefixes bounds the prefixes of a section.
+const MaxPathPrefixes = 64
+
+// ParsePathPrefixes reads "overlay=fd00:ab::/64,overlay=10.8.0.0/16".
+func ParsePathPrefixes(s string) ([]PathPrefix, error) {
+	var out []PathPrefix
+	for _, kv := range strings.Split(s, ",") {
+		name, prefix, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok {
+			return nil, fmt.Errorf("path prefix %q: want NAME=PREFIX", kv)
+		}
+		p, err := newPathPrefix(name, prefix)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func newPathPrefix(name, prefix string) (PathPrefix, error) {
+	if err := CheckName(name); err != nil {
+		return PathPrefix{}, fmt.Errorf("path_prefixes: path %w", err)
+	}
+	p, err := netip.ParsePrefix(prefix)
+	if err != nil || p.Addr().Zone() != "" {
+		return PathPrefix{}, fmt.Errorf("path_prefixes: %s: %q: want a network, e.g. 10.8.0.0/16 or fd00:ab::/64", name, prefix)
+	}
+	if p.Bits() == 0 {
+		return PathPrefix{}, fmt.Errorf("path_prefixes: %s: %s is every address: name the overlay's own network", name, p)
+	}
+	return PathPrefix{Name: name, Prefix: p.Masked()}, nil
+}
+
+// PathAllowed says whether a member whose gossip address is gossip may
+// advertise addr for path name: addr is its gossip address, or inside one
+// of the section's prefixes for that path.
+func (s *Agent) PathAllowed(name string, addr, gossip netip.Addr) bool {
+	if addr == gossip.Unmap() {
+		return true
+	}
+	for _, p := range s.PathPrefixes {
+		if p.Name == name && p.Prefix.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }
 
 // MaxNameLen bounds a node's or a path's name.
@@ -109,6 +172,16 @@ func (s *Agent) readPaths() error {
 		}
 		s.Paths = append(s.Paths, p)
 	}
+	s.PathPrefixes = nil
+	for _, name := range slices.Sorted(maps.Keys(s.PathPrefixesText)) {
+		for _, prefix := range s.PathPrefixesText[name] {
+			p, err := newPathPrefix(name, prefix)
+			if err != nil {
+				return err
+			}
+			s.PathPrefixes = append(s.PathPrefixes, p)
+		}
+	}
 	return nil
 }
 
@@ -139,6 +212,19 @@ func (s *Agent) complete() error {
 		return fmt.Errorf("advertise %q: %w", s.Advertise, err)
 	} else if a, err := netip.ParseAddr(h); err != nil || a.IsUnspecified() {
 		return fmt.Errorf("advertise %q: want the IP address others reach this host at", s.Advertise)
+	}
+	if len(s.PathPrefixes) > MaxPathPrefixes {
+		return fmt.Errorf("path_prefixes: %d networks, at most %d", len(s.PathPrefixes), MaxPathPrefixes)
+	}
+	// What the other members check of this one's paths (with the same
+	// section): said here, not discovered from their logs.
+	gossip, _ := s.AdvertiseAddr()
+	ga, _ := netip.ParseAddr(gossip)
+	for _, p := range s.Paths {
+		if !s.PathAllowed(p.Name, p.Addr, ga) {
+			return fmt.Errorf("path %s: %s is not the gossip address %s, and path_prefixes lists no network of path %s that holds it: the other members would not measure it (list the network, e.g. --path-prefixes %s=%s, on every member)",
+				p.Name, p.Addr, ga, p.Name, p.Name, netip.PrefixFrom(p.Addr, p.Addr.BitLen()/2).Masked())
+		}
 	}
 	for _, j := range s.Join {
 		if _, _, err := splitPort(j, DefaultBindPort); err != nil {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -50,6 +51,10 @@ func TestAgentChecks(t *testing.T) {
 		}
 	}
 	s := with(func(a *Agent) { a.Paths = direct("direct=198.51.100.5,overlay=fd00::5"); a.Insecure = true })
+	if err := s.complete(); err == nil || !strings.Contains(err.Error(), "--path-prefixes overlay=fd00::/64") {
+		t.Errorf("an overlay address outside path_prefixes: %v", err)
+	}
+	s.PathPrefixes = []PathPrefix{{"overlay", netip.MustParsePrefix("fd00::/64")}}
 	if err := s.complete(); err != nil {
 		t.Fatal(err)
 	}
@@ -61,15 +66,35 @@ func TestAgentChecks(t *testing.T) {
 			t.Errorf("--paths %q: no error", bad)
 		}
 	}
+	for _, bad := range []string{"overlay", "overlay=10.8.0.5", "overlay=0.0.0.0/0", "overlay=::/0", "a b=10.8.0.0/16", "overlay=fe80::/64%eth0"} {
+		if _, err := ParsePathPrefixes(bad); err == nil {
+			t.Errorf("--path-prefixes %q: no error", bad)
+		}
+	}
+	// What a member may advertise: its gossip address, or an address in
+	// a network listed for that very path.
+	s.PathPrefixes = []PathPrefix{{"overlay", netip.MustParsePrefix("10.8.0.0/16")}}
+	gossip := netip.MustParseAddr("198.51.100.7")
+	for _, c := range []struct {
+		path, addr string
+		want       bool
+	}{
+		{"direct", "198.51.100.7", true}, {"overlay", "198.51.100.7", true}, {"overlay", "10.8.3.4", true},
+		{"direct", "10.8.3.4", false}, {"overlay", "10.9.0.1", false}, {"direct", "127.0.0.99", false},
+	} {
+		if got := s.PathAllowed(c.path, netip.MustParseAddr(c.addr), gossip); got != c.want {
+			t.Errorf("%s=%s from %s: allowed %v", c.path, c.addr, gossip, got)
+		}
+	}
 }
 
 func TestAgentSection(t *testing.T) {
-	cfg, err := ParseAgent([]byte("agent:\n  paths: {overlay: \"fd00::5\", direct: 198.51.100.5}\n  join: [198.51.100.1]\n  refresh: 5m\n  coord_move: 0s\n  insecure: true\n"), "a.yaml")
+	cfg, err := ParseAgent([]byte("agent:\n  paths: {overlay: \"fd00::5\", direct: 198.51.100.5}\n  path_prefixes: {overlay: [\"fd00::/64\"]}\n  join: [198.51.100.1]\n  refresh: 5m\n  coord_move: 0s\n  insecure: true\n"), "a.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := cfg.Agent
-	if len(s.Paths) != 2 || s.Paths[0].Name != "direct" || s.Join[0] != "198.51.100.1" || s.Refresh != Duration(300e9) || s.CoordMove != 0 {
+	if len(s.Paths) != 2 || s.Paths[0].Name != "direct" || s.Join[0] != "198.51.100.1" || len(s.PathPrefixes) != 1 || s.PathPrefixes[0].Prefix.String() != "fd00::/64" || s.Refresh != Duration(300e9) || s.CoordMove != 0 {
 		t.Errorf("%+v", s)
 	}
 	if _, err := ParseAgent([]byte("agent:\n  pathz: {}\n"), "a.yaml"); err == nil || !strings.Contains(err.Error(), "pathz") {

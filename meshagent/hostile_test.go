@@ -1,6 +1,8 @@
 package meshagent
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"log"
 	"os"
@@ -11,6 +13,10 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/serf/serf"
+
+	"github.com/abing-net/abing/alarms"
+	"github.com/abing-net/abing/record"
+	"github.com/abing-net/abing/store"
 )
 
 // rawMember is a plain serf member on loopback, which says whatever a test
@@ -188,4 +194,81 @@ func TestMemberNameChecked(t *testing.T) {
 	if n := mapNames(t, a.netloc); len(n) != 0 {
 		t.Errorf("the map lists %v", n)
 	}
+}
+
+// TestGhostMembers: what a holder of the gossip key does by joining under
+// many names. Members that advertise a path address that is not their
+// gossip address (here 127.0.0.99, where the probes would go) are not
+// measured, with the reason. Members that are measured and then vanish
+// together raise one alarm that counts them, not one each: before, 100
+// such ghosts raised 100 critical alarms (and ran 100 hooks).
+func TestGhostMembers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs an agent for half a minute")
+	}
+	a := startLoop(t, "a", nil, filepath.Join(t.TempDir(), "a.db"))
+	join := func(s *serf.Serf) {
+		waitFor(t, "the member joins", 10*time.Second, func() bool {
+			n, _ := s.Join([]string{a.gossip}, false)
+			return n == 1
+		})
+	}
+	const aimers, ghosts = 4, 6
+	for i := range aimers {
+		join(rawMember(t, fmt.Sprintf("aim%d", i), map[string]string{"abing": "1", "port": "9", "paths": "direct=127.0.0.99"}, nil))
+	}
+	var gs []*serf.Serf
+	for i := range ghosts {
+		g := rawMember(t, fmt.Sprintf("ghost%02d", i), map[string]string{"abing": "1", "port": "9", "paths": "direct=127.0.0.1"}, nil)
+		join(g)
+		gs = append(gs, g)
+	}
+	waitFor(t, "the ghosts are targets", 10*time.Second, func() bool { return len(a.agent.targetList()) == ghosts })
+	a.agent.mu.Lock()
+	for i := range aimers {
+		if why := a.agent.ignored[fmt.Sprintf("aim%d", i)]; !strings.Contains(why, "direct=127.0.0.99") || !strings.Contains(why, "gossip address 127.0.0.1") {
+			t.Errorf("aim%d ignored because %q", i, why)
+		}
+	}
+	a.agent.mu.Unlock()
+	for _, g := range gs {
+		g.Shutdown() // no leave: serf's failure detector finds them gone
+	}
+	// Each ghost raises two down alarms: its reflector never answers
+	// (ghostNN/direct, from the monitor's detector) and its member failed
+	// (ghostNN, from serf, over tens of seconds). Once all have failed
+	// and been held: a few alarms of their own (fewer than
+	// alarms.GroupMin) and one group alarm for the rest, which counts
+	// them as they come (alarms.TestGrouper).
+	waitFor(t, "every ghost fails", 60*time.Second, func() bool {
+		a.agent.mu.Lock()
+		defer a.agent.mu.Unlock()
+		return len(a.agent.down) == ghosts
+	})
+	time.Sleep(alarms.GroupHold + 2*time.Second)
+	s, err := store.Open(a.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var own, groups int
+	var summary string
+	err = s.Alarms(context.Background(), store.Filter{}, func(al *record.Alarm) error {
+		switch {
+		case al.Kind != record.Down || !al.Active():
+		case al.Target == alarms.GroupTarget:
+			groups++
+			summary = al.Summary
+		case strings.HasPrefix(al.Target, "ghost"):
+			own++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if own >= alarms.GroupMin || groups != 1 {
+		t.Errorf("%d ghosts vanished: %d alarms of their own and %d group alarms (%q)", ghosts, own, groups, summary)
+	}
+	t.Logf("%d alarms of their own, and %q", own, summary)
 }

@@ -36,33 +36,53 @@ const maxIgnored = 1024
 const MaxMembers = 1000
 
 // parseMember reads a serf member's tags, or says why it is not an agent
-// this one can measure.
-func parseMember(m serf.Member) (member, error) {
-	out := member{port: 0, paths: map[string]netip.Addr{}}
+// this one can measure. A path whose address is neither the member's
+// gossip address nor inside the section's prefixes of that path is left
+// out, and said in refused: a holder of the gossip key must not aim the
+// probes of every agent at an address of its choosing.
+func parseMember(m serf.Member, set *config.Agent) (out member, refused []string, err error) {
+	out = member{port: 0, paths: map[string]netip.Addr{}}
 	// The name becomes a target, a metric label, a hook argument, a CSV
 	// cell and a part of the page's paths: the rule of node names.
 	if err := config.CheckName(m.Name); err != nil {
-		return out, fmt.Errorf("member name: %w", err)
+		return out, nil, fmt.Errorf("member name: %w", err)
 	}
 	if a, ok := netip.AddrFromSlice(m.Addr); ok {
 		out.addr = a.Unmap()
 	}
 	if m.Tags[tagRole] != rowVer {
-		return out, fmt.Errorf("tag %s=%q: not an abing agent of row format %s", tagRole, m.Tags[tagRole], rowVer)
+		return out, nil, fmt.Errorf("tag %s=%q: not an abing agent of row format %s", tagRole, m.Tags[tagRole], rowVer)
 	}
 	port, err := strconv.Atoi(m.Tags[tagPort])
 	if err != nil || port < 1 || port > 65535 {
-		return out, fmt.Errorf("tag %s=%q: want a UDP port", tagPort, m.Tags[tagPort])
+		return out, nil, fmt.Errorf("tag %s=%q: want a UDP port", tagPort, m.Tags[tagPort])
 	}
 	out.port = uint16(port)
 	paths, err := config.ParsePaths(m.Tags[tagPaths])
 	if err != nil || len(paths) > config.MaxPaths {
-		return out, fmt.Errorf("tag %s=%q: want up to %d NAME=ADDRESS", tagPaths, m.Tags[tagPaths], config.MaxPaths)
+		return out, nil, fmt.Errorf("tag %s=%q: want up to %d NAME=ADDRESS", tagPaths, m.Tags[tagPaths], config.MaxPaths)
 	}
 	for _, p := range paths {
+		if !set.PathAllowed(p.Name, p.Addr, out.addr) {
+			refused = append(refused, fmt.Sprintf("%s=%s", p.Name, p.Addr))
+			continue
+		}
 		out.paths[p.Name] = p.Addr
 	}
-	return out, nil
+	if len(out.paths) == 0 {
+		return out, refused, fmt.Errorf("paths %s: none is its gossip address %s or inside path_prefixes", strings.Join(refused, ","), out.addr)
+	}
+	return out, refused, nil
+}
+
+// ignoredOnce logs what of a member is not measured, once per member and
+// reason, for at most maxIgnored members: gossip must not grow the map or
+// flood the log. Under mu.
+func (a *Agent) ignoredOnce(name, why string) {
+	if old, seen := a.ignored[name]; old != why && (seen || len(a.ignored) < maxIgnored) {
+		a.ignored[name] = why
+		a.log.Warn("a member this agent does not measure in full", "member", name, "why", why)
+	}
 }
 
 // events takes serf's events until ctx ends.
@@ -89,22 +109,21 @@ func (a *Agent) member(m serf.Member, typ serf.EventType, now time.Time) {
 	if m.Name == a.cfg.Node {
 		return
 	}
-	mem, err := parseMember(m)
+	mem, refused, err := parseMember(m, &a.set)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if err == nil && typ != serf.EventMemberReap && !a.view.known(m.Name) && a.view.count() >= MaxMembers {
 		err = fmt.Errorf("the map already holds %d members, the most an agent measures", MaxMembers)
 	}
 	if err != nil {
-		// Logged once per member and reason, for at most maxIgnored
-		// members: gossip must not grow the map or flood the log.
-		if why, seen := a.ignored[m.Name]; why != err.Error() && (seen || len(a.ignored) < maxIgnored) {
-			a.ignored[m.Name] = err.Error()
-			a.log.Warn("a member that is not an agent this one can measure: ignored", "member", m.Name, "why", err)
-		}
+		a.ignoredOnce(m.Name, "ignored: "+err.Error())
 		return
 	}
-	delete(a.ignored, m.Name)
+	if len(refused) > 0 {
+		a.ignoredOnce(m.Name, fmt.Sprintf("paths %s: not its gossip address %s and inside no network of path_prefixes: not measured", strings.Join(refused, ","), mem.addr))
+	} else {
+		delete(a.ignored, m.Name)
+	}
 	a.targets = true
 	if typ == serf.EventMemberReap {
 		// serf forgets a failed member after a day (a left one too): so

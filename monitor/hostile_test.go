@@ -142,13 +142,13 @@ func TestAlarmWritesRetried(t *testing.T) {
 	}
 	m := New(cfg, Options{Sinks: []Sink{sink}})
 	states := []*sinkState{{name: "flaky", sink: sink}}
-	m.emit(record.Alarm{Kind: record.Down, Target: "a", Summary: "one"}, states)
-	m.emit(record.Alarm{Kind: record.Down, Target: "a", Summary: "two"}, states)
+	m.emit(record.Alarm{Kind: record.Capacity, Target: "a", Summary: "one"}, states)
+	m.emit(record.Alarm{Kind: record.Capacity, Target: "a", Summary: "two"}, states)
 	if len(sink.got) != 0 || len(states[0].alarms) != 2 {
 		t.Fatalf("while failing: written %v, waiting %d", sink.got, len(states[0].alarms))
 	}
 	sink.broken = false
-	m.emit(record.Alarm{Kind: record.Down, Target: "a", Summary: "three"}, states)
+	m.emit(record.Alarm{Kind: record.Capacity, Target: "a", Summary: "three"}, states)
 	if strings.Join(sink.got, " ") != "one two three" || len(states[0].alarms) != 0 {
 		t.Errorf("after recovery: written %v, waiting %d", sink.got, len(states[0].alarms))
 	}

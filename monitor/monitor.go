@@ -110,6 +110,7 @@ type Monitor struct {
 	// raised: alarms from outside the detectors (Raise), for the sink
 	// goroutine.
 	raised chan record.Alarm
+	group  *alarms.Grouper // belongs to the sink goroutine
 }
 
 // New returns a monitor of a completed configuration (see
@@ -119,7 +120,7 @@ func New(cfg *config.Config, o Options) *Monitor {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	m := &Monitor{cfg: cfg, opts: o, slots: make(chan struct{}, cfg.MaxInFlight), reload: make(chan *config.Config),
-		raised: make(chan record.Alarm, 64), locks: map[string]*sync.Mutex{}, watched: map[string]bool{}}
+		raised: make(chan record.Alarm, 64), group: alarms.NewGrouper(), locks: map[string]*sync.Mutex{}, watched: map[string]bool{}}
 	m.health.started = time.Now()
 	for _, s := range o.Sinks {
 		name := fmt.Sprintf("%T", s)
@@ -481,9 +482,16 @@ func (m *Monitor) sink(results <-chan []record.Record) {
 	if m.routes != nil {
 		routed = m.routes.out
 	}
+	tick := time.NewTicker(time.Second) // the grouper's held alarms
+	defer tick.Stop()
 	for results != nil || routed != nil {
 		var recs []record.Record
 		select {
+		case now := <-tick.C:
+			for _, a := range m.group.Flush(now) {
+				m.safely("alarms", func() { m.send(a, sinks) })
+			}
+			continue
 		case r, ok := <-results:
 			if !ok {
 				results = nil
@@ -518,6 +526,9 @@ func (m *Monitor) sink(results <-chan []record.Record) {
 		if m.engine != nil {
 			m.safely("alarms", func() { m.detect(recs, sinks) })
 		}
+	}
+	for _, a := range m.group.Close(time.Now()) {
+		m.safely("alarms", func() { m.send(a, sinks) })
 	}
 	for _, s := range sinks {
 		if len(s.backlog) > 0 {
@@ -592,9 +603,18 @@ func (m *Monitor) emit(a record.Alarm, sinks []*sinkState) {
 	m.deliver(a, sinks)
 }
 
-// deliver logs an alarm and hands it to the sinks that take alarms, then
-// to Options.Alarms.
+// deliver hands an alarm to the grouper (alarms.Grouper: down alarms are
+// held a few seconds, and many at once become one), and what it lets out
+// to send.
 func (m *Monitor) deliver(a record.Alarm, sinks []*sinkState) {
+	for _, x := range m.group.Take(a, time.Now()) {
+		m.send(x, sinks)
+	}
+}
+
+// send logs an alarm and hands it to the sinks that take alarms, then
+// to Options.Alarms.
+func (m *Monitor) send(a record.Alarm, sinks []*sinkState) {
 	args := []any{"kind", a.Kind, "target", a.Target, "direction", a.Direction, "severity", a.Severity,
 		"before", a.Before, "after", a.After, "unit", a.Unit, "summary", a.Summary}
 	if a.Active() {

@@ -50,6 +50,9 @@ type Alarm struct {
 	Summary  string  `json:"summary"`
 	Evidence []Point `json:"evidence"` // the values that raised it
 	Route    *Route  `json:"route,omitempty"`
+	// Members are the targets of a group alarm (alarms.GroupTarget):
+	// many down at once, raised as one.
+	Members []string `json:"members,omitempty"`
 }
 
 // Active says whether the alarm has not cleared.

@@ -20,11 +20,11 @@ import (
 
 func meshAgentCommand() *cobra.Command {
 	var (
-		file, node, paths, db, logFormat, webAddr, webConfig string
-		interval                                             time.Duration
-		noStore                                              bool
-		set                                                  config.Agent
-		refresh                                              time.Duration
+		file, node, paths, prefixes, db, logFormat, webAddr, webConfig string
+		interval                                                       time.Duration
+		noStore                                                        bool
+		set                                                            config.Agent
+		refresh                                                        time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "agent --paths NAME=ADDR[,NAME=ADDR...] [--join HOST:PORT] [--config FILE]",
@@ -38,7 +38,7 @@ func meshAgentCommand() *cobra.Command {
 			"See docs/mesh.md for a deployment.",
 		Example: "  abing mesh keygen > /etc/abing/mesh.keyring && chmod 600 /etc/abing/mesh.keyring\n" +
 			"  abing mesh agent --node lab-a --paths direct=198.51.100.5 --keyring /etc/abing/mesh.keyring\n" +
-			"  abing mesh agent --node lab-b --paths direct=203.0.113.7,overlay=fd00::7 --join 198.51.100.5 --keyring /etc/abing/mesh.keyring",
+			"  abing mesh agent --node lab-b --paths direct=203.0.113.7,overlay=fd00::7 --path-prefixes overlay=fd00::/64 --join 198.51.100.5 --keyring /etc/abing/mesh.keyring",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var cfg *config.Config
@@ -56,6 +56,11 @@ func meshAgentCommand() *cobra.Command {
 			if f.Changed("paths") {
 				if s.Paths, err = config.ParsePaths(paths); err != nil {
 					return fmt.Errorf("--paths: %w", err)
+				}
+			}
+			if f.Changed("path-prefixes") {
+				if s.PathPrefixes, err = config.ParsePathPrefixes(prefixes); err != nil {
+					return fmt.Errorf("--path-prefixes: %w", err)
 				}
 			}
 			for _, o := range []struct {
@@ -108,6 +113,7 @@ func meshAgentCommand() *cobra.Command {
 	f.StringVar(&file, "config", "", "configuration: a monitor.yaml without targets, with an agent section (deploy/mesh-agent.example.yaml)")
 	f.StringVar(&node, "node", "", "this host's name in the mesh and in every record (default: the configuration's node, else the hostname)")
 	f.StringVar(&paths, "paths", "", "this host's address on each network, NAME=ADDR,... (e.g. direct=198.51.100.5,overlay=fd00::5); the first carries the gossip")
+	f.StringVar(&prefixes, "path-prefixes", "", "networks in which members may advertise a path's address other than their gossip address, NAME=PREFIX,... (e.g. overlay=fd00::/64): an overlay's")
 	f.StringSliceVar(&set.Join, "join", nil, "a member to join through, HOST[:PORT] (repeatable; none: this node starts the mesh)")
 	f.StringVar(&set.Bind, "bind", config.DefaultBind, "serf's TCP and UDP address")
 	f.StringVar(&set.Advertise, "advertise", "", "the address others reach serf at (default: the first path's address, --bind's port)")
