@@ -42,21 +42,23 @@ type Agent struct {
 	view *View
 	// A Vivaldi client per path, fed by this node's RTTs on that path.
 	clients map[string]*coordinate.Client
+	guards  map[string]*coordGuard // per path, under mu
 	serf    *serf.Serf
 
-	mu       sync.Mutex
-	own      map[string]map[string]Link // path → peer → latest link
-	dirty    map[string]map[string]bool // path → peers not published since they changed
-	iters    map[string]uint64          // path → coordinate updates
-	pubCoord map[string]*coordinate.Coordinate
-	targets  bool                    // the members changed: the monitor's targets are stale
-	down     map[string]record.Alarm // active down alarms, by member
-	alarms   []record.Alarm          // raised or cleared, for the monitor
-	ignored  map[string]string       // members that are not agents, and why (logged once)
-	refused  int                     // row parts refused
-	warned   time.Time               // when refused parts were last logged
-	cycle    cycle
-	budget   *budget // under mu
+	mu          sync.Mutex
+	own         map[string]map[string]Link // path → peer → latest link
+	dirty       map[string]map[string]bool // path → peers not published since they changed
+	iters       map[string]uint64          // path → coordinate updates
+	pubCoord    map[string]*coordinate.Coordinate
+	targets     bool                    // the members changed: the monitor's targets are stale
+	down        map[string]record.Alarm // active down alarms, by member
+	alarms      []record.Alarm          // raised or cleared, for the monitor
+	ignored     map[string]string       // members that are not agents, and why (logged once)
+	refused     int                     // row parts refused
+	warned      time.Time               // when refused parts were last logged
+	coordWarned time.Time               // when refused coordinate samples were last logged
+	cycle       cycle
+	budget      *budget // under mu
 	// announce: this node has just joined (or the mesh has found it
 	// again): its whole row goes out now. What it published while alone
 	// reached the member it joined through by serf's state exchange, which
@@ -85,7 +87,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Agent, error) {
 		return nil, fmt.Errorf("node %w", err)
 	}
 	a := &Agent{cfg: cfg, set: set, log: logger, view: NewView(cfg.Node, set.NetlocPath, 3*time.Duration(set.Refresh)),
-		clients: map[string]*coordinate.Client{}, own: map[string]map[string]Link{}, dirty: map[string]map[string]bool{},
+		clients: map[string]*coordinate.Client{}, guards: map[string]*coordGuard{}, own: map[string]map[string]Link{}, dirty: map[string]map[string]bool{},
 		iters: map[string]uint64{}, budget: newBudget(profile(set.Profile), len(set.Paths)), pubCoord: map[string]*coordinate.Coordinate{}, down: map[string]record.Alarm{}, ignored: map[string]string{}}
 	a.metrics = newMetrics(a)
 	a.bound = make(chan Bound, 1)
@@ -96,7 +98,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Agent, error) {
 		if err != nil {
 			return nil, fmt.Errorf("coordinates of path %s: %w", p.Name, err)
 		}
-		a.clients[p.Name] = c
+		a.clients[p.Name], a.guards[p.Name] = c, &coordGuard{}
 		a.own[p.Name], a.dirty[p.Name] = map[string]Link{}, map[string]bool{}
 	}
 	return a, nil

@@ -4,11 +4,12 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // metrics are the agent's own series on /metrics, beside the monitor's.
 type metrics struct {
-	members   prometheus.GaugeFunc
-	published prometheus.Counter
-	received  prometheus.Counter
-	refused   prometheus.Counter
-	deferred  prometheus.Counter
+	members      prometheus.GaugeFunc
+	published    prometheus.Counter
+	received     prometheus.Counter
+	refused      prometheus.Counter
+	deferred     prometheus.Counter
+	coordRefused prometheus.Counter
 }
 
 func newMetrics(a *Agent) *metrics {
@@ -23,9 +24,11 @@ func newMetrics(a *Agent) *metrics {
 			Help: "Parts of rows refused: malformed or out of range."}),
 		deferred: prometheus.NewCounter(prometheus.CounterOpts{Name: "abing_mesh_publications_deferred_total",
 			Help: "Publications the gossip budget put off to a later second."}),
+		coordRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "abing_mesh_coordinate_samples_refused_total",
+			Help: "Peers' coordinates not taken: they disagreed wildly with the RTT measured to them while most peers' agreed."}),
 	}
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.members, m.published, m.received, m.refused, m.deferred}
+	return []prometheus.Collector{m.members, m.published, m.received, m.refused, m.deferred, m.coordRefused}
 }

@@ -42,7 +42,15 @@ func (a *Agent) Observe(recs []record.Record) {
 		// Vivaldi on the minimum RTT of the run: the train's own queueing
 		// lifts the others.
 		if other, ok := a.view.Coordinate(r.Target, r.Path); ok && r.RTT.Min > 0 {
-			if _, err := a.clients[r.Path].Update(r.Target, other, time.Duration(r.RTT.Min*float64(time.Millisecond))); err == nil {
+			c := a.clients[r.Path]
+			if !a.guards[r.Path].admit(c.DistanceTo(other).Seconds(), r.RTT.Min/1000) {
+				a.metrics.coordRefused.Inc()
+				if now.Sub(a.coordWarned) >= time.Minute {
+					a.coordWarned = now
+					a.log.Warn("a peer's coordinate disagrees wildly with the RTT measured to it, while most peers' agree: not taken (logged once a minute)",
+						"peer", r.Target, "path", r.Path, "predicted", c.DistanceTo(other).Round(time.Microsecond).String(), "rtt_ms", r.RTT.Min)
+				}
+			} else if _, err := c.Update(r.Target, other, time.Duration(r.RTT.Min*float64(time.Millisecond))); err == nil {
 				a.iters[r.Path]++
 			}
 		}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/hashicorp/serf/serf"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/abing-net/abing/config"
 	"github.com/abing-net/abing/record"
 )
@@ -290,5 +292,58 @@ func TestMaxMembers(t *testing.T) {
 	a.member(m, serf.EventMemberFailed, now)
 	if len(a.alarms) != 1 {
 		t.Errorf("a known member's failure at the cap: %d alarms", len(a.alarms))
+	}
+}
+
+// TestForgedCoordinates: rows forged under a peer's name with a
+// coordinate seconds away (what a holder of the gossip key can publish)
+// do not drag this node's coordinate while its other peers agree with
+// their RTTs; and a node whose own coordinate is the wrong one (all its
+// peers disagree) takes their samples and finds its place again: the
+// refusal locks nothing out.
+func TestForgedCoordinates(t *testing.T) {
+	const rtt = 1.0 // ms, every path
+	dist := func(a *Agent) time.Duration {
+		return a.clients["direct"].GetCoordinate().DistanceTo(coord(0, 0))
+	}
+	rounds := func(a *Agent, n int, forge bool) {
+		now := time.Now()
+		for i := range n {
+			for _, p := range []string{"b", "c", "d"} {
+				c := coord(0, 0)
+				if forge && p == "b" && i%2 == 0 {
+					c = coord(maxCoord, -maxCoord) // a forged row; b's own comes between
+				}
+				a.view.Apply(&Part{Node: p, Path: "direct", Coord: c}, now)
+				a.Observe([]record.Record{rec(p, rtt, nil)})
+			}
+		}
+	}
+	newAgent := func() *Agent {
+		a := newTestAgent(t)
+		for _, p := range []string{"b", "c", "d"} {
+			a.view.setMember(p, member{alive: true})
+		}
+		return a
+	}
+	a := newAgent()
+	rounds(a, 200, true)
+	if d := dist(a); d > 20*time.Millisecond {
+		t.Errorf("forged rows of b: a's coordinate %v from its peers (RTT %g ms)", d, rtt)
+	}
+	var m dto.Metric
+	if err := a.metrics.coordRefused.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.GetCounter().GetValue(); n < 90 {
+		t.Errorf("%g samples refused, want b's 100 forged ones", n)
+	}
+	// A node whose own coordinate was poisoned before: every sample
+	// disagrees, and every one is taken.
+	a = newAgent()
+	a.clients["direct"].SetCoordinate(coord(maxCoord, maxCoord))
+	rounds(a, 200, false)
+	if d := dist(a); d > 20*time.Millisecond {
+		t.Errorf("a poisoned node stays %v from its honest peers", d)
 	}
 }
