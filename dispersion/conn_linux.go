@@ -60,6 +60,53 @@ func Listen(network, address string, opts Options) (*Conn, error) {
 	return c, nil
 }
 
+// File returns a duplicate of the socket as a file, for a process that
+// inherits it (FileConn).
+func (c *Conn) File() (*os.File, error) { return c.uc.File() }
+
+// FileConn makes a Conn of a socket that Listen set up in another process
+// (or another image of this one: a daemon that re-executes itself to shed
+// capabilities), with the mode it was set up for: what the socket
+// delivers is read back from its options.
+func FileConn(f *os.File, mode Mode) (*Conn, error) {
+	pc, err := net.FilePacketConn(f)
+	if err != nil {
+		return nil, fmt.Errorf("inherited socket: %w", err)
+	}
+	uc, ok := pc.(*net.UDPConn)
+	if !ok {
+		pc.Close()
+		return nil, fmt.Errorf("inherited socket: %T, not UDP", pc)
+	}
+	c := &Conn{uc: uc, oob: make([]byte, 512)}
+	if c.rc, err = uc.SyscallConn(); err != nil {
+		uc.Close()
+		return nil, fmt.Errorf("inherited socket: %w", err)
+	}
+	var domain, stamping, ns int
+	var derr, serr error
+	cerr := c.rc.Control(func(fd uintptr) {
+		domain, derr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
+		stamping, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPING)
+		ns, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS)
+	})
+	if err := errors.Join(cerr, derr, serr); err != nil {
+		uc.Close()
+		return nil, fmt.Errorf("inherited socket: %w", err)
+	}
+	c.v6 = domain == unix.AF_INET6
+	c.caps.Hardware = stamping&unix.SOF_TIMESTAMPING_RX_HARDWARE != 0
+	c.caps.Timestamping = stamping&unix.SOF_TIMESTAMPING_RX_SOFTWARE != 0 || c.caps.Hardware
+	c.caps.TimestampNS = ns != 0
+	if mode == ModeUser {
+		c.rx, c.tx = SourceUser, SourceUser
+	} else if c.rx, c.tx, err = Choose(mode, c.caps); err != nil {
+		uc.Close()
+		return nil, fmt.Errorf("inherited socket: %w", err)
+	}
+	return c, nil
+}
+
 func (c *Conn) setup(fd int, opts Options, ifname string) error {
 	buf := opts.Buffer
 	if buf == 0 {

@@ -46,17 +46,29 @@ func TestLoopbackTimestamps(t *testing.T) {
 		network, addr string
 		mode          Mode
 		src           Source
+		// inherit: b is the socket as a process that inherited it sees
+		// it (FileConn), its first Conn closed.
+		inherit bool
 	}{
-		{"udp4", "127.0.0.1:0", ModeAuto, SourceKernel},
-		{"udp4", "127.0.0.1:0", ModeSoftware, SourceKernel},
-		{"udp4", "127.0.0.1:0", ModeUser, SourceUser},
-		{"udp6", "[::1]:0", ModeAuto, SourceKernel},
+		{"udp4", "127.0.0.1:0", ModeAuto, SourceKernel, false},
+		{"udp4", "127.0.0.1:0", ModeSoftware, SourceKernel, false},
+		{"udp4", "127.0.0.1:0", ModeUser, SourceUser, false},
+		{"udp6", "[::1]:0", ModeAuto, SourceKernel, false},
+		{"udp4", "127.0.0.1:0", ModeAuto, SourceKernel, true},
+		{"udp4", "127.0.0.1:0", ModeUser, SourceUser, true},
+		{"udp6", "[::1]:0", ModeSoftware, SourceKernel, true},
 	} {
-		t.Run(tc.network+"/"+tc.mode.String(), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/%v/inherited=%v", tc.network, tc.mode, tc.inherit), func(t *testing.T) {
 			a := listen(t, tc.network, tc.addr, tc.mode)
 			b := listen(t, tc.network, tc.addr, tc.mode)
+			if tc.inherit { // both: b's receive stamps, a's transmit stamps
+				a, b = swapInherited(t, a, tc.mode), swapInherited(t, b, tc.mode)
+			}
 			if rx, tx := a.Sources(); rx != tc.src || tx != tc.src {
 				t.Fatalf("sources %v/%v, want %v", rx, tx, tc.src)
+			}
+			if rx, tx := b.Sources(); rx != tc.src || tx != tc.src {
+				t.Fatalf("b's sources %v/%v, want %v", rx, tx, tc.src)
 			}
 			p := a.Peer(b.LocalAddr())
 			key := p.FirstKey()
@@ -87,6 +99,23 @@ func TestLoopbackTimestamps(t *testing.T) {
 			}
 		})
 	}
+}
+
+// swapInherited is c as a process that inherited it sees it.
+func swapInherited(t *testing.T, c *Conn, m Mode) *Conn {
+	t.Helper()
+	f, err := c.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	c.Close()
+	n, err := FileConn(f, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
 }
 
 func TestUnreachable(t *testing.T) {

@@ -5,6 +5,7 @@ package dispersion
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"time"
 )
 
@@ -14,6 +15,14 @@ type Conn struct{}
 // Listen returns ErrNeedsLinux.
 func Listen(network, address string, opts Options) (*Conn, error) {
 	return nil, fmt.Errorf("listen %s: %w", address, ErrNeedsLinux)
+}
+
+// File returns ErrNeedsLinux.
+func (c *Conn) File() (*os.File, error) { return nil, ErrNeedsLinux }
+
+// FileConn returns ErrNeedsLinux.
+func FileConn(f *os.File, mode Mode) (*Conn, error) {
+	return nil, fmt.Errorf("inherited socket: %w", ErrNeedsLinux)
 }
 
 // Sources is never reached: no Conn exists on this system.

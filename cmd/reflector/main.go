@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -127,6 +128,66 @@ func (o *options) config() (reflector.Config, error) {
 	return cfg, cfg.Validate()
 }
 
+// sockets opens the probe socket and the web listener (when asked for),
+// or takes them from inherited files: this image was re-executed by one
+// that set them up with capabilities.
+func (o *options) sockets(mode dispersion.Mode, inherited []*os.File) (*dispersion.Conn, net.Listener, error) {
+	if inherited == nil {
+		conn, err := dispersion.Listen("udp", o.listen, dispersion.Options{Mode: mode, Interface: o.iface})
+		if err != nil {
+			return nil, nil, err
+		}
+		if o.web == "" {
+			return conn, nil, nil
+		}
+		web, err := net.Listen("tcp", o.web)
+		if err != nil {
+			conn.Close()
+			return nil, nil, fmt.Errorf("--web.listen-address: %w", err)
+		}
+		return conn, web, nil
+	}
+	defer func() {
+		for _, f := range inherited {
+			f.Close() // duplicated by FileConn and FileListener
+		}
+	}()
+	if want := map[bool]int{true: 1, false: 2}[o.web == ""]; len(inherited) != want {
+		return nil, nil, fmt.Errorf("re-executed with %d sockets, want %d", len(inherited), want)
+	}
+	conn, err := dispersion.FileConn(inherited[0], mode)
+	if err != nil {
+		return nil, nil, err
+	}
+	if o.web == "" {
+		return conn, nil, nil
+	}
+	web, err := net.FileListener(inherited[1])
+	if err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("inherited web listener: %w", err)
+	}
+	return conn, web, nil
+}
+
+// reexec runs this program again, without capabilities, handing it the
+// sockets. It returns only on failure.
+func (o *options) reexec(conn *dispersion.Conn, web net.Listener) error {
+	f, err := conn.File()
+	if err != nil {
+		return fmt.Errorf("re-execute: %w", err)
+	}
+	files := []*os.File{f}
+	if web != nil {
+		wf, err := web.(*net.TCPListener).File()
+		if err != nil {
+			return fmt.Errorf("re-execute: %w", err)
+		}
+		files = append(files, wf)
+	}
+	return privilege.Reexec(files...)
+}
+
 func run(ctx context.Context, o *options, logTo io.Writer) error {
 	mode, err := dispersion.ParseMode(o.stamps)
 	if err != nil {
@@ -143,17 +204,18 @@ func run(ctx context.Context, o *options, logTo io.Writer) error {
 	log := slog.New(h)
 	cfg.Logger = log
 
-	// Everything that may need privileges happens before the drop.
-	conn, err := dispersion.Listen("udp", o.listen, dispersion.Options{Mode: mode, Interface: o.iface})
+	// Everything that may need privileges happens before the drop; a
+	// reflector re-executed without capabilities (below) inherits it.
+	inherited, err := privilege.Inherited()
+	if err != nil {
+		return err
+	}
+	conn, web, err := o.sockets(mode, inherited)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	var web net.Listener
-	if o.web != "" {
-		if web, err = net.Listen("tcp", o.web); err != nil {
-			return fmt.Errorf("--web.listen-address: %w", err)
-		}
+	if web != nil {
 		defer web.Close()
 	}
 	if o.user != "root" {
@@ -169,15 +231,22 @@ func run(ctx context.Context, o *options, logTo io.Writer) error {
 	}
 	if os.Geteuid() != 0 {
 		// Started unprivileged with capabilities (systemd's
-		// AmbientCapabilities=CAP_NET_ADMIN for --interface): none is
-		// needed once the socket is set up.
+		// AmbientCapabilities=CAP_NET_ADMIN, or setcap, for --interface):
+		// none is needed once the socket is set up.
 		dropped, err := privilege.DropCapabilities()
+		if errors.Is(err, privilege.ErrCgo) && inherited == nil {
+			log.Info("re-executing without capabilities: a binary built with cgo cannot clear them from every thread")
+			return o.reexec(conn, web)
+		}
 		if err != nil {
 			return fmt.Errorf("started with capabilities that cannot be given up: %w", err)
 		}
 		if dropped {
 			log.Info("dropped capabilities")
 		}
+	}
+	if inherited != nil {
+		log.Info("re-executed: no capabilities held; sockets inherited")
 	}
 
 	srv, err := reflector.New(conn, cfg)

@@ -10,5 +10,5 @@ import "errors"
 var ErrStillRoot = errors.New("privileges not dropped: setuid(0) still succeeds")
 
 // ErrCgo is returned by DropCapabilities in a binary linked with cgo, which
-// cannot change the capabilities of every thread.
-var ErrCgo = errors.New("capabilities cannot be dropped from every thread by a binary built with cgo (build with CGO_ENABLED=0)")
+// cannot change the capabilities of every thread: Reexec gives them up.
+var ErrCgo = errors.New("capabilities cannot be dropped from every thread by a binary built with cgo (re-execute it: Reexec)")

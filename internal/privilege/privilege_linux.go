@@ -56,8 +56,8 @@ func Drop(name string) (bool, error) {
 //
 // The kernel keeps capabilities per thread, and Go can change every
 // thread's only with syscall.AllThreadsSyscall, which a binary linked with
-// cgo cannot use: such a binary gets ErrCgo, and should refuse to run with
-// capabilities it cannot give up. Build with CGO_ENABLED=0.
+// cgo cannot use: such a binary gets ErrCgo, and gives them up with
+// Reexec.
 func DropCapabilities() (bool, error) {
 	held, err := capabilities()
 	if err != nil || !held {
