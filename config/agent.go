@@ -73,17 +73,23 @@ const MaxPathPrefixes = 64
 
 // ParsePathPrefixes reads "overlay=fd00:ab::/64,overlay=10.8.0.0/16".
 func ParsePathPrefixes(s string) ([]PathPrefix, error) {
-	var out []PathPrefix
+	return parsePairs(s, "path prefix %q: want NAME=PREFIX", newPathPrefix)
+}
+
+// parsePairs reads "NAME=VALUE,..." with parse, each pair's error said
+// with bad.
+func parsePairs[T any](s, bad string, parse func(name, value string) (T, error)) ([]T, error) {
+	var out []T
 	for _, kv := range strings.Split(s, ",") {
-		name, prefix, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		name, value, ok := strings.Cut(strings.TrimSpace(kv), "=")
 		if !ok {
-			return nil, fmt.Errorf("path prefix %q: want NAME=PREFIX", kv)
+			return nil, fmt.Errorf(bad, kv)
 		}
-		p, err := newPathPrefix(name, prefix)
+		v, err := parse(name, value)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, p)
+		out = append(out, v)
 	}
 	return out, nil
 }
@@ -136,19 +142,7 @@ func CheckName(s string) error {
 
 // ParsePaths reads "direct=198.51.100.5,overlay=2001:db8::5".
 func ParsePaths(s string) ([]Path, error) {
-	var out []Path
-	for _, kv := range strings.Split(s, ",") {
-		name, addr, ok := strings.Cut(strings.TrimSpace(kv), "=")
-		if !ok {
-			return nil, fmt.Errorf("path %q: want NAME=ADDRESS", kv)
-		}
-		p, err := newPath(name, addr)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, nil
+	return parsePairs(s, "path %q: want NAME=ADDRESS", newPath)
 }
 
 func newPath(name, addr string) (Path, error) {
