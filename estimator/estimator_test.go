@@ -454,3 +454,37 @@ func TestGrainWidens(t *testing.T) {
 		t.Errorf("XTR %.0f (%.0f–%.0f) with grain, %.0f (%.0f–%.0f) without", b.XTR/1e6, b.XTRLow/1e6, b.XTRHigh/1e6, a.XTR/1e6, a.XTRLow/1e6, a.XTRHigh/1e6)
 	}
 }
+
+// The capacity's interval and the windows' sampling error add in
+// quadrature: at the capacity's upper end the same trains read less ABW
+// (by d), and the interval's lower end is ABW − √(h² + d²), h being the
+// sampling half-width alone. Before, it was the lower of ABW − h and the
+// reading at the capacity's end, which missed when both erred the same
+// way (the emulated jumbo path in CI: DBC 162 (161–198) against 184,
+// ABW 92.0–143.4 against 86.4).
+func TestCapacityEndsAndSampling(t *testing.T) {
+	const c = 162e6
+	r := rand.New(rand.NewPCG(7, 7))
+	samples := paced(r, 29, 4, c, 0.3*c)
+	point := Capacity{DBC: c, Tn: tn(c), DBCLow: c, DBCHigh: c}
+	alone, err := EstimateCross(samples, point, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := alone.ABW - alone.ABWLow
+	wide := point
+	wide.DBCLow, wide.DBCHigh = 0.99*c, 1.22*c
+	got, err := EstimateCross(samples, wide, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := got.Stats
+	reading := func(cap float64) float64 {
+		return cap*(1-st.Out/st.In) + float64(cfg.Size)*8*float64(st.Windows)/st.In
+	}
+	d := reading(c) - reading(wide.DBCHigh)
+	want := got.ABW - math.Hypot(h, d)
+	if d <= 0 || math.Abs(got.ABWLow-want) > 1 || got.ABWLow >= math.Min(got.ABW-h, reading(wide.DBCHigh)) {
+		t.Errorf("ABW %.2f: lower end %.2f, want %.2f = ABW − √(%.2f² + %.2f²) (Mbit/s)", got.ABW/1e6, got.ABWLow/1e6, want/1e6, h/1e6, d/1e6)
+	}
+}
