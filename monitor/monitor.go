@@ -488,9 +488,7 @@ func (m *Monitor) sink(results <-chan []record.Record) {
 		var recs []record.Record
 		select {
 		case now := <-tick.C:
-			for _, a := range m.group.Flush(now) {
-				m.safely("alarms", func() { m.send(a, sinks) })
-			}
+			m.sendAll(m.group.Flush(now), sinks)
 			continue
 		case r, ok := <-results:
 			if !ok {
@@ -527,9 +525,7 @@ func (m *Monitor) sink(results <-chan []record.Record) {
 			m.safely("alarms", func() { m.detect(recs, sinks) })
 		}
 	}
-	for _, a := range m.group.Close(time.Now()) {
-		m.safely("alarms", func() { m.send(a, sinks) })
-	}
+	m.sendAll(m.group.Close(time.Now()), sinks)
 	for _, s := range sinks {
 		if len(s.backlog) > 0 {
 			m.opts.Logger.Error("results not written at exit", "sink", s.name, "batches", len(s.backlog))
@@ -609,6 +605,13 @@ func (m *Monitor) emit(a record.Alarm, sinks []*sinkState) {
 func (m *Monitor) deliver(a record.Alarm, sinks []*sinkState) {
 	for _, x := range m.group.Take(a, time.Now()) {
 		m.send(x, sinks)
+	}
+}
+
+// sendAll sends what the grouper let out, each on its own (safely).
+func (m *Monitor) sendAll(as []record.Alarm, sinks []*sinkState) {
+	for _, a := range as {
+		m.safely("alarms", func() { m.send(a, sinks) })
 	}
 }
 

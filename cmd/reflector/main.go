@@ -152,7 +152,11 @@ func (o *options) sockets(mode dispersion.Mode, inherited []*os.File) (*dispersi
 			f.Close() // duplicated by FileConn and FileListener
 		}
 	}()
-	if want := map[bool]int{true: 1, false: 2}[o.web == ""]; len(inherited) != want {
+	want := 2 // the probe socket and the web listener
+	if o.web == "" {
+		want = 1
+	}
+	if len(inherited) != want {
 		return nil, nil, fmt.Errorf("re-executed with %d sockets, want %d", len(inherited), want)
 	}
 	conn, err := dispersion.FileConn(inherited[0], mode)
