@@ -1,9 +1,30 @@
 // Package stamp is what a STAMP test packet is on the wire (RFC 8762, with
-// the Session-Sender Identifier of RFC 8972), in unauthenticated mode: the
-// Session-Sender's test packet and the Session-Reflector's reply, 44
-// octets each before padding. Unauthenticated STAMP is on-wire compatible
-// with TWAMP-Light (RFC 5357, Appendix I), so the same packets measure
-// against routers that answer either.
+// the Session-Sender Identifier of RFC 8972): the Session-Sender's test
+// packet and the Session-Reflector's reply, 44 octets each before padding in
+// unauthenticated mode and 112 in authenticated mode, where the last 16
+// octets are an HMAC-SHA-256 of the first 96, truncated (RFC 8762 §4.4).
+// Unauthenticated STAMP is on-wire compatible with TWAMP-Light (RFC 5357,
+// Appendix I), so the same packets measure against routers that answer
+// either.
+//
+// The layouts, octet offsets (MBZ octets are zero; RFC 8762 §4.6 has a
+// receiver ignore them, and so does this package):
+//
+//	unauthenticated test:  0 Sequence Number, 4 Timestamp, 12 Error Estimate,
+//	                       14 SSID, 16 MBZ (28)
+//	unauthenticated reply: 0 Sequence Number, 4 Timestamp (T3), 12 Error
+//	                       Estimate, 14 SSID, 16 Receive Timestamp (T2),
+//	                       24 Session-Sender Sequence Number, 28 its
+//	                       Timestamp (T1), 36 its Error Estimate, 38 MBZ (2),
+//	                       40 Session-Sender TTL, 41 MBZ (3)
+//	authenticated test:    0 Sequence Number, 4 MBZ (12), 16 Timestamp,
+//	                       24 Error Estimate, 26 SSID, 28 MBZ (68), 96 HMAC
+//	authenticated reply:   0 Sequence Number, 4 MBZ (12), 16 Timestamp,
+//	                       24 Error Estimate, 26 SSID, 28 MBZ (4),
+//	                       32 Receive Timestamp, 40 MBZ (8), 48 Session-Sender
+//	                       Sequence Number, 52 MBZ (12), 64 its Timestamp,
+//	                       72 its Error Estimate, 74 MBZ (6), 80 Session-Sender
+//	                       TTL, 81 MBZ (15), 96 HMAC
 //
 // A reply is the size of the test packet it answers (RFC 8762 §4.3): a
 // reflector adds no amplification. Timestamps are 64-bit NTP (32-bit
@@ -12,9 +33,12 @@
 package stamp
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"math"
 	"time"
 )
@@ -22,9 +46,13 @@ import (
 // Port is STAMP's default destination port (RFC 8762 §4.1).
 const Port = 862
 
-// BaseLen is the length of an unauthenticated test packet or reply
-// without padding.
-const BaseLen = 44
+// Lengths of a test packet or reply without padding, in each mode, and of
+// the HMAC field.
+const (
+	BaseLen = 44
+	AuthLen = 112
+	HMACLen = 16
+)
 
 // MaxLen bounds a packet this package builds or reads: a 9000-byte jumbo
 // frame's UDP payload over IPv4.
@@ -122,64 +150,180 @@ type Reply struct {
 	SenderTTL  uint8 // the test packet's TTL or hop limit as it arrived
 }
 
-// ErrLength is returned for a packet shorter than BaseLen or longer than
-// MaxLen, and for a size out of those bounds.
-var ErrLength = errors.New("stamp: length out of bounds")
+// layout is where a mode puts each field.
+type layout struct {
+	min                                     int
+	ts, err, ssid, rx, sseq, sts, serr, ttl int
+}
 
-// Append appends t, padded with zeros to size octets (BaseLen to MaxLen).
-func (t *Test) Append(b []byte, size int) ([]byte, error) {
-	if size < BaseLen || size > MaxLen {
-		return b, fmt.Errorf("%w: test packet of %d octets", ErrLength, size)
+var (
+	open   = layout{min: BaseLen, ts: 4, err: 12, ssid: 14, rx: 16, sseq: 24, sts: 28, serr: 36, ttl: 40}
+	authed = layout{min: AuthLen, ts: 16, err: 24, ssid: 26, rx: 32, sseq: 48, sts: 64, serr: 72, ttl: 80}
+)
+
+// Errors of the parsers and builders.
+var (
+	// ErrLength: a packet shorter than its mode's base length or longer
+	// than MaxLen, or a size out of those bounds.
+	ErrLength = errors.New("stamp: length out of bounds")
+	// ErrHMAC: an authenticated packet whose HMAC no key reproduces.
+	ErrHMAC = errors.New("stamp: HMAC does not match")
+)
+
+// Key is a shared secret for authenticated mode. A Key is not safe for
+// concurrent use.
+type Key struct {
+	mac hash.Hash
+	sum [sha256.Size]byte
+}
+
+// NewKey returns the key for secret.
+func NewKey(secret []byte) *Key { return &Key{mac: hmac.New(sha256.New, secret)} }
+
+// digest is the HMAC of b's first 96 octets, truncated to HMACLen.
+func (k *Key) digest(b []byte) []byte {
+	k.mac.Reset()
+	k.mac.Write(b[:AuthLen-HMACLen])
+	return k.mac.Sum(k.sum[:0])[:HMACLen]
+}
+
+// valid says whether b's HMAC field is k's HMAC of b (in constant time).
+func (k *Key) valid(b []byte) bool {
+	return hmac.Equal(k.digest(b), b[AuthLen-HMACLen:AuthLen])
+}
+
+// frame appends size zero octets to b for a packet of layout l, checking
+// size, and returns b and the packet.
+func frame(b []byte, size int, l layout, what string) ([]byte, []byte, error) {
+	if size < l.min || size > MaxLen {
+		return b, nil, fmt.Errorf("%w: %s of %d octets (want %d to %d)", ErrLength, what, size, l.min, MaxLen)
 	}
 	start := len(b)
 	b = append(b, make([]byte, size)...)
-	p := b[start:]
+	return b, b[start:], nil
+}
+
+// check checks the length of a received packet of layout l.
+func check(b []byte, l layout, what string) error {
+	if len(b) < l.min || len(b) > MaxLen {
+		return fmt.Errorf("%w: %s of %d octets (want %d to %d)", ErrLength, what, len(b), l.min, MaxLen)
+	}
+	return nil
+}
+
+func (t *Test) put(p []byte, l layout) {
 	binary.BigEndian.PutUint32(p[0:], t.Seq)
-	binary.BigEndian.PutUint64(p[4:], uint64(t.Time))
-	binary.BigEndian.PutUint16(p[12:], uint16(t.Err))
-	binary.BigEndian.PutUint16(p[14:], t.SSID)
-	return b, nil
+	binary.BigEndian.PutUint64(p[l.ts:], uint64(t.Time))
+	binary.BigEndian.PutUint16(p[l.err:], uint16(t.Err))
+	binary.BigEndian.PutUint16(p[l.ssid:], t.SSID)
 }
 
-// ParseTest reads a test packet. Padding and MBZ octets are not checked:
-// RFC 8762 §4.6 has a reflector ignore them.
+func getTest(p []byte, l layout) Test {
+	return Test{Seq: binary.BigEndian.Uint32(p[0:]), Time: Timestamp(binary.BigEndian.Uint64(p[l.ts:])),
+		Err: ErrorEstimate(binary.BigEndian.Uint16(p[l.err:])), SSID: binary.BigEndian.Uint16(p[l.ssid:])}
+}
+
+// Append appends t in unauthenticated mode, padded with zeros to size
+// octets (BaseLen to MaxLen).
+func (t *Test) Append(b []byte, size int) ([]byte, error) {
+	b, p, err := frame(b, size, open, "test packet")
+	if err == nil {
+		t.put(p, open)
+	}
+	return b, err
+}
+
+// AppendAuth appends t in authenticated mode under k, padded with zeros to
+// size octets (AuthLen to MaxLen).
+func (t *Test) AppendAuth(b []byte, size int, k *Key) ([]byte, error) {
+	b, p, err := frame(b, size, authed, "authenticated test packet")
+	if err == nil {
+		t.put(p, authed)
+		copy(p[AuthLen-HMACLen:], k.digest(p))
+	}
+	return b, err
+}
+
+// ParseTest reads an unauthenticated test packet. Padding and MBZ octets
+// are not checked: RFC 8762 §4.6 has a reflector ignore them.
 func ParseTest(b []byte) (Test, error) {
-	if len(b) < BaseLen || len(b) > MaxLen {
-		return Test{}, fmt.Errorf("%w: test packet of %d octets", ErrLength, len(b))
+	if err := check(b, open, "test packet"); err != nil {
+		return Test{}, err
 	}
-	return Test{Seq: binary.BigEndian.Uint32(b[0:]), Time: Timestamp(binary.BigEndian.Uint64(b[4:])),
-		Err: ErrorEstimate(binary.BigEndian.Uint16(b[12:])), SSID: binary.BigEndian.Uint16(b[14:])}, nil
+	return getTest(b, open), nil
 }
 
-// Append appends r, padded with zeros to size octets: the size of the test
-// packet it answers.
-func (r *Reply) Append(b []byte, size int) ([]byte, error) {
-	if size < BaseLen || size > MaxLen {
-		return b, fmt.Errorf("%w: reply of %d octets", ErrLength, size)
+// ParseTestAuth reads an authenticated test packet whose HMAC one of keys
+// reproduces, and returns that key (ErrHMAC when none does).
+func ParseTestAuth(b []byte, keys []*Key) (Test, *Key, error) {
+	if err := check(b, authed, "authenticated test packet"); err != nil {
+		return Test{}, nil, err
 	}
-	start := len(b)
-	b = append(b, make([]byte, size)...)
-	p := b[start:]
+	for _, k := range keys {
+		if k.valid(b) {
+			return getTest(b, authed), k, nil
+		}
+	}
+	return Test{}, nil, ErrHMAC
+}
+
+func (r *Reply) put(p []byte, l layout) {
 	binary.BigEndian.PutUint32(p[0:], r.Seq)
-	binary.BigEndian.PutUint64(p[4:], uint64(r.Time))
-	binary.BigEndian.PutUint16(p[12:], uint16(r.Err))
-	binary.BigEndian.PutUint16(p[14:], r.SSID)
-	binary.BigEndian.PutUint64(p[16:], uint64(r.RxTime))
-	binary.BigEndian.PutUint32(p[24:], r.SenderSeq)
-	binary.BigEndian.PutUint64(p[28:], uint64(r.SenderTime))
-	binary.BigEndian.PutUint16(p[36:], uint16(r.SenderErr))
-	p[40] = r.SenderTTL
-	return b, nil
+	binary.BigEndian.PutUint64(p[l.ts:], uint64(r.Time))
+	binary.BigEndian.PutUint16(p[l.err:], uint16(r.Err))
+	binary.BigEndian.PutUint16(p[l.ssid:], r.SSID)
+	binary.BigEndian.PutUint64(p[l.rx:], uint64(r.RxTime))
+	binary.BigEndian.PutUint32(p[l.sseq:], r.SenderSeq)
+	binary.BigEndian.PutUint64(p[l.sts:], uint64(r.SenderTime))
+	binary.BigEndian.PutUint16(p[l.serr:], uint16(r.SenderErr))
+	p[l.ttl] = r.SenderTTL
 }
 
-// ParseReply reads a reply.
-func ParseReply(b []byte) (Reply, error) {
-	if len(b) < BaseLen || len(b) > MaxLen {
-		return Reply{}, fmt.Errorf("%w: reply of %d octets", ErrLength, len(b))
+func getReply(p []byte, l layout) Reply {
+	return Reply{Seq: binary.BigEndian.Uint32(p[0:]), Time: Timestamp(binary.BigEndian.Uint64(p[l.ts:])),
+		Err: ErrorEstimate(binary.BigEndian.Uint16(p[l.err:])), SSID: binary.BigEndian.Uint16(p[l.ssid:]),
+		RxTime: Timestamp(binary.BigEndian.Uint64(p[l.rx:])), SenderSeq: binary.BigEndian.Uint32(p[l.sseq:]),
+		SenderTime: Timestamp(binary.BigEndian.Uint64(p[l.sts:])), SenderErr: ErrorEstimate(binary.BigEndian.Uint16(p[l.serr:])),
+		SenderTTL: p[l.ttl]}
+}
+
+// Append appends r in unauthenticated mode, padded with zeros to size
+// octets: the size of the test packet it answers.
+func (r *Reply) Append(b []byte, size int) ([]byte, error) {
+	b, p, err := frame(b, size, open, "reply")
+	if err == nil {
+		r.put(p, open)
 	}
-	return Reply{Seq: binary.BigEndian.Uint32(b[0:]), Time: Timestamp(binary.BigEndian.Uint64(b[4:])),
-		Err: ErrorEstimate(binary.BigEndian.Uint16(b[12:])), SSID: binary.BigEndian.Uint16(b[14:]),
-		RxTime: Timestamp(binary.BigEndian.Uint64(b[16:])), SenderSeq: binary.BigEndian.Uint32(b[24:]),
-		SenderTime: Timestamp(binary.BigEndian.Uint64(b[28:])), SenderErr: ErrorEstimate(binary.BigEndian.Uint16(b[36:])),
-		SenderTTL: b[40]}, nil
+	return b, err
+}
+
+// AppendAuth appends r in authenticated mode under k, padded with zeros to
+// size octets.
+func (r *Reply) AppendAuth(b []byte, size int, k *Key) ([]byte, error) {
+	b, p, err := frame(b, size, authed, "authenticated reply")
+	if err == nil {
+		r.put(p, authed)
+		copy(p[AuthLen-HMACLen:], k.digest(p))
+	}
+	return b, err
+}
+
+// ParseReply reads an unauthenticated reply.
+func ParseReply(b []byte) (Reply, error) {
+	if err := check(b, open, "reply"); err != nil {
+		return Reply{}, err
+	}
+	return getReply(b, open), nil
+}
+
+// ParseReplyAuth reads an authenticated reply whose HMAC k reproduces
+// (ErrHMAC otherwise).
+func ParseReplyAuth(b []byte, k *Key) (Reply, error) {
+	if err := check(b, authed, "authenticated reply"); err != nil {
+		return Reply{}, err
+	}
+	if !k.valid(b) {
+		return Reply{}, ErrHMAC
+	}
+	return getReply(b, authed), nil
 }

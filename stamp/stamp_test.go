@@ -2,6 +2,8 @@ package stamp
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"math"
@@ -53,6 +55,78 @@ func TestWireLayout(t *testing.T) {
 		}
 		if _, err := test.Append(nil, n); !errors.Is(err, ErrLength) {
 			t.Errorf("building %d octets: %v", n, err)
+		}
+	}
+}
+
+// Authenticated mode, octet by octet as RFC 8762 §4.2.2 and §4.3.2 lay it
+// out (with RFC 8972's SSID after the Error Estimate): 112 octets, the
+// last 16 the HMAC-SHA-256 of the first 96 under the shared key, truncated
+// (§4.4). The expected HMAC is computed here independently of the package.
+func TestAuthenticatedLayout(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	key := NewKey(secret)
+	mac := func(p string) string {
+		b, _ := hex.DecodeString(p)
+		m := hmac.New(sha256.New, secret)
+		m.Write(b)
+		return hex.EncodeToString(m.Sum(nil)[:16])
+	}
+	test := Test{Seq: 0x01020304, Time: 0x1112131415161718, Err: 0x8101, SSID: 0xabcd}
+	b, err := test.AppendAuth(nil, AuthLen, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := "01020304" + strings.Repeat("00", 12) + "1112131415161718" + "8101" + "abcd" + strings.Repeat("00", 68)
+	if got, want := hex.EncodeToString(b), body+mac(body); got != want {
+		t.Errorf("authenticated test packet\n%s\nwant\n%s", got, want)
+	}
+	if back, k, err := ParseTestAuth(b, []*Key{NewKey([]byte("another key of sixteen")), key}); err != nil || back != test || k != key {
+		t.Errorf("read back %+v, key %p (want %p), %v", back, k, key, err)
+	}
+	reply := Reply{Seq: 0x0a0b0c0d, Time: 0x2122232425262728, Err: 0x0001, SSID: 0xabcd, RxTime: 0x3132333435363738,
+		SenderSeq: 0x01020304, SenderTime: 0x1112131415161718, SenderErr: 0x8101, SenderTTL: 63}
+	if b, err = reply.AppendAuth(nil, 1472, key); err != nil {
+		t.Fatal(err)
+	}
+	body = "0a0b0c0d" + strings.Repeat("00", 12) + "2122232425262728" + "0001" + "abcd" + strings.Repeat("00", 4) +
+		"3132333435363738" + strings.Repeat("00", 8) + "01020304" + strings.Repeat("00", 12) +
+		"1112131415161718" + "8101" + strings.Repeat("00", 6) + "3f" + strings.Repeat("00", 15)
+	if got, want := hex.EncodeToString(b[:AuthLen]), body+mac(body); got != want {
+		t.Errorf("authenticated reply\n%s\nwant\n%s", got, want)
+	}
+	if len(b) != 1472 || !bytes.Equal(b[AuthLen:], make([]byte, 1472-AuthLen)) {
+		t.Errorf("padding: %d octets", len(b))
+	}
+	if back, err := ParseReplyAuth(b, key); err != nil || back != reply {
+		t.Errorf("reply read back %+v, %v", back, err)
+	}
+	// One changed octet anywhere in the first 96 breaks the HMAC; the
+	// padding after the HMAC is not covered (RFC 8762 §4.4).
+	for _, at := range []int{0, 20, 33, 95, 100} {
+		c := bytes.Clone(b)
+		c[at] ^= 1
+		if _, err := ParseReplyAuth(c, key); !errors.Is(err, ErrHMAC) {
+			t.Errorf("octet %d changed: %v", at, err)
+		}
+	}
+	c := bytes.Clone(b)
+	c[AuthLen] ^= 1
+	if _, err := ParseReplyAuth(c, key); err != nil {
+		t.Errorf("padding changed: %v", err)
+	}
+	if _, _, err := ParseTestAuth(b, []*Key{NewKey([]byte("another key of sixteen"))}); !errors.Is(err, ErrHMAC) {
+		t.Errorf("wrong key: %v", err)
+	}
+	for _, n := range []int{BaseLen, AuthLen - 1, MaxLen + 1} {
+		if _, _, err := ParseTestAuth(make([]byte, n), []*Key{key}); !errors.Is(err, ErrLength) {
+			t.Errorf("authenticated test packet of %d octets: %v", n, err)
+		}
+		if _, err := ParseReplyAuth(make([]byte, n), key); !errors.Is(err, ErrLength) {
+			t.Errorf("authenticated reply of %d octets: %v", n, err)
+		}
+		if _, err := test.AppendAuth(nil, n, key); !errors.Is(err, ErrLength) {
+			t.Errorf("building %d authenticated octets: %v", n, err)
 		}
 	}
 }
@@ -117,8 +191,19 @@ func FuzzParse(f *testing.F) {
 	b, _ := r.Append(nil, BaseLen)
 	f.Add(b)
 	f.Add(make([]byte, BaseLen-1))
+	key := NewKey([]byte("fuzzing key, 16+"))
+	auth, _ := r.AppendAuth(nil, AuthLen, key)
+	f.Add(auth)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ParseTest(b)
+		ParseTestAuth(b, []*Key{key})
+		if rep, err := ParseReplyAuth(b, key); err == nil {
+			// Only a packet with the key's own HMAC reads.
+			out, _ := rep.AppendAuth(nil, len(b), key)
+			if !bytes.Equal(out[AuthLen-HMACLen:AuthLen], b[AuthLen-HMACLen:AuthLen]) {
+				t.Errorf("an authenticated reply read, but its HMAC is not the key's")
+			}
+		}
 		rep, err := ParseReply(b)
 		if err != nil {
 			return
