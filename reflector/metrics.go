@@ -32,7 +32,7 @@ func NewCollector(s *Server) *Collector {
 		sendErrors: d("send_errors_total", "Failed sends."),
 		recvErrors: d("receive_errors_total", "Failed receives other than ICMP errors (the reflector goes on)."),
 		icmp:       d("icmp_errors_total", "ICMP errors that came back for datagrams the reflector sent, by kind.", "kind"),
-		sessions:   d("sessions", "Sessions held now: active (counted against the caps) and remembered (active or not).", "state"),
+		sessions:   d("sessions", "Sessions held now: active (counted against the caps), remembered (active or not), and stateful STAMP sessions (stamp).", "state"),
 		track:      d("tracked", "Source addresses and prefixes with a rate budget held now.", "kind"),
 	}
 }
@@ -64,6 +64,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.sent, st.Reports, "report")
 	counter(c.sent, st.Cookies, "cookie")
 	counter(c.sent, st.Refusals, "refused")
+	counter(c.sent, st.STAMPReplies, "stamp_reply")
 	counter(c.trains, st.Trains)
 	counter(c.timeouts, st.TrainTimeouts)
 	counter(c.sendErrors, st.SendErrors)
@@ -73,6 +74,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(c.sessions, st.Sessions, "active")
 	gauge(c.sessions, st.Remembered, "remembered")
+	gauge(c.sessions, st.STAMPSessions, "stamp")
 	gauge(c.track, st.Sources, "source")
 	gauge(c.track, st.Prefixes, "prefix")
 }

@@ -169,6 +169,11 @@ type Server struct {
 	c    counters
 	acl  acl
 
+	// budgetMu guards the budgets (sources, prefixes, global), which the
+	// STAMP loop shares; the receive loop holds it while it handles a
+	// datagram.
+	budgetMu sync.Mutex
+
 	// receive loop only
 	sessions map[sessionKey]*session
 	active   int // sessions counted against the caps
@@ -286,6 +291,7 @@ func (s *Server) readLoop(ctx context.Context) error {
 			}
 			time.Sleep(recvErrorPause)
 		}
+		s.budgetMu.Lock()
 		if err == nil {
 			switch ev.Kind {
 			case dispersion.Unreachable:
@@ -312,6 +318,7 @@ func (s *Server) readLoop(ctx context.Context) error {
 			lastSweep = now
 		}
 		s.summarize(now)
+		s.budgetMu.Unlock()
 	}
 }
 

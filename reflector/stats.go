@@ -60,12 +60,14 @@ type Stats struct {
 	TrainTimeouts uint64 // trains answered incomplete after TrainTimeout
 	Replies       uint64 // reply datagrams sent
 	Reports       uint64 // report datagrams sent
+	STAMPReplies  uint64 // STAMP replies sent
 	SendErrors    uint64
 	ReceiveErrors uint64                     // failed receives other than ICMP errors (the loop goes on)
 	ICMPErrors    [dispersion.NumICMP]uint64 // by dispersion.ICMP
 	Dropped       [numDrops]uint64           // by Drop
 	Sessions      int                        // active now
 	Remembered    int                        // sessions remembered now, active or not
+	STAMPSessions int                        // stateful STAMP sessions counted now
 	Sources       int                        // source addresses tracked now
 	Prefixes      int                        // source prefixes tracked now
 }
@@ -80,12 +82,12 @@ func (s *Stats) DroppedTotal() uint64 {
 }
 
 type counters struct {
-	received, receivedBytes, sent, sentBytes, cookies, refusals atomic.Uint64
-	trains, timeouts, replies, reports, sendErrors              atomic.Uint64
-	recvErrors                                                  atomic.Uint64
-	icmp                                                        [dispersion.NumICMP]atomic.Uint64
-	dropped                                                     [numDrops]atomic.Uint64
-	sessions, remembered, sources, prefixes                     atomic.Int64
+	received, receivedBytes, sent, sentBytes, cookies, refusals  atomic.Uint64
+	trains, timeouts, replies, reports, sendErrors, stampReplies atomic.Uint64
+	recvErrors                                                   atomic.Uint64
+	icmp                                                         [dispersion.NumICMP]atomic.Uint64
+	dropped                                                      [numDrops]atomic.Uint64
+	sessions, remembered, sources, prefixes, stampSessions       atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {
@@ -94,7 +96,7 @@ func (c *counters) snapshot() Stats {
 		Sent: c.sent.Load(), SentBytes: c.sentBytes.Load(),
 		Cookies: c.cookies.Load(), Refusals: c.refusals.Load(),
 		Trains: c.trains.Load(), TrainTimeouts: c.timeouts.Load(), Replies: c.replies.Load(),
-		Reports: c.reports.Load(), SendErrors: c.sendErrors.Load(), ReceiveErrors: c.recvErrors.Load(),
+		Reports: c.reports.Load(), STAMPReplies: c.stampReplies.Load(), STAMPSessions: int(c.stampSessions.Load()), SendErrors: c.sendErrors.Load(), ReceiveErrors: c.recvErrors.Load(),
 		Sessions: int(c.sessions.Load()), Remembered: int(c.remembered.Load()), Sources: int(c.sources.Load()), Prefixes: int(c.prefixes.Load()),
 	}
 	for i := range s.Dropped {

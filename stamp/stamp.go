@@ -129,6 +129,22 @@ func (e ErrorEstimate) Seconds() float64 {
 	return math.Ldexp(float64(e.Multiplier()), int(e.Scale())-32)
 }
 
+// EstimateOf is the Error Estimate stating an error of seconds: the
+// smallest Scale whose Multiplier (rounded up, at least 1) fits in 8 bits,
+// so that the stated error is never less than seconds. A NaN, negative or
+// zero error states the resolution of the format (Multiplier 1, Scale 0).
+func EstimateOf(seconds float64, synced, ptp bool) ErrorEstimate {
+	if !(seconds > 0) {
+		return MakeErrorEstimate(synced, ptp, 0, 1)
+	}
+	for scale := 0; scale <= 63; scale++ {
+		if m := math.Ceil(math.Ldexp(seconds, 32-scale)); m <= 255 {
+			return MakeErrorEstimate(synced, ptp, uint8(scale), uint8(max(m, 1)))
+		}
+	}
+	return MakeErrorEstimate(synced, ptp, 63, 255)
+}
+
 // Test is a Session-Sender test packet.
 type Test struct {
 	Seq  uint32

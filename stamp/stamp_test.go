@@ -179,6 +179,17 @@ func TestErrorEstimate(t *testing.T) {
 			t.Errorf("%#04x: S %v Z %v scale %d multiplier %d, %g s", uint16(c.e), c.e.Synced(), c.e.PTP(), c.e.Scale(), c.e.Multiplier(), c.e.Seconds())
 		}
 	}
+	// The estimate of a stated error never states less than it, and not
+	// more than one Multiplier step more.
+	for _, sec := range []float64{1e-9, 1e-6, 15e-6, 1e-3, 0.5, 16e3} {
+		e := EstimateOf(sec, true, false)
+		if got := e.Seconds(); got < sec || got > sec*(1+1/128.0)+math.Ldexp(1, -32) || !e.Synced() || e.PTP() {
+			t.Errorf("EstimateOf(%g) = %#04x, stating %g s", sec, uint16(e), got)
+		}
+	}
+	if e := EstimateOf(math.NaN(), false, true); e.Multiplier() != 1 || e.Scale() != 0 || !e.PTP() {
+		t.Errorf("EstimateOf(NaN) = %#04x", uint16(e))
+	}
 	if s := ErrorEstimate(0x8100).Seconds(); !math.IsNaN(s) {
 		t.Errorf("a zero multiplier states %g s", s)
 	}

@@ -31,11 +31,12 @@ func main() {
 }
 
 type options struct {
-	listen, stamps, iface, keys, user, web, webConfig, logFormat string
-	allow, deny                                                  []string
-	rate, sourceRate, prefixRate                                 float64
-	pps, sourcePPS                                               float64
-	cfg                                                          reflector.Config
+	listen, stamp, stamps, iface, keys, user, web, webConfig, logFormat string
+	stampStateful                                                       bool
+	allow, deny                                                         []string
+	rate, sourceRate, prefixRate                                        float64
+	pps, sourcePPS                                                      float64
+	cfg                                                                 reflector.Config
 }
 
 func command() *cobra.Command {
@@ -56,6 +57,8 @@ func command() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", fmt.Sprintf(":%d", train.DefaultPort), "UDP address to listen on (IPv4 and IPv6)")
+	f.StringVar(&o.stamp, "stamp", "", "also answer STAMP (RFC 8762) and TWAMP-Light test packets on this UDP address, e.g. :862 (\"\" disables; with --keys, authenticated mode only)")
+	f.BoolVar(&o.stampStateful, "stamp-stateful", false, "STAMP stateful mode: number replies per sender address, port and SSID (RFC 8762 §4.3.1), which shows loss in each direction")
 	f.StringVar(&o.stamps, "timestamps", "auto", "timestamp source: auto, hardware, software or user")
 	f.StringVar(&o.iface, "interface", "", "interface whose NIC stamps packets (hardware timestamps; needs CAP_NET_ADMIN at start)")
 	f.StringVar(&o.keys, "keys", "", "answer only probes signed with a key from this file (\"NAME HEX-SECRET\" lines, mode 600)")
@@ -128,62 +131,100 @@ func (o *options) config() (reflector.Config, error) {
 	return cfg, cfg.Validate()
 }
 
-// sockets opens the probe socket and the web listener (when asked for),
-// or takes them from inherited files: this image was re-executed by one
-// that set them up with capabilities.
-func (o *options) sockets(mode dispersion.Mode, inherited []*os.File) (*dispersion.Conn, net.Listener, error) {
+// listeners are the reflector's sockets: abing's probe socket, the STAMP
+// one (with --stamp) and the web listener (unless disabled).
+type listeners struct {
+	conn, stamp *dispersion.Conn
+	web         net.Listener
+}
+
+func (l *listeners) Close() {
+	if l.conn != nil {
+		l.conn.Close()
+	}
+	if l.stamp != nil {
+		l.stamp.Close()
+	}
+	if l.web != nil {
+		l.web.Close()
+	}
+}
+
+// sockets opens the probe socket, the STAMP socket and the web listener
+// (those asked for), or takes them from inherited files: this image was
+// re-executed by one that set them up with capabilities.
+func (o *options) sockets(mode dispersion.Mode, inherited []*os.File) (l listeners, err error) {
+	defer func() {
+		if err != nil {
+			l.Close()
+		}
+	}()
 	if inherited == nil {
-		conn, err := dispersion.Listen("udp", o.listen, dispersion.Options{Mode: mode, Interface: o.iface})
-		if err != nil {
-			return nil, nil, err
+		opts := dispersion.Options{Mode: mode, Interface: o.iface}
+		if l.conn, err = dispersion.Listen("udp", o.listen, opts); err != nil {
+			return l, err
 		}
-		if o.web == "" {
-			return conn, nil, nil
+		if o.stamp != "" {
+			if l.stamp, err = dispersion.Listen("udp", o.stamp, opts); err != nil {
+				return l, fmt.Errorf("--stamp: %w", err)
+			}
 		}
-		web, err := net.Listen("tcp", o.web)
-		if err != nil {
-			conn.Close()
-			return nil, nil, fmt.Errorf("--web.listen-address: %w", err)
+		if o.web != "" {
+			if l.web, err = net.Listen("tcp", o.web); err != nil {
+				return l, fmt.Errorf("--web.listen-address: %w", err)
+			}
 		}
-		return conn, web, nil
+		return l, nil
 	}
 	defer func() {
 		for _, f := range inherited {
 			f.Close() // duplicated by FileConn and FileListener
 		}
 	}()
-	want := 2 // the probe socket and the web listener
-	if o.web == "" {
-		want = 1
+	want := 1 // the probe socket, then the STAMP socket and the web listener if asked for
+	if o.stamp != "" {
+		want++
+	}
+	if o.web != "" {
+		want++
 	}
 	if len(inherited) != want {
-		return nil, nil, fmt.Errorf("re-executed with %d sockets, want %d", len(inherited), want)
+		return l, fmt.Errorf("re-executed with %d sockets, want %d", len(inherited), want)
 	}
-	conn, err := dispersion.FileConn(inherited[0], mode)
-	if err != nil {
-		return nil, nil, err
+	if l.conn, err = dispersion.FileConn(inherited[0], mode); err != nil {
+		return l, err
 	}
-	if o.web == "" {
-		return conn, nil, nil
+	next := 1
+	if o.stamp != "" {
+		if l.stamp, err = dispersion.FileConn(inherited[next], mode); err != nil {
+			return l, fmt.Errorf("inherited STAMP socket: %w", err)
+		}
+		next++
 	}
-	web, err := net.FileListener(inherited[1])
-	if err != nil {
-		conn.Close()
-		return nil, nil, fmt.Errorf("inherited web listener: %w", err)
+	if o.web != "" {
+		if l.web, err = net.FileListener(inherited[next]); err != nil {
+			return l, fmt.Errorf("inherited web listener: %w", err)
+		}
 	}
-	return conn, web, nil
+	return l, nil
 }
 
 // reexec runs this program again, without capabilities, handing it the
-// sockets. It returns only on failure.
-func (o *options) reexec(conn *dispersion.Conn, web net.Listener) error {
-	f, err := conn.File()
-	if err != nil {
-		return fmt.Errorf("re-execute: %w", err)
+// sockets in the order sockets takes them. It returns only on failure.
+func (o *options) reexec(l listeners) error {
+	var files []*os.File
+	for _, c := range []*dispersion.Conn{l.conn, l.stamp} {
+		if c == nil {
+			continue
+		}
+		f, err := c.File()
+		if err != nil {
+			return fmt.Errorf("re-execute: %w", err)
+		}
+		files = append(files, f)
 	}
-	files := []*os.File{f}
-	if web != nil {
-		wf, err := web.(*net.TCPListener).File()
+	if l.web != nil {
+		wf, err := l.web.(*net.TCPListener).File()
 		if err != nil {
 			return fmt.Errorf("re-execute: %w", err)
 		}
@@ -214,14 +255,12 @@ func run(ctx context.Context, o *options, logTo io.Writer) error {
 	if err != nil {
 		return err
 	}
-	conn, web, err := o.sockets(mode, inherited)
+	l, err := o.sockets(mode, inherited)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	if web != nil {
-		defer web.Close()
-	}
+	defer l.Close()
+	conn, web := l.conn, l.web
 	if o.user != "root" {
 		switched, err := privilege.Drop(o.user)
 		if err != nil {
@@ -240,7 +279,7 @@ func run(ctx context.Context, o *options, logTo io.Writer) error {
 		dropped, err := privilege.DropCapabilities()
 		if errors.Is(err, privilege.ErrCgo) && inherited == nil {
 			log.Info("re-executing without capabilities: a binary built with cgo cannot clear them from every thread")
-			return o.reexec(conn, web)
+			return o.reexec(l)
 		}
 		if err != nil {
 			return fmt.Errorf("started with capabilities that cannot be given up: %w", err)
@@ -273,9 +312,31 @@ func run(ctx context.Context, o *options, logTo io.Writer) error {
 		"keys", len(cfg.Keys), "allow", o.allow, "deny", o.deny, "metrics", metrics)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err = srv.Serve(ctx)
+	// Both loops stop when either fails, or at the signal.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 2)
+	loops := 1
+	go func() { errs <- srv.Serve(ctx) }()
+	if l.stamp != nil {
+		mode := "unauthenticated (and TWAMP-Light)"
+		if len(cfg.Keys) > 0 {
+			mode = "authenticated only"
+		}
+		log.Info("STAMP reflector listening", "addr", l.stamp.LocalAddr(), "mode", mode, "stateful", o.stampStateful)
+		st := srv.STAMP(l.stamp, o.stampStateful)
+		loops++
+		go func() { errs <- st.Serve(ctx) }()
+	}
+	err = <-errs
+	cancel()
+	for range loops - 1 {
+		if e := <-errs; err == nil {
+			err = e
+		}
+	}
 	st := srv.Stats()
 	log.Info("reflector stopped", "received", st.Received, "dropped", st.DroppedTotal(), "cookies", st.Cookies,
-		"trains", st.Trains, "replies", st.Replies, "reports", st.Reports, "refusals", st.Refusals)
+		"trains", st.Trains, "replies", st.Replies, "reports", st.Reports, "refusals", st.Refusals, "stamp_replies", st.STAMPReplies)
 	return err
 }
