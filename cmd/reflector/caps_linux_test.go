@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/abing-net/abing/internal/testenv"
 	"github.com/abing-net/abing/measure"
+	"github.com/abing-net/abing/stamp"
 )
 
 // TestCapabilitiesDropped: started as an unprivileged user with
@@ -73,7 +75,7 @@ func TestCapabilitiesDropped(t *testing.T) {
 			} else {
 				attr.AmbientCaps = []uintptr{unix.CAP_NET_ADMIN}
 			}
-			cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--web.listen-address", "127.0.0.1:0", "--user", "root")
+			cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--stamp", "127.0.0.1:0", "--web.listen-address", "127.0.0.1:0", "--user", "root")
 			cmd.SysProcAttr = attr
 			errs, _ := cmd.StderrPipe()
 			if err := cmd.Start(); err != nil {
@@ -86,11 +88,14 @@ func TestCapabilitiesDropped(t *testing.T) {
 			}()
 			sc := bufio.NewScanner(errs)
 			var log []string
-			var addr, metrics string
-			for addr == "" && sc.Scan() {
+			var addr, metrics, stampAddr string
+			for (addr == "" || stampAddr == "") && sc.Scan() {
 				log = append(log, sc.Text())
 				if m := regexp.MustCompile(`reflector listening.*addr=(\S+).*metrics=(\S+)`).FindStringSubmatch(sc.Text()); m != nil {
 					addr, metrics = m[1], m[2]
+				}
+				if m := regexp.MustCompile(`STAMP reflector listening.*addr=(\S+)`).FindStringSubmatch(sc.Text()); m != nil {
+					stampAddr = m[1]
 				}
 			}
 			text := strings.Join(log, "\n")
@@ -114,7 +119,11 @@ func TestCapabilitiesDropped(t *testing.T) {
 			if len(tasks) < 2 {
 				t.Errorf("%d threads", len(tasks))
 			}
-			// Both sockets work: a measurement, the metrics.
+			// Every socket works: a measurement, a STAMP reply, the
+			// metrics.
+			if r := stampReply(t, stampAddr); r.SenderSeq != 77 {
+				t.Errorf("STAMP reply %+v", r)
+			}
 			mcfg := measure.Defaults().Fixed()
 			mcfg.Target, mcfg.Timeout = addr, 2*time.Second
 			if _, err := measure.Run(context.Background(), mcfg); err != nil {
@@ -125,6 +134,28 @@ func TestCapabilitiesDropped(t *testing.T) {
 			}
 		})
 	}
+}
+
+// stampReply sends one STAMP test packet to addr and returns the reply.
+func stampReply(t *testing.T, addr string) stamp.Reply {
+	t.Helper()
+	c, err := net.Dial("udp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b, _ := (&stamp.Test{Seq: 77}).Append(nil, 100)
+	c.Write(b)
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, err := c.Read(b)
+	if err != nil {
+		t.Fatalf("STAMP at %s: %v", addr, err)
+	}
+	r, err := stamp.ParseReply(b[:n])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // setcap gives a file the capability cap, permitted and effective, as
