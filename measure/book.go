@@ -186,7 +186,24 @@ type slot struct {
 	fromR bool // reflector transmit stamp known
 }
 
+// directions says which directions a train is read in: both, or one for
+// a STAMP reflector's phase 2 (each direction has trains of its own).
+type directions uint8
+
+const (
+	both directions = iota
+	forwardOnly
+	reverseOnly
+)
+
+// reads says whether a train for dir is read in the forward direction
+// (forward) or the reverse one.
+func (dir directions) reads(forward bool) bool {
+	return dir == both || forward == (dir == forwardOnly)
+}
+
 type trainState struct {
+	dir      directions
 	slots    []slot
 	arrived  int // request packets that reached the reflector (from replies)
 	replies  int
@@ -336,6 +353,9 @@ func (bk *book) samplesAndLate(d *Direction, from, to int, forward bool) ([]esti
 	var out, late []estimator.Sample
 	for i := from; i < to; i++ {
 		t := bk.trains[i]
+		if !t.dir.reads(forward) {
+			continue
+		}
 		n := len(t.slots)
 		tx, rx := make([]int64, n), make([]int64, n)
 		order := make([]int, n)

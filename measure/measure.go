@@ -28,6 +28,7 @@ import (
 	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/estimator"
 	"github.com/abing-net/abing/record"
+	"github.com/abing-net/abing/stamp"
 	"github.com/abing-net/abing/train"
 )
 
@@ -60,8 +61,13 @@ type Config struct {
 	MaxBytes      int
 	Round         int // paced trains per round; 0: Trains
 	PacedTrainLen int // packets per paced train; 0: TrainLen
+	// Protocol is what the reflector speaks: abing's own protocol ("" or
+	// ProtocolAbing), or a standard reflector's (ProtocolSTAMP,
+	// ProtocolTWAMPLight; stamp.go).
+	Protocol string
 	// Key, when set, signs every datagram for a reflector that requires
-	// keys (HMAC-SHA-256, package auth).
+	// keys (HMAC-SHA-256, package auth); with STAMP, it chooses
+	// authenticated mode under its secret.
 	Key *auth.Key
 	// Bind is used to open the socket; nil means dispersion.Listen. The
 	// testbed uses it to open sockets inside a network namespace.
@@ -189,6 +195,17 @@ func (c *Config) Validate() error {
 		if min1 := (c.Trains*c.TrainLen + c.round()*c.pacedLen()) * c.Size; c.Budget() < min1 || c.MaxBytes > MaxBytes || c.MaxBytes < 0 {
 			return bad("max_bytes", c.Budget(), fmt.Sprintf("want %d (phase 1 and one round) to %d bytes", min1, MaxBytes))
 		}
+	}
+	switch c.Protocol {
+	case "", ProtocolAbing, ProtocolSTAMP, ProtocolTWAMPLight:
+	default:
+		return bad("protocol", fmt.Sprintf("%q", c.Protocol), fmt.Sprintf("want %s, %s or %s", ProtocolAbing, ProtocolSTAMP, ProtocolTWAMPLight))
+	}
+	if c.Protocol == ProtocolTWAMPLight && c.Key != nil {
+		return bad("protocol", c.Protocol, "TWAMP-Light has no authenticated mode without TWAMP-Control: use stamp with a key")
+	}
+	if c.stamp() && c.Key != nil && c.Size < train.OverheadIPv6+stamp.AuthLen {
+		return bad("size", c.Size, fmt.Sprintf("want at least %d bytes for authenticated STAMP", train.OverheadIPv6+stamp.AuthLen))
 	}
 	if c.Method != MethodProbeGap && c.Method != MethodABwE {
 		return bad("method", fmt.Sprintf("%q", c.Method), fmt.Sprintf("want %s or %s", MethodProbeGap, MethodABwE))
@@ -432,6 +449,7 @@ type session struct {
 	unauth   int // datagrams from the reflector not signed with our key
 	progress chan struct{}
 	rng      *rand.Rand
+	stamp    *stampSession // with a STAMP or TWAMP-Light reflector
 }
 
 // Run performs one measurement.
@@ -443,7 +461,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, cfg.MaxDuration())
 	defer cancel()
-	addr, err := resolve(ctx, cfg.Network, cfg.Target)
+	port := train.DefaultPort
+	if cfg.stamp() {
+		port = stamp.Port
+	}
+	addr, err := resolve(ctx, cfg.Network, cfg.Target, port)
 	if err != nil {
 		return nil, err
 	}
@@ -471,7 +493,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	s := &session{book: book{cfg: cfg, phase1: cfg.Trains}, conn: conn, peer: conn.Peer(addr), addr: addr, id: id, rng: rand.New(rand.NewPCG(id, 1)),
 		payload: cfg.Size - overhead, txKeys: map[uint32][2]int{}, reports: map[uint32]bool{},
 		progress: make(chan struct{}, 1)}
-	if cfg.Key != nil {
+	switch {
+	case cfg.stamp():
+		s.stampSetup()
+	case cfg.Key != nil:
 		s.signer = auth.NewSigner(*cfg.Key)
 		s.verifier = auth.NewVerifier([]auth.Key{*cfg.Key})
 	}
@@ -497,8 +522,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 }
 
 // resolve finds the reflector's address; a slow resolver is bounded by ctx.
-func resolve(ctx context.Context, network, target string) (netip.AddrPort, error) {
-	host, port := target, fmt.Sprint(train.DefaultPort)
+func resolve(ctx context.Context, network, target string, defaultPort int) (netip.AddrPort, error) {
+	host, port := target, fmt.Sprint(defaultPort)
 	if h, p, err := net.SplitHostPort(target); err == nil {
 		host, port = h, p
 	}
@@ -526,8 +551,10 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 	cfg := s.cfg
 	res := &Result{Target: cfg.Target, Addr: s.addr, Config: cfg}
 	res.Forward.Name, res.Reverse.Name = "forward", "reverse"
-	if err := s.handshake(ctx); err != nil {
-		return nil, err
+	if s.stamp == nil {
+		if err := s.handshake(ctx); err != nil {
+			return nil, err
+		}
 	}
 	s.mu.Lock()
 	budget := s.budget
@@ -546,7 +573,7 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 	// Phase 1: back to back. The first train goes alone: its reply tells
 	// how long a train occupies the bottleneck, and so how far apart the
 	// others must be for the probe load to stay under 1/LoadFactor.
-	if err := s.phase(ctx, 0, 1, cfg.TrainLen, 0, 0, cfg.Interval); err != nil {
+	if err := s.phase(ctx, 0, 1, cfg.TrainLen, 0, 0, cfg.Interval, both); err != nil {
 		return nil, err
 	}
 	// A lost first train is no reason to give up: the others then follow
@@ -555,19 +582,32 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	interval := TrainInterval(cfg, s.firstTrainTn())
-	if err := s.phase(ctx, 1, cfg.Trains-1, cfg.TrainLen, 0, 0, interval); err != nil {
+	if err := s.phase(ctx, 1, cfg.Trains-1, cfg.TrainLen, 0, 0, interval, both); err != nil {
 		return nil, err
 	}
 	if err := s.wait(ctx, 0, cfg.Trains, cfg.Timeout, true); err != nil {
 		return nil, err
 	}
 	s.fetchReports(ctx, 0, cfg.Trains)
+	if s.stamp != nil {
+		s.stampStamps()
+	}
 	est, fgap, rgap := s.capacity(res, 0, cfg.Trains)
-	// Pairs that could not resolve the path: capacity from trains.
-	if count, n := CapacityTrains(cfg, &res.Forward, &res.Reverse); count > 0 && budget != nil && !cfg.capacityTrainsFit(*budget, count, n) {
+	// Pairs that could not resolve the path: capacity from trains. Not
+	// for a STAMP reflector's reverse direction: it echoes each packet as
+	// it comes, and longer trains would only echo longer.
+	dirs := []*Direction{&res.Forward, &res.Reverse}
+	var limited, sparse bool
+	if s.stamp != nil {
+		dirs = dirs[:1]
+		limited, sparse = s.stampLimit(res)
+	}
+	if count, n := CapacityTrains(cfg, dirs...); count > 0 && budget != nil && !cfg.capacityTrainsFit(*budget, count, n) {
 		res.Notes = append(res.Notes, fmt.Sprintf("the pairs could not resolve the path, and %d trains of %d packets for its capacity would not fit the reflector's budget", count, n))
+	} else if count > 0 && limited {
+		res.Notes = append(res.Notes, fmt.Sprintf("the pairs could not resolve the path, and a reflector that limits its replies would not answer %d trains of %d packets", count, n))
 	} else if count > 0 {
-		if err := s.phase(ctx, cfg.Trains, count, n, 0, 0, TrainInterval(cfg, s.firstTrainTn())); err != nil {
+		if err := s.phase(ctx, cfg.Trains, count, n, 0, 0, TrainInterval(cfg, s.firstTrainTn()), both); err != nil {
 			return nil, err
 		}
 		if err := s.wait(ctx, cfg.Trains, cfg.Trains+count, cfg.Timeout, true); err != nil {
@@ -593,17 +633,44 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 			interval = iv
 		}
 	}
+	if s.stamp != nil {
+		s.stampCapacity(res)
+		if limited {
+			n = 2
+		}
+		if sparse {
+			interval = min(2*interval, MaxInterval)
+		}
+		if res.Forward.CapErr != nil {
+			fgap = 0
+		}
+		if res.Reverse.CapErr != nil {
+			rgap = 0
+		}
+	}
 	first, count := s.phase1, cfg.round()
 	for r := 0; r < cfg.rounds(); r++ {
-		if err := s.phase(ctx, first, count, n, fgap, rgap, interval); err != nil {
+		sent := count
+		if s.stamp != nil {
+			// A STAMP reflector cannot be asked to pace its replies:
+			// they leave as the test packets arrive. So each direction
+			// has trains of its own, sent at its pace.
+			var err error
+			if sent, err = s.stampRound(ctx, first, count, n, fgap, rgap, interval); err != nil {
+				return nil, err
+			}
+		} else if err := s.phase(ctx, first, count, n, fgap, rgap, interval, both); err != nil {
 			return nil, err
 		}
-		if err := s.wait(ctx, first, first+count, cfg.Timeout, true); err != nil {
+		if sent == 0 {
+			break
+		}
+		if err := s.wait(ctx, first, first+sent, cfg.Timeout, true); err != nil {
 			return nil, err
 		}
-		s.fetchReports(ctx, first, count)
-		s.round(est, first, count)
-		first += count
+		s.fetchReports(ctx, first, sent)
+		s.round(est, first, sent)
+		first += sent
 		if precise(&res.Forward, cfg.Precision) && precise(&res.Reverse, cfg.Precision) {
 			break
 		}
@@ -612,6 +679,9 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 	s.mu.Lock()
 	res.Unexpected, res.Unauthenticated = s.malform, s.unauth
 	s.mu.Unlock()
+	if s.stamp != nil {
+		s.stampFinish(res)
+	}
 	return res, nil
 }
 
@@ -646,7 +716,7 @@ func (s *session) bye() {
 	s.mu.Lock()
 	greeted := s.cookie != nil
 	s.mu.Unlock()
-	if !greeted {
+	if !greeted || s.stamp != nil {
 		return
 	}
 	b := make([]byte, train.SenderBody)
@@ -773,8 +843,9 @@ func (c *Config) MaxDuration() time.Duration {
 }
 
 // phase sends count trains of n packets from index first, with forward spacing fgap and
-// reply spacing rgap (0 = back to back), starting on average interval apart.
-func (s *session) phase(ctx context.Context, first, count, n int, fgap, rgap, interval time.Duration) error {
+// reply spacing rgap (0 = back to back), starting on average interval
+// apart, to be read in the directions dir.
+func (s *session) phase(ctx context.Context, first, count, n int, fgap, rgap, interval time.Duration, dir directions) error {
 	pkts := make([][]byte, n)
 	for i := range pkts {
 		pkts[i] = make([]byte, s.payload)
@@ -805,6 +876,9 @@ func (s *session) phase(ctx context.Context, first, count, n int, fgap, rgap, in
 		}
 		now := time.Now().UnixNano()
 		for p := range pkts {
+			if s.stamp != nil {
+				break
+			}
 			s.seq++
 			train.PutHeader(pkts[p], &train.Header{Type: train.TypeProbe, Flags: flags, Session: s.id,
 				Train: uint32(i), Pos: uint16(p), Len: uint16(n), Seq: s.seq,
@@ -812,7 +886,14 @@ func (s *session) phase(ctx context.Context, first, count, n int, fgap, rgap, in
 			s.seal(pkts[p])
 		}
 		s.mu.Lock()
+		for p := range pkts {
+			if s.stamp == nil {
+				break
+			}
+			s.stampPacket(pkts[p], i, p, now)
+		}
 		ts := s.newTrain(n)
+		ts.dir = dir
 		key := s.peer.FirstKey()
 		for p := range pkts {
 			s.txKeys[key+uint32(p)] = [2]int{i, p}
@@ -937,6 +1018,9 @@ func (s *session) maxRTT() time.Duration {
 // [first, first+n), in as many report requests as needed, each no larger
 // than a probe, and waits for them (two tries).
 func (s *session) fetchReports(ctx context.Context, first, n int) {
+	if s.stamp != nil {
+		return // each reply carries its transmit stamp
+	}
 	room := s.payload
 	if s.verifier != nil {
 		room -= auth.TrailerLen // the reflector's signature
@@ -1033,6 +1117,10 @@ func (s *session) receive(ctx context.Context) error {
 
 // handle records one datagram from the reflector; s.mu is held.
 func (s *session) handle(b []byte, ev dispersion.Event, stamps []train.TxStamp) []train.TxStamp {
+	if s.stamp != nil {
+		s.stampHandle(b, ev)
+		return stamps
+	}
 	h, err := train.ParseHeader(b)
 	if ev.From != s.addr || ev.Trunc || err != nil || h.Session != s.id {
 		s.malform++

@@ -175,7 +175,7 @@ func (st *STAMP) handle(b []byte, ev dispersion.Event, now time.Time) {
 		c.next++
 	}
 	if now.Sub(st.clockAt) > time.Second {
-		st.clock, st.clockAt = clockEstimate(), now
+		st.clock, st.clockAt = stamp.HostClock(), now
 	}
 	ptp := t.Err.PTP()
 	rx := time.Unix(0, ev.Ns)

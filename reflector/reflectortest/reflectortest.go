@@ -51,6 +51,35 @@ func Start(t testing.TB, network, addr string, cfg reflector.Config) *Reflector 
 	return r
 }
 
+// StartSTAMP runs a reflector with cfg and its STAMP loop (stateful or not)
+// on network and addr, as Start does; Addr is the STAMP socket's.
+func StartSTAMP(t testing.TB, network, addr string, cfg reflector.Config, stateful bool) *Reflector {
+	t.Helper()
+	r := Start(t, network, addr, cfg)
+	conn, err := dispersion.Listen(network, addr, dispersion.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Server.STAMP(conn, stateful).Serve(ctx) }()
+	stop := r.stop
+	var once sync.Once
+	r.Addr = conn.LocalAddr()
+	r.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("STAMP reflector %s: %v", r.Addr, err)
+			}
+			conn.Close()
+			stop()
+		})
+	}
+	t.Cleanup(r.stop)
+	return r
+}
+
 // Stop ends the reflector; later calls do nothing.
 func (r *Reflector) Stop() { r.stop() }
 

@@ -1,0 +1,100 @@
+package measure
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+	"testing"
+
+	"github.com/abing-net/abing/auth"
+	"github.com/abing-net/abing/reflector"
+	"github.com/abing-net/abing/reflector/reflectortest"
+)
+
+// Against abing's STAMP reflector on loopback, in every mode: every test
+// packet answered and matched, RTT measured, the reflector's stamps read
+// as nanosecond ones, and the reverse direction never given the forward
+// one's capacity.
+func TestSTAMPLoopback(t *testing.T) {
+	key := auth.Key{Name: "k", Secret: []byte("0123456789abcdef")}
+	for _, tc := range []struct {
+		name     string
+		protocol string
+		stateful bool
+		key      *auth.Key
+	}{
+		{"stamp", ProtocolSTAMP, false, nil},
+		{"stamp stateful", ProtocolSTAMP, true, nil},
+		{"stamp authenticated", ProtocolSTAMP, false, &key},
+		{"twamp-light", ProtocolTWAMPLight, false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rcfg := reflector.Config{}
+			if tc.key != nil {
+				rcfg.Keys = []auth.Key{*tc.key}
+			}
+			r := reflectortest.StartSTAMP(t, "udp4", "127.0.0.1:0", rcfg, tc.stateful)
+			cfg := Defaults().Fixed()
+			cfg.Target, cfg.Protocol, cfg.Key, cfg.TrainLen = r.String(), tc.protocol, tc.key, 3
+			res, err := Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, rec := range res.Records() {
+				t.Logf("%s", rec.Text())
+			}
+			t.Logf("notes %q", res.Notes)
+			// The reflector counts a reply once its send returned, which
+			// may be after the sender read it.
+			st := r.Server.Stats()
+			for deadline := time.Now().Add(time.Second); st.STAMPReplies < uint64(res.Forward.Packets) && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+				st = r.Server.Stats()
+			}
+			if res.Forward.Lost != 0 || res.Unexpected != 0 || res.Unauthenticated != 0 || st.DroppedTotal() != 0 || !res.RTTOK {
+				t.Errorf("lost %d, unexpected %d, unauthenticated %d, dropped %v, RTT %v", res.Forward.Lost, res.Unexpected, res.Unauthenticated, st.Dropped, res.RTTOK)
+			}
+			if st.STAMPReplies != uint64(res.Forward.Packets) || st.Trains != 0 {
+				t.Errorf("%d STAMP replies to %d packets, %d abing trains", st.STAMPReplies, res.Forward.Packets, st.Trains)
+			}
+		})
+	}
+}
+
+// Reflectors whose stamps cannot support a forward capacity, on loopback
+// (no bottleneck: any forward DBC would be wrong): each run says why, and
+// gives no forward DBC; the rate-limited one is detected and fitted.
+func TestSTAMPLyingReflectors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		lie  reflectortest.STAMPLie
+		want string // in the forward error or the notes
+	}{
+		{"coarse", reflectortest.STAMPCoarse, "resolve only 1ms"},
+		{"batched", reflectortest.STAMPBatched, "stamps in batches"},
+		{"zero", reflectortest.STAMPZero, "no timestamps"},
+		{"rate-limited", reflectortest.STAMPRateLimited, "rate-limits its replies"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := reflectortest.StartSTAMPLiar(t, tc.lie)
+			cfg := Defaults()
+			cfg.Target, cfg.Protocol = addr.String(), ProtocolSTAMP
+			res, err := Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			text := fmt.Sprint(res.Forward.CapErr, res.Notes)
+			for _, rec := range res.Records() {
+				t.Logf("%s", rec.Text())
+			}
+			t.Logf("notes %q", res.Notes)
+			if !strings.Contains(text, tc.want) {
+				t.Errorf("no %q in %s", tc.want, text)
+			}
+			if res.Forward.CapErr == nil && tc.lie != reflectortest.STAMPRateLimited {
+				t.Errorf("forward DBC %.1f Mbit/s from a reflector whose stamps cannot show it", res.Forward.Capacity.DBC/1e6)
+			}
+		})
+	}
+}
