@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/reflector"
