@@ -70,6 +70,7 @@ type Probe struct {
 	Size       int      `yaml:"size"`
 	Timeout    Duration `yaml:"timeout"`
 	Method     string   `yaml:"method"`     // probe-gap or abwe
+	Protocol   string   `yaml:"protocol"`   // abing, stamp or twamp-light: what the reflector speaks
 	Timestamps string   `yaml:"timestamps"` // auto, hardware, software or user
 	Interface  string   `yaml:"interface"`  // NIC for hardware timestamps
 	// The adaptive default's precision and byte budget per direction.
@@ -651,6 +652,9 @@ func (t *Target) measure(def Probe) (measure.Config, error) {
 	for _, p := range []Probe{def, t.Probe} {
 		if p.Method != "" {
 			m.Method = p.Method
+		}
+		if p.Protocol != "" {
+			m.Protocol = p.Protocol
 		}
 		if p.Timestamps != "" {
 			mode, err := dispersion.ParseMode(p.Timestamps)

@@ -18,6 +18,7 @@ func (r *Result) Records() []record.Record {
 			Address:         r.Addr.String(),
 			Direction:       d.Name,
 			Method:          r.Config.Method,
+			Protocol:        r.Config.stampProtocol(),
 			PairsSent:       d.TrainsSent,
 			PairsReceived:   d.Complete,
 			PairsUsed:       d.Used,

@@ -21,6 +21,15 @@ const (
 // stamp says whether the reflector is a standard one.
 func (c *Config) stamp() bool { return c.Protocol == ProtocolSTAMP || c.Protocol == ProtocolTWAMPLight }
 
+// stampProtocol is the standard protocol a run used, for its records; ""
+// for abing's own.
+func (c *Config) stampProtocol() string {
+	if c.stamp() {
+		return c.Protocol
+	}
+	return ""
+}
+
 // Measuring against a STAMP or TWAMP-Light reflector.
 //
 // The trains leave as unmodified STAMP test packets padded to the probe

@@ -275,7 +275,7 @@ func (m *Monitor) apply(cfg *config.Config, running map[string]*targetLoop, star
 func sameTarget(a config.Target, ma measure.Config, b config.Target, mb measure.Config) bool {
 	if a.Address != b.Address || a.Interval != b.Interval || !maps.Equal(a.Labels, b.Labels) ||
 		ma.Trains != mb.Trains || ma.TrainLen != mb.TrainLen || ma.Size != mb.Size || ma.Timeout != mb.Timeout ||
-		ma.Method != mb.Method || ma.Timestamps != mb.Timestamps || ma.Interface != mb.Interface ||
+		ma.Method != mb.Method || ma.Protocol != mb.Protocol || ma.Timestamps != mb.Timestamps || ma.Interface != mb.Interface ||
 		ma.Precision != mb.Precision || ma.MaxBytes != mb.MaxBytes || ma.PacedTrainLen != mb.PacedTrainLen ||
 		(ma.Key == nil) != (mb.Key == nil) || (ma.Key != nil && (ma.Key.Name != mb.Key.Name || !bytes.Equal(ma.Key.Secret, mb.Key.Secret))) {
 		return false

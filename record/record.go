@@ -57,8 +57,11 @@ type Record struct {
 	LinkCost *float64 `json:"link_cost,omitempty"`
 	// DBCMin is a lower bound of the capacity when the path was faster than
 	// the sending host could space its probes (and DBC is absent).
-	DBCMin          *float64       `json:"dbc_min_mbps,omitempty"`
-	Method          string         `json:"method"`
+	DBCMin *float64 `json:"dbc_min_mbps,omitempty"`
+	Method string   `json:"method"`
+	// Protocol is the reflector's protocol when it was a standard one
+	// (stamp, twamp-light); empty for abing's own.
+	Protocol        string         `json:"protocol,omitempty"`
 	XTRProbeGap     *float64       `json:"xtr_probe_gap_mbps,omitempty"`
 	XTRABwE         *float64       `json:"xtr_abwe_mbps,omitempty"`
 	RTT             *RTT           `json:"rtt_ms,omitempty"`

@@ -34,7 +34,8 @@ func measureCommand() *cobra.Command {
 		Short: "Measure both directions of the path to a reflector",
 		Example: "  abing measure reflector.example.org\n" +
 			"  abing measure --precision 0.05 --max-bytes 600000 reflector.example.org\n" +
-			"  abing measure -6 --train-len 10 --output json [2001:db8::1]:8176",
+			"  abing measure -6 --train-len 10 --output json [2001:db8::1]:8176\n" +
+			"  abing measure --protocol stamp router.example.org",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.Target = args[0]
@@ -97,6 +98,7 @@ func measureCommand() *cobra.Command {
 	f.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "longest wait for replies")
 	f.StringVar(&stamps, "timestamps", "auto", "timestamp source: auto, hardware, software or user")
 	f.StringVar(&cfg.Interface, "interface", "", "interface whose NIC stamps packets (hardware timestamps)")
+	f.StringVar(&cfg.Protocol, "protocol", measure.ProtocolAbing, "the reflector's protocol: abing (abing's reflector), stamp (RFC 8762; port 862 unless given; authenticated with --key-file) or twamp-light")
 	f.StringVar(&cfg.Method, "method", cfg.Method, "cross-traffic method: probe-gap or abwe (ABwE's published q/(1+q))")
 	f.Float64Var(&cfg.Precision, "precision", cfg.Precision, "stop adding paced trains when the ABW interval is within ± this fraction of DBC (0: a fixed run)")
 	f.IntVar(&cfg.MaxBytes, "max-bytes", cfg.MaxBytes, "probe bytes per direction, both phases, at most (0: 200 probes' worth, 300 KB of 1500-byte ones)")
@@ -173,7 +175,7 @@ func runMeasure(ctx context.Context, cfg measure.Config, count int, interval tim
 // flagOf is the flag of each measure.Config setting.
 var flagOf = map[string]string{"trains": "--pairs", "train_len": "--train-len", "size": "--size",
 	"interval": "--train-interval", "timeout": "--timeout", "method": "--method", "precision": "--precision",
-	"max_bytes": "--max-bytes"}
+	"max_bytes": "--max-bytes", "protocol": "--protocol"}
 
 // inFlags says a setting error in the words of the command line.
 func inFlags(err error) error {

@@ -103,6 +103,32 @@ func (e *Env) StartReflector(port int) (srv *reflector.Server, stop func() error
 	}, nil
 }
 
+// StartSTAMP starts the environment's reflector answering STAMP (stateless)
+// on port too, sharing its budgets; stop ends that loop.
+func (e *Env) StartSTAMP(port int) (addr netip.AddrPort, stop func() error, err error) {
+	var conn *dispersion.Conn
+	err = e.TB.Reflector.Do(func() (err error) {
+		conn, err = dispersion.Listen("udp", fmt.Sprintf(":%d", port), dispersion.Options{})
+		return err
+	})
+	if err != nil {
+		return addr, nil, fmt.Errorf("STAMP reflector: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		err := e.Reflector.STAMP(conn, false).Serve(ctx)
+		conn.Close()
+		done <- err
+	}()
+	var once sync.Once
+	var serr error
+	return netip.AddrPortFrom(testbed.ReflectorAddr, uint16(port)), func() error {
+		once.Do(func() { cancel(); serr = <-done })
+		return serr
+	}, nil
+}
+
 // Target is the reflector's address in the testbed.
 func (e *Env) Target() netip.AddrPort { return e.target }
 
@@ -140,10 +166,13 @@ type Outcome struct {
 	Window time.Duration
 }
 
-// Measure runs one measurement with cfg (Target and Bind are filled in)
-// while flows run, and computes the truth from the router's counters.
+// Measure runs one measurement with cfg (Bind is filled in, and Target
+// unless given) while flows run, and computes the truth from the router's
+// counters.
 func (e *Env) Measure(ctx context.Context, cfg measure.Config, flows []testbed.Flow) (*Outcome, error) {
-	cfg.Target = e.target.String()
+	if cfg.Target == "" {
+		cfg.Target = e.target.String()
+	}
 	cfg.Bind = e.Bind
 	var running []*testbed.Traffic
 	defer func() {
