@@ -165,7 +165,7 @@ targets:
 }
 
 // Probe settings that `abing measure` has as flags: keys for keyed
-// reflectors, method, timestamps, interface; each checked when the file is
+// reflectors, method, timestamps, interface, protocol; each checked when the file is
 // read, with its line.
 func TestProbeKeysAndMethod(t *testing.T) {
 	dir := t.TempDir()
@@ -176,7 +176,7 @@ func TestProbeKeysAndMethod(t *testing.T) {
 targets:
   - address: x
   - address: y
-    probe: {key_name: b, timestamps: software, interface: eth1}
+    probe: {key_name: b, timestamps: software, interface: eth1, protocol: stamp}
 `, keys)), "m.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +184,8 @@ targets:
 	mx := cfg.Measure(&cfg.Targets[0])
 	my := cfg.Measure(&cfg.Targets[1])
 	if mx.Key == nil || mx.Key.Name != "a" || mx.Method != "abwe" || my.Key == nil || my.Key.Name != "b" ||
-		my.Timestamps != dispersion.ModeSoftware || my.Interface != "eth1" || my.Method != "abwe" {
+		my.Timestamps != dispersion.ModeSoftware || my.Interface != "eth1" || my.Method != "abwe" ||
+		my.Protocol != "stamp" || mx.Protocol != "" {
 		t.Errorf("x: %+v\ny: %+v", mx, my)
 	}
 	for _, tc := range []struct{ name, yaml, want string }{
@@ -194,6 +195,7 @@ targets:
 		{"no such key", fmt.Sprintf("targets:\n  - address: a\n    probe: {key_file: %q, key_name: c}\n", keys), `no key named "c"`},
 		{"method", "targets:\n  - address: a\n    probe: {method: guess}\n", `m.yaml:2: method "guess"`},
 		{"timestamps", "targets:\n  - address: a\n    probe: {timestamps: gps}\n", "m.yaml:2: "},
+		{"protocol", "targets:\n  - address: a\n    probe: {protocol: owamp}\n", `m.yaml:2: protocol "owamp": want abing, stamp or twamp-light`},
 	} {
 		if _, err := Parse([]byte(tc.yaml), "m.yaml"); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)

@@ -61,9 +61,10 @@ type stampSession struct {
 	clock    stamp.ErrorEstimate  // ours, in every test packet
 	reflErr  stamp.ErrorEstimate  // the reflector's, from its last reply
 	replies  int
-	zeroRx   int // replies whose T2 is zero
-	zeroTx   int // and T3
-	stateful int // replies whose reflector sequence number is its own
+	zeroRx   int    // replies whose T2 is zero
+	zeroTx   int    // and T3
+	stateful int    // replies whose reflector sequence number is its own
+	maxRSeq  uint32 // the highest of those: a stateful reflector counts from 0
 	// resolution is what the reflector's stamps resolve (ns), read from
 	// them before the first estimate; 0 until then. equal and gaps count
 	// the consecutive packets of phase 1 with equal receive stamps, of
@@ -151,6 +152,7 @@ func (s *session) stampHandle(b []byte, ev dispersion.Event) {
 	}
 	if r.Seq != r.SenderSeq {
 		st.stateful++
+		st.maxRSeq = max(st.maxRSeq, r.Seq)
 	}
 	st.replies++
 	st.reflErr = r.Err
@@ -350,9 +352,23 @@ func (s *session) stampRound(ctx context.Context, first, count, n int, fgap, rga
 func (s *session) stampFinish(res *Result) {
 	s.mu.Lock()
 	st := *s.stamp
+	unique := 0
+	for _, t := range s.trains {
+		unique += t.replies
+	}
 	s.mu.Unlock()
 	if st.replies == 0 {
 		return
+	}
+	// A stateful reflector numbers the test packets that reached it, from
+	// 0: the highest number says how many did (those after the last reply
+	// we got aside), and so which way the others were lost. A count that
+	// does not fit what we sent and what came back is not believed.
+	f, r := &res.Forward, &res.Reverse
+	split := false
+	if arrived := int(st.maxRSeq) + 1; st.stateful == st.replies && arrived <= f.Packets && arrived >= unique {
+		f.Lost, r.Packets, r.Bytes, r.Lost = f.Packets-arrived, arrived, arrived*s.cfg.Size, arrived-unique
+		split = true
 	}
 	mode := "stateless"
 	if st.stateful > 0 {
@@ -368,7 +384,7 @@ func (s *session) stampFinish(res *Result) {
 	}
 	res.Notes = append(res.Notes, fmt.Sprintf("%s reflector (%s): clock %s, %s; its stamps resolve %v",
 		s.cfg.Protocol, mode, sync, stated, time.Duration(st.resolution)))
-	if st.stateful == 0 && res.Forward.Lost > 0 {
-		res.Notes = append(res.Notes, "a stateless reflector does not say which way a packet was lost: losses are counted forward")
+	if !split && f.Lost > 0 {
+		res.Notes = append(res.Notes, "the reflector did not say which way packets were lost (a stateless one cannot): losses are counted forward")
 	}
 }

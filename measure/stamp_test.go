@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/abing-net/abing/auth"
+	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/reflector"
 	"github.com/abing-net/abing/reflector/reflectortest"
+	"github.com/abing-net/abing/stamp"
 )
 
 // Against abing's STAMP reflector on loopback, in every mode: every test
@@ -94,6 +96,61 @@ func TestSTAMPLyingReflectors(t *testing.T) {
 			}
 			if res.Forward.CapErr == nil && tc.lie != reflectortest.STAMPRateLimited {
 				t.Errorf("forward DBC %.1f Mbit/s from a reflector whose stamps cannot show it", res.Forward.Capacity.DBC/1e6)
+			}
+		})
+	}
+}
+
+// A stateful reflector numbers the test packets that reached it: of eight
+// sent, the fourth lost on the way out and the reply to the seventh on
+// the way back, the replies carry 0, 1, 2, 3, 4 and 6, so one was lost
+// each way. A stateless one cannot tell: both count forward, and a note
+// says so. A hostile count (more arrivals than were sent) is not believed.
+func TestSTAMPLossDirections(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		rseq              map[uint32]uint32 // sender seq → reflector seq of the replies that came
+		fwd, rev, revSent int
+	}{
+		{"stateful", map[uint32]uint32{1: 0, 2: 1, 3: 2, 5: 3, 6: 4, 8: 6}, 1, 1, 7},
+		{"stateless", map[uint32]uint32{1: 1, 2: 2, 3: 3, 5: 5, 6: 6, 8: 8}, 2, 0, 6},
+		{"hostile count", map[uint32]uint32{1: 0, 2: 1, 3: 2, 5: 3, 6: 4, 8: 600}, 2, 0, 6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := fuzzSession()
+			s.cfg.Protocol = ProtocolSTAMP
+			s.stampSetup()
+			t1 := stamp.NTP(time.Now())
+			seq := uint32(0)
+			for i, tr := range s.trains {
+				for p := range tr.slots {
+					seq++
+					s.stamp.sent[seq] = stampSent{train: i, pos: p, t1: t1}
+				}
+			}
+			now := time.Now()
+			for q := uint32(1); q <= seq; q++ {
+				r, ok := tc.rseq[q]
+				if !ok {
+					continue
+				}
+				b, _ := (&stamp.Reply{Seq: r, SenderSeq: q, SenderTime: t1, SSID: s.stamp.ssid, Err: 1,
+					RxTime: stamp.NTP(now), Time: stamp.NTP(now)}).Append(nil, 100)
+				s.mu.Lock()
+				s.stampHandle(b, dispersion.Event{Kind: dispersion.Data, N: len(b), From: s.addr, Ns: now.UnixNano(), TTL: 60})
+				s.mu.Unlock()
+			}
+			res := &Result{Config: s.cfg}
+			res.Forward.Name, res.Reverse.Name = "forward", "reverse"
+			est, _, _ := s.capacity(res, 0, s.cfg.Trains)
+			s.finish(est)
+			s.stampFinish(res)
+			if res.Forward.Packets != 8 || res.Forward.Lost != tc.fwd || res.Reverse.Lost != tc.rev || res.Reverse.Packets != tc.revSent {
+				t.Errorf("forward %d sent %d lost, reverse %d sent %d lost; want 8/%d, %d/%d; notes %q",
+					res.Forward.Packets, res.Forward.Lost, res.Reverse.Packets, res.Reverse.Lost, tc.fwd, tc.revSent, tc.rev, res.Notes)
+			}
+			if said := strings.Contains(fmt.Sprint(res.Notes), "did not say which way"); said != (tc.rev == 0) {
+				t.Errorf("notes %q", res.Notes)
 			}
 		})
 	}

@@ -39,6 +39,9 @@ func TestMeasureBadInput(t *testing.T) {
 		{[]string{"--precision", "1.5", "198.18.2.2"}, "--precision 1.5"},
 		{[]string{"--precision", "NaN", "198.18.2.2"}, "--precision NaN"},
 		{[]string{"--max-bytes", "1000", "198.18.2.2"}, "--max-bytes 1000: want"},
+		{[]string{"--protocol", "owamp", "198.18.2.2"}, `--protocol "owamp": want abing, stamp or twamp-light`},
+		{[]string{"--protocol", "twamp-light", "--key-file", two, "--key-name", "a", "198.18.2.2"}, "--protocol twamp-light: TWAMP-Light has no authenticated mode"},
+		{[]string{"--protocol", "stamp", "--key-file", two, "--key-name", "a", "--size", "150", "198.18.2.2"}, "--size 150: want at least 160 bytes for authenticated STAMP"},
 	} {
 		cmd := measureCommand()
 		var out bytes.Buffer
