@@ -88,6 +88,22 @@ func FuzzReceive(f *testing.F) {
 	})
 }
 
+// fuzzSTAMPSession is fuzzSession against a STAMP reflector: every test
+// packet sent with our timestamp t1, numbered 1 to seq.
+func fuzzSTAMPSession() (s *session, t1 stamp.Timestamp, seq uint32) {
+	s = fuzzSession()
+	s.cfg.Protocol = ProtocolSTAMP
+	s.stampSetup()
+	t1 = stamp.NTP(time.Now())
+	for i, tr := range s.trains {
+		for p := range tr.slots {
+			seq++
+			s.stamp.sent[seq] = stampSent{train: i, pos: p, t1: t1}
+		}
+	}
+	return s, t1, seq
+}
+
 // FuzzSTAMPReceive feeds what a STAMP reflector might send into the
 // sender's receive path, each datagram made to answer each test packet in
 // turn (its sequence number and our timestamp copied in) so that the
@@ -103,17 +119,7 @@ func FuzzSTAMPReceive(f *testing.F) {
 	f.Add(b2, uint16(0))
 	f.Add(append(append([]byte(nil), b...), b...), uint16(len(b)))
 	f.Fuzz(func(t *testing.T, data []byte, cut uint16) {
-		s := fuzzSession()
-		s.cfg.Protocol = ProtocolSTAMP
-		s.stampSetup()
-		t1 := stamp.NTP(time.Now())
-		seq := uint32(0)
-		for i, tr := range s.trains {
-			for p := range tr.slots {
-				seq++
-				s.stamp.sent[seq] = stampSent{train: i, pos: p, t1: t1}
-			}
-		}
+		s, t1, seq := fuzzSTAMPSession()
 		parts := [][]byte{data}
 		if c := int(cut); c > 0 && c < len(data) {
 			parts = [][]byte{data[:c], data[c:]}

@@ -117,17 +117,7 @@ func TestSTAMPLossDirections(t *testing.T) {
 		{"hostile count", map[uint32]uint32{1: 0, 2: 1, 3: 2, 5: 3, 6: 4, 8: 600}, 2, 0, 6},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := fuzzSession()
-			s.cfg.Protocol = ProtocolSTAMP
-			s.stampSetup()
-			t1 := stamp.NTP(time.Now())
-			seq := uint32(0)
-			for i, tr := range s.trains {
-				for p := range tr.slots {
-					seq++
-					s.stamp.sent[seq] = stampSent{train: i, pos: p, t1: t1}
-				}
-			}
+			s, t1, seq := fuzzSTAMPSession()
 			now := time.Now()
 			for q := uint32(1); q <= seq; q++ {
 				r, ok := tc.rseq[q]

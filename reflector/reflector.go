@@ -292,25 +292,14 @@ func (s *Server) readLoop(ctx context.Context) error {
 			time.Sleep(recvErrorPause)
 		}
 		s.budgetMu.Lock()
-		if err == nil {
-			switch ev.Kind {
-			case dispersion.Unreachable:
-				// Queued ICMP errors are counted; the pending-error copy
-				// of the same message (no address) is not.
-				if ev.From.IsValid() {
-					s.c.icmp[ev.ICMP].Add(1)
-				}
-			case dispersion.Data:
-				s.c.received.Add(1)
-				s.c.receivedBytes.Add(uint64(ev.N))
-				if ev.Trunc || ev.N > MaxDatagram {
-					s.drop(DropOversize, nil)
-				} else {
-					s.handle(buf[:ev.N], ev, now)
-				}
-			case dispersion.TxStamp:
-				s.recordTx(ev.Key, ev.Ns)
-			}
+		switch { // count counts every event, and is true for datagrams
+		case err != nil:
+		case s.c.count(ev) && (ev.Trunc || ev.N > MaxDatagram):
+			s.drop(DropOversize, nil)
+		case ev.Kind == dispersion.Data:
+			s.handle(buf[:ev.N], ev, now)
+		case ev.Kind == dispersion.TxStamp:
+			s.recordTx(ev.Key, ev.Ns)
 		}
 		s.flushExpired(now)
 		if now.Sub(lastSweep) > time.Second {

@@ -27,9 +27,16 @@ func start(t testing.TB, cfg Config) (*Server, netip.AddrPort) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serve(t, conn, srv.Serve)
+	return srv, conn.LocalAddr()
+}
+
+// serve runs loop until the end of the test, then closes conn; an error
+// from loop fails the test.
+func serve(t testing.TB, conn *dispersion.Conn, loop func(context.Context) error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- srv.Serve(ctx) }()
+	done := make(chan error, 1)
+	go func() { done <- loop(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -37,7 +44,6 @@ func start(t testing.TB, cfg Config) (*Server, netip.AddrPort) {
 		}
 		conn.Close()
 	})
-	return srv, conn.LocalAddr()
 }
 
 // client is a hand-driven sender: it says hello, keeps its cookie and

@@ -87,17 +87,8 @@ func (st *STAMP) Serve(ctx context.Context) error {
 			s.c.recvErrors.Add(1)
 			time.Sleep(recvErrorPause)
 		}
-		if err == nil {
-			switch ev.Kind {
-			case dispersion.Unreachable:
-				if ev.From.IsValid() {
-					s.c.icmp[ev.ICMP].Add(1)
-				}
-			case dispersion.Data:
-				s.c.received.Add(1)
-				s.c.receivedBytes.Add(uint64(ev.N))
-				st.handle(buf[:ev.N], ev, now)
-			}
+		if err == nil && s.c.count(ev) {
+			st.handle(buf[:ev.N], ev, now)
 		}
 		if now.Sub(lastSweep) > time.Second {
 			st.sweep(now)

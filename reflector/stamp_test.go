@@ -1,7 +1,6 @@
 package reflector
 
 import (
-	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -22,17 +21,19 @@ func startSTAMP(t testing.TB, cfg Config, stateful bool) (*Server, netip.AddrPor
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.STAMP(conn, stateful).Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		conn.Close()
-	})
+	serve(t, conn, srv.STAMP(conn, stateful).Serve)
 	return srv, conn.LocalAddr()
+}
+
+// settled returns srv's counters once ok holds, or after a second: a
+// reply is counted once its send returned, which may be after the client
+// read it.
+func settled(srv *Server, ok func(Stats) bool) Stats {
+	st := srv.Stats()
+	for deadline := time.Now().Add(time.Second); !ok(st) && time.Now().Before(deadline); st = srv.Stats() {
+		time.Sleep(time.Millisecond)
+	}
+	return st
 }
 
 // stampClient is a plain UDP socket speaking STAMP by hand.
@@ -112,7 +113,7 @@ func TestSTAMPStateless(t *testing.T) {
 			t.Errorf("error estimate %#04x", uint16(r.Err))
 		}
 	}
-	if st := srv.Stats(); st.STAMPReplies != 3 || st.SentBytes != st.ReceivedBytes {
+	if st := settled(srv, func(st Stats) bool { return st.STAMPReplies == 3 }); st.STAMPReplies != 3 || st.SentBytes != st.ReceivedBytes {
 		t.Errorf("stamp replies %d, bytes in %d, out %d", st.STAMPReplies, st.ReceivedBytes, st.SentBytes)
 	}
 }
@@ -180,7 +181,7 @@ func TestSTAMPDrops(t *testing.T) {
 	if r, err := stamp.ParseReplyAuth(got, stamp.NewKey(key.Secret)); err != nil || r.SenderSeq != 1 || len(got) != 200 {
 		t.Errorf("authenticated reply: %+v, %d octets, %v", r, len(got), err)
 	}
-	if st := srv.Stats(); st.STAMPReplies != 1 {
+	if st := settled(srv, func(st Stats) bool { return st.STAMPReplies == 1 }); st.STAMPReplies != 1 {
 		t.Errorf("%d replies", st.STAMPReplies)
 	}
 }

@@ -90,6 +90,23 @@ type counters struct {
 	sessions, remembered, sources, prefixes, stampSessions       atomic.Int64
 }
 
+// count counts what a receive returned: a datagram, or an ICMP error
+// (queued ones; the pending-error copy of the same message, which has no
+// address, is not). It reports whether ev is a datagram.
+func (c *counters) count(ev dispersion.Event) bool {
+	switch ev.Kind {
+	case dispersion.Unreachable:
+		if ev.From.IsValid() {
+			c.icmp[ev.ICMP].Add(1)
+		}
+	case dispersion.Data:
+		c.received.Add(1)
+		c.receivedBytes.Add(uint64(ev.N))
+		return true
+	}
+	return false
+}
+
 func (c *counters) snapshot() Stats {
 	s := Stats{
 		Received: c.received.Load(), ReceivedBytes: c.receivedBytes.Load(),
