@@ -648,8 +648,11 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 			rgap = 0
 		}
 	}
-	first, count := s.phase1, cfg.round()
-	for r := 0; r < cfg.rounds(); r++ {
+	first, count, rounds := s.phase1, cfg.round(), cfg.rounds()
+	if s.stamp != nil && fgap > 0 && rgap > 0 {
+		rounds = cfg.stampRounds()
+	}
+	for r := 0; r < rounds; r++ {
 		sent := count
 		if s.stamp != nil {
 			// A STAMP reflector cannot be asked to pace its replies:
@@ -838,6 +841,9 @@ func PaceGap(tn float64, n int) time.Duration {
 func (c *Config) MaxDuration() time.Duration {
 	interval := max(c.Interval, MaxInterval)
 	trains, _ := c.plan()
+	if c.stamp() {
+		trains += trains - c.Trains // each direction's paced trains of its own
+	}
 	trains += CapacityTrainCount // perhaps (CapacityTrains)
 	return time.Duration(5+3*c.rounds())*c.Timeout + time.Duration(trains)*(3*interval+MaxSpan)/2
 }

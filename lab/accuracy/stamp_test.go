@@ -109,6 +109,9 @@ func TestSTAMPAgreesWithNative(t *testing.T) {
 		logDir(t, o.what+" 20/8", &o.out.Result.Reverse, o.out.Truth[testbed.Reverse])
 	}
 	t.Logf("stamp notes: %q", std.Result.Notes)
+	if cfg := measure.Defaults(); std.Result.Forward.Bytes > cfg.Budget() {
+		t.Errorf("20/8 Mbit/s through STAMP: %d bytes forward, budget %d", std.Result.Forward.Bytes, cfg.Budget())
+	}
 	for _, pick := range []func(*measure.Result) *measure.Direction{
 		func(r *measure.Result) *measure.Direction { return &r.Forward },
 		func(r *measure.Result) *measure.Direction { return &r.Reverse },
