@@ -648,11 +648,8 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 			rgap = 0
 		}
 	}
-	first, count, rounds := s.phase1, cfg.round(), cfg.rounds()
-	if s.stamp != nil && fgap > 0 && rgap > 0 {
-		rounds = cfg.stampRounds()
-	}
-	for r := 0; r < rounds; r++ {
+	first, count := s.phase1, cfg.round()
+	for r := 0; r < cfg.rounds(); r++ {
 		sent := count
 		if s.stamp != nil {
 			// A STAMP reflector cannot be asked to pace its replies:

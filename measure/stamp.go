@@ -21,18 +21,6 @@ const (
 // stamp says whether the reflector is a standard one.
 func (c *Config) stamp() bool { return c.Protocol == ProtocolSTAMP || c.Protocol == ProtocolTWAMPLight }
 
-// stampRounds bounds the rounds of an adaptive phase 2 against a STAMP
-// reflector when both directions are paced: each round then sends both
-// directions' trains on the forward path, and they must fit its MaxBytes
-// together (1 when not adaptive).
-func (c *Config) stampRounds() int {
-	if c.Precision <= 0 {
-		return 1
-	}
-	per := 2 * c.round() * c.pacedLen() * c.Size
-	return max(1, (c.Budget()-c.Trains*c.TrainLen*c.Size)/per)
-}
-
 // stampProtocol is the standard protocol a run used, for its records; ""
 // for abing's own.
 func (c *Config) stampProtocol() string {

@@ -43,13 +43,23 @@ func logDir(t *testing.T, what string, d *measure.Direction, truth Truth) {
 
 // agree checks the rule for one direction read by both protocols:
 // DBC within StampDBCAgreement of each other, and each ABW inside the
-// other's interval.
-func agree(d1, d2 *measure.Direction) error {
-	if d1.Err() != nil || d2.Err() != nil {
-		return fmt.Errorf("no estimate: %v; %v", d1.Err(), d2.Err())
+// other's interval. A run that refused its cross traffic because the
+// sending host was short of CPU (measure.ErrBusyHost, as CI's host
+// sometimes is) gave the right answer for its host, and only its
+// capacity is compared.
+func agree(t *testing.T, d1, d2 *measure.Direction) error {
+	if d1.CapErr != nil || d2.CapErr != nil {
+		return fmt.Errorf("no capacity: %v; %v", d1.CapErr, d2.CapErr)
 	}
 	if e := relErr(d2.Capacity.DBC, d1.Capacity.DBC); e > StampDBCAgreement {
 		return fmt.Errorf("DBC %.2f and %.2f: %.1f %% apart", d1.Capacity.DBC/1e6, d2.Capacity.DBC/1e6, 100*e)
+	}
+	if errors.Is(d1.CrossErr, measure.ErrBusyHost) || errors.Is(d2.CrossErr, measure.ErrBusyHost) {
+		t.Logf("%s: ABW not compared: %v; %v", d1.Name, d1.CrossErr, d2.CrossErr)
+		return nil
+	}
+	if d1.CrossErr != nil || d2.CrossErr != nil {
+		return fmt.Errorf("no ABW: %v; %v", d1.CrossErr, d2.CrossErr)
 	}
 	in := func(v float64, x measure.Direction) bool { return x.Cross.ABWLow <= v && v <= x.Cross.ABWHigh }
 	if !in(d1.Cross.ABW, *d2) || !in(d2.Cross.ABW, *d1) {
@@ -89,7 +99,7 @@ func TestSTAMPAgreesWithNative(t *testing.T) {
 			logDir(t, fmt.Sprintf("%s cross %s", o.what, d), &o.out.Result.Reverse, o.out.Truth[testbed.Reverse])
 		}
 		t.Logf("stamp notes: %q", std.Result.Notes)
-		if err := agree(&native.Result.Forward, &std.Result.Forward); err != nil {
+		if err := agree(t, &native.Result.Forward, &std.Result.Forward); err != nil {
 			t.Errorf("cross traffic %s: forward: %v", d, err)
 		}
 		// The reverse through STAMP: a bound that holds, and the reason.
@@ -109,15 +119,16 @@ func TestSTAMPAgreesWithNative(t *testing.T) {
 		logDir(t, o.what+" 20/8", &o.out.Result.Reverse, o.out.Truth[testbed.Reverse])
 	}
 	t.Logf("stamp notes: %q", std.Result.Notes)
-	if cfg := measure.Defaults(); std.Result.Forward.Bytes > cfg.Budget() {
-		t.Errorf("20/8 Mbit/s through STAMP: %d bytes forward, budget %d", std.Result.Forward.Bytes, cfg.Budget())
+	// Each direction's trains within its budget, both on the forward path.
+	if cfg := measure.Defaults(); std.Result.Forward.Bytes > 2*cfg.Budget() {
+		t.Errorf("20/8 Mbit/s through STAMP: %d bytes forward, budget %d a direction", std.Result.Forward.Bytes, cfg.Budget())
 	}
 	for _, pick := range []func(*measure.Result) *measure.Direction{
 		func(r *measure.Result) *measure.Direction { return &r.Forward },
 		func(r *measure.Result) *measure.Direction { return &r.Reverse },
 	} {
 		n, s := pick(native.Result), pick(std.Result)
-		if err := agree(n, s); err != nil {
+		if err := agree(t, n, s); err != nil {
 			t.Errorf("20/8 Mbit/s, reverse cross traffic: %s: %v", n.Name, err)
 		}
 	}
