@@ -10,8 +10,9 @@ import (
 	"github.com/abing-net/abing/record"
 )
 
-// Table is an answer printed as text (aligned columns), json (one object a
-// row) or csv (a header, then the rows).
+// Table is an answer printed as text (aligned columns), json (an array of
+// one object a row, a row a line; [] when there is none) or csv (a header,
+// then the rows).
 type Table struct {
 	output string
 	w      io.Writer
@@ -38,13 +39,24 @@ func (t *Table) Add(obj any, cells ...string) {
 func (t *Table) Flush() error {
 	switch t.output {
 	case "json":
-		enc := json.NewEncoder(t.w)
-		for _, o := range t.objs {
-			if err := enc.Encode(o); err != nil {
+		var b []byte
+		for i, o := range t.objs {
+			row, err := json.Marshal(o)
+			if err != nil {
 				return err
 			}
+			sep := ",\n"
+			if i == 0 {
+				sep = "[\n"
+			}
+			b = append(append(b, sep...), row...)
 		}
-		return nil
+		if b == nil {
+			_, err := io.WriteString(t.w, "[]\n")
+			return err
+		}
+		_, err := t.w.Write(append(b, "\n]\n"...))
+		return err
 	case "csv":
 		cw := csv.NewWriter(t.w)
 		cw.Write(t.header)

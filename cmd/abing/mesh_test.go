@@ -22,15 +22,21 @@ func TestMeshCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	var kinds []string
-	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
-		var o map[string]any
-		if err := json.Unmarshal([]byte(l), &o); err != nil {
-			t.Fatalf("%q: %v", l, err)
-		}
+	var objs []map[string]any
+	if err := json.Unmarshal([]byte(out), &objs); err != nil {
+		t.Fatalf("%q: %v", out, err)
+	}
+	for _, o := range objs {
 		kinds = append(kinds, o["kind"].(string)+":"+str(o["relay"]))
 	}
 	if got := strings.Join(kinds, " "); got != "rtt:r1 rtt:r2 rtt:r2 top:r2 top:r1" {
 		t.Errorf("relays: %s", got)
+	}
+	// Nothing to list is an empty array, not nothing.
+	flat := filepath.Join(dir, "flat.csv")
+	os.WriteFile(flat, []byte("src,dst,rtt_ms\na,b,10\nb,c,10\na,c,10\n"), 0o644)
+	if out, err := runMesh(t, "relays", "--matrix", flat, "--output", "json"); err != nil || out != "[]\n" {
+		t.Errorf("relays with none to list: %q, %v", out, err)
 	}
 	out, err = runMesh(t, "coords", "--matrix", matrix, "--predict", "b", "--predict", "d", "--output", "csv")
 	if err != nil || !strings.HasPrefix(out, "a,b,predicted_ms,measured_ms\nb,d,") {

@@ -271,11 +271,11 @@ func TestMeshAgents(t *testing.T) {
 			t.Fatalf("abing mesh relays --agent on %s: %v\n%s", a.name, err, out)
 		}
 		var rtts []string
-		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-			var o map[string]any
-			if err := json.Unmarshal([]byte(l), &o); err != nil {
-				t.Fatalf("%q: %v", l, err)
-			}
+		var objs []map[string]any
+		if err := json.Unmarshal(out, &objs); err != nil {
+			t.Fatalf("%q: %v", out, err)
+		}
+		for _, o := range objs {
 			if o["kind"] == "rtt" {
 				rtts = append(rtts, fmt.Sprintf("%v-%v via %v (%.0f ms)", o["a"], o["b"], o["relay"], o["gain_ms"]))
 			}

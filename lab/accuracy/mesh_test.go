@@ -160,12 +160,8 @@ func TestMeshEndToEnd(t *testing.T) {
 			t.Fatalf("abing %v: %v\n%s", args, err, out)
 		}
 		var objs []map[string]any
-		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-			var o map[string]any
-			if err := json.Unmarshal([]byte(l), &o); err != nil {
-				t.Fatalf("abing %v: %q: %v", args, l, err)
-			}
-			objs = append(objs, o)
+		if err := json.Unmarshal(out, &objs); err != nil {
+			t.Fatalf("abing %v: %q: %v", args, out, err)
 		}
 		return objs
 	}
