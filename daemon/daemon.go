@@ -205,7 +205,11 @@ func run(ctx context.Context, cfg *config.Config, s Setup, agent *meshagent.Agen
 		}
 		wcfg := web.Defaults()
 		wcfg.ConfigFile = s.WebConfigFile
-		ws, err := web.Serve(l, web.Options{Registry: reg, Health: mon.Health, Handlers: handlers, Log: log, Config: wcfg})
+		health := mon.Health
+		if agent != nil {
+			health = func() error { return errors.Join(agent.Health(), mon.Health()) }
+		}
+		ws, err := web.Serve(l, web.Options{Registry: reg, Health: health, Handlers: handlers, Log: log, Config: wcfg})
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package meshagent
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -67,6 +69,36 @@ type Agent struct {
 	metrics  *metrics
 	bound    chan Bound // one value once Run has opened its sockets
 	answer   meshAnswer // of /api/v1/mesh
+	// conflict: serf said this node lost a name conflict (another member
+	// has its name) and quit; gone: why the agent is no longer a member
+	// (nil while it is, or before it joined anything).
+	conflict atomic.Bool
+	gone     atomic.Pointer[error]
+}
+
+// ErrLeftMesh is what Run returns, and Health says, when serf shut down
+// while the agent ran: the node is no longer a member of the mesh, whatever
+// else still runs.
+var ErrLeftMesh = errors.New("this node is no longer a member of the mesh")
+
+// Health is nil while the agent is a member of its mesh (or still
+// starting), and why not otherwise: for /healthz.
+func (a *Agent) Health() error {
+	if err := a.gone.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
+// left records why serf shut down under the agent, and returns it.
+func (a *Agent) left() error {
+	err := fmt.Errorf("%w: serf shut down", ErrLeftMesh)
+	if a.conflict.Load() {
+		err = fmt.Errorf("%w: another member is named %q too, and serf's name conflict resolution kept that one; give each agent its own name (--node or node: in its configuration; the default is the hostname)",
+			ErrLeftMesh, a.cfg.Node)
+	}
+	a.gone.Store(&err)
+	return err
 }
 
 // cycle tracks one full cycle: every path of every member measured once.
@@ -173,7 +205,11 @@ func (a *Agent) Run(ctx context.Context, reload func(context.Context, *config.Co
 	if len(a.set.Join) > 0 {
 		wg.Go(func() { a.join(runCtx) })
 	}
-	a.feed(runCtx, reload, raise)
+	if !a.feed(runCtx, reload, raise) {
+		err := a.left()
+		a.log.Error("left the mesh", "err", err)
+		return err
+	}
 	return nil
 }
 
@@ -229,7 +265,7 @@ func (a *Agent) serfConfig(events chan serf.Event) *serf.Config {
 	conf.ValidateNodeNames = true
 	conf.RejoinAfterLeave = true // a restarted agent comes back under its name
 	conf.BroadcastTimeout = 2 * time.Second
-	logger := log.New(&logWriter{log: a.log.With("part", "serf")}, "", 0)
+	logger := log.New(&logWriter{log: a.log.With("part", "serf"), conflict: &a.conflict}, "", 0)
 	conf.Logger = logger
 	ml := profile(a.set.Profile)
 	host, port := a.set.BindAddr()
@@ -290,7 +326,8 @@ func (a *Agent) join(ctx context.Context) {
 
 // feed hands the monitor the members as targets (reload) and the members'
 // alarms (raise), and publishes this node's row, until ctx ends.
-func (a *Agent) feed(ctx context.Context, reload func(context.Context, *config.Config), raise func(context.Context, record.Alarm)) {
+// It reports false when it ended because serf shut down under it.
+func (a *Agent) feed(ctx context.Context, reload func(context.Context, *config.Config), raise func(context.Context, record.Alarm)) bool {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	lastFull, lastExpiry := time.Now(), time.Now()
@@ -331,7 +368,9 @@ func (a *Agent) feed(ctx context.Context, reload func(context.Context, *config.C
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return true
+		case <-a.serf.ShutdownCh():
+			return ctx.Err() != nil
 		case <-tick.C:
 		}
 	}
@@ -351,7 +390,12 @@ func (a *Agent) targetConfig() *config.Config {
 
 // logWriter turns serf's and memberlist's log lines ("[WARN] memberlist:
 // ...") into slog records of the same level.
-type logWriter struct{ log *slog.Logger }
+type logWriter struct {
+	log *slog.Logger
+	// conflict is set when serf says this node lost a name conflict
+	// (the line that comes before it shuts itself down).
+	conflict *atomic.Bool
+}
 
 func (w *logWriter) Write(b []byte) (int, error) {
 	line := string(bytes.TrimSpace(b))
@@ -361,6 +405,9 @@ func (w *logWriter) Write(b []byte) (int, error) {
 			level, line = l, strings.TrimSpace(line[i+len(tag):])
 			break
 		}
+	}
+	if w.conflict != nil && strings.Contains(line, "minority in name conflict resolution") {
+		w.conflict.Store(true)
 	}
 	w.log.Log(context.Background(), level, line)
 	return len(b), nil

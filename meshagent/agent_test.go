@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -163,7 +164,11 @@ func (la *loopAgent) stop() {
 // process would, then the rest stops.
 func (la *loopAgent) crash() {
 	la.agent.serf.Shutdown()
-	la.stop()
+	la.cancel()
+	la.cancel = nil
+	if err := <-la.done; err != nil && !errors.Is(err, ErrLeftMesh) {
+		panic(fmt.Sprintf("agent %s: %v", la.name, err))
+	}
 }
 
 // ask sends one netloc request and reads the answer; nil while the agent
@@ -341,5 +346,39 @@ func TestLoopbackMesh(t *testing.T) {
 	waitFor(t, "a raises down for b, which left", 15*time.Second, func() bool { return downAlarms(t, agents[0].db)["b"] == "warning firing" })
 	if _, err := os.Stat(agents[0].db); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Two agents under one name (three on one host without --node all take
+// the hostname): serf's name conflict resolution, asked through the third
+// member, keeps the first and shuts the second down. The second must not
+// look healthy: its Run ends with ErrLeftMesh, which names the name and
+// says what to do, and its Health says so (the daemon's /healthz answers
+// 503 with it).
+func TestDuplicateNodeName(t *testing.T) {
+	dir := t.TempDir()
+	l := startLoop(t, "landmark", nil, filepath.Join(dir, "l.db"))
+	first := startLoop(t, "twin", []string{l.gossip}, filepath.Join(dir, "t1.db"))
+	waitFor(t, "the first twin to join", 10*time.Second, func() bool { return len(l.agent.serf.Members()) == 2 }, l, first)
+	second := startLoop(t, "twin", []string{l.gossip}, filepath.Join(dir, "t2.db"))
+	var err error
+	waitFor(t, "the second twin to leave", 20*time.Second, func() bool {
+		select {
+		case err = <-second.done:
+			second.cancel()
+			second.cancel = nil
+			return true
+		default:
+			return false
+		}
+	}, l, first, second)
+	if !errors.Is(err, ErrLeftMesh) || !strings.Contains(err.Error(), `named "twin"`) || !strings.Contains(err.Error(), "--node") {
+		t.Errorf("the second twin ended with %v", err)
+	}
+	if h := second.agent.Health(); h == nil || !strings.Contains(h.Error(), "no longer a member") {
+		t.Errorf("its health: %v", h)
+	}
+	if h := first.agent.Health(); h != nil {
+		t.Errorf("the first twin's health: %v", h)
 	}
 }
