@@ -148,17 +148,54 @@ func (bk *book) round(e *estimate, first, count int) {
 	bk.cross(&res.Reverse, e.revB2B, e.revPaced, bk.estimatorConfig(min(e.revSrc, e.revSrc2)))
 }
 
+// clocks is the worst clock that stamped a packet of one direction that
+// came back, on either end (a direction whose samples were all refused
+// still says which clocks it had): none only when nothing came back.
+func (bk *book) clocks(forward bool) dispersion.Source {
+	bk.mu.Lock()
+	defer bk.mu.Unlock()
+	worst, any := dispersion.SourceHardware, false
+	for _, t := range bk.trains {
+		if !t.dir.reads(forward) {
+			continue
+		}
+		for _, sl := range t.slots {
+			switch {
+			case !sl.seen:
+			case forward && sl.sTx != 0:
+				worst, any = min(worst, sl.sSrc, sl.fSrc), true
+			case !forward && sl.fromR:
+				worst, any = min(worst, sl.rSrc, bk.rtxSrc), true
+			}
+		}
+	}
+	if !any {
+		return dispersion.SourceNone
+	}
+	return worst
+}
+
 // finish completes res: the clock of each direction, what each direction
 // carried and lost, the round-trip times.
 func (bk *book) finish(e *estimate) {
 	res := e.res
-	if len(e.fwdPaced) == 0 {
-		e.fwdSrc2 = dispersion.SourceNone
+	// The worst clock of the samples used; when none was, of the packets
+	// that came back.
+	source := func(b2b []estimator.Sample, bsrc dispersion.Source, paced []estimator.Sample, psrc dispersion.Source, forward bool) dispersion.Source {
+		s, used := dispersion.SourceHardware, false
+		if len(b2b) > 0 {
+			s, used = min(s, bsrc), true
+		}
+		if len(paced) > 0 {
+			s, used = min(s, psrc), true
+		}
+		if !used {
+			return bk.clocks(forward)
+		}
+		return s
 	}
-	if len(e.revPaced) == 0 {
-		e.revSrc2 = dispersion.SourceNone
-	}
-	res.Forward.Source, res.Reverse.Source = min(e.fwdSrc, e.fwdSrc2), min(e.revSrc, e.revSrc2)
+	res.Forward.Source = source(e.fwdB2B, e.fwdSrc, e.fwdPaced, e.fwdSrc2, true)
+	res.Reverse.Source = source(e.revB2B, e.revSrc, e.revPaced, e.revSrc2, false)
 	for _, d := range []*Direction{&res.Forward, &res.Reverse} {
 		if x := d.Cross; d.CrossErr == nil && x.Bursty {
 			res.Notes = append(res.Notes, fmt.Sprintf("%s: %d of %d trains found a queue, more load than the windows between probes caught (cross traffic in bursts): ABW is only bounded above",

@@ -682,6 +682,9 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 	if s.stamp != nil {
 		s.stampFinish(res)
 	}
+	if s.addr.Addr().IsLoopback() {
+		res.Notes = append(res.Notes, "the reflector is on this host (loopback): there is no path and no bottleneck to find, and any capacity or bound says only how fast this host sends and stamps")
+	}
 	return res, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -63,6 +64,9 @@ func TestLoopback(t *testing.T) {
 			}
 			if res.Unexpected != 0 {
 				t.Errorf("%d unexpected datagrams", res.Unexpected)
+			}
+			if !strings.Contains(res.Text(), "note: the reflector is on this host (loopback)") {
+				t.Errorf("no word that loopback has no bottleneck:\n%s", res.Text())
 			}
 			recs := res.Records()
 			if len(recs) != 2 || recs[0].Direction != "forward" || recs[1].Direction != "reverse" {
@@ -333,6 +337,32 @@ func TestBusyHost(t *testing.T) {
 			t.Errorf("%s: refused: %v", tc.name, err)
 		case tc.want != "" && (!errors.Is(err, ErrBusyHost) || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%s: %v, want ErrBusyHost saying %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// A reflector that is not there (ICMP port unreachable for every hello,
+// as a host answers for a closed port): the run fails with ErrNoAnswer,
+// and its records say 100 % loss, not 0.
+func TestNoReflectorLoss(t *testing.T) {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := c.LocalAddr().String()
+	c.Close()
+	for _, protocol := range []string{ProtocolAbing, ProtocolSTAMP} {
+		cfg := Defaults()
+		cfg.Target, cfg.Protocol, cfg.Timeout = closed, protocol, 500*time.Millisecond
+		start := time.Now()
+		_, err := Run(context.Background(), cfg)
+		if !errors.Is(err, ErrNoAnswer) {
+			t.Fatalf("%s: %v", protocol, err)
+		}
+		for _, rec := range FailedRecords(cfg, start, err) {
+			if rec.Loss != 1 || !strings.Contains(rec.Text(), "loss 100.0%") {
+				t.Errorf("%s: %s record: loss %v: %s", protocol, rec.Direction, rec.Loss, rec.Text())
+			}
 		}
 	}
 }

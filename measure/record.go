@@ -1,6 +1,7 @@
 package measure
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -83,9 +84,18 @@ func (r *Result) Records() []record.Record {
 
 // FailedRecords are the records of a run that produced no result at all
 // (no reflector, refused, bad address): one per direction, with the error.
+// When nothing came back at all (ErrNoAnswer: no reflector there, or an
+// ICMP error for every datagram), the loss is 100 %: a run that lost
+// everything it sent must not read as a path without loss.
 func FailedRecords(cfg Config, start time.Time, err error) []record.Record {
-	return record.Failed(record.Record{Time: start, Target: cfg.Target, Address: cfg.Target, Method: cfg.Method,
-		PacketSize: cfg.Size, TrainLen: cfg.TrainLen}, err)
+	recs := record.Failed(record.Record{Time: start, Target: cfg.Target, Address: cfg.Target, Method: cfg.Method,
+		Protocol: cfg.stampProtocol(), PacketSize: cfg.Size, TrainLen: cfg.TrainLen}, err)
+	if errors.Is(err, ErrNoAnswer) {
+		for i := range recs {
+			recs[i].Loss = 1
+		}
+	}
+	return recs
 }
 
 // Text formats a result as one line per direction (record.Record.Text).

@@ -655,7 +655,12 @@ func (m *Monitor) flush(s *sinkState) {
 			s.failing = false
 		}
 		r := s.backlog[0][0]
-		m.opts.Logger.Info("stored", "target", r.Target, "time", r.Time.Format(time.RFC3339Nano), "sink", s.name, "error", r.Error)
+		args := []any{"target", r.Target, "time", r.Time.Format(time.RFC3339Nano), "sink", s.name}
+		if r.Error != "" {
+			// The run's own error, stored with it: not the sink's.
+			args = append(args, "run_error", r.Error)
+		}
+		m.opts.Logger.Info("stored", args...)
 		s.backlog = s.backlog[1:]
 	}
 }

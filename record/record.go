@@ -247,7 +247,7 @@ func interval(lo, hi *float64) string {
 
 // Text is the record on one line, in the manner of the original abing:
 //
-//	forward  DBC 98.7 (97.9–99.5) Mbit/s  XTR 49.1 (41.0–57.2)  ABW 49.6 (41.5–57.7)  RTT 0.41/0.44/0.52 ms  pairs 20/20  ts kernel
+//	forward  DBC 98.7 (97.9–99.5) Mbit/s  XTR 49.1 (41.0–57.2)  ABW 49.6 (41.5–57.7)  RTT 0.41/0.44/0.52 ms  trains 20/20  ts kernel
 //
 // The figures in brackets are 95 % intervals.
 func (r *Record) Text() string {
@@ -270,7 +270,7 @@ func (r *Record) Text() string {
 	if r.RTT != nil {
 		fmt.Fprintf(&b, "  RTT %.2f/%.2f/%.2f ms", r.RTT.Min, r.RTT.Avg, r.RTT.Max)
 	}
-	fmt.Fprintf(&b, "  pairs %d/%d", r.PairsUsed, r.PairsSent)
+	fmt.Fprintf(&b, "  trains %d/%d", r.PairsUsed, r.PairsSent)
 	if r.Loss > 0 {
 		fmt.Fprintf(&b, "  loss %.1f%%", 100*r.Loss)
 	}

@@ -74,7 +74,7 @@ func TestText(t *testing.T) {
 	f := func(v float64) *float64 { return &v }
 	r := Record{Direction: "forward", DBC: f(98.7), DBCLow: f(97.9), DBCHigh: f(99.5), XTR: f(49.1), XTRLow: f(41), XTRHigh: f(57.2),
 		ABW: f(49.6), ABWLow: f(41.5), ABWHigh: f(57.7), RTT: &RTT{Min: 0.41, Avg: 0.44, Max: 0.52}, PairsUsed: 20, PairsSent: 20, TimestampSource: "kernel"}
-	want := "forward  DBC 98.7 (97.9–99.5) Mbit/s  XTR 49.1 (41.0–57.2)  ABW 49.6 (41.5–57.7)  RTT 0.41/0.44/0.52 ms  pairs 20/20  ts kernel"
+	want := "forward  DBC 98.7 (97.9–99.5) Mbit/s  XTR 49.1 (41.0–57.2)  ABW 49.6 (41.5–57.7)  RTT 0.41/0.44/0.52 ms  trains 20/20  ts kernel"
 	if got := r.Text(); got != want {
 		t.Errorf("\n got %s\nwant %s", got, want)
 	}
