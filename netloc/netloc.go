@@ -277,11 +277,14 @@ func serveConn(c net.Conn, src Source, opts Options, lim *connlimit.Listener) {
 				break
 			}
 		}
+		// Busy while the answer is made; idle again before it is sent, so
+		// that a client that has its answer is never still counted busy
+		// (nor one that does not read it).
 		lim.Busy(c, true)
-		c.SetWriteDeadline(time.Now().Add(opts.WriteTimeout))
-		err := enc.Encode(Answer(src, sc.Bytes()))
+		answer := Answer(src, sc.Bytes())
 		lim.Busy(c, false)
-		if err != nil {
+		c.SetWriteDeadline(time.Now().Add(opts.WriteTimeout))
+		if err := enc.Encode(answer); err != nil {
 			return // the client does not take its answers
 		}
 	}

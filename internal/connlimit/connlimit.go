@@ -33,7 +33,7 @@ type Listener struct {
 
 type tracked struct {
 	src   netip.Addr
-	since time.Time // accepted, or last went idle
+	since time.Time // accepted, or its last request began
 	busy  bool      // a request in progress
 }
 
@@ -99,12 +99,16 @@ func (l *Listener) close(c net.Conn, reason string) {
 
 // Busy says that c has a request in progress (true), which keeps it from
 // being closed to make room, or has none (false): from then on it waits.
+// Connections are ranked by when their last request began: a client that
+// sent its request after another's was answered is the newer, however
+// late the server marks the first one idle (which it does after the
+// answer is on its way; CI once saw the first marked after the second).
 func (l *Listener) Busy(c net.Conn, busy bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if t, ok := l.conns[c]; ok {
 		t.busy = busy
-		if !busy {
+		if busy {
 			t.since = time.Now()
 		}
 	}
@@ -136,7 +140,8 @@ func (l *Listener) count(src netip.Addr) int {
 }
 
 // oldestIdle is the connection matching ok with no request in progress
-// that has waited longest; nil when there is none. Under mu.
+// whose last request began (or which was accepted) longest ago; nil when
+// there is none. Under mu.
 func (l *Listener) oldestIdle(ok func(net.Conn, *tracked) bool) net.Conn {
 	var best net.Conn
 	var bt *tracked

@@ -78,7 +78,7 @@ func TestEvictsOldestIdle(t *testing.T) {
 	if !closed(c2) {
 		t.Error("the oldest idle connection was not closed to make room")
 	}
-	h.l.Busy(s1, false) // now idle, and waiting since after c3 was accepted
+	h.l.Busy(s1, false) // now idle, its request begun after c3 was accepted
 	h.dial(t, "127.0.0.5")
 	if !closed(c3) {
 		t.Error("the connection idle longest was not the one closed")
