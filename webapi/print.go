@@ -52,7 +52,7 @@ func PrintHistory(w io.Writer, h *History, output string) error {
 	if h.Path != "" {
 		key += "/" + h.Path
 	}
-	fmt.Fprintf(w, "%s: %d results (both directions) from %s to %s, in buckets of %v (each value: median, min–max)\n", key, h.Runs,
+	fmt.Fprintf(w, "%s: %d runs from %s to %s, in buckets of %v (each value: median, min–max)\n", key, h.Runs,
 		h.Since.Format(time.RFC3339), h.Until.Format(time.RFC3339), time.Duration(h.BucketSeconds*float64(time.Second)))
 	stat := func(s Stat, f string) string {
 		if math.IsNaN(s.Median) {

@@ -113,8 +113,9 @@ type History struct {
 	Path   string    `json:"path,omitempty"`
 	Since  time.Time `json:"since"`
 	Until  time.Time `json:"until"`
-	// BucketSeconds is the width of each bucket; Runs how many runs
-	// (both directions) the buckets sum up.
+	// BucketSeconds is the width of each bucket; Runs how many runs the
+	// buckets sum up (a run has a record of each direction: its forward
+	// one counts).
 	BucketSeconds float64  `json:"bucket_seconds"`
 	Runs          int      `json:"runs"`
 	Buckets       []Bucket `json:"buckets"`
@@ -151,7 +152,9 @@ func (a *API) historyOf(r *http.Request) (*History, error) {
 	d, runs := newDownsampler(from, width), 0
 	err = a.Store.Series(ctx, store.SeriesFilter{Target: target, Path: q.Get("path"), Since: from}, func(p store.Point) error {
 		d.add(p)
-		runs++
+		if p.Direction == "forward" {
+			runs++
+		}
 		return nil
 	})
 	if err != nil {
@@ -192,6 +195,7 @@ func (a *API) targetsOf(r *http.Request) ([]Target, error) {
 		return nil, err
 	}
 	byKey := map[string]*Target{}
+	byName := map[string][]*Target{} // a target's paths, by its name
 	var out []*Target
 	for i := range latest {
 		rec := &latest[i]
@@ -199,6 +203,7 @@ func (a *API) targetsOf(r *http.Request) ([]Target, error) {
 		if t == nil {
 			t = &Target{Target: rec.Target, Path: rec.Path, Key: rec.Key(), Address: rec.Address, Node: rec.Node, Alarms: []record.Alarm{}}
 			byKey[rec.Key()] = t
+			byName[rec.Target] = append(byName[rec.Target], t)
 			out = append(out, t)
 		}
 		if rec.Time.After(t.Last) {
@@ -211,8 +216,24 @@ func (a *API) targetsOf(r *http.Request) ([]Target, error) {
 			t.Reverse = rec
 		}
 	}
+	// An alarm goes on its target's path; one raised for a whole target
+	// (a mesh member that went down, named without a path) goes on each
+	// of its paths, and a group alarm on each of its members'.
 	err = a.Store.Alarms(ctx, store.Filter{Since: a.now()}, func(al *record.Alarm) error {
-		if t := byKey[al.Target]; t != nil && al.Active() {
+		if !al.Active() {
+			return nil
+		}
+		on := map[*Target]bool{}
+		for _, name := range append([]string{al.Target}, al.Members...) {
+			if t := byKey[name]; t != nil {
+				on[t] = true
+				continue
+			}
+			for _, t := range byName[name] {
+				on[t] = true
+			}
+		}
+		for t := range on {
 			t.Alarms = append(t.Alarms, *al)
 		}
 		return nil

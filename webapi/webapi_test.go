@@ -130,6 +130,9 @@ func TestAPI(t *testing.T) {
 	for _, al := range []record.Alarm{
 		{Kind: record.Load, Target: "lab-b", Direction: "forward", Start: now.Add(-30 * time.Minute), Severity: record.Warning},
 		{Kind: record.Capacity, Target: "lab-b", Direction: "reverse", Start: now.Add(-100 * time.Minute), End: ptr(now.Add(-90 * time.Minute)), Severity: record.Info},
+		// A mesh member that went down is named without a path: its
+		// alarm goes on each of its paths.
+		{Kind: record.Down, Target: "lab-d", Direction: "both", Start: now.Add(-2 * time.Minute), Severity: record.Critical},
 	} {
 		if err := a.Store.WriteAlarm(ctx, &al); err != nil {
 			t.Fatal(err)
@@ -141,7 +144,8 @@ func TestAPI(t *testing.T) {
 		t.Fatalf("%d %v %s", code, err, body)
 	}
 	if len(ts) != 2 || ts[0].Key != "lab-b" || *ts[0].Forward.ABW != 119 || ts[0].Reverse == nil || len(ts[0].Alarms) != 1 || ts[0].Alarms[0].Kind != record.Load ||
-		ts[1].Key != "lab-d/overlay" || ts[1].Path != "overlay" || *ts[1].Cost != 150 || ts[1].Reverse != nil {
+		ts[1].Key != "lab-d/overlay" || ts[1].Path != "overlay" || *ts[1].Cost != 150 || ts[1].Reverse != nil ||
+		len(ts[1].Alarms) != 1 || ts[1].Alarms[0].Kind != record.Down {
 		t.Errorf("targets %s", body)
 	}
 	code, body = get(t, srv, "/api/v1/history?target=lab-b&since=1h&points=12")
@@ -149,8 +153,9 @@ func TestAPI(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &h); code != 200 || err != nil {
 		t.Fatalf("%d %v %s", code, err, body)
 	}
-	// 60 runs of each direction in the hour, 5 minutes a bucket.
-	if h.BucketSeconds != 300 || h.Runs != 120 || len(h.Buckets) != 24 || h.Buckets[0].N != 5 || h.Buckets[0].ABW.Median != 62 {
+	// 60 runs in the hour (a record of each direction each), 5 minutes a
+	// bucket.
+	if h.BucketSeconds != 300 || h.Runs != 60 || len(h.Buckets) != 24 || h.Buckets[0].N != 5 || h.Buckets[0].ABW.Median != 62 {
 		t.Errorf("history: %d buckets of %g s, %d runs; first %+v", len(h.Buckets), h.BucketSeconds, h.Runs, h.Buckets[0])
 	}
 	code, body = get(t, srv, "/api/v1/history?target=lab-d&path=overlay")
@@ -161,7 +166,7 @@ func TestAPI(t *testing.T) {
 		t.Errorf("a target with no results: %d %s", code, body)
 	}
 	code, body = get(t, srv, "/api/v1/alarms?since=1h")
-	if code != 200 || strings.Count(body, `"kind"`) != 1 {
+	if code != 200 || strings.Count(body, `"kind"`) != 2 { // lab-b's load, lab-d's down
 		t.Errorf("alarms of the last hour: %d %s", code, body)
 	}
 	if code, body = get(t, srv, "/api/v1/alarms?since=2h&target=lab-b"); strings.Count(body, `"kind"`) != 2 {
