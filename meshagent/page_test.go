@@ -12,7 +12,9 @@ import (
 
 // TestMeshPage: the page's mesh map, in headless Chromium, from an
 // agent's /api/v1/mesh: three nodes, the three links between them
-// coloured, and the relay shortcut a–b–c drawn.
+// coloured on the link-cost scale (96 green, 136 part way to red), the
+// relay shortcut a–b–c drawn, a member that went down greyed where it
+// last was and since when, a scale in ms, and the links in a table.
 func TestMeshPage(t *testing.T) {
 	a := newTestAgent(t)
 	now := time.Now()
@@ -22,6 +24,9 @@ func TestMeshPage(t *testing.T) {
 	a.view.Apply(&Part{Node: "a", Path: "direct", Coord: coord(0, 0), Links: []Link{{Peer: "b", RTT: 5, Cost: 96}, {Peer: "c", RTT: 50, Cost: 136}}}, now)
 	a.view.Apply(&Part{Node: "b", Path: "direct", Coord: coord(0.004, 0.003), Links: []Link{{Peer: "a", RTT: 5, Cost: 96}, {Peer: "c", RTT: 5, Cost: 96}}}, now)
 	a.view.Apply(&Part{Node: "c", Path: "direct", Coord: coord(0.009, 0), Links: []Link{{Peer: "a", RTT: 50, Cost: 136}, {Peer: "b", RTT: 5, Cost: 96}}}, now)
+	a.view.setMember("d", member{alive: true})
+	a.view.Apply(&Part{Node: "d", Path: "direct", Coord: coord(0.002, 0.008), Links: []Link{{Peer: "a", RTT: 9, Cost: 96}}}, now)
+	a.view.setMember("d", member{alive: false, since: time.Date(2026, 12, 7, 4, 0, 0, 0, time.UTC)})
 	mux := http.NewServeMux()
 	for p, h := range a.Handlers() {
 		mux.Handle(p, h)
@@ -34,8 +39,18 @@ func TestMeshPage(t *testing.T) {
 	ctx, errs := browsertest.Start(t)
 	browsertest.Open(t, ctx, srv.URL+"/#/mesh", "mesh")
 	nodes, edges, relays := browsertest.Eval[int](t, ctx, `window.abing.nodes`), browsertest.Eval[int](t, ctx, `window.abing.edges`), browsertest.Eval[int](t, ctx, `window.abing.relays`)
-	if nodes != 3 || edges != 3 || relays != 1 {
-		t.Errorf("the map shows %d nodes, %d edges, %d relay shortcuts; want 3, 3, 1", nodes, edges, relays)
+	if nodes != 4 || edges != 3 || relays != 1 {
+		t.Errorf("the map shows %d nodes, %d edges, %d relay shortcuts; want 4 (one down), 3, 1", nodes, edges, relays)
+	}
+	if down := browsertest.Eval[string](t, ctx, `[...document.querySelectorAll('#mesh-map text.down')].map(t => t.textContent).join()`); down != "d (down since 2026-12-07 04:00:00 UTC)" {
+		t.Errorf("down member: %q", down)
+	}
+	colours := browsertest.Eval[map[string]string](t, ctx, `Object.fromEntries([...document.querySelectorAll('#mesh-map line[data-cost]')].map(l => [l.dataset.cost, l.getAttribute('stroke')]))`)
+	if colours["96"] != "hsl(120, 70%, 40%)" || colours["136"] != "hsl(70, 70%, 40%)" {
+		t.Errorf("edge colours by cost: %v", colours)
+	}
+	if ms, rows := browsertest.Eval[float64](t, ctx, `window.abing.scaleMs`), browsertest.Eval[int](t, ctx, `document.querySelectorAll('#mesh-links tr').length`); ms <= 0 || rows != 4 {
+		t.Errorf("scale %g ms, %d rows in the links table (want 3 and a header)", ms, rows)
 	}
 	if link := browsertest.Eval[bool](t, ctx, `!document.getElementById('mesh-link').hidden`); !link {
 		t.Error("an agent's page does not offer the mesh")

@@ -318,9 +318,12 @@ func (v *View) eachPublished(fn func(node, path, peer string, h published)) {
 
 // MapNode is one node of the map as the API shows it.
 type MapNode struct {
-	Name   string                            `json:"name"`
-	Addr   string                            `json:"addr,omitempty"`
-	Alive  bool                              `json:"alive"`
+	Name  string `json:"name"`
+	Addr  string `json:"addr,omitempty"`
+	Alive bool   `json:"alive"`
+	// Since is when a member that is not alive left or failed; it keeps
+	// its last coordinates, so that the map can show where it was.
+	Since  *time.Time                        `json:"since,omitempty"`
 	Paths  map[string]string                 `json:"paths,omitempty"`
 	Coords map[string]*coordinate.Coordinate `json:"coordinates,omitempty"` // by path
 	Links  map[string][]Link                 `json:"links,omitempty"`       // by path, latest value of each
@@ -346,13 +349,17 @@ func (v *View) Map() []MapNode {
 			for p, a := range m.paths {
 				n.Paths[p] = a.String()
 			}
+			if !n.Alive && !m.since.IsZero() {
+				since := m.since.UTC()
+				n.Since = &since
+			}
 		}
-		if n.Alive {
-			for path, r := range v.rows[name] {
-				if n.Coords == nil {
-					n.Coords, n.Links = map[string]*coordinate.Coordinate{}, map[string][]Link{}
-				}
-				n.Coords[path] = r.coord
+		for path, r := range v.rows[name] {
+			if n.Coords == nil {
+				n.Coords, n.Links = map[string]*coordinate.Coordinate{}, map[string][]Link{}
+			}
+			n.Coords[path] = r.coord // a member that is down keeps its last
+			if n.Alive {
 				for _, peer := range slices.Sorted(maps.Keys(r.links)) {
 					if s := r.links[peer]; len(s.hist) > 0 && v.shown(peer) {
 						n.Links[path] = append(n.Links[path], s.hist[len(s.hist)-1].l)

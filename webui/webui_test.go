@@ -55,6 +55,17 @@ func server(t *testing.T) (string, time.Time) {
 		recs = append(recs, record.Record{Time: at, Target: "lab-d", Path: "overlay", Address: "[fd00::7]:8176", Direction: "forward", DBC: f(20), ABW: f(12),
 			RTT: &record.RTT{Avg: 40}})
 	}
+	// The last hour: a path whose runs fail, and one faster than its host
+	// can probe, which has a bound and no capacity.
+	for i := range 12 {
+		at := now.Add(-time.Duration(12-i) * 5 * time.Minute)
+		for _, d := range []string{"forward", "reverse"} {
+			recs = append(recs, record.Record{Time: at, Target: "lab-e", Address: "198.51.100.9:8176", Direction: d, Loss: 1,
+				Error: "reflector 198.51.100.9:8176: no answer to hello within 2s (no reflector there, or a firewall drops UDP port 8176)"},
+				record.Record{Time: at, Target: "lab-f", Address: "198.51.100.10:8176", Direction: d, DBCMin: f(79), RTT: &record.RTT{Avg: 0.1},
+					Error: "the path is faster than this host can probe: capacity above 79 Mbit/s"})
+		}
+	}
 	if err := s.Write(context.Background(), recs); err != nil {
 		t.Fatal(err)
 	}
@@ -87,8 +98,26 @@ func TestPage(t *testing.T) {
 	ctx, errs := browsertest.Start(t)
 	browsertest.Open(t, ctx, base+"/", "overview")
 	names := browsertest.Eval[[]string](t, ctx, `[...document.querySelectorAll('#targets tr.target td.name a')].map(a => a.textContent)`)
-	if rows := browsertest.Eval[int](t, ctx, `window.abing.rows`); rows != 2 || len(names) != 2 || names[0] != "lab-b" || names[1] != "lab-d/overlay" {
+	if rows := browsertest.Eval[int](t, ctx, `window.abing.rows`); rows != 4 || len(names) != 4 || names[0] != "lab-b" || names[1] != "lab-d/overlay" {
 		t.Errorf("overview: %d rows, %q", rows, names)
+	}
+	// A failed path says why, with 100 % loss, and a path faster than its
+	// host shows its bound; units in the headers, times in UTC.
+	type row struct{ DBC, Loss, Err, Last string }
+	rows := browsertest.Eval[map[string]row](t, ctx, `Object.fromEntries([...document.querySelectorAll('#targets tr.target')].map(tr =>
+		[tr.querySelector('td.name a').textContent, {DBC: tr.querySelector('td.dbc').textContent, Loss: tr.children[10].textContent,
+		 Err: tr.querySelector('td.error-cell').textContent, Last: tr.children[2].textContent}]))`)
+	if r := rows["lab-e"]; r.DBC != "–" || r.Loss != "100.0" || !strings.Contains(r.Err, "no answer to hello") || !strings.HasSuffix(r.Last, " UTC") {
+		t.Errorf("failing path: %+v", r)
+	}
+	if r := rows["lab-f"]; r.DBC != "> 79.0" || !strings.Contains(r.Err, "capacity above 79") {
+		t.Errorf("path faster than its host: %+v", r)
+	}
+	if r := rows["lab-b"]; r.DBC != "100.0" || r.Err != "" {
+		t.Errorf("healthy path: %+v", r)
+	}
+	if heads := browsertest.Eval[string](t, ctx, `[...document.querySelectorAll('#targets th')].map(th => th.textContent).join('|')`); !strings.Contains(heads, "DBC → Mbit/s") || !strings.Contains(heads, "last run (UTC)") {
+		t.Errorf("headers: %s", heads)
 	}
 	browsertest.Shot(t, ctx, "overview.png")
 	// Sorting by ABW → puts lab-d (12) first.
@@ -126,7 +155,39 @@ func TestPage(t *testing.T) {
 	if spans != 1 || math.Abs(span.Left/span.PlotWidth-0.705) > 0.02 || math.Abs((span.Left+span.Width)/span.PlotWidth-0.799) > 0.02 {
 		t.Errorf("alarm span: %d spans, %+v (want from 70.5 %% to 79.9 %% of the plot)", spans, span)
 	}
+	// The axis says UTC and counts the hours of the day in 24.
+	ticks := browsertest.Eval[[]string](t, ctx, `window.abing.xTicks`)
+	for _, tick := range ticks {
+		if len(tick) != 5 || tick[2] != ':' {
+			t.Errorf("x axis tick %q of %q: want HH:MM", tick, ticks)
+		}
+	}
+	if len(ticks) < 3 {
+		t.Errorf("x axis: ticks %q", ticks)
+	}
+	// Runs counted once, not once a direction: a day of 5-minute runs.
+	if runs := browsertest.Eval[string](t, ctx, `document.querySelector('main p.muted').textContent`); h.Runs > 288 || !strings.HasPrefix(runs, fmt.Sprintf("%d runs", h.Runs)) || !strings.Contains(runs, "times in UTC") {
+		t.Errorf("runs: %q (the API: %d)", runs, h.Runs)
+	}
 	browsertest.Shot(t, ctx, "path.png")
+
+	// A path faster than its host, measured for the last hour only: its
+	// bound and error on the page and on the plot, the plot zoomed to the
+	// hour of data in a day's window.
+	browsertest.Open(t, ctx, base+"/#/path/lab-f?since=24h&dir=forward", "path")
+	if s := browsertest.Eval[string](t, ctx, `document.getElementById('last-run').textContent`); !strings.Contains(s, "DBC > 79.0 Mbit/s") || !strings.Contains(s, "error: the path is faster") {
+		t.Errorf("last run: %q", s)
+	}
+	if s := browsertest.Eval[string](t, ctx, `document.querySelector('#bw-plot .plot-note')?.textContent || ''`); !strings.Contains(s, "DBC > 79.0 Mbit/s") {
+		t.Errorf("plot note: %q", s)
+	}
+	if span := browsertest.Eval[float64](t, ctx, `Date.now() / 1000 - window.abing.xFrom`); span > 2*3600 {
+		t.Errorf("the plot spans %.0f s for an hour of data", span)
+	}
+	browsertest.Open(t, ctx, base+"/#/path/lab-e?since=24h&dir=forward", "path")
+	if s := browsertest.Eval[string](t, ctx, `document.querySelector('#bw-plot .plot-note')?.textContent || ''`); !strings.Contains(s, "no estimate in this window") || !strings.Contains(s, "no answer to hello") {
+		t.Errorf("plot note of a failing path: %q", s)
+	}
 	if e := errs(); len(e) > 0 {
 		t.Errorf("the page logged errors: %q", e)
 	}
