@@ -516,3 +516,42 @@ func EstimateABwE(samples []Sample, c Capacity) (Cross, error) {
 }
 
 func clamp(v, lo, hi float64) float64 { return math.Max(lo, math.Min(hi, v)) }
+
+// GapNoise reads the timestamp noise of a clock nothing else describes
+// (a standard reflector's receive stamps) from the gaps between
+// consecutive packets of back-to-back trains, seconds: the spread (1.4826
+// times the median absolute deviation) of the gaps within the densest
+// window of half-width 2·hi or 2 % of the median gap, as the estimator's
+// own window would be with noise hi. The path's own jitter and cross
+// packets in the window only widen it, so the figure errs towards more
+// noise. It is never below lo (the other end's stamps, the stamps'
+// resolution) nor above hi (what such stamps are assumed to be without
+// evidence), and it is hi with fewer than MinNoiseGaps gaps to read.
+func GapNoise(gaps []float64, lo, hi float64) float64 {
+	if len(gaps) < MinNoiseGaps {
+		return hi
+	}
+	g := slices.Clone(gaps)
+	slices.Sort(g)
+	w := max(2*hi, 0.02*g[len(g)/2])
+	best, bestLo := 0, 0
+	lo0 := 0
+	for i, x := range g {
+		for g[lo0] < x-2*w {
+			lo0++
+		}
+		if n := i - lo0 + 1; n > best {
+			best, bestLo = n, lo0
+		}
+	}
+	cl := g[bestLo : bestLo+best]
+	m := Median(slices.Clone(cl))
+	dev := make([]float64, len(cl))
+	for i, x := range cl {
+		dev[i] = math.Abs(x - m)
+	}
+	return clamp(1.4826*Median(dev), lo, hi)
+}
+
+// MinNoiseGaps is the least number of gaps GapNoise reads a noise from.
+const MinNoiseGaps = 16

@@ -488,3 +488,46 @@ func TestCapacityEndsAndSampling(t *testing.T) {
 		t.Errorf("ABW %.2f: lower end %.2f, want %.2f = ABW − √(%.2f² + %.2f²) (Mbit/s)", got.ABW/1e6, got.ABWLow/1e6, want/1e6, h/1e6, d/1e6)
 	}
 }
+
+func TestGapNoise(t *testing.T) {
+	const tn, lo, hi = 600e-6, 2e-6, 20e-6 // 1500 bytes at 20 Mbit/s; kernel and user noise
+	normal := func(seed uint64, n int, sd float64) []float64 {
+		r := rand.New(rand.NewPCG(seed, 3))
+		g := make([]float64, n)
+		for i := range g {
+			g[i] = tn + sd*r.NormFloat64()
+		}
+		return g
+	}
+	// Gaps of which every fourth carried a cross packet: a second state
+	// a packet time above, outside the window.
+	loaded := normal(4, 64, 5e-6)
+	for i := 0; i < len(loaded); i += 4 {
+		loaded[i] += tn
+	}
+	// Small cross packets (64 bytes: 26 µs at 20 Mbit/s) inside the window
+	// widen the reading: more noise, never less.
+	small := normal(5, 64, 3e-6)
+	for i := 0; i < len(small); i += 3 {
+		small[i] += 26e-6
+	}
+	for _, c := range []struct {
+		name     string
+		gaps     []float64
+		lo       float64
+		min, max float64
+	}{
+		{"kernel-like stamps", normal(1, 64, 3e-6), lo, 2.4e-6, 3.6e-6},
+		{"precise stamps: never below the other end's", normal(2, 64, 0.2e-6), lo, lo, lo},
+		{"user-like stamps: never above user noise", normal(3, 64, 40e-6), lo, hi, hi},
+		{"cross packets a packet time apart: another state", loaded, lo, 3e-6, 7e-6},
+		{"small cross packets in the window: wider", small, lo, 6e-6, hi},
+		{"too few gaps: user noise", normal(6, MinNoiseGaps-1, 1e-6), lo, hi, hi},
+		{"the floor above user noise (1 ms stamps)", normal(7, 64, 1e-6), 1e-3, 1e-3, 1e-3},
+	} {
+		got := GapNoise(c.gaps, c.lo, hi)
+		if got < c.min || got > c.max {
+			t.Errorf("%s: noise %.2f µs, want %.2f–%.2f", c.name, got*1e6, c.min*1e6, c.max*1e6)
+		}
+	}
+}

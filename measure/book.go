@@ -29,6 +29,10 @@ type book struct {
 	// floor is the least timestamp noise of our own stamps, whatever their
 	// source says: a capture's resolution (1 µs in a classic pcap).
 	floor float64
+	// fwdNoise, when not 0, is the noise of the forward direction's
+	// user-space stamps, read from them: a standard reflector's receive
+	// stamps (stampStamps), which nothing else describes.
+	fwdNoise float64
 }
 
 // newTrain starts the record of a train of n packets; bk.mu is held.
@@ -99,8 +103,12 @@ type estimate struct {
 
 // estimatorConfig is what the estimator needs of a direction whose worst
 // clock is src.
-func (bk *book) estimatorConfig(src dispersion.Source) estimator.Config {
-	return estimator.Config{Size: bk.cfg.Size, Noise: max(src.Noise(), bk.floor)}
+func (bk *book) estimatorConfig(src dispersion.Source, forward bool) estimator.Config {
+	noise := src.Noise()
+	if forward && src == dispersion.SourceUser && bk.fwdNoise > 0 {
+		noise = bk.fwdNoise
+	}
+	return estimator.Config{Size: bk.cfg.Size, Noise: max(noise, bk.floor)}
 }
 
 // capacity estimates both directions' capacity from the back-to-back
@@ -113,7 +121,7 @@ func (bk *book) capacity(res *Result, from, to int) (e *estimate, fgap, rgap tim
 	var fwdLate, revLate []estimator.Sample
 	e.fwdB2B, e.fwdSrc, fwdLate = bk.samplesAndLate(&res.Forward, from, to, true)
 	e.revB2B, e.revSrc, revLate = bk.samplesAndLate(&res.Reverse, from, to, false)
-	fcfg, rcfg := bk.estimatorConfig(e.fwdSrc), bk.estimatorConfig(e.revSrc)
+	fcfg, rcfg := bk.estimatorConfig(e.fwdSrc, true), bk.estimatorConfig(e.revSrc, false)
 	if from > 0 { // capacity trains
 		fcfg.MinSamples, rcfg.MinSamples = CapacityTrainsUsable, CapacityTrainsUsable
 	}
@@ -144,8 +152,8 @@ func (bk *book) round(e *estimate, first, count int) {
 	if len(rs) > 0 {
 		e.revSrc2 = min(e.revSrc2, rsrc)
 	}
-	bk.cross(&res.Forward, e.fwdB2B, e.fwdPaced, bk.estimatorConfig(min(e.fwdSrc, e.fwdSrc2)))
-	bk.cross(&res.Reverse, e.revB2B, e.revPaced, bk.estimatorConfig(min(e.revSrc, e.revSrc2)))
+	bk.cross(&res.Forward, e.fwdB2B, e.fwdPaced, bk.estimatorConfig(min(e.fwdSrc, e.fwdSrc2), true))
+	bk.cross(&res.Reverse, e.revB2B, e.revPaced, bk.estimatorConfig(min(e.revSrc, e.revSrc2), false))
 }
 
 // clocks is the worst clock that stamped a packet of one direction that

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/abing-net/abing/dispersion"
+	"github.com/abing-net/abing/estimator"
 	"github.com/abing-net/abing/stamp"
 )
 
@@ -41,9 +42,11 @@ func (c *Config) stampProtocol() string {
 //     the stamps themselves: their resolution (a reflector that stamps in
 //     milliseconds widens the noise to a millisecond, which refuses any
 //     capacity whose gaps it cannot resolve) and whether consecutive packets
-//     share a stamp (batches: pairs are then compressed, not measured). The
-//     reflector's stamps count as user-space ones: nothing in the packet says
-//     where they were taken.
+//     share a stamp (batches: pairs are then compressed, not measured). Their
+//     noise is read from them too (estimator.GapNoise over the gaps of phase
+//     1's back-to-back trains: never below our own stamps' nor above
+//     user-space stamps', which is what they count as with too few gaps):
+//     nothing in the packet says where they were taken.
 //   - Reverse: the replies leave as the forward path delivered the test
 //     packets, so the reverse path is probed only where it is narrower than
 //     the spacing the forward path left: back to back by the definition
@@ -71,6 +74,7 @@ type stampSession struct {
 	// those whose both stamps came back.
 	resolution  int64
 	equal, gaps int
+	b2b         int // back-to-back gaps the noise of the receive stamps was read from (book.fwdNoise)
 }
 
 type stampSent struct {
@@ -220,15 +224,21 @@ func (s *session) stampStamps() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var ns []int64
+	var b2b []float64                // gaps of consecutive packets sent back to back, seconds
+	own := dispersion.SourceHardware // our transmit clock
 	st := s.stamp
-	for _, t := range s.trains {
+	for i, t := range s.trains {
 		for p, sl := range t.slots {
 			if sl.seen && sl.fRx != 0 {
 				ns = append(ns, sl.fRx)
+				own = min(own, sl.sSrc)
 				if prev := t.slots[max(p-1, 0)]; p > 0 && prev.seen && prev.fRx != 0 {
 					st.gaps++
 					if prev.fRx == sl.fRx {
 						st.equal++
+					}
+					if i < s.phase1 {
+						b2b = append(b2b, float64(sl.fRx-prev.fRx)*1e-9)
 					}
 				}
 			}
@@ -239,6 +249,8 @@ func (s *session) stampStamps() {
 	}
 	st.resolution = StampResolution(ns)
 	s.floor = max(s.floor, float64(s.stamp.resolution)*1e-9)
+	s.fwdNoise = estimator.GapNoise(b2b, max(own.Noise(), s.floor), dispersion.SourceUser.Noise())
+	st.b2b = len(b2b)
 }
 
 // ErrEchoed says that a STAMP reflector sent its replies as the forward
@@ -255,6 +267,7 @@ func (s *session) stampCapacity(res *Result) {
 	s.mu.Lock()
 	st := *s.stamp
 	replies, zeroRx, zeroTx, resolution := st.replies, st.zeroRx, st.zeroTx, st.resolution
+	noise := s.fwdNoise
 	s.mu.Unlock()
 	f, r := &res.Forward, &res.Reverse
 	if replies > 0 && 2*zeroRx > replies {
@@ -266,6 +279,13 @@ func (s *session) stampCapacity(res *Result) {
 	if errors.Is(r.CapErr, ErrPathFaster) && r.DBCMin > 0 {
 		r.CapErr = fmt.Errorf("%w: %w: capacity above %.0f Mbit/s. A reverse estimate needs a reverse path narrower than half the forward one, or abing's own reflector",
 			ErrPathFaster, ErrEchoed, r.DBCMin/1e6)
+	}
+	if st.b2b >= estimator.MinNoiseGaps {
+		res.Notes = append(res.Notes, fmt.Sprintf("forward: the reflector's receive stamps read as %.1f µs of noise, from %d back-to-back gaps",
+			noise*1e6, st.b2b))
+	} else {
+		res.Notes = append(res.Notes, fmt.Sprintf("forward: %d back-to-back gaps are too few to read the noise of the reflector's receive stamps: %v assumed, as for user-space stamps",
+			st.b2b, time.Duration(dispersion.SourceUser.Noise()*1e9)))
 	}
 	if resolution >= 10e3 {
 		res.Notes = append(res.Notes, fmt.Sprintf("the reflector's timestamps resolve only %v: dispersions within a few of that cannot be read",

@@ -3,9 +3,11 @@
 package accuracy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/abing-net/abing/lab/testbed"
@@ -13,9 +15,10 @@ import (
 	"github.com/abing-net/abing/stamp"
 )
 
-// stampPair is one native and one STAMP run over the same path and the
-// same cross traffic, against one reflector answering both protocols.
-func stampPair(t *testing.T, env *Env, flows []testbed.Flow) (native, std *Outcome) {
+// stampRuns is StampRuns native and STAMP runs, alternated, over the same
+// path and the same cross traffic, against one reflector answering both
+// protocols.
+func stampRuns(t *testing.T, env *Env, flows []testbed.Flow) (native, std []*Outcome) {
 	t.Helper()
 	addr, stop, err := env.StartSTAMP(stamp.Port)
 	fatal(t, err)
@@ -24,14 +27,42 @@ func stampPair(t *testing.T, env *Env, flows []testbed.Flow) (native, std *Outco
 			t.Errorf("STAMP loop: %v", err)
 		}
 	}()
-	native, err = env.Measure(context.Background(), measure.Defaults(), flows)
-	fatal(t, err)
 	cfg := measure.Defaults()
 	cfg.Protocol, cfg.Target = measure.ProtocolSTAMP, addr.String()
-	std, err = env.Measure(context.Background(), cfg, flows)
-	fatal(t, err)
+	for range StampRuns {
+		n, err := env.Measure(context.Background(), measure.Defaults(), flows)
+		fatal(t, err)
+		s, err := env.Measure(context.Background(), cfg, flows)
+		fatal(t, err)
+		native, std = append(native, n), append(std, s)
+	}
 	return native, std
 }
+
+// StampRuns is how many runs of each protocol TestSTAMPAgreesWithNative
+// compares by their medians. One run of either protocol reads the DBC of
+// this path under 10 Mbit/s of cross traffic within about 1.5 % of the
+// truth, and now and then further: the native protocol once read 19.13
+// (19.04–19.54) against a truth of 18.85 while STAMP read 18.32, 4.2 %
+// apart, and over 30 single comparisons the two were 0.8 % apart at the
+// median. Whether the two protocols agree is a question about the
+// protocols, which one run's noise does not decide; the median of three
+// runs is robust to one such run.
+const StampRuns = 3
+
+// median is the run of outs whose direction (pick) read the median DBC
+// (a run without one counts as 0).
+func median(outs []*Outcome, pick func(*measure.Result) *measure.Direction) *measure.Direction {
+	ds := make([]*measure.Direction, len(outs))
+	for i, o := range outs {
+		ds[i] = pick(o.Result)
+	}
+	slices.SortFunc(ds, func(a, b *measure.Direction) int { return cmp.Compare(a.Capacity.DBC, b.Capacity.DBC) })
+	return ds[len(ds)/2]
+}
+
+func forward(r *measure.Result) *measure.Direction { return &r.Forward }
+func reverse(r *measure.Result) *measure.Direction { return &r.Reverse }
 
 func logDir(t *testing.T, what string, d *measure.Direction, truth Truth) {
 	t.Helper()
@@ -44,7 +75,7 @@ func logDir(t *testing.T, what string, d *measure.Direction, truth Truth) {
 // agree checks the rule for one direction read by both protocols:
 // DBC within StampDBCAgreement of each other, and the two ABW readings
 // within each other's interval. Their intervals differ in width (STAMP's
-// stamps count as user-space ones, and its reverse interval reaches up by
+// stamp noise is read from 16 gaps, and its reverse interval reaches up by
 // the reply spacing), so the rule is read as: the more precise reading lies
 // inside the wider interval (and so the intervals overlap). Asking the
 // narrow interval to hold the wide reading's point would ask the wide
@@ -99,46 +130,49 @@ func TestSTAMPAgreesWithNative(t *testing.T) {
 	env := setup(t, 20e6, 20e6)
 	for _, d := range []testbed.Direction{testbed.Forward, testbed.Reverse} {
 		flows := []testbed.Flow{{Kind: testbed.CBR, Dir: d, Rate: 10e6}}
-		native, std := stampPair(t, env, flows)
-		for _, o := range []struct {
-			what string
-			out  *Outcome
-		}{{"native", native}, {"stamp", std}} {
-			logDir(t, fmt.Sprintf("%s cross %s", o.what, d), &o.out.Result.Forward, o.out.Truth[testbed.Forward])
-			logDir(t, fmt.Sprintf("%s cross %s", o.what, d), &o.out.Result.Reverse, o.out.Truth[testbed.Reverse])
+		natives, stds := stampRuns(t, env, flows)
+		logRuns(t, fmt.Sprintf("cross %s", d), natives, stds)
+		if err := agree(t, median(natives, forward), median(stds, forward)); err != nil {
+			t.Errorf("cross traffic %s: forward (medians of %d runs): %v", d, StampRuns, err)
 		}
-		t.Logf("stamp notes: %q", std.Result.Notes)
-		if err := agree(t, &native.Result.Forward, &std.Result.Forward); err != nil {
-			t.Errorf("cross traffic %s: forward: %v", d, err)
-		}
-		// The reverse through STAMP: a bound that holds, and the reason.
-		r, truth := &std.Result.Reverse, std.Truth[testbed.Reverse].Capacity
-		if !errors.Is(r.CapErr, measure.ErrEchoed) || r.DBCMin <= 0 || r.DBCMin > truth*(1+CapacityBound) {
-			t.Errorf("cross traffic %s: reverse through STAMP: bound %.2f (capacity %.2f): %v", d, r.DBCMin/1e6, truth/1e6, r.CapErr)
+		// The reverse through STAMP: a bound that holds, and the reason,
+		// in every run.
+		for _, std := range stds {
+			r, truth := &std.Result.Reverse, std.Truth[testbed.Reverse].Capacity
+			if !errors.Is(r.CapErr, measure.ErrEchoed) || r.DBCMin <= 0 || r.DBCMin > truth*(1+CapacityBound) {
+				t.Errorf("cross traffic %s: reverse through STAMP: bound %.2f (capacity %.2f): %v", d, r.DBCMin/1e6, truth/1e6, r.CapErr)
+			}
 		}
 	}
 
 	slow := setup(t, 20e6, 8e6)
-	native, std := stampPair(t, slow, []testbed.Flow{{Kind: testbed.CBR, Dir: testbed.Reverse, Rate: 4e6}})
-	for _, o := range []struct {
-		what string
-		out  *Outcome
-	}{{"native", native}, {"stamp", std}} {
-		logDir(t, o.what+" 20/8", &o.out.Result.Forward, o.out.Truth[testbed.Forward])
-		logDir(t, o.what+" 20/8", &o.out.Result.Reverse, o.out.Truth[testbed.Reverse])
-	}
-	t.Logf("stamp notes: %q", std.Result.Notes)
+	natives, stds := stampRuns(t, slow, []testbed.Flow{{Kind: testbed.CBR, Dir: testbed.Reverse, Rate: 4e6}})
+	logRuns(t, "20/8", natives, stds)
 	// Each direction's trains within its budget, both on the forward path.
-	if cfg := measure.Defaults(); std.Result.Forward.Bytes > 2*cfg.Budget() {
-		t.Errorf("20/8 Mbit/s through STAMP: %d bytes forward, budget %d a direction", std.Result.Forward.Bytes, cfg.Budget())
-	}
-	for _, pick := range []func(*measure.Result) *measure.Direction{
-		func(r *measure.Result) *measure.Direction { return &r.Forward },
-		func(r *measure.Result) *measure.Direction { return &r.Reverse },
-	} {
-		n, s := pick(native.Result), pick(std.Result)
-		if err := agree(t, n, s); err != nil {
-			t.Errorf("20/8 Mbit/s, reverse cross traffic: %s: %v", n.Name, err)
+	for _, std := range stds {
+		if cfg := measure.Defaults(); std.Result.Forward.Bytes > 2*cfg.Budget() {
+			t.Errorf("20/8 Mbit/s through STAMP: %d bytes forward, budget %d a direction", std.Result.Forward.Bytes, cfg.Budget())
 		}
+	}
+	for _, pick := range []func(*measure.Result) *measure.Direction{forward, reverse} {
+		n, s := median(natives, pick), median(stds, pick)
+		if err := agree(t, n, s); err != nil {
+			t.Errorf("20/8 Mbit/s, reverse cross traffic: %s (medians of %d runs): %v", n.Name, StampRuns, err)
+		}
+	}
+}
+
+// logRuns logs each run of both protocols, both directions.
+func logRuns(t *testing.T, what string, natives, stds []*Outcome) {
+	t.Helper()
+	for i := range natives {
+		for _, o := range []struct {
+			what string
+			out  *Outcome
+		}{{"native", natives[i]}, {"stamp", stds[i]}} {
+			logDir(t, o.what+" "+what, &o.out.Result.Forward, o.out.Truth[testbed.Forward])
+			logDir(t, o.what+" "+what, &o.out.Result.Reverse, o.out.Truth[testbed.Reverse])
+		}
+		t.Logf("stamp notes: %q", stds[i].Result.Notes)
 	}
 }
