@@ -17,6 +17,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/abing-net/abing/internal/version"
 )
 
 func main() {
@@ -25,6 +27,7 @@ func main() {
 		Use:          "abing-lab",
 		Short:        "abing on emulated paths (demo, accuracy report, stability check: Linux, root) and in the simulator (sim)",
 		SilenceUsage: true,
+		Version:      version.Binary(),
 	}
 	root.AddCommand(commands()...)
 	if err := root.Execute(); err != nil {

@@ -6,6 +6,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/abing-net/abing/internal/version"
 )
 
 func main() {
@@ -15,6 +17,7 @@ func main() {
 		Long: "abing estimates the capacity (DBC), cross traffic (XTR) and available bandwidth (ABW)\n" +
 			"of both directions of a path to an abing reflector, in about a second.",
 		SilenceUsage: true,
+		Version:      version.Binary(),
 	}
 	root.AddCommand(measureCommand(), historyCommand(), monitorCommand(), alarmsCommand(), meshCommand(), analyzeCommand())
 	if err := root.Execute(); err != nil {

@@ -16,6 +16,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/abing-net/abing/internal/version"
+
 	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/dispersion"
 	"github.com/abing-net/abing/internal/privilege"
@@ -51,6 +53,7 @@ func command() *cobra.Command {
 			"only signed probes are answered.",
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
+		Version:      version.Binary(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return run(cmd.Context(), &o, cmd.ErrOrStderr())
 		},

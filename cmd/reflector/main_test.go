@@ -137,3 +137,35 @@ func TestBudgetFlags(t *testing.T) {
 		t.Errorf("doubled: source %+v prefix %+v", s, p)
 	}
 }
+
+// The package's reflector.env gives the unit flags the reflector has, in
+// its setting and in the options its comments offer, and the unit passes
+// that setting.
+func TestPackagedFlags(t *testing.T) {
+	env, err := os.ReadFile("../../packaging/reflector.env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit, err := os.ReadFile("../../deploy/systemd/abing-reflector.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^EnvironmentFile=-/etc/abing/reflector.env$`).Match(unit) ||
+		!regexp.MustCompile(`(?m)^ExecStart=/usr/bin/abing-reflector \$REFLECTOR_OPTS$`).Match(unit) {
+		t.Error("the unit does not run /usr/bin/abing-reflector with $REFLECTOR_OPTS from /etc/abing/reflector.env")
+	}
+	if !regexp.MustCompile(`(?m)^REFLECTOR_OPTS="[^"]+"$`).Match(env) {
+		t.Error("reflector.env sets no REFLECTOR_OPTS")
+	}
+	cmd := command()
+	cmd.InitDefaultHelpFlag()
+	flags := regexp.MustCompile(`--([a-z][a-z.-]+)`).FindAllStringSubmatch(string(env), -1)
+	if len(flags) < 5 {
+		t.Fatalf("reflector.env names %d flags", len(flags))
+	}
+	for _, f := range flags {
+		if cmd.Flags().Lookup(f[1]) == nil {
+			t.Errorf("reflector.env gives --%s, which the reflector does not have", f[1])
+		}
+	}
+}
