@@ -56,6 +56,7 @@ func TestMeshPage(t *testing.T) {
 		t.Error("an agent's page does not offer the mesh")
 	}
 	browsertest.Shot(t, ctx, "mesh.png")
+	browsertest.DocImage(t, ctx, "../docs/images/page-mesh.png")
 	if e := errs(); len(e) > 0 {
 		t.Errorf("the page logged errors: %q", e)
 	}

@@ -2,6 +2,7 @@ package webui_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -76,6 +78,12 @@ func server(t *testing.T) (string, time.Time) {
 	if err := s.WriteAlarm(context.Background(), &load); err != nil {
 		t.Fatal(err)
 	}
+	// And one still raised: the failing path stopped answering.
+	down := record.Alarm{Kind: record.Down, Target: "lab-e", Direction: "forward", Severity: record.Critical, Start: now.Add(-55 * time.Minute),
+		Summary: "no answer for 5 runs"}
+	if err := s.WriteAlarm(context.Background(), &down); err != nil {
+		t.Fatal(err)
+	}
 	handlers := (&webapi.API{Store: s}).Handlers()
 	maps.Copy(handlers, webui.Handlers(false))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -120,6 +128,7 @@ func TestPage(t *testing.T) {
 		t.Errorf("headers: %s", heads)
 	}
 	browsertest.Shot(t, ctx, "overview.png")
+	browsertest.DocImage(t, ctx, "../docs/images/page-overview.png")
 	// Sorting by ABW → puts lab-d (12) first.
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#targets th:nth-child(5)`))); err != nil {
 		t.Fatal(err)
@@ -170,6 +179,7 @@ func TestPage(t *testing.T) {
 		t.Errorf("runs: %q (the API: %d)", runs, h.Runs)
 	}
 	browsertest.Shot(t, ctx, "path.png")
+	browsertest.DocImage(t, ctx, "../docs/images/page-path.png")
 
 	// A path faster than its host, measured for the last hour only: its
 	// bound and error on the page and on the plot, the plot zoomed to the
@@ -267,6 +277,31 @@ func TestAssets(t *testing.T) {
 		}
 		if csp := resp.Header.Get("Content-Security-Policy"); tc.code == 200 && !strings.Contains(csp, "default-src 'self'") {
 			t.Errorf("%s: Content-Security-Policy %q", tc.path, csp)
+		}
+	}
+}
+
+// TestDocImagesCurrent: the page's pictures in the docs were made
+// (scripts/doc-images) from the page as it is: docs/images/page.sum holds
+// the digests of the page's files they were made from.
+func TestDocImagesCurrent(t *testing.T) {
+	b, err := os.ReadFile("../docs/images/page.sum")
+	if err != nil {
+		t.Fatal(err)
+	}
+	made := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if sum, name, ok := strings.Cut(line, "  "); ok {
+			made[name] = sum
+		}
+	}
+	for _, name := range []string{"app.css", "app.js", "index.html"} {
+		f, err := os.ReadFile(filepath.Join("assets", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum := fmt.Sprintf("%x", sha256.Sum256(f)); made[name] != sum {
+			t.Errorf("assets/%s changed after the docs' pictures were made: run scripts/doc-images (it needs chromium)", name)
 		}
 	}
 }

@@ -63,15 +63,33 @@ func Shot(t *testing.T, ctx context.Context, name string) {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	save(t, ctx, filepath.Join(dir, name))
+	t.Logf("screenshot %s", filepath.Join(dir, name))
+}
+
+// DocImage saves a screenshot as the documentation's picture at path
+// (relative to the test's package: "../docs/images/page-path.png") when
+// ABING_DOC_IMAGES=1, which scripts/doc-images sets: the pictures in the
+// docs are the tests' own, from the tests' data, and TestDocImagesCurrent
+// (package webui) fails when the page changed after them.
+func DocImage(t *testing.T, ctx context.Context, path string) {
+	t.Helper()
+	if os.Getenv("ABING_DOC_IMAGES") == "1" {
+		save(t, ctx, path)
+		t.Logf("documentation picture %s", path)
+	}
+}
+
+// save writes a PNG of the whole page to path.
+func save(t *testing.T, ctx context.Context, path string) {
+	t.Helper()
+	b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG, not JPEG
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, b, 0o644); err != nil {
+	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("screenshot %s", p)
 }
 
 // Open loads url and waits until the page says it has drawn view.
