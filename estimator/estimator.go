@@ -71,8 +71,9 @@
 //
 //	(samples in cluster / usable) × min(1, usable/10) × min(1, δ_dom/(10·noise)).
 //
-// Its interval adds, as biases, the grain per gap of batched trains and,
-// on the high side, the input gap.
+// Its interval adds, as biases, the grain per gap of batched trains (or
+// Config.Bias, user-space stamps' error) and, on the high side, the input
+// gap.
 //
 // The interval of XTR and ABW is the sampling error's (never below a
 // Poisson count's of the excess, plus one packet), and what the trains
@@ -144,7 +145,13 @@ func (s Sample) capacityGap() float64 {
 type Config struct {
 	Size       int     // probe size at the IP layer, bytes
 	Noise      float64 // timestamp noise, seconds
-	MinSamples int     // fewest usable samples for an estimate; 0 means 5
+	// Bias, seconds, is how far the stamps can move each one in a way
+	// that does not average out across samples, as a batched train's
+	// grain does: user-space stamps, taken when the receiving loop gets
+	// to each packet, late by its scheduling and its work on the packets
+	// before. It widens the intervals as the grain does.
+	Bias       float64
+	MinSamples int // fewest usable samples for an estimate; 0 means 5
 	// OffPace is how many paced trains were sent but rejected as off
 	// pace (EstimateCross widens its intervals for them).
 	OffPace int
@@ -224,8 +231,8 @@ func EstimateCapacity(samples []Sample, cfg Config, scratch []float64) (Capacity
 			if s.capacityGap() > 0 && ne < len(e) {
 				e[ne] = s.perGapError(cfg.Noise)
 				ne++
-				if s.Grain > 0 {
-					b[nb] = s.Grain / float64(max(1, s.Gaps))
+				if g := max(s.Grain, cfg.Bias); g > 0 {
+					b[nb] = g / float64(max(1, s.Gaps))
 					nb++
 				}
 			}
@@ -416,7 +423,7 @@ func EstimateCross(paced []Sample, c Capacity, cfg Config) (Cross, error) {
 		}
 		e := s.Out - float64(s.Gaps)*c.Tn
 		st.add(e, s.In, s.Out, s.Gaps)
-		st.Grain += s.Grain
+		st.Grain += max(s.Grain, cfg.Bias)
 		xi := c.DBC * e / s.In
 		sumX += xi
 		sumX2 += xi * xi

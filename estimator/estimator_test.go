@@ -430,6 +430,17 @@ func TestGrainWidens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// User-space stamps (Config.Bias) widen as a grain does.
+	user := cfg
+	user.Bias = 50e-6
+	biased, _, err := EstimateCapacity(b2b, user, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if biased.DBC != plain.DBC || !(biased.DBCLow < plain.DBCLow && biased.DBCHigh > plain.DBCHigh) {
+		t.Errorf("DBC %.0f (%.0f–%.0f) with a bias, %.0f (%.0f–%.0f) without", biased.DBC/1e6, biased.DBCLow/1e6, biased.DBCHigh/1e6,
+			plain.DBC/1e6, plain.DBCLow/1e6, plain.DBCHigh/1e6)
+	}
 	for i := range b2b {
 		b2b[i].Grain = 50e-6
 	}
@@ -446,6 +457,9 @@ func TestGrainWidens(t *testing.T) {
 		p = append(p, Sample{In: 9 * 0.8 * tn(c), Out: 9 * tn(c), Gaps: 9})
 	}
 	a, _ := EstimateCross(p, plain, cfg)
+	if u, _ := EstimateCross(p, plain, user); u.XTR != a.XTR || u.XTRHigh-a.XTRHigh < 0.5*c*50e-6/(9*0.8*tn(c)) {
+		t.Errorf("XTR %.0f (%.0f–%.0f) with a bias, %.0f (%.0f–%.0f) without", u.XTR/1e6, u.XTRLow/1e6, u.XTRHigh/1e6, a.XTR/1e6, a.XTRLow/1e6, a.XTRHigh/1e6)
+	}
 	for i := range p {
 		p[i].Grain = 50e-6
 	}

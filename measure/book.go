@@ -33,6 +33,9 @@ type book struct {
 	// user-space stamps, read from them: a standard reflector's receive
 	// stamps (stampStamps), which nothing else describes.
 	fwdNoise float64
+	// loopback: the reflector is on this host, and there is no path to
+	// resolve.
+	loopback bool
 }
 
 // newTrain starts the record of a train of n packets; bk.mu is held.
@@ -108,7 +111,11 @@ func (bk *book) estimatorConfig(src dispersion.Source, forward bool) estimator.C
 	if forward && src == dispersion.SourceUser && bk.fwdNoise > 0 {
 		noise = bk.fwdNoise
 	}
-	return estimator.Config{Size: bk.cfg.Size, Noise: max(noise, bk.floor)}
+	cfg := estimator.Config{Size: bk.cfg.Size, Noise: max(noise, bk.floor)}
+	if src == dispersion.SourceUser {
+		cfg.Bias = cfg.Noise // taken late by the receiving loop, not at random
+	}
+	return cfg
 }
 
 // capacity estimates both directions' capacity from the back-to-back
@@ -205,10 +212,14 @@ func (bk *book) finish(e *estimate) {
 	res.Forward.Source = source(e.fwdB2B, e.fwdSrc, e.fwdPaced, e.fwdSrc2, true)
 	res.Reverse.Source = source(e.revB2B, e.revSrc, e.revPaced, e.revSrc2, false)
 	for _, d := range []*Direction{&res.Forward, &res.Reverse} {
+		advise(d, bk.cfg.Size, bk.loopback)
 		if x := d.Cross; d.CrossErr == nil && x.Bursty {
 			res.Notes = append(res.Notes, fmt.Sprintf("%s: %d of %d trains found a queue, more load than the windows between probes caught (cross traffic in bursts): ABW is only bounded above",
 				d.Name, x.Stats.Busy, x.Stats.Timed))
 		}
+	}
+	if bk.loopback {
+		res.Notes = append(res.Notes, "the reflector is on this host (loopback): there is no path and no bottleneck to find, and any capacity or bound says only how fast this host sends and stamps")
 	}
 	bk.traffic(res)
 	res.RTT, res.RTTOK = bk.rtt()

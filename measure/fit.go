@@ -90,14 +90,19 @@ func (c *Config) capacityTrainsFit(u train.Budget, count, n int) bool {
 // PacedInterval is the mean time between phase 2's train starts that keeps
 // the reflector's pacing of our reply trains (trains of n packets, rgap
 // apart) within what it grants one source: a bucket of a second's share of
-// its time (or one longest reply train) and that share of the time since.
-// It is interval when that suffices, and at most MaxInterval.
+// its time (or one longest reply train), of which it holds what the
+// reflector says is left (Budget.PacedNow: a run soon after another finds
+// it part empty), and that share of the time since. It is interval when
+// that suffices, and at most MaxInterval.
 func PacedInterval(u train.Budget, n int, rgap time.Duration, trains int, interval time.Duration) time.Duration {
 	if u.PacedShare <= 0 || rgap <= 0 || n < 2 || trains < 1 {
 		return interval
 	}
 	busy := float64(rgap) * float64(n-1) * float64(trains)
 	bucket := max(u.PacedShare*float64(time.Second), float64(u.MaxReplySpan))
+	if u.PacedNow > 0 {
+		bucket = min(bucket, float64(u.PacedNow))
+	}
 	need := time.Duration((busy - FitShare*bucket) / (FitShare * u.PacedShare * float64(trains)))
 	return min(max(interval, need), max(interval, MaxInterval))
 }

@@ -116,6 +116,19 @@ func TestPacedInterval(t *testing.T) {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}
+	// 10 Mbit/s right after another run, 20 ms of the bucket left (what
+	// the reflector says, Budget.PacedNow): (162 − 16)/(0.8 · 0.1 · 15) =
+	// 121.7 ms apart; with more left than the bucket holds, the bucket.
+	for _, c := range []struct {
+		left time.Duration
+		want time.Duration
+	}{{20 * time.Millisecond, 121666 * time.Microsecond}, {time.Second, 68333 * time.Microsecond}, {time.Microsecond, 134999 * time.Microsecond}} {
+		b := defaultBudget
+		b.PacedNow = c.left
+		if got := PacedInterval(b, 10, 1200*time.Microsecond, 15, 60*time.Millisecond).Truncate(time.Microsecond); got != c.want {
+			t.Errorf("10 Mbit/s, %v left: %v, want %v", c.left, got, c.want)
+		}
+	}
 	if got := PacedInterval(train.Budget{}, 10, time.Millisecond, 15, time.Millisecond); got != time.Millisecond {
 		t.Errorf("no share stated: %v", got)
 	}

@@ -18,10 +18,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/abing-net/abing/auth"
@@ -286,7 +286,7 @@ func Capacity(samples, late []estimator.Sample, leftLate, trains int, ecfg estim
 		return c, 0, nil
 	}
 	if min, why := capacityBound(c, err, late, leftLate, trains, ecfg); min > 0 {
-		return c, min, fmt.Errorf("%w: capacity above %.0f Mbit/s (%w); %s", ErrPathFaster, min/1e6, why, fasterHint(ecfg.Size))
+		return c, min, fmt.Errorf("%w: capacity above %.0f Mbit/s (%w)", ErrPathFaster, min/1e6, why)
 	}
 	return c, 0, err
 }
@@ -308,20 +308,33 @@ func (d *Direction) Stronger(c estimator.Capacity, dbcMin float64, err error) {
 		// cross traffic that spread them all alike (a burst), and their
 		// estimate is wrong.
 		c.Min = d.DBCMin
-		d.Capacity, d.CapErr = c, fmt.Errorf("%w: capacity above %.0f Mbit/s (capacity trains read %.0f Mbit/s, less than the pairs showed the path carries: cross traffic spread them); %s",
-			ErrPathFaster, d.DBCMin/1e6, c.DBC/1e6, fasterHint(int(math.Round(c.DBC*c.Tn/8)))) // DBC = L·8/Tn
+		d.Capacity, d.CapErr = c, fmt.Errorf("%w: capacity above %.0f Mbit/s (capacity trains read %.0f Mbit/s, less than the pairs showed the path carries: cross traffic spread them)",
+			ErrPathFaster, d.DBCMin/1e6, c.DBC/1e6)
 		return
 	}
 	d.Capacity, d.DBCMin, d.CapErr = c, dbcMin, err
 }
 
-// fasterHint is what to try when the path is faster than probes of size
-// bytes can resolve.
-func fasterHint(size int) string {
-	if size < MaxSize {
-		return fmt.Sprintf("try --size %d or hardware timestamps", MaxSize)
+// advise ends the error of a direction found faster than this host can
+// probe with what is left to try: probes of MaxSize bytes (when size was
+// less), hardware timestamps (when its stamps were not). Nothing when the
+// reflector is on this host (there is no bottleneck to find: the run's
+// note says so), for a STAMP reflector's echoed replies (their error says
+// what would help), or when the run used both.
+func advise(d *Direction, size int, loopback bool) {
+	if !errors.Is(d.CapErr, ErrPathFaster) || errors.Is(d.CapErr, ErrEchoed) || loopback {
+		return
 	}
-	return "try hardware timestamps"
+	var try []string
+	if size < MaxSize {
+		try = append(try, fmt.Sprintf("--size %d", MaxSize))
+	}
+	if d.Source < dispersion.SourceHardware {
+		try = append(try, "hardware timestamps")
+	}
+	if len(try) > 0 {
+		d.CapErr = fmt.Errorf("%w; try %s", d.CapErr, strings.Join(try, " or "))
+	}
 }
 
 // capacityBound is the least capacity (bit/s) that back-to-back trains
@@ -490,7 +503,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		overhead = train.OverheadIPv6
 	}
 	id := rand.Uint64()
-	s := &session{book: book{cfg: cfg, phase1: cfg.Trains}, conn: conn, peer: conn.Peer(addr), addr: addr, id: id, rng: rand.New(rand.NewPCG(id, 1)),
+	s := &session{book: book{cfg: cfg, phase1: cfg.Trains, loopback: addr.Addr().Unmap().IsLoopback()}, conn: conn, peer: conn.Peer(addr), addr: addr, id: id, rng: rand.New(rand.NewPCG(id, 1)),
 		payload: cfg.Size - overhead, txKeys: map[uint32][2]int{}, reports: map[uint32]bool{},
 		progress: make(chan struct{}, 1)}
 	switch {
@@ -628,8 +641,12 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 	}
 	if budget != nil {
 		if iv := PacedInterval(*budget, n, rgap, cfg.rounds()*cfg.round(), interval); iv > interval {
-			res.Fitted = append(res.Fitted, fmt.Sprintf("fitted to the reflector's budget: paced trains %v apart on average, not %v (it paces one address's replies %.0f %% of its time)",
-				iv.Round(time.Millisecond), interval.Round(time.Millisecond), 100*budget.PacedShare))
+			left := ""
+			if budget.PacedNow > 0 && float64(budget.PacedNow) < budget.PacedShare*float64(time.Second) {
+				left = fmt.Sprintf(", and had %v of it left", budget.PacedNow.Round(time.Millisecond))
+			}
+			res.Fitted = append(res.Fitted, fmt.Sprintf("fitted to the reflector's budget: paced trains %v apart on average, not %v (it paces one address's replies %.0f %% of its time%s)",
+				iv.Round(time.Millisecond), interval.Round(time.Millisecond), 100*budget.PacedShare, left))
 			interval = iv
 		}
 	}
@@ -681,9 +698,6 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 	s.mu.Unlock()
 	if s.stamp != nil {
 		s.stampFinish(res)
-	}
-	if s.addr.Addr().IsLoopback() {
-		res.Notes = append(res.Notes, "the reflector is on this host (loopback): there is no path and no bottleneck to find, and any capacity or bound says only how fast this host sends and stamps")
 	}
 	return res, nil
 }

@@ -271,16 +271,38 @@ func TestCapacityBound(t *testing.T) {
 				t.Errorf("%s: bound %.0f, error %v", tc.name, min, err)
 			}
 		default:
-			if !errors.Is(err, ErrPathFaster) || math.Abs(min-tc.bound) > 1e-3*tc.bound || !strings.Contains(err.Error(), "try --size 9000") {
+			if !errors.Is(err, ErrPathFaster) || math.Abs(min-tc.bound) > 1e-3*tc.bound {
 				t.Errorf("%s: bound %.0f, want %.0f; error %v", tc.name, min, tc.bound, err)
 			}
 		}
 	}
-	// With jumbo probes already, the hint is hardware timestamps only.
-	jumbo := ecfg
-	jumbo.Size = 9000
-	if _, _, err := Capacity(nil, slices.Repeat(late, 4), 16, 16, jumbo); err == nil || strings.Contains(err.Error(), "--size") {
-		t.Errorf("9000-byte probes: %v", err)
+}
+
+// TestAdvise: a direction faster than its host can probe is told what is
+// left to try, never what the run already did, and nothing on loopback.
+func TestAdvise(t *testing.T) {
+	faster := fmt.Errorf("%w: capacity above 79 Mbit/s", ErrPathFaster)
+	for _, c := range []struct {
+		name     string
+		err      error
+		size     int
+		src      dispersion.Source
+		loopback bool
+		want     string
+	}{
+		{"1500 bytes, kernel stamps", faster, 1500, dispersion.SourceKernel, false, "; try --size 9000 or hardware timestamps"},
+		{"jumbo probes already", faster, MaxSize, dispersion.SourceKernel, false, "; try hardware timestamps"},
+		{"hardware stamps already", faster, 1500, dispersion.SourceHardware, false, "; try --size 9000"},
+		{"both already", faster, MaxSize, dispersion.SourceHardware, false, ""},
+		{"loopback: nothing to find", faster, 1500, dispersion.SourceKernel, true, ""},
+		{"a STAMP reflector's echo", fmt.Errorf("%w: %w", ErrPathFaster, ErrEchoed), 1500, dispersion.SourceKernel, false, ""},
+		{"another error", estimator.ErrTooFew, 1500, dispersion.SourceKernel, false, ""},
+	} {
+		d := &Direction{CapErr: c.err, Source: c.src}
+		advise(d, c.size, c.loopback)
+		if got := strings.TrimPrefix(d.CapErr.Error(), c.err.Error()); got != c.want || !errors.Is(d.CapErr, c.err) {
+			t.Errorf("%s: %q, want %q after the error", c.name, d.CapErr, c.want)
+		}
 	}
 }
 

@@ -205,7 +205,7 @@ func (r *Recording) Result() (*Result, error) {
 	slices.Sort(keys)
 	cfg := Config{Target: r.addr.String(), Network: "udp", Size: r.size, Method: r.opts.Method,
 		TrainLen: r.trains[keys[0]].n}
-	bk := &book{cfg: cfg, floor: r.opts.Resolution.Seconds()}
+	bk := &book{cfg: cfg, floor: r.opts.Resolution.Seconds(), loopback: r.addr.Addr().Unmap().IsLoopback()}
 	index := make(map[uint32]int, len(keys))
 	phase1, gap := -1, uint32(0)
 	for i, k := range keys {

@@ -8,6 +8,7 @@ import (
 	"log"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,6 +75,7 @@ type Agent struct {
 	// (nil while it is, or before it joined anything).
 	conflict atomic.Bool
 	gone     atomic.Pointer[error]
+	guard    nameGuard
 }
 
 // ErrLeftMesh is what Run returns, and Health says, when serf shut down
@@ -90,8 +92,47 @@ func (a *Agent) Health() error {
 	return nil
 }
 
+// ErrDuplicateName is what Run returns, and Health says, when the agent
+// did not join its mesh because another member already has its name.
+var ErrDuplicateName = errors.New("another member of the mesh already has this node's name")
+
+// nameGuard refuses a member list that serf would merge into this node's
+// (when it joins, and at each push-pull) or an alive message in which
+// another member, at another address, has this node's name: joining would
+// start serf's name conflict resolution, in which one of the two quits.
+// The member already there keeps the name; this one stays out and says
+// why. (Two that join at the same moment, through members that have not
+// heard of either, still meet serf's resolution: see left.)
+type nameGuard struct {
+	name  string
+	self  atomic.Pointer[netip.AddrPort] // this node's gossip address, once serf is up
+	other atomic.Pointer[netip.AddrPort] // the other member's, once seen
+}
+
+// NotifyMerge is serf's MergeDelegate.
+func (g *nameGuard) NotifyMerge(members []*serf.Member) error {
+	self := g.self.Load()
+	if self == nil {
+		return nil
+	}
+	for _, m := range members {
+		ip, ok := netip.AddrFromSlice(m.Addr)
+		if m.Name != g.name || m.Status == serf.StatusLeft || !ok {
+			continue
+		}
+		if at := netip.AddrPortFrom(ip.Unmap(), m.Port); at != *self {
+			g.other.Store(&at)
+			return fmt.Errorf("%w: %q, at %s", ErrDuplicateName, m.Name, at)
+		}
+	}
+	return nil
+}
+
 // left records why serf shut down under the agent, and returns it.
 func (a *Agent) left() error {
+	if err := a.gone.Load(); err != nil {
+		return *err // the join refused (join)
+	}
 	err := fmt.Errorf("%w: serf shut down", ErrLeftMesh)
 	if a.conflict.Load() {
 		err = fmt.Errorf("%w: another member is named %q too, and serf's name conflict resolution kept that one; give each agent its own name (--node or node: in its configuration; the default is the hostname)",
@@ -175,6 +216,10 @@ func (a *Agent) Run(ctx context.Context, reload func(context.Context, *config.Co
 	}
 	ml := a.serf.Memberlist().LocalNode()
 	gossip := net.JoinHostPort(ml.Addr.String(), strconv.Itoa(int(ml.Port)))
+	if ip, ok := netip.AddrFromSlice(ml.Addr); ok {
+		self := netip.AddrPortFrom(ip.Unmap(), ml.Port)
+		a.guard.self.Store(&self)
+	}
 	a.log.Info("mesh member", "node", a.cfg.Node, "gossip", gossip, "bind", a.set.Bind, "encrypted", a.set.Keyring != "",
 		"paths", a.tags()[tagPaths], "reflector_port", a.set.Port, "landmark", len(a.set.Join) == 0)
 	b := Bound{Gossip: gossip, Reflector: a.set.Port}
@@ -260,6 +305,8 @@ func (a *Agent) serfConfig(events chan serf.Event) *serf.Config {
 	conf.NodeName = a.cfg.Node
 	conf.Tags = a.tags()
 	conf.EventCh = events
+	a.guard.name = a.cfg.Node
+	conf.Merge = &a.guard
 	conf.UserEventSizeLimit = a.set.EventSize
 	conf.DisableCoordinates = true // ours come from abing's probes
 	conf.ValidateNodeNames = true
@@ -307,6 +354,16 @@ func (a *Agent) join(ctx context.Context) {
 	wait := time.Second
 	for {
 		n, err := a.serf.Join(a.set.Join, false)
+		if other := a.guard.other.Load(); n == 0 && other != nil {
+			// Refused before joining: stay out, and end Run (feed sees
+			// serf shut down, and left returns this).
+			err := fmt.Errorf("%w: %q is taken by the member at %s; give each agent its own name (--node, or node: in its configuration; the default is the hostname). If that member is this host's earlier run, start again once the mesh has marked it failed",
+				ErrDuplicateName, a.cfg.Node, *other)
+			a.gone.Store(&err)
+			a.log.Error("not joining the mesh", "err", err)
+			a.serf.Shutdown()
+			return
+		}
 		if n > 0 {
 			a.log.Info("joined the mesh", "through", strings.Join(a.set.Join, ","), "members", len(a.serf.Members()))
 			a.mu.Lock()

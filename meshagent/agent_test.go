@@ -350,11 +350,12 @@ func TestLoopbackMesh(t *testing.T) {
 }
 
 // Two agents under one name (three on one host without --node all take
-// the hostname): serf's name conflict resolution, asked through the third
-// member, keeps the first and shuts the second down. The second must not
-// look healthy: its Run ends with ErrLeftMesh, which names the name and
-// says what to do, and its Health says so (the daemon's /healthz answers
-// 503 with it).
+// the hostname): the second sees, in the member list it would merge as it
+// joins, the first under its name at another address, and stays out
+// (nameGuard). It must not look healthy: its Run ends with
+// ErrDuplicateName, which names the name and the other member and says
+// what to do, and its Health says so (the daemon's /healthz answers 503
+// with it). The first and the landmark never see it as a member.
 func TestDuplicateNodeName(t *testing.T) {
 	dir := t.TempDir()
 	l := startLoop(t, "landmark", nil, filepath.Join(dir, "l.db"))
@@ -372,13 +373,35 @@ func TestDuplicateNodeName(t *testing.T) {
 			return false
 		}
 	}, l, first, second)
-	if !errors.Is(err, ErrLeftMesh) || !strings.Contains(err.Error(), `named "twin"`) || !strings.Contains(err.Error(), "--node") {
+	if !errors.Is(err, ErrDuplicateName) || !strings.Contains(err.Error(), `"twin" is taken by the member at `+first.gossip) || !strings.Contains(err.Error(), "--node") {
 		t.Errorf("the second twin ended with %v", err)
 	}
-	if h := second.agent.Health(); h == nil || !strings.Contains(h.Error(), "no longer a member") {
+	if h := second.agent.Health(); !errors.Is(h, ErrDuplicateName) {
 		t.Errorf("its health: %v", h)
 	}
 	if h := first.agent.Health(); h != nil {
 		t.Errorf("the first twin's health: %v", h)
+	}
+	for _, m := range l.agent.serf.Members() {
+		if m.Name == "twin" && net.JoinHostPort(m.Addr.String(), fmt.Sprint(m.Port)) != first.gossip {
+			t.Errorf("the landmark lists the second twin: %s at %s:%d", m.Name, m.Addr, m.Port)
+		}
+	}
+}
+
+// Two that join at the same moment, through members that have heard of
+// neither, meet serf's name conflict resolution instead: the one that
+// loses ends with ErrLeftMesh, which says what happened and what to do.
+func TestNameConflictLost(t *testing.T) {
+	a := newTestAgent(t)
+	w := &logWriter{log: slog.New(slog.DiscardHandler), conflict: &a.conflict}
+	w.Write([]byte("[ERR] serf: Node name conflicts with another node at 127.0.0.1:7946. Names must be unique! (Resolution enabled: true)\n"))
+	w.Write([]byte("[WARN] serf: minority in name conflict resolution, quiting [1 / 3]\n"))
+	err := a.left()
+	if !errors.Is(err, ErrLeftMesh) || !strings.Contains(err.Error(), "name conflict resolution") || !strings.Contains(err.Error(), "--node") {
+		t.Errorf("left: %v", err)
+	}
+	if h := a.Health(); !errors.Is(h, ErrLeftMesh) {
+		t.Errorf("health: %v", h)
 	}
 }

@@ -33,11 +33,16 @@ func TestICMPErrorsDoNotStopServe(t *testing.T) {
 	// The reflector still answers, and said why it saw errors. Its socket
 	// may still hold (or have dropped, its buffer full) the tail of the
 	// 3000 hellos when this one comes, as a flood leaves a real one: the
-	// client asks again, as abing's sender does, for up to 5 s.
+	// client asks again, as abing's sender does. How soon it is answered
+	// depends on how fast this machine works through the flood: with the
+	// race detector on a busy 2-vCPU machine it once took more than 5 s
+	// (issue 28), so the test allows 30 s and logs the time: what it
+	// checks is that the reflector answers again, not how fast.
 	c := newClient(t, "127.0.0.1:0", addr)
 	hello = c.msg(train.Header{Type: train.TypeHello, Len: 1}, train.HelloMin)
 	answered := false
-	for deadline := time.Now().Add(5 * time.Second); !answered && time.Now().Before(deadline); {
+	asked := time.Now()
+	for deadline := asked.Add(30 * time.Second); !answered && time.Now().Before(deadline); {
 		c.send(hello)
 		for _, b := range c.read() {
 			if h, err := train.ParseHeader(b); err == nil && h.Type == train.TypeCookie {
@@ -46,10 +51,11 @@ func TestICMPErrorsDoNotStopServe(t *testing.T) {
 		}
 	}
 	if !answered {
-		t.Fatal("no cookie within 5 s of the flood")
+		t.Fatal("no cookie within 30 s of the flood")
 	}
 	st := srv.Stats()
-	t.Logf("%d hellos to closed ports: %d cookies sent, ICMP errors %v, send errors %d", n, st.Cookies, st.ICMPErrors, st.SendErrors)
+	t.Logf("%d hellos to closed ports: %d cookies sent, ICMP errors %v, send errors %d; answered %v after the flood", n, st.Cookies, st.ICMPErrors,
+		st.SendErrors, time.Since(asked).Round(time.Millisecond))
 	if st.ICMPErrors[dispersion.ICMPPortUnreachable] == 0 {
 		t.Errorf("no port-unreachable errors counted: %v", st.ICMPErrors)
 	}

@@ -73,6 +73,41 @@ func TestPacedTotal(t *testing.T) {
 	}
 }
 
+// A hello's budget says how much pacing time the source has left now: the
+// whole bucket (100 ms at the default 10 %) at first, and after a paced
+// reply train of 9 gaps of 5 ms, 45 ms less (plus what refilled since, 10 %
+// of the time: the client waits 200 ms for quiet after each answer).
+func TestPacedNow(t *testing.T) {
+	_, addr := start(t, Config{})
+	c := newClient(t, "127.0.0.1:0", addr)
+	left := func() time.Duration {
+		t.Helper()
+		c.send(c.msg(train.Header{Type: train.TypeHello, Len: 1}, train.HelloMin))
+		for _, b := range c.read() {
+			if h, err := train.ParseHeader(b); err == nil && h.Type == train.TypeCookie {
+				c.cookie, _ = train.ParseCookie(b)
+				u, _ := train.ParseBudget(b)
+				return u.PacedNow
+			}
+		}
+		t.Fatal("no cookie")
+		return 0
+	}
+	if full := left(); full != 100*time.Millisecond {
+		t.Errorf("at first: %v left, want the whole bucket, 100ms", full)
+	}
+	for p := range 10 {
+		c.send(c.msg(train.Header{Type: train.TypeProbe, Flags: train.FlagPaced, ReplyGap: uint32(5 * time.Millisecond),
+			Train: 0, Pos: uint16(p), Len: 10}, 500))
+	}
+	if n := types(c.read())[train.TypeReply]; n != 10 {
+		t.Fatalf("%d replies, want 10", n)
+	}
+	if now := left(); now < 55*time.Millisecond || now > 85*time.Millisecond {
+		t.Errorf("after 45 ms of pacing: %v left, want 55 ms and what refilled since (at most 30 ms)", now)
+	}
+}
+
 // With keys, unsigned traffic is dropped before it is charged to the
 // budgets that sources share: a flood of 200 unsigned datagrams from
 // another source leaves a global budget of 20 packets to a keyed sender.

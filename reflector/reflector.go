@@ -373,7 +373,7 @@ func (s *Server) handle(b []byte, ev dispersion.Event, now time.Time) {
 		s.key = name
 	}
 	if h.Type == train.TypeHello {
-		s.hello(src, &h, len(b), now)
+		s.hello(src, &h, len(b), now, srcB)
 		return
 	}
 	key := sessionKey{src, h.Session}
@@ -473,7 +473,7 @@ func (s *Server) deactivate(ss *session) {
 
 // hello answers with a cookie, no larger than the hello, and with the
 // budget a source has here when the hello leaves room for it.
-func (s *Server) hello(src netip.AddrPort, h *train.Header, n int, now time.Time) {
+func (s *Server) hello(src netip.AddrPort, h *train.Header, n int, now time.Time, srcB *bucket) {
 	size := train.HeaderLen + train.CookieLen + train.BudgetLen
 	if s.verifier != nil {
 		size += auth.TrailerLen
@@ -486,7 +486,15 @@ func (s *Server) hello(src netip.AddrPort, h *train.Header, n int, now time.Time
 	b := s.message(size, &train.Header{Type: train.TypeCookie, Session: h.Session, Len: 1, Seq: h.Seq, SentNs: now.UnixNano()})
 	train.PutCookie(b, s.jar.Issue(now, src, h.Session))
 	if withBudget {
-		train.PutBudget(b, s.budget)
+		u := s.budget
+		// What this source may still pace now: a run right after another
+		// finds its bucket part empty, and fits its paced trains to that.
+		tokens := s.paced.TokensAt(now)
+		if srcB.paced != nil {
+			tokens = min(tokens, srcB.paced.TokensAt(now))
+		}
+		u.PacedNow = max(time.Microsecond, time.Duration(tokens)*time.Microsecond)
+		train.PutBudget(b, u)
 	}
 	if len(b) <= n && s.sign(b, s.key) {
 		s.enqueue(job{to: src, from: s.dst, msg: b, cookie: true}, nil)

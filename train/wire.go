@@ -52,7 +52,9 @@
 //	  74 2  share of time the reflector may spend pacing this sender's
 //	        replies, per mille
 //	  76 4  longest paced reply train, µs
-//	  80 8  reserved, zero
+//	  80 4  pacing time this sender has left now, µs (at least 1 when
+//	        stated; a reflector that leaves it zero states none)
+//	  84 4  reserved, zero
 //	TypeProbe (sender → reflector): none.
 //	TypeClose (sender → reflector): none; the sender is done with the
 //	  session, which the reflector may forget (no answer).
@@ -93,6 +95,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 )
 
 // DefaultPort is the UDP port reflectors listen on unless told otherwise.
@@ -201,6 +204,10 @@ type Budget struct {
 	MaxTrainLen  int     // packets
 	PacedShare   float64 // fraction of time its writer may pace this source's replies
 	MaxReplySpan int64   // ns: longest paced reply train
+	// PacedNow is the pacing time this source has left now (what its
+	// bucket holds: a run that follows another soon finds less than a
+	// full bucket), at least 1 µs when stated.
+	PacedNow time.Duration
 }
 
 // BudgetLen is the encoded length of a Budget, after the cookie.
@@ -219,6 +226,9 @@ func PutBudget(b []byte, u Budget) {
 	binary.BigEndian.PutUint16(p[16:], uint16(min(max(u.MaxTrainLen, 0), math.MaxUint16)))
 	binary.BigEndian.PutUint16(p[18:], uint16(min(max(u.PacedShare*1000, 0), 1000)))
 	binary.BigEndian.PutUint32(p[20:], sat(float64(u.MaxReplySpan/1e3)))
+	if u.PacedNow > 0 {
+		binary.BigEndian.PutUint32(p[24:], max(1, sat(float64(u.PacedNow/time.Microsecond))))
+	}
 }
 
 // ParseBudget decodes the budget of a TypeCookie datagram b (its signature
@@ -235,6 +245,7 @@ func ParseBudget(b []byte) (u Budget, ok bool) {
 	u.MaxTrainLen = int(binary.BigEndian.Uint16(p[16:]))
 	u.PacedShare = float64(min(binary.BigEndian.Uint16(p[18:]), 1000)) / 1000
 	u.MaxReplySpan = int64(binary.BigEndian.Uint32(p[20:])) * 1e3
+	u.PacedNow = time.Duration(binary.BigEndian.Uint32(p[24:])) * time.Microsecond
 	return u, true
 }
 

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 func TestHeaderRoundTrip(t *testing.T) {
@@ -179,7 +180,7 @@ func FuzzParse(f *testing.F) {
 // mille), saturates instead of wrapping, and a cookie without one says so.
 func TestBudgetRoundTrip(t *testing.T) {
 	b := make([]byte, HeaderLen+CookieLen+BudgetLen)
-	u := Budget{Rate: 10e6, Burst: 1 << 20, PPS: 5000, PacketBurst: 2000, MaxTrainLen: 1024, PacedShare: 0.1, MaxReplySpan: 100e6}
+	u := Budget{Rate: 10e6, Burst: 1 << 20, PPS: 5000, PacketBurst: 2000, MaxTrainLen: 1024, PacedShare: 0.1, MaxReplySpan: 100e6, PacedNow: 37 * time.Millisecond}
 	PutBudget(b, u)
 	if got, ok := ParseBudget(b); !ok || got != u {
 		t.Errorf("budget %+v, want %+v", got, u)
@@ -191,5 +192,16 @@ func TestBudgetRoundTrip(t *testing.T) {
 	}
 	if _, ok := ParseBudget(b[:HeaderLen+CookieLen]); ok {
 		t.Error("a short cookie parsed as having a budget")
+	}
+	// Pacing time left: an empty bucket is stated as 1 µs (0 is "not
+	// stated", what an older reflector sends); more than the field holds
+	// saturates.
+	for _, c := range []struct{ put, want time.Duration }{
+		{0, 0}, {time.Nanosecond, time.Microsecond}, {-time.Second, 0}, {1 << 62, math.MaxUint32 * time.Microsecond},
+	} {
+		PutBudget(b, Budget{PacedNow: c.put})
+		if got, _ := ParseBudget(b); got.PacedNow != c.want {
+			t.Errorf("pacing time left %v: read %v, want %v", c.put, got.PacedNow, c.want)
+		}
 	}
 }

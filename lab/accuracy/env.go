@@ -59,7 +59,7 @@ func (e *Env) Recalibrate(ctx context.Context, d testbed.Direction) error {
 }
 
 func (e *Env) startReflector() error {
-	srv, stop, err := e.StartReflector(train.DefaultPort)
+	srv, stop, err := e.StartReflector(train.DefaultPort, LabLimits())
 	if err != nil {
 		return err
 	}
@@ -67,10 +67,20 @@ func (e *Env) startReflector() error {
 	return nil
 }
 
-// StartReflector starts a reflector in the reflector's namespace on port;
-// stop ends it and returns what Serve returned. The environment's own
-// reflector is on train.DefaultPort.
-func (e *Env) StartReflector(port int) (srv *reflector.Server, stop func() error, err error) {
+// LabLimits are the budgets of the environment's own reflector: the
+// accuracy grid sends far more than a default run, so the per-source
+// budget is lifted, so that it measures the estimator, not the limiter.
+func LabLimits() reflector.Limits {
+	lim := reflector.DefaultLimits()
+	lim.Source, lim.Prefix, lim.PacedShare = lim.Global, lim.Global, 1
+	return lim
+}
+
+// StartReflector starts a reflector with the budgets lim in the
+// reflector's namespace on port; stop ends it and returns what Serve
+// returned. The environment's own reflector is on train.DefaultPort, with
+// LabLimits.
+func (e *Env) StartReflector(port int, lim reflector.Limits) (srv *reflector.Server, stop func() error, err error) {
 	var conn *dispersion.Conn
 	err = e.TB.Reflector.Do(func() (err error) {
 		conn, err = dispersion.Listen("udp", fmt.Sprintf(":%d", port), dispersion.Options{})
@@ -79,10 +89,6 @@ func (e *Env) StartReflector(port int) (srv *reflector.Server, stop func() error
 	if err != nil {
 		return nil, nil, fmt.Errorf("reflector: %w", err)
 	}
-	// The accuracy grid sends far more than a default run: lift the
-	// per-source budget so that it measures the estimator, not the limiter.
-	lim := reflector.DefaultLimits()
-	lim.Source, lim.Prefix, lim.PacedShare = lim.Global, lim.Global, 1
 	srv, err = reflector.New(conn, reflector.Config{Limits: lim})
 	if err != nil {
 		conn.Close()

@@ -27,7 +27,7 @@ func TestMonitorThreeReflectors(t *testing.T) {
 	stops := map[string]func() error{}
 	var targets []string
 	for i, port := range []int{8177, 8178, 8179} {
-		_, stop, err := env.StartReflector(port)
+		_, stop, err := env.StartReflector(port, LabLimits())
 		if err != nil {
 			t.Fatal(err)
 		}
