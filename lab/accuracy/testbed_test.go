@@ -507,7 +507,10 @@ func TestBackToBackRunsFitPacing(t *testing.T) {
 			if lost := d.Rejects[dispersion.Lost]; lost > 0 {
 				t.Errorf("run %d: %s: %d trains lost (the reflector's pacing budget)", i, d.Name, lost)
 			}
-			if err := d.Err(); err != nil {
+			// A host that sent many paced trains off pace says so
+			// (ErrBusyHost): an honest answer, about the host, not the
+			// budget.
+			if err := d.Err(); err != nil && !errors.Is(err, measure.ErrBusyHost) {
 				t.Errorf("run %d: %s: %v", i, d.Name, err)
 			}
 		}
