@@ -388,3 +388,32 @@ func TestNoReflectorLoss(t *testing.T) {
 		}
 	}
 }
+
+// User-space stamps are taken when the receiving loop gets to each packet:
+// late by what it did before, which does not average out, so the
+// estimator counts their noise as a bias too (its intervals widen as for a
+// batched train's grain); kernel and hardware stamps do not. A standard
+// reflector's forward stamps, whose noise is read from them, count that
+// noise.
+func TestUserStampsBias(t *testing.T) {
+	bk := &book{cfg: Config{Size: 1500}}
+	for _, c := range []struct {
+		src             dispersion.Source
+		forward         bool
+		fwdNoise        float64
+		noise, wantBias float64
+	}{
+		{dispersion.SourceUser, true, 0, 20e-6, 20e-6},
+		{dispersion.SourceUser, false, 0, 20e-6, 20e-6},
+		{dispersion.SourceKernel, true, 0, 2e-6, 0},
+		{dispersion.SourceHardware, false, 0, 0.1e-6, 0},
+		{dispersion.SourceUser, true, 4e-6, 4e-6, 4e-6},    // a STAMP reflector's, read from its stamps
+		{dispersion.SourceUser, false, 4e-6, 20e-6, 20e-6}, // the reverse: its transmit stamps, not read
+	} {
+		bk.fwdNoise = c.fwdNoise
+		cfg := bk.estimatorConfig(c.src, c.forward)
+		if cfg.Noise != c.noise || cfg.Bias != c.wantBias {
+			t.Errorf("%v stamps, forward %v, noise read %g: noise %g, bias %g; want %g, %g", c.src, c.forward, c.fwdNoise, cfg.Noise, cfg.Bias, c.noise, c.wantBias)
+		}
+	}
+}
