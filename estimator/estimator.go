@@ -143,8 +143,8 @@ func (s Sample) capacityGap() float64 {
 
 // Config holds what the estimator needs to know about the probes.
 type Config struct {
-	Size       int     // probe size at the IP layer, bytes
-	Noise      float64 // timestamp noise, seconds
+	Size  int     // probe size at the IP layer, bytes
+	Noise float64 // timestamp noise, seconds
 	// Bias, seconds, is how far the stamps can move each one in a way
 	// that does not average out across samples, as a batched train's
 	// grain does: user-space stamps, taken when the receiving loop gets

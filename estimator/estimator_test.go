@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -430,27 +431,27 @@ func TestGrainWidens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// User-space stamps (Config.Bias) widen as a grain does.
+	// A grain, and user-space stamps' bias (Config.Bias), widen the
+	// interval around the same DBC.
 	user := cfg
 	user.Bias = 50e-6
-	biased, _, err := EstimateCapacity(b2b, user, nil)
-	if err != nil {
-		t.Fatal(err)
+	grained := slices.Clone(b2b)
+	for i := range grained {
+		grained[i].Grain = 50e-6
 	}
-	if biased.DBC != plain.DBC || !(biased.DBCLow < plain.DBCLow && biased.DBCHigh > plain.DBCHigh) {
-		t.Errorf("DBC %.0f (%.0f–%.0f) with a bias, %.0f (%.0f–%.0f) without", biased.DBC/1e6, biased.DBCLow/1e6, biased.DBCHigh/1e6,
-			plain.DBC/1e6, plain.DBCLow/1e6, plain.DBCHigh/1e6)
-	}
-	for i := range b2b {
-		b2b[i].Grain = 50e-6
-	}
-	grained, _, err := EstimateCapacity(b2b, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if grained.DBC != plain.DBC || !(grained.DBCLow < plain.DBCLow && grained.DBCHigh > plain.DBCHigh) {
-		t.Errorf("DBC %.0f (%.0f–%.0f) with grain, %.0f (%.0f–%.0f) without", grained.DBC/1e6, grained.DBCLow/1e6, grained.DBCHigh/1e6,
-			plain.DBC/1e6, plain.DBCLow/1e6, plain.DBCHigh/1e6)
+	for _, w := range []struct {
+		what    string
+		samples []Sample
+		cfg     Config
+	}{{"a bias", b2b, user}, {"grain", grained, cfg}} {
+		got, _, err := EstimateCapacity(w.samples, w.cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.DBC != plain.DBC || !(got.DBCLow < plain.DBCLow && got.DBCHigh > plain.DBCHigh) {
+			t.Errorf("DBC %.0f (%.0f–%.0f) with %s, %.0f (%.0f–%.0f) without", got.DBC/1e6, got.DBCLow/1e6, got.DBCHigh/1e6, w.what,
+				plain.DBC/1e6, plain.DBCLow/1e6, plain.DBCHigh/1e6)
+		}
 	}
 	var p []Sample
 	for range 10 {
