@@ -309,7 +309,12 @@ func (a *Agent) serfConfig(events chan serf.Event) *serf.Config {
 	conf.Merge = &a.guard
 	conf.UserEventSizeLimit = a.set.EventSize
 	conf.DisableCoordinates = true // ours come from abing's probes
-	conf.ValidateNodeNames = true
+	// Names are checked by the agent: its own by config.CheckName, the
+	// members' as they arrive (ignored, with the reason). serf's own check
+	// runs only with a Merge delegate (the nameGuard), where one bad name
+	// in a list cancels the whole merge: a member with a bad name would
+	// then keep every later member from joining through that list.
+	conf.ValidateNodeNames = false
 	conf.RejoinAfterLeave = true // a restarted agent comes back under its name
 	conf.BroadcastTimeout = 2 * time.Second
 	logger := log.New(&logWriter{log: a.log.With("part", "serf"), conflict: &a.conflict}, "", 0)

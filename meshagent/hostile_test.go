@@ -7,6 +7,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -194,6 +195,13 @@ func TestMemberNameChecked(t *testing.T) {
 	if n := mapNames(t, a.netloc); len(n) != 0 {
 		t.Errorf("the map lists %v", n)
 	}
+	// The bad names in a's member list keep no one out: an agent that
+	// joins through a merges that list (serf's own name check, which the
+	// agent's duplicate-name guard would switch on, would refuse it whole).
+	b := startLoop(t, "b", []string{a.gossip}, filepath.Join(t.TempDir(), "b.db"))
+	waitFor(t, "b joins past the bad names", 10*time.Second, func() bool {
+		return b.agent.Health() == nil && slices.ContainsFunc(a.agent.serf.Members(), func(m serf.Member) bool { return m.Name == "b" })
+	}, a, b)
 }
 
 // TestGhostMembers: what a holder of the gossip key does by joining under
