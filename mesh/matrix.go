@@ -21,6 +21,9 @@ type Sample struct {
 	Loss     float64 // fraction, 0 to 1
 	Jitter   float64 // ms
 	ABW, DBC float64 // Mbit/s, Src → Dst
+	// Cost is the link cost published for the link (package linkcost);
+	// below 1 (or NaN) it is absent, and routes compute one (NewGraph).
+	Cost float64
 }
 
 // Matrix holds the measurements between hosts, by pair.
@@ -118,14 +121,15 @@ func (m *Matrix) CV(a, b string) float64 {
 
 // MatrixColumns are the columns ReadMatrix knows: src, dst and rtt_ms are
 // required, the others optional.
-var MatrixColumns = []string{"src", "dst", "rtt_ms", "loss", "jitter_ms", "abw_mbps", "dbc_mbps"}
+var MatrixColumns = []string{"src", "dst", "rtt_ms", "loss", "jitter_ms", "abw_mbps", "dbc_mbps", "cost"}
 
 // MaxMatrixRows bounds what ReadMatrix reads.
 const MaxMatrixRows = 10_000_000
 
 // ReadMatrix reads a CSV of measurements between hosts: a header naming at
 // least src, dst and rtt_ms (and any of loss, jitter_ms, abw_mbps,
-// dbc_mbps, in any order), then one row per measurement or per median. An
+// dbc_mbps, cost, in any order), then one row per measurement or per
+// median. An
 // empty cell is an absent value; a value that is not a finite number of its
 // range is an error that names the line.
 func ReadMatrix(r io.Reader) ([]Sample, error) {
@@ -189,7 +193,8 @@ func ReadMatrix(r io.Reader) ([]Sample, error) {
 			name string
 			hi   float64
 			v    *float64
-		}{{"rtt_ms", 1e6, &s.RTT}, {"loss", 1, &s.Loss}, {"jitter_ms", 1e6, &s.Jitter}, {"abw_mbps", 1e7, &s.ABW}, {"dbc_mbps", 1e7, &s.DBC}} {
+		}{{"rtt_ms", 1e6, &s.RTT}, {"loss", 1, &s.Loss}, {"jitter_ms", 1e6, &s.Jitter}, {"abw_mbps", 1e7, &s.ABW}, {"dbc_mbps", 1e7, &s.DBC},
+			{"cost", 1e9, &s.Cost}} {
 			if *f.v, err = num(f.name, f.hi); err != nil {
 				return nil, err
 			}

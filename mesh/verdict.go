@@ -2,7 +2,9 @@
 // measurements abing already makes: is one path to a host (an overlay, a
 // VPN) better than another (the plain Internet) — Compare and the verdicts;
 // would relaying through a third host beat the direct route — Relays, for
-// latency and for bandwidth; what is the latency between two hosts nobody
+// latency and for bandwidth; what is the best route between two hosts over
+// any number of hops — Graph and its routes, by link cost, RTT or
+// bandwidth; what is the latency between two hosts nobody
 // measured — Coordinates. It reads a matrix of measurements (ReadMatrix) or
 // records, and does no measuring or networking itself. The rules and their
 // sources are in docs/mesh.md.

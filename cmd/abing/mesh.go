@@ -4,13 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/abing-net/abing/linkcost"
 	"github.com/abing-net/abing/mesh"
 	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/source"
@@ -47,8 +51,21 @@ func (in *meshInput) records(cmd *cobra.Command) ([]record.Record, error) {
 }
 
 // samples are the input as measurements between hosts: the matrix file,
-// or the forward records of one path, from their node to their target.
+// or the forward records of one path (--path), from their node to their
+// target.
 func (in *meshInput) samples(cmd *cobra.Command) ([]mesh.Sample, error) {
+	byPath, err := in.samplesByPath(cmd, func(path string) bool { return path == in.path }, fmt.Sprintf("on path %q", in.path))
+	if err != nil {
+		return nil, err
+	}
+	return byPath[in.path], nil
+}
+
+// samplesByPath are the input's measurements between hosts by path
+// network: the matrix file's under --path, or the forward records of the
+// paths keep keeps. An error when none is left, which where says where
+// none was ("on path \"direct\"").
+func (in *meshInput) samplesByPath(cmd *cobra.Command, keep func(path string) bool, where string) (map[string][]mesh.Sample, error) {
 	if in.matrix != "" {
 		if in.src.Input != "" || in.src.Influx != "" || in.src.Agent != "" {
 			return nil, errors.New("--matrix, --input, --influx and --agent exclude each other")
@@ -62,33 +79,35 @@ func (in *meshInput) samples(cmd *cobra.Command) ([]mesh.Sample, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", in.matrix, err)
 		}
-		return s, nil
+		return map[string][]mesh.Sample{in.path: s}, nil
 	}
 	recs, err := in.records(cmd)
 	if err != nil {
 		return nil, err
 	}
-	var out []mesh.Sample
+	out := map[string][]mesh.Sample{}
 	nan := math.NaN()
 	for _, r := range recs {
 		path := r.Path
 		if path == "" {
 			path = mesh.ReferencePath
 		}
-		if r.Direction != "forward" || r.Node == "" || path != in.path || r.RTT == nil {
+		if r.Direction != "forward" || r.Node == "" || !keep(path) || r.RTT == nil {
 			continue
 		}
-		s := mesh.Sample{Src: r.Node, Dst: r.Target, RTT: r.RTT.Avg, Loss: r.Loss, Jitter: r.RTT.Jitter, ABW: nan, DBC: nan}
-		if r.ABW != nil {
-			s.ABW = *r.ABW
+		s := mesh.Sample{Src: r.Node, Dst: r.Target, RTT: r.RTT.Avg, Loss: r.Loss, Jitter: r.RTT.Jitter, ABW: nan, DBC: nan, Cost: nan}
+		for _, v := range []struct {
+			from *float64
+			to   *float64
+		}{{r.ABW, &s.ABW}, {r.DBC, &s.DBC}, {r.LinkCost, &s.Cost}} {
+			if v.from != nil {
+				*v.to = *v.from
+			}
 		}
-		if r.DBC != nil {
-			s.DBC = *r.DBC
-		}
-		out = append(out, s)
+		out[path] = append(out[path], s)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("no measurements between named hosts on path %q (records need node and target; abing monitor sets node)", in.path)
+		return nil, fmt.Errorf("no measurements between named hosts %s (records need node and target; abing monitor sets node)", where)
 	}
 	return out, nil
 }
@@ -104,7 +123,7 @@ func meshCommand() *cobra.Command {
 			"(coords). agent runs one host of a self-organising\n" +
 			"mesh that measures every member and holds the full map. See docs/mesh.md.",
 	}
-	cmd.AddCommand(meshCompareCommand(), meshRelaysCommand(), meshCoordsCommand(), meshAgentCommand(), meshKeygenCommand())
+	cmd.AddCommand(meshCompareCommand(), meshRelaysCommand(), meshRoutesCommand(), meshCoordsCommand(), meshAgentCommand(), meshKeygenCommand())
 	return cmd
 }
 
@@ -249,6 +268,103 @@ func relaysText(w io.Writer, m *mesh.Matrix, shortcuts []mesh.Shortcut, pairs in
 		tw.Flush()
 	}
 	return nil
+}
+
+func meshRoutesCommand() *cobra.Command {
+	var in meshInput
+	var output, metric, from string
+	cmd := &cobra.Command{
+		Use:   "routes",
+		Short: "The best route between every ordered pair of hosts over the measured links, against the direct link",
+		Long: "The best route between every ordered pair of hosts over the graph of measured links (any number\n" +
+			"of hops), by link cost (default: the sum of the links' costs), RTT (the sum of the pairs' median\n" +
+			"RTTs) or bandwidth (the widest path: the narrowest link's available bandwidth), against the\n" +
+			"direct link. Ties go to the route with fewer hops, then to the next hop first in name order.\n" +
+			"With records, each path network (direct, overlay) has its own table unless --path names one.",
+		Example: "  abing mesh routes --agent 127.0.0.1:9817\n" +
+			"  abing mesh routes --since 24h --metric bandwidth --from lab-a --output json",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			keep, where := func(string) bool { return true }, "on any path"
+			if cmd.Flags().Changed("path") {
+				keep, where = func(p string) bool { return p == in.path }, fmt.Sprintf("on path %q", in.path)
+			}
+			byPath, err := in.samplesByPath(cmd, keep, where)
+			if err != nil {
+				return err
+			}
+			t, err := mesh.NewTable(cmd.OutOrStdout(), output, "path", "from", "to", "next hop", "route", metricUnit(metric), "direct", "gain")
+			if err != nil {
+				return err
+			}
+			for _, path := range slices.Sorted(maps.Keys(byPath)) {
+				g, err := mesh.NewGraph(mesh.NewMatrix(byPath[path]), metric, linkcost.Default())
+				if err != nil {
+					return err
+				}
+				if from != "" && !slices.Contains(g.Nodes, from) {
+					return fmt.Errorf("--from %q: no such host on path %q (hosts: %s)", from, path, strings.Join(g.Nodes, ", "))
+				}
+				var routes []mesh.Route
+				if from != "" {
+					routes = g.From(from)
+				} else {
+					routes = g.Routes()
+				}
+				addRoutes(t, path, routes)
+			}
+			return t.Flush()
+		},
+	}
+	in.flags(cmd, true)
+	f := cmd.Flags()
+	f.StringVar(&output, "output", "text", "text, json or csv")
+	f.StringVar(&metric, "metric", mesh.MetricCost, "what a route minimises: cost or rtt; or bandwidth, the widest path")
+	f.StringVar(&from, "from", "", "only the routes from this host")
+	return cmd
+}
+
+// metricUnit is the route value's column name.
+func metricUnit(metric string) string {
+	switch metric {
+	case mesh.MetricRTT:
+		return "RTT ms"
+	case mesh.MetricBandwidth:
+		return "ABW Mbit/s"
+	}
+	return "cost"
+}
+
+// cell is a route's number in text and CSV: one decimal, empty when absent.
+func cell(v float64) string {
+	if math.IsNaN(v) {
+		return ""
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64)
+}
+
+// addRoutes adds routes of a path network to t: in JSON, absent numbers
+// are null and an unreachable destination has no hops.
+func addRoutes(t *mesh.Table, path string, routes []mesh.Route) {
+	opt := func(v float64) any {
+		if math.IsNaN(v) {
+			return nil
+		}
+		return v
+	}
+	for _, r := range routes {
+		gain := r.Direct - r.Value // what the route saves
+		if r.Metric == mesh.MetricBandwidth {
+			gain = r.Value - r.Direct // what it adds
+		}
+		via := strings.Join(r.Hops, ">")
+		if !r.Reachable {
+			via = "unreachable"
+		}
+		t.Add(map[string]any{"path": path, "metric": r.Metric, "src": r.Src, "dst": r.Dst, "reachable": r.Reachable, "next_hop": r.NextHop(),
+			"hops": r.Hops, "value": opt(r.Value), "direct": opt(r.Direct), "gain": opt(gain)},
+			path, r.Src, r.Dst, r.NextHop(), via, cell(r.Value), cell(r.Direct), cell(gain))
+	}
 }
 
 func meshCoordsCommand() *cobra.Command {

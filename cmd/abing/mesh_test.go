@@ -70,10 +70,49 @@ func TestMeshCommands(t *testing.T) {
 		t.Errorf("relays from records: %v\n%s", err, out)
 	}
 
+	// Routes: the seeds' example in a matrix with published costs; from
+	// records, a table for each path network.
+	seeds := filepath.Join(dir, "seeds.csv")
+	os.WriteFile(seeds, []byte("src,dst,rtt_ms,cost\n2,1,5,43\n1,3,5,43\n2,4,5,1\n4,3,5,2\n5,6,5,10\n"), 0o644)
+	out, err = runMesh(t, "routes", "--matrix", seeds, "--from", "2", "--output", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var routes []struct {
+		Src, Dst      string
+		NextHop       string `json:"next_hop"`
+		Hops          []string
+		Value, Direct *float64
+		Reachable     bool
+	}
+	if err := json.Unmarshal([]byte(out), &routes); err != nil || len(routes) != 5 {
+		t.Fatalf("routes from 2: %v\n%s", err, out)
+	}
+	if r := routes[1]; r.Dst != "3" || strings.Join(r.Hops, ">") != "2>4>3" || r.NextHop != "4" || r.Value == nil || *r.Value != 3 || r.Direct != nil {
+		t.Errorf("2 to 3: %+v", r)
+	}
+	if r := routes[0]; r.Dst != "1" || !r.Reachable || strings.Join(r.Hops, ">") != "2>1" || r.Direct == nil || *r.Direct != 43 {
+		t.Errorf("2 to 1: %+v", r)
+	}
+	// 5 and 6 are a mesh of their own.
+	out, err = runMesh(t, "routes", "--matrix", seeds, "--from", "5", "--output", "csv")
+	if err != nil || out != "path,from,to,next hop,route,cost,direct,gain\ndirect,5,1,,unreachable,,,\ndirect,5,2,,unreachable,,,\n"+
+		"direct,5,3,,unreachable,,,\ndirect,5,4,,unreachable,,,\ndirect,5,6,6,5>6,10.0,10.0,0.0\n" {
+		t.Errorf("routes from 5: %v\n%s", err, out)
+	}
+	out, err = runMesh(t, "routes", "--input", input, "--metric", "rtt", "--output", "csv")
+	if err != nil || out != "path,from,to,next hop,route,RTT ms,direct,gain\ndirect,h,n,n,h>n,80.0,80.0,0.0\ndirect,n,h,h,n>h,80.0,80.0,0.0\n"+
+		"overlay,h,n,n,h>n,50.0,50.0,0.0\noverlay,n,h,h,n>h,50.0,50.0,0.0\n" {
+		t.Errorf("routes from records, both paths: %v\n%s", err, out)
+	}
+
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
+		{[]string{"routes", "--matrix", seeds, "--metric", "hops"}, `route metric "hops"`},
+		{[]string{"routes", "--matrix", seeds, "--from", "9"}, `--from "9": no such host`},
+		{[]string{"routes", "--input", input, "--path", "wifi"}, `on path "wifi"`},
 		{[]string{"relays", "--matrix", filepath.Join(dir, "none.csv")}, "no such file"},
 		{[]string{"relays", "--matrix", input}, "unknown column"},
 		{[]string{"relays", "--matrix", matrix, "--input", input}, "exclude each other"},
