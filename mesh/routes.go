@@ -275,6 +275,37 @@ func (g *Graph) Routes() []Route {
 	return all
 }
 
+// Value is the value of the route along hops under the graph's metric
+// (the sum of its links', or its narrowest link's bandwidth), and false
+// when one of its links is not in the graph or one of its hops is down:
+// what a route chosen earlier is worth now.
+func (g *Graph) Value(hops []string) (float64, bool) {
+	if len(hops) < 2 {
+		return math.NaN(), false
+	}
+	v := 0.0
+	if g.Metric == MetricBandwidth {
+		v = math.Inf(1)
+	}
+	for i := 1; i < len(hops); i++ {
+		a, okA := g.index[hops[i-1]]
+		b, okB := g.index[hops[i]]
+		if !okA || !okB || g.down[a] || g.down[b] {
+			return math.NaN(), false
+		}
+		w := g.direct(a, b)
+		if math.IsNaN(w) {
+			return math.NaN(), false
+		}
+		if g.Metric == MetricBandwidth {
+			v = min(v, w)
+		} else {
+			v += w
+		}
+	}
+	return v, true
+}
+
 // direct is the weight of the measured link from a to b, NaN without one.
 func (g *Graph) direct(a, b int) float64 {
 	o := g.out[a]

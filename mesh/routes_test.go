@@ -201,3 +201,28 @@ func BenchmarkRoutesAll(b *testing.B) {
 		})
 	}
 }
+
+// Value prices a route chosen earlier under the links as they are now.
+func TestRouteValue(t *testing.T) {
+	g := graph(t, MetricCost, both("a", "b", 10), both("b", "c", 20), both("a", "c", 100))
+	g.Down("d")
+	for _, c := range []struct {
+		hops []string
+		want float64
+		ok   bool
+	}{
+		{[]string{"a", "b", "c"}, 30, true},
+		{[]string{"a", "c"}, 100, true},
+		{[]string{"a", "x", "c"}, 0, false},
+		{[]string{"c", "a", "b"}, 110, true},
+		{[]string{"a"}, 0, false},
+	} {
+		if v, ok := g.Value(c.hops); ok != c.ok || ok && v != c.want {
+			t.Errorf("%v: %g, %v; want %g, %v", c.hops, v, ok, c.want, c.ok)
+		}
+	}
+	g.Down("b")
+	if _, ok := g.Value([]string{"a", "b", "c"}); ok {
+		t.Error("a route through a member that is down has a value")
+	}
+}

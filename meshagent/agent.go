@@ -76,6 +76,7 @@ type Agent struct {
 	conflict atomic.Bool
 	gone     atomic.Pointer[error]
 	guard    nameGuard
+	routes   *Router
 }
 
 // ErrLeftMesh is what Run returns, and Health says, when serf shut down
@@ -162,6 +163,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Agent, error) {
 	a := &Agent{cfg: cfg, set: set, log: logger, view: NewView(cfg.Node, set.NetlocPath, 3*time.Duration(set.Refresh)),
 		clients: map[string]*coordinate.Client{}, guards: map[string]*coordGuard{}, own: map[string]map[string]Link{}, dirty: map[string]map[string]bool{},
 		iters: map[string]uint64{}, budget: newBudget(profile(set.Profile), len(set.Paths)), pubCoord: map[string]*coordinate.Coordinate{}, down: map[string]record.Alarm{}, ignored: map[string]string{}}
+	a.routes = NewRouter(cfg.Node, DefaultRouteParams())
 	a.metrics = newMetrics(a)
 	a.bound = make(chan Bound, 1)
 	for _, p := range set.Paths {
@@ -386,6 +388,23 @@ func (a *Agent) join(ctx context.Context) {
 	}
 }
 
+// RouteEvery is how often the route table is recomputed when the map has
+// not changed.
+const RouteEvery = 5 * time.Second
+
+// route recomputes the route table from the map as it is at now, logs
+// each change and updates the routes' metrics.
+func (a *Agent) route(now time.Time) {
+	byPath, down := a.view.routeSamples()
+	for _, c := range a.routes.Update(byPath, down, now) {
+		a.log.Info("route changed", "path", c.Path, "destination", c.Dst, "reason", c.Reason,
+			"old_next_hop", nextHop(c.OldHops), "new_next_hop", nextHop(c.NewHops),
+			"old_route", strings.Join(c.OldHops, ">"), "new_route", strings.Join(c.NewHops, ">"),
+			"old_value", c.OldValue, "new_value", c.NewValue, "flap", c.Flap)
+	}
+	a.metrics.routes(a.routes.Table())
+}
+
 // feed hands the monitor the members as targets (reload) and the members'
 // alarms (raise), and publishes this node's row, until ctx ends.
 // It reports false when it ended because serf shut down under it.
@@ -393,6 +412,8 @@ func (a *Agent) feed(ctx context.Context, reload func(context.Context, *config.C
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	lastFull, lastExpiry := time.Now(), time.Now()
+	var routed uint64 // the map's version the routes were computed from
+	var lastRoute time.Time
 	for {
 		a.mu.Lock()
 		stale, alarms := a.targets, a.alarms
@@ -423,6 +444,12 @@ func (a *Agent) feed(ctx context.Context, reload func(context.Context, *config.C
 				a.announce = false
 				a.mu.Unlock()
 			}
+		}
+		// The route table: when the map changed, and every few seconds
+		// besides, so that the smoothed metrics and the hold move on.
+		if v := a.view.Version(); v != routed || now.Sub(lastRoute) >= RouteEvery {
+			a.route(now)
+			routed, lastRoute = v, now
 		}
 		if now.Sub(lastExpiry) >= time.Minute { // a walk over every link of the map
 			a.view.expireLinks(now)

@@ -298,13 +298,39 @@ func TestLoopbackMesh(t *testing.T) {
 		}
 		return true
 	}, agents...)
+	// Routes: on loopback every link costs about the same, so each
+	// member is reached directly.
+	routes := func(a *loopAgent) map[string]string {
+		resp, err := http.Get("http://" + a.web + "/api/v1/mesh/routes")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var table []Route
+		if err := json.NewDecoder(resp.Body).Decode(&table); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, e := range table {
+			out[e.Path+"/"+e.Dst] = strings.Join(e.Hops, ">")
+			if !e.Reachable {
+				out[e.Path+"/"+e.Dst] = "unreachable"
+			}
+		}
+		return out
+	}
+	waitFor(t, "a's routes to b and c, direct", 10*time.Second, func() bool {
+		r := routes(agents[0])
+		return r["direct/b"] == "a>b" && r["direct/c"] == "a>c"
+	}, agents...)
 	resp, err := http.Get("http://" + agents[0].web + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"abing_mesh_members 3\n", "abing_mesh_row_parts_published_total ", "abing_mesh_row_parts_received_total "} {
+	for _, want := range []string{"abing_mesh_members 3\n", "abing_mesh_row_parts_published_total ", "abing_mesh_row_parts_received_total ",
+		`abing_mesh_route_value{destination="b",path="direct"} `, "abing_mesh_route_changes_total 0\n"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
@@ -331,6 +357,7 @@ func TestLoopbackMesh(t *testing.T) {
 		return downAlarms(t, agents[0].db)["c"] == "critical firing" && downAlarms(t, agents[1].db)["c"] == "critical firing"
 	})
 	t.Logf("down raised %v after the crash", took.Round(100*time.Millisecond))
+	waitFor(t, "a's route to c unreachable", 10*time.Second, func() bool { return routes(agents[0])["direct/c"] == "unreachable" })
 	if n := mapNames(t, agents[0].netloc); n["c"] {
 		t.Errorf("a's map still lists the failed c: %v", n)
 	}

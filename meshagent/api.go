@@ -53,6 +53,15 @@ func (a *Agent) Handlers() map[string]http.Handler {
 			w.Write(body)
 		}),
 		"/api/v1/mesh/records": http.HandlerFunc(a.serveRecords),
+		"/api/v1/mesh/routes": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, err := json.Marshal(a.routes.Table())
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(body)
+		}),
 	}
 }
 

@@ -10,6 +10,9 @@ type metrics struct {
 	refused      prometheus.Counter
 	deferred     prometheus.Counter
 	coordRefused prometheus.Counter
+	routeChanges prometheus.CounterFunc
+	routeFlaps   prometheus.CounterFunc
+	routeValue   *prometheus.GaugeVec
 }
 
 func newMetrics(a *Agent) *metrics {
@@ -26,9 +29,26 @@ func newMetrics(a *Agent) *metrics {
 			Help: "Publications the gossip budget put off to a later second."}),
 		coordRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "abing_mesh_coordinate_samples_refused_total",
 			Help: "Peers' coordinates not taken: they disagreed wildly with the RTT measured to them while most peers' agreed."}),
+		routeChanges: prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "abing_mesh_route_changes_total",
+			Help: "Changes of this node's routes (not their first installation)."}, func() float64 { c, _ := a.routes.Counts(); return float64(c) }),
+		routeFlaps: prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "abing_mesh_route_flaps_total",
+			Help: "Route changes back to the route replaced within the flap window."}, func() float64 { _, f := a.routes.Counts(); return float64(f) }),
+		routeValue: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "abing_mesh_route_value",
+			Help: "The value of each route this node chose (link cost by default), by path network and destination; none for an unreachable one."},
+			[]string{"path", "destination"}),
+	}
+}
+
+// routes sets the routes' values from the table.
+func (m *metrics) routes(table []Route) {
+	m.routeValue.Reset()
+	for _, e := range table {
+		if e.Value != nil {
+			m.routeValue.WithLabelValues(e.Path, e.Dst).Set(*e.Value)
+		}
 	}
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.members, m.published, m.received, m.refused, m.deferred, m.coordRefused}
+	return []prometheus.Collector{m.members, m.published, m.received, m.refused, m.deferred, m.coordRefused, m.routeChanges, m.routeFlaps, m.routeValue}
 }

@@ -294,6 +294,42 @@ func (v *View) rttSamples() map[string][]mesh.Sample {
 	return byPath
 }
 
+// routeSamples are the latest published value of every link between
+// known nodes, by path, costs included, and the members that are down:
+// what the route table is computed from (a member that is down keeps its
+// row, so that routes to it and through it say unreachable).
+func (v *View) routeSamples() (map[string][]mesh.Sample, []string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	byPath := map[string][]mesh.Sample{}
+	known := func(name string) bool { _, ok := v.members[name]; return ok || name == v.self }
+	for node, paths := range v.rows {
+		if !known(node) {
+			continue
+		}
+		for path, r := range paths {
+			for peer, s := range r.links {
+				if len(s.hist) == 0 || !known(peer) {
+					continue
+				}
+				l := s.hist[len(s.hist)-1].l
+				smp := mesh.Sample{Src: node, Dst: peer, RTT: l.RTT, Loss: l.Loss, Jitter: l.Jitter, ABW: math.NaN(), DBC: math.NaN(), Cost: l.Cost}
+				if l.ABW != nil {
+					smp.ABW = *l.ABW
+				}
+				byPath[path] = append(byPath[path], smp)
+			}
+		}
+	}
+	var down []string
+	for name, m := range v.members {
+		if !m.alive {
+			down = append(down, name)
+		}
+	}
+	return byPath, down
+}
+
 // eachPublished calls fn, under the lock, with every published value of
 // every link between shown nodes.
 func (v *View) eachPublished(fn func(node, path, peer string, h published)) {

@@ -1,0 +1,267 @@
+package meshagent
+
+import (
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/abing-net/abing/linkcost"
+	"github.com/abing-net/abing/mesh"
+)
+
+// RouteParams are the discipline of the agent's route table, Babel's
+// (RFC 8966 and babeld): a route is replaced only by one better on both
+// the latest and the smoothed metric by Margin (of the current route's
+// value) and at least MarginAbs, and a route just installed is kept for
+// Hold, so that noise in the costs never flaps a route. A route whose
+// links are gone, or that crosses a member that is down, is replaced at
+// once.
+type RouteParams struct {
+	Metric    string        // mesh.MetricCost, MetricRTT or MetricBandwidth
+	Margin    float64       // of the current route's value
+	MarginAbs float64       // in the metric's unit
+	Hold      time.Duration // the least time a new route is kept
+	// Smooth is the time constant of the smoothed metric. babeld smooths
+	// per hello (every 4 s), so that one momentary value cannot switch a
+	// route; the table here is recomputed every second, so the smoothing
+	// is in time: a value must last several seconds before the smoothed
+	// metric follows it.
+	Smooth time.Duration
+	// FlapWindow: a change back to the route replaced less than this
+	// long ago counts as a flap.
+	FlapWindow time.Duration
+}
+
+// DefaultRouteParams: the link cost, 5 % and 1 unit, a hold of 30 s,
+// smoothing over 10 s, and flaps within 5 minutes.
+func DefaultRouteParams() RouteParams {
+	return RouteParams{Metric: mesh.MetricCost, Margin: 0.05, MarginAbs: 1, Hold: 30 * time.Second,
+		Smooth: 10 * time.Second, FlapWindow: 5 * time.Minute}
+}
+
+// RouteChange is a change of the route to one destination on one path
+// network: what a route hook gets.
+type RouteChange struct {
+	Path, Dst          string
+	OldHops, NewHops   []string // nil: unreachable
+	OldValue, NewValue float64  // NaN: unreachable
+	Reason             string   // better, broken (its links or a hop went), reachable, unreachable
+	Flap               bool     // back to the route replaced within the flap window
+	At                 time.Time
+}
+
+// NextHop is a route's next hop ("" when unreachable).
+func nextHop(hops []string) string {
+	if len(hops) < 2 {
+		return ""
+	}
+	return hops[1]
+}
+
+// Router keeps this node's route table: per path network and destination,
+// the route chosen under RouteParams. Safe for concurrent use.
+type Router struct {
+	self string
+	p    RouteParams
+	mu   sync.Mutex
+	tab  map[routeKey]*routeState
+	// changes and flaps count the table's changes since the start.
+	changes, flaps uint64
+}
+
+type routeKey struct{ path, dst string }
+
+type routeState struct {
+	hops     []string // nil: unreachable
+	value    float64  // latest
+	since    time.Time
+	smooth   map[string]*smoothed // by route (hops joined): the installed one and the best candidate
+	prev     []string             // the route replaced last, and when
+	replaced time.Time
+}
+
+// smoothed is a route's smoothed value v at at, and its latest value,
+// which holds from at on.
+type smoothed struct {
+	v, last float64
+	at      time.Time
+}
+
+// NewRouter is the route table of node self.
+func NewRouter(self string, p RouteParams) *Router {
+	return &Router{self: self, p: p, tab: map[routeKey]*routeState{}}
+}
+
+// better says whether a beats b by the margin under the metric.
+func (r *Router) better(a, b float64) bool {
+	m := max(r.p.MarginAbs, r.p.Margin*math.Abs(b))
+	if r.p.Metric == mesh.MetricBandwidth {
+		return a > b+m
+	}
+	return a < b-m
+}
+
+// smooth brings the smoothed value of route key to now, the value it had
+// since the last call having held until now, takes v as its value from
+// now on, and returns the smoothed value: a value just seen has no weight
+// yet, and one that lasts the time constant has most of it.
+func (r *Router) smooth(st *routeState, key string, v float64, now time.Time) float64 {
+	s := st.smooth[key]
+	if s == nil {
+		s = &smoothed{v: v, last: v, at: now}
+		st.smooth[key] = s
+		return v
+	}
+	if dt := now.Sub(s.at); dt > 0 {
+		s.v += (1 - math.Exp(-dt.Seconds()/r.p.Smooth.Seconds())) * (s.last - s.v)
+		s.at = now
+	}
+	s.last = v
+	return s.v
+}
+
+// Update recomputes the table from the links of every path network
+// (byPath: the latest published value of each, costs included) with the
+// members that are down, at now, and returns the changes, oldest
+// destination first by path and name. A destination seen for the first
+// time is installed without a change.
+func (r *Router) Update(byPath map[string][]mesh.Sample, down []string, now time.Time) []RouteChange {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []RouteChange
+	seen := map[routeKey]bool{}
+	for _, path := range slices.Sorted(maps.Keys(byPath)) {
+		g, err := mesh.NewGraph(mesh.NewMatrix(byPath[path]), r.p.Metric, linkcost.Default())
+		if err != nil {
+			continue // a metric the parameters were checked for
+		}
+		g.Down(down...)
+		for _, best := range g.From(r.self) {
+			k := routeKey{path, best.Dst}
+			seen[k] = true
+			if c, ok := r.decide(g, k, best, now); ok {
+				out = append(out, c)
+			}
+		}
+	}
+	// Destinations no longer in any graph: unreachable.
+	for _, k := range slices.SortedFunc(maps.Keys(r.tab), func(a, b routeKey) int { return strings.Compare(a.path+"/"+a.dst, b.path+"/"+b.dst) }) {
+		if st := r.tab[k]; !seen[k] && st.hops != nil {
+			out = append(out, r.install(k, st, nil, math.NaN(), "unreachable", now))
+		}
+	}
+	return out
+}
+
+// decide applies the discipline to the route to k, best being the best
+// route now; it reports the change, if any.
+func (r *Router) decide(g *mesh.Graph, k routeKey, best mesh.Route, now time.Time) (RouteChange, bool) {
+	st := r.tab[k]
+	if st == nil {
+		st = &routeState{value: math.NaN(), smooth: map[string]*smoothed{}, since: now}
+		r.tab[k] = st
+		if best.Reachable {
+			st.hops, st.value = best.Hops, best.Value
+			r.smooth(st, strings.Join(best.Hops, ">"), best.Value, now)
+		}
+		return RouteChange{}, false
+	}
+	bestKey := strings.Join(best.Hops, ">")
+	if st.hops == nil {
+		if !best.Reachable {
+			return RouteChange{}, false
+		}
+		return r.install(k, st, best.Hops, best.Value, "reachable", now), true
+	}
+	cur, ok := g.Value(st.hops)
+	if !ok {
+		if !best.Reachable {
+			return r.install(k, st, nil, math.NaN(), "unreachable", now), true
+		}
+		return r.install(k, st, best.Hops, best.Value, "broken", now), true
+	}
+	st.value = cur
+	curKey := strings.Join(st.hops, ">")
+	curSmooth := r.smooth(st, curKey, cur, now)
+	if !best.Reachable || bestKey == curKey {
+		return RouteChange{}, false
+	}
+	candSmooth := r.smooth(st, bestKey, best.Value, now)
+	for key := range st.smooth { // the installed route and the best candidate only
+		if key != curKey && key != bestKey {
+			delete(st.smooth, key)
+		}
+	}
+	if r.better(best.Value, cur) && r.better(candSmooth, curSmooth) && now.Sub(st.since) >= r.p.Hold {
+		return r.install(k, st, best.Hops, best.Value, "better", now), true
+	}
+	return RouteChange{}, false
+}
+
+// install makes hops (nil: unreachable) the route to k, and says so.
+func (r *Router) install(k routeKey, st *routeState, hops []string, v float64, reason string, now time.Time) RouteChange {
+	c := RouteChange{Path: k.path, Dst: k.dst, OldHops: st.hops, NewHops: hops, OldValue: st.value, NewValue: v, Reason: reason, At: now}
+	if st.hops == nil {
+		c.OldValue = math.NaN()
+	}
+	c.Flap = st.prev != nil && slices.Equal(st.prev, hops) && now.Sub(st.replaced) < r.p.FlapWindow
+	st.prev, st.replaced = st.hops, now
+	st.hops, st.value, st.since = hops, v, now
+	clear(st.smooth)
+	if hops != nil {
+		r.smooth(st, strings.Join(hops, ">"), v, now)
+	}
+	r.changes++
+	if c.Flap {
+		r.flaps++
+	}
+	return c
+}
+
+// Route is one entry of the table, as /api/v1/mesh/routes shows it.
+type Route struct {
+	Path      string    `json:"path"`
+	Dst       string    `json:"destination"`
+	Reachable bool      `json:"reachable"`
+	NextHop   string    `json:"next_hop,omitempty"`
+	Hops      []string  `json:"hops,omitempty"`
+	Value     *float64  `json:"value,omitempty"`
+	Smoothed  *float64  `json:"smoothed,omitempty"`
+	Since     time.Time `json:"since"`
+}
+
+// Table is the route table, by path and destination.
+func (r *Router) Table() []Route {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := []Route{}
+	for k, st := range r.tab {
+		e := Route{Path: k.path, Dst: k.dst, Reachable: st.hops != nil, NextHop: nextHop(st.hops), Hops: st.hops, Since: st.since.UTC()}
+		if st.hops != nil {
+			v := st.value
+			e.Value = &v
+			if s := st.smooth[strings.Join(st.hops, ">")]; s != nil {
+				sv := s.v
+				e.Smoothed = &sv
+			}
+		}
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, b Route) int {
+		if c := strings.Compare(a.Path, b.Path); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Dst, b.Dst)
+	})
+	return out
+}
+
+// Counts are the table's changes and flaps since the start.
+func (r *Router) Counts() (changes, flaps uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.changes, r.flaps
+}

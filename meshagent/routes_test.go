@@ -1,0 +1,138 @@
+package meshagent
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/abing-net/abing/mesh"
+)
+
+// costLinks are the published costs of node a's mesh, both ways: a–b, b–c and
+// a–c, the last at direct.
+func costLinks(direct float64) map[string][]mesh.Sample {
+	var s []mesh.Sample
+	for _, l := range []struct {
+		x, y string
+		c    float64
+	}{{"a", "b", 10}, {"b", "c", 10}, {"a", "c", direct}} {
+		for _, d := range [][2]string{{l.x, l.y}, {l.y, l.x}} {
+			s = append(s, mesh.Sample{Src: d[0], Dst: d[1], RTT: math.NaN(), Loss: math.NaN(), Jitter: math.NaN(), ABW: math.NaN(), DBC: math.NaN(), Cost: l.c})
+		}
+	}
+	return map[string][]mesh.Sample{"direct": s}
+}
+
+// toC is a's route to c and the changes so far, as "a>c".
+func toC(r *Router) string {
+	for _, e := range r.Table() {
+		if e.Dst == "c" {
+			if !e.Reachable {
+				return "unreachable"
+			}
+			return strings.Join(e.Hops, ">")
+		}
+	}
+	return "none"
+}
+
+// run feeds the router the direct cost of each second from t0 and
+// returns the changes.
+func run(r *Router, t0 time.Time, from int, costs []float64, down ...string) []RouteChange {
+	var out []RouteChange
+	for i, c := range costs {
+		out = append(out, r.Update(costLinks(c), down, t0.Add(time.Duration(from+i)*time.Second))...)
+	}
+	return out
+}
+
+func TestRouterDiscipline(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC)
+	repeat := func(v float64, n int) []float64 {
+		out := make([]float64, n)
+		for i := range out {
+			out[i] = v
+		}
+		return out
+	}
+	r := NewRouter("a", DefaultRouteParams())
+	// Installed at first sight, without a change: direct (15 < 20).
+	if c := run(r, t0, 0, []float64{15}); len(c) != 0 || toC(r) != "a>c" {
+		t.Fatalf("first sight: %v, route %s", c, toC(r))
+	}
+	// The direct cost jumps to 50 for a second, then back: the smoothed
+	// metric hardly moves, and nothing changes.
+	if c := run(r, t0, 40, []float64{50, 15, 15}); len(c) != 0 || toC(r) != "a>c" {
+		t.Errorf("a one-second spike: %+v, route %s", c, toC(r))
+	}
+	// Noise around the alternative's cost (20 ± 0.8): within the margin.
+	if c := run(r, t0, 50, []float64{20.8, 19.2, 20.5, 19.5, 20.8, 19.3, 20.1, 19.9}); len(c) != 0 {
+		t.Errorf("noise within the margin: %+v", c)
+	}
+	// Settled at 15 again, then a lasting change to 50: once the smoothed
+	// metric follows, one switch to a>b>c, and no more while it lasts.
+	run(r, t0, 60, repeat(15, 20))
+	c := run(r, t0, 80, repeat(50, 60))
+	if len(c) != 1 || c[0].Reason != "better" || strings.Join(c[0].NewHops, ">") != "a>b>c" || c[0].OldValue != 50 || c[0].NewValue != 20 || c[0].Flap {
+		t.Fatalf("a lasting change: %+v", c)
+	}
+	if took := c[0].At.Sub(t0.Add(80 * time.Second)); took < 2*time.Second || took > 20*time.Second {
+		t.Errorf("switched %v after the change, want once the smoothed metric followed (seconds, not at once)", took)
+	}
+	// Back to 15 at once: the new route is held for 30 s before the
+	// discipline lets it go; then one change back, a flap (within 5 min).
+	switched := c[0].At
+	c = run(r, t0, 140, repeat(15, 60))
+	if len(c) != 1 || strings.Join(c[0].NewHops, ">") != "a>c" || !c[0].Flap || c[0].At.Sub(switched) < 30*time.Second {
+		t.Fatalf("back: %+v (switched at %v)", c, switched)
+	}
+	if changes, flaps := r.Counts(); changes != 2 || flaps != 1 {
+		t.Errorf("counts: %d changes, %d flaps", changes, flaps)
+	}
+	// A link of the route goes: replaced at once, hold or not.
+	r.Update(costLinks(15), nil, t0.Add(201*time.Second))
+	broken := costLinks(15)
+	broken["direct"] = broken["direct"][:4] // a–c gone both ways
+	c = r.Update(broken, nil, t0.Add(202*time.Second))
+	if len(c) != 1 || c[0].Reason != "broken" || strings.Join(c[0].NewHops, ">") != "a>b>c" {
+		t.Errorf("a link gone: %+v", c)
+	}
+	// b goes down: c is unreachable (a–c is gone too), and said so.
+	c = r.Update(broken, []string{"b"}, t0.Add(203*time.Second))
+	if len(c) != 2 || c[0].Dst != "b" || c[0].Reason != "unreachable" || c[1].Dst != "c" || c[1].NewHops != nil || !math.IsNaN(c[1].NewValue) {
+		t.Errorf("b down: %+v", c)
+	}
+	if toC(r) != "unreachable" {
+		t.Errorf("table: c by %s", toC(r))
+	}
+	// b back, a–c back: c reachable again, by the best route.
+	c = r.Update(costLinks(15), nil, t0.Add(204*time.Second))
+	if len(c) != 2 || c[1].Reason != "reachable" || strings.Join(c[1].NewHops, ">") != "a>c" {
+		t.Errorf("back up: %+v", c)
+	}
+}
+
+// The widest path: more bandwidth is better.
+func TestRouterBandwidth(t *testing.T) {
+	p := DefaultRouteParams()
+	p.Metric, p.Hold = mesh.MetricBandwidth, 0
+	r := NewRouter("a", p)
+	abw := func(direct float64) map[string][]mesh.Sample {
+		nan := math.NaN()
+		return map[string][]mesh.Sample{"overlay": {
+			{Src: "a", Dst: "b", RTT: nan, ABW: 100}, {Src: "b", Dst: "c", RTT: nan, ABW: 100}, {Src: "a", Dst: "c", RTT: nan, ABW: direct}}}
+	}
+	t0 := time.Now()
+	r.Update(abw(200), nil, t0)
+	if toC(r) != "a>c" {
+		t.Fatalf("200 direct against 100 through b: %s", toC(r))
+	}
+	var c []RouteChange
+	for i := range 60 {
+		c = append(c, r.Update(abw(20), nil, t0.Add(time.Duration(i+1)*time.Second))...)
+	}
+	if len(c) != 1 || c[0].Path != "overlay" || strings.Join(c[0].NewHops, ">") != "a>b>c" || c[0].NewValue != 100 {
+		t.Errorf("20 direct: %+v", c)
+	}
+}
