@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"strconv"
@@ -23,6 +24,7 @@ import (
 	"github.com/abing-net/abing/auth"
 	"github.com/abing-net/abing/config"
 	"github.com/abing-net/abing/dispersion"
+	"github.com/abing-net/abing/mesh"
 	"github.com/abing-net/abing/netloc"
 	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/reflector"
@@ -393,16 +395,54 @@ func (a *Agent) join(ctx context.Context) {
 const RouteEvery = 5 * time.Second
 
 // route recomputes the route table from the map as it is at now, logs
-// each change and updates the routes' metrics.
-func (a *Agent) route(now time.Time) {
+// and raises each change (a route event for the hooks) and updates the
+// routes' metrics.
+func (a *Agent) route(ctx context.Context, now time.Time, raise func(context.Context, record.Alarm)) {
 	byPath, down := a.view.routeSamples()
 	for _, c := range a.routes.Update(byPath, down, now) {
+		al := a.routeAlarm(c)
 		a.log.Info("route changed", "path", c.Path, "destination", c.Dst, "reason", c.Reason,
-			"old_next_hop", nextHop(c.OldHops), "new_next_hop", nextHop(c.NewHops),
-			"old_route", strings.Join(c.OldHops, ">"), "new_route", strings.Join(c.NewHops, ">"),
-			"old_value", c.OldValue, "new_value", c.NewValue, "flap", c.Flap)
+			"old_route", al.Labels["old_route"], "new_route", al.Labels["new_route"], "old_value", c.OldValue, "new_value", c.NewValue, "flap", c.Flap)
+		raise(ctx, al)
 	}
 	a.metrics.routes(a.routes.Table())
+}
+
+// routeAlarm is a route change as an event for the hooks (kind route,
+// severity info, started and ended at once): the destination as target,
+// its values before and after, and labels for an overlay to program its
+// routes from: path, reason, metric, old and new route and next hop, the
+// addresses on that path of the destination and of both next hops ("" for
+// none), and whether it was a flap.
+func (a *Agent) routeAlarm(c RouteChange) record.Alarm {
+	at := c.At.UTC()
+	route := func(hops []string) string {
+		if hops == nil {
+			return "unreachable"
+		}
+		return strings.Join(hops, ">")
+	}
+	value := func(v float64) float64 {
+		if math.IsNaN(v) {
+			return 0
+		}
+		return v
+	}
+	unit := a.routes.p.Metric
+	switch unit {
+	case mesh.MetricRTT:
+		unit = "ms"
+	case mesh.MetricBandwidth:
+		unit = "Mbit/s"
+	}
+	was, now := route(c.OldHops), route(c.NewHops)
+	return record.Alarm{Kind: record.MeshRoute, Target: c.Dst, Direction: "forward", Severity: record.Info, Start: at, End: &at, Cleared: "event",
+		Before: value(c.OldValue), After: value(c.NewValue), Unit: unit,
+		Summary: fmt.Sprintf("route to %s on %s: %s (%.1f %s) instead of %s (%.1f %s): %s", c.Dst, c.Path, now, value(c.NewValue), unit, was, value(c.OldValue), unit, c.Reason),
+		Labels: map[string]string{"path": c.Path, "reason": c.Reason, "metric": a.routes.p.Metric, "old_route": was, "new_route": now,
+			"old_next_hop": nextHop(c.OldHops), "new_next_hop": nextHop(c.NewHops), "destination_addr": a.view.pathAddr(c.Dst, c.Path),
+			"old_next_hop_addr": a.view.pathAddr(nextHop(c.OldHops), c.Path), "new_next_hop_addr": a.view.pathAddr(nextHop(c.NewHops), c.Path),
+			"flap": strconv.FormatBool(c.Flap)}}
 }
 
 // feed hands the monitor the members as targets (reload) and the members'
@@ -448,7 +488,7 @@ func (a *Agent) feed(ctx context.Context, reload func(context.Context, *config.C
 		// The route table: when the map changed, and every few seconds
 		// besides, so that the smoothed metrics and the hold move on.
 		if v := a.view.Version(); v != routed || now.Sub(lastRoute) >= RouteEvery {
-			a.route(now)
+			a.route(ctx, now, raise)
 			routed, lastRoute = v, now
 		}
 		if now.Sub(lastExpiry) >= time.Minute { // a walk over every link of the map

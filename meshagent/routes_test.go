@@ -1,12 +1,18 @@
 package meshagent
 
 import (
+	"encoding/json"
 	"math"
+	"net/netip"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/abing-net/abing/mesh"
+	"github.com/abing-net/abing/notify"
+	"github.com/abing-net/abing/record"
 )
 
 // costLinks are the published costs of node a's mesh, both ways: a–b, b–c and
@@ -134,5 +140,50 @@ func TestRouterBandwidth(t *testing.T) {
 	}
 	if len(c) != 1 || c[0].Path != "overlay" || strings.Join(c[0].NewHops, ">") != "a>b>c" || c[0].NewValue != 100 {
 		t.Errorf("20 direct: %+v", c)
+	}
+}
+
+// A route change as the hooks get it: kind route, severity info, an event
+// (ended at once), the destination as target, and labels that an overlay
+// programs its routes from; deploy/mesh-route-hook.sh, run with it as the
+// command hook runs it, prints the ip route line it would run.
+func TestRouteEvent(t *testing.T) {
+	a := newTestAgent(t)
+	a.view.setMember("b", member{alive: true, paths: map[string]netip.Addr{"overlay": netip.MustParseAddr("fd00::b")}})
+	a.view.setMember("c", member{alive: true, paths: map[string]netip.Addr{"overlay": netip.MustParseAddr("fd00::c")}})
+	at := time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		change RouteChange
+		labels map[string]string
+		line   string
+	}{
+		{RouteChange{Path: "overlay", Dst: "c", OldHops: []string{"a", "c"}, NewHops: []string{"a", "b", "c"}, OldValue: 157.1, NewValue: 20.4, Reason: "better", At: at},
+			map[string]string{"new_next_hop": "b", "old_next_hop": "c", "new_route": "a>b>c", "old_route": "a>c", "destination_addr": "fd00::c", "new_next_hop_addr": "fd00::b", "reason": "better", "flap": "false"},
+			"ip route replace fd00::c via fd00::b"},
+		{RouteChange{Path: "overlay", Dst: "c", OldHops: []string{"a", "b", "c"}, NewHops: []string{"a", "c"}, OldValue: 20.4, NewValue: 15, Reason: "better", Flap: true, At: at},
+			map[string]string{"new_next_hop": "c", "new_route": "a>c", "flap": "true"},
+			"ip route replace fd00::c via fd00::c"},
+		{RouteChange{Path: "overlay", Dst: "c", OldHops: []string{"a", "c"}, OldValue: 15, NewValue: math.NaN(), Reason: "unreachable", At: at},
+			map[string]string{"new_next_hop": "", "new_route": "unreachable", "new_next_hop_addr": ""},
+			"ip route del fd00::c"},
+	} {
+		al := a.routeAlarm(c.change)
+		if al.Kind != record.MeshRoute || al.Severity != record.Info || al.Target != "c" || al.End == nil || !al.End.Equal(at) || al.Status() != "resolved" {
+			t.Errorf("%s: alarm %+v", c.line, al)
+		}
+		if _, err := json.Marshal(al); err != nil { // no NaN for an unreachable value
+			t.Errorf("%s: %v", c.line, err)
+		}
+		for k, v := range c.labels {
+			if al.Labels[k] != v {
+				t.Errorf("%s: label %s %q, want %q", c.line, k, al.Labels[k], v)
+			}
+		}
+		cmd := exec.Command("sh", "../deploy/mesh-route-hook.sh")
+		cmd.Env = append(os.Environ(), notify.Env(&al)...)
+		out, err := cmd.Output()
+		if err != nil || strings.TrimSpace(string(out)) != c.line {
+			t.Errorf("the hook printed %q (%v), want %q", out, err, c.line)
+		}
 	}
 }

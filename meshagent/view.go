@@ -294,6 +294,19 @@ func (v *View) rttSamples() map[string][]mesh.Sample {
 	return byPath
 }
 
+// pathAddr is member name's address on path, "" when it has none (or
+// name is "").
+func (v *View) pathAddr(name, path string) string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if m := v.members[name]; m != nil {
+		if a, ok := m.paths[path]; ok && a.IsValid() {
+			return a.String()
+		}
+	}
+	return ""
+}
+
 // routeSamples are the latest published value of every link between
 // known nodes, by path, costs included, and the members that are down:
 // what the route table is computed from (a member that is down keeps its

@@ -14,9 +14,11 @@ import (
 	"hash/fnv"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,7 +48,8 @@ type Hook interface {
 // Command runs a program for every alarm: the alarm as JSON on its
 // standard input, and as ABING_ALARM_* environment variables (KIND, STATUS
 // firing|resolved, TARGET, ADDRESS, DIRECTION, SEVERITY, START, END, BEFORE,
-// AFTER, UNIT, SUMMARY, CLEARED). No shell is involved: Argv[0] is the
+// AFTER, UNIT, SUMMARY, CLEARED, and LABEL_<NAME> for each label whose name
+// is letters, digits and underscores). No shell is involved: Argv[0] is the
 // program. It is killed after Timeout (zero: DefaultCommandTimeout).
 type Command struct {
 	Argv    []string
@@ -101,8 +104,17 @@ func Env(a *record.Alarm) []string {
 	if a.End != nil {
 		env = append(env, "ABING_ALARM_END="+a.End.UTC().Format(time.RFC3339Nano), "ABING_ALARM_CLEARED="+a.Cleared)
 	}
+	for _, k := range slices.Sorted(maps.Keys(a.Labels)) {
+		if envName.MatchString(k) {
+			env = append(env, "ABING_ALARM_LABEL_"+strings.ToUpper(k)+"="+a.Labels[k])
+		}
+	}
 	return env
 }
+
+// envName is what a label's name must be to become a variable: letters,
+// digits and underscores (the others are left out).
+var envName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,63}$`)
 
 // Webhook posts every alarm to URL in the body format of Prometheus
 // Alertmanager's webhook receiver, so that it plugs into alert routing
@@ -204,7 +216,7 @@ type AMAlert struct {
 
 // alertNames are the alertname labels of the kinds.
 var alertNames = map[record.Kind]string{record.Capacity: "AbingCapacityChange", record.Load: "AbingHeavyLoad", record.Latency: "AbingLatencyChange",
-	record.Path: "AbingPathChange", record.Down: "AbingTargetDown"}
+	record.Path: "AbingPathChange", record.Down: "AbingTargetDown", record.MeshRoute: "AbingMeshRouteChange"}
 
 // AlertmanagerMessage is an alarm as an Alertmanager webhook body with one
 // alert. Labels: alertname, kind, target, direction, severity and the

@@ -17,10 +17,13 @@ const (
 	Latency  Kind = "latency"  // a lasting level shift of the minimum RTT
 	Path     Kind = "path"     // the hop count of received probes changed
 	Down     Kind = "down"     // the target stopped answering
+	// MeshRoute: a mesh agent's route to a member changed (an event: it
+	// starts and ends at once, Cleared "event"); its labels say how.
+	MeshRoute Kind = "route"
 )
 
 // Kinds lists every kind, in a fixed order.
-var Kinds = []Kind{Capacity, Load, Latency, Path, Down}
+var Kinds = []Kind{Capacity, Load, Latency, Path, Down, MeshRoute}
 
 // Severities.
 const (
