@@ -1,12 +1,16 @@
 package meshagent
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/abing-net/abing/internal/browsertest"
+	"github.com/abing-net/abing/record"
 	"github.com/abing-net/abing/webui"
 )
 
@@ -27,6 +31,7 @@ func TestMeshPage(t *testing.T) {
 	a.view.setMember("d", member{alive: true})
 	a.view.Apply(&Part{Node: "d", Path: "direct", Coord: coord(0.002, 0.008), Links: []Link{{Peer: "a", RTT: 9, Cost: 96}}}, now)
 	a.view.setMember("d", member{alive: false, since: time.Date(2026, 12, 7, 4, 0, 0, 0, time.UTC)})
+	a.route(context.Background(), now, func(context.Context, record.Alarm) {})
 	mux := http.NewServeMux()
 	for p, h := range a.Handlers() {
 		mux.Handle(p, h)
@@ -54,6 +59,24 @@ func TestMeshPage(t *testing.T) {
 	}
 	if link := browsertest.Eval[bool](t, ctx, `!document.getElementById('mesh-link').hidden`); !link {
 		t.Error("an agent's page does not offer the mesh")
+	}
+	// This node's routes: a table of three (d unreachable, being down);
+	// clicking c draws the route to it, clicking d says it is unreachable.
+	if n, rows := browsertest.Eval[int](t, ctx, `window.abing.routes`), browsertest.Eval[int](t, ctx, `document.querySelectorAll('#mesh-routes tr.route-row').length`); n != 3 || rows != 3 {
+		t.Errorf("routes: %d, %d rows; want 3 (b, c, and d unreachable)", n, rows)
+	}
+	for _, c := range []struct{ node, route, points string }{{"c", "a>c", "2"}, {"d", "unreachable", "none"}} {
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#mesh-map circle[data-name="`+c.node+`"]`))); err != nil {
+			t.Fatal(err)
+		}
+		got := browsertest.Eval[string](t, ctx, `window.abing.route`)
+		points := browsertest.Eval[string](t, ctx, `(() => { const p = document.getElementById('mesh-route'); return p ? String(p.getAttribute('points').split(' ').length) : 'none'; })()`)
+		if got != c.route || points != c.points {
+			t.Errorf("clicked %s: route %q drawn with %s points; want %q, %s", c.node, got, points, c.route, c.points)
+		}
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#mesh-map circle[data-name="c"]`))); err != nil {
+		t.Fatal(err)
 	}
 	browsertest.Shot(t, ctx, "mesh.png")
 	browsertest.DocImage(t, ctx, "../docs/images/page-mesh.png")

@@ -246,11 +246,32 @@ async function meshPage() {
     svg.append(pl);
     relays++;
   }
+  // This node's routes (its route table): the one to a node clicked, or
+  // chosen in the table below, drawn over the map.
+  const routes = (await api("/api/v1/mesh/routes")).filter((r) => r.path === path);
+  const drawRoute = (dst) => {
+    svg.querySelector("#mesh-route")?.remove();
+    const r = routes.find((r) => r.destination === dst);
+    state.route = !r ? "" : r.reachable ? r.hops.join(">") : "unreachable";
+    routeNote.textContent = !r ? `no route to ${dst}` : r.reachable ? `route to ${dst}: ${r.hops.join(" → ")}, ${num(r.value, 1)}` : `${dst} is unreachable`;
+    if (!r || !r.reachable || !r.hops.every((h) => pos[h])) return;
+    const pl = document.createElementNS(ns, "polyline");
+    pl.id = "mesh-route";
+    pl.setAttribute("points", r.hops.map((k) => `${sx(pos[k][0])},${sy(pos[k][1] || 0)}`).join(" "));
+    pl.setAttribute("fill", "none"); pl.setAttribute("stroke", "#e67e22"); pl.setAttribute("stroke-width", 6); pl.setAttribute("stroke-opacity", 0.7);
+    svg.insertBefore(pl, svg.querySelector("circle"));
+  };
+  const routeNote = el("p", { id: "route-note", class: "muted" }, routes.length ? "Click a node, or a route below, to draw this node's route to it." : "");
   let down = 0;
   for (const n of nodes) {
     const c = document.createElementNS(ns, "circle");
     c.setAttribute("cx", sx(pos[n.name][0])); c.setAttribute("cy", sy(pos[n.name][1] || 0)); c.setAttribute("r", 6);
     c.setAttribute("fill", !n.alive ? "#bbb" : n.name === m.node ? "#1f3b57" : "#2471a3");
+    c.setAttribute("data-name", n.name);
+    if (n.name !== m.node) {
+      c.style.cursor = "pointer";
+      c.addEventListener("click", () => drawRoute(n.name));
+    }
     const t = document.createElementNS(ns, "text");
     t.setAttribute("x", sx(pos[n.name][0]) + 8); t.setAttribute("y", sy(pos[n.name][1] || 0) - 8);
     t.textContent = n.alive ? n.name : `${n.name} (down since ${when(n.since)})`;
@@ -277,9 +298,13 @@ async function meshPage() {
   const table = el("table", { id: "mesh-links" }, el("tr", {}, el("th", { class: "name" }, "link"), el("th", {}, "cost"), el("th", {}, "RTT ms")),
     ...links.sort((a, b) => b[1].c - a[1].c).map(([from, l]) => el("tr", {},
       el("td", { class: "name" }, `${from} – ${l.p}`), el("td", { style: `color: ${costColour(l.c)}` }, num(l.c, 1)), el("td", {}, num(l.r, 2)))));
+  const routeTable = el("table", { id: "mesh-routes" }, el("tr", {}, el("th", { class: "name" }, "to"), el("th", { class: "name" }, "route"), el("th", {}, "cost"), el("th", {}, "since (UTC)")),
+    ...routes.map((r) => el("tr", { class: "route-row", onclick: () => drawRoute(r.destination) },
+      el("td", { class: "name" }, r.destination), el("td", { class: "name" }, r.reachable ? r.hops.join(" → ") : "unreachable"),
+      el("td", {}, r.reachable ? num(r.value, 1) : "–"), el("td", {}, when(r.since)))));
   main.replaceChildren(el("h2", {}, `Mesh (${path}): coordinates in ms; edges coloured by link cost, from green at ${hopCost} (a perfect hop) to red at ${2 * hopCost} (two hops' worth) and beyond; relay shortcuts dashed; members that are down in grey`),
-    svg, el("h3", {}, "Links, costliest first"), table);
-  Object.assign(state, { view: "mesh", nodes: nodes.length, edges, relays, down, scaleMs: ms, ready: true });
+    svg, routeNote, el("h3", {}, `Routes from ${m.node}`), routeTable, el("h3", {}, "Links, costliest first"), table);
+  Object.assign(state, { view: "mesh", nodes: nodes.length, edges, relays, down, scaleMs: ms, routes: routes.length, route: "", ready: true });
 }
 
 function go(key, since, dir) {
