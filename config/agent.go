@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"net"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/abing-net/abing/mesh"
 )
 
 // Agent is the agent section of abing mesh agent's configuration; the
@@ -52,6 +55,39 @@ type Agent struct {
 	EventSize int `yaml:"event_size"`
 	// Profile is memberlist's timing: lan, wan or local.
 	Profile string `yaml:"profile"`
+	// Routes is how the agent chooses its routes.
+	Routes Routes `yaml:"routes"`
+}
+
+// Routes is the discipline of the agent's route table (docs/mesh.md,
+// Routes): a route is replaced only by one better on both the latest and
+// the smoothed metric by Margin of the current route's value and at least
+// MarginAbs, a route just installed is kept for Hold, and a change back
+// to the route replaced within FlapWindow counts as a flap.
+type Routes struct {
+	Metric     string   `yaml:"metric"`      // cost, rtt, or bandwidth (the widest path)
+	Margin     float64  `yaml:"margin"`      // of the current route's value, 0 to 1
+	MarginAbs  float64  `yaml:"margin_abs"`  // in the metric's unit
+	Hold       Duration `yaml:"hold"`        // the least time a new route is kept
+	Smooth     Duration `yaml:"smooth"`      // time constant of the smoothed metric
+	FlapWindow Duration `yaml:"flap_window"` // a change back within it is a flap
+}
+
+// check says what is wrong with the route settings.
+func (r Routes) check() error {
+	switch {
+	case !slices.Contains(mesh.Metrics, r.Metric):
+		return fmt.Errorf("routes: metric %q: want one of %s", r.Metric, strings.Join(mesh.Metrics, ", "))
+	case !(r.Margin >= 0 && r.Margin < 1):
+		return fmt.Errorf("routes: margin %g: want 0 to below 1", r.Margin)
+	case !(r.MarginAbs >= 0) || math.IsInf(r.MarginAbs, 0):
+		return fmt.Errorf("routes: margin_abs %g: want a finite number, not negative", r.MarginAbs)
+	case r.Hold < 0 || r.FlapWindow < 0:
+		return fmt.Errorf("routes: hold %v, flap_window %v: must not be negative", r.Hold, r.FlapWindow)
+	case r.Smooth < Duration(time.Second):
+		return fmt.Errorf("routes: smooth %v: want at least 1s", r.Smooth)
+	}
+	return nil
 }
 
 // Path is one of a host's addresses, by the name of the network it is on
@@ -251,6 +287,9 @@ func (s *Agent) complete() error {
 	case "lan", "wan", "local":
 	default:
 		return fmt.Errorf("profile %q: want lan, wan or local", s.Profile)
+	}
+	if err := s.Routes.check(); err != nil {
+		return err
 	}
 	if s.Keyring == "" && !s.Insecure && !loopback(bindHost) {
 		return fmt.Errorf("gossip on %s without encryption: give a keyring (abing mesh keygen > FILE; chmod 600 FILE) or, on a network you trust, --insecure", s.Bind)

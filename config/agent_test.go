@@ -44,6 +44,11 @@ func TestAgentChecks(t *testing.T) {
 		{"event size too small", with(func(a *Agent) { a.Paths = direct("direct=198.51.100.5"); a.EventSize = 100; a.Insecure = true }), "event_size"},
 		{"event size past serf's", with(func(a *Agent) { a.Paths = direct("direct=198.51.100.5"); a.EventSize = 10000; a.Insecure = true }), "event_size"},
 		{"bad profile", with(func(a *Agent) { a.Paths = direct("direct=198.51.100.5"); a.Profile = "fast"; a.Insecure = true }), "profile"},
+		{"routes by rtt", with(func(a *Agent) { a.Paths = direct("direct=198.51.100.5"); a.Routes.Metric = "rtt"; a.Insecure = true }), ""},
+		{"routes by hops", with(func(a *Agent) { a.Paths = direct("direct=198.51.100.5"); a.Routes.Metric = "hops"; a.Insecure = true }), "routes: metric"},
+		{"a margin of 100 %", with(func(a *Agent) { a.Paths = direct("direct=198.51.100.5"); a.Routes.Margin = 1; a.Insecure = true }), "routes: margin"},
+		{"a negative hold", with(func(a *Agent) { a.Paths = direct("direct=198.51.100.5"); a.Routes.Hold = -1; a.Insecure = true }), "routes: hold"},
+		{"no smoothing", with(func(a *Agent) { a.Paths = direct("direct=198.51.100.5"); a.Routes.Smooth = 0; a.Insecure = true }), "routes: smooth"},
 	} {
 		err := tc.s.complete()
 		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {

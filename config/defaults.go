@@ -49,6 +49,20 @@ const (
 	// MaxPaths bounds the paths of a member (and so its serf tags).
 	MaxPaths       = 8
 	DefaultProfile = "lan"
+
+	// The agent's route table (docs/mesh.md, Routes): Babel's discipline.
+	// A route is replaced by one better by 5 % and 1 unit on both the
+	// latest and the smoothed metric; a new route is kept 30 s; the
+	// smoothed metric follows over 10 s (babeld smooths per 4-s hello, so
+	// that one momentary value cannot switch a route; the table here is
+	// recomputed every second or more often, so the smoothing is in time);
+	// a change back within 5 minutes is a flap.
+	DefaultRouteMetric     = "cost"
+	DefaultRouteMargin     = 0.05
+	DefaultRouteMarginAbs  = 1.0
+	DefaultRouteHold       = 30 * time.Second
+	DefaultRouteSmooth     = 10 * time.Second
+	DefaultRouteFlapWindow = 5 * time.Minute
 )
 
 // DefaultBind is serf's address by default: every interface, serf's port.
@@ -91,5 +105,7 @@ func DefaultAgent() Agent {
 		Dimensions: DefaultDimensions,
 		EventSize:  DefaultEventSize,
 		Profile:    DefaultProfile,
+		Routes: Routes{Metric: DefaultRouteMetric, Margin: DefaultRouteMargin, MarginAbs: DefaultRouteMarginAbs, Hold: Duration(DefaultRouteHold),
+			Smooth: Duration(DefaultRouteSmooth), FlapWindow: Duration(DefaultRouteFlapWindow)},
 	}
 }

@@ -165,7 +165,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Agent, error) {
 	a := &Agent{cfg: cfg, set: set, log: logger, view: NewView(cfg.Node, set.NetlocPath, 3*time.Duration(set.Refresh)),
 		clients: map[string]*coordinate.Client{}, guards: map[string]*coordGuard{}, own: map[string]map[string]Link{}, dirty: map[string]map[string]bool{},
 		iters: map[string]uint64{}, budget: newBudget(profile(set.Profile), len(set.Paths)), pubCoord: map[string]*coordinate.Coordinate{}, down: map[string]record.Alarm{}, ignored: map[string]string{}}
-	a.routes = NewRouter(cfg.Node, DefaultRouteParams())
+	a.routes = NewRouter(cfg.Node, routeParams(set.Routes))
 	a.metrics = newMetrics(a)
 	a.bound = make(chan Bound, 1)
 	for _, p := range set.Paths {

@@ -8,38 +8,31 @@ import (
 	"sync"
 	"time"
 
+	"github.com/abing-net/abing/config"
 	"github.com/abing-net/abing/linkcost"
 	"github.com/abing-net/abing/mesh"
 )
 
 // RouteParams are the discipline of the agent's route table, Babel's
-// (RFC 8966 and babeld): a route is replaced only by one better on both
-// the latest and the smoothed metric by Margin (of the current route's
-// value) and at least MarginAbs, and a route just installed is kept for
-// Hold, so that noise in the costs never flaps a route. A route whose
-// links are gone, or that crosses a member that is down, is replaced at
-// once.
+// (RFC 8966 and babeld), from the agent's configuration (config.Routes,
+// with its defaults): a route is replaced only by one better on both the
+// latest and the smoothed metric by Margin (of the current route's value)
+// and at least MarginAbs, and a route just installed is kept for Hold, so
+// that noise in the costs never flaps a route. A route whose links are
+// gone, or that crosses a member that is down, is replaced at once.
 type RouteParams struct {
-	Metric    string        // mesh.MetricCost, MetricRTT or MetricBandwidth
-	Margin    float64       // of the current route's value
-	MarginAbs float64       // in the metric's unit
-	Hold      time.Duration // the least time a new route is kept
-	// Smooth is the time constant of the smoothed metric. babeld smooths
-	// per hello (every 4 s), so that one momentary value cannot switch a
-	// route; the table here is recomputed every second, so the smoothing
-	// is in time: a value must last several seconds before the smoothed
-	// metric follows it.
-	Smooth time.Duration
-	// FlapWindow: a change back to the route replaced less than this
-	// long ago counts as a flap.
-	FlapWindow time.Duration
+	Metric     string  // mesh.MetricCost, MetricRTT or MetricBandwidth
+	Margin     float64 // of the current route's value
+	MarginAbs  float64 // in the metric's unit
+	Hold       time.Duration
+	Smooth     time.Duration // time constant of the smoothed metric
+	FlapWindow time.Duration // a change back within it is a flap
 }
 
-// DefaultRouteParams: the link cost, 5 % and 1 unit, a hold of 30 s,
-// smoothing over 10 s, and flaps within 5 minutes.
-func DefaultRouteParams() RouteParams {
-	return RouteParams{Metric: mesh.MetricCost, Margin: 0.05, MarginAbs: 1, Hold: 30 * time.Second,
-		Smooth: 10 * time.Second, FlapWindow: 5 * time.Minute}
+// routeParams are the parameters of the configuration's routes section.
+func routeParams(r config.Routes) RouteParams {
+	return RouteParams{Metric: r.Metric, Margin: r.Margin, MarginAbs: r.MarginAbs, Hold: time.Duration(r.Hold),
+		Smooth: time.Duration(r.Smooth), FlapWindow: time.Duration(r.FlapWindow)}
 }
 
 // RouteChange is a change of the route to one destination on one path
