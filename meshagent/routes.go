@@ -68,8 +68,13 @@ type Router struct {
 type routeKey struct{ path, dst string }
 
 type routeState struct {
-	hops     []string // nil: unreachable
-	value    float64  // latest
+	// installed: a route has been installed, silently, the first time
+	// one was there; until then the destination is unreachable and its
+	// first route is no change (an agent that starts knows others' links
+	// before its own, and would otherwise raise one for each member).
+	installed bool
+	hops      []string // nil: unreachable
+	value     float64  // latest
 	since    time.Time
 	smooth   map[string]*smoothed // by route (hops joined): the installed one and the best candidate
 	prev     []string             // the route replaced last, and when
@@ -118,9 +123,9 @@ func (r *Router) smooth(st *routeState, key string, v float64, now time.Time) fl
 
 // Update recomputes the table from the links of every path network
 // (byPath: the latest published value of each, costs included) with the
-// members that are down, at now, and returns the changes, oldest
-// destination first by path and name. A destination seen for the first
-// time is installed without a change.
+// members that are down, at now, and returns the changes, by path and
+// destination. A destination's first route is installed without a
+// change.
 func (r *Router) Update(byPath map[string][]mesh.Sample, down []string, now time.Time) []RouteChange {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -156,7 +161,10 @@ func (r *Router) decide(g *mesh.Graph, k routeKey, best mesh.Route, now time.Tim
 	if st == nil {
 		st = &routeState{value: math.NaN(), smooth: map[string]*smoothed{}, since: now}
 		r.tab[k] = st
+	}
+	if !st.installed {
 		if best.Reachable {
+			st.installed, st.since = true, now
 			st.hops, st.value = best.Hops, best.Value
 			r.smooth(st, strings.Join(best.Hops, ">"), best.Value, now)
 		}

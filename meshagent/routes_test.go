@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -131,9 +132,17 @@ func TestRouterBandwidth(t *testing.T) {
 			{Src: "a", Dst: "b", RTT: nan, ABW: 100}, {Src: "b", Dst: "c", RTT: nan, ABW: 100}, {Src: "a", Dst: "c", RTT: nan, ABW: direct}}}
 	}
 	t0 := time.Now()
-	r.Update(abw(200), nil, t0)
-	if toC(r) != "a>c" {
-		t.Fatalf("200 direct against 100 through b: %s", toC(r))
+	// Others' links known before a's own (as when an agent starts, and
+	// bandwidth has a direction): c unreachable, and its first route, when
+	// a's links come, no change.
+	early := abw(200)
+	early["overlay"] = slices.DeleteFunc(early["overlay"], func(s mesh.Sample) bool { return s.Src == "a" })
+	early["overlay"] = append(early["overlay"], mesh.Sample{Src: "c", Dst: "a", RTT: math.NaN(), ABW: 50})
+	if c := r.Update(early, nil, t0.Add(-time.Second)); len(c) != 0 || toC(r) != "unreachable" {
+		t.Fatalf("before a's links: %v, route %s", c, toC(r))
+	}
+	if c := r.Update(abw(200), nil, t0); len(c) != 0 || toC(r) != "a>c" {
+		t.Fatalf("200 direct against 100 through b: %v, %s", c, toC(r))
 	}
 	var c []RouteChange
 	for i := range 60 {
