@@ -75,10 +75,10 @@ type routeState struct {
 	installed bool
 	hops      []string // nil: unreachable
 	value     float64  // latest
-	since    time.Time
-	smooth   map[string]*smoothed // by route (hops joined): the installed one and the best candidate
-	prev     []string             // the route replaced last, and when
-	replaced time.Time
+	since     time.Time
+	smooth    map[string]*smoothed // by route (hops joined): the installed one and the best candidate
+	prev      []string             // the route replaced last, and when
+	replaced  time.Time
 }
 
 // smoothed is a route's smoothed value v at at, and its latest value,
