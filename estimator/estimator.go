@@ -243,23 +243,7 @@ func EstimateCapacity(samples []Sample, cfg Config, scratch []float64) (Capacity
 		}
 	}
 	w := max(2*noise, 0.02*g[len(g)/2])
-	// Densest window of half-width w centred on a sample; lowest wins ties.
-	best, bestLo, bestHi := 0, 0, 0
-	lo, hi := 0, 0
-	for i, x := range g {
-		for g[lo] < x-w {
-			lo++
-		}
-		if hi < i {
-			hi = i
-		}
-		for hi+1 < len(g) && g[hi+1] <= x+w {
-			hi++
-		}
-		if n := hi - lo + 1; n > best {
-			best, bestLo, bestHi = n, lo, hi
-		}
-	}
+	bestLo, bestHi := densest(g, w)
 	// A state below the densest one, clear of it and holding a quarter
 	// of the samples, is the dominating one: back-to-back trains whose
 	// input gaps are wide enough to let cross packets in often (fast
@@ -524,6 +508,28 @@ func EstimateABwE(samples []Sample, c Capacity) (Cross, error) {
 
 func clamp(v, lo, hi float64) float64 { return math.Max(lo, math.Min(hi, v)) }
 
+// densest is the densest window of half-width w centred on a sample of
+// sorted g, as the indices of its first and last samples; the lowest wins
+// ties.
+func densest(g []float64, w float64) (bestLo, bestHi int) {
+	best, lo, hi := 0, 0, 0
+	for i, x := range g {
+		for g[lo] < x-w {
+			lo++
+		}
+		if hi < i {
+			hi = i
+		}
+		for hi+1 < len(g) && g[hi+1] <= x+w {
+			hi++
+		}
+		if n := hi - lo + 1; n > best {
+			best, bestLo, bestHi = n, lo, hi
+		}
+	}
+	return bestLo, bestHi
+}
+
 // GapNoise reads the timestamp noise of a clock nothing else describes
 // (a standard reflector's receive stamps) from the gaps between
 // consecutive packets of back-to-back trains, seconds: the spread (1.4826
@@ -540,18 +546,8 @@ func GapNoise(gaps []float64, lo, hi float64) float64 {
 	}
 	g := slices.Clone(gaps)
 	slices.Sort(g)
-	w := max(2*hi, 0.02*g[len(g)/2])
-	best, bestLo := 0, 0
-	lo0 := 0
-	for i, x := range g {
-		for g[lo0] < x-2*w {
-			lo0++
-		}
-		if n := i - lo0 + 1; n > best {
-			best, bestLo = n, lo0
-		}
-	}
-	cl := g[bestLo : bestLo+best]
+	lo0, hi0 := densest(g, max(2*hi, 0.02*g[len(g)/2]))
+	cl := g[lo0 : hi0+1]
 	m := Median(slices.Clone(cl))
 	dev := make([]float64, len(cl))
 	for i, x := range cl {

@@ -151,11 +151,14 @@ type Route struct {
 }
 
 // NextHop is the first hop of the route ("" when unreachable).
-func (r *Route) NextHop() string {
-	if len(r.Hops) < 2 {
+func (r *Route) NextHop() string { return NextHop(r.Hops) }
+
+// NextHop is the first hop of a route's hops, "" with none.
+func NextHop(hops []string) string {
+	if len(hops) < 2 {
 		return ""
 	}
-	return r.Hops[1]
+	return hops[1]
 }
 
 // Better says whether the route beats the direct link (or there is none).

@@ -165,7 +165,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Agent, error) {
 	a := &Agent{cfg: cfg, set: set, log: logger, view: NewView(cfg.Node, set.NetlocPath, 3*time.Duration(set.Refresh)),
 		clients: map[string]*coordinate.Client{}, guards: map[string]*coordGuard{}, own: map[string]map[string]Link{}, dirty: map[string]map[string]bool{},
 		iters: map[string]uint64{}, budget: newBudget(profile(set.Profile), len(set.Paths)), pubCoord: map[string]*coordinate.Coordinate{}, down: map[string]record.Alarm{}, ignored: map[string]string{}}
-	a.routes = NewRouter(cfg.Node, routeParams(set.Routes))
+	a.routes = NewRouter(cfg.Node, set.Routes)
 	a.metrics = newMetrics(a)
 	a.bound = make(chan Bound, 1)
 	for _, p := range set.Paths {
@@ -440,8 +440,8 @@ func (a *Agent) routeAlarm(c RouteChange) record.Alarm {
 		Before: value(c.OldValue), After: value(c.NewValue), Unit: unit,
 		Summary: fmt.Sprintf("route to %s on %s: %s (%.1f %s) instead of %s (%.1f %s): %s", c.Dst, c.Path, now, value(c.NewValue), unit, was, value(c.OldValue), unit, c.Reason),
 		Labels: map[string]string{"path": c.Path, "reason": c.Reason, "metric": a.routes.p.Metric, "old_route": was, "new_route": now,
-			"old_next_hop": nextHop(c.OldHops), "new_next_hop": nextHop(c.NewHops), "destination_addr": a.view.pathAddr(c.Dst, c.Path),
-			"old_next_hop_addr": a.view.pathAddr(nextHop(c.OldHops), c.Path), "new_next_hop_addr": a.view.pathAddr(nextHop(c.NewHops), c.Path),
+			"old_next_hop": mesh.NextHop(c.OldHops), "new_next_hop": mesh.NextHop(c.NewHops), "destination_addr": a.view.pathAddr(c.Dst, c.Path),
+			"old_next_hop_addr": a.view.pathAddr(mesh.NextHop(c.OldHops), c.Path), "new_next_hop_addr": a.view.pathAddr(mesh.NextHop(c.NewHops), c.Path),
 			"flap": strconv.FormatBool(c.Flap)}}
 }
 

@@ -13,27 +13,13 @@ import (
 	"github.com/abing-net/abing/mesh"
 )
 
-// RouteParams are the discipline of the agent's route table, Babel's
-// (RFC 8966 and babeld), from the agent's configuration (config.Routes,
-// with its defaults): a route is replaced only by one better on both the
-// latest and the smoothed metric by Margin (of the current route's value)
-// and at least MarginAbs, and a route just installed is kept for Hold, so
-// that noise in the costs never flaps a route. A route whose links are
-// gone, or that crosses a member that is down, is replaced at once.
-type RouteParams struct {
-	Metric     string  // mesh.MetricCost, MetricRTT or MetricBandwidth
-	Margin     float64 // of the current route's value
-	MarginAbs  float64 // in the metric's unit
-	Hold       time.Duration
-	Smooth     time.Duration // time constant of the smoothed metric
-	FlapWindow time.Duration // a change back within it is a flap
-}
-
-// routeParams are the parameters of the configuration's routes section.
-func routeParams(r config.Routes) RouteParams {
-	return RouteParams{Metric: r.Metric, Margin: r.Margin, MarginAbs: r.MarginAbs, Hold: time.Duration(r.Hold),
-		Smooth: time.Duration(r.Smooth), FlapWindow: time.Duration(r.FlapWindow)}
-}
+// The route table follows Babel's discipline (RFC 8966 and babeld), with
+// the numbers of the agent's configuration (config.Routes): a route is
+// replaced only by one better on both the latest and the smoothed metric
+// by the margin (of the current route's value, and at least margin_abs),
+// and a route just installed is kept for the hold, so that noise in the
+// costs never flaps a route. A route whose links are gone, or that crosses
+// a member that is down, is replaced at once.
 
 // RouteChange is a change of the route to one destination on one path
 // network: what a route hook gets.
@@ -46,19 +32,11 @@ type RouteChange struct {
 	At                 time.Time
 }
 
-// NextHop is a route's next hop ("" when unreachable).
-func nextHop(hops []string) string {
-	if len(hops) < 2 {
-		return ""
-	}
-	return hops[1]
-}
-
 // Router keeps this node's route table: per path network and destination,
-// the route chosen under RouteParams. Safe for concurrent use.
+// the route chosen under the discipline above. Safe for concurrent use.
 type Router struct {
 	self string
-	p    RouteParams
+	p    config.Routes
 	mu   sync.Mutex
 	tab  map[routeKey]*routeState
 	// changes and flaps count the table's changes since the start.
@@ -89,7 +67,7 @@ type smoothed struct {
 }
 
 // NewRouter is the route table of node self.
-func NewRouter(self string, p RouteParams) *Router {
+func NewRouter(self string, p config.Routes) *Router {
 	return &Router{self: self, p: p, tab: map[routeKey]*routeState{}}
 }
 
@@ -114,7 +92,7 @@ func (r *Router) smooth(st *routeState, key string, v float64, now time.Time) fl
 		return v
 	}
 	if dt := now.Sub(s.at); dt > 0 {
-		s.v += (1 - math.Exp(-dt.Seconds()/r.p.Smooth.Seconds())) * (s.last - s.v)
+		s.v += (1 - math.Exp(-dt.Seconds()/time.Duration(r.p.Smooth).Seconds())) * (s.last - s.v)
 		s.at = now
 	}
 	s.last = v
@@ -196,7 +174,7 @@ func (r *Router) decide(g *mesh.Graph, k routeKey, best mesh.Route, now time.Tim
 			delete(st.smooth, key)
 		}
 	}
-	if r.better(best.Value, cur) && r.better(candSmooth, curSmooth) && now.Sub(st.since) >= r.p.Hold {
+	if r.better(best.Value, cur) && r.better(candSmooth, curSmooth) && now.Sub(st.since) >= time.Duration(r.p.Hold) {
 		return r.install(k, st, best.Hops, best.Value, "better", now), true
 	}
 	return RouteChange{}, false
@@ -208,7 +186,7 @@ func (r *Router) install(k routeKey, st *routeState, hops []string, v float64, r
 	if st.hops == nil {
 		c.OldValue = math.NaN()
 	}
-	c.Flap = st.prev != nil && slices.Equal(st.prev, hops) && now.Sub(st.replaced) < r.p.FlapWindow
+	c.Flap = st.prev != nil && slices.Equal(st.prev, hops) && now.Sub(st.replaced) < time.Duration(r.p.FlapWindow)
 	st.prev, st.replaced = st.hops, now
 	st.hops, st.value, st.since = hops, v, now
 	clear(st.smooth)
@@ -240,7 +218,7 @@ func (r *Router) Table() []Route {
 	defer r.mu.Unlock()
 	out := []Route{}
 	for k, st := range r.tab {
-		e := Route{Path: k.path, Dst: k.dst, Reachable: st.hops != nil, NextHop: nextHop(st.hops), Hops: st.hops, Since: st.since.UTC()}
+		e := Route{Path: k.path, Dst: k.dst, Reachable: st.hops != nil, NextHop: mesh.NextHop(st.hops), Hops: st.hops, Since: st.since.UTC()}
 		if st.hops != nil {
 			v := st.value
 			e.Value = &v

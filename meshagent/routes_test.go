@@ -64,7 +64,7 @@ func TestRouterDiscipline(t *testing.T) {
 		}
 		return out
 	}
-	r := NewRouter("a", routeParams(config.DefaultAgent().Routes))
+	r := NewRouter("a", config.DefaultAgent().Routes)
 	// Installed at first sight, without a change: direct (15 < 20).
 	if c := run(r, t0, 0, []float64{15}); len(c) != 0 || toC(r) != "a>c" {
 		t.Fatalf("first sight: %v, route %s", c, toC(r))
@@ -123,7 +123,7 @@ func TestRouterDiscipline(t *testing.T) {
 
 // The widest path: more bandwidth is better.
 func TestRouterBandwidth(t *testing.T) {
-	p := routeParams(config.DefaultAgent().Routes)
+	p := config.DefaultAgent().Routes
 	p.Metric, p.Hold = mesh.MetricBandwidth, 0
 	r := NewRouter("a", p)
 	abw := func(direct float64) map[string][]mesh.Sample {
