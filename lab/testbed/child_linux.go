@@ -32,9 +32,11 @@ type childSpec struct {
 	// Busy sends nothing: the child keeps one CPU busy (StartBusy).
 	Busy bool
 	// Delay makes the child the delay element of namespace Netns (see
-	// newDelay), for packets of up to MTU bytes.
-	Delay time.Duration
-	MTU   int
+	// newDelay), for packets of up to MTU bytes, from tun DelayIn to tun
+	// DelayOut.
+	Delay             time.Duration
+	MTU               int
+	DelayIn, DelayOut string
 }
 
 // RunChild turns this process into a traffic generator when a testbed started

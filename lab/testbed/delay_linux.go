@@ -10,13 +10,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// delayTable is a router's routing table that leads into its delay
-// element; rules choose what goes there.
-const delayTable = "100"
-
-// delayElement moves packets from tun dly0 to tun dly1 of a router d later,
-// in order (the kernel here has no netem). At most maxQueued wait at once;
-// more are dropped, as a full queue would.
+// delayElement moves packets from its tun In to its tun Out of a router d
+// later, in order (the kernel here has no netem). At most maxQueued wait at
+// once; more are dropped, as a full queue would. A router may have several,
+// each its own delay, numbered from 0: element n reads dly<n>i, writes
+// dly<n>o, and its routing table (table, 100+n) leads into it; rules choose
+// what goes there.
 //
 // It runs in a process of its own, as the generators do, with two threads:
 // one blocked reading dly0, one sleeping in clock_nanosleep with a timer
@@ -28,26 +27,36 @@ const delayTable = "100"
 // apart: 4–11 of 39 gaps under 150 µs, against 1–2 without the element;
 // this element: 0 of 39).
 type delayElement struct {
-	d     time.Duration
-	child *child
+	d       time.Duration
+	table   string
+	in, out string
+	child   *child
 }
+
+// maxDelays bounds a router's delay elements.
+const maxDelays = 8
 
 const maxQueued = 4096
 
-// newDelay makes a delay element in router with delay d for packets of up
-// to mtu bytes: packets routed into tun dly0 (routing table delayTable)
-// come back out of tun dly1 d later, and the router routes them on by its
-// main table (a rule sends whatever arrives on dly1 there), IPv4 and IPv6.
-func newDelay(ctx context.Context, router *Netns, d time.Duration, mtu int) (e *delayElement, err error) {
+// newDelay makes delay element n (0 to maxDelays-1) in router with delay
+// d for packets of up to mtu bytes: packets routed into its tun In (by its
+// routing table) come back out of its tun Out d later, and the router
+// routes them on by its main table (a rule sends whatever arrives on Out
+// there), IPv4 and IPv6.
+func newDelay(ctx context.Context, router *Netns, n int, d time.Duration, mtu int) (e *delayElement, err error) {
 	if d <= 0 || d > time.Second {
 		return nil, fmt.Errorf("testbed: delay %v: want above 0, at most 1s", d)
 	}
+	if n < 0 || n >= maxDelays {
+		return nil, fmt.Errorf("testbed: delay element %d: at most %d in a router", n, maxDelays)
+	}
+	e = &delayElement{d: d, table: fmt.Sprint(100 + n), in: fmt.Sprintf("dly%di", n), out: fmt.Sprintf("dly%do", n)}
 	// The element lives as long as the testbed, not as the caller's ctx.
-	c, err := startChild(context.WithoutCancel(ctx), childSpec{Netns: router.Name, Delay: d, MTU: mtu})
+	c, err := startChild(context.WithoutCancel(ctx), childSpec{Netns: router.Name, Delay: d, MTU: mtu, DelayIn: e.in, DelayOut: e.out})
 	if err != nil {
 		return nil, fmt.Errorf("testbed: delay element: %w", err)
 	}
-	e = &delayElement{d: d, child: c}
+	e.child = c
 	defer func() {
 		if err != nil {
 			e.close()
@@ -55,17 +64,17 @@ func newDelay(ctx context.Context, router *Netns, d time.Duration, mtu int) (e *
 	}()
 	m := fmt.Sprint(mtu)
 	for _, args := range [][]string{
-		{"link", "set", "dly0", "mtu", m, "up"}, {"link", "set", "dly1", "mtu", m, "up"},
-		{"route", "add", "default", "dev", "dly0", "table", delayTable},
-		{"-6", "route", "add", "default", "dev", "dly0", "table", delayTable},
-		{"rule", "add", "iif", "dly1", "lookup", "main", "pref", "50"},
-		{"-6", "rule", "add", "iif", "dly1", "lookup", "main", "pref", "50"},
+		{"link", "set", e.in, "mtu", m, "up"}, {"link", "set", e.out, "mtu", m, "up"},
+		{"route", "add", "default", "dev", e.in, "table", e.table},
+		{"-6", "route", "add", "default", "dev", e.in, "table", e.table},
+		{"rule", "add", "iif", e.out, "lookup", "main", "pref", "50"},
+		{"-6", "rule", "add", "iif", e.out, "lookup", "main", "pref", "50"},
 	} {
 		if err := router.ip(ctx, args...); err != nil {
 			return nil, fmt.Errorf("testbed: delay element: %w", err)
 		}
 	}
-	for _, key := range []string{"net.ipv4.conf.all.rp_filter", "net.ipv4.conf.dly1.rp_filter"} {
+	for _, key := range []string{"net.ipv4.conf.all.rp_filter", "net.ipv4.conf." + e.out + ".rp_filter"} {
 		if err := router.sysctl(key, "0"); err != nil {
 			return nil, err
 		}
@@ -79,11 +88,11 @@ func (e *delayElement) close() { e.child.Close() }
 // creates the two tun devices (they go when it exits), says it is ready,
 // and moves packets until stop closes.
 func runDelay(spec childSpec, stop <-chan struct{}, ready func()) error {
-	in, err := openTun("dly0")
+	in, err := openTun(spec.DelayIn)
 	if err != nil {
 		return err
 	}
-	out, err := openTun("dly1")
+	out, err := openTun(spec.DelayOut)
 	if err != nil {
 		return err
 	}
@@ -118,7 +127,7 @@ func runDelay(spec childSpec, stop <-chan struct{}, ready func()) error {
 				if err == unix.EINTR {
 					continue
 				}
-				errs <- fmt.Errorf("delay element: reading dly0: %w", err)
+				errs <- fmt.Errorf("delay element: reading %s: %w", spec.DelayIn, err)
 				return
 			}
 			select {

@@ -73,9 +73,10 @@ func rtt(t *testing.T, ns *Netns, addr netip.Addr) time.Duration {
 	return best
 }
 
-// The delay element slows exactly the paths it is given: host 1 to host 3,
-// and host 2's slow address, 20 ms each way; host 1 to host 2's first
-// address stays fast.
+// The delay elements slow exactly the paths they are given: every path
+// 5 ms each way (DelayAll), host 1 to host 3 and host 2's slow address
+// 20 ms instead; host 1 to host 2's first address stays at 5 ms. Undelay
+// takes host 1 to host 3 back to 5 ms while the mesh runs.
 func TestMeshDelay(t *testing.T) {
 	m, err := NewMesh(context.Background(), 3)
 	if errors.Is(err, ErrNotRoot) {
@@ -89,36 +90,46 @@ func TestMeshDelay(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	const d = 20 * time.Millisecond
-	if err := m.Delay(context.Background(), 1, 3, d); err != nil {
+	ctx := context.Background()
+	const all, d = 5 * time.Millisecond, 20 * time.Millisecond
+	if err := m.DelayAll(ctx, all); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.SlowAddr(context.Background(), 2, d); err != nil {
+	if err := m.Delay(ctx, 3, 1, d); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Delay(context.Background(), 1, 2, time.Millisecond); err == nil {
-		t.Error("a second delay value accepted")
+	if err := m.SlowAddr(ctx, 2, d); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][2]int{{1, 3}, {2, 2}, {0, 1}, {1, 4}} {
+		if err := m.Delay(ctx, bad[0], bad[1], time.Millisecond); err == nil {
+			t.Errorf("Delay(%d, %d) accepted", bad[0], bad[1])
+		}
+	}
+	if err := m.Undelay(ctx, 1, 2); err == nil {
+		t.Error("Undelay of a path without a delay of its own accepted")
 	}
 	for i, h := range m.Hosts {
 		echo(t, h, MeshAddr(i+1))
 	}
 	echo(t, m.Hosts[1], MeshSlowAddr(2))
-	for _, tc := range []struct {
-		from   int
-		to     netip.Addr
-		lo, hi time.Duration
-	}{
-		{1, MeshAddr(2), 0, 5 * time.Millisecond},
-		{1, MeshAddr(3), 2 * d, 2*d + 15*time.Millisecond},
-		{3, MeshAddr(1), 2 * d, 2*d + 15*time.Millisecond},
-		{2, MeshAddr(3), 0, 5 * time.Millisecond},
-		{1, MeshSlowAddr(2), 2 * d, 2*d + 15*time.Millisecond},
-		{3, MeshSlowAddr(2), 2 * d, 2*d + 15*time.Millisecond},
-	} {
-		got := rtt(t, m.Hosts[tc.from-1], tc.to)
-		t.Logf("host %d to %s: %v", tc.from, tc.to, got)
-		if got < tc.lo || got > tc.hi {
-			t.Errorf("host %d to %s: RTT %v, want %v to %v", tc.from, tc.to, got, tc.lo, tc.hi)
+	check := func(from int, to netip.Addr, each time.Duration) {
+		t.Helper()
+		got := rtt(t, m.Hosts[from-1], to)
+		t.Logf("host %d to %s: %v", from, to, got)
+		if lo, hi := 2*each, 2*each+15*time.Millisecond; got < lo || got > hi {
+			t.Errorf("host %d to %s: RTT %v, want %v to %v", from, to, got, lo, hi)
 		}
 	}
+	check(1, MeshAddr(2), all)
+	check(1, MeshAddr(3), d)
+	check(3, MeshAddr(1), d)
+	check(2, MeshAddr(3), all)
+	check(1, MeshSlowAddr(2), d)
+	check(3, MeshSlowAddr(2), d)
+	if err := m.Undelay(ctx, 1, 3); err != nil {
+		t.Fatal(err)
+	}
+	check(1, MeshAddr(3), all)
+	check(3, MeshAddr(1), all)
 }

@@ -126,7 +126,7 @@ func New(ctx context.Context, cfg Config) (tb *Testbed, err error) {
 // ways, through a delay element in the router. The rules match addresses,
 // not interfaces, so that they hold when AddHop moves the reflector.
 func (tb *Testbed) addDelay(ctx context.Context) error {
-	e, err := newDelay(ctx, tb.Router, tb.cfg.Delay, tb.cfg.MTU)
+	e, err := newDelay(ctx, tb.Router, 0, tb.cfg.Delay, tb.cfg.MTU)
 	if err != nil {
 		return err
 	}
@@ -138,7 +138,7 @@ func (tb *Testbed) addDelay(ctx context.Context) error {
 		}
 		for _, r := range [][2]netip.Addr{{p[0], p[1]}, {p[1], p[0]}} {
 			if err := tb.Router.ip(ctx, v, "rule", "add", "from", r[0].String(), "to", r[1].String(),
-				"lookup", delayTable, "pref", "100"); err != nil {
+				"lookup", e.table, "pref", "100"); err != nil {
 				return fmt.Errorf("testbed: delay: %w", err)
 			}
 		}
