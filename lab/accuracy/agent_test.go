@@ -25,20 +25,26 @@ import (
 )
 
 // fourHosts is the testbed mesh of the mesh tests: four hosts, the path
-// between hosts 1 and 4 through the delay element, 20 ms each way; torn
-// down when the test ends.
+// between hosts 1 and 4 through a delay element, 20 ms each way; torn down
+// when the test ends.
 func fourHosts(t *testing.T) *testbed.Mesh {
 	t.Helper()
-	m, err := testbed.NewMesh(context.Background(), 4)
+	m := newMesh(t, 4)
+	fatal(t, m.Delay(context.Background(), 1, 4, 20*time.Millisecond))
+	return m
+}
+
+// newMesh is a testbed mesh of n hosts without delays, torn down when the
+// test ends.
+func newMesh(t *testing.T, n int) *testbed.Mesh {
+	t.Helper()
+	m, err := testbed.NewMesh(context.Background(), n)
 	fatal(t, err)
 	t.Cleanup(func() {
 		if err := m.Close(); err != nil {
 			t.Errorf("teardown: %v", err)
 		}
 	})
-	if err := m.Delay(context.Background(), 1, 4, 20*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
 	return m
 }
 
@@ -67,12 +73,49 @@ const (
 	agentWeb    = "127.0.0.1:9817"
 )
 
-func startAgent(t *testing.T, bin string, ns *testbed.Netns, i int, keyring, dir string) *agentProc {
+// agentMesh is one abing mesh agent in each host of a testbed mesh, with
+// one keyring, each started with the same flags.
+type agentMesh struct {
+	m                 *testbed.Mesh
+	bin, keyring, dir string
+	flags             []string
+	agents            []*agentProc // agents[i-1] runs in host i
+}
+
+// startAgents builds abing, makes a keyring and starts an agent in every
+// host of m with flags besides its own (node, paths, keyring, database,
+// listeners; every host but the first joins through host 1). Their logs
+// are shown when the test fails.
+func startAgents(t *testing.T, m *testbed.Mesh, flags ...string) *agentMesh {
 	t.Helper()
-	p := &agentProc{name: fmt.Sprintf("h%d", i), ns: ns, db: filepath.Join(dir, fmt.Sprintf("h%d.db", i))}
-	p.logf = filepath.Join(dir, fmt.Sprintf("h%d-%d.log", i, time.Now().UnixNano()))
-	args := []string{"netns", "exec", ns.Name, bin, "mesh", "agent", "--node", p.name, "--paths", "direct=" + testbed.MeshAddr(i).String(),
-		"--keyring", keyring, "--interval", "2s", "--db", p.db, "--netloc", agentNetloc, "--web.listen-address", agentWeb}
+	am := &agentMesh{m: m, bin: buildAbing(t), dir: t.TempDir(), flags: flags}
+	key, err := exec.Command(am.bin, "mesh", "keygen").Output()
+	fatal(t, err)
+	am.keyring = filepath.Join(am.dir, "mesh.keyring")
+	fatal(t, os.WriteFile(am.keyring, key, 0o600))
+	for i := range m.Hosts {
+		am.agents = append(am.agents, nil)
+		am.start(t, i+1)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, a := range am.agents {
+				t.Logf("--- %s log (tail):\n%s", a.name, a.log())
+			}
+		}
+	})
+	return am
+}
+
+// start (re)starts the agent of host i.
+func (am *agentMesh) start(t *testing.T, i int) {
+	t.Helper()
+	ns := am.m.Hosts[i-1]
+	p := &agentProc{name: fmt.Sprintf("h%d", i), ns: ns, db: filepath.Join(am.dir, fmt.Sprintf("h%d.db", i))}
+	p.logf = filepath.Join(am.dir, fmt.Sprintf("h%d-%d.log", i, time.Now().UnixNano()))
+	args := []string{"netns", "exec", ns.Name, am.bin, "mesh", "agent", "--node", p.name, "--paths", "direct=" + testbed.MeshAddr(i).String(),
+		"--keyring", am.keyring, "--db", p.db, "--netloc", agentNetloc, "--web.listen-address", agentWeb}
+	args = append(args, am.flags...)
 	if i > 1 {
 		args = append(args, "--join", testbed.MeshAddr(1).String())
 	}
@@ -87,7 +130,7 @@ func startAgent(t *testing.T, bin string, ns *testbed.Netns, i int, keyring, dir
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.stop(t, syscall.SIGTERM) })
-	return p
+	am.agents[i-1] = p
 }
 
 // stop signals the agent and waits for it (killing it after 10 s).
@@ -209,31 +252,8 @@ func within(t *testing.T, what string, limit time.Duration, ok func() bool) time
 // 1–4 through 2 or 3; a killed agent is marked failed and raises down at
 // the others; restarted, it rejoins and the alarm clears.
 func TestMeshAgents(t *testing.T) {
-	m := fourHosts(t)
-	bin := buildAbing(t)
-	dir := t.TempDir()
-	key, err := exec.Command(bin, "mesh", "keygen").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyring := filepath.Join(dir, "mesh.keyring")
-	if err := os.WriteFile(keyring, key, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var agents []*agentProc
-	for i := 1; i <= 4; i++ {
-		agents = append(agents, startAgent(t, bin, m.Hosts[i-1], i, keyring, dir))
-	}
-	dump := func() {
-		for _, a := range agents {
-			t.Logf("--- %s log (tail):\n%s", a.name, a.log())
-		}
-	}
-	defer func() {
-		if t.Failed() {
-			dump()
-		}
-	}()
+	am := startAgents(t, fourHosts(t), "--interval", "2s")
+	agents := am.agents
 	// Bound: joining takes a gossip round; a coordinate needs a peer's
 	// published coordinate and one measurement of it (2 s interval).
 	took := within(t, "every agent's full map lists the three others with updated coordinates", 30*time.Second, func() bool {
@@ -266,7 +286,7 @@ func TestMeshAgents(t *testing.T) {
 			}
 			return err == nil && len(links) == 12
 		})
-		out, err := exec.Command("ip", "netns", "exec", a.ns.Name, bin, "mesh", "relays", "--agent", agentWeb, "--min-gain", "5", "--output", "json").CombinedOutput()
+		out, err := exec.Command("ip", "netns", "exec", a.ns.Name, am.bin, "mesh", "relays", "--agent", agentWeb, "--min-gain", "5", "--output", "json").CombinedOutput()
 		if err != nil {
 			t.Fatalf("abing mesh relays --agent on %s: %v\n%s", a.name, err, out)
 		}
@@ -333,7 +353,7 @@ func TestMeshAgents(t *testing.T) {
 		t.Errorf("h1's map with h3 failed: %v", fm)
 	}
 	// Restarted, it rejoins: the alarms clear, its map fills again.
-	agents[2] = startAgent(t, bin, m.Hosts[2], 3, keyring, dir)
+	am.start(t, 3)
 	took = within(t, "h3 rejoins: alarms cleared, every map full", 30*time.Second, func() bool {
 		for _, a := range agents {
 			if len(a.fullMap()) != 3 || (a.name != "h3" && a.down(t, "h3") != "critical resolved") {
