@@ -99,7 +99,7 @@ func PacedInterval(u train.Budget, n int, rgap time.Duration, trains int, interv
 		return interval
 	}
 	busy := float64(rgap) * float64(n-1) * float64(trains)
-	bucket := max(u.PacedShare*float64(time.Second), float64(u.MaxReplySpan))
+	bucket := float64(u.PacedBucket())
 	if u.PacedNow > 0 {
 		bucket = min(bucket, float64(u.PacedNow))
 	}

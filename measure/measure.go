@@ -642,7 +642,7 @@ func (s *session) run(ctx context.Context) (*Result, error) {
 	if budget != nil {
 		if iv := PacedInterval(*budget, n, rgap, cfg.rounds()*cfg.round(), interval); iv > interval {
 			left := ""
-			if budget.PacedNow > 0 && float64(budget.PacedNow) < budget.PacedShare*float64(time.Second) {
+			if budget.PacedNow > 0 && budget.PacedNow < budget.PacedBucket() {
 				left = fmt.Sprintf(", and had %v of it left", budget.PacedNow.Round(time.Millisecond))
 			}
 			res.Fitted = append(res.Fitted, fmt.Sprintf("fitted to the reflector's budget: paced trains %v apart on average, not %v (it paces one address's replies %.0f %% of its time%s)",

@@ -225,7 +225,7 @@ func New(conn *dispersion.Conn, cfg Config) (*Server, error) {
 	s.budget = train.Budget{Rate: src.Rate, Burst: src.Burst, PPS: src.PPS, PacketBurst: src.PacketBurst,
 		MaxTrainLen: cfg.MaxTrainLen, PacedShare: cfg.Limits.PacedShare, MaxReplySpan: int64(cfg.MaxReplySpan)}
 	pacedBurst := func(share float64) int {
-		return int(max(share*float64(time.Second), float64(cfg.MaxReplySpan)) / float64(time.Microsecond))
+		return int(train.Budget{PacedShare: share, MaxReplySpan: int64(cfg.MaxReplySpan)}.PacedBucket() / time.Microsecond)
 	}
 	s.sources.paced = &pacedBudget{share: cfg.Limits.PacedShare, burst: pacedBurst(cfg.Limits.PacedShare)}
 	s.paced = (&pacedBudget{share: cfg.Limits.PacedTotal, burst: pacedBurst(cfg.Limits.PacedTotal)}).limiter()

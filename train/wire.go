@@ -210,6 +210,14 @@ type Budget struct {
 	PacedNow time.Duration
 }
 
+// PacedBucket is the most pacing time the source can have saved (what
+// PacedNow is at most): a second's worth of its share, or one longest
+// paced reply train when that is longer, so that one such train always
+// fits a full bucket.
+func (u Budget) PacedBucket() time.Duration {
+	return time.Duration(max(u.PacedShare*float64(time.Second), float64(u.MaxReplySpan)))
+}
+
 // BudgetLen is the encoded length of a Budget, after the cookie.
 const BudgetLen = 32
 

@@ -205,3 +205,23 @@ func TestBudgetRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// A full pacing bucket is a second's share, or one longest reply train
+// when that is longer.
+func TestPacedBucket(t *testing.T) {
+	for _, c := range []struct {
+		share float64
+		span  time.Duration
+		want  time.Duration
+	}{
+		{0.1, 100 * time.Millisecond, 100 * time.Millisecond},
+		{0.5, 100 * time.Millisecond, 500 * time.Millisecond},
+		{0.05, 100 * time.Millisecond, 100 * time.Millisecond},
+		{0.05, 0, 50 * time.Millisecond},
+		{0, 0, 0},
+	} {
+		if got := (Budget{PacedShare: c.share, MaxReplySpan: int64(c.span)}).PacedBucket(); got != c.want {
+			t.Errorf("share %g, longest train %v: bucket %v, want %v", c.share, c.span, got, c.want)
+		}
+	}
+}
