@@ -10,9 +10,9 @@ import (
 	"github.com/abing-net/abing/record"
 )
 
-// Table is an answer printed as text (aligned columns), json (an array of
-// one object a row, a row a line; [] when there is none) or csv (a header,
-// then the rows).
+// Table is an answer printed as text (aligned columns, "-" for an empty
+// cell), json (an array of one object a row, a row a line; [] when there
+// is none) or csv (a header, then the rows; an empty cell stays empty).
 type Table struct {
 	output string
 	w      io.Writer
@@ -75,6 +75,9 @@ func (t *Table) Flush() error {
 		for j, c := range row {
 			if j > 0 {
 				fmt.Fprint(tw, "\t")
+			}
+			if c == "" {
+				c = "-"
 			}
 			fmt.Fprint(tw, c)
 		}

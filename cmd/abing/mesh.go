@@ -127,9 +127,11 @@ func meshCommand() *cobra.Command {
 	return cmd
 }
 
+// num is a number as a table's cell: empty when absent (NaN), which the
+// table shows as "-" in text and leaves empty in CSV.
 func num(v float64, prec int) string {
 	if math.IsNaN(v) {
-		return "-"
+		return ""
 	}
 	return strconv.FormatFloat(v, 'f', prec, 64)
 }
@@ -335,13 +337,6 @@ func metricUnit(metric string) string {
 	return "cost"
 }
 
-// cell is a route's number in text and CSV: one decimal, empty when absent.
-func cell(v float64) string {
-	if math.IsNaN(v) {
-		return ""
-	}
-	return strconv.FormatFloat(v, 'f', 1, 64)
-}
 
 // addRoutes adds routes of a path network to t: in JSON, absent numbers
 // are null and an unreachable destination has no hops.
@@ -363,7 +358,7 @@ func addRoutes(t *mesh.Table, path string, routes []mesh.Route) {
 		}
 		t.Add(map[string]any{"path": path, "metric": r.Metric, "src": r.Src, "dst": r.Dst, "reachable": r.Reachable, "next_hop": r.NextHop(),
 			"hops": r.Hops, "value": opt(r.Value), "direct": opt(r.Direct), "gain": opt(gain)},
-			path, r.Src, r.Dst, r.NextHop(), via, cell(r.Value), cell(r.Direct), cell(gain))
+			path, r.Src, r.Dst, r.NextHop(), via, num(r.Value, 1), num(r.Direct, 1), num(gain, 1))
 	}
 }
 
