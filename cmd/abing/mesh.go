@@ -337,7 +337,6 @@ func metricUnit(metric string) string {
 	return "cost"
 }
 
-
 // addRoutes adds routes of a path network to t: in JSON, absent numbers
 // are null and an unreachable destination has no hops.
 func addRoutes(t *mesh.Table, path string, routes []mesh.Route) {
