@@ -10,7 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// delayElement moves packets from its tun In to its tun Out of a router d
+// delayElement moves packets from its tun in to its tun out of a router d
 // later, in order (the kernel here has no netem). At most maxQueued wait at
 // once; more are dropped, as a full queue would. A router may have several,
 // each its own delay, numbered from 0: element n reads dly<n>i, writes
@@ -18,7 +18,7 @@ import (
 // what goes there.
 //
 // It runs in a process of its own, as the generators do, with two threads:
-// one blocked reading dly0, one sleeping in clock_nanosleep with a timer
+// one blocked reading its tun in, one sleeping in clock_nanosleep with a timer
 // slack of 1 ns until each packet is due. In the testbed's own process,
 // Go's timers wake about a millisecond late when nothing else runs (a
 // 50 µs time.Sleep measured 1.05 ms late at the median), and a thread back
@@ -39,9 +39,9 @@ const maxDelays = 8
 const maxQueued = 4096
 
 // newDelay makes delay element n (0 to maxDelays-1) in router with delay
-// d for packets of up to mtu bytes: packets routed into its tun In (by its
-// routing table) come back out of its tun Out d later, and the router
-// routes them on by its main table (a rule sends whatever arrives on Out
+// d for packets of up to mtu bytes: packets routed into its tun in (by its
+// routing table) come back out of its tun out d later, and the router
+// routes them on by its main table (a rule sends whatever arrives on out
 // there), IPv4 and IPv6.
 func newDelay(ctx context.Context, router *Netns, n int, d time.Duration, mtu int) (e *delayElement, err error) {
 	if d <= 0 || d > time.Second {
