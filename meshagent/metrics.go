@@ -30,7 +30,7 @@ func newMetrics(a *Agent) *metrics {
 		coordRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "abing_mesh_coordinate_samples_refused_total",
 			Help: "Peers' coordinates not taken: they disagreed wildly with the RTT measured to them while most peers' agreed."}),
 		routeChanges: prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "abing_mesh_route_changes_total",
-			Help: "Changes of this node's routes (not their first installation)."}, func() float64 { c, _ := a.routes.Counts(); return float64(c) }),
+			Help: "Changes of this node's routes (not of provisional ones, before a destination's direct link is in the map)."}, func() float64 { c, _ := a.routes.Counts(); return float64(c) }),
 		routeFlaps: prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "abing_mesh_route_flaps_total",
 			Help: "Route changes back to the route replaced within the flap window."}, func() float64 { _, f := a.routes.Counts(); return float64(f) }),
 		routeValue: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "abing_mesh_route_value",

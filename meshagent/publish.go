@@ -25,6 +25,7 @@ func (a *Agent) Observe(recs []record.Record) {
 		}
 		a.cycleSeen(r.Key(), now)
 		if r.RTT == nil {
+			a.routes.Unanswered(r.Path, r.Target)
 			continue // no answer; a run that answered but could not estimate the bandwidth still has the RTT
 		}
 		l := Link{Peer: r.Target, RTT: r.RTT.Avg, Loss: r.Loss, Jitter: r.RTT.Jitter, ABW: r.ABW, DBC: r.DBC}

@@ -19,7 +19,12 @@ import (
 // by the margin (of the current route's value, and at least margin_abs),
 // and a route just installed is kept for the hold, so that noise in the
 // costs never flaps a route. A route whose links are gone, or that crosses
-// a member that is down, is replaced at once.
+// a member that is down, is replaced at once. Until the direct link to a
+// destination is in the map (measured by either end), or this node's
+// measurement of it went unanswered, the route to it is provisional: it
+// follows the best route at once and raises nothing, for an agent that
+// starts (or a member that joins) knows others' links before its own, and
+// would otherwise change routes, loudly, as its own links arrive.
 
 // RouteChange is a change of the route to one destination on one path
 // network: what a route hook gets.
@@ -41,15 +46,16 @@ type Router struct {
 	tab  map[routeKey]*routeState
 	// changes and flaps count the table's changes since the start.
 	changes, flaps uint64
+	// unanswered: destinations whose path this node measured without an
+	// answer (which settles their routes as its own link would).
+	unanswered map[routeKey]bool
 }
 
 type routeKey struct{ path, dst string }
 
 type routeState struct {
-	// installed: a route has been installed, silently, the first time
-	// one was there; until then the destination is unreachable and its
-	// first route is no change (an agent that starts knows others' links
-	// before its own, and would otherwise raise one for each member).
+	// installed: the route is under the discipline; until then it is
+	// provisional (see above) and follows the best route silently.
 	installed bool
 	hops      []string // nil: unreachable
 	value     float64  // latest
@@ -68,7 +74,15 @@ type smoothed struct {
 
 // NewRouter is the route table of node self.
 func NewRouter(self string, p config.Routes) *Router {
-	return &Router{self: self, p: p, tab: map[routeKey]*routeState{}}
+	return &Router{self: self, p: p, tab: map[routeKey]*routeState{}, unanswered: map[routeKey]bool{}}
+}
+
+// Unanswered notes that this node measured its path to dst on path without
+// an answer: the route to dst settles without a direct link.
+func (r *Router) Unanswered(path, dst string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.unanswered[routeKey{path, dst}] = true
 }
 
 // better says whether a beats b by the margin under the metric.
@@ -102,8 +116,8 @@ func (r *Router) smooth(st *routeState, key string, v float64, now time.Time) fl
 // Update recomputes the table from the links of every path network
 // (byPath: the latest published value of each, costs included) with the
 // members that are down, at now, and returns the changes, by path and
-// destination. A destination's first route is installed without a
-// change.
+// destination. A provisional route (see above) changes without a
+// report, and its settling is none.
 func (r *Router) Update(byPath map[string][]mesh.Sample, down []string, now time.Time) []RouteChange {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -125,7 +139,12 @@ func (r *Router) Update(byPath map[string][]mesh.Sample, down []string, now time
 	}
 	// Destinations no longer in any graph: unreachable.
 	for _, k := range slices.SortedFunc(maps.Keys(r.tab), func(a, b routeKey) int { return strings.Compare(a.path+"/"+a.dst, b.path+"/"+b.dst) }) {
-		if st := r.tab[k]; !seen[k] && st.hops != nil {
+		st := r.tab[k]
+		switch {
+		case seen[k] || st.hops == nil:
+		case !st.installed:
+			st.hops, st.value = nil, math.NaN() // provisional: silently
+		default:
 			out = append(out, r.install(k, st, nil, math.NaN(), "unreachable", now))
 		}
 	}
@@ -141,11 +160,14 @@ func (r *Router) decide(g *mesh.Graph, k routeKey, best mesh.Route, now time.Tim
 		r.tab[k] = st
 	}
 	if !st.installed {
+		_, own := g.Value([]string{r.self, k.dst})
+		st.hops, st.value, st.since = nil, math.NaN(), now
+		clear(st.smooth)
 		if best.Reachable {
-			st.installed, st.since = true, now
 			st.hops, st.value = best.Hops, best.Value
 			r.smooth(st, strings.Join(best.Hops, ">"), best.Value, now)
 		}
+		st.installed = best.Reachable && (own || r.unanswered[k])
 		return RouteChange{}, false
 	}
 	bestKey := strings.Join(best.Hops, ">")
@@ -202,14 +224,17 @@ func (r *Router) install(k routeKey, st *routeState, hops []string, v float64, r
 
 // Route is one entry of the table, as /api/v1/mesh/routes shows it.
 type Route struct {
-	Path      string    `json:"path"`
-	Dst       string    `json:"destination"`
-	Reachable bool      `json:"reachable"`
-	NextHop   string    `json:"next_hop,omitempty"`
-	Hops      []string  `json:"hops,omitempty"`
-	Value     *float64  `json:"value,omitempty"`
-	Smoothed  *float64  `json:"smoothed,omitempty"`
-	Since     time.Time `json:"since"`
+	Path      string `json:"path"`
+	Dst       string `json:"destination"`
+	Reachable bool   `json:"reachable"`
+	// Provisional: not yet under the discipline (the direct link to the
+	// destination is not in the map yet).
+	Provisional bool      `json:"provisional,omitempty"`
+	NextHop     string    `json:"next_hop,omitempty"`
+	Hops        []string  `json:"hops,omitempty"`
+	Value       *float64  `json:"value,omitempty"`
+	Smoothed    *float64  `json:"smoothed,omitempty"`
+	Since       time.Time `json:"since"`
 }
 
 // Table is the route table, by path and destination.
@@ -218,7 +243,7 @@ func (r *Router) Table() []Route {
 	defer r.mu.Unlock()
 	out := []Route{}
 	for k, st := range r.tab {
-		e := Route{Path: k.path, Dst: k.dst, Reachable: st.hops != nil, NextHop: mesh.NextHop(st.hops), Hops: st.hops, Since: st.since.UTC()}
+		e := Route{Path: k.path, Dst: k.dst, Reachable: st.hops != nil, Provisional: !st.installed, NextHop: mesh.NextHop(st.hops), Hops: st.hops, Since: st.since.UTC()}
 		if st.hops != nil {
 			v := st.value
 			e.Value = &v

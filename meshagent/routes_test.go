@@ -121,6 +121,72 @@ func TestRouterDiscipline(t *testing.T) {
 	}
 }
 
+// Until the direct link to a destination is in the map, its route is
+// provisional: it follows the best route at once, without the hold, and
+// raises nothing, nor does it count as the route a later change replaced
+// (no flap); the direct link settles it, silently, and from then on the
+// discipline holds. A measurement without an answer settles it too, and a
+// provisional route that goes is unreachable silently.
+func TestRouterProvisional(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC)
+	r := NewRouter("a", config.DefaultAgent().Routes)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	withoutAC := func(direct float64) map[string][]mesh.Sample {
+		l := costLinks(direct)
+		l["direct"] = l["direct"][:4] // a–b and b–c only
+		return l
+	}
+	provisional := func() bool {
+		for _, e := range r.Table() {
+			if e.Dst == "c" {
+				return e.Provisional
+			}
+		}
+		return false
+	}
+	// Others' links first: a>b>c, provisional.
+	if c := r.Update(withoutAC(0), nil, at(0)); len(c) != 0 || toC(r) != "a>b>c" || !provisional() {
+		t.Fatalf("before the direct link: %+v, route %s, provisional %v", c, toC(r), provisional())
+	}
+	// The direct link arrives a second later, cheaper: taken at once (no
+	// 30 s hold), silently, and settled.
+	if c := r.Update(costLinks(15), nil, at(1)); len(c) != 0 || toC(r) != "a>c" || provisional() {
+		t.Fatalf("the direct link: %+v, route %s, provisional %v", c, toC(r), provisional())
+	}
+	// A lasting change to 50 switches to a>b>c once, loudly, and it is no
+	// flap: the provisional a>b>c was never a route the discipline
+	// replaced.
+	c := run(r, t0, 40, slices.Repeat([]float64{50}, 60))
+	if len(c) != 1 || c[0].Reason != "better" || strings.Join(c[0].NewHops, ">") != "a>b>c" || c[0].Flap {
+		t.Fatalf("a lasting change after settling: %+v", c)
+	}
+	if changes, flaps := r.Counts(); changes != 1 || flaps != 0 {
+		t.Errorf("counts: %d changes, %d flaps", changes, flaps)
+	}
+
+	// A destination reached only through others, whose direct path does
+	// not answer: provisional until the unanswered measurement, then
+	// settled; a provisional route that goes is unreachable silently.
+	r = NewRouter("a", config.DefaultAgent().Routes)
+	if c := r.Update(withoutAC(0), nil, at(0)); len(c) != 0 || !provisional() {
+		t.Fatalf("before the measurement: %+v, provisional %v", c, provisional())
+	}
+	// (b, whose direct link is there, is settled: its changes are said.)
+	toCOnly := func(cs []RouteChange) []RouteChange {
+		return slices.DeleteFunc(cs, func(c RouteChange) bool { return c.Dst != "c" })
+	}
+	if c := toCOnly(r.Update(withoutAC(0), []string{"b"}, at(1))); len(c) != 0 || toC(r) != "unreachable" {
+		t.Errorf("a provisional route gone: %+v, route %s", c, toC(r))
+	}
+	r.Unanswered("direct", "c")
+	if c := toCOnly(r.Update(withoutAC(0), nil, at(2))); len(c) != 0 || toC(r) != "a>b>c" || provisional() {
+		t.Fatalf("settled by an unanswered measurement: %+v, route %s, provisional %v", c, toC(r), provisional())
+	}
+	if c := toCOnly(r.Update(withoutAC(0), []string{"b"}, at(3))); len(c) != 1 || c[0].Reason != "unreachable" {
+		t.Errorf("a settled route gone: %+v", c)
+	}
+}
+
 // The widest path: more bandwidth is better.
 func TestRouterBandwidth(t *testing.T) {
 	p := config.DefaultAgent().Routes
