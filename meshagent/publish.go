@@ -25,7 +25,7 @@ func (a *Agent) Observe(recs []record.Record) {
 		}
 		a.cycleSeen(r.Key(), now)
 		if r.RTT == nil {
-			a.routes.Unanswered(r.Path, r.Target)
+			a.routes.Unanswered(r.Path, r.Target, now)
 			continue // no answer; a run that answered but could not estimate the bandwidth still has the RTT
 		}
 		l := Link{Peer: r.Target, RTT: r.RTT.Avg, Loss: r.Loss, Jitter: r.RTT.Jitter, ABW: r.ABW, DBC: r.DBC}

@@ -46,10 +46,13 @@ type Router struct {
 	tab  map[routeKey]*routeState
 	// changes and flaps count the table's changes since the start.
 	changes, flaps uint64
-	// unanswered: destinations whose path this node measured without an
-	// answer (which settles their routes as its own link would).
-	unanswered map[routeKey]bool
 }
+
+// ForgetRoutes is how long a destination stays in the table while no
+// graph has it (a member gone from the mesh): it is unreachable, then
+// forgotten, so that the table holds the members of the last hour, not
+// every name ever seen.
+const ForgetRoutes = time.Hour
 
 type routeKey struct{ path, dst string }
 
@@ -57,12 +60,16 @@ type routeState struct {
 	// installed: the route is under the discipline; until then it is
 	// provisional (see above) and follows the best route silently.
 	installed bool
-	hops      []string // nil: unreachable
-	value     float64  // latest
-	since     time.Time
-	smooth    map[string]*smoothed // by route (hops joined): the installed one and the best candidate
-	prev      []string             // the route replaced last, and when
-	replaced  time.Time
+	// unanswered: this node measured its path to the destination without
+	// an answer, which settles the route as a direct link would.
+	unanswered bool
+	seen       time.Time // last in a graph (or made)
+	hops       []string  // nil: unreachable
+	value      float64   // latest
+	since      time.Time
+	smooth     map[string]*smoothed // by route (hops joined): the installed one and the best candidate
+	prev       []string             // the route replaced last, and when
+	replaced   time.Time
 }
 
 // smoothed is a route's smoothed value v at at, and its latest value,
@@ -74,15 +81,25 @@ type smoothed struct {
 
 // NewRouter is the route table of node self.
 func NewRouter(self string, p config.Routes) *Router {
-	return &Router{self: self, p: p, tab: map[routeKey]*routeState{}, unanswered: map[routeKey]bool{}}
+	return &Router{self: self, p: p, tab: map[routeKey]*routeState{}}
 }
 
 // Unanswered notes that this node measured its path to dst on path without
-// an answer: the route to dst settles without a direct link.
-func (r *Router) Unanswered(path, dst string) {
+// an answer (at now): the route to dst settles without a direct link.
+func (r *Router) Unanswered(path, dst string, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.unanswered[routeKey{path, dst}] = true
+	r.state(routeKey{path, dst}, now).unanswered = true
+}
+
+// state is k's entry of the table, made at now if there was none. Under mu.
+func (r *Router) state(k routeKey, now time.Time) *routeState {
+	st := r.tab[k]
+	if st == nil {
+		st = &routeState{value: math.NaN(), smooth: map[string]*smoothed{}, since: now, seen: now}
+		r.tab[k] = st
+	}
+	return st
 }
 
 // better says whether a beats b by the margin under the metric.
@@ -137,11 +154,16 @@ func (r *Router) Update(byPath map[string][]mesh.Sample, down []string, now time
 			}
 		}
 	}
-	// Destinations no longer in any graph: unreachable.
+	// Destinations no longer in any graph: unreachable, and forgotten
+	// after ForgetRoutes.
 	for _, k := range slices.SortedFunc(maps.Keys(r.tab), func(a, b routeKey) int { return strings.Compare(a.path+"/"+a.dst, b.path+"/"+b.dst) }) {
 		st := r.tab[k]
 		switch {
-		case seen[k] || st.hops == nil:
+		case seen[k]:
+		case st.hops == nil:
+			if now.Sub(st.seen) > ForgetRoutes {
+				delete(r.tab, k)
+			}
 		case !st.installed:
 			st.hops, st.value = nil, math.NaN() // provisional: silently
 		default:
@@ -154,11 +176,8 @@ func (r *Router) Update(byPath map[string][]mesh.Sample, down []string, now time
 // decide applies the discipline to the route to k, best being the best
 // route now; it reports the change, if any.
 func (r *Router) decide(g *mesh.Graph, k routeKey, best mesh.Route, now time.Time) (RouteChange, bool) {
-	st := r.tab[k]
-	if st == nil {
-		st = &routeState{value: math.NaN(), smooth: map[string]*smoothed{}, since: now}
-		r.tab[k] = st
-	}
+	st := r.state(k, now)
+	st.seen = now
 	if !st.installed {
 		_, own := g.Value([]string{r.self, k.dst})
 		st.hops, st.value, st.since = nil, math.NaN(), now
@@ -167,7 +186,7 @@ func (r *Router) decide(g *mesh.Graph, k routeKey, best mesh.Route, now time.Tim
 			st.hops, st.value = best.Hops, best.Value
 			r.smooth(st, strings.Join(best.Hops, ">"), best.Value, now)
 		}
-		st.installed = best.Reachable && (own || r.unanswered[k])
+		st.installed = best.Reachable && (own || st.unanswered)
 		return RouteChange{}, false
 	}
 	bestKey := strings.Join(best.Hops, ">")

@@ -178,12 +178,40 @@ func TestRouterProvisional(t *testing.T) {
 	if c := toCOnly(r.Update(withoutAC(0), []string{"b"}, at(1))); len(c) != 0 || toC(r) != "unreachable" {
 		t.Errorf("a provisional route gone: %+v, route %s", c, toC(r))
 	}
-	r.Unanswered("direct", "c")
+	r.Unanswered("direct", "c", at(2))
 	if c := toCOnly(r.Update(withoutAC(0), nil, at(2))); len(c) != 0 || toC(r) != "a>b>c" || provisional() {
 		t.Fatalf("settled by an unanswered measurement: %+v, route %s, provisional %v", c, toC(r), provisional())
 	}
 	if c := toCOnly(r.Update(withoutAC(0), []string{"b"}, at(3))); len(c) != 1 || c[0].Reason != "unreachable" {
 		t.Errorf("a settled route gone: %+v", c)
+	}
+}
+
+// A destination no graph has (a member gone from the mesh) is
+// unreachable, said once, and forgotten after ForgetRoutes, as is a
+// destination measured without an answer that no graph ever had: the
+// table holds the members of the last hour, not every name ever seen.
+func TestRouterForgets(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC)
+	r := NewRouter("a", config.DefaultAgent().Routes)
+	dsts := func() (out []string) {
+		for _, e := range r.Table() {
+			out = append(out, e.Dst)
+		}
+		return out
+	}
+	r.Update(costLinks(15), nil, t0)
+	onlyAB := costLinks(15)
+	onlyAB["direct"] = onlyAB["direct"][:2] // a–b
+	if c := r.Update(onlyAB, nil, t0.Add(time.Second)); len(c) != 1 || c[0].Dst != "c" || c[0].Reason != "unreachable" {
+		t.Errorf("c gone: %+v", c)
+	}
+	r.Unanswered("direct", "x", t0.Add(time.Second))
+	if c := r.Update(onlyAB, nil, t0.Add(ForgetRoutes)); len(c) != 0 || !slices.Equal(dsts(), []string{"b", "c", "x"}) {
+		t.Errorf("within the hour: %+v, destinations %v", c, dsts())
+	}
+	if c := r.Update(onlyAB, nil, t0.Add(ForgetRoutes+2*time.Second)); len(c) != 0 || !slices.Equal(dsts(), []string{"b"}) {
+		t.Errorf("after the hour: %+v, destinations %v", c, dsts())
 	}
 }
 
