@@ -312,30 +312,22 @@ func TestMeshAgents(t *testing.T) {
 	// on a busy machine jitter and loss add to it (CI 70 once had no
 	// direct route to h4 within 20 s), so the test asks for a route, not
 	// for which one.
-	var routes []byte
+	var routes map[string]routeEntry
 	within(t, "h1's route table holds h2, h3 and h4", 20*time.Second, func() bool {
-		b, err := agents[0].get("/api/v1/mesh/routes")
-		if err != nil {
+		routes = agents[0].routes()
+		if len(routes) != 3 {
 			return false
 		}
-		var table []struct {
-			Destination string
-			Reachable   bool
-			Hops        []string
-			Value       *float64
-		}
-		if json.Unmarshal(b, &table) != nil || len(table) != 3 {
-			return false
-		}
-		routes = b
-		for _, e := range table {
-			if !e.Reachable || e.Value == nil || len(e.Hops) < 2 || e.Hops[0] != "h1" || e.Hops[len(e.Hops)-1] != e.Destination {
+		for dst, e := range routes {
+			if !e.Reachable || e.Value == nil || len(e.Hops) < 2 || e.Hops[0] != "h1" || e.Hops[len(e.Hops)-1] != dst {
 				return false
 			}
 		}
 		return true
 	})
-	t.Logf("h1's routes: %s", routes)
+	for _, dst := range []string{"h2", "h3", "h4"} {
+		t.Logf("h1's route to %s: %s (%.1f)", dst, strings.Join(routes[dst].Hops, ">"), *routes[dst].Value)
+	}
 	// A crash: SIGKILL, no goodbye. serf's LAN failure detector (probe
 	// every 1 s, suspicion 2.4 s to 14.4 s at four members) marks it
 	// failed; every other agent raises down.
