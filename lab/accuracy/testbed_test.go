@@ -276,12 +276,24 @@ func TestAdaptive(t *testing.T) {
 
 // A jumbo path: MTU-9000 links and a 9014-byte bucket, on which the
 // emulated link is faithful well past the 20 Mbit/s of 1500-byte frames
-// (98–99.7 % of nominal at 100 Mbit/s, docs/testing.md). At 200 Mbit/s
+// (98–99.7 % of nominal at 100 Mbit/s, docs/testing.md). At 100 Mbit/s
 // nominal, with half the calibrated capacity of constant-rate cross
 // traffic (1500-byte packets) forward, the default with 9000-byte probes
 // returns an ABW whose interval holds the truth, within its budget.
+//
+// Why 100 and not more: this test ran at 200 Mbit/s nominal until a
+// clean-clone CI read ABW 121.3 (91.8–139.7) for a truth of 90.1. Twelve
+// runs there read every ABW above its truth (+7 to +32 Mbit/s; XTR 46–92
+// for 97–99), where the simulator's exact FIFO reads constant-rate cross
+// traffic within 1 % at 100 Mbit/s and 1 Gbit/s with 9000-byte probes. So
+// at 187 Mbit/s the emulated link (its tbf's late timers, docs/testing.md)
+// sets the reading rather than the estimator, and a bound there would be a
+// bound on the emulator. Fifteen runs at 100
+// Mbit/s: every interval held, its ends at least 7.8 Mbit/s from the truth
+// (ABW 3.3–6.2 above it: XTR reads 7–12 % low here too, a bias of the
+// emulated link smaller than the interval).
 func TestJumboPath(t *testing.T) {
-	env := setupSize(t, 200e6, 200e6, 9000)
+	env := setupSize(t, 100e6, 100e6, 9000)
 	cfg := measure.Defaults()
 	cfg.Size = 9000
 	c := env.Calibration[testbed.Forward].Capacity
