@@ -56,6 +56,15 @@ const ForgetRoutes = time.Hour
 
 type routeKey struct{ path, dst string }
 
+// compareKeys orders keys by path network, then destination: the table's
+// order, and the order in which Update reports destinations gone.
+func compareKeys(a, b routeKey) int {
+	if c := strings.Compare(a.path, b.path); c != 0 {
+		return c
+	}
+	return strings.Compare(a.dst, b.dst)
+}
+
 type routeState struct {
 	// installed: the route is under the discipline; until then it is
 	// provisional (see above) and follows the best route silently.
@@ -156,7 +165,7 @@ func (r *Router) Update(byPath map[string][]mesh.Sample, down []string, now time
 	}
 	// Destinations no longer in any graph: unreachable, and forgotten
 	// after ForgetRoutes.
-	for _, k := range slices.SortedFunc(maps.Keys(r.tab), func(a, b routeKey) int { return strings.Compare(a.path+"/"+a.dst, b.path+"/"+b.dst) }) {
+	for _, k := range slices.SortedFunc(maps.Keys(r.tab), compareKeys) {
 		st := r.tab[k]
 		switch {
 		case seen[k]:
@@ -273,12 +282,7 @@ func (r *Router) Table() []Route {
 		}
 		out = append(out, e)
 	}
-	slices.SortFunc(out, func(a, b Route) int {
-		if c := strings.Compare(a.Path, b.Path); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Dst, b.Dst)
-	})
+	slices.SortFunc(out, func(a, b Route) int { return compareKeys(routeKey{a.Path, a.Dst}, routeKey{b.Path, b.Dst}) })
 	return out
 }
 

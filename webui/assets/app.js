@@ -215,24 +215,29 @@ async function meshPage() {
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("width", W); svg.setAttribute("height", H); svg.id = "mesh-map";
-  let edges = 0;
-  const links = [];
+  // A link once, whichever end measured it: the lesser name's reading
+  // when both did.
+  const byPair = new Map();
   for (const n of nodes) {
     for (const l of n.links?.[path] || []) {
-      if (!pos[l.p] || l.p < n.name) continue;
-      links.push([n.name, l]);
-      const line = document.createElementNS(ns, "line");
-      for (const [k, v] of [["x1", sx(pos[n.name][0])], ["y1", sy(pos[n.name][1] || 0)], ["x2", sx(pos[l.p][0])], ["y2", sy(pos[l.p][1] || 0)]]) line.setAttribute(k, v);
-      line.setAttribute("stroke", costColour(l.c));
-      line.setAttribute("data-cost", l.c);
-      line.setAttribute("stroke-width", 2);
-      const title = document.createElementNS(ns, "title");
-      title.textContent = `${n.name}–${l.p}: cost ${l.c}, RTT ${l.r} ms`;
-      line.append(title);
-      svg.append(line);
-      edges++;
+      if (!pos[l.p] || l.p === n.name) continue;
+      const key = [n.name, l.p].sort().join(" ");
+      if (!byPair.has(key) || n.name < l.p) byPair.set(key, [n.name, l]);
     }
   }
+  const links = [...byPair.values()];
+  for (const [from, l] of links) {
+    const line = document.createElementNS(ns, "line");
+    for (const [k, v] of [["x1", sx(pos[from][0])], ["y1", sy(pos[from][1] || 0)], ["x2", sx(pos[l.p][0])], ["y2", sy(pos[l.p][1] || 0)]]) line.setAttribute(k, v);
+    line.setAttribute("stroke", costColour(l.c));
+    line.setAttribute("data-cost", l.c);
+    line.setAttribute("stroke-width", 2);
+    const title = document.createElementNS(ns, "title");
+    title.textContent = `${from}–${l.p}: cost ${l.c}, RTT ${l.r} ms`;
+    line.append(title);
+    svg.append(line);
+  }
+  const edges = links.length;
   // Relay shortcuts: a–relay–b, dashed, where relaying beats the direct path.
   let relays = 0;
   for (const r of (m.relays || []).filter((r) => r.path === path && pos[r.a] && pos[r.b] && pos[r.relay])) {
@@ -253,7 +258,7 @@ async function meshPage() {
     svg.querySelector("#mesh-route")?.remove();
     const r = routes.find((r) => r.destination === dst);
     state.route = !r ? "" : r.reachable ? r.hops.join(">") : "unreachable";
-    routeNote.textContent = !r ? `no route to ${dst}` : r.reachable ? `route to ${dst}: ${r.hops.join(" → ")}, ${num(r.value, 1)}` : `${dst} is unreachable`;
+    routeNote.textContent = !r ? `no route to ${dst}` : r.reachable ? `route to ${dst}: ${r.hops.join(" → ")}, ${num(r.value, 1)}${r.provisional ? `; provisional until the direct link to ${dst} is measured` : ""}` : `${dst} is unreachable`;
     if (!r || !r.reachable || !r.hops.every((h) => pos[h])) return;
     const pl = document.createElementNS(ns, "polyline");
     pl.id = "mesh-route";
@@ -297,14 +302,14 @@ async function meshPage() {
   svg.append(bar);
   const table = el("table", { id: "mesh-links" }, el("tr", {}, el("th", { class: "name" }, "link"), el("th", {}, "cost"), el("th", {}, "RTT ms")),
     ...links.sort((a, b) => b[1].c - a[1].c).map(([from, l]) => el("tr", {},
-      el("td", { class: "name" }, `${from} – ${l.p}`), el("td", { style: `color: ${costColour(l.c)}` }, num(l.c, 1)), el("td", {}, num(l.r, 2)))));
+      el("td", { class: "name" }, [from, l.p].sort().join(" – ")), el("td", { style: `color: ${costColour(l.c)}` }, num(l.c, 1)), el("td", {}, num(l.r, 2)))));
   const routeTable = el("table", { id: "mesh-routes" }, el("tr", {}, el("th", { class: "name" }, "to"), el("th", { class: "name" }, "route"), el("th", {}, "cost"), el("th", {}, "since (UTC)")),
     ...routes.map((r) => el("tr", { class: "route-row", onclick: () => drawRoute(r.destination) },
-      el("td", { class: "name" }, r.destination), el("td", { class: "name" }, r.reachable ? r.hops.join(" → ") : "unreachable"),
+      el("td", { class: "name" }, r.destination), el("td", { class: "name" }, r.reachable ? r.hops.join(" → ") + (r.provisional ? " (provisional)" : "") : "unreachable"),
       el("td", {}, r.reachable ? num(r.value, 1) : "–"), el("td", {}, when(r.since)))));
   main.replaceChildren(el("h2", {}, `Mesh (${path}): coordinates in ms; edges coloured by link cost, from green at ${hopCost} (a perfect hop) to red at ${2 * hopCost} (two hops' worth) and beyond; relay shortcuts dashed; members that are down in grey`),
     svg, routeNote, el("h3", {}, `Routes from ${m.node}`), routeTable, el("h3", {}, "Links, costliest first"), table);
-  Object.assign(state, { view: "mesh", nodes: nodes.length, edges, relays, down, scaleMs: ms, routes: routes.length, route: "", ready: true });
+  Object.assign(state, { view: "mesh", nodes: nodes.length, edges, relays, down, scaleMs: ms, routes: routes.length, provisional: routes.filter((r) => r.reachable && r.provisional).length, route: "", ready: true });
 }
 
 function go(key, since, dir) {
