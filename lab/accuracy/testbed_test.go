@@ -292,6 +292,14 @@ func TestAdaptive(t *testing.T) {
 // Mbit/s: every interval held, its ends at least 7.8 Mbit/s from the truth
 // (ABW 3.3–6.2 above it: XTR reads 7–12 % low here too, a bias of the
 // emulated link smaller than the interval).
+//
+// The truth's capacity is a calibration, the link's saturated rate: 93.3–
+// 95.6 in 46 runs of this test here, 86.9 in one run of the whole package
+// (DBC 94.6, ABW 55.9 (42.0–69.0) against 42.1 from that calibration).
+// That second of calibration said nothing of the link during the
+// measurement, so the link is calibrated again after it, and the interval
+// is judged against the truth between the two: an interval missing both
+// fails.
 func TestJumboPath(t *testing.T) {
 	env := setupSize(t, 100e6, 100e6, 9000)
 	cfg := measure.Defaults()
@@ -303,15 +311,24 @@ func TestJumboPath(t *testing.T) {
 	}
 	f := &out.Result.Forward
 	truth := out.Truth[testbed.Forward]
-	t.Logf("calibrated %.1f Mbit/s; forward %d bytes; DBC %.1f (%.1f–%.1f); XTR %.1f (%.1f–%.1f, truth %.1f); ABW %.1f (%.1f–%.1f, truth %.1f); %d of %d trains found a queue; rejected %v; %s",
-		c/1e6, f.Bytes, f.Capacity.DBC/1e6, f.Capacity.DBCLow/1e6, f.Capacity.DBCHigh/1e6, f.Cross.XTR/1e6, f.Cross.XTRLow/1e6,
-		f.Cross.XTRHigh/1e6, truth.XTR/1e6, f.Cross.ABW/1e6, f.Cross.ABWLow/1e6, f.Cross.ABWHigh/1e6, truth.ABW/1e6,
+	// The truth's capacity is the link's saturated rate, which wanders
+	// (below): calibrated again after the measurement, the truth is the
+	// range between the two readings.
+	again, err := env.TB.Calibrate(context.Background(), testbed.Forward)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c0, c1 := min(c, again.Capacity), max(c, again.Capacity)
+	lo, hi := max(0, c0-truth.XTR), max(0, c1-truth.XTR)
+	t.Logf("calibrated %.1f Mbit/s, %.1f after; forward %d bytes; DBC %.1f (%.1f–%.1f); XTR %.1f (%.1f–%.1f, truth %.1f); ABW %.1f (%.1f–%.1f, truth %.1f–%.1f); %d of %d trains found a queue; rejected %v; %s",
+		c/1e6, again.Capacity/1e6, f.Bytes, f.Capacity.DBC/1e6, f.Capacity.DBCLow/1e6, f.Capacity.DBCHigh/1e6, f.Cross.XTR/1e6, f.Cross.XTRLow/1e6,
+		f.Cross.XTRHigh/1e6, truth.XTR/1e6, f.Cross.ABW/1e6, f.Cross.ABWLow/1e6, f.Cross.ABWHigh/1e6, lo/1e6, hi/1e6,
 		f.Cross.Stats.Busy, f.Cross.Stats.Timed, f.Rejects.Map(), strings.Join(out.Result.Notes, "; "))
 	if err := f.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if f.Cross.ABWLow > truth.ABW || truth.ABW > f.Cross.ABWHigh {
-		t.Errorf("ABW %.1f (%.1f–%.1f) does not hold the truth %.1f", f.Cross.ABW/1e6, f.Cross.ABWLow/1e6, f.Cross.ABWHigh/1e6, truth.ABW/1e6)
+	if f.Cross.ABWLow > hi || lo > f.Cross.ABWHigh {
+		t.Errorf("ABW %.1f (%.1f–%.1f) does not meet the truth %.1f–%.1f", f.Cross.ABW/1e6, f.Cross.ABWLow/1e6, f.Cross.ABWHigh/1e6, lo/1e6, hi/1e6)
 	}
 	if f.Bytes > cfg.Budget() {
 		t.Errorf("%d bytes forward, budget %d", f.Bytes, cfg.Budget())
