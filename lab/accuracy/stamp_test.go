@@ -51,6 +51,16 @@ func stampRuns(t *testing.T, env *Env, flows []testbed.Flow) (native, std []*Out
 // read 18.37, 19.29 and 18.73 natively and 18.70, 18.29 and 18.20 through
 // STAMP, medians 2.4 % apart while each protocol's own runs spread 5 %
 // and 2.7 %; the median of five is robust to two such runs.
+//
+// Five were not always enough either: this host has noisy spells, in which
+// every run of both protocols spreads by 2–4 % (one run of the package
+// here, on all three paths at once, where the runs before and after spread
+// 0.5 %), and there the medians of five of the idle forward direction read
+// 2.4 % apart (native 18.07–18.42, STAMP 18.14–18.77, truth 18.51). So the
+// comparison is sequential: where the medians of StampRuns disagree,
+// StampRuns more of each are run and the medians of all decide. A real
+// disagreement shows in all of them; the noise of a spell does not, as
+// often, in twice the runs.
 const StampRuns = 5
 
 // median is the run of outs whose direction (pick) read the median DBC
@@ -133,10 +143,9 @@ func TestSTAMPAgreesWithNative(t *testing.T) {
 	env := setup(t, 20e6, 20e6)
 	for _, d := range []testbed.Direction{testbed.Forward, testbed.Reverse} {
 		flows := []testbed.Flow{{Kind: testbed.CBR, Dir: d, Rate: 10e6}}
-		natives, stds := stampRuns(t, env, flows)
-		logRuns(t, fmt.Sprintf("cross %s", d), natives, stds)
-		if err := agree(t, median(natives, forward), median(stds, forward)); err != nil {
-			t.Errorf("cross traffic %s: forward (medians of %d runs): %v", d, StampRuns, err)
+		natives, stds, errs := compareRuns(t, env, fmt.Sprintf("cross %s", d), flows, forward)
+		if err := errs[0]; err != nil {
+			t.Errorf("cross traffic %s: forward (medians of %d runs): %v", d, len(natives), err)
 		}
 		// The reverse through STAMP: a bound that holds, and the reason,
 		// in every run.
@@ -149,20 +158,45 @@ func TestSTAMPAgreesWithNative(t *testing.T) {
 	}
 
 	slow := setup(t, 20e6, 8e6)
-	natives, stds := stampRuns(t, slow, []testbed.Flow{{Kind: testbed.CBR, Dir: testbed.Reverse, Rate: 4e6}})
-	logRuns(t, "20/8", natives, stds)
+	natives, stds, errs := compareRuns(t, slow, "20/8", []testbed.Flow{{Kind: testbed.CBR, Dir: testbed.Reverse, Rate: 4e6}}, forward, reverse)
 	// Each direction's trains within its budget, both on the forward path.
 	for _, std := range stds {
 		if cfg := measure.Defaults(); std.Result.Forward.Bytes > 2*cfg.Budget() {
 			t.Errorf("20/8 Mbit/s through STAMP: %d bytes forward, budget %d a direction", std.Result.Forward.Bytes, cfg.Budget())
 		}
 	}
-	for _, pick := range []func(*measure.Result) *measure.Direction{forward, reverse} {
-		n, s := median(natives, pick), median(stds, pick)
-		if err := agree(t, n, s); err != nil {
-			t.Errorf("20/8 Mbit/s, reverse cross traffic: %s (medians of %d runs): %v", n.Name, StampRuns, err)
+	for i, name := range []string{"forward", "reverse"} {
+		if err := errs[i]; err != nil {
+			t.Errorf("20/8 Mbit/s, reverse cross traffic: %s (medians of %d runs): %v", name, len(natives), err)
 		}
 	}
+}
+
+// compareRuns runs StampRuns of each protocol (stampRuns) and compares the
+// directions picks choose by their medians (agree); where any disagree, it
+// runs StampRuns more of each and compares the medians of all (StampRuns'
+// comment says why). It logs every run and returns them, with the
+// comparisons' verdicts in the order of picks.
+func compareRuns(t *testing.T, env *Env, what string, flows []testbed.Flow, picks ...func(*measure.Result) *measure.Direction) (natives, stds []*Outcome, errs []error) {
+	t.Helper()
+	compare := func() []error {
+		errs := make([]error, len(picks))
+		for i, pick := range picks {
+			errs[i] = agree(t, median(natives, pick), median(stds, pick))
+		}
+		return errs
+	}
+	natives, stds = stampRuns(t, env, flows)
+	logRuns(t, what, natives, stds)
+	errs = compare()
+	if errors.Join(errs...) == nil {
+		return natives, stds, errs
+	}
+	t.Logf("%s: the medians of %d runs disagree (%v): %d more of each", what, StampRuns, errors.Join(errs...), StampRuns)
+	n, s := stampRuns(t, env, flows)
+	logRuns(t, what+" (more)", n, s)
+	natives, stds = append(natives, n...), append(stds, s...)
+	return natives, stds, compare()
 }
 
 // logRuns logs each run of both protocols, both directions.
