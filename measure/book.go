@@ -133,7 +133,11 @@ func (bk *book) capacity(res *Result, from, to int) (e *estimate, fgap, rgap tim
 		fcfg.MinSamples, rcfg.MinSamples = CapacityTrainsUsable, CapacityTrainsUsable
 	}
 	res.Forward.Stronger(Capacity(e.fwdB2B, fwdLate, len(fwdLate), to-from, fcfg))
-	res.Reverse.Stronger(Capacity(e.revB2B, revLate, len(revLate), to-from, rcfg))
+	rc, rmin, rerr := Capacity(e.revB2B, revLate, len(revLate), to-from, rcfg)
+	if cfg.stamp() && rerr == nil {
+		rmin, rerr = echoedSelection(rc, revLate, to-from, rcfg)
+	}
+	res.Reverse.Stronger(rc, rmin, rerr)
 	n := cfg.pacedLen()
 	if res.Forward.CapErr == nil {
 		fgap = PaceGap(PaceTn(res.Forward.Capacity, cfg.Size), n)

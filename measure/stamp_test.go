@@ -2,6 +2,7 @@ package measure
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -141,6 +142,71 @@ func TestSTAMPLossDirections(t *testing.T) {
 			}
 			if said := strings.Contains(fmt.Sprint(res.Notes), "did not say which way"); said != (tc.rev == 0) {
 				t.Errorf("notes %q", res.Notes)
+			}
+		})
+	}
+}
+
+// A STAMP reflector sends its replies as the forward path delivered the
+// test packets, so the reverse is measurable only where it is narrower
+// than half the forward path. Sixteen pairs delivered 0.6–0.8 ms apart
+// (about 18 Mbit/s) and echoed at once:
+//   - a reverse of 8 Mbit/s: every pair arrives 1.5 ms apart, compressed
+//     at the bottleneck; the reverse capacity is read;
+//   - a reverse as fast as the forward path under cross traffic that
+//     spread every reply pair to about 1.3 ms (one probe-size packet in
+//     each): the six pairs delivered closest pass the back-to-back rule
+//     and read half the path, the ten others left too slowly, and spread
+//     alike they do not refute it by arriving closer. Half the pairs or
+//     more left too slowly, so the six are a selection: a bound, and why.
+func TestSTAMPEchoedSelection(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		gin, gout    func(i int) time.Duration // pair i's spacing at the reflector, and back here
+		echoed       bool
+		dbcLo, dbcHi float64 // bit/s: the capacity, or the bound when echoed
+	}{
+		{"narrow reverse", func(i int) time.Duration { return 640 * time.Microsecond }, func(int) time.Duration { return 1500 * time.Microsecond }, false, 7.8e6, 8.2e6},
+		{"cross traffic spread the replies", func(i int) time.Duration {
+			if i < 6 {
+				return 600 * time.Microsecond
+			}
+			return 800 * time.Microsecond
+		}, func(int) time.Duration { return 1300 * time.Microsecond }, true, 8e6, 10e6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := fuzzSession()
+			s.cfg.Trains = 16
+			s.cfg.Protocol = ProtocolSTAMP
+			s.stampSetup()
+			t0 := time.Now().UnixNano()
+			for i := range s.cfg.Trains {
+				tr := s.newTrain(2)
+				sent := t0 + int64(i)*10e6
+				tr.slots[0].sTx, tr.slots[1].sTx = sent, sent+12e3
+				tr.slots[0].sSrc, tr.slots[1].sSrc = dispersion.SourceKernel, dispersion.SourceKernel
+				rx := sent + 1e6 // the reflector's clock: the same here
+				for p, d := range []time.Duration{0, tc.gin(i)} {
+					t2 := rx + int64(d)
+					back := sent + 2e6 + int64(p)*int64(tc.gout(i))
+					s.stampReply(tr, p, t2, t2+5e3, 63, dispersion.Event{Kind: dispersion.Data, Ns: back, Source: dispersion.SourceKernel, TTL: 60})
+				}
+			}
+			s.trains = s.trains[len(s.trains)-s.cfg.Trains:] // the pairs above, not fuzzSession's
+			s.phase1 = s.cfg.Trains
+			res := &Result{Config: s.cfg}
+			res.Forward.Name, res.Reverse.Name = "forward", "reverse"
+			s.stampStamps()
+			s.capacity(res, 0, s.cfg.Trains)
+			s.stampCapacity(res)
+			r := &res.Reverse
+			got := r.Capacity.DBC
+			if tc.echoed {
+				got = r.DBCMin
+			}
+			if errors.Is(r.CapErr, ErrEchoed) != tc.echoed || got < tc.dbcLo || got > tc.dbcHi {
+				t.Errorf("reverse DBC %.2f, bound %.2f Mbit/s, rejects %v: %v; want echoed %v, %.1f–%.1f",
+					r.Capacity.DBC/1e6, r.DBCMin/1e6, r.Rejects.Map(), r.CapErr, tc.echoed, tc.dbcLo/1e6, tc.dbcHi/1e6)
 			}
 		})
 	}
