@@ -242,8 +242,9 @@ func judgeCross(t *testing.T, d testbed.Direction, dir *measure.Direction, truth
 // The adaptive default at 20 Mbit/s: on the idle path it stops early
 // (its interval is within ±10 % of DBC after the first round, or at worst
 // the second: 123 or 198 KB a direction, of 273); under 50 % constant-rate
-// cross traffic forward it reads XTR and ABW within CrossBound, and never
-// spends more than its budget.
+// cross traffic forward it reads XTR and ABW within CrossBound (or says
+// that this host was too busy to pace), and never spends more than its
+// budget.
 func TestAdaptive(t *testing.T) {
 	env := setup(t, 20e6, 20e6)
 	cfg := measure.Defaults()
@@ -263,11 +264,19 @@ func TestAdaptive(t *testing.T) {
 			100*load, f.Bytes, f.Cross.XTR/1e6, f.Cross.XTRLow/1e6, f.Cross.XTRHigh/1e6, truth.XTR/1e6,
 			f.Cross.ABW/1e6, f.Cross.ABWLow/1e6, f.Cross.ABWHigh/1e6, truth.ABW/1e6, f.Capacity.DBC/1e6, f.Capacity.DBCLow/1e6,
 			f.Capacity.DBCHigh/1e6, f.Cross.Stats.Busy, f.Cross.Stats.Timed, f.Rejects.Map())
-		if err := f.Err(); err != nil {
-			t.Fatalf("load %.0f %%: %v", 100*load, err)
-		}
 		if f.Bytes > cfg.Budget() || out.Result.Reverse.Bytes > cfg.Budget() {
 			t.Errorf("load %.0f %%: %d and %d bytes, budget %d", 100*load, f.Bytes, out.Result.Reverse.Bytes, cfg.Budget())
+		}
+		// A host short of CPU while it paced says so (ErrBusyHost), as in
+		// TestModesAgree and TestBackToBackRunsFitPacing: an honest answer
+		// about the host, with nothing to judge the load by. Here with
+		// another package's browser tests beside this one: 14 of 15 paced
+		// trains off pace under 50 % load.
+		if err := f.Err(); errors.Is(err, measure.ErrBusyHost) && f.CapErr == nil {
+			t.Logf("load %.0f %%: %v", 100*load, err)
+			continue
+		} else if err != nil {
+			t.Fatalf("load %.0f %%: %v", 100*load, err)
 		}
 		// Trains that left off pace widen the interval by what they
 		// might have seen (issue 23), on an idle path too: 2 of 31 kept
