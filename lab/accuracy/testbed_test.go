@@ -183,8 +183,8 @@ func TestCrossTraffic(t *testing.T) {
 		t.Logf("%s: XTR %.1f (truth %.1f) ABW %.1f (truth %.1f) of C %.1f; DBC %.1f Tn %.1f µs, %d/%d trains in cluster, %d paced used, rejected %v",
 			d, dir.Cross.XTR/1e6, truth.XTR/1e6, dir.Cross.ABW/1e6, truth.ABW/1e6, truth.Capacity/1e6,
 			dir.Capacity.DBC/1e6, dir.Capacity.Tn*1e6, dir.Capacity.InCluster, dir.Capacity.Used, dir.Cross.Used, dir.Rejects.Map())
-		if dir.Err() != nil {
-			t.Fatalf("%s: %v", d, dir.Err())
+		if dir.CapErr != nil {
+			t.Fatalf("%s: %v", d, dir.CapErr)
 		}
 		judgeCross(t, d, dir, truth)
 	}
@@ -211,8 +211,21 @@ func TestCrossTraffic(t *testing.T) {
 // point bound on every run fails on sampling error alone: CI 81 read
 // XTR 13.3 against 9.6 in TestLongRTT (20 % of C), interval of ABW 1.3–9.5
 // around a truth of 9.2, no train off pace.
+//
+// A host short of CPU while it paced says so (measure.ErrBusyHost), and
+// that honest answer about the host is taken, with nothing to judge the
+// load by, as TestModesAgree and TestBackToBackRunsFitPacing take it:
+// beside another package's browser tests, 16 of 16 paced trains left off
+// pace in TestCrossTraffic.
 func judgeCross(t *testing.T, d testbed.Direction, dir *measure.Direction, truth Truth) {
 	t.Helper()
+	if errors.Is(dir.CrossErr, measure.ErrBusyHost) {
+		t.Logf("%s: %v", d, dir.CrossErr)
+		return
+	} else if dir.CrossErr != nil {
+		t.Errorf("%s: %v", d, dir.CrossErr)
+		return
+	}
 	x := dir.Cross
 	inside := x.ABWLow <= truth.ABW && truth.ABW <= x.ABWHigh
 	t.Logf("%s: XTR %.1f (truth %.1f), ABW %.1f, interval %.1f–%.1f, truth %.1f inside: %v; rejected %v", d,
@@ -391,8 +404,8 @@ func TestLongRTT(t *testing.T) {
 		if d == testbed.Reverse {
 			dir = &r.Reverse
 		}
-		if err := dir.Err(); err != nil {
-			t.Fatalf("%s: %v", d, err)
+		if dir.CapErr != nil {
+			t.Fatalf("%s: %v", d, dir.CapErr)
 		}
 		t.Logf("%s: DBC %.1f (%.1f–%.1f, truth %.1f)", d,
 			dir.Capacity.DBC/1e6, dir.Capacity.DBCLow/1e6, dir.Capacity.DBCHigh/1e6, truth.Capacity/1e6)
